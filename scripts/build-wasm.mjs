@@ -1,0 +1,24 @@
+// Builds the CPU kernels (AssemblyScript, src/backend/cpu/kernels/) into two WebAssembly binaries:
+// one with relaxed-SIMD FMA, one with plain SIMD. The runtime picks whichever the engine accepts.
+// Output sits next to the compiled loader (dist/src/backend/cpu/) so browsers and Node find it
+// through import.meta.url.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const asc = join(dirname(createRequire(import.meta.url).resolve('assemblyscript/package.json')), 'bin', 'asc.js');
+const entry = join(root, 'src/backend/cpu/kernels/index.ts');
+const outDir = join(root, 'dist/src/backend/cpu');
+mkdirSync(outDir, { recursive: true });
+
+const common = [
+  entry, '-O3', '--noAssert', '--runtime', 'stub', '--enable', 'simd', '--enable', 'threads',
+  '--importMemory', '--sharedMemory', '--initialMemory', '32', '--maximumMemory', '65536',
+  // Static data of the module lives in the first 1 MiB; the JS allocator hands out memory above it.
+];
+for (const [name, extra] of [['kernels-simd', []], ['kernels-relaxed', ['--enable', 'relaxed-simd']]]) {
+  execFileSync(process.execPath, [asc, ...common, ...extra, '-o', join(outDir, `${name}.wasm`)], { stdio: 'inherit' });
+}
