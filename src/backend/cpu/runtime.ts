@@ -19,6 +19,8 @@ const MAX_ARGS = 40;
 const CTRL = 512 * 1024;
 const W_GEN = 0, W_DONE = 1, W_KERNEL = 2, W_N = 3, W_THREADS = 4, W_ARGC = 5, W_ERROR = 6, W_GRAIN = 7;
 const W_SCRATCH = 8, W_QUIT = 9;
+// Small integer arrays for kernels (shapes, strides): see KernelRuntime.meta.
+const META = CTRL + 1024, META_WORDS = 4096;
 
 export type KernelFn = (...args: number[]) => number;
 
@@ -219,6 +221,16 @@ export class KernelRuntime {
   /** Bytes reserved from the memory so far (live + free lists). */
   get reservedBytes(): number {
     return this.heapTop - HEAP_BASE;
+  }
+
+  /**
+   * Writes small int32 arrays (shapes, strides) where kernels can read them; returns the address.
+   * The area is reused by the next call, so pass the pointer to exactly one `run`.
+   */
+  meta(values: readonly number[]): number {
+    if (values.length > META_WORDS) throw new Error(`cpu backend: ${values.length} metadata words (max ${META_WORDS})`);
+    this.heap().i32.set(values, META / 4);
+    return META;
   }
 
   has(name: string): boolean {
