@@ -1,0 +1,61 @@
+// What every model family provides: a causal LM over Hugging Face weights (kept under their HF
+// names), split into body (hidden states) and head (logits) so that callers can run the LM head
+// on selected positions only.
+import type { Tensor } from '../core/tensor.js';
+import type { Dense } from '../nn/linear.js';
+
+/** Keys and values of past positions, per layer: [B, S, Hkv, Dh]. */
+export interface KVCache {
+  k: (Tensor | null)[];
+  v: (Tensor | null)[];
+  /** Positions already in the cache. */
+  length: number;
+}
+
+export interface ForwardOptions {
+  /** [B, S] float mask over cache + new positions: 1 real token, 0 padding. Default: all real. */
+  attentionMask?: Tensor | null;
+  /** Position of each new token [B*T] (host). Default: cache.length + t for every row. */
+  positions?: Int32Array | null;
+  /** Grown in place with the new keys / values when given. */
+  cache?: KVCache | null;
+  /** LoRA adapter on (default) or off (the base model, e.g. as the DPO reference). */
+  adapter?: boolean;
+}
+
+export type Json = Record<string, unknown>;
+
+export interface CausalLM {
+  /** Family name from the registry (gpt2, llama, mistral, qwen2, qwen3, gemma3). */
+  readonly family: string;
+  /** config.json as loaded. */
+  readonly config: Json;
+  readonly vocabSize: number;
+  readonly numLayers: number;
+  readonly hiddenSize: number;
+  /** Parameters by Hugging Face name; tied weights appear once (under the embedding's name). */
+  readonly params: Map<string, Tensor>;
+  /** Linear layers a LoRA adapter may target, by module path (e.g. model.layers.0.self_attn.q_proj). */
+  readonly linears: Map<string, Dense>;
+  /** Final hidden states [B, T, C] (after the last norm). */
+  body(ids: Tensor, opts?: ForwardOptions): Tensor;
+  /** Logits [..., V] from hidden states [..., C]. */
+  head(hidden: Tensor): Tensor;
+  /** An empty KV cache for this model. */
+  newCache(): KVCache;
+}
+
+/** body + head. */
+export function forward(model: CausalLM, ids: Tensor, opts?: ForwardOptions): Tensor {
+  return model.head(model.body(ids, opts));
+}
+
+/** Default positions: past + t for every row. */
+export function defaultPositions(B: number, T: number, past: number): Int32Array {
+  const pos = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = past + t;
+  return pos;
+}
+
+/** Parameter shapes a family expects, by HF name. */
+export type ParamShapes = Map<string, number[]>;
