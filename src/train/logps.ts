@@ -1,0 +1,95 @@
+// Completion log-probs of a batch of sequences: log p(token_t | tokens before t) summed over the
+// positions that completionMask marks, with the token pick fused into the log-softmax.
+import { affine, embedding, logSoftmaxGather, matmul, mul, noGrad, reshape, sum, tensor, type Tensor } from '../core/index.js';
+import type { CausalLM } from '../models/model.js';
+
+/** A padded batch: R sequences of T tokens (host arrays, row-major). */
+export interface TokenBatch {
+  rows: number;
+  T: number;
+  inputIds: Int32Array;
+  /** 1 for real tokens, 0 for padding. */
+  attentionMask: Int32Array | Float32Array;
+  /** 1 for tokens whose log-prob counts (completion incl. EOS). */
+  completionMask: Int32Array | Float32Array;
+}
+
+export interface LogpOptions {
+  /** LoRA adapter on (policy) or off (reference = base model). */
+  adapter?: boolean;
+  /** Run the LM head only on completion positions (same numbers, less work). */
+  headOnCompletion?: boolean;
+  /** Also return the mean logit over the vocabulary at completion positions per row (TRL's logits/* metrics). */
+  meanLogits?: boolean;
+}
+
+export interface LogpResult {
+  /** Summed completion log-probs [R]. */
+  seq: Tensor;
+  /** Completion tokens per row (host). */
+  tokens: Float64Array;
+  /** Per row, the sum over completion positions of the mean logit [R] (detached), when asked. */
+  logitSums?: Tensor;
+}
+
+/**
+ * targets[r, t] = ids[r, t + 1] where the next token is a completion token, else -100 (ignored):
+ * the log-prob at position t is that of token t + 1 given the prefix.
+ */
+export function shiftedTargets(b: TokenBatch): { targets: Int32Array; tokens: Float64Array } {
+  const { rows, T } = b;
+  const targets = new Int32Array(rows * T).fill(-100);
+  const tokens = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    for (let t = 0; t + 1 < T; t++) {
+      if (b.completionMask[r * T + t + 1]) {
+        targets[r * T + t] = b.inputIds[r * T + t + 1];
+        tokens[r]++;
+      }
+    }
+  }
+  return { targets, tokens };
+}
+
+export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions = {}): LogpResult {
+  const { rows: R, T } = b;
+  const ids = tensor(b.inputIds, [R, T], 'i32');
+  const mask = tensor(Float32Array.from(b.attentionMask), [R, T], 'f32');
+  const { targets, tokens } = shiftedTargets(b);
+  const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true }); // (R, T, C)
+  if (!opts.headOnCompletion) {
+    const logits = model.head(hidden); // (R, T, V)
+    const seq = sum(logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')), 1); // (R)
+    const counted = Float32Array.from(targets, (t) => (t === -100 ? 0 : 1));
+    const logitSums = opts.meanLogits
+      ? noGrad(() => sum(mul(vocabMean(logits), tensor(counted, [R, T])), 1))
+      : undefined;
+    return { seq, tokens, logitSums };
+  }
+  // Gather the M completion positions, run the head on them only, then sum per row with a
+  // [R, M] 0/1 matrix (a matmul keeps it differentiable and cheap).
+  const picks: number[] = [], tgt: number[] = [];
+  for (let i = 0; i < R * T; i++) {
+    if (targets[i] !== -100) {
+      picks.push(i);
+      tgt.push(targets[i]);
+    }
+  }
+  const M = picks.length;
+  const owner = new Float32Array(R * M);
+  picks.forEach((pos, j) => { owner[Math.floor(pos / T) * M + j] = 1; });
+  const h = embedding(reshape(hidden, [R * T, model.hiddenSize]), tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
+  const logits = model.head(h); // (M, V)
+  const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32')); // (M)
+  const seq = reshape(matmul(tensor(owner, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
+  const logitSums = opts.meanLogits
+    ? noGrad(() => reshape(matmul(tensor(owner, [R, M]), reshape(vocabMean(logits), [M, 1])), [R]))
+    : undefined;
+  return { seq, tokens, logitSums };
+}
+
+/** Mean over the vocabulary of each row of logits [..., V] -> [...] (no gradient). */
+function vocabMean(logits: Tensor): Tensor {
+  const V = logits.shape[logits.ndim - 1];
+  return noGrad(() => affine(sum(logits, -1), 1 / V));
+}
