@@ -35,6 +35,41 @@ function lineOfOffset(text: string, offset: number): number {
   return line;
 }
 
+/**
+ * Where a JSON document fails to parse: V8's messages do not always give a position, so split a top-level
+ * array into its elements (tracking strings and nesting) and parse each; the first bad one gives the line.
+ */
+function locateJsonError(text: string): { line: number; row?: number } | null {
+  const start = text.search(/\S/);
+  if (start < 0 || text[start] !== '[') return null;
+  let depth = 0, inString = false, elemStart = start + 1, row = 0;
+  for (let i = start; i < text.length; i++) {
+    const ch = text[i];
+    if (inString) {
+      if (ch === '\\') i++;
+      else if (ch === '"') inString = false;
+      continue;
+    }
+    if (ch === '"') inString = true;
+    else if (ch === '[' || ch === '{') depth++;
+    else if (ch === ']' || ch === '}' || ch === ',') {
+      if (ch !== ',') depth--;
+      if ((ch === ',' && depth === 1) || depth === 0) {
+        const elem = text.slice(elemStart, i);
+        if (elem.trim() !== '' || ch === ',') {
+          try { JSON.parse(elem); } catch {
+            return { line: lineOfOffset(text, elemStart + (elem.length - elem.trimStart().length)), row };
+          }
+        }
+        elemStart = i + 1;
+        row++;
+        if (depth === 0) return null;
+      }
+    }
+  }
+  return { line: lineOfOffset(text, text.length) };
+}
+
 function readJsonLines(file: string, text: string): RawRecord[] {
   const out: RawRecord[] = [];
   const lines = text.split('\n');
@@ -93,10 +128,9 @@ function readJson(file: string, text: string, opts: ReadOptions): RawRecord[] {
   try {
     whole = JSON.parse(body);
   } catch (e) {
-    const m = /position (\d+)/.exec((e as Error).message);
-    const offset = m ? Number(m[1]) + (text.length - text.trimStart().length) : -1;
-    throw new DataError(offset >= 0 ? { file, line: lineOfOffset(text, offset) } : { file }, null,
-      `malformed JSON (${(e as Error).message})`);
+    const at = locateJsonError(text);
+    throw new DataError(at ? { file, line: at.line } : { file }, null,
+      `malformed JSON${at?.row !== undefined ? ` in row index ${at.row}` : ''} (${(e as Error).message})`);
   }
   if (Array.isArray(whole) && opts.field === undefined) return whole.map((value, row) => ({ value, where: { file, row } }));
   if (whole && typeof whole === 'object' && !Array.isArray(whole)) return rowsOfObject(file, whole as Record<string, unknown>, opts.field);
