@@ -87,8 +87,12 @@ export function createTokenizer(files: TokenizerFiles): TextTokenizer {
     return ids as number[];
   };
 
-  const probeWith = encode('a', { addSpecialTokens: true });
-  const probeWithout = encode('a', { addSpecialTokens: false });
+  // What encode adds around text: probe with "a" (any vocabulary has it; "" would confuse BOS with EOS
+  // when they are one token), or "" if "a" cannot be encoded.
+  let probe = 'a';
+  try { encode(probe); } catch { probe = ''; }
+  const probeWith = encode(probe, { addSpecialTokens: true });
+  const probeWithout = encode(probe, { addSpecialTokens: false });
   const addsBos = sp.bosId !== null && probeWith[0] === sp.bosId && probeWithout[0] !== sp.bosId;
   const addsEos = sp.eosId !== null && probeWith[probeWith.length - 1] === sp.eosId &&
     probeWithout[probeWithout.length - 1] !== sp.eosId;
