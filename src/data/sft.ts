@@ -1,0 +1,181 @@
+// SFT datasets for `tsdpo sft`, in TRL's SFT formats, detected from the first row:
+//   text               {text}: loss on every token; EOS appended unless the text already ends with it
+//   prompt-completion  {prompt, completion} strings or messages: loss on the completion only
+//                      (TRL's completion_only_loss default); EOS appended to text completions
+//   messages           {messages}: the whole conversation through the chat template, loss on every token
+//   preference         {prompt?, chosen, rejected}: prompt + chosen, the exact chosen sequence DPO sees
+// Prompt and completion are encoded separately, with BOS once at the start when the tokenizer adds BOS,
+// as for DPO (src/data/tokenize.ts), so SFT-then-DPO sees the same token boundaries. Sequences longer
+// than maxLength keep their start; an example whose prompt alone fills maxLength is dropped.
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { DataError, whereText, type Where } from './errors.js';
+import { looksConversational, messagesField, renderCompletion, renderPrompt, textField } from './messages.js';
+import {
+  asDataError, asRecords, loadRecords, type DataReport, type LoadOptions,
+} from './pipeline.js';
+import {
+  asRow, detectPreferenceFormat, preferenceText,
+  type PreferenceColumns, type PreferenceFormat, type PromptStyleOption,
+} from './preference.js';
+import type { RawRecord } from './read.js';
+import { encodeCompletion, encodePrompt } from './tokenize.js';
+
+export interface SftColumns {
+  text?: string;
+  prompt?: string;
+  completion?: string;
+  messages?: string;
+}
+
+export type SftFormat =
+  | { kind: 'text' }
+  | { kind: 'prompt-completion'; conversational: boolean }
+  | { kind: 'messages' }
+  | { kind: 'preference'; preference: PreferenceFormat };
+
+export interface SftExample {
+  ids: number[];
+  /** Loss is taken on ids[promptLength..]; 0 = every token. */
+  promptLength: number;
+}
+
+export interface SftDataOptions extends LoadOptions {
+  columns?: SftColumns & PreferenceColumns;
+  /** Longest sequence in tokens; null = no limit. */
+  maxLength?: number | null;
+  /** prompt-completion data: loss on the completion only (default true); false = on every token. */
+  completionOnlyLoss?: boolean;
+  /** For preference rows without a prompt column: see PreferenceDataOptions.promptStyle. */
+  promptStyle?: PromptStyleOption;
+  skipInvalid?: boolean;
+}
+
+export interface SftDataset {
+  examples: SftExample[];
+  sources: Where[];
+  format: SftFormat | null;
+  report: DataReport;
+}
+
+function cols(c: SftDataOptions['columns'] = {}) {
+  return { text: c.text ?? 'text', prompt: c.prompt ?? 'prompt', completion: c.completion ?? 'completion',
+    messages: c.messages ?? 'messages', chosen: c.chosen ?? 'chosen' };
+}
+
+export function detectSftFormat(row: Record<string, unknown>, where: Where, opts: SftDataOptions = {}): SftFormat {
+  const c = cols(opts.columns);
+  const has = (k: string) => row[k] !== undefined && row[k] !== null;
+  if (has(c.messages)) return { kind: 'messages' };
+  if (has(c.completion)) return { kind: 'prompt-completion', conversational: looksConversational(row[c.completion]) };
+  if (has(c.chosen)) {
+    return { kind: 'preference', preference: detectPreferenceFormat(row, where, opts.columns, opts.promptStyle) };
+  }
+  if (has(c.text)) return { kind: 'text' };
+  throw new DataError(where, null, `has fields ${Object.keys(row).join(', ') || '(none)'}; SFT data needs ` +
+    `'${c.text}', '${c.prompt}' + '${c.completion}', '${c.messages}', or preference '${c.chosen}'/'rejected' columns`);
+}
+
+function sftText(tok: TextTokenizer, text: string): number[] {
+  const ids = encodePrompt(tok, text);
+  if (tok.eosToken === null || !text.endsWith(tok.eosToken)) ids.push(tok.eosId!);
+  return ids;
+}
+
+/** One row -> ids and loss start, before truncation. */
+export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where: Where,
+  opts: SftDataOptions = {}): SftExample {
+  const c = cols(opts.columns);
+  const row = asRow(value, where);
+  const completionOnly = opts.completionOnlyLoss ?? true;
+  switch (fmt.kind) {
+    case 'text':
+      return { ids: sftText(tok, textField(row, c.text, where)), promptLength: 0 };
+    case 'messages': {
+      const text = tok.applyChatTemplate(messagesField(row, c.messages, where));
+      return { ids: encodePrompt(tok, text), promptLength: 0 };
+    }
+    case 'prompt-completion': {
+      let prompt: number[], completion: number[];
+      if (fmt.conversational) {
+        const p = messagesField(row, c.prompt, where);
+        const pText = renderPrompt(tok, p, where, c.prompt);
+        prompt = encodePrompt(tok, pText);
+        const cText = renderCompletion(tok, p, pText, messagesField(row, c.completion, where), where, c.completion);
+        completion = tok.encode(cText, { addSpecialTokens: false });
+      } else {
+        prompt = encodePrompt(tok, textField(row, c.prompt, where));
+        completion = encodeCompletion(tok, textField(row, c.completion, where));
+      }
+      return { ids: [...prompt, ...completion], promptLength: completionOnly ? prompt.length : 0 };
+    }
+    case 'preference': {
+      const t = preferenceText(value, fmt.preference, tok, where, opts.columns);
+      const prompt = encodePrompt(tok, t.prompt);
+      return { ids: [...prompt, ...encodeCompletion(tok, t.chosen)], promptLength: completionOnly ? prompt.length : 0 };
+    }
+  }
+}
+
+export function describeSftFormat(f: SftFormat | null): string {
+  if (f === null) return 'unknown (no valid rows)';
+  if (f.kind === 'prompt-completion') return `prompt-completion${f.conversational ? ', conversational' : ''}`;
+  if (f.kind === 'preference') return `preference prompt + chosen (${f.preference.conversational ? 'conversational' : 'standard'})`;
+  return f.kind;
+}
+
+const needsTemplate = (f: SftFormat) => f.kind === 'messages' ||
+  (f.kind === 'prompt-completion' && f.conversational) || (f.kind === 'preference' && f.preference.conversational);
+
+/** Tokenize SFT rows already in memory. */
+export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokenizer, opts: SftDataOptions = {},
+  files: string[] = []): SftDataset {
+  if (opts.maxLength != null && (!Number.isInteger(opts.maxLength) || opts.maxLength < 1)) {
+    throw new Error(`prepareSftDataset: maxLength is ${opts.maxLength}; expected a positive integer or null`);
+  }
+  if (tok.eosId === null) throw new Error(`prepareSftDataset: the tokenizer of ${tok.source} has no EOS token`);
+  const records = asRecords(rows);
+  const report: DataReport = {
+    read: records.length, rows: 0, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files, format: '',
+  };
+  const examples: SftExample[] = [];
+  const sources: Where[] = [];
+  let format: SftFormat | null = null;
+  for (const rec of records) {
+    let ex: SftExample;
+    try {
+      if (rec.error !== undefined) throw new DataError(rec.where, null, rec.error);
+      if (format === null) {
+        format = detectSftFormat(asRow(rec.value, rec.where), rec.where, opts);
+        if (needsTemplate(format) && !tok.hasChatTemplate) {
+          throw new Error(`prepareSftDataset: ${whereText(rec.where)} is conversational but the tokenizer of ` +
+            `${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`);
+        }
+      }
+      ex = sftIds(rec.value, format, tok, rec.where, opts);
+    } catch (e) {
+      if (!(e instanceof Error) || e.message.startsWith('prepareSftDataset:')) throw e;
+      const err = asDataError(e, rec.where);
+      if (!opts.skipInvalid) throw err;
+      report.skippedInvalid++;
+      if (report.invalid.length < 20) report.invalid.push(err.message);
+      continue;
+    }
+    const max = opts.maxLength;
+    if (max != null && ex.ids.length > max) {
+      if (ex.promptLength >= max) { report.dropped++; continue; }
+      ex = { ids: ex.ids.slice(0, max), promptLength: ex.promptLength };
+      report.truncated++;
+    }
+    examples.push(ex);
+    sources.push(rec.where);
+  }
+  report.rows = examples.length;
+  report.format = describeSftFormat(format);
+  return { examples, sources, format, report };
+}
+
+/** Load and tokenize an SFT dataset (file or dataset folder). */
+export async function loadSftDataset(path: string, tok: TextTokenizer, opts: SftDataOptions = {}): Promise<SftDataset> {
+  const { records, files } = await loadRecords(path, opts);
+  return prepareSftDataset(records, tok, opts, files);
+}
