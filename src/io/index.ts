@@ -1,0 +1,10 @@
+// Checkpoint I/O: safetensors files, Hugging Face model folders, PEFT LoRA adapters, atomic writes.
+export * from './atomic.js';
+export * from './dtype.js';
+export * from './half.js';
+export * from './hf.js';
+export * from './peft-config.js';
+export * from './peft.js';
+export * from './raw-tensor.js';
+export * from './safetensors-header.js';
+export * from './safetensors.js';
