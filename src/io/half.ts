@@ -38,7 +38,7 @@ export function f16ToF32(src: Uint16Array, dst = new Float32Array(src.length)): 
 
 /** bfloat16 bits (Uint16Array) -> float32 values (exact: the bits become the top half). */
 export function bf16ToF32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
-  const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  const out = new Int32Array(dst.buffer, dst.byteOffset, dst.length); // int32 stores stay on V8's fast path
   for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
   return dst;
 }
@@ -47,8 +47,13 @@ export function bf16ToF32(src: Uint16Array, dst = new Float32Array(src.length)):
 export function f32ToBf16Bits(x: number): number {
   f32[0] = x;
   const u = u32[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-  return (u + 0x7fff + ((u >>> 16) & 1)) >>> 16; // < 2^32 for every non-NaN u
+  return (u & 0x7fffffff) > 0x7f800000 ? 0x7fc0 : roundBf16(u);
+}
+
+/** Top 16 bits of `u`, plus 1 if the low 16 round up: above half, or exactly half and odd. */
+function roundBf16(u: number): number {
+  const hi = u >>> 16;
+  return hi + (((u & 0xffff) + (hi & 1) + 0x7fff) >>> 16);
 }
 
 /** binary16 bits of one float32, round to nearest even; overflow -> inf, underflow -> subnormal or 0. */
@@ -73,10 +78,10 @@ export function f32ToF16Bits(x: number): number {
 
 /** float32 values -> bfloat16 bits, round to nearest even. */
 export function f32ToBf16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const bits = new Int32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) {
     const u = bits[i];
-    dst[i] = (u & 0x7fffffff) > 0x7f800000 ? 0x7fc0 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+    dst[i] = (u & 0x7fffffff) > 0x7f800000 ? 0x7fc0 : roundBf16(u);
   }
   return dst;
 }

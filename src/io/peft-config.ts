@@ -83,11 +83,11 @@ export function parseLoraConfig(raw: Json, where: string): LoraConfig {
 }
 
 /** A Python regex compiled for JavaScript (the common subset behaves the same); errors name it. */
-function regex(source: string, what: string): RegExp {
+function regex(source: string, what: string, given: string): RegExp {
   try {
     return new RegExp(source);
   } catch (e) {
-    throw new Error(`peft: ${what} ${JSON.stringify(source)} is not a regex JavaScript can run (${(e as Error).message})`);
+    throw new Error(`peft: ${what} ${JSON.stringify(given)} is not a regex JavaScript can run (${(e as Error).message})`);
   }
 }
 
@@ -97,7 +97,7 @@ function regex(source: string, what: string): RegExp {
 export function matchesTarget(modulePath: string, target: readonly string[] | string): boolean {
   if (typeof target === 'string') {
     if (target.toLowerCase() === 'all-linear') return modulePath !== 'lm_head' && !modulePath.endsWith('.lm_head');
-    return regex(`^(?:${target})$`, 'target_modules').test(modulePath);
+    return regex(`^(?:${target})$`, 'target_modules', target).test(modulePath);
   }
   return target.some((t) => modulePath === t || modulePath.endsWith(`.${t}`));
 }
@@ -106,9 +106,9 @@ export function matchesTarget(modulePath: string, target: readonly string[] | st
  *  modules_to_save, target_modules, layers_to_transform / layers_pattern). */
 export function isLoraTarget(modulePath: string, config: LoraConfig): boolean {
   const ex = config.exclude_modules;
-  if (ex && (typeof ex === 'string' ? regex(`^(?:${ex})$`, 'exclude_modules').test(modulePath)
+  if (ex && (typeof ex === 'string' ? regex(`^(?:${ex})$`, 'exclude_modules', ex).test(modulePath)
     : ex.some((e) => modulePath === e || modulePath.endsWith(`.${e}`)))) return false;
-  if (config.modules_to_save?.some((m) => regex(`^(.*\\.)?${m}($|\\..*)`, 'modules_to_save').test(modulePath))) return false;
+  if (config.modules_to_save?.some((m) => regex(`^(.*\\.)?${m}($|\\..*)`, 'modules_to_save', m).test(modulePath))) return false;
   if (!matchesTarget(modulePath, config.target_modules)) return false;
   const layers = config.layers_to_transform;
   if (typeof config.target_modules === 'string' || layers == null || (Array.isArray(layers) && layers.length === 0)) return true;
@@ -117,7 +117,7 @@ export function isLoraTarget(modulePath: string, config: LoraConfig): boolean {
     : typeof config.layers_pattern === 'string' ? [config.layers_pattern] : config.layers_pattern;
   let m: RegExpMatchArray | null = null;
   if (!patterns) m = modulePath.match(/^.*?\.[^.]*\.(\d+)\./);
-  else for (const p of patterns) if ((m = modulePath.match(regex(`^.*?\\.${p}\\.(\\d+)\\.`, 'layers_pattern')))) break;
+  else for (const p of patterns) if ((m = modulePath.match(regex(`^.*?\\.${p}\\.(\\d+)\\.`, 'layers_pattern', p)))) break;
   if (!m) return false;
   const i = Number(m[1]);
   return typeof layers === 'number' ? i === layers : layers.includes(i);
@@ -125,7 +125,7 @@ export function isLoraTarget(modulePath: string, config: LoraConfig): boolean {
 
 /** PEFT's get_pattern_key: the first pattern key matching the tail of `modulePath`. */
 function patternKey(patterns: Record<string, number>, modulePath: string): string | undefined {
-  return Object.keys(patterns).find((k) => regex(`^(.*\\.)?(${k})$`, 'rank/alpha pattern').test(modulePath));
+  return Object.keys(patterns).find((k) => regex(`^(.*\\.)?(${k})$`, 'rank/alpha pattern', k).test(modulePath));
 }
 
 /** Rank, alpha and scaling of one adapted module: alpha / r, or alpha / sqrt(r) with use_rslora. */

@@ -54,6 +54,11 @@ export interface PeftAdapterToSave {
   extraTensors?: ReadonlyMap<string, LoraWeight>;
 }
 
+/** What peft writes besides LoraConfig's fields, for a plain trained adapter. */
+const WRITTEN_DEFAULTS: Json = {
+  ...LORA_DEFAULTS, use_dora: false, inference_mode: true, init_lora_weights: true, revision: null,
+};
+
 const FACTOR = /^(.+)\.lora_([AB])\.weight$/;
 
 /** Loads an adapter folder; every module is checked against the config (target, rank, shapes). */
@@ -129,7 +134,7 @@ export function checkAdapterAgainstBase(adapter: PeftAdapter, base: ReadonlyMap<
 /** Writes an adapter folder as peft does, replacing `dir` as a whole. */
 export function savePeftAdapter(dir: string, adapter: PeftAdapterToSave): void {
   const who = `savePeftAdapter: ${dir}`;
-  const raw: Json = { ...LORA_DEFAULTS, ...adapter.extraConfig, ...adapter.config };
+  const raw: Json = { ...WRITTEN_DEFAULTS, ...adapter.extraConfig, ...adapter.config };
   const config = parseLoraConfig(raw, who);
   const tensors: TensorToWrite[] = [];
   const add = (name: string, w: LoraWeight) =>

@@ -6,14 +6,11 @@ import { writeAll, writeFileAtomicWith } from './atomic.js';
 import { bytesOf, DTYPES, dtypeProblem, isDType, numel, type DType, type TypedData } from './dtype.js';
 import { f32ToBf16, f32ToF16 } from './half.js';
 import { rawTensor, type RawTensor } from './raw-tensor.js';
-import { encodeHeader, parseHeader, parseHeaderLength, type SafetensorsHeader } from './safetensors-header.js';
+import {
+  encodeHeader, parseHeader, parseHeaderLength, type Safetensors, type SafetensorsHeader,
+} from './safetensors-format.js';
 
-export interface Safetensors {
-  /** Tensors by name, in name order. */
-  tensors: Map<string, RawTensor>;
-  /** The header's `__metadata__` ({} when absent). */
-  metadata: Record<string, string>;
-}
+export { parseSafetensors, type Safetensors } from './safetensors-format.js';
 
 export interface ReadOptions {
   /** Read each tensor's bytes only when its `data` or `toFloat32()` is first used (default false).
@@ -31,13 +28,10 @@ export interface TensorToWrite {
   data: TypedData;
 }
 
-if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
-  throw new Error('safetensors: this machine is big-endian; safetensors data is little-endian and is read as is');
-}
-
 /** Reads `len` bytes at `pos` into a new buffer of their own (so typed views are aligned). */
 function readAt(fd: number, pos: number, len: number, where: string): Uint8Array {
-  const out = new Uint8Array(len);
+  const slow = Buffer.allocUnsafeSlow(len); // its own ArrayBuffer, not zero-filled: every byte is read below
+  const out = new Uint8Array(slow.buffer, slow.byteOffset, len);
   const CHUNK = 1 << 30;
   for (let off = 0; off < len;) {
     const got = fs.readSync(fd, out, off, Math.min(CHUNK, len - off), pos + off);
@@ -108,21 +102,6 @@ function readLater(file: string, was: fs.Stats, pos: number, len: number, where:
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** Parses a whole safetensors file held in memory (e.g. fetched in a browser). Tensors view
- *  `bytes` where aligned to their element size and copy otherwise. */
-export function parseSafetensors(bytes: Uint8Array, label = 'memory'): Safetensors {
-  const where = `parseSafetensors: ${label}`;
-  const n = parseHeaderLength(bytes, bytes.byteLength, where);
-  const { dataStart, entries, metadata } = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, where);
-  const tensors = new Map<string, RawTensor>();
-  for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    let view = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    if (view.byteOffset % DTYPES[e.dtype].size !== 0) view = view.slice();
-    tensors.set(e.name, rawTensor(e.name, e.dtype, e.shape, view, label));
-  }
-  return { tensors, metadata };
 }
 
 /** The bytes to store for `t`, converting float32 data to a narrower float dtype if asked. */

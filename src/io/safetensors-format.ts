@@ -1,7 +1,19 @@
-// The safetensors header, without file access (usable in browsers too): parsing with strict
-// validation, and encoding. Layout of a file: u64 little-endian N, N bytes of JSON (padded with
+// The safetensors format without file access (usable in browsers too): the header, parsed with
+// strict validation and encoded, and whole files held in memory. Layout of a file: u64 little-endian N, N bytes of JSON (padded with
 // spaces), then the data area; each tensor's `data_offsets` [begin, end) are relative to it.
-import { dtypeProblem, dtypeSize, isDType, numel, type DType } from './dtype.js';
+import { DTYPES, dtypeProblem, dtypeSize, isDType, numel, type DType } from './dtype.js';
+import { rawTensor, type RawTensor } from './raw-tensor.js';
+
+export interface Safetensors {
+  /** Tensors by name, in name order. */
+  tensors: Map<string, RawTensor>;
+  /** The header's `__metadata__` ({} when absent). */
+  metadata: Record<string, string>;
+}
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('safetensors: this machine is big-endian; safetensors data is little-endian and is read as is');
+}
 
 /** The safetensors reference implementation refuses headers above 100 MB. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -143,4 +155,19 @@ export function encodeHeader(tensors: readonly { name: string; dtype: DType; sha
   new DataView(head.buffer).setBigUint64(0, BigInt(n), true);
   head.set(text, 8);
   return { head, entries };
+}
+
+/** Parses a whole safetensors file held in memory (e.g. fetched in a browser). Tensors view
+ *  `bytes` where aligned to their element size and copy otherwise. */
+export function parseSafetensors(bytes: Uint8Array, label = 'memory'): Safetensors {
+  const where = `parseSafetensors: ${label}`;
+  const n = parseHeaderLength(bytes, bytes.byteLength, where);
+  const { dataStart, entries, metadata } = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, where);
+  const tensors = new Map<string, RawTensor>();
+  for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    let view = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    if (view.byteOffset % DTYPES[e.dtype].size !== 0) view = view.slice();
+    tensors.set(e.name, rawTensor(e.name, e.dtype, e.shape, view, label));
+  }
+  return { tensors, metadata };
 }
