@@ -1,0 +1,205 @@
+// The CPU backend: tensors live in the shared WebAssembly memory of a KernelRuntime. float32
+// work runs the fast WebAssembly SIMD kernels on all threads; float64 (gradient checks) and any
+// kernel without a fast version run the TypeScript reference kernels on views of that memory.
+import type { Backend, Storage } from '../../core/backend.js';
+import { BYTES, type DType, type TypedArray } from '../../core/dtype.js';
+import type { KernelArgs, KernelTable } from '../../core/kernels.js';
+import * as ref from '../ref/index.js';
+import * as fast from './fast/index.js';
+import type { KernelRuntime } from './runtime.js';
+
+export interface CpuStorage extends Storage {
+  readonly ptr: number;
+}
+
+export interface CpuOptions {
+  /** Use the WebAssembly kernels for float32 (default true); false runs the references. */
+  fast?: boolean;
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  readonly kernels: KernelTable;
+  private live = 0;
+  readonly useFast: boolean;
+
+  constructor(readonly rt: KernelRuntime, opts: CpuOptions = {}) {
+    this.useFast = opts.fast ?? true;
+    this.kernels = this.makeKernels();
+  }
+
+  supports(dtype: DType): boolean {
+    return dtype === 'f32' || dtype === 'f64' || dtype === 'i32';
+  }
+
+  alloc(dtype: DType, size: number): CpuStorage {
+    const bytes = Math.max(1, size) * BYTES[dtype];
+    const ptr = this.rt.malloc(bytes);
+    this.live += bytes;
+    return { backend: this, dtype, size, refs: 0, ptr };
+  }
+
+  free(s: Storage): void {
+    this.rt.free((s as CpuStorage).ptr);
+    this.live -= Math.max(1, s.size) * BYTES[s.dtype];
+  }
+
+  liveBytes(): number {
+    return this.live;
+  }
+
+  /** A view of the storage's elements in the shared memory (valid until the memory grows). */
+  view(s: Storage, start = 0, end = s.size): TypedArray {
+    const h = this.rt.heap(), p = (s as CpuStorage).ptr;
+    switch (s.dtype) {
+      case 'f32': return h.f32.subarray(p / 4 + start, p / 4 + end);
+      case 'f64': return h.f64.subarray(p / 8 + start, p / 8 + end);
+      case 'i32': return h.i32.subarray(p / 4 + start, p / 4 + end);
+    }
+  }
+
+  write(s: Storage, data: ArrayLike<number>, offset = 0): void {
+    if (offset + data.length > s.size) throw new Error(`cpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
+    this.view(s).set(data, offset);
+  }
+
+  readSync(s: Storage, start = 0, end = s.size): TypedArray {
+    return this.view(s, start, end).slice();
+  }
+
+  async read(s: Storage, start = 0, end = s.size): Promise<TypedArray> {
+    return this.readSync(s, start, end);
+  }
+
+  /** True when every float operand is f32 and the fast kernels are on. */
+  private fastFor(...xs: (Storage | null)[]): boolean {
+    return this.useFast && xs.every((x) => x === null || x.dtype !== 'f64');
+  }
+
+  private makeKernels(): KernelTable {
+    const rt = this.rt;
+    const v = (s: Storage): any => this.view(s); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const vo = (s: Storage | null): any => (s === null ? null : this.view(s)); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const p = (s: Storage): number => (s as CpuStorage).ptr;
+    const po = (s: Storage | null): number => (s === null ? 0 : (s as CpuStorage).ptr);
+    type K<N extends keyof KernelArgs> = (a: KernelArgs[N]) => void;
+
+    const fill: K<'fill'> = (a) => { this.view(a.out).fill(a.value); };
+    const copy: K<'copy'> = (a) => {
+      const meta = [...a.shape, ...a.srcStrides, ...a.dstStrides];
+      const eb = BYTES[a.src.dtype];
+      if (this.useFast && eb === 4 && a.dst.dtype === a.src.dtype) {
+        fast.copyStrided(rt, p(a.src) + a.srcOffset * 4, p(a.dst) + a.dstOffset * 4, a.shape, a.srcStrides, a.dstStrides);
+      } else {
+        ref.copyStrided(this.view(a.src, a.srcOffset), this.view(a.dst, a.dstOffset), a.shape.length, meta, eb);
+      }
+    };
+    const cast: K<'cast'> = (a) => {
+      const from = a.src.dtype, to = a.dst.dtype;
+      if (from !== 'i32' && to !== 'i32') v(a.dst).set(this.view(a.src, 0, a.n));
+      else if (this.fastFor(a.src, a.dst) && from !== to) fast.cast(rt, p(a.src), p(a.dst), a.n, from === 'i32' ? 0 : 1);
+      else ref.cast(v(a.src), v(a.dst), a.n, from === 'i32' ? 0 : 1);
+    };
+    return {
+      fill, copy, cast,
+      unary: (a) => this.fastFor(a.x) ? fast.unary(rt, a.op, p(a.x), p(a.out), a.n) : ref.unary(a.op, v(a.x), v(a.out), a.n),
+      unaryGrad: (a) => this.fastFor(a.x) ? fast.unaryGrad(rt, a.op, p(a.x), p(a.dy), p(a.dx), a.n) : ref.unaryGrad(a.op, v(a.x), v(a.dy), v(a.dx), a.n),
+      binary: (a) => this.fastFor(a.a)
+        ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape, a.aStrides, a.bStrides)
+        : ref.binary(a.op, v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides]),
+      where: (a) => this.fastFor(a.a, a.cond)
+        ? fast.where(rt, p(a.cond), p(a.a), p(a.b), p(a.out), a.shape, a.condStrides, a.aStrides, a.bStrides)
+        : ref.where(v(a.cond), v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.condStrides, ...a.aStrides, ...a.bStrides]),
+      affine: (a) => this.fastFor(a.x) ? fast.affine(rt, p(a.x), p(a.out), a.scale, a.shift, a.n) : ref.affine(v(a.x), v(a.out), a.scale, a.shift, a.n),
+      reduce: (a) => this.fastFor(a.x)
+        ? fast.reduce(rt, a.op, p(a.x), p(a.out), a.outer, a.red, a.inner)
+        : ref.reduce(a.op, v(a.x), v(a.out), a.outer, a.red, a.inner),
+      matmul: (a) => {
+        const lda = a.transA ? a.M : a.K, ldb = a.transB ? a.K : a.N;
+        if (this.fastFor(a.a)) {
+          fast.matmulF32(rt, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K, transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0,
+            accumulate: a.accumulate ? 1 : 0, batch: a.batch, strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
+        } else {
+          ref.matmul(v(a.a), v(a.b), v(a.c), a.M, a.N, a.K, lda, ldb, a.N, a.transA ? 1 : 0, a.transB ? 1 : 0,
+            a.accumulate ? 1 : 0, a.batch, a.strideA, a.strideB, a.strideC);
+        }
+      },
+      softmax: (a) => {
+        if (this.fastFor(a.x)) fast.softmax(rt, p(a.x), p(a.out), a.N, a.D, a.log);
+        else (a.log ? ref.logSoftmax : ref.softmax)(v(a.x), v(a.out), a.N, a.D);
+      },
+      softmaxGrad: (a) => {
+        if (this.fastFor(a.y)) fast.softmaxGrad(rt, p(a.y), p(a.dy), p(a.dx), a.N, a.D, a.log);
+        else (a.log ? ref.logSoftmaxGrad : ref.softmaxGrad)(v(a.y), v(a.dy), v(a.dx), a.N, a.D);
+      },
+      logSoftmaxGather: (a) => this.fastFor(a.logits)
+        ? fast.logsoftmaxGather(rt, p(a.logits), p(a.targets), p(a.out), a.N, a.V)
+        : ref.logsoftmaxGather(v(a.logits), v(a.targets), v(a.out), a.N, a.V),
+      logSoftmaxGatherGrad: (a) => this.fastFor(a.logits)
+        ? fast.logsoftmaxGatherGrad(rt, p(a.logits), p(a.targets), p(a.dy), p(a.dlogits), a.N, a.V)
+        : ref.logsoftmaxGatherGrad(v(a.logits), v(a.targets), v(a.dy), v(a.dlogits), a.N, a.V),
+      embedding: (a) => this.fastFor(a.weight)
+        ? fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V)
+        : ref.embedding(v(a.weight), v(a.ids), v(a.out), a.N, a.D, a.V),
+      embeddingGrad: (a) => this.fastFor(a.dy)
+        ? fast.embeddingGrad(rt, p(a.dy), p(a.ids), p(a.dweight), a.N, a.D, a.V)
+        : ref.embeddingGrad(v(a.dy), v(a.ids), v(a.dweight), a.N, a.D, a.V),
+      layerNorm: (a) => this.fastFor(a.x)
+        ? fast.layernorm(rt, p(a.x), po(a.w), po(a.b), p(a.out), p(a.mean), p(a.rstd), a.N, a.D, a.eps)
+        : ref.layernorm(v(a.x), vo(a.w), vo(a.b), v(a.out), v(a.mean), v(a.rstd), a.N, a.D, a.eps),
+      layerNormGrad: (a) => this.fastFor(a.x)
+        ? fast.layernormGrad(rt, p(a.x), po(a.w), p(a.mean), p(a.rstd), p(a.dy), p(a.dx), a.N, a.D)
+        : ref.layernormGrad(v(a.x), vo(a.w), v(a.mean), v(a.rstd), v(a.dy), v(a.dx), a.N, a.D),
+      layerNormWGrad: (a) => this.fastFor(a.x)
+        ? fast.layernormWgrad(rt, p(a.x), p(a.mean), p(a.rstd), p(a.dy), po(a.dw), po(a.db), a.N, a.D)
+        : ref.layernormWgrad(v(a.x), v(a.mean), v(a.rstd), v(a.dy), vo(a.dw), vo(a.db), a.N, a.D),
+      rmsNorm: (a) => this.fastFor(a.x)
+        ? fast.rmsnorm(rt, p(a.x), po(a.w), p(a.out), p(a.rstd), a.N, a.D, a.eps, a.offset)
+        : ref.rmsnorm(v(a.x), vo(a.w), v(a.out), v(a.rstd), a.N, a.D, a.eps, a.offset),
+      rmsNormGrad: (a) => this.fastFor(a.x)
+        ? fast.rmsnormGrad(rt, p(a.x), po(a.w), p(a.rstd), p(a.dy), p(a.dx), a.N, a.D, a.offset)
+        : ref.rmsnormGrad(v(a.x), vo(a.w), v(a.rstd), v(a.dy), v(a.dx), a.N, a.D, a.offset),
+      rmsNormWGrad: (a) => this.fastFor(a.x)
+        ? fast.rmsnormWgrad(rt, p(a.x), p(a.rstd), p(a.dy), p(a.dw), a.N, a.D)
+        : ref.rmsnormWgrad(v(a.x), v(a.rstd), v(a.dy), v(a.dw), a.N, a.D),
+      rope: (a) => this.fastFor(a.x)
+        ? fast.rope(rt, p(a.x), p(a.cos), p(a.sin), p(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign)
+        : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
+      attention: (a) => {
+        if (this.fastFor(a.q)) {
+          fast.attentionF32(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), B: a.B, T: a.T, S: a.S,
+            H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale, causal: a.causal, window: a.window, softcap: a.softcap });
+        } else {
+          ref.attention(v(a.q), v(a.k), v(a.v), vo(a.mask), v(a.out), v(a.lse), a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal, a.window, a.softcap);
+        }
+      },
+      attentionGrad: (a) => {
+        if (this.fastFor(a.q)) {
+          fast.attentionGradF32(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), dout: p(a.dout),
+            dq: p(a.dq), dk: p(a.dk), dv: p(a.dv), B: a.B, T: a.T, S: a.S, H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale,
+            causal: a.causal, window: a.window, softcap: a.softcap });
+        } else {
+          ref.attentionGrad(v(a.q), v(a.k), v(a.v), vo(a.mask), v(a.out), v(a.lse), v(a.dout), v(a.dq), v(a.dk), v(a.dv),
+            a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal, a.window, a.softcap);
+        }
+      },
+      adamw: (a) => this.fastFor(a.p)
+        ? fast.adamw(rt, p(a.p), p(a.g), p(a.m), p(a.v), a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2)
+        : ref.adamw(v(a.p), v(a.g), v(a.m), v(a.v), a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2),
+      rmsprop: (a) => this.fastFor(a.p)
+        ? fast.rmsprop(rt, p(a.p), p(a.g), p(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay)
+        : ref.rmsprop(v(a.p), v(a.g), v(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay),
+      sgd: (a) => this.fastFor(a.p)
+        ? fast.sgd(rt, p(a.p), p(a.g), po(a.buf), a.n, a.lr, a.momentum, a.weightDecay)
+        : ref.sgd(v(a.p), v(a.g), vo(a.buf), a.n, a.lr, a.momentum, a.weightDecay),
+      sumSquares: (a) => {
+        const total = this.fastFor(a.x) ? fast.sumsqTotal(rt, p(a.x), a.n) : ref.sumsqTotal(v(a.x), a.n);
+        const out = this.view(a.out);
+        out[a.index] += total;
+      },
+      dropoutMask: (a) => this.fastFor(a.out)
+        ? fast.dropoutMask(rt, p(a.out), a.n, a.p, a.seed)
+        : ref.dropoutMask(v(a.out), a.n, a.p, a.seed),
+    };
+  }
+}
