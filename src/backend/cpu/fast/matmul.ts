@@ -19,8 +19,11 @@ export interface MatmulArgs {
 /** Products below this many multiply-adds run on the calling thread (dispatch costs ~7 us). */
 const MIN_PARALLEL_MADDS = 1 << 17;
 
-/** C (+)= op(A) op(B) in f32 on the runtime's threads (see MatmulArgs). */
-export function matmulF32(rt: KernelRuntime, p: MatmulArgs): void {
+/**
+ * C (+)= op(A) op(B) in f32 on the runtime's threads (see MatmulArgs). Products of fewer than
+ * `minParallelMadds` multiply-adds (over the whole batch) stay on the calling thread.
+ */
+export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = MIN_PARALLEL_MADDS): void {
   const { a, b, c, M, N, K, transA, transB } = p;
   const accumulate = p.accumulate ?? 0, batch = p.batch ?? 1;
   const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N), ldc = p.ldc ?? N;
@@ -35,11 +38,12 @@ export function matmulF32(rt: KernelRuntime, p: MatmulArgs): void {
       `(M=${M}, N=${N}, K=${K}, transA=${transA}, transB=${transB})`);
   }
   if (strideC === 0 && batch > 1) {
-    throw new Error(`matmulF32: strideC = 0 with batch = ${batch} would write one C from several threads`);
+    throw new Error(`matmulF32: strideC = 0 with batch = ${batch} would write one C from several threads ` +
+      '(to sum products over a batch, fold the batch into K instead)');
   }
   if (M === 0 || N === 0 || batch === 0) return;
   const units = rt.fn.matmul_units(M, N, batch);
-  const single = M * N * K * batch < MIN_PARALLEL_MADDS;
+  const single = M * N * K * batch < minParallelMadds;
   rt.run('matmul', [a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC],
     units, 1, single ? units + 1 : 1);
 }
