@@ -1,0 +1,201 @@
+// Fast f32 matrix multiply (docs/kernels.md, `matmul`): C[i] (+)= op(A[i]) op(B[i]), batched.
+//
+// GotoBLAS/BLIS structure: for each block of C, B is packed into column panels of NR (kc x NR,
+// k-major) and A into row panels of MR (kc x MR, k-major) in the thread's scratch, so that the
+// micro-kernel reads both operands contiguously whatever the transposes; the micro-kernel keeps an
+// MR x NR tile of C in 12 v128 registers (6 x 8 floats), broadcasting one A element per row and
+// loading 2 vectors of B per step of k. Packing also pads partial panels with zeros, so edges run
+// through the same micro-kernel and only the final store is masked.
+//
+// Work units: the thread range [start, end) counts row strips of MR rows of each batch element
+// (batch-major), or column strips of NR columns when there are too few row strips to share well
+// (small M); `matmul_units` says how many units a product has.
+
+const MR = 4; // rows of the register tile
+const NR = 8; // columns of the register tile (2 v128)
+const KC = 256; // depth of a packed panel: B micro-panel KC*NR*4 = 8 KiB, A micro-panel 6 KiB (L1)
+const MC = 128; // rows of a packed A block: MC*KC*4 = 144 KiB (L2)
+const NC = 2048; // columns of a packed B block: KC*NC*4 = 2 MiB
+// Scratch layout (bytes): packed B block, packed A block, one edge tile.
+const PACK_A = KC * NC * 4;
+const EDGE = PACK_A + MC * KC * 4;
+const SCRATCH_NEED = EDGE + MR * NR * 4;
+// Row strips suffice for a good split once there are this many (or more than column strips).
+const ROW_UNITS_ENOUGH = 64;
+
+/** Whether the work units of this product are row strips (else column strips). */
+@inline function byRows(M: i32, N: i32, batch: i32): bool {
+  const rows = batch * ((M + MR - 1) / MR), cols = batch * ((N + NR - 1) / NR);
+  return rows >= min(cols, ROW_UNITS_ENOUGH);
+}
+
+/** Number of work units of a product (the `n` to pass to the runtime for `matmul`). */
+export function matmul_units(M: i32, N: i32, batch: i32): i32 {
+  return byRows(M, N, batch) ? batch * ((M + MR - 1) / MR) : batch * ((N + NR - 1) / NR);
+}
+
+/**
+ * C (M x N, row stride ldc) (+)= op(A) op(B) for batch elements, over work units [start, end)
+ * (see the header). Pointers are byte addresses; sizes and strides are in elements.
+ */
+export function matmul(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, lda: i32, ldb: i32, ldc: i32,
+  transA: i32, transB: i32, accumulate: i32, batch: i32, strideA: i32, strideB: i32, strideC: i32,
+  start: i32, end: i32, scratch: usize,
+): i32 {
+  if (SCRATCH_NEED > (4 << 20)) return 2;
+  const rows = byRows(M, N, batch);
+  const per = rows ? (M + MR - 1) / MR : (N + NR - 1) / NR;
+  let u = start;
+  while (u < end) {
+    const bi = u / per;
+    const s0 = u - bi * per, s1 = min(per, end - bi * per);
+    const ab = a + (<usize>(bi * strideA) << 2), bb = b + (<usize>(bi * strideB) << 2);
+    const cb = c + (<usize>(bi * strideC) << 2);
+    if (rows) {
+      block(ab, bb, cb, s0 * MR, min(M, s1 * MR), 0, N, K, lda, ldb, ldc, transA, transB, accumulate, scratch);
+    } else {
+      block(ab, bb, cb, 0, M, s0 * NR, min(N, s1 * NR), K, lda, ldb, ldc, transA, transB, accumulate, scratch);
+    }
+    u = bi * per + s1;
+  }
+  return 0;
+}
+
+/** C[i0:i1, j0:j1] (+)= op(A)[i0:i1, :] op(B)[:, j0:j1] for one batch element. */
+function block(
+  a: usize, b: usize, c: usize, i0: i32, i1: i32, j0: i32, j1: i32, K: i32,
+  lda: i32, ldb: i32, ldc: i32, transA: i32, transB: i32, accumulate: i32, scratch: usize,
+): void {
+  if (K == 0) {
+    if (!accumulate) {
+      for (let i = i0; i < i1; i++) memory.fill(c + ((<usize>i * ldc + j0) << 2), 0, <usize>(j1 - j0) << 2);
+    }
+    return;
+  }
+  const packB = scratch, packA = scratch + PACK_A, edge = scratch + EDGE;
+  for (let jc = j0; jc < j1; jc += NC) {
+    const nc = min(NC, j1 - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = min(KC, K - pc);
+      const add = accumulate != 0 || pc > 0;
+      packBBlock(b, ldb, transB, pc, kc, jc, nc, packB);
+      for (let ic = i0; ic < i1; ic += MC) {
+        const mc = min(MC, i1 - ic);
+        packABlock(a, lda, transA, ic, mc, pc, kc, packA);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const bp = packB + (<usize>(jr * kc) << 2);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const ap = packA + (<usize>(ir * kc) << 2);
+            const cp = c + ((<usize>(ic + ir) * ldc + jc + jr) << 2);
+            micro(kc, ap, bp, cp, ldc, add, min(MR, mc - ir), nr, edge);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Packs op(A)[i0:i0+mc, p0:p0+kc] into panels of MR rows, each kc x MR (k-major), zero-padded. */
+function packABlock(a: usize, lda: i32, transA: i32, i0: i32, mc: i32, p0: i32, kc: i32, dst: usize): void {
+  for (let ir = 0; ir < mc; ir += MR) {
+    const mr = min(MR, mc - ir);
+    const d = dst + (<usize>(ir * kc) << 2);
+    if (transA) {
+      // A is stored [K, M]: the MR values of one k are contiguous.
+      for (let k = 0; k < kc; k++) {
+        const s = a + ((<usize>(p0 + k) * lda + i0 + ir) << 2), dk = d + (<usize>(k * MR) << 2);
+        for (let i = 0; i < MR; i++) store<f32>(dk + (<usize>i << 2), i < mr ? load<f32>(s + (<usize>i << 2)) : 0);
+      }
+    } else {
+      // A is stored [M, K]: row i is contiguous along k.
+      for (let i = 0; i < MR; i++) {
+        const di = d + (<usize>i << 2);
+        if (i < mr) {
+          const s = a + ((<usize>(i0 + ir + i) * lda + p0) << 2);
+          for (let k = 0; k < kc; k++) store<f32>(di + (<usize>(k * MR) << 2), load<f32>(s + (<usize>k << 2)));
+        } else {
+          for (let k = 0; k < kc; k++) store<f32>(di + (<usize>(k * MR) << 2), 0);
+        }
+      }
+    }
+  }
+}
+
+/** Packs op(B)[p0:p0+kc, j0:j0+nc] into panels of NR columns, each kc x NR (k-major), zero-padded. */
+function packBBlock(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = min(NR, nc - jr);
+    const d = dst + (<usize>(jr * kc) << 2);
+    if (transB) {
+      // B is stored [N, K]: column j of op(B) is the contiguous row j.
+      for (let j = 0; j < NR; j++) {
+        const dj = d + (<usize>j << 2);
+        if (j < nr) {
+          const s = b + ((<usize>(j0 + jr + j) * ldb + p0) << 2);
+          for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), load<f32>(s + (<usize>k << 2)));
+        } else {
+          for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), 0);
+        }
+      }
+    } else if (nr == NR) {
+      for (let k = 0; k < kc; k++) {
+        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << 2), dk = d + (<usize>(k * NR) << 2);
+        v128.store(dk, v128.load(s));
+        v128.store(dk, v128.load(s, 16), 16);
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << 2), dk = d + (<usize>(k * NR) << 2);
+        for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), j < nr ? load<f32>(s + (<usize>j << 2)) : 0);
+      }
+    }
+  }
+}
+
+/** acc + x * y, fused where relaxed SIMD is enabled. */
+@inline function madd(x: v128, y: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(x, y, acc);
+  return f32x4.add(acc, f32x4.mul(x, y));
+}
+
+/**
+ * The MR x NR tile at cp (row stride ldc) (+)= packed A panel (kc x MR) * packed B panel (kc x NR).
+ * Only the top-left mr x nr part is stored (edges go through the `edge` tile).
+ */
+function micro(kc: i32, ap: usize, bp: usize, cp: usize, ldc: i32, add: bool, mr: i32, nr: i32, edge: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    const x0 = v128.load32_splat(ap), x1 = v128.load32_splat(ap, 4);
+    const x2 = v128.load32_splat(ap, 8), x3 = v128.load32_splat(ap, 12);
+    c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01);
+    c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11);
+    c20 = madd(x2, b0, c20); c21 = madd(x2, b1, c21);
+    c30 = madd(x3, b0, c30); c31 = madd(x3, b1, c31);
+    ap += MR * 4;
+    bp += NR * 4;
+  }
+  const full = mr == MR && nr == NR;
+  const t = full ? cp : edge, ts: usize = full ? <usize>ldc << 2 : NR * 4;
+  if (full && add) {
+    c00 = f32x4.add(c00, v128.load(t)); c01 = f32x4.add(c01, v128.load(t, 16));
+    c10 = f32x4.add(c10, v128.load(t + ts)); c11 = f32x4.add(c11, v128.load(t + ts, 16));
+    c20 = f32x4.add(c20, v128.load(t + 2 * ts)); c21 = f32x4.add(c21, v128.load(t + 2 * ts, 16));
+    c30 = f32x4.add(c30, v128.load(t + 3 * ts)); c31 = f32x4.add(c31, v128.load(t + 3 * ts, 16));
+  }
+  v128.store(t, c00); v128.store(t, c01, 16);
+  v128.store(t + ts, c10); v128.store(t + ts, c11, 16);
+  v128.store(t + 2 * ts, c20); v128.store(t + 2 * ts, c21, 16);
+  v128.store(t + 3 * ts, c30); v128.store(t + 3 * ts, c31, 16);
+  if (full) return;
+  for (let i = 0; i < mr; i++) {
+    const ci = cp + (<usize>(i * ldc) << 2), ei = edge + (<usize>(i * NR) << 2);
+    for (let j = 0; j < nr; j++) {
+      const v = load<f32>(ei + (<usize>j << 2));
+      store<f32>(ci + (<usize>j << 2), add ? load<f32>(ci + (<usize>j << 2)) + v : v);
+    }
+  }
+}
