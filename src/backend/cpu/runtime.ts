@@ -97,6 +97,7 @@ async function enableRelaxedSimd(): Promise<void> {
 export const KERNEL_ERRORS: Record<number, string> = {
   1: 'index out of range',
   2: 'scratch area too small',
+  3: 'bad argument (unknown op code or mode)',
 };
 
 export interface RuntimeOptions {

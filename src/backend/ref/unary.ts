@@ -11,13 +11,41 @@ export type UnaryOp = keyof typeof UNARY_OPS;
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT2 = Math.SQRT1_2;
 
-/** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float64 checks. */
+/**
+ * erf in float64, |error| < 1e-15 over the whole line: the series
+ * erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1)) (positive terms, no
+ * cancellation) below |x| = 2, and 1 - erfc(x) from erfc's continued fraction above.
+ */
 export function erf(x: number): number {
-  const z = Math.abs(x), t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-    t * (-0.82215223 + t * 0.17087277)))))))));
-  return x >= 0 ? 1 - r : r - 1;
+  const a = Math.abs(x);
+  if (Number.isNaN(a)) return NaN;
+  if (a >= 6) return Math.sign(x); // erfc(6) = 2e-17: erf rounds to +-1
+  if (a < 2) {
+    const a2 = a * a;
+    let term = a, sum = a;
+    for (let n = 1; term > 1e-17 * sum; n++) {
+      term *= (2 * a2) / (2 * n + 1);
+      sum += term;
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-a2) * sum;
+  }
+  return Math.sign(x) * (1 - erfcTail(a));
+}
+
+/** erfc(x) = 1 - erf(x) with relative error < 1e-15, also deep in the right tail. */
+export function erfc(x: number): number {
+  return x < 1 ? 1 - erf(x) : erfcTail(x);
+}
+
+/**
+ * erfc(a) for a >= 1 by 200 terms of the continued fraction (A&S 7.1.14), evaluated backwards:
+ * erfc(a) = exp(-a^2)/sqrt(pi) / (a + (1/2)/(a + 1/(a + (3/2)/(a + ...)))).
+ */
+function erfcTail(a: number): number {
+  if (a === Infinity) return 0;
+  let f = a;
+  for (let k = 200; k > 0; k--) f = a + k / 2 / f;
+  return Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
 }
 
 function sigmoid(x: number): number {
@@ -38,8 +66,9 @@ export const UNARY: Record<UnaryOp, (x: number) => number> = {
   logsigmoid: (x) => -softplus(-x),
   softplus,
   relu: (x) => (x > 0 ? x : 0),
-  gelu_tanh: (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))),
-  gelu_erf: (x) => 0.5 * x * (1 + erf(x * INV_SQRT2)),
+  // 0.5 x (1 + tanh(u)) = x sigmoid(2u): the same function without cancellation for x << 0
+  gelu_tanh: (x) => x * sigmoid(2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)),
+  gelu_erf: (x) => 0.5 * x * erfc(-x * INV_SQRT2),
   silu: (x) => x * sigmoid(x),
   sqrt: Math.sqrt,
   rsqrt: (x) => 1 / Math.sqrt(x),
@@ -48,22 +77,23 @@ export const UNARY: Record<UnaryOp, (x: number) => number> = {
   recip: (x) => 1 / x,
 };
 
-/** Derivatives f'(x). */
+/** Derivatives f'(x), written to keep full relative accuracy in the tails (no 1 - s or 1 - t^2). */
 export const UNARY_GRAD: Record<UnaryOp, (x: number) => number> = {
   neg: () => -1,
   exp: Math.exp,
   log: (x) => 1 / x,
-  tanh: (x) => 1 - Math.tanh(x) ** 2,
-  sigmoid: (x) => sigmoid(x) * (1 - sigmoid(x)),
-  logsigmoid: (x) => 1 - sigmoid(x),
+  tanh: (x) => 1 / Math.cosh(x) ** 2,
+  sigmoid: (x) => sigmoid(x) * sigmoid(-x),
+  logsigmoid: (x) => sigmoid(-x),
   softplus: sigmoid,
   relu: (x) => (x > 0 ? 1 : 0),
   gelu_tanh: (x) => {
-    const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x), t = Math.tanh(u);
-    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+    // d/dx x s(2u) = s + 2 x s (1 - s) u', u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
+    const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x), s = sigmoid(2 * u);
+    return s + 2 * x * s * sigmoid(-2 * u) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
   },
-  gelu_erf: (x) => 0.5 * (1 + erf(x * INV_SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI),
-  silu: (x) => sigmoid(x) * (1 + x * (1 - sigmoid(x))),
+  gelu_erf: (x) => 0.5 * erfc(-x * INV_SQRT2) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI),
+  silu: (x) => sigmoid(x) * (1 + x * sigmoid(-x)),
   sqrt: (x) => 0.5 / Math.sqrt(x),
   rsqrt: (x) => -0.5 / (x * Math.sqrt(x)),
   square: (x) => 2 * x,

@@ -3,3 +3,13 @@
 // area (runtime.ts, SCRATCH_BYTES). Kernels return 0, or an error code the runtime turns into a message.
 export * from './basic';
 export * from './matmul';
+export * from './unary';
+export * from './elementwise';
+export * from './copy';
+export * from './reduce';
+export * from './softmax';
+export * from './embedding';
+export * from './norm';
+export * from './rope';
+export * from './optim';
+export * from './random';

@@ -1,0 +1,190 @@
+// LayerNorm and RMSNorm over the last axis of [N, D]: forward and dx (work unit: rows), weight
+// gradients (work unit: columns, so that each thread owns its part of dw/db). A 0 pointer is an
+// absent weight, bias, or saved statistic.
+import { madd, splat } from './math';
+import { loadPartial, storePartial, sumRow, dotRow, zeroRow, addRow } from './vec';
+
+@inline function ld(p: usize, j: i32, k: i32, fill: f32): v128 {
+  return k == 4 ? v128.load(p + (<usize>j << 2)) : loadPartial(p + (<usize>j << 2), k, fill);
+}
+
+@inline function st(p: usize, j: i32, v: v128, k: i32): void {
+  if (k == 4) v128.store(p + (<usize>j << 2), v); else storePartial(p + (<usize>j << 2), v, k);
+}
+
+/** sum (x - m)^2 over n floats. */
+function sumSqDev(p: usize, n: i32, m: f32): f32 {
+  const vm = splat(m);
+  let a0 = splat(0), a1 = a0;
+  let j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const d0 = f32x4.sub(v128.load(p + (<usize>j << 2)), vm), d1 = f32x4.sub(v128.load(p + (<usize>j << 2) + 16), vm);
+    a0 = madd(d0, d0, a0);
+    a1 = madd(d1, d1, a1);
+  }
+  for (; j < n; j += 4) {
+    const k = min(4, n - j);
+    const d = f32x4.sub(ld(p, j, k, m), vm); // padding lanes hold m: they add 0
+    a0 = madd(d, d, a0);
+  }
+  const s = f32x4.add(a0, a1);
+  return (f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+}
+
+/** out = (x - mean) rstd w + b; mean, rstd [N] saved when non-zero. eps in float64. */
+export function layernorm(x: usize, w: usize, b: usize, out: usize, mean: usize, rstd: usize, N: i32, D: i32, eps: f64,
+  start: i32, end: i32, scratch: usize): i32 {
+  for (let r = start; r < end; r++) {
+    const off = (<usize>r * <usize>D) << 2;
+    const px = x + off, po = out + off;
+    const mu = sumRow(px, D) / <f32>D;
+    const rs = <f32>(1.0 / Math.sqrt(<f64>sumSqDev(px, D, mu) / <f64>D + eps));
+    if (mean) store<f32>(mean + (<usize>r << 2), mu);
+    if (rstd) store<f32>(rstd + (<usize>r << 2), rs);
+    const vm = splat(mu), vr = splat(rs);
+    for (let j = 0; j < D; j += 4) {
+      const k = min(4, D - j);
+      let y = f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
+      if (w) y = f32x4.mul(y, ld(w, j, k, 0));
+      if (b) y = f32x4.add(y, ld(b, j, k, 0));
+      st(po, j, y, k);
+    }
+  }
+  return 0;
+}
+
+/** dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w, xhat = (x - mean) rstd. */
+export function layernorm_grad(x: usize, w: usize, mean: usize, rstd: usize, dy: usize, dx: usize, N: i32, D: i32,
+  start: i32, end: i32, scratch: usize): i32 {
+  for (let r = start; r < end; r++) {
+    const off = (<usize>r * <usize>D) << 2;
+    const px = x + off, pd = dy + off, po = dx + off;
+    const vm = splat(load<f32>(mean + (<usize>r << 2))), vr = splat(load<f32>(rstd + (<usize>r << 2)));
+    let sg = splat(0), sgx = splat(0);
+    for (let j = 0; j < D; j += 4) {
+      const k = min(4, D - j);
+      let g = ld(pd, j, k, 0);
+      if (w) g = f32x4.mul(g, ld(w, j, k, 0));
+      const xh = f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
+      sg = f32x4.add(sg, g);
+      sgx = madd(g, xh, sgx);
+    }
+    const a = splat(((f32x4.extract_lane(sg, 0) + f32x4.extract_lane(sg, 1)) + (f32x4.extract_lane(sg, 2) + f32x4.extract_lane(sg, 3))) / <f32>D);
+    const c = splat(((f32x4.extract_lane(sgx, 0) + f32x4.extract_lane(sgx, 1)) + (f32x4.extract_lane(sgx, 2) + f32x4.extract_lane(sgx, 3))) / <f32>D);
+    for (let j = 0; j < D; j += 4) {
+      const k = min(4, D - j);
+      let g = ld(pd, j, k, 0);
+      if (w) g = f32x4.mul(g, ld(w, j, k, 0));
+      const xh = f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
+      st(po, j, f32x4.mul(vr, f32x4.sub(f32x4.sub(g, a), f32x4.mul(xh, c))), k);
+    }
+  }
+  return 0;
+}
+
+/** Rows per block of the column sums: partial sums of this many rows are added to the output. */
+const BLOCK_ROWS = 32;
+/** Columns per pass of the column kernels (partials in scratch: 2 x 8 KiB). */
+const CHUNK_COLS = 2048;
+
+/**
+ * dw[c] = sum_r xhat[r, c] dy[r, c] and db[c] = sum_r dy[r, c] for columns [start, end)
+ * (written, not accumulated; dw or db may be 0). rms = 1: xhat = x rstd (rmsnorm, mean unused).
+ */
+@inline function normWgrad(rms: bool, x: usize, mean: usize, rstd: usize, dy: usize, dw: usize, db: usize, N: i32, D: i32,
+  start: i32, end: i32, scratch: usize): void {
+  const pw = scratch, pb = scratch + (<usize>CHUNK_COLS << 2);
+  for (let c0 = start; c0 < end; c0 += CHUNK_COLS) {
+    const nc = min(CHUNK_COLS, end - c0);
+    const cb = <usize>c0 << 2;
+    if (dw) zeroRow(dw + cb, nc);
+    if (db) zeroRow(db + cb, nc);
+    for (let r0 = 0; r0 < N; r0 += BLOCK_ROWS) {
+      zeroRow(pw, nc);
+      zeroRow(pb, nc);
+      const r1 = min(N, r0 + BLOCK_ROWS);
+      for (let r = r0; r < r1; r++) {
+        const off = ((<usize>r * <usize>D) << 2) + cb;
+        const px = x + off, pd = dy + off;
+        const vm = splat(rms ? 0 : load<f32>(mean + (<usize>r << 2))), vr = splat(load<f32>(rstd + (<usize>r << 2)));
+        let j = 0;
+        for (; j + 4 <= nc; j += 4) {
+          const o = <usize>j << 2;
+          const d = v128.load(pd + o);
+          const xh = f32x4.mul(rms ? v128.load(px + o) : f32x4.sub(v128.load(px + o), vm), vr);
+          if (dw) v128.store(pw + o, madd(xh, d, v128.load(pw + o)));
+          if (db) v128.store(pb + o, f32x4.add(v128.load(pb + o), d));
+        }
+        for (; j < nc; j++) {
+          const o = <usize>j << 2;
+          const d = load<f32>(pd + o);
+          const xh = (load<f32>(px + o) - f32x4.extract_lane(vm, 0)) * f32x4.extract_lane(vr, 0);
+          if (dw) store<f32>(pw + o, load<f32>(pw + o) + xh * d);
+          if (db) store<f32>(pb + o, load<f32>(pb + o) + d);
+        }
+      }
+      if (dw) addRow(dw + cb, pw, nc);
+      if (db) addRow(db + cb, pb, nc);
+    }
+  }
+}
+
+/** dw = sum_r xhat dy, db = sum_r dy over columns [start, end). */
+export function layernorm_wgrad(x: usize, mean: usize, rstd: usize, dy: usize, dw: usize, db: usize, N: i32, D: i32,
+  start: i32, end: i32, scratch: usize): i32 {
+  normWgrad(false, x, mean, rstd, dy, dw, db, N, D, start, end, scratch);
+  return 0;
+}
+
+/** out = x rstd (offset + w) (w = 0: out = x rstd), rstd = 1 / sqrt(mean(x^2) + eps). */
+export function rmsnorm(x: usize, w: usize, out: usize, rstd: usize, N: i32, D: i32, eps: f64, offset: f32,
+  start: i32, end: i32, scratch: usize): i32 {
+  const voff = splat(offset);
+  for (let r = start; r < end; r++) {
+    const off = (<usize>r * <usize>D) << 2;
+    const px = x + off, po = out + off;
+    const rs = <f32>(1.0 / Math.sqrt(<f64>dotRow(px, px, D) / <f64>D + eps));
+    if (rstd) store<f32>(rstd + (<usize>r << 2), rs);
+    const vr = splat(rs);
+    for (let j = 0; j < D; j += 4) {
+      const k = min(4, D - j);
+      let y = f32x4.mul(ld(px, j, k, 0), vr);
+      if (w) y = f32x4.mul(y, f32x4.add(voff, ld(w, j, k, 0)));
+      st(po, j, y, k);
+    }
+  }
+  return 0;
+}
+
+/** dx = rstd g - x rstd^3 sum(g x) / D, g = dy (offset + w). */
+export function rmsnorm_grad(x: usize, w: usize, rstd: usize, dy: usize, dx: usize, N: i32, D: i32, offset: f32,
+  start: i32, end: i32, scratch: usize): i32 {
+  const voff = splat(offset);
+  for (let r = start; r < end; r++) {
+    const off = (<usize>r * <usize>D) << 2;
+    const px = x + off, pd = dy + off, po = dx + off;
+    const rs = load<f32>(rstd + (<usize>r << 2));
+    let sgx = splat(0);
+    for (let j = 0; j < D; j += 4) {
+      const k = min(4, D - j);
+      let g = ld(pd, j, k, 0);
+      if (w) g = f32x4.mul(g, f32x4.add(voff, ld(w, j, k, 0)));
+      sgx = madd(g, ld(px, j, k, 0), sgx);
+    }
+    const s = (f32x4.extract_lane(sgx, 0) + f32x4.extract_lane(sgx, 1)) + (f32x4.extract_lane(sgx, 2) + f32x4.extract_lane(sgx, 3));
+    const vc = splat(rs * rs * rs * s / <f32>D), vr = splat(rs);
+    for (let j = 0; j < D; j += 4) {
+      const k = min(4, D - j);
+      let g = ld(pd, j, k, 0);
+      if (w) g = f32x4.mul(g, f32x4.add(voff, ld(w, j, k, 0)));
+      st(po, j, f32x4.sub(f32x4.mul(vr, g), f32x4.mul(vc, ld(px, j, k, 0))), k);
+    }
+  }
+  return 0;
+}
+
+/** dw = sum_r x rstd dy over columns [start, end) (written). */
+export function rmsnorm_wgrad(x: usize, rstd: usize, dy: usize, dw: usize, N: i32, D: i32, start: i32, end: i32, scratch: usize): i32 {
+  normWgrad(true, x, 0, rstd, dy, dw, 0, N, D, start, end, scratch);
+  return 0;
+}
