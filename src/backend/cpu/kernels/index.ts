@@ -13,3 +13,4 @@ export * from './norm';
 export * from './rope';
 export * from './optim';
 export * from './random';
+export * from './attention';
