@@ -50,7 +50,7 @@ test('an MLP learns a circle classifier (train loss falls below 0.1, held-out ac
     });
   }
   assert.ok(loss < 0.1, `final train loss ${loss}`);
-  const pred = await tidy(() => E.reshape(f(E.tensor(heldOut.x, [256, 2])), [256])).toArray();
+  const pred = Array.from(await tidy(() => E.reshape(f(E.tensor(heldOut.x, [256, 2])), [256])).toArray());
   const acc = pred.reduce((a, z, i) => a + ((z > 0 ? 1 : 0) === heldOut.y[i] ? 1 : 0), 0) / 256;
   assert.ok(acc > 0.95, `held-out accuracy ${acc}`);
 });

@@ -89,7 +89,7 @@ export class CpuBackend implements Backend {
       const meta = [...a.shape, ...a.srcStrides, ...a.dstStrides];
       const eb = BYTES[a.src.dtype];
       if (this.useFast && eb === 4 && a.dst.dtype === a.src.dtype) {
-        fast.copyStrided(rt, p(a.src) + a.srcOffset * 4, p(a.dst) + a.dstOffset * 4, a.shape, a.srcStrides, a.dstStrides);
+        fast.copyStrided(rt, p(a.src) + a.srcOffset * 4, p(a.dst) + a.dstOffset * 4, a.shape.length, meta, 4);
       } else {
         ref.copyStrided(this.view(a.src, a.srcOffset), this.view(a.dst, a.dstOffset), a.shape.length, meta, eb);
       }
@@ -105,10 +105,10 @@ export class CpuBackend implements Backend {
       unary: (a) => this.fastFor(a.x) ? fast.unary(rt, a.op, p(a.x), p(a.out), a.n) : ref.unary(a.op, v(a.x), v(a.out), a.n),
       unaryGrad: (a) => this.fastFor(a.x) ? fast.unaryGrad(rt, a.op, p(a.x), p(a.dy), p(a.dx), a.n) : ref.unaryGrad(a.op, v(a.x), v(a.dy), v(a.dx), a.n),
       binary: (a) => this.fastFor(a.a)
-        ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape, a.aStrides, a.bStrides)
+        ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides])
         : ref.binary(a.op, v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides]),
       where: (a) => this.fastFor(a.a, a.cond)
-        ? fast.where(rt, p(a.cond), p(a.a), p(a.b), p(a.out), a.shape, a.condStrides, a.aStrides, a.bStrides)
+        ? fast.where(rt, p(a.cond), p(a.a), p(a.b), p(a.out), a.shape.length, [...a.shape, ...a.condStrides, ...a.aStrides, ...a.bStrides])
         : ref.where(v(a.cond), v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.condStrides, ...a.aStrides, ...a.bStrides]),
       affine: (a) => this.fastFor(a.x) ? fast.affine(rt, p(a.x), p(a.out), a.scale, a.shift, a.n) : ref.affine(v(a.x), v(a.out), a.scale, a.shift, a.n),
       reduce: (a) => this.fastFor(a.x)
@@ -125,11 +125,11 @@ export class CpuBackend implements Backend {
         }
       },
       softmax: (a) => {
-        if (this.fastFor(a.x)) fast.softmax(rt, p(a.x), p(a.out), a.N, a.D, a.log);
+        if (this.fastFor(a.x)) (a.log ? fast.logSoftmax : fast.softmax)(rt, p(a.x), p(a.out), a.N, a.D);
         else (a.log ? ref.logSoftmax : ref.softmax)(v(a.x), v(a.out), a.N, a.D);
       },
       softmaxGrad: (a) => {
-        if (this.fastFor(a.y)) fast.softmaxGrad(rt, p(a.y), p(a.dy), p(a.dx), a.N, a.D, a.log);
+        if (this.fastFor(a.y)) (a.log ? fast.logSoftmaxGrad : fast.softmaxGrad)(rt, p(a.y), p(a.dy), p(a.dx), a.N, a.D);
         else (a.log ? ref.logSoftmaxGrad : ref.softmaxGrad)(v(a.y), v(a.dy), v(a.dx), a.N, a.D);
       },
       logSoftmaxGather: (a) => this.fastFor(a.logits)
@@ -163,7 +163,7 @@ export class CpuBackend implements Backend {
         ? fast.rmsnormWgrad(rt, p(a.x), p(a.rstd), p(a.dy), p(a.dw), a.N, a.D)
         : ref.rmsnormWgrad(v(a.x), v(a.rstd), v(a.dy), v(a.dw), a.N, a.D),
       rope: (a) => this.fastFor(a.x)
-        ? fast.rope(rt, p(a.x), p(a.cos), p(a.sin), p(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign)
+        ? fast.rope(rt, p(a.x), p(a.cos), p(a.sin), p(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign as 1 | -1)
         : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
       attention: (a) => {
         if (this.fastFor(a.q)) {
@@ -193,9 +193,21 @@ export class CpuBackend implements Backend {
         ? fast.sgd(rt, p(a.p), p(a.g), po(a.buf), a.n, a.lr, a.momentum, a.weightDecay)
         : ref.sgd(v(a.p), v(a.g), vo(a.buf), a.n, a.lr, a.momentum, a.weightDecay),
       sumSquares: (a) => {
-        const total = this.fastFor(a.x) ? fast.sumsqTotal(rt, p(a.x), a.n) : ref.sumsqTotal(v(a.x), a.n);
-        const out = this.view(a.out);
-        out[a.index] += total;
+        // Float64 partials per chunk, summed here.
+        const chunks = fast.sumsqChunks(a.n);
+        let total = 0;
+        if (this.fastFor(a.x)) {
+          const at = rt.malloc(chunks * 8);
+          fast.sumsq(rt, p(a.x), a.n, at);
+          const parts = rt.heap().f64.subarray(at / 8, at / 8 + chunks);
+          for (const x of parts) total += x;
+          rt.free(at);
+        } else {
+          const parts = new Float64Array(chunks);
+          ref.sumsq(v(a.x), a.n, parts);
+          for (const x of parts) total += x;
+        }
+        this.view(a.out)[a.index] += total;
       },
       dropoutMask: (a) => this.fastFor(a.out)
         ? fast.dropoutMask(rt, p(a.out), a.n, a.p, a.seed)
