@@ -18,8 +18,9 @@ interface Case {
 }
 
 function label(c: Case): string {
-  return `B${c.B} T${c.T} S${c.S} H${c.H}/${c.Hkv} Dh${c.Dh}${c.causal ? ' causal' : ''}` +
-    `${c.window ? ` window ${c.window}` : ''}${c.softcap ? ` softcap ${c.softcap}` : ''}${c.pad ? ` pad [${c.pad}]` : ''}${c.amp ? ` amp ${c.amp}` : ''}`;
+  const opts = [c.causal ? 'causal' : '', c.window ? `window ${c.window}` : '', c.softcap ? `softcap ${c.softcap}` : '',
+    c.pad ? `pad [${c.pad}]` : '', c.amp ? `amp ${c.amp}` : ''];
+  return [`B${c.B} T${c.T} S${c.S} H${c.H}/${c.Hkv} Dh${c.Dh}`, ...opts].filter((o) => o !== '').join(' ');
 }
 
 /** Deterministic uniform numbers in [0, 1) (mulberry32). */
@@ -41,7 +42,9 @@ function randomArray(n: number, rand: () => number, amp: number): Float64Array {
   return x;
 }
 
-interface Inputs { q: Float64Array; k: Float64Array; v: Float64Array; mask: Float64Array | null; dout: Float64Array; scale: number }
+interface Inputs {
+  q: Float64Array; k: Float64Array; v: Float64Array; mask: Float64Array | null; dout: Float64Array; scale: number;
+}
 
 function makeInputs(c: Case, seed: number, amp = c.amp ?? 2): Inputs {
   const rand = rng(seed);
@@ -270,20 +273,23 @@ describe('attention WebAssembly kernels vs reference (f32)', () => {
         // f32 rounding of dot products of length Dh and sums over S keys stays well below these;
         // a score s carries an absolute error of about |s| eps, so the bounds grow with the scores.
         const kappa = Math.max(1, scoreBound(c, x) / 32);
-        const tol: Record<string, number> = { out: 5e-6 * kappa, lse: 5e-6, dq: 2e-5 * kappa, dk: 2e-5 * kappa, dv: 2e-5 * kappa };
-        for (const [k, e] of Object.entries(errs)) assert.ok(e < tol[k], `${name}: ${k} relative error ${e.toExponential(2)} (tolerance ${tol[k]})`);
+        const tol: Record<string, number> = {
+          out: 5e-6 * kappa, lse: 5e-6, dq: 2e-5 * kappa, dk: 2e-5 * kappa, dv: 2e-5 * kappa,
+        };
+        for (const [k, e] of Object.entries(errs)) {
+          assert.ok(e < tol[k], `${name}: ${k} relative error ${e.toExponential(2)} (tolerance ${tol[k]})`);
+        }
       }
     });
   }
 
   test('bad sizes are refused with a message', () => {
     const rt = runtimes[0].rt;
-    assert.throws(() => attentionF32(rt, { q: 64, k: 64, v: 64, mask: 0, out: 64, lse: 64, B: 1, T: 1, S: 1, H: 3, Hkv: 2, Dh: 4, scale: 1, causal: true }),
-      /attentionF32: H = 3 is not a multiple of Hkv = 2/);
-    assert.throws(() => attentionF32(rt, { q: 64, k: 64, v: 64, mask: 0, out: 64, lse: 64, B: 1, T: 0, S: 1, H: 1, Hkv: 1, Dh: 4, scale: 1, causal: true }),
-      /attentionF32: T = 0/);
-    assert.throws(() => attentionGradF32(rt, { q: 64, k: 64, v: 64, mask: 0, out: 64, lse: 64, dout: 64, dq: 64, dk: 64, dv: 64,
-      B: 1, T: 1, S: 400_000, H: 1, Hkv: 1, Dh: 4, scale: 1, causal: true }), /attentionGradF32: S = 400000 keys do not fit/);
+    const ptrs = { q: 64, k: 64, v: 64, mask: 0, out: 64, lse: 64, dout: 64, dq: 64, dk: 64, dv: 64 };
+    const sizes = { B: 1, T: 1, S: 1, H: 1, Hkv: 1, Dh: 4, scale: 1, causal: true };
+    assert.throws(() => attentionF32(rt, { ...ptrs, ...sizes, H: 3, Hkv: 2 }), /attentionF32: H = 3 is not a multiple of Hkv = 2/);
+    assert.throws(() => attentionF32(rt, { ...ptrs, ...sizes, T: 0 }), /attentionF32: T = 0/);
+    assert.throws(() => attentionGradF32(rt, { ...ptrs, ...sizes, S: 400_000 }), /attentionGradF32: S = 400000 keys do not fit/);
   });
 });
 
@@ -314,7 +320,9 @@ function runWasm(rt: KernelRuntime, c: Case, x: Inputs) {
   if (x.mask) f32.set(x.mask, p.mask / 4);
   // Poison the outputs: every element must be written.
   for (const [ptr, n] of [[p.out, nq], [p.lse, nl], [p.dq, nq], [p.dk, nk], [p.dv, nk]]) f32.fill(NaN, ptr / 4, ptr / 4 + n);
-  const args = { ...p, B: c.B, T: c.T, S: c.S, H: c.H, Hkv: c.Hkv, Dh: c.Dh, scale: x.scale, causal: c.causal, window: c.window, softcap: c.softcap };
+  const args = {
+    ...p, B: c.B, T: c.T, S: c.S, H: c.H, Hkv: c.Hkv, Dh: c.Dh, scale: x.scale, causal: c.causal, window: c.window, softcap: c.softcap,
+  };
   attentionF32(rt, args);
   attentionGradF32(rt, args);
   const read = (ptr: number, n: number) => Float64Array.from(rt.heap().f32.subarray(ptr / 4, ptr / 4 + n));

@@ -8,7 +8,10 @@
 // a window; so causal attention never touches the keys above the diagonal. The block's scores
 // [rows x nk] sit in a tile in the thread's scratch (row stride ldt = nk rounded up to 4):
 //
-//   scratch = keep [S + 4] (i32 lane masks: -1 keep, 0 padding) | rowStat [QBLOCK] | tile [tq x ldt] (| tile2)
+//   scratch = keep [S + 8] (i32 lane masks: -1 keep, 0 padded or past S) | rowStat [QBLOCK] | tile [tq x ldt] (| tile2)
+//
+// The backward holds two tiles (P and dS); the number of rows per block shrinks for long S so that
+// they fit the 4 MiB scratch (one row of each at least: S up to about 349k keys).
 //
 // Three matrix shapes do the work, each register-blocked for 128-bit SIMD:
 //   attnScoreTile  C = alpha A B^T (rows of A and B are contiguous head vectors): Q K^T, dO V^T
