@@ -41,8 +41,8 @@ function bench(rt: KernelRuntime, shape: Shape): void {
   randomFill(rt, p.dout, nq, 1);
   const args = { ...p, mask: 0, ...shape, scale: 1 / Math.sqrt(Dh) };
   const base = B * H * T * S * Dh;
-  const fwd = time(() => attentionF32(rt, args), 3, 15);
-  const bwd = time(() => attentionGradF32(rt, args), 3, 15);
+  const fwd = time(() => attentionF32(rt, args), 5, 40);
+  const bwd = time(() => attentionGradF32(rt, args), 5, 40);
   for (const [kernel, t, flops] of [['attention', fwd, 4 * base], ['attention_grad', bwd, 10 * base]] as const) {
     console.log(JSON.stringify({
       bench: kernel, ...shape, threads: rt.threads, relaxed: rt.relaxed,

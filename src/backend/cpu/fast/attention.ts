@@ -52,15 +52,24 @@ function check(fn: string, a: AttentionArgs, tiles: number, pointers: Record<str
     if (!Number.isInteger(n) || n < 1) throw new Error(`${fn}: ${name} = ${n} must be a positive integer`);
   }
   if (a.H % a.Hkv !== 0) {
-    throw new Error(`${fn}: H = ${a.H} is not a multiple of Hkv = ${a.Hkv} (num_attention_heads / num_key_value_heads in config.json?)`);
+    throw new Error(`${fn}: H = ${a.H} is not a multiple of Hkv = ${a.Hkv} ` +
+      '(num_attention_heads / num_key_value_heads in config.json?)');
   }
   for (const [name, p] of Object.entries(pointers)) {
-    if (!Number.isInteger(p) || p <= 0 || p % 4 !== 0) throw new Error(`${fn}: ${name} address ${p} is not a 4-byte aligned buffer`);
+    if (!Number.isInteger(p) || p <= 0 || p % 4 !== 0) {
+      throw new Error(`${fn}: ${name} address ${p} is not a 4-byte aligned buffer`);
+    }
   }
-  if (a.mask !== 0 && (!Number.isInteger(a.mask) || a.mask % 4 !== 0)) throw new Error(`${fn}: mask address ${a.mask} is not 4-byte aligned (0 for none)`);
+  if (a.mask !== 0 && (!Number.isInteger(a.mask) || a.mask % 4 !== 0)) {
+    throw new Error(`${fn}: mask address ${a.mask} is not 4-byte aligned (0 for none)`);
+  }
   const window = a.window ?? 0, softcap = a.softcap ?? 0;
-  if (!Number.isInteger(window) || window < 0) throw new Error(`${fn}: window = ${window} must be an integer >= 0 (0 for none)`);
-  if (!(softcap >= 0) || !Number.isFinite(softcap)) throw new Error(`${fn}: softcap = ${softcap} must be finite and >= 0 (0 for none)`);
+  if (!Number.isInteger(window) || window < 0) {
+    throw new Error(`${fn}: window = ${window} must be an integer >= 0 (0 for none; sliding_window in config.json)`);
+  }
+  if (!(softcap >= 0) || !Number.isFinite(softcap)) {
+    throw new Error(`${fn}: softcap = ${softcap} must be finite and >= 0 (0 for none; attn_logit_softcapping in config.json)`);
+  }
   if (!Number.isFinite(a.scale)) throw new Error(`${fn}: scale = ${a.scale} must be finite`);
   // The kernel keeps per thread a key mask [S + 8], 64 row statistics and at least one score row
   // per tile (one tile forward, two backward) in the scratch area (kernels/attention.ts).

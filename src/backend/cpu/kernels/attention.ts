@@ -8,7 +8,10 @@
 // a window; so causal attention never touches the keys above the diagonal. The block's scores
 // [rows x nk] sit in a tile in the thread's scratch (row stride ldt = nk rounded up to 4):
 //
-//   scratch = keep [S + 4] (i32 lane masks: -1 keep, 0 padding) | rowStat [QBLOCK] | tile [tq x ldt] (| tile2)
+//   scratch = keep [S + 8] (i32 lane masks: -1 keep, 0 padded or past S) | rowStat [QBLOCK] | tile [tq x ldt] (| tile2)
+//
+// The backward holds two tiles (P and dS); the number of rows per block shrinks for long S so that
+// they fit the 4 MiB scratch (one row of each at least: S up to about 349k keys).
 //
 // Three matrix shapes do the work, each register-blocked for 128-bit SIMD:
 //   attnScoreTile  C = alpha A B^T (rows of A and B are contiguous head vectors): Q K^T, dO V^T
@@ -52,19 +55,24 @@ const NEG_INF: f32 = -Infinity;
 
 // @ts-ignore: decorator
 @inline function attnHmax(a: v128): f32 {
-  const m = f32x4.max(a, f32x4.shuffle(a, a, 2, 3, 0, 1));
+  const m = f32x4.pmax(a, f32x4.shuffle(a, a, 2, 3, 0, 1));
   return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
 }
 
 /**
  * e^x per lane: x = n ln2 + r (Cody-Waite split of ln2), e^r by Cephes' expf polynomial (about
  * 1 ulp), times 2^n built in the exponent bits. x < -87.34 (including -inf) gives 0 (the true
- * value is below the smallest normal float); x is clamped at 88.3 (never reached by softmax).
+ * value is below the smallest normal float); x is clamped at 88.3 (never reached by softmax);
+ * NaN stays NaN. n = round(x log2 e) comes from adding 1.5 * 2^23, whose float then holds n in
+ * its low mantissa bits (cheaper than nearest + trunc_sat on x64), and pmin/pmax are single
+ * instructions where min/max are not.
  */
 // @ts-ignore: decorator
 @inline function attnExp(x: v128): v128 {
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.3));
-  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504)));
+  const lo = f32x4.splat(-87.33654), magic = f32x4.splat(12582912);
+  const xc = f32x4.pmin(f32x4.pmax(x, lo), f32x4.splat(88.3));
+  const t = attnFma(xc, f32x4.splat(1.44269504), magic);
+  const n = f32x4.sub(t, magic);
   let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.add(r, f32x4.mul(n, f32x4.splat(2.12194440e-4)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -74,8 +82,8 @@ const NEG_INF: f32 = -Infinity;
   p = attnFma(p, r, f32x4.splat(1.6666665459e-1));
   p = attnFma(p, r, f32x4.splat(5.0000001201e-1));
   const y = f32x4.add(attnFma(p, f32x4.mul(r, r), r), f32x4.splat(1));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return v128.bitselect(f32x4.splat(0), f32x4.mul(y, pow2n), f32x4.lt(x, f32x4.splat(-87.33654)));
+  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23); // bits of t = 0x4b400000 + n
+  return v128.bitselect(f32x4.splat(0), f32x4.mul(y, pow2n), f32x4.lt(x, lo));
 }
 
 /**
@@ -384,7 +392,7 @@ function attnForwardRow(row: usize, nk: i32, lo: i32, hi: i32, keep: usize, soft
   const j0 = lo & ~3, j1 = min((hi + 3) & ~3, ldt);
   attnZero(row, 0, j0);
   attnZero(row, j1, nk);
-  const loV = i32x4.splat(lo), hiV = i32x4.splat(hi), iota = i32x4(0, 1, 2, 3);
+  const loV = i32x4.splat(lo - 1), hiV = i32x4.splat(hi), iota = i32x4(0, 1, 2, 3);
   const cV = f32x4.splat(softcap), invC = f32x4.splat(softcap > 0 ? 1 / softcap : 0);
   let vmax = f32x4.splat(NEG_INF);
   for (let j = j0; j < j1; j += 4) {
@@ -392,10 +400,10 @@ function attnForwardRow(row: usize, nk: i32, lo: i32, hi: i32, keep: usize, soft
     let s = v128.load(at);
     if (softcap > 0) s = f32x4.mul(cV, attnTanh(f32x4.mul(s, invC)));
     const idx = i32x4.add(i32x4.splat(j), iota);
-    const ok = v128.and(v128.and(i32x4.ge_s(idx, loV), i32x4.lt_s(idx, hiV)), v128.load(keep + (<usize>j << 2)));
+    const ok = v128.and(v128.and(i32x4.gt_s(idx, loV), i32x4.gt_s(hiV, idx)), v128.load(keep + (<usize>j << 2)));
     s = v128.bitselect(s, f32x4.splat(NEG_INF), ok);
     v128.store(at, s);
-    vmax = f32x4.max(vmax, s);
+    vmax = f32x4.pmax(vmax, s);
   }
   const m = attnHmax(vmax);
   if (m == NEG_INF) {
@@ -433,7 +441,7 @@ function attnBackwardRow(
   const j0 = lo & ~3, j1 = min((hi + 3) & ~3, ldt);
   attnZero(prow, 0, j0); attnZero(prow, j1, nk);
   attnZero(dsrow, 0, j0); attnZero(dsrow, j1, nk);
-  const loV = i32x4.splat(lo), hiV = i32x4.splat(hi), iota = i32x4(0, 1, 2, 3), zero = f32x4.splat(0);
+  const loV = i32x4.splat(lo - 1), hiV = i32x4.splat(hi), iota = i32x4(0, 1, 2, 3), zero = f32x4.splat(0);
   const cV = f32x4.splat(softcap), invC = f32x4.splat(softcap > 0 ? 1 / softcap : 0);
   const lseV = f32x4.splat(lse), dV = f32x4.splat(D), scaleV = f32x4.splat(scale), one = f32x4.splat(1);
   for (let j = j0; j < j1; j += 4) {
@@ -446,7 +454,7 @@ function attnBackwardRow(
       ds = f32x4.mul(ds, f32x4.sub(one, f32x4.mul(t, t)));
     }
     const idx = i32x4.add(i32x4.splat(j), iota);
-    const ok = v128.and(v128.and(i32x4.ge_s(idx, loV), i32x4.lt_s(idx, hiV)), v128.load(keep + o));
+    const ok = v128.and(v128.and(i32x4.gt_s(idx, loV), i32x4.gt_s(hiV, idx)), v128.load(keep + o));
     const p = v128.bitselect(attnExp(f32x4.sub(s, lseV)), zero, ok);
     v128.store(prow + o, p);
     v128.store(dsrow + o, v128.bitselect(f32x4.mul(p, ds), zero, ok));
