@@ -1,8 +1,16 @@
 // The `tsdpo` command line: one subcommand per file in this folder.
 import { Command } from 'commander';
+import { generateCommand } from './generate.js';
+import { logprobsCommand } from './logprobs.js';
+import { dpoCommand, sftCommand } from './train.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('tsdpo')
-    .description('Direct Preference Optimization for language models, in TypeScript.');
+    .description('Direct Preference Optimization for language models, in TypeScript (arXiv:2305.18290).')
+    .showHelpAfterError()
+    .addCommand(dpoCommand())
+    .addCommand(sftCommand())
+    .addCommand(logprobsCommand())
+    .addCommand(generateCommand());
   await program.parseAsync(argv);
 }

@@ -1,0 +1,38 @@
+// `tsdpo dpo` and `tsdpo sft`: flags (TRL names) from the option tables, then the run.
+import { Command } from 'commander';
+import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS } from '../train/config.js';
+import { runDpo, runSft } from '../train/run.js';
+import { addOptions, resolveOptions } from './options.js';
+
+const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
+const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
+
+export function dpoCommand(): Command {
+  const cmd = new Command('dpo')
+    .description('Direct Preference Optimization of a causal LM on (prompt, chosen, rejected) data.\n' +
+      'Minimal use: tsdpo dpo --model DIR --data FILE --output DIR')
+    .addHelpText('after', '\nData: JSONL / JSON / Parquet, or a folder with train/test files; standard, conversational,\n' +
+      'implicit-prompt and Anthropic-HH formats (docs/data.md). Metrics go to OUTPUT/metrics.jsonl.');
+  addOptions(cmd, DPO_SPECS);
+  cmd.action(async () => {
+    const cfg = resolveOptions(cmd, DPO_SPECS);
+    const r = await runDpo(cfg);
+    if (r.stopped) process.exitCode = 2;
+    else process.stderr.write(`done: ${r.steps} steps; model in ${r.output}\n`);
+  });
+  return cmd;
+}
+
+export function sftCommand(): Command {
+  const cmd = new Command('sft')
+    .description('Supervised fine-tuning (cross-entropy on completions) — how a DPO starting model is made.\n' +
+      'Minimal use: tsdpo sft --model DIR --data FILE --output DIR');
+  addOptions(cmd, SFT_SPECS);
+  cmd.action(async () => {
+    const cfg = resolveOptions(cmd, SFT_SPECS);
+    const r = await runSft(cfg);
+    if (r.stopped) process.exitCode = 2;
+    else process.stderr.write(`done: ${r.steps} steps; model in ${r.output}\n`);
+  });
+  return cmd;
+}

@@ -1,0 +1,196 @@
+// DPO training (arXiv:2305.18290): the objective the training loop runs, its reference model
+// (a frozen copy, the base model under a LoRA adapter, or log-probs precomputed and cached),
+// and TRL's metrics.
+import { add as addT, backward, mean, mulScalar as mulScalarT, narrow, noGrad, tensor, tidyAsync, type Tensor } from '../core/index.js';
+import { collatePreference } from '../data/collate.js';
+import type { PreferenceDataset } from '../data/pipeline.js';
+import type { TokenizedPair } from '../data/tokenize.js';
+import type { CausalLM } from '../models/model.js';
+import type { DpoConfig } from './config.js';
+import { LOSSES, type LossInputs, type LossOptions } from './losses.js';
+import { sequenceLogps, type TokenBatch } from './logps.js';
+import type { NamedParam } from './optim.js';
+import type { MicroResult, Objective } from './trainer.js';
+
+/** Where reference log-probs come from. */
+export type Reference =
+  | { kind: 'model'; model: CausalLM }
+  /** The policy itself with its LoRA adapter switched off. */
+  | { kind: 'adapter-off' }
+  /** Precomputed per example (chosen, rejected), for the train and eval sets. */
+  | { kind: 'cached'; train: Float64Array[]; eval: Float64Array[] | null }
+  /** Reference-free losses only: log pi_ref taken as 0. */
+  | { kind: 'none' };
+
+export interface DpoParts {
+  cfg: DpoConfig;
+  policy: CausalLM;
+  params: NamedParam[];
+  reference: Reference;
+  train: PreferenceDataset;
+  eval: PreferenceDataset | null;
+  padId: number;
+  /** Weights out / in (model folder or adapter), supplied by the caller. */
+  saveWeights(dir: string): Promise<void>;
+  loadWeights(dir: string): Promise<void>;
+}
+
+/** Losses that need no reference model. */
+export const REFERENCE_FREE = new Set(['reference_free', 'simpo', 'sft']);
+
+export function batchOf(pairs: readonly TokenizedPair[], padId: number): TokenBatch & { P: number; tokens: number } {
+  const b = collatePreference(pairs, { padId });
+  let tokens = 0;
+  for (const n of b.seqLengths) tokens += n;
+  return { rows: b.B, T: b.T, P: b.P, inputIds: b.inputIds, attentionMask: b.attentionMask, completionMask: b.completionMask, tokens };
+}
+
+/** The weighted sum of the configured losses (+ RPO's NLL term), as one scalar tensor. */
+export function dpoLoss(x: LossInputs, cfg: DpoConfig): { loss: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
+  const o: LossOptions = { beta: cfg.beta, labelSmoothing: cfg.label_smoothing, simpoGamma: cfg.simpo_gamma };
+  const weights = cfg.loss_weights.map(Number);
+  let loss: Tensor | null = null, rewards: { chosenRewards: Tensor; rejectedRewards: Tensor } | null = null;
+  const terms: [string, number][] = cfg.loss_type.map((name, i) => [name, weights[i] ?? 1]);
+  if (cfg.rpo_alpha > 0) terms.push(['sft', cfg.rpo_alpha]);
+  for (const [name, w] of terms) {
+    const fn = LOSSES[name];
+    if (!fn) throw new Error(`loss_type '${name}' is unknown; one of ${Object.keys(LOSSES).join(', ')}`);
+    const out = fn(x, o);
+    rewards ??= out;
+    const term = w === 1 ? mean(out.losses) : mulScalarT(mean(out.losses), w);
+    loss = loss === null ? term : addT(loss, term);
+  }
+  return { loss: loss!, chosenRewards: rewards!.chosenRewards, rejectedRewards: rewards!.rejectedRewards };
+}
+
+interface PairLogps {
+  policy: Tensor;
+  ref: Tensor;
+  tokens: Float64Array;
+  logitSums?: Tensor;
+}
+
+function splitPairs(l: PairLogps, P: number): LossInputs {
+  const lens = tensor(Float32Array.from(l.tokens));
+  return {
+    policyChosen: narrow(l.policy, 0, 0, P), policyRejected: narrow(l.policy, 0, P, P),
+    refChosen: narrow(l.ref, 0, 0, P), refRejected: narrow(l.ref, 0, P, P),
+    chosenLengths: narrow(lens, 0, 0, P), rejectedLengths: narrow(lens, 0, P, P),
+  };
+}
+
+/** TRL's metric names from host copies of the per-sequence values. */
+function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, tokens: Float64Array, logitSums: ArrayLike<number> | null): Record<string, number> {
+  let rc = 0, rr = 0, acc = 0, lc = 0, lr = 0;
+  for (let i = 0; i < P; i++) {
+    const c = beta * (pol[i] - ref[i]), r = beta * (pol[P + i] - ref[P + i]);
+    rc += c;
+    rr += r;
+    acc += c > r ? 1 : 0;
+    lc += pol[i];
+    lr += pol[P + i];
+  }
+  const m: Record<string, number> = {
+    'rewards/chosen': rc / P, 'rewards/rejected': rr / P, 'rewards/accuracies': acc / P, 'rewards/margins': (rc - rr) / P,
+    'logps/chosen': lc / P, 'logps/rejected': lr / P,
+  };
+  if (logitSums) {
+    let sc = 0, tc = 0, sr = 0, tr = 0;
+    for (let i = 0; i < P; i++) {
+      sc += logitSums[i];
+      tc += tokens[i];
+      sr += logitSums[P + i];
+      tr += tokens[P + i];
+    }
+    m['logits/chosen'] = sc / Math.max(1, tc);
+    m['logits/rejected'] = sr / Math.max(1, tr);
+  }
+  return m;
+}
+
+export class DpoObjective implements Objective {
+  readonly size: number;
+  readonly params: NamedParam[];
+
+  constructor(readonly parts: DpoParts) {
+    this.size = parts.train.examples.length;
+    this.params = parts.params;
+  }
+
+  /** Reference log-probs [2P] of a collated batch (no gradient). */
+  private refLogps(b: TokenBatch, indices: number[], split: 'train' | 'eval'): Tensor {
+    const r = this.parts.reference;
+    const P = indices.length;
+    switch (r.kind) {
+      case 'model': return noGrad(() => sequenceLogps(r.model, b, { headOnCompletion: this.parts.cfg.completion_only_head }).seq);
+      case 'adapter-off': return noGrad(() => sequenceLogps(this.parts.policy, b, { adapter: false, headOnCompletion: this.parts.cfg.completion_only_head }).seq);
+      case 'none': return tensor(new Float32Array(2 * P));
+      case 'cached': {
+        const table = split === 'train' ? r.train : r.eval;
+        if (!table) throw new Error('precomputed reference log-probs are missing for the eval set');
+        const v = new Float32Array(2 * P);
+        indices.forEach((i, k) => { v[k] = table[i][0]; v[P + k] = table[i][1]; });
+        return tensor(v);
+      }
+    }
+  }
+
+  private async forward(indices: number[], split: 'train' | 'eval', scale: number | null): Promise<MicroResult> {
+    const { cfg, policy, padId } = this.parts;
+    const data = split === 'train' ? this.parts.train : this.parts.eval!;
+    const b = batchOf(indices.map((i) => data.examples[i]), padId);
+    return tidyAsync(async () => {
+      const pol = sequenceLogps(policy, b, { headOnCompletion: cfg.completion_only_head, meanLogits: true });
+      const ref = this.refLogps(b, indices, split);
+      const l = { policy: pol.seq, ref, tokens: pol.tokens, logitSums: pol.logitSums };
+      const { loss } = dpoLoss(splitPairs(l, b.P), cfg);
+      if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale));
+      const [lossValue, polHost, refHost, sums] = await Promise.all([loss.item(), pol.seq.toArray(), ref.toArray(), pol.logitSums!.toArray()]);
+      return { loss: lossValue, metrics: metricsOf(b.P, cfg.beta, polHost, refHost, pol.tokens, sums), tokens: b.tokens };
+    });
+  }
+
+  micro(indices: number[], scale: number): Promise<MicroResult> {
+    return this.forward(indices, 'train', scale);
+  }
+
+  async evaluate(): Promise<Record<string, number> | null> {
+    const ev = this.parts.eval;
+    if (!ev || ev.examples.length === 0) return null;
+    const bs = this.parts.cfg.per_device_eval_batch_size;
+    const sums: Record<string, number> = {};
+    let n = 0;
+    for (let i = 0; i < ev.examples.length; i += bs) {
+      const idx = Array.from({ length: Math.min(bs, ev.examples.length - i) }, (_, k) => i + k);
+      const r = await noGrad(() => this.forward(idx, 'eval', null));
+      const w = idx.length;
+      sums.loss = (sums.loss ?? 0) + r.loss * w;
+      for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v * w;
+      n += w;
+    }
+    for (const k of Object.keys(sums)) sums[k] /= n;
+    return sums;
+  }
+
+  saveWeights(dir: string): Promise<void> {
+    return this.parts.saveWeights(dir);
+  }
+
+  loadWeights(dir: string): Promise<void> {
+    return this.parts.loadWeights(dir);
+  }
+}
+
+/** Reference log-probs (chosen, rejected) of every example, in batches, with progress. */
+export async function computeReferenceLogps(ref: CausalLM, adapterOff: boolean, examples: readonly TokenizedPair[], padId: number,
+  batchSize: number, onProgress?: (done: number) => void): Promise<Float64Array[]> {
+  const out: Float64Array[] = [];
+  for (let i = 0; i < examples.length; i += batchSize) {
+    const chunk = examples.slice(i, i + batchSize);
+    const b = batchOf(chunk, padId);
+    const seq = await noGrad(() => tidyAsync(async () => sequenceLogps(ref, b, { adapter: !adapterOff, headOnCompletion: true }).seq.toArray()));
+    chunk.forEach((_, k) => out.push(Float64Array.of(seq[k], seq[b.P + k])));
+    onProgress?.(out.length);
+  }
+  return out;
+}

@@ -1,0 +1,219 @@
+// The training loop shared by DPO and SFT: micro-batches with gradient accumulation, clipping,
+// the learning-rate schedule, metrics (metrics.jsonl + progress), evaluation, checkpoints every
+// save_steps, resuming a killed run exactly, and stopping on a non-finite loss.
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EpochSampler } from '../data/sampler.js';
+import { writeJsonAtomic } from '../io/atomic.js';
+import { latestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, STATE_FILE, type TrainerState } from './checkpoint.js';
+import type { CommonConfig } from './config.js';
+import { clipGradNorm, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
+import { progress } from './progress.js';
+import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
+
+/** One micro-batch's result: the loss already backpropagated, and metrics to average. */
+export interface MicroResult {
+  loss: number;
+  metrics: Record<string, number>;
+  /** Tokens processed (for tokens_per_second). */
+  tokens: number;
+}
+
+/** What a training objective (DPO, SFT) provides to the loop. */
+export interface Objective {
+  /** Training examples. */
+  readonly size: number;
+  readonly params: NamedParam[];
+  /** Forward + backward of the examples `indices`, the loss scaled by `scale` (1 / accumulation). */
+  micro(indices: number[], scale: number, step: number): Promise<MicroResult>;
+  /** Metrics on the held-out set (keys get the eval_ prefix), or null without one. */
+  evaluate(): Promise<Record<string, number> | null>;
+  /** Writes the trained weights (HF folder or PEFT adapter) into dir. */
+  saveWeights(dir: string): Promise<void>;
+  /** Restores weights from a checkpoint folder written by saveWeights. */
+  loadWeights(dir: string): Promise<void>;
+}
+
+export interface TrainResult {
+  steps: number;
+  /** Every logged line (train and eval). */
+  history: Record<string, number>[];
+  stopped?: string;
+}
+
+export class NonFiniteLossError extends Error {}
+
+function optimizerName(optim: string): OptimizerName {
+  return optim === 'adamw_torch' ? 'adamw' : (optim as OptimizerName);
+}
+
+const RUN_FILES = (e: string): boolean => e === STATE_FILE || e === 'metrics.jsonl' || e.startsWith('checkpoint-');
+
+/** Refuses to reuse an output folder that already holds a run (unless overwrite or resume). */
+export function prepareOutputDir(cfg: CommonConfig): void {
+  if (!cfg.output_dir) throw new Error('--output_dir (--output) is required');
+  if (existsSync(cfg.output_dir) && !cfg.resume_from_checkpoint) {
+    const run = readdirSync(cfg.output_dir).filter(RUN_FILES);
+    if (run.length > 0 && !cfg.overwrite_output_dir) {
+      throw new Error(`${cfg.output_dir} already holds a training run (${run.slice(0, 3).join(', ')}); pass --resume to continue it or --overwrite to replace it`);
+    }
+    for (const e of run) rmSync(join(cfg.output_dir, e), { recursive: true, force: true });
+  }
+  mkdirSync(cfg.output_dir, { recursive: true });
+}
+
+/**
+ * Moves the files of `staging` into `dir` one by one (each rename is atomic), replacing files of
+ * the same name and removing weight files of an earlier save that the new one does not have.
+ */
+export function publishFiles(staging: string, dir: string): void {
+  const fresh = new Set(readdirSync(staging));
+  const isWeights = (e: string): boolean => /\.safetensors$|\.safetensors\.index\.json$/.test(e);
+  for (const e of readdirSync(dir)) if (isWeights(e) && !fresh.has(e)) rmSync(join(dir, e), { force: true });
+  for (const e of fresh) renameSync(join(staging, e), join(dir, e));
+  rmSync(staging, { recursive: true, force: true });
+}
+
+export function totalSteps(cfg: CommonConfig, size: number): number {
+  if (cfg.max_steps > 0) return cfg.max_steps;
+  const batchesPerEpoch = Math.ceil(size / cfg.per_device_train_batch_size);
+  const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / cfg.gradient_accumulation_steps));
+  return Math.ceil(stepsPerEpoch * cfg.num_train_epochs);
+}
+
+export interface TrainOptions {
+  /** Where log lines go (default stderr). */
+  log?: (line: string) => void;
+  /** No progress bar / lines. */
+  quiet?: boolean;
+  /** The configuration to record in trainer_state.json. */
+  record?: Record<string, unknown>;
+}
+
+export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOptions = {}): Promise<TrainResult> {
+  const out = cfg.output_dir;
+  const metricsFile = join(out, 'metrics.jsonl');
+  const total = totalSteps(cfg, obj.size);
+  const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
+  const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
+  const sampler = new EpochSampler(obj.size, { seed: cfg.seed });
+  const optimizer = new Optimizer(obj.params, {
+    name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
+    weightDecay: cfg.weight_decay, momentum: 0, alpha: 0.99,
+  });
+  let step = 0;
+  let history: Record<string, number>[] = [];
+
+  if (cfg.resume_from_checkpoint) {
+    const ck = latestCheckpoint(out);
+    if (ck) {
+      const state = readTrainerState(ck.dir);
+      await obj.loadWeights(ck.dir);
+      optimizer.loadState(state.optimizer_step, readOptimizerState(ck.dir));
+      sampler.restore(state.sampler);
+      step = state.global_step;
+      history = state.log_history;
+      // Lines a killed run logged after its last checkpoint are replaced by the resumed run's.
+      writeFileSync(metricsFile, history.map((h) => JSON.stringify(h)).join('\n') + (history.length ? '\n' : ''));
+      (opts.log ?? defaultLog)(`resuming from ${ck.dir} (step ${step} of ${total})`);
+    } else {
+      (opts.log ?? defaultLog)(`--resume: no checkpoint in ${out} yet; starting from step 0`);
+    }
+  }
+  if (step === 0) writeFileSync(metricsFile, '');
+
+  const bar = progress('train', total, { silent: opts.quiet });
+  const log = (line: string): void => (opts.log ? opts.log(line) : bar.log(line));
+  const record = (line: Record<string, number>): void => {
+    history.push(line);
+    appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
+  };
+  const state = (): TrainerState => ({
+    global_step: step, epoch: epochOf(), sampler: sampler.state(), optimizer_step: optimizer.step, log_history: history,
+    config: opts.record ?? {},
+  });
+  const epochOf = (): number => { const p = sampler.position; return p.epoch + p.index / obj.size; };
+  const checkpoint = async (): Promise<void> => {
+    const dir = await saveCheckpoint(out, state(), optimizer, (d) => obj.saveWeights(d), cfg.save_total_limit);
+    log(`checkpoint ${dir}`);
+  };
+
+  const sums: Record<string, number> = {};
+  let count = 0, tokens = 0, windowStart = performance.now();
+  let stopped: string | undefined;
+  try {
+    while (step < total) {
+      let stepLoss = 0;
+      for (let m = 0; m < ga; m++) {
+        const { indices } = sampler.next(bs);
+        const r = await obj.micro(indices, 1 / ga, step);
+        if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
+        stepLoss += r.loss / ga;
+        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v / ga;
+        tokens += r.tokens;
+      }
+      const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
+      if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
+      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, step, warmup, total);
+      optimizer.update(lr);
+      optimizer.zeroGrad();
+      step++;
+      sums.loss = (sums.loss ?? 0) + stepLoss;
+      sums.grad_norm = (sums.grad_norm ?? 0) + gradNorm;
+      count++;
+      bar.update(step, `loss ${stepLoss.toFixed(4)}`);
+
+      const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
+      if (step % cfg.logging_steps === 0 || step === total) {
+        const secs = (performance.now() - windowStart) / 1000;
+        const line: Record<string, number> = { step, epoch: round(epochOf()) };
+        for (const [k, v] of Object.entries(sums)) line[k] = v / count;
+        line.learning_rate = lr;
+        line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
+        record(line);
+        log(formatLine(line));
+        for (const k of Object.keys(sums)) delete sums[k];
+        count = 0;
+        tokens = 0;
+        windowStart = performance.now();
+      }
+      if (step % evalEvery === 0 || step === total) {
+        const ev = await obj.evaluate();
+        if (ev) {
+          const line: Record<string, number> = { step, epoch: round(epochOf()) };
+          for (const [k, v] of Object.entries(ev)) line[`eval_${k}`] = v;
+          record(line);
+          log(formatLine(line));
+        }
+      }
+      if ((cfg.save_steps > 0 && step % cfg.save_steps === 0) && step < total) await checkpoint();
+    }
+    await checkpoint();
+  } catch (e) {
+    if (!(e instanceof NonFiniteLossError)) throw e;
+    stopped = `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`;
+    log(stopped);
+  } finally {
+    bar.stop();
+  }
+  writeJsonAtomic(join(out, STATE_FILE), state());
+  optimizer.dispose();
+  return { steps: step, history, stopped };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
+
+function formatLine(line: Record<string, number>): string {
+  return Object.entries(line).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4)}`).join(' ');
+}
+
+function defaultLog(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export function readMetrics(outputDir: string): Record<string, number>[] {
+  const file = join(outputDir, 'metrics.jsonl');
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
