@@ -18,17 +18,6 @@
   return f32x4.splat(x);
 }
 
-/** Horizontal sum of the 4 lanes. */
-@inline export function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
-
-/** Horizontal max of the 4 lanes (NaN propagates). */
-@inline export function hmax(v: v128): f32 {
-  const m = f32x4.max(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
-  return f32x4.extract_lane(f32x4.max(m, v128.shuffle<i32>(m, m, 1, 0, 3, 2)), 0);
-}
-
 /**
  * exp(x). x is clamped to [-104, 88.8] (beyond both, the float32 result is 0 or inf) with
  * pmin/pmax, which keep NaN (one instruction each, where min/max need several).

@@ -2,7 +2,7 @@
 // gradients (work unit: columns, so that each thread owns its part of dw/db). A 0 pointer is an
 // absent weight, bias, or saved statistic.
 import { madd, splat } from './math';
-import { loadPartial, storePartial, sumRow, dotRow, zeroRow, addRow } from './vec';
+import { hsum4, loadPartial, storePartial, sumRow, dotRow, zeroRow, addRow } from './vec';
 
 @inline function ld(p: usize, j: i32, k: i32, fill: f32): v128 {
   return k == 4 ? v128.load(p + (<usize>j << 2)) : loadPartial(p + (<usize>j << 2), k, fill);
@@ -28,7 +28,7 @@ function sumSqDev(p: usize, n: i32, m: f32): f32 {
     a0 = madd(d, d, a0);
   }
   const s = f32x4.add(a0, a1);
-  return (f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+  return hsum4(s);
 }
 
 /** out = (x - mean) rstd w + b; mean, rstd [N] saved when non-zero. eps in float64. */
@@ -69,8 +69,8 @@ export function layernorm_grad(x: usize, w: usize, mean: usize, rstd: usize, dy:
       sg = f32x4.add(sg, g);
       sgx = madd(g, xh, sgx);
     }
-    const a = splat(((f32x4.extract_lane(sg, 0) + f32x4.extract_lane(sg, 1)) + (f32x4.extract_lane(sg, 2) + f32x4.extract_lane(sg, 3))) / <f32>D);
-    const c = splat(((f32x4.extract_lane(sgx, 0) + f32x4.extract_lane(sgx, 1)) + (f32x4.extract_lane(sgx, 2) + f32x4.extract_lane(sgx, 3))) / <f32>D);
+    const a = splat(hsum4(sg) / <f32>D);
+    const c = splat(hsum4(sgx) / <f32>D);
     for (let j = 0; j < D; j += 4) {
       const k = min(4, D - j);
       let g = ld(pd, j, k, 0);
@@ -171,7 +171,7 @@ export function rmsnorm_grad(x: usize, w: usize, rstd: usize, dy: usize, dx: usi
       if (w) g = f32x4.mul(g, f32x4.add(voff, ld(w, j, k, 0)));
       sgx = madd(g, ld(px, j, k, 0), sgx);
     }
-    const s = (f32x4.extract_lane(sgx, 0) + f32x4.extract_lane(sgx, 1)) + (f32x4.extract_lane(sgx, 2) + f32x4.extract_lane(sgx, 3));
+    const s = hsum4(sgx);
     const vc = splat(rs * rs * rs * s / <f32>D), vr = splat(rs);
     for (let j = 0; j < D; j += 4) {
       const k = min(4, D - j);
