@@ -110,6 +110,15 @@ export function softmax_grad(y: usize, dy: usize, dx: usize, N: i32, D: i32, sta
   return 0;
 }
 
+/** k lanes at j of dx = dy - exp(y) s (k = 4 inlines to plain vector code). */
+@inline function logSoftmaxGradStep(py: usize, pd: usize, px: usize, s: v128, j: i32, k: i32): void {
+  const o = <usize>j << 2;
+  const vy = k == 4 ? v128.load(py + o) : loadPartial(py + o, k, 0);
+  const vd = k == 4 ? v128.load(pd + o) : loadPartial(pd + o, k, 0);
+  const v = f32x4.sub(vd, f32x4.mul(exp4(vy), s));
+  if (k == 4) v128.store(px + o, v); else storePartial(px + o, v, k);
+}
+
 /** dx = dy - exp(y) sum(dy), y the log_softmax output. */
 export function log_softmax_grad(y: usize, dy: usize, dx: usize, N: i32, D: i32, start: i32, end: i32, scratch: usize): i32 {
   for (let r = start; r < end; r++) {
@@ -117,14 +126,8 @@ export function log_softmax_grad(y: usize, dy: usize, dx: usize, N: i32, D: i32,
     const py = y + off, pd = dy + off, px = dx + off;
     const s = splat(sumRow(pd, D));
     let j = 0;
-    for (; j < D; j += 4) {
-      const o = <usize>j << 2;
-      const k = min(4, D - j);
-      const vy = k == 4 ? v128.load(py + o) : loadPartial(py + o, k, 0);
-      const vd = k == 4 ? v128.load(pd + o) : loadPartial(pd + o, k, 0);
-      const v = f32x4.sub(vd, f32x4.mul(exp4(vy), s));
-      if (k == 4) v128.store(px + o, v); else storePartial(px + o, v, k);
-    }
+    for (; j + 4 <= D; j += 4) logSoftmaxGradStep(py, pd, px, s, j, 4);
+    if (j < D) logSoftmaxGradStep(py, pd, px, s, j, D - j);
   }
   return 0;
 }
