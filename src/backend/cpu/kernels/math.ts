@@ -96,16 +96,18 @@
 }
 
 /**
- * sigmoid(x) = 1 / (1 + exp(-x)), computed from e = exp(-|x|) <= 1 so that both tails keep
- * full relative accuracy: with r = 1 / (1 + e), x >= 0 gives r, x < 0 gives e r. Kernels that
- * need sigmoid(x) and 1 - sigmoid(x) together compute e and r once (sigmoidFrom, sigmoidcFrom);
- * their product is e r^2 whatever the sign.
+ * sigmoid(x) = 1 / (1 + exp(-x)): accurate in both tails as written (for x << 0 the quotient of
+ * 1 by a large number; exp(-x) = inf gives 0, where the true value is below 1e-38).
  */
 @inline export function sigmoid4(x: v128): v128 {
-  const e = exp4(f32x4.neg(f32x4.abs(x)));
-  return sigmoidFrom(x, e, f32x4.div(splat(1.0), f32x4.add(splat(1.0), e)));
+  return f32x4.div(splat(1.0), f32x4.add(splat(1.0), exp4(f32x4.neg(x))));
 }
 
+/**
+ * For sigmoid(x) and 1 - sigmoid(x) together (gradients), from e = exp(-|x|) <= 1 and
+ * r = 1 / (1 + e): x >= 0 gives sigmoid r and 1 - sigmoid e r, x < 0 the other way round;
+ * their product is e r^2 whatever the sign, with no overflow.
+ */
 /** sigmoid(x) from e = exp(-|x|) and r = 1 / (1 + e). */
 @inline export function sigmoidFrom(x: v128, e: v128, r: v128): v128 {
   return v128.bitselect(r, f32x4.mul(e, r), f32x4.ge(x, splat(0)));

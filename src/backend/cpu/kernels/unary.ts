@@ -35,12 +35,13 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
     }
     case 7: return v128.and(x, f32x4.gt(x, splat(0)));
     case 8: { // gelu_tanh = x (1 + tanh(u)) / 2 = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
-      const u = f32x4.mul(f32x4.mul(splat(2 * SQRT_2_OVER_PI), x), madd(f32x4.mul(x, x), splat(GELU_C), splat(1.0)));
-      return f32x4.mul(x, sigmoid4(u));
+      // x / (1 + exp(-2u)): exp(-2u) = inf for x << 0 gives -0, the limit
+      const minus2u = f32x4.mul(f32x4.mul(splat(-2 * SQRT_2_OVER_PI), x), madd(f32x4.mul(x, x), splat(GELU_C), splat(1.0)));
+      return f32x4.div(x, f32x4.add(splat(1.0), exp4(minus2u)));
     }
     case 9: // gelu_erf = x erfc(-x / sqrt 2) / 2
       return f32x4.mul(f32x4.mul(splat(0.5), x), erfc4(f32x4.mul(x, splat(-INV_SQRT2))));
-    case 10: return f32x4.mul(x, sigmoid4(x));
+    case 10: return f32x4.div(x, f32x4.add(splat(1.0), exp4(f32x4.neg(x))));
     case 11: return f32x4.sqrt(x);
     case 12: return f32x4.div(splat(1.0), f32x4.sqrt(x));
     case 13: return f32x4.mul(x, x);
