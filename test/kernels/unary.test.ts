@@ -66,9 +66,10 @@ test('wasm unary and unary_grad match the float64 reference', async () => {
         const px = mem.f32(x), pdy = mem.f32(dy), po = mem.zeros(n, NaN), pdx = mem.zeros(n, NaN);
         fast.unary(rt, op, px, po, n);
         fast.unaryGrad(rt, op, px, pdy, pdx, n);
-        // a few ulp, plus an absolute floor for the gelus' f32 rounding of their inner terms
-        assertClose(mem.read(po, n), want, `unary ${op} n=${n} (${label})`, 2e-6, 1e-6);
-        assertClose(mem.read(pdx, n), wantDx, `unary_grad ${op} n=${n} (${label})`, 2e-6, 1e-6);
+        // 4 ulp, plus an absolute floor for terms that cancel in float32 (gelu and silu grads near their
+        // zeros, the gelus far left where float32 rounding of the inner term moves the exp)
+        assertClose(mem.read(po, n), want, `unary ${op} n=${n} (${label})`, 5e-7, 1e-6);
+        assertClose(mem.read(pdx, n), wantDx, `unary_grad ${op} n=${n} (${label})`, 5e-7, 1e-6);
         mem.free();
       }
     }

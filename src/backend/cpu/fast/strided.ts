@@ -94,8 +94,8 @@ export function runStrided(rt: KernelRuntime, name: string, pointers: number[], 
 
 /** Splits a [shape, strides_0, ..., strides_(k-1)] meta list, checking its length. */
 export function splitMeta(fn: string, ndim: number, meta: readonly number[], lists: number): number[][] {
-  if (!(ndim >= 1) || meta.length !== ndim * lists) {
-    throw new Error(`${fn}: meta has ${meta.length} numbers for ndim ${ndim}, expected ${lists} lists of ${ndim}`);
+  if (!(ndim >= 1 && ndim <= 32) || meta.length !== ndim * lists) {
+    throw new Error(`${fn}: meta has ${meta.length} numbers for ndim ${ndim}, expected ${lists} lists of ndim numbers, 1 <= ndim <= 32`);
   }
   return Array.from({ length: lists }, (_, k) => meta.slice(k * ndim, (k + 1) * ndim));
 }

@@ -18,21 +18,16 @@
   return f32x4.splat(x);
 }
 
-/** Horizontal sum of the 4 lanes. */
-@inline export function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
-
-/** Horizontal max of the 4 lanes (NaN propagates). */
-@inline export function hmax(v: v128): f32 {
-  const m = f32x4.max(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
-  return f32x4.extract_lane(f32x4.max(m, v128.shuffle<i32>(m, m, 1, 0, 3, 2)), 0);
-}
-
-/** exp(x). x is clamped to [-104, 88.8] (beyond both, the float32 result is 0 or inf). */
+/**
+ * exp(x). x is clamped to [-104, 88.8] (beyond both, the float32 result is 0 or inf) with
+ * pmin/pmax, which keep NaN (one instruction each, where min/max need several).
+ */
 @inline export function exp4(x: v128): v128 {
-  x = f32x4.max(f32x4.min(x, splat(88.8)), splat(-104.0));
-  const n = f32x4.nearest(f32x4.mul(x, splat(1.44269504088896341)));
+  x = f32x4.pmax(f32x4.pmin(x, splat(88.8)), splat(-104.0));
+  // n = round(x / ln2) by the 1.5 * 2^23 trick: t's low mantissa bits hold n as an integer
+  const t = madd(x, splat(1.44269504088896341), splat(12582912.0));
+  const n = f32x4.sub(t, splat(12582912.0));
+  const ni = i32x4.sub(t, i32x4.splat(0x4b400000));
   // r = x - n ln2 in two parts (Cody-Waite), |r| <= ln2 / 2
   let r = madd(n, splat(-0.693359375), x);
   r = madd(n, splat(2.12194440e-4), r);
@@ -44,7 +39,6 @@
   p = madd(p, r, splat(5.0000001201e-1));
   p = madd(p, f32x4.mul(r, r), f32x4.add(r, splat(1.0)));
   // times 2^n, in two halves so that n in [-151, 128] keeps both factors normal
-  const ni = i32x4.trunc_sat_f32x4_s(n);
   const n1 = i32x4.shr_s(ni, 1);
   const n2 = i32x4.sub(ni, n1);
   const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
@@ -102,18 +96,26 @@
 }
 
 /**
- * sigmoid(x) = 1 / (1 + exp(-x)), computed from e = exp(-|x|) <= 1 so that both tails keep
- * full relative accuracy: x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e).
+ * sigmoid(x) = 1 / (1 + exp(-x)): accurate in both tails as written (for x << 0 the quotient of
+ * 1 by a large number; exp(-x) = inf gives 0, where the true value is below 1e-38).
  */
 @inline export function sigmoid4(x: v128): v128 {
-  const e = exp4(f32x4.neg(f32x4.abs(x)));
-  const r = f32x4.div(splat(1.0), f32x4.add(splat(1.0), e));
+  return f32x4.div(splat(1.0), f32x4.add(splat(1.0), exp4(f32x4.neg(x))));
+}
+
+/**
+ * For sigmoid(x) and 1 - sigmoid(x) together (gradients), from e = exp(-|x|) <= 1 and
+ * r = 1 / (1 + e): x >= 0 gives sigmoid r and 1 - sigmoid e r, x < 0 the other way round;
+ * their product is e r^2 whatever the sign, with no overflow.
+ */
+/** sigmoid(x) from e = exp(-|x|) and r = 1 / (1 + e). */
+@inline export function sigmoidFrom(x: v128, e: v128, r: v128): v128 {
   return v128.bitselect(r, f32x4.mul(e, r), f32x4.ge(x, splat(0)));
 }
 
-/** 1 - sigmoid(x) = sigmoid(-x), accurate in both tails. */
-@inline export function sigmoidc4(x: v128): v128 {
-  return sigmoid4(f32x4.neg(x));
+/** 1 - sigmoid(x) = sigmoid(-x) from e = exp(-|x|) and r = 1 / (1 + e). */
+@inline export function sigmoidcFrom(x: v128, e: v128, r: v128): v128 {
+  return v128.bitselect(f32x4.mul(e, r), r, f32x4.ge(x, splat(0)));
 }
 
 /** log(1 + e) for e >= 0, accurate for tiny e (Goldberg: log(u) e / (u - 1), u = 1 + e). */

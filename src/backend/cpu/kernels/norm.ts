@@ -2,7 +2,7 @@
 // gradients (work unit: columns, so that each thread owns its part of dw/db). A 0 pointer is an
 // absent weight, bias, or saved statistic.
 import { madd, splat } from './math';
-import { loadPartial, storePartial, sumRow, dotRow, zeroRow, addRow } from './vec';
+import { hsum4, loadPartial, storePartial, sumRow, dotRow, zeroRow, addRow } from './vec';
 
 @inline function ld(p: usize, j: i32, k: i32, fill: f32): v128 {
   return k == 4 ? v128.load(p + (<usize>j << 2)) : loadPartial(p + (<usize>j << 2), k, fill);
@@ -28,7 +28,28 @@ function sumSqDev(p: usize, n: i32, m: f32): f32 {
     a0 = madd(d, d, a0);
   }
   const s = f32x4.add(a0, a1);
-  return (f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+  return hsum4(s);
+}
+
+// Row loops run whole vectors with k = 4 (the inlined helpers then fold their tail branches)
+// and one partial vector of k = D % 4 at the end.
+
+/** g = dy w (w = 0: dy) at j, k lanes. */
+@inline function gAt(pd: usize, w: usize, j: i32, k: i32): v128 {
+  const d = ld(pd, j, k, 0);
+  return w ? f32x4.mul(d, ld(w, j, k, 0)) : d;
+}
+
+/** xhat = (x - mean) rstd at j, k lanes. */
+@inline function xhatAt(px: usize, vm: v128, vr: v128, j: i32, k: i32): v128 {
+  return f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
+}
+
+@inline function layernormStep(px: usize, po: usize, w: usize, b: usize, vm: v128, vr: v128, j: i32, k: i32): void {
+  let y = xhatAt(px, vm, vr, j, k);
+  if (w) y = f32x4.mul(y, ld(w, j, k, 0));
+  if (b) y = f32x4.add(y, ld(b, j, k, 0));
+  st(po, j, y, k);
 }
 
 /** out = (x - mean) rstd w + b; mean, rstd [N] saved when non-zero. eps in float64. */
@@ -42,15 +63,16 @@ export function layernorm(x: usize, w: usize, b: usize, out: usize, mean: usize,
     if (mean) store<f32>(mean + (<usize>r << 2), mu);
     if (rstd) store<f32>(rstd + (<usize>r << 2), rs);
     const vm = splat(mu), vr = splat(rs);
-    for (let j = 0; j < D; j += 4) {
-      const k = min(4, D - j);
-      let y = f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
-      if (w) y = f32x4.mul(y, ld(w, j, k, 0));
-      if (b) y = f32x4.add(y, ld(b, j, k, 0));
-      st(po, j, y, k);
-    }
+    let j = 0;
+    for (; j + 4 <= D; j += 4) layernormStep(px, po, w, b, vm, vr, j, 4);
+    if (j < D) layernormStep(px, po, w, b, vm, vr, j, D - j);
   }
   return 0;
+}
+
+@inline function layernormGradStep(px: usize, pd: usize, po: usize, w: usize, vm: v128, vr: v128, a: v128, c: v128, j: i32, k: i32): void {
+  const g = gAt(pd, w, j, k), xh = xhatAt(px, vm, vr, j, k);
+  st(po, j, f32x4.mul(vr, f32x4.sub(f32x4.sub(g, a), f32x4.mul(xh, c))), k);
 }
 
 /** dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w, xhat = (x - mean) rstd. */
@@ -61,23 +83,22 @@ export function layernorm_grad(x: usize, w: usize, mean: usize, rstd: usize, dy:
     const px = x + off, pd = dy + off, po = dx + off;
     const vm = splat(load<f32>(mean + (<usize>r << 2))), vr = splat(load<f32>(rstd + (<usize>r << 2)));
     let sg = splat(0), sgx = splat(0);
-    for (let j = 0; j < D; j += 4) {
-      const k = min(4, D - j);
-      let g = ld(pd, j, k, 0);
-      if (w) g = f32x4.mul(g, ld(w, j, k, 0));
-      const xh = f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
+    let j = 0;
+    for (; j + 4 <= D; j += 4) {
+      const g = gAt(pd, w, j, 4);
       sg = f32x4.add(sg, g);
-      sgx = madd(g, xh, sgx);
+      sgx = madd(g, xhatAt(px, vm, vr, j, 4), sgx);
     }
-    const a = splat(((f32x4.extract_lane(sg, 0) + f32x4.extract_lane(sg, 1)) + (f32x4.extract_lane(sg, 2) + f32x4.extract_lane(sg, 3))) / <f32>D);
-    const c = splat(((f32x4.extract_lane(sgx, 0) + f32x4.extract_lane(sgx, 1)) + (f32x4.extract_lane(sgx, 2) + f32x4.extract_lane(sgx, 3))) / <f32>D);
-    for (let j = 0; j < D; j += 4) {
-      const k = min(4, D - j);
-      let g = ld(pd, j, k, 0);
-      if (w) g = f32x4.mul(g, ld(w, j, k, 0));
-      const xh = f32x4.mul(f32x4.sub(ld(px, j, k, 0), vm), vr);
-      st(po, j, f32x4.mul(vr, f32x4.sub(f32x4.sub(g, a), f32x4.mul(xh, c))), k);
+    if (j < D) {
+      const g = gAt(pd, w, j, D - j); // padding lanes are 0
+      sg = f32x4.add(sg, g);
+      sgx = madd(g, xhatAt(px, vm, vr, j, D - j), sgx);
     }
+    const a = splat(hsum4(sg) / <f32>D);
+    const c = splat(hsum4(sgx) / <f32>D);
+    j = 0;
+    for (; j + 4 <= D; j += 4) layernormGradStep(px, pd, po, w, vm, vr, a, c, j, 4);
+    if (j < D) layernormGradStep(px, pd, po, w, vm, vr, a, c, j, D - j);
   }
   return 0;
 }
@@ -136,6 +157,17 @@ export function layernorm_wgrad(x: usize, mean: usize, rstd: usize, dy: usize, d
   return 0;
 }
 
+/** g = dy (offset + w) (w = 0: dy) at j, k lanes. */
+@inline function gOffAt(pd: usize, w: usize, voff: v128, j: i32, k: i32): v128 {
+  const d = ld(pd, j, k, 0);
+  return w ? f32x4.mul(d, f32x4.add(voff, ld(w, j, k, 0))) : d;
+}
+
+@inline function rmsnormStep(px: usize, po: usize, w: usize, voff: v128, vr: v128, j: i32, k: i32): void {
+  const y = f32x4.mul(ld(px, j, k, 0), vr);
+  st(po, j, w ? f32x4.mul(y, f32x4.add(voff, ld(w, j, k, 0))) : y, k);
+}
+
 /** out = x rstd (offset + w) (w = 0: out = x rstd), rstd = 1 / sqrt(mean(x^2) + eps). */
 export function rmsnorm(x: usize, w: usize, out: usize, rstd: usize, N: i32, D: i32, eps: f64, offset: f32,
   start: i32, end: i32, scratch: usize): i32 {
@@ -146,14 +178,15 @@ export function rmsnorm(x: usize, w: usize, out: usize, rstd: usize, N: i32, D: 
     const rs = <f32>(1.0 / Math.sqrt(<f64>dotRow(px, px, D) / <f64>D + eps));
     if (rstd) store<f32>(rstd + (<usize>r << 2), rs);
     const vr = splat(rs);
-    for (let j = 0; j < D; j += 4) {
-      const k = min(4, D - j);
-      let y = f32x4.mul(ld(px, j, k, 0), vr);
-      if (w) y = f32x4.mul(y, f32x4.add(voff, ld(w, j, k, 0)));
-      st(po, j, y, k);
-    }
+    let j = 0;
+    for (; j + 4 <= D; j += 4) rmsnormStep(px, po, w, voff, vr, j, 4);
+    if (j < D) rmsnormStep(px, po, w, voff, vr, j, D - j);
   }
   return 0;
+}
+
+@inline function rmsnormGradStep(px: usize, pd: usize, po: usize, w: usize, voff: v128, vr: v128, vc: v128, j: i32, k: i32): void {
+  st(po, j, f32x4.sub(f32x4.mul(vr, gOffAt(pd, w, voff, j, k)), f32x4.mul(vc, ld(px, j, k, 0))), k);
 }
 
 /** dx = rstd g - x rstd^3 sum(g x) / D, g = dy (offset + w). */
@@ -165,20 +198,13 @@ export function rmsnorm_grad(x: usize, w: usize, rstd: usize, dy: usize, dx: usi
     const px = x + off, pd = dy + off, po = dx + off;
     const rs = load<f32>(rstd + (<usize>r << 2));
     let sgx = splat(0);
-    for (let j = 0; j < D; j += 4) {
-      const k = min(4, D - j);
-      let g = ld(pd, j, k, 0);
-      if (w) g = f32x4.mul(g, f32x4.add(voff, ld(w, j, k, 0)));
-      sgx = madd(g, ld(px, j, k, 0), sgx);
-    }
-    const s = (f32x4.extract_lane(sgx, 0) + f32x4.extract_lane(sgx, 1)) + (f32x4.extract_lane(sgx, 2) + f32x4.extract_lane(sgx, 3));
-    const vc = splat(rs * rs * rs * s / <f32>D), vr = splat(rs);
-    for (let j = 0; j < D; j += 4) {
-      const k = min(4, D - j);
-      let g = ld(pd, j, k, 0);
-      if (w) g = f32x4.mul(g, f32x4.add(voff, ld(w, j, k, 0)));
-      st(po, j, f32x4.sub(f32x4.mul(vr, g), f32x4.mul(vc, ld(px, j, k, 0))), k);
-    }
+    let j = 0;
+    for (; j + 4 <= D; j += 4) sgx = madd(gOffAt(pd, w, voff, j, 4), ld(px, j, 4, 0), sgx);
+    if (j < D) sgx = madd(gOffAt(pd, w, voff, j, D - j), ld(px, j, D - j, 0), sgx);
+    const vc = splat(rs * rs * rs * hsum4(sgx) / <f32>D), vr = splat(rs);
+    j = 0;
+    for (; j + 4 <= D; j += 4) rmsnormGradStep(px, pd, po, w, voff, vr, vc, j, 4);
+    if (j < D) rmsnormGradStep(px, pd, po, w, voff, vr, vc, j, D - j);
   }
   return 0;
 }

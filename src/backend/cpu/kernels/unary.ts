@@ -1,7 +1,17 @@
 // Elementwise functions of one input and their gradients (op codes: src/backend/ref/unary.ts).
 // Work unit: elements. Each op gets its own SIMD loop: `unaryLoop` is inlined with a constant
 // op, so the switch in `unaryVec` folds away.
-import { madd, splat, exp4, log4, tanh4, sigmoid4, sigmoidc4, log1p4, erf4, erfc4 } from './math';
+import { madd, splat, exp4, log4, tanh4, sigmoid4, sigmoidFrom, sigmoidcFrom, log1p4, erfc4 } from './math';
+
+/** e = exp(-|x|) of the sigmoid helpers. */
+@inline function expNegAbs(x: v128): v128 {
+  return exp4(f32x4.neg(f32x4.abs(x)));
+}
+
+/** 1 / (1 + e). */
+@inline function recip1p(e: v128): v128 {
+  return f32x4.div(splat(1.0), f32x4.add(splat(1.0), e));
+}
 
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 const GELU_C: f32 = 0.044715;
@@ -25,12 +35,13 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
     }
     case 7: return v128.and(x, f32x4.gt(x, splat(0)));
     case 8: { // gelu_tanh = x (1 + tanh(u)) / 2 = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
-      const u = f32x4.mul(f32x4.mul(splat(2 * SQRT_2_OVER_PI), x), madd(f32x4.mul(x, x), splat(GELU_C), splat(1.0)));
-      return f32x4.mul(x, sigmoid4(u));
+      // x / (1 + exp(-2u)): exp(-2u) = inf for x << 0 gives -0, the limit
+      const minus2u = f32x4.mul(f32x4.mul(splat(-2 * SQRT_2_OVER_PI), x), madd(f32x4.mul(x, x), splat(GELU_C), splat(1.0)));
+      return f32x4.div(x, f32x4.add(splat(1.0), exp4(minus2u)));
     }
     case 9: // gelu_erf = x erfc(-x / sqrt 2) / 2
       return f32x4.mul(f32x4.mul(splat(0.5), x), erfc4(f32x4.mul(x, splat(-INV_SQRT2))));
-    case 10: return f32x4.mul(x, sigmoid4(x));
+    case 10: return f32x4.div(x, f32x4.add(splat(1.0), exp4(f32x4.neg(x))));
     case 11: return f32x4.sqrt(x);
     case 12: return f32x4.div(splat(1.0), f32x4.sqrt(x));
     case 13: return f32x4.mul(x, x);
@@ -46,29 +57,32 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
     case 0: return f32x4.neg(dy);
     case 1: return f32x4.mul(exp4(x), dy);
     case 2: return f32x4.div(dy, x);
-    case 3: { // 1 - tanh^2 = 4 s(2x) (1 - s(2x)), without cancellation for large |x|
-      const x2 = f32x4.add(x, x);
-      return f32x4.mul(f32x4.mul(f32x4.mul(sigmoid4(x2), sigmoidc4(x2)), splat(4.0)), dy);
+    case 3: { // 1 - tanh^2 = 4 s(2x) (1 - s(2x)) = 4 e r^2, e = exp(-2|x|): no cancellation for large |x|
+      const e = expNegAbs(f32x4.add(x, x)), r = recip1p(e);
+      return f32x4.mul(f32x4.mul(f32x4.mul(e, f32x4.mul(r, r)), splat(4.0)), dy);
     }
-    case 4: return f32x4.mul(f32x4.mul(sigmoid4(x), sigmoidc4(x)), dy);
-    case 5: return f32x4.mul(sigmoidc4(x), dy);
-    case 6: return f32x4.mul(sigmoid4(x), dy);
+    case 4: { // s (1 - s) = e r^2
+      const e = expNegAbs(x), r = recip1p(e);
+      return f32x4.mul(f32x4.mul(e, f32x4.mul(r, r)), dy);
+    }
+    case 5: { const e = expNegAbs(x); return f32x4.mul(sigmoidcFrom(x, e, recip1p(e)), dy); }
+    case 6: { const e = expNegAbs(x); return f32x4.mul(sigmoidFrom(x, e, recip1p(e)), dy); }
     case 7: return f32x4.mul(v128.and(splat(1.0), f32x4.gt(x, splat(0))), dy);
     case 8: { // d/dx x s(2u) = s + 2 x s (1 - s) u', u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
       const x2 = f32x4.mul(x, x);
-      const u = f32x4.mul(f32x4.mul(splat(2 * SQRT_2_OVER_PI), x), madd(x2, splat(GELU_C), splat(1.0)));
-      const s = sigmoid4(u), sc = sigmoidc4(u);
+      const u2 = f32x4.mul(f32x4.mul(splat(2 * SQRT_2_OVER_PI), x), madd(x2, splat(GELU_C), splat(1.0)));
+      const e = expNegAbs(u2), r = recip1p(e);
       const du = f32x4.mul(splat(2 * SQRT_2_OVER_PI), madd(x2, splat(3 * GELU_C), splat(1.0)));
-      return f32x4.mul(madd(f32x4.mul(f32x4.mul(x, s), sc), du, s), dy);
+      return f32x4.mul(madd(f32x4.mul(f32x4.mul(x, e), f32x4.mul(r, r)), du, sigmoidFrom(u2, e, r)), dy);
     }
     case 9: { // d/dx x Phi(x) = Phi(x) + x exp(-x^2 / 2) / sqrt(2 pi)
       const phi = f32x4.mul(splat(0.5), erfc4(f32x4.mul(x, splat(-INV_SQRT2))));
       const pdf = f32x4.mul(exp4(f32x4.mul(f32x4.mul(x, x), splat(-0.5))), splat(INV_SQRT_2PI));
       return f32x4.mul(madd(x, pdf, phi), dy);
     }
-    case 10: { // s (1 + x (1 - s))
-      const s = sigmoid4(x);
-      return f32x4.mul(f32x4.mul(s, madd(x, sigmoidc4(x), splat(1.0))), dy);
+    case 10: { // s (1 + x (1 - s)) = s + x e r^2
+      const e = expNegAbs(x), r = recip1p(e);
+      return f32x4.mul(madd(x, f32x4.mul(e, f32x4.mul(r, r)), sigmoidFrom(x, e, r)), dy);
     }
     case 11: return f32x4.div(f32x4.mul(splat(0.5), dy), f32x4.sqrt(x));
     case 12: return f32x4.div(f32x4.mul(splat(-0.5), dy), f32x4.mul(x, f32x4.sqrt(x)));

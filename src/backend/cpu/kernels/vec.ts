@@ -59,22 +59,25 @@ export function dotRow(a: usize, b: usize, n: i32): f32 {
   return hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
 }
 
-/** max of n floats at p (NaN propagates; -inf for n = 0). */
+/**
+ * max of n floats at p (-inf for n = 0). pmax, one instruction, may drop NaNs: for the softmax
+ * kernels, whose exp(x - max) turns a NaN element into a NaN sum anyway; not for reduce max.
+ */
 export function maxRow(p: usize, n: i32): f32 {
   let a0 = f32x4.splat(-Infinity), a1 = a0, a2 = a0, a3 = a0;
   let j = 0;
   for (; j + 16 <= n; j += 16) {
     const q = p + (<usize>j << 2);
-    a0 = f32x4.max(a0, v128.load(q));
-    a1 = f32x4.max(a1, v128.load(q + 16));
-    a2 = f32x4.max(a2, v128.load(q + 32));
-    a3 = f32x4.max(a3, v128.load(q + 48));
+    a0 = f32x4.pmax(a0, v128.load(q));
+    a1 = f32x4.pmax(a1, v128.load(q + 16));
+    a2 = f32x4.pmax(a2, v128.load(q + 32));
+    a3 = f32x4.pmax(a3, v128.load(q + 48));
   }
-  for (; j + 4 <= n; j += 4) a0 = f32x4.max(a0, v128.load(p + (<usize>j << 2)));
-  if (j < n) a1 = f32x4.max(a1, loadPartial(p + (<usize>j << 2), n - j, -Infinity));
-  const m = f32x4.max(f32x4.max(a0, a1), f32x4.max(a2, a3));
-  const h = f32x4.max(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
-  return f32x4.extract_lane(f32x4.max(h, v128.shuffle<i32>(h, h, 1, 0, 3, 2)), 0);
+  for (; j + 4 <= n; j += 4) a0 = f32x4.pmax(a0, v128.load(p + (<usize>j << 2)));
+  if (j < n) a1 = f32x4.pmax(a1, loadPartial(p + (<usize>j << 2), n - j, -Infinity));
+  const m = f32x4.pmax(f32x4.pmax(a0, a1), f32x4.pmax(a2, a3));
+  const h = f32x4.pmax(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+  return f32x4.extract_lane(f32x4.pmax(h, v128.shuffle<i32>(h, h, 1, 0, 3, 2)), 0);
 }
 
 /** Copies n floats (any alignment; the ranges must not overlap). */
