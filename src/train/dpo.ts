@@ -80,7 +80,7 @@ function splitPairs(l: PairLogps, P: number): LossInputs {
 }
 
 /** TRL's metric names from host copies of the per-sequence values. */
-function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, tokens: Float64Array, logitSums: ArrayLike<number> | null): Record<string, number> {
+export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, tokens: Float64Array, logitSums: ArrayLike<number> | null): Record<string, number> {
   let rc = 0, rr = 0, acc = 0, lc = 0, lr = 0;
   for (let i = 0; i < P; i++) {
     const c = beta * (pol[i] - ref[i]), r = beta * (pol[P + i] - ref[P + i]);

@@ -9,6 +9,10 @@ import { runDpo } from '../../src/train/run.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { loadModel } from '../../src/models/load.js';
 import { tempRoot, tinyModel, tinyPreferences } from './tiny.js';
+import { initEngine } from '../../src/engine.js';
+import { before } from 'node:test';
+
+before(async () => { await initEngine({ device: 'cpu' }); });
 
 export function dpoConfig(over: Partial<DpoConfig>): DpoConfig {
   return { ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }), device: 'cpu', ...over } as DpoConfig;
@@ -36,4 +40,67 @@ test('DPO end to end: ln 2 at step 1, loss falls, accuracy rises', async () => {
   }
   assert.ok(existsSync(join(cfg.output_dir, 'model.safetensors')) && existsSync(join(cfg.output_dir, 'tokenizer.json')));
   assert.equal(loadModel(cfg.output_dir).family, 'gpt2');
+});
+
+test('precomputed reference log-probs: cached on disk, reused by the next run, same losses', async () => {
+  const root = tempRoot();
+  process.env.TSDPO_CACHE_DIR = join(root, 'cache');
+  const model = await tinyModel(root, 1);
+  const data = tinyPreferences(root, 12);
+  const base = { model_name_or_path: model, dataset: data, learning_rate: 1e-3, max_steps: 4, per_device_train_batch_size: 4, logging_steps: 1, save_steps: 0 };
+  const lines: string[] = [];
+  await runDpo(dpoConfig({ ...base, output_dir: join(root, 'live') }), { quiet: true, log: () => {} });
+  await runDpo(dpoConfig({ ...base, output_dir: join(root, 'pre1'), precompute_ref_log_probs: true }), { quiet: true, log: (l) => lines.push(l) });
+  assert.ok(lines.some((l) => /cached in/.test(l)), 'first run writes the cache');
+  lines.length = 0;
+  await runDpo(dpoConfig({ ...base, output_dir: join(root, 'pre2'), precompute_ref_log_probs: true }), { quiet: true, log: (l) => lines.push(l) });
+  assert.ok(lines.some((l) => /reusing/.test(l)), 'second run reuses the cache');
+  const live = readMetrics(join(root, 'live')), pre = readMetrics(join(root, 'pre2'));
+  live.forEach((l, i) => assert.ok(Math.abs(l.loss - pre[i].loss) < 1e-6, `step ${l.step}: ${l.loss} vs ${pre[i].loss}`));
+  delete process.env.TSDPO_CACHE_DIR;
+});
+
+test('LoRA DPO: the reference is the base model (adapter off); the output is a PEFT adapter', async () => {
+  const root = tempRoot();
+  const model = await tinyModel(root, 2);
+  const data = tinyPreferences(root, 16);
+  const out = join(root, 'out');
+  await runDpo(dpoConfig({
+    model_name_or_path: model, dataset: data, output_dir: out, use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0,
+    lora_target_modules: ['c_attn', 'c_fc'], learning_rate: 1e-2, max_steps: 20, per_device_train_batch_size: 4, logging_steps: 1, save_steps: 0,
+  }), { quiet: true, log: () => {} });
+  const m = readMetrics(out).filter((l) => 'loss' in l);
+  assert.ok(Math.abs(m[0].loss - Math.LN2) < 1e-6, 'adapter starts at the base model: ln 2');
+  assert.ok(m[m.length - 1].loss < m[0].loss - 0.1, `loss ${m[0].loss} -> ${m[m.length - 1].loss}`);
+  assert.ok(existsSync(join(out, 'adapter_config.json')) && existsSync(join(out, 'adapter_model.safetensors')));
+});
+
+test('eval metrics with the eval_ prefix, every eval_steps', async () => {
+  const root = tempRoot();
+  const model = await tinyModel(root, 4);
+  const data = tinyPreferences(root, 12);
+  const out = join(root, 'out');
+  await runDpo(dpoConfig({ model_name_or_path: model, dataset: data, eval_dataset: data, output_dir: out, max_steps: 4, per_device_train_batch_size: 4, logging_steps: 2, eval_steps: 2, save_steps: 0 }), { quiet: true, log: () => {} });
+  const evals = readMetrics(out).filter((l) => 'eval_loss' in l);
+  assert.deepEqual(evals.map((l) => l.step), [2, 4]);
+  for (const k of ['eval_rewards/accuracies', 'eval_rewards/margins', 'eval_logps/chosen']) assert.ok(Number.isFinite(evals[0][k]), k);
+});
+
+test('a non-finite loss stops the run with a message and keeps the last good checkpoint', async () => {
+  const root = tempRoot();
+  const model = await tinyModel(root, 5);
+  const data = tinyPreferences(root, 8);
+  const out = join(root, 'out');
+  const lines: string[] = [];
+  const r = await runDpo(dpoConfig({
+    model_name_or_path: model, dataset: data, output_dir: out, max_steps: 40, per_device_train_batch_size: 4, logging_steps: 1,
+    save_steps: 1, learning_rate: 1e30, optim: 'sgd', max_grad_norm: 0, lr_scheduler_type: 'constant',
+  }), { quiet: true, log: (l) => lines.push(l) });
+  assert.ok(r.stopped && /stopped/.test(r.stopped), 'run stopped');
+  assert.ok(r.steps < 40);
+  assert.ok(lines.some((l) => /(loss|gradient norm) is (NaN|Infinity|-Infinity)/.test(l)), lines.join('\n'));
+  const { latestCheckpoint } = await import('../../src/train/checkpoint.js');
+  const ck = latestCheckpoint(out);
+  assert.ok(ck && ck.step <= r.steps, 'a checkpoint from before the failure is kept');
+  assert.ok(!existsSync(join(out, 'model.safetensors')), 'no final model is written from a diverged run');
 });
