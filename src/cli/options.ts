@@ -5,7 +5,7 @@ import { coerce, defaultsOf, readConfigFile, type ConfigOf, type OptionSpec } fr
 
 function describe(s: OptionSpec): string {
   const d = Array.isArray(s.default) ? (s.default.length ? s.default.join(',') : '(none)') : s.default === '' ? '(none)' : String(s.default);
-  return `${s.help} (default: ${d})`;
+  return `${s.help} (default: ${d})${s.alias ? ` [alias --${s.alias}]` : ''}`;
 }
 
 /** Adds one flag per option (bool flags take an optional true/false). */

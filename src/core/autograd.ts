@@ -1,6 +1,6 @@
 // Reverse-mode automatic differentiation. Every op that runs while gradients are enabled and
-// sees an input with requiresGrad records a Node on its output: the inputs and a vjp that maps
-// the output's gradient to the inputs' gradients. backward() walks the nodes in reverse
+// sees an input with requiresGrad records a Node on its output(s): the inputs and a vjp that
+// maps the outputs' gradients to the inputs' gradients. backward() walks the nodes in reverse
 // topological order; leaves (parameters) accumulate into `.grad`, so calling backward on several
 // micro-batches sums their gradients.
 import { Tensor, keep, tidy, viewOf } from './tensor.js';
@@ -10,8 +10,12 @@ export interface Node {
   /** Op name, for error messages. */
   readonly op: string;
   readonly inputs: readonly Tensor[];
-  /** Gradients of the inputs given the output's gradient (null where an input gets none). */
-  readonly vjp: (dy: Tensor) => readonly (Tensor | null)[];
+  readonly outputs: readonly Tensor[];
+  /**
+   * Gradients of the inputs given the outputs' gradients (null where an input gets none). An
+   * output nobody used gets null; a single-output node is only called with its gradient set.
+   */
+  readonly vjp: (dys: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
 }
 
 let gradDepth = 0; // > 0 inside noGrad
@@ -37,12 +41,21 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /** Attaches a node to `out` when any input needs a gradient; returns `out`. */
-export function record(out: Tensor, op: string, inputs: readonly Tensor[], vjp: Node['vjp']): Tensor {
-  if (gradDepth === 0 && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out.node = { op, inputs, vjp };
-  }
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], vjp: (dy: Tensor) => readonly (Tensor | null)[]): Tensor {
+  recordMany([out], op, inputs, (dys) => vjp(dys[0]!));
   return out;
+}
+
+/** record for ops with several outputs (split): one node shared by all of them. */
+export function recordMany(outs: readonly Tensor[], op: string, inputs: readonly Tensor[], vjp: Node['vjp']): readonly Tensor[] {
+  if (gradDepth === 0 && inputs.some((t) => t.requiresGrad)) {
+    const node: Node = { op, inputs: [...inputs], outputs: [...outs], vjp };
+    for (const o of outs) {
+      o.requiresGrad = true;
+      o.node = node;
+    }
+  }
+  return outs;
 }
 
 /** A tensor that shares x's values but is cut from the graph. */
@@ -59,26 +72,25 @@ export function param(t: Tensor, name?: string): Tensor {
   return t;
 }
 
-function topoOrder(root: Tensor): Tensor[] {
-  const order: Tensor[] = [];
-  const seen = new Set<Tensor>();
+/** Nodes reachable from root, inputs before the nodes that use them. */
+function topoOrder(root: Node): Node[] {
+  const order: Node[] = [];
+  const seen = new Set<Node>([root]);
   // Iterative DFS (graphs of deep models overflow recursion).
-  const stack: [Tensor, number][] = [[root, 0]];
-  seen.add(root);
+  const stack: [Node, number][] = [[root, 0]];
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
-    const [t, i] = top;
-    const inputs = t.node?.inputs ?? [];
-    if (i < inputs.length) {
+    const [n, i] = top;
+    if (i < n.inputs.length) {
       top[1]++;
-      const child = inputs[i];
-      if (child.node !== null && !seen.has(child)) {
+      const child = n.inputs[i].node;
+      if (child !== null && !seen.has(child)) {
         seen.add(child);
         stack.push([child, 0]);
       }
     } else {
       stack.pop();
-      order.push(t);
+      order.push(n);
     }
   }
   return order;
@@ -111,19 +123,18 @@ export function backward(root: Tensor, grad?: Tensor): void {
     throw new Error(`backward: gradient shape ${fmt(grad.shape)} differs from root ${fmt(root.shape)}`);
   }
   tidy(() => noGrad(() => {
-    const order = topoOrder(root);
+    const order = topoOrder(root.node!);
     const grads = new Map<Tensor, Tensor>();
     grads.set(root, grad ?? h.ones(root));
     for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const dy = grads.get(t);
-      if (dy === undefined || t.node === null) continue;
-      grads.delete(t);
-      const node = t.node;
-      const gs = node.vjp(dy);
-      // A vjp may hand dy itself (or one tensor twice) to several inputs: give each holder its
+      const node = order[i];
+      const dys = node.outputs.map((o) => grads.get(o) ?? null);
+      if (dys.every((d) => d === null)) continue;
+      for (const o of node.outputs) grads.delete(o);
+      const gs = node.vjp(dys);
+      // A vjp may hand a dy itself (or one tensor twice) to several inputs: give each holder its
       // own view, so that disposing one never frees another's gradient.
-      const held = new Set<Tensor>([dy]);
+      const held = new Set<Tensor>(dys.filter((d): d is Tensor => d !== null));
       node.inputs.forEach((x, k) => {
         let g = gs[k];
         if (g == null || !x.requiresGrad) return;
@@ -144,7 +155,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
         }
       });
       for (const g of gs) if (g != null && !held.has(g)) g.dispose(); // gradients nobody needs
-      if (dy !== grad) dy.dispose();
+      for (const d of dys) if (d !== null && d !== grad) d.dispose();
     }
   }));
 }

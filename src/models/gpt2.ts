@@ -1,6 +1,6 @@
 // GPT-2: learned positions, pre-LayerNorm blocks, fused qkv projection (c_attn), tanh-GELU MLP,
 // tied LM head. Its Conv1D layers store weights [in, out], the transpose of nn.Linear.
-import { add, attention, embedding, gelu, linear, layerNorm, narrow, reshape, tensor } from '../core/index.js';
+import { add, attention, embedding, gelu, linear, layerNorm, reshape, split, tensor } from '../core/index.js';
 import type { Tensor } from '../core/tensor.js';
 import { dense, type Dense } from '../nn/linear.js';
 import { bool, num } from './config.js';
@@ -116,9 +116,8 @@ export class Gpt2LM implements CausalLM {
       const lin = (name: string): Dense => this.linears.get(`${pre}${name}`)!;
       const h = layerNorm(x, this.p(`${pre}ln_1.weight`), this.p(`${pre}ln_1.bias`), s.eps);
       const qkv = dense(h, lin('attn.c_attn'), on); // (B, T, 3C)
-      const q = reshape(narrow(qkv, 2, 0, C), [B, T, H, Dh]);
-      let k = reshape(narrow(qkv, 2, C, C), [B, T, H, Dh]);
-      let v = reshape(narrow(qkv, 2, 2 * C, C), [B, T, H, Dh]);
+      const [q, k0, v0] = split(qkv, 2, [C, C, C]).map((t) => reshape(t, [B, T, H, Dh])); // (B, T, H, Dh)
+      let k = k0, v = v0;
       if (cache) [k, v] = appendCache(cache, i, k, v);
       const a = attention(q, k, v, { mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true });
       x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on));

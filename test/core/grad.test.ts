@@ -79,6 +79,10 @@ describe('shape ops', () => {
     gradCheck('concat', ([a, b]) => E.concat([a, b, a], 1), [input(rng, [2, 3, 2]), input(rng, [2, 1, 2])]);
     gradCheck('stack', ([a, b]) => E.stack([a, b], 1), [input(rng, [7, 3]), input(rng, [7, 3])]);
   });
+  test('split (all pieces used, and one unused)', () => {
+    gradCheck('split', ([a]) => E.concat(E.split(a, 1, [2, 3, 2]).reverse(), 1), [input(rng, [3, 7])]);
+    gradCheck('split partial', ([a]) => E.split(a, 0, [1, 6])[1], [input(rng, [7, 2])]);
+  });
   test('broadcastTo', () => gradCheck('broadcastTo', ([a]) => E.broadcastTo(a, [2, 7, 3]), [input(rng, [7, 1])]));
   test('copy', () => gradCheck('copy', ([a]) => E.copy(a), [input(rng, [7])]));
 });

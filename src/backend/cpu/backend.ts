@@ -23,9 +23,30 @@ export class CpuBackend implements Backend {
   private live = 0;
   readonly useFast: boolean;
 
+  /** Time and work per kernel when profiling (TSDPO_PROFILE=1 or profile()). */
+  readonly profileData = new Map<string, { calls: number; ms: number; flops: number }>();
+
   constructor(readonly rt: KernelRuntime, opts: CpuOptions = {}) {
     this.useFast = opts.fast ?? true;
-    this.kernels = this.makeKernels();
+    const kernels = this.makeKernels();
+    this.kernels = typeof process !== 'undefined' && process.env?.TSDPO_PROFILE === '1' ? this.profiled(kernels) : kernels;
+  }
+
+  /** Wraps every kernel to accumulate its wall time (and matmul / attention FLOPs). */
+  private profiled(k: KernelTable): KernelTable {
+    const out: Record<string, (a: never) => void> = {};
+    for (const [name, fn] of Object.entries(k) as [string, (a: never) => void][]) {
+      out[name] = (a: never) => {
+        const t = performance.now();
+        fn(a);
+        const e = this.profileData.get(name) ?? { calls: 0, ms: 0, flops: 0 };
+        e.calls++;
+        e.ms += performance.now() - t;
+        e.flops += flopsOf(name, a);
+        this.profileData.set(name, e);
+      };
+    }
+    return out as unknown as KernelTable;
   }
 
   supports(dtype: DType): boolean {
@@ -214,4 +235,12 @@ export class CpuBackend implements Backend {
         : ref.dropoutMask(v(a.out), a.n, a.p, a.seed),
     };
   }
+}
+
+/** Multiply-add work of the compute-bound kernels (2 FLOPs per multiply-add). */
+function flopsOf(name: string, a: Record<string, number>): number {
+  if (name === 'matmul') return 2 * a.M * a.N * a.K * a.batch;
+  if (name === 'attention') return 4 * a.B * a.H * a.T * a.S * a.Dh;
+  if (name === 'attentionGrad') return 10 * a.B * a.H * a.T * a.S * a.Dh;
+  return 0;
 }

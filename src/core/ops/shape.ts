@@ -1,7 +1,7 @@
 // Shape ops: reshape (a view), and permute / slice / concat / broadcastTo, which copy through
 // the one strided-copy kernel. Their vjps are each other: permute <-> inverse permute,
 // slice <-> pad into zeros, concat <-> slices, broadcastTo <-> sumTo.
-import { record } from '../autograd.js';
+import { record, recordMany } from '../autograd.js';
 import { axisOf, broadcastStrides, collapseDims, fmt, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { viewOf, zeros, type Tensor } from '../tensor.js';
 import { sumTo } from './reduce.js';
@@ -124,6 +124,36 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
       return g;
     });
   });
+}
+
+/**
+ * Splits x along `axis` into pieces of the given sizes (one copy each); the backward writes all
+ * pieces' gradients into one tensor (zeros only where a piece got none).
+ */
+export function split(x: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
+  const a = axisOf(axis, x.ndim, 'split');
+  if (sizes.reduce((p, q) => p + q, 0) !== x.shape[a]) {
+    throw new Error(`split: sizes ${fmt(sizes)} do not add up to dim ${axis} of ${x.describe()}`);
+  }
+  const xs = stridesOf(x.shape);
+  let at = 0;
+  const pieces = sizes.map((n) => {
+    const shape = x.shape.map((d, i) => (i === a ? n : d));
+    const out = alloc(shape, x.dtype, x);
+    stridedCopy(x, out, shape, xs, at * xs[a], stridesOf(shape), 0);
+    at += n;
+    return out;
+  });
+  recordMany(pieces, 'split', [x], (dys) => {
+    const dx = dys.every((d) => d !== null) ? alloc(x.shape, dys[0]!.dtype, dys[0]!) : zeros(x.shape, x.dtype, x.backend);
+    let pos = 0;
+    dys.forEach((d, k) => {
+      if (d) stridedCopy(d, dx, d.shape, stridesOf(d.shape), 0, xs, pos * xs[a]);
+      pos += sizes[k];
+    });
+    return [dx];
+  });
+  return pieces;
 }
 
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
