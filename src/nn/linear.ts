@@ -1,7 +1,8 @@
 // Linear layers as stored in Hugging Face checkpoints (weight [out, in]; GPT-2's Conv1D stores
 // [in, out]), with an optional LoRA adapter in PEFT's form: y = x W^T + b + scaling * (x A^T) B^T,
 // A [r, in], B [out, r].
-import { add, linear, matmul, mulScalar } from '../core/ops/index.js';
+import { gradEnabled } from '../core/autograd.js';
+import { add, dropout, linear, matmul, mulScalar } from '../core/ops/index.js';
 import type { Tensor } from '../core/tensor.js';
 
 export interface LoraPair {
@@ -19,6 +20,18 @@ export interface Dense {
   lora?: LoraPair | null;
 }
 
+/**
+ * LoRA dropout while training (PEFT's lora_dropout on the adapter's input): set by the trainer
+ * for each micro-batch; each adapted layer call draws the next seed, so a run is reproducible.
+ */
+const loraDropout = { p: 0, seed: 0, calls: 0 };
+
+export function setLoraDropout(p: number, seed: number): void {
+  loraDropout.p = p;
+  loraDropout.seed = seed >>> 0;
+  loraDropout.calls = 0;
+}
+
 /** Applies the layer; the adapter is used only when `adapterOn`. */
 export function dense(x: Tensor, layer: Dense, adapterOn = true): Tensor {
   const y = layer.fanInFanOut
@@ -26,5 +39,8 @@ export function dense(x: Tensor, layer: Dense, adapterOn = true): Tensor {
     : linear(x, layer.weight, layer.bias);
   const l = layer.lora;
   if (!l || !adapterOn) return y;
-  return add(y, mulScalar(linear(linear(x, l.A), l.B), l.scaling));
+  const xa = loraDropout.p > 0 && gradEnabled()
+    ? dropout(x, loraDropout.p, (Math.imul(loraDropout.seed ^ 0x9e3779b9, 2654435761) + loraDropout.calls++) >>> 0)
+    : x;
+  return add(y, mulScalar(linear(linear(xa, l.A), l.B), l.scaling));
 }

@@ -6,6 +6,7 @@ import { collatePreference } from '../data/collate.js';
 import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
+import { setLoraDropout } from '../nn/linear.js';
 import type { DpoConfig } from './config.js';
 import { LOSSES, type LossInputs, type LossOptions } from './losses.js';
 import { sequenceLogps, type TokenBatch } from './logps.js';
@@ -30,6 +31,8 @@ export interface DpoParts {
   train: PreferenceDataset;
   eval: PreferenceDataset | null;
   padId: number;
+  /** LoRA dropout probability while training (0 without an adapter). */
+  loraDropout: number;
   /** Weights out / in (model folder or adapter), supplied by the caller. */
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
@@ -150,8 +153,13 @@ export class DpoObjective implements Objective {
     });
   }
 
-  micro(indices: number[], scale: number): Promise<MicroResult> {
-    return this.forward(indices, 'train', scale);
+  async micro(indices: number[], scale: number, step: number): Promise<MicroResult> {
+    setLoraDropout(this.parts.loraDropout, this.parts.cfg.seed * 1000003 + step * 7919 + indices[0]);
+    try {
+      return await this.forward(indices, 'train', scale);
+    } finally {
+      setLoraDropout(0, 0);
+    }
   }
 
   async evaluate(): Promise<Record<string, number> | null> {

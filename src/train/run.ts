@@ -37,6 +37,7 @@ interface Setup {
   policy: CausalLM;
   params: NamedParam[];
   lora: boolean;
+  loraDropout: number;
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
 }
@@ -50,11 +51,13 @@ async function setup(cfg: CommonConfig, log: Log): Promise<Setup> {
   const policy = loadModel(cfg.model_name_or_path);
   const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
+  let loraDropout = 0;
   if (lora) {
     const info = cfg.adapter
       ? loadAdapter(policy, cfg.adapter)
       : newAdapter(policy, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear' ? 'all-linear' : cfg.lora_target_modules, dropout: cfg.lora_dropout, seed: cfg.seed });
     params = info.params;
+    loraDropout = info.config.lora_dropout;
   } else {
     params = trainAll(policy);
   }
@@ -84,7 +87,7 @@ async function setup(cfg: CommonConfig, log: Log): Promise<Setup> {
       }
     }
   };
-  return { tok, policy, params, lora, saveWeights, loadWeights };
+  return { tok, policy, params, lora, loraDropout, saveWeights, loadWeights };
 }
 
 function countAll(m: CausalLM): number {
@@ -209,7 +212,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   }
 
   const objective = new DpoObjective({
-    cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId,
+    cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
     saveWeights: s.saveWeights, loadWeights: s.loadWeights,
   });
   const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'dpo', ...cfg } });
@@ -228,7 +231,7 @@ export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean 
   const ev = evalSource(cfg);
   const evalData = ev ? await loadSftDataset(ev.path, s.tok, { ...sftOpts, split: ev.split }) : null;
   if (evalData) log(reportLine('eval data', evalData.report));
-  const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
+  const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
   const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg } });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };

@@ -4,6 +4,7 @@ import { affine, backward, noGrad, sum, tidyAsync } from '../core/index.js';
 import { collateSft } from '../data/collate.js';
 import type { SftDataset } from '../data/sft.js';
 import type { CausalLM } from '../models/model.js';
+import { setLoraDropout } from '../nn/linear.js';
 import type { SftConfig } from './config.js';
 import { sequenceLogps, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
@@ -16,6 +17,8 @@ export interface SftParts {
   train: SftDataset;
   eval: SftDataset | null;
   padId: number;
+  /** LoRA dropout probability while training (0 without an adapter). */
+  loraDropout: number;
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
 }
@@ -45,8 +48,13 @@ export class SftObjective implements Objective {
     });
   }
 
-  micro(indices: number[], scale: number): Promise<MicroResult> {
-    return this.forward(this.parts.train, indices, scale);
+  async micro(indices: number[], scale: number, step: number): Promise<MicroResult> {
+    setLoraDropout(this.parts.loraDropout, this.parts.cfg.seed * 1000003 + step * 7919 + indices[0]);
+    try {
+      return await this.forward(this.parts.train, indices, scale);
+    } finally {
+      setLoraDropout(0, 0);
+    }
   }
 
   async evaluate(): Promise<Record<string, number> | null> {

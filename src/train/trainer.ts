@@ -166,9 +166,8 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
       if (step % cfg.logging_steps === 0 || step === total) {
         const secs = (performance.now() - windowStart) / 1000;
-        const line: Record<string, number> = { step, epoch: round(epochOf()) };
-        for (const [k, v] of Object.entries(sums)) line[k] = v / count;
-        line.learning_rate = lr;
+        const line: Record<string, number> = { step, epoch: round(epochOf()), loss: sums.loss / count, grad_norm: sums.grad_norm / count, learning_rate: lr };
+        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / count;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);
         log(formatLine(line));
