@@ -161,7 +161,7 @@ export class DecoderLM implements CausalLM {
       const { cos, sin } = tables.get(l.rope)!;
       q = rope(q, cos, sin);
       k = rope(k, cos, sin);
-      if (cache) [k, v] = appendCache(cache, i, k, v);
+      [k, v] = withPast(opts, i, k, v);
       const a = attention(q, k, v, {
         mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true, window: l.window, softcap: s.attnSoftcap,
       }); // (B, T, H, Dh)
@@ -187,6 +187,24 @@ export class DecoderLM implements CausalLM {
 /** c tanh(x / c), or x when c is 0. */
 export function softcap(x: Tensor, c: number): Tensor {
   return c > 0 ? affine(tanh(affine(x, 1 / c)), c) : x;
+}
+
+/**
+ * The keys / values layer i attends to: the new ones, after a shared prefix (differentiable)
+ * or after the KV cache (grown in place, no gradient); collected for a later prefix use.
+ */
+export function withPast(opts: ForwardOptions, i: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
+  opts.collect?.push({ k, v });
+  const pre = opts.prefix;
+  if (pre) {
+    const rowsOf = (t: Tensor): Tensor => {
+      const [Pp, ...rest] = t.shape;
+      const picked = embedding(reshape(t, [Pp, t.size / Pp]), pre.rows); // (B, Tp * Hkv * Dh)
+      return reshape(picked, [pre.rows.size, ...rest]);
+    };
+    return [concat([rowsOf(pre.kv[i].k), k], 1), concat([rowsOf(pre.kv[i].v), v], 1)];
+  }
+  return opts.cache ? appendCache(opts.cache, i, k, v) : [k, v];
 }
 
 /** Appends new keys / values to layer i of the cache (no gradient) and returns the full ones. */

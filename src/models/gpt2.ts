@@ -4,7 +4,7 @@ import { add, attention, embedding, gelu, linear, layerNorm, reshape, split, ten
 import type { Tensor } from '../core/tensor.js';
 import { dense, type Dense } from '../nn/linear.js';
 import { bool, num } from './config.js';
-import { appendCache } from './decoder.js';
+import { withPast } from './decoder.js';
 import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes } from './model.js';
 
 export interface Gpt2Spec {
@@ -118,7 +118,7 @@ export class Gpt2LM implements CausalLM {
       const qkv = dense(h, lin('attn.c_attn'), on); // (B, T, 3C)
       const [q, k0, v0] = split(qkv, 2, [C, C, C]).map((t) => reshape(t, [B, T, H, Dh])); // (B, T, H, Dh)
       let k = k0, v = v0;
-      if (cache) [k, v] = appendCache(cache, i, k, v);
+      [k, v] = withPast(opts, i, k, v);
       const a = attention(q, k, v, { mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true });
       x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on));
       const g = layerNorm(x, this.p(`${pre}ln_2.weight`), this.p(`${pre}ln_2.bias`), s.eps);

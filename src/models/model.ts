@@ -21,6 +21,14 @@ export interface ForwardOptions {
   cache?: KVCache | null;
   /** LoRA adapter on (default) or off (the base model, e.g. as the DPO reference). */
   adapter?: boolean;
+  /**
+   * Keys / values of shared prefixes (per layer [Pp, Tp, Hkv, Dh], with gradient) that the new
+   * tokens continue: batch row b continues prefix row `rows[b]`. attentionMask then covers
+   * [B, Tp + T]. Used to compute a pair's prompt once for both of its completions.
+   */
+  prefix?: { kv: { k: Tensor; v: Tensor }[]; rows: Tensor } | null;
+  /** When given, each layer's keys / values of the new tokens are pushed here (with gradient). */
+  collect?: { k: Tensor; v: Tensor }[] | null;
 }
 
 export type Json = Record<string, unknown>;

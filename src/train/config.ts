@@ -74,6 +74,7 @@ export const DPO_OPTIONS = {
   ref_model: { type: 'string', default: '', help: 'reference model folder (default: a frozen copy of --model, or the base model with LoRA)' },
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs in one pass before training and cache them on disk' },
   completion_only_head: { type: 'bool', default: true, help: 'run the LM head only on completion positions (same numbers, less work)' },
+  share_prompt: { type: 'bool', default: false, help: "compute each pair's prompt once for its chosen and rejected completions (same numbers, less work)" },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Options only `tsdpo sft` has. */

@@ -9,7 +9,7 @@ import type { CausalLM } from '../models/model.js';
 import { setLoraDropout } from '../nn/linear.js';
 import type { DpoConfig } from './config.js';
 import { LOSSES, type LossInputs, type LossOptions } from './losses.js';
-import { sequenceLogps, type TokenBatch } from './logps.js';
+import { pairLogpsSharedPrompt, sequenceLogps, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import type { MicroResult, Objective } from './trainer.js';
 
@@ -120,13 +120,19 @@ export class DpoObjective implements Objective {
     this.params = parts.params;
   }
 
+  /** Log-probs [2P] of the batch under a model: shared prompts, or the collated sequences. */
+  private logps(model: CausalLM, b: TokenBatch, pairs: readonly TokenizedPair[], o: LogpOptions): LogpResult {
+    const { cfg, padId } = this.parts;
+    return cfg.share_prompt ? pairLogpsSharedPrompt(model, pairs, padId, o) : sequenceLogps(model, b, { ...o, headOnCompletion: cfg.completion_only_head });
+  }
+
   /** Reference log-probs [2P] of a collated batch (no gradient). */
-  private refLogps(b: TokenBatch, indices: number[], split: 'train' | 'eval'): Tensor {
+  private refLogps(b: TokenBatch, pairs: readonly TokenizedPair[], indices: number[], split: 'train' | 'eval'): Tensor {
     const r = this.parts.reference;
     const P = indices.length;
     switch (r.kind) {
-      case 'model': return noGrad(() => sequenceLogps(r.model, b, { headOnCompletion: this.parts.cfg.completion_only_head }).seq);
-      case 'adapter-off': return noGrad(() => sequenceLogps(this.parts.policy, b, { adapter: false, headOnCompletion: this.parts.cfg.completion_only_head }).seq);
+      case 'model': return noGrad(() => this.logps(r.model, b, pairs, {}).seq);
+      case 'adapter-off': return noGrad(() => this.logps(this.parts.policy, b, pairs, { adapter: false }).seq);
       case 'none': return tensor(new Float32Array(2 * P));
       case 'cached': {
         const table = split === 'train' ? r.train : r.eval;
@@ -141,10 +147,11 @@ export class DpoObjective implements Objective {
   private async forward(indices: number[], split: 'train' | 'eval', scale: number | null): Promise<MicroResult> {
     const { cfg, policy, padId } = this.parts;
     const data = split === 'train' ? this.parts.train : this.parts.eval!;
-    const b = batchOf(indices.map((i) => data.examples[i]), padId);
+    const pairs = indices.map((i) => data.examples[i]);
+    const b = batchOf(pairs, padId);
     return tidyAsync(async () => {
-      const pol = sequenceLogps(policy, b, { headOnCompletion: cfg.completion_only_head, meanLogits: true });
-      const ref = this.refLogps(b, indices, split);
+      const pol = this.logps(policy, b, pairs, { meanLogits: true });
+      const ref = this.refLogps(b, pairs, indices, split);
       const l = { policy: pol.seq, ref, tokens: pol.tokens, logitSums: pol.logitSums };
       const { loss } = dpoLoss(splitPairs(l, b.P), cfg);
       if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale));

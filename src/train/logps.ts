@@ -1,6 +1,6 @@
 // Completion log-probs of a batch of sequences: log p(token_t | tokens before t) summed over the
 // positions that completionMask marks, with the token pick fused into the log-softmax.
-import { affine, embedding, logSoftmaxGather, matmul, mul, noGrad, reshape, sum, tensor, type Tensor } from '../core/index.js';
+import { affine, concat, embedding, logSoftmaxGather, matmul, mul, narrow, noGrad, reshape, sum, tensor, type Tensor } from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
 
 /** A padded batch: R sequences of T tokens (host arrays, row-major). */
@@ -92,4 +92,71 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
 function vocabMean(logits: Tensor): Tensor {
   const V = logits.shape[logits.ndim - 1];
   return noGrad(() => affine(sum(logits, -1), 1 / V));
+}
+
+export interface PairSequences {
+  promptIds: readonly number[];
+  chosenIds: readonly number[];
+  rejectedIds: readonly number[];
+}
+
+/**
+ * The same numbers as sequenceLogps on the collated pairs (rows chosen_0..chosen_{P-1},
+ * rejected_0..), but each prompt runs through the model once: prompts are left-padded so they
+ * end together, their keys / values (with gradient) are shared by the chosen and the rejected
+ * continuation, and the first completion token is scored from the prompt's last position.
+ */
+export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSequences[], padId: number, opts: LogpOptions = {}): LogpResult {
+  const P = pairs.length, R = 2 * P, C = model.hiddenSize;
+  const Tp = Math.max(...pairs.map((p) => p.promptIds.length));
+  const comps = [...pairs.map((p) => p.chosenIds), ...pairs.map((p) => p.rejectedIds)];
+  const Tc = Math.max(...comps.map((c) => c.length));
+  // Prompts, left-padded: (P, Tp); positions count real tokens from 0.
+  const pIds = new Int32Array(P * Tp).fill(padId), pMask = new Float32Array(P * Tp), pPos = new Int32Array(P * Tp).fill(1);
+  pairs.forEach((p, i) => {
+    const off = Tp - p.promptIds.length;
+    p.promptIds.forEach((id, t) => { pIds[i * Tp + off + t] = id; pMask[i * Tp + off + t] = 1; pPos[i * Tp + off + t] = t; });
+  });
+  // Completions, right-padded: (R, Tc), continuing their prompt's positions.
+  const cIds = new Int32Array(R * Tc).fill(padId), mask = new Float32Array(R * (Tp + Tc)), cPos = new Int32Array(R * Tc);
+  comps.forEach((c, r) => {
+    const p = pairs[r % P];
+    mask.set(pMask.subarray((r % P) * Tp, (r % P + 1) * Tp), r * (Tp + Tc));
+    for (let t = 0; t < Tc; t++) {
+      if (t < c.length) {
+        cIds[r * Tc + t] = c[t];
+        mask[r * (Tp + Tc) + Tp + t] = 1;
+      }
+      cPos[r * Tc + t] = p.promptIds.length + t;
+    }
+  });
+  const adapter = opts.adapter ?? true;
+  const kv: { k: Tensor; v: Tensor }[] = [];
+  const hp = model.body(tensor(pIds, [P, Tp], 'i32'), { attentionMask: tensor(pMask, [P, Tp]), positions: pPos, adapter, collect: kv }); // (P, Tp, C)
+  const rows = tensor(Int32Array.from({ length: R }, (_, r) => r % P), [R], 'i32');
+  const hc = model.body(tensor(cIds, [R, Tc], 'i32'), {
+    attentionMask: tensor(mask, [R, Tp + Tc]), positions: cPos, adapter, prefix: { kv, rows },
+  }); // (R, Tc, C)
+  // Rows of [last prompt position (P) ; completion positions (R * Tc)] that predict a completion token.
+  const hidden = concat([reshape(narrow(hp, 1, Tp - 1, 1), [P, C]), reshape(hc, [R * Tc, C])], 0);
+  const picks: number[] = [], tgt: number[] = [], owner: number[] = [];
+  const tokens = new Float64Array(R);
+  comps.forEach((c, r) => {
+    for (let t = 0; t < c.length; t++) {
+      picks.push(t === 0 ? r % P : P + r * Tc + t - 1);
+      tgt.push(c[t]);
+      owner.push(r);
+    }
+    tokens[r] = c.length;
+  });
+  const M = picks.length;
+  const own = new Float32Array(R * M);
+  owner.forEach((r, j) => { own[r * M + j] = 1; });
+  const logits = model.head(embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32'))); // (M, V)
+  const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32'));
+  const seq = reshape(matmul(tensor(own, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
+  const logitSums = opts.meanLogits
+    ? noGrad(() => reshape(matmul(tensor(own, [R, M]), reshape(vocabMean(logits), [M, 1])), [R]))
+    : undefined;
+  return { seq, tokens, logitSums };
 }

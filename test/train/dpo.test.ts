@@ -104,3 +104,17 @@ test('a non-finite loss stops the run with a message and keeps the last good che
   assert.ok(ck && ck.step <= r.steps, 'a checkpoint from before the failure is kept');
   assert.ok(!existsSync(join(out, 'model.safetensors')), 'no final model is written from a diverged run');
 });
+
+test('share_prompt and completion_only_head give the same losses as the plain computation', async () => {
+  const root = tempRoot();
+  const model = await tinyModel(root, 6);
+  const data = tinyPreferences(root, 12);
+  const base = { model_name_or_path: model, dataset: data, learning_rate: 1e-3, max_steps: 4, per_device_train_batch_size: 4, logging_steps: 1, save_steps: 0 };
+  await runDpo(dpoConfig({ ...base, output_dir: join(root, 'plain'), completion_only_head: false }), { quiet: true, log: () => {} });
+  await runDpo(dpoConfig({ ...base, output_dir: join(root, 'shared'), share_prompt: true }), { quiet: true, log: () => {} });
+  const a = readMetrics(join(root, 'plain')), b = readMetrics(join(root, 'shared'));
+  a.forEach((l, i) => {
+    assert.ok(Math.abs(l.loss - b[i].loss) < 1e-5, `step ${l.step}: loss ${l.loss} vs ${b[i].loss}`);
+    assert.ok(Math.abs(l['logits/chosen'] - b[i]['logits/chosen']) < 1e-4, `step ${l.step}: logits/chosen`);
+  });
+});
