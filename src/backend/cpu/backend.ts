@@ -97,6 +97,16 @@ export class CpuBackend implements Backend {
     return this.useFast && xs.every((x) => x === null || x.dtype !== 'f64');
   }
 
+  /** Runs a fast kernel; when it reports a bad index, the reference check names the id and position. */
+  private explained(run: () => void, check: () => void): void {
+    try {
+      run();
+    } catch (e) {
+      if ((e as Error).message.includes('index out of range')) check();
+      throw e;
+    }
+  }
+
   private makeKernels(): KernelTable {
     const rt = this.rt;
     const v = (s: Storage): any => this.view(s); // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -154,13 +164,13 @@ export class CpuBackend implements Backend {
         else (a.log ? ref.logSoftmaxGrad : ref.softmaxGrad)(v(a.y), v(a.dy), v(a.dx), a.N, a.D);
       },
       logSoftmaxGather: (a) => this.fastFor(a.logits)
-        ? fast.logsoftmaxGather(rt, p(a.logits), p(a.targets), p(a.out), a.N, a.V)
+        ? this.explained(() => fast.logsoftmaxGather(rt, p(a.logits), p(a.targets), p(a.out), a.N, a.V), () => ref.checkTargets('logSoftmaxGather', v(a.targets), a.N, a.V))
         : ref.logsoftmaxGather(v(a.logits), v(a.targets), v(a.out), a.N, a.V),
       logSoftmaxGatherGrad: (a) => this.fastFor(a.logits)
         ? fast.logsoftmaxGatherGrad(rt, p(a.logits), p(a.targets), p(a.dy), p(a.dlogits), a.N, a.V)
         : ref.logsoftmaxGatherGrad(v(a.logits), v(a.targets), v(a.dy), v(a.dlogits), a.N, a.V),
       embedding: (a) => this.fastFor(a.weight)
-        ? fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V)
+        ? this.explained(() => fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V), () => ref.checkIds('embedding', v(a.ids), a.N, a.V))
         : ref.embedding(v(a.weight), v(a.ids), v(a.out), a.N, a.D, a.V),
       embeddingGrad: (a) => this.fastFor(a.dy)
         ? fast.embeddingGrad(rt, p(a.dy), p(a.ids), p(a.dweight), a.N, a.D, a.V)

@@ -1,7 +1,8 @@
 // Embedding lookup and its gradient (reference kernels).
 import type { F, I } from './types.js';
 
-function checkIds(fn: string, ids: I, N: number, V: number): void {
+/** Throws naming the first id outside [0, V) and its position. */
+export function checkIds(fn: string, ids: I, N: number, V: number): void {
   for (let r = 0; r < N; r++) {
     const id = ids[r];
     if (!(id >= 0 && id < V)) {
