@@ -6,12 +6,11 @@ import { collatePreference } from '../data/collate.js';
 import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
-import { setLoraDropout } from '../nn/linear.js';
 import type { DpoConfig } from './config.js';
 import { LOSSES, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
-import type { MicroResult, Objective } from './trainer.js';
+import { batchesOf, type MicroResult, type Objective } from './trainer.js';
 
 /** Where reference log-probs come from. */
 export type Reference =
@@ -114,10 +113,12 @@ export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: 
 export class DpoObjective implements Objective {
   readonly size: number;
   readonly params: NamedParam[];
+  readonly loraDropout: number;
 
   constructor(readonly parts: DpoParts) {
     this.size = parts.train.examples.length;
     this.params = parts.params;
+    this.loraDropout = parts.loraDropout;
   }
 
   /** Log-probs [2P] of the batch under a model: shared prompts, or the collated sequences. */
@@ -160,13 +161,8 @@ export class DpoObjective implements Objective {
     });
   }
 
-  async micro(indices: number[], scale: number, step: number): Promise<MicroResult> {
-    setLoraDropout(this.parts.loraDropout, this.parts.cfg.seed * 1000003 + step * 7919 + indices[0]);
-    try {
-      return await this.forward(indices, 'train', scale);
-    } finally {
-      setLoraDropout(0, 0);
-    }
+  micro(indices: number[], scale: number): Promise<MicroResult> {
+    return this.forward(indices, 'train', scale);
   }
 
   async evaluate(): Promise<Record<string, number> | null> {
@@ -175,8 +171,7 @@ export class DpoObjective implements Objective {
     const bs = this.parts.cfg.per_device_eval_batch_size;
     const sums: Record<string, number> = {};
     let n = 0;
-    for (let i = 0; i < ev.examples.length; i += bs) {
-      const idx = Array.from({ length: Math.min(bs, ev.examples.length - i) }, (_, k) => i + k);
+    for (const idx of batchesOf(ev.examples.length, bs)) {
       const r = await noGrad(() => this.forward(idx, 'eval', null));
       const w = idx.length;
       sums.loss = (sums.loss ?? 0) + r.loss * w;

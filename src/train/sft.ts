@@ -4,11 +4,10 @@ import { affine, backward, noGrad, sum, tidyAsync } from '../core/index.js';
 import { collateSft } from '../data/collate.js';
 import type { SftDataset } from '../data/sft.js';
 import type { CausalLM } from '../models/model.js';
-import { setLoraDropout } from '../nn/linear.js';
 import type { SftConfig } from './config.js';
 import { sequenceLogps, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
-import type { MicroResult, Objective } from './trainer.js';
+import { batchesOf, type MicroResult, type Objective } from './trainer.js';
 
 export interface SftParts {
   cfg: SftConfig;
@@ -26,10 +25,12 @@ export interface SftParts {
 export class SftObjective implements Objective {
   readonly size: number;
   readonly params: NamedParam[];
+  readonly loraDropout: number;
 
   constructor(readonly parts: SftParts) {
     this.size = parts.train.examples.length;
     this.params = parts.params;
+    this.loraDropout = parts.loraDropout;
   }
 
   private async forward(data: SftDataset, indices: number[], scale: number | null): Promise<MicroResult> {
@@ -48,13 +49,8 @@ export class SftObjective implements Objective {
     });
   }
 
-  async micro(indices: number[], scale: number, step: number): Promise<MicroResult> {
-    setLoraDropout(this.parts.loraDropout, this.parts.cfg.seed * 1000003 + step * 7919 + indices[0]);
-    try {
-      return await this.forward(this.parts.train, indices, scale);
-    } finally {
-      setLoraDropout(0, 0);
-    }
+  micro(indices: number[], scale: number): Promise<MicroResult> {
+    return this.forward(this.parts.train, indices, scale);
   }
 
   async evaluate(): Promise<Record<string, number> | null> {
@@ -62,8 +58,7 @@ export class SftObjective implements Objective {
     if (!ev || ev.examples.length === 0) return null;
     const bs = this.parts.cfg.per_device_eval_batch_size;
     let nll = 0, count = 0;
-    for (let i = 0; i < ev.examples.length; i += bs) {
-      const idx = Array.from({ length: Math.min(bs, ev.examples.length - i) }, (_, k) => i + k);
+    for (const idx of batchesOf(ev.examples.length, bs)) {
       const r = await noGrad(() => this.forward(ev, idx, null));
       nll += r.loss * r.metrics.num_tokens;
       count += r.metrics.num_tokens;

@@ -9,6 +9,7 @@ import { latestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint,
 import type { CommonConfig } from './config.js';
 import { clipGradNorm, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
 import { progress } from './progress.js';
+import { setLoraDropout } from '../nn/linear.js';
 import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
 
 /** One micro-batch's result: the loss already backpropagated, and metrics to average. */
@@ -24,6 +25,8 @@ export interface Objective {
   /** Training examples. */
   readonly size: number;
   readonly params: NamedParam[];
+  /** LoRA dropout while training (0 without an adapter or dropout). */
+  readonly loraDropout: number;
   /** Forward + backward of the examples `indices`, the loss scaled by `scale` (1 / accumulation). */
   micro(indices: number[], scale: number, step: number): Promise<MicroResult>;
   /** Metrics on the held-out set (keys get the eval_ prefix), or null without one. */
@@ -42,6 +45,11 @@ export interface TrainResult {
 }
 
 export class NonFiniteLossError extends Error {}
+
+/** Consecutive index batches of at most `size` over [0, n) (evaluation order). */
+export function* batchesOf(n: number, size: number): Generator<number[]> {
+  for (let i = 0; i < n; i += size) yield Array.from({ length: Math.min(size, n - i) }, (_, k) => i + k);
+}
 
 function optimizerName(optim: string): OptimizerName {
   return optim === 'adamw_torch' ? 'adamw' : (optim as OptimizerName);
@@ -146,7 +154,9 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       let stepLoss = 0;
       for (let m = 0; m < ga; m++) {
         const { indices } = sampler.next(bs);
-        const r = await obj.micro(indices, 1 / ga, step);
+        // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
+        setLoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m);
+        const r = await obj.micro(indices, 1 / ga, step).finally(() => setLoraDropout(0, 0));
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
         stepLoss += r.loss / ga;
         for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v / ga;
