@@ -94,9 +94,11 @@ test('CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in he
   const browser = spawn(CHROMIUM, [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/`,
-  ], { stdio: 'ignore' });
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let browserLog = '';
+  browser.stderr!.on('data', (d) => { browserLog = (browserLog + String(d)).slice(-4000); });
   try {
-    const body = await Promise.race([result, new Promise<string>((_, rej) => setTimeout(() => rej(new Error('no result from the page in 90 s')), 90_000).unref())]);
+    const body = await Promise.race([result, new Promise<string>((_, rej) => setTimeout(() => rej(new Error(`no result from the page in 90 s; Chromium said:\n${browserLog}`)), 90_000).unref())]);
     const r = JSON.parse(body);
     assert.ok(r.ok, r.error);
     assert.equal(r.isolated, true, 'page is cross-origin isolated');
@@ -105,7 +107,7 @@ test('CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in he
     assert.ok(r.losses[4] < r.losses[0], `losses ${r.losses}`);
   } finally {
     browser.kill('SIGKILL');
-    await new Promise((r) => browser.once('exit', r));
+    if (browser.exitCode === null && browser.signalCode === null) await new Promise((r) => browser.once('exit', r));
     rmSync(profile, { recursive: true, force: true });
     server.closeAllConnections();
     server.close();
