@@ -33,7 +33,7 @@ function benchMatmul(rt: KernelRuntime): void {
     for (const [trans, transA, transB] of layouts) {
       const run = () => matmulF32(rt, { a, b, c, M: m, N: n, K: k, transA, transB });
       const flops = 2 * m * n * k;
-      const { best, median } = time(run, 3, 10);
+      const { best, median } = time(run, 3, 15);
       console.log(JSON.stringify({
         bench: 'matmul', m, k, n, threads: rt.threads, ...(trans === 'nn' ? {} : { trans }),
         gflops: +(flops / best / 1e9).toFixed(2), median_gflops: +(flops / median / 1e9).toFixed(2),
