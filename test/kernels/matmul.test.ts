@@ -105,6 +105,15 @@ describe('matmul kernel vs float64 reference', () => {
     }
   });
 
+  it('few rows (decoding: dot products and in-place B) with M = 2, 3, 5', () => {
+    let seed = 500;
+    for (const M of [2, 3, 5]) for (const [N, K] of [[9, 5], [33, 64], [130, 37]]) {
+      for (const [transA, transB] of TRANS) {
+        check(rts, { M, N, K, transA, transB, accumulate: (seed & 1) as 0 | 1 }, seed++, 0);
+      }
+    }
+  });
+
   it('blocks of depth, rows and columns beyond one cache block (K > 256, M > 128, N > 2048)', () => {
     let seed = 1000;
     for (const [transA, transB] of TRANS) {

@@ -24,6 +24,10 @@ const EDGE = PACK_A + MC * KC * 16;
 const SCRATCH_NEED = EDGE + MR * NR * 4;
 // Row ranges up to this many read untransposed B in place rather than packed (see block).
 const DIRECT_B_ROWS = 16;
+// Row ranges up to this many times a transposed B run as dot products (see dotRows), as long as
+// their rows of op(A) fit the scratch.
+const DOT_ROWS = 2;
+const DOT_MAX_A = (4 << 20) / 4 - 64;
 // Row strips suffice for a good split once there are this many (or more than column strips).
 const ROW_UNITS_ENOUGH = 64;
 
@@ -77,6 +81,10 @@ function block(
     }
     return;
   }
+  if (transB && i1 - i0 <= DOT_ROWS && (i1 - i0) * K <= DOT_MAX_A) {
+    dotRows(a, b, c, i0, i1, j0, j1, K, lda, ldb, ldc, transA, accumulate, scratch);
+    return;
+  }
   const bPack = scratch, aPack = scratch + PACK_A, edge = scratch + EDGE;
   // With few rows each element of B is used only a few times, so packing it would cost more than
   // it saves: full panels of an untransposed B are then read in place (row stride ldb).
@@ -105,6 +113,67 @@ function block(
       }
     }
   }
+}
+
+/**
+ * C[i0:i1, j0:j1] (+)= op(A)[i0:i1, :] B^T for B stored [N, K] (x W^T while decoding): each value
+ * of C is the dot product of two contiguous rows, so B streams through once, unpacked; rows of C
+ * are done two at a time against 4 rows of B (8 accumulators).
+ */
+function dotRows(
+  a: usize, b: usize, c: usize, i0: i32, i1: i32, j0: i32, j1: i32, K: i32,
+  lda: i32, ldb: i32, ldc: i32, transA: i32, accumulate: i32, scratch: usize,
+): void {
+  let ar = a + ((<usize>i0 * lda) << 2), as: usize = <usize>lda << 2; // first row of op(A), row stride
+  if (transA) {
+    // A is stored [K, M]: gather the rows of op(A) (columns of A) into the scratch, after 64 B
+    // that hold the sums of one group of columns.
+    for (let i = i0; i < i1; i++) {
+      const d = scratch + 64 + (<usize>((i - i0) * K) << 2);
+      for (let k = 0; k < K; k++) store<f32>(d + (<usize>k << 2), load<f32>(a + ((<usize>k * lda + i) << 2)));
+    }
+    ar = scratch + 64;
+    as = <usize>K << 2;
+  }
+  const bs = <usize>ldb << 2, k4 = K & ~3, sums = scratch;
+  for (let i = i0; i < i1; i += 2) {
+    const rows = min(2, i1 - i);
+    const ra = ar + <usize>(i - i0) * as, rb = rows > 1 ? ra + as : ra;
+    for (let j = j0; j < j1; j += 4) {
+      const nj = min(4, j1 - j);
+      const bj = b + ((<usize>j * ldb) << 2);
+      // Rows of B past j1 are read as row j (their sums are dropped).
+      const b1r = nj > 1 ? bj + bs : bj, b2r = nj > 2 ? bj + 2 * bs : bj, b3r = nj > 3 ? bj + 3 * bs : bj;
+      let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+      for (let k = 0; k < k4; k += 4) {
+        const o = <usize>k << 2;
+        const va = v128.load(ra + o), vb = v128.load(rb + o);
+        const w0 = v128.load(bj + o), w1 = v128.load(b1r + o), w2 = v128.load(b2r + o), w3 = v128.load(b3r + o);
+        x0 = madd(va, w0, x0); x1 = madd(va, w1, x1); x2 = madd(va, w2, x2); x3 = madd(va, w3, x3);
+        y0 = madd(vb, w0, y0); y1 = madd(vb, w1, y1); y2 = madd(vb, w2, y2); y3 = madd(vb, w3, y3);
+      }
+      v128.store(sums, hsum4(x0, x1, x2, x3));
+      v128.store(sums, hsum4(y0, y1, y2, y3), 16);
+      for (let r = 0; r < rows; r++) {
+        const rr = r ? rb : ra, ci = c + ((<usize>(i + r) * ldc + j) << 2);
+        for (let jj = 0; jj < nj; jj++) {
+          let v = load<f32>(sums + (<usize>(r * 4 + jj) << 2));
+          const bjj = bj + <usize>jj * bs;
+          for (let k = k4; k < K; k++) v += load<f32>(rr + (<usize>k << 2)) * load<f32>(bjj + (<usize>k << 2));
+          const cj = ci + (<usize>jj << 2);
+          store<f32>(cj, accumulate ? load<f32>(cj) + v : v);
+        }
+      }
+    }
+  }
+}
+
+/** (sum of x0's lanes, of x1's, of x2's, of x3's). */
+@inline function hsum4(x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const t0 = f32x4.add(i32x4.shuffle(x0, x1, 0, 4, 1, 5), i32x4.shuffle(x0, x1, 2, 6, 3, 7));
+  const t1 = f32x4.add(i32x4.shuffle(x2, x3, 0, 4, 1, 5), i32x4.shuffle(x2, x3, 2, 6, 3, 7));
+  return f32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
 }
 
 /**
