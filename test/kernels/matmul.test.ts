@@ -150,5 +150,7 @@ describe('matmul kernel vs float64 reference', () => {
     const base = { a: 0, b: 0, c: 0, M: 2, N: 3, K: 4, transA: 0, transB: 0 } as const;
     assert.throws(() => matmulF32(rts[0], { ...base, batch: 2, strideC: 0 }), /strideC = 0/);
     assert.throws(() => matmulF32(rts[0], { ...base, lda: 3 }), /lda=3/);
+    const top = rts[0].memory.buffer.byteLength;
+    assert.throws(() => matmulF32(rts[0], { ...base, c: top - 16 }), /C spans bytes/);
   });
 });

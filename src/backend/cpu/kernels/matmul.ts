@@ -16,7 +16,7 @@
 const MR = 4; // rows of the register tile
 const NR = 8; // columns of the register tile (2 v128)
 const KC = 256; // depth of a packed panel: B micro-panel KC*NR*4 = 8 KiB, A micro-panel 16 KiB (L1)
-const MC = 128; // rows of a packed A block: MC*KC*16 = 512 KiB (L2)
+const MC = 64; // rows of a packed A block: MC*KC*16 = 256 KiB (L2)
 const NC = 2048; // columns of a packed B block: KC*NC*4 = 2 MiB (L3)
 // Scratch layout (bytes): packed B block, packed A block, one edge tile.
 const PACK_A = KC * NC * 4;
