@@ -105,6 +105,15 @@ describe('matmul kernel vs float64 reference', () => {
     }
   });
 
+  it('few rows (decoding: dot products and in-place B) with M = 2, 3, 5', () => {
+    let seed = 500;
+    for (const M of [2, 3, 5]) for (const [N, K] of [[9, 5], [33, 64], [130, 37]]) {
+      for (const [transA, transB] of TRANS) {
+        check(rts, { M, N, K, transA, transB, accumulate: (seed & 1) as 0 | 1 }, seed++, 0);
+      }
+    }
+  });
+
   it('blocks of depth, rows and columns beyond one cache block (K > 256, M > 128, N > 2048)', () => {
     let seed = 1000;
     for (const [transA, transB] of TRANS) {
@@ -141,5 +150,7 @@ describe('matmul kernel vs float64 reference', () => {
     const base = { a: 0, b: 0, c: 0, M: 2, N: 3, K: 4, transA: 0, transB: 0 } as const;
     assert.throws(() => matmulF32(rts[0], { ...base, batch: 2, strideC: 0 }), /strideC = 0/);
     assert.throws(() => matmulF32(rts[0], { ...base, lda: 3 }), /lda=3/);
+    const top = rts[0].memory.buffer.byteLength;
+    assert.throws(() => matmulF32(rts[0], { ...base, c: top - 16 }), /C spans bytes/);
   });
 });

@@ -9,8 +9,8 @@ import type { F } from './types.js';
  * Storage (row-major, strides in elements): A is [M, K] with row stride `lda`, or [K, M] when
  * `transA` is 1 (op(A) = A^T); B is [K, N] (row stride `ldb`), or [N, K] when `transB` is 1; C is
  * [M, N] with row stride `ldc`. Batch element i starts at i * strideA (B, C likewise); a batch
- * stride of 0 broadcasts that operand. Sums run in the arrays' precision order-independently of
- * the fast kernel, so pass Float64Arrays for a float64 truth.
+ * stride of 0 broadcasts that operand. Each sum runs in float64 (JS numbers) and is stored in C's
+ * type, so Float64Arrays give a float64 truth.
  */
 export function matmul(
   a: F, b: F, c: F, M: number, N: number, K: number, lda: number, ldb: number, ldc: number,

@@ -3,7 +3,10 @@
 import type { KernelRuntime } from '../runtime.js';
 
 export interface MatmulArgs {
-  /** Byte addresses in the runtime's memory: op(A) is M x K, op(B) is K x N, C is M x N. */
+  /**
+   * Byte addresses in the runtime's memory: op(A) is M x K, op(B) is K x N, C is M x N. C must
+   * not overlap A or B.
+   */
   a: number; b: number; c: number;
   M: number; N: number; K: number;
   /** 1: A is stored [K, M] and used transposed (likewise B stored [N, K]). */
@@ -16,8 +19,16 @@ export interface MatmulArgs {
   lda?: number; ldb?: number; ldc?: number;
 }
 
-/** Products below this many multiply-adds run on the calling thread (dispatch costs ~7 us). */
+/**
+ * Products below this many multiply-adds (about 6 us on one thread) run on the calling thread:
+ * handing work to the other threads costs 1-2 us while they spin, ~7 us once they sleep.
+ */
 const MIN_PARALLEL_MADDS = 1 << 17;
+
+/** One past the last byte of a batch of `rows` x `cols` matrices stored from `ptr`. */
+function end(ptr: number, rows: number, cols: number, ld: number, batch: number, stride: number): number {
+  return ptr + 4 * ((batch - 1) * stride + (rows - 1) * ld + cols);
+}
 
 /**
  * C (+)= op(A) op(B) in f32 on the runtime's threads (see MatmulArgs). Products of fewer than
@@ -42,6 +53,18 @@ export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = M
       '(to sum products over a batch, fold the batch into K instead)');
   }
   if (M === 0 || N === 0 || batch === 0) return;
+  const bytes = rt.memory.buffer.byteLength;
+  const spans: [string, number, number][] = [
+    ['A', a, K === 0 ? a : end(a, transA ? K : M, transA ? M : K, lda, batch, strideA)],
+    ['B', b, K === 0 ? b : end(b, transB ? N : K, transB ? K : N, ldb, batch, strideB)],
+    ['C', c, end(c, M, N, ldc, batch, strideC)],
+  ];
+  for (const [name, from, to] of spans) {
+    if (from < 0 || to > bytes || from % 4 !== 0) {
+      throw new Error(`matmulF32: ${name} spans bytes [${from}, ${to}) but the memory has ${bytes} ` +
+        '(a freed or misaligned pointer, or wrong sizes/strides?)');
+    }
+  }
   const units = rt.fn.matmul_units(M, N, batch);
   const single = M * N * K * batch < minParallelMadds;
   rt.run('matmul', [a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC],

@@ -1,25 +1,33 @@
 // Fast f32 matrix multiply (docs/kernels.md, `matmul`): C[i] (+)= op(A[i]) op(B[i]), batched.
 //
-// GotoBLAS/BLIS structure: for each block of C, B is packed into column panels of NR (kc x NR,
-// k-major) and A into row panels of MR (kc x MR, k-major) in the thread's scratch, so that the
-// micro-kernel reads both operands contiguously whatever the transposes; the micro-kernel keeps an
-// MR x NR tile of C in 12 v128 registers (6 x 8 floats), broadcasting one A element per row and
-// loading 2 vectors of B per step of k. Packing also pads partial panels with zeros, so edges run
-// through the same micro-kernel and only the final store is masked.
+// GotoBLAS/BLIS structure. For each block of C, B is packed into column panels of NR (kc x NR,
+// k-major) and A into row panels of MR (kc x MR, k-major, each value splatted to a v128) in the
+// thread's scratch, so the micro-kernel reads both operands contiguously whatever the transposes.
+// The micro-kernel keeps an MR x NR = 4 x 8 tile of C in 8 v128 accumulators; per step of k it
+// loads 2 vectors of B and 4 splatted values of A and does 8 multiply-adds. Larger tiles (6 x 8,
+// 4 x 12) measured slower: V8 hoists every load of a step above the arithmetic, so with more than
+// 8 accumulators the 15 allocatable xmm registers run out and accumulators spill. Packing pads
+// partial panels with zeros, so edges run through the same micro-kernel; only the store is masked.
 //
 // Work units: the thread range [start, end) counts row strips of MR rows of each batch element
 // (batch-major), or column strips of NR columns when there are too few row strips to share well
-// (small M); `matmul_units` says how many units a product has.
+// (small M); `matmul_units` says how many units a product has. Threads thus write disjoint C.
 
 const MR = 4; // rows of the register tile
 const NR = 8; // columns of the register tile (2 v128)
-const KC = 256; // depth of a packed panel: B micro-panel KC*NR*4 = 8 KiB, A micro-panel 6 KiB (L1)
-const MC = 128; // rows of a packed A block: MC*KC*4 = 144 KiB (L2)
-const NC = 2048; // columns of a packed B block: KC*NC*4 = 2 MiB
+const KC = 256; // depth of a packed panel: B micro-panel KC*NR*4 = 8 KiB, A micro-panel 16 KiB (L1)
+const MC = 64; // rows of a packed A block: MC*KC*16 = 256 KiB (L2)
+const NC = 2048; // columns of a packed B block: KC*NC*4 = 2 MiB (L3)
 // Scratch layout (bytes): packed B block, packed A block, one edge tile.
 const PACK_A = KC * NC * 4;
-const EDGE = PACK_A + MC * KC * 4;
+const EDGE = PACK_A + MC * KC * 16;
 const SCRATCH_NEED = EDGE + MR * NR * 4;
+// Row ranges up to this many read untransposed B in place rather than packed (see block).
+const DIRECT_B_ROWS = 16;
+// Row ranges up to this many times a transposed B run as dot products (see dotRows), as long as
+// their rows of op(A) fit the scratch.
+const DOT_ROWS = 2;
+const DOT_MAX_A = (4 << 20) / 4 - 64;
 // Row strips suffice for a good split once there are this many (or more than column strips).
 const ROW_UNITS_ENOUGH = 64;
 
@@ -73,23 +81,33 @@ function block(
     }
     return;
   }
-  const packB = scratch, packA = scratch + PACK_A, edge = scratch + EDGE;
+  if (transB && i1 - i0 <= DOT_ROWS && (i1 - i0) * K <= DOT_MAX_A) {
+    dotRows(a, b, c, i0, i1, j0, j1, K, lda, ldb, ldc, transA, accumulate, scratch);
+    return;
+  }
+  const bPack = scratch, aPack = scratch + PACK_A, edge = scratch + EDGE;
+  // With few rows each element of B is used only a few times, so packing it would cost more than
+  // it saves: full panels of an untransposed B are then read in place (row stride ldb).
+  const direct = !transB && i1 - i0 <= DIRECT_B_ROWS;
   for (let jc = j0; jc < j1; jc += NC) {
     const nc = min(NC, j1 - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const add = accumulate != 0 || pc > 0;
-      packBBlock(b, ldb, transB, pc, kc, jc, nc, packB);
+      const packed = direct ? nc & ~(NR - 1) : 0; // columns not packed
+      if (packed < nc) packB(b, ldb, transB, pc, kc, jc + packed, nc - packed, bPack + (<usize>(packed * kc) << 2));
       for (let ic = i0; ic < i1; ic += MC) {
         const mc = min(MC, i1 - ic);
-        packABlock(a, lda, transA, ic, mc, pc, kc, packA);
+        packA(a, lda, transA, ic, mc, pc, kc, aPack);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
-          const bp = packB + (<usize>(jr * kc) << 2);
+          const inPlace = jr < packed;
+          const bp = inPlace ? b + ((<usize>pc * ldb + jc + jr) << 2) : bPack + (<usize>(jr * kc) << 2);
+          const bs: usize = inPlace ? <usize>ldb << 2 : NR * 4;
           for (let ir = 0; ir < mc; ir += MR) {
-            const ap = packA + (<usize>(ir * kc) << 2);
+            const ap = aPack + (<usize>(ir * kc) << 4);
             const cp = c + ((<usize>(ic + ir) * ldc + jc + jr) << 2);
-            micro(kc, ap, bp, cp, ldc, add, min(MR, mc - ir), nr, edge);
+            micro(kc, ap, bp, bs, cp, ldc, add, min(MR, mc - ir), nr, edge);
           }
         }
       }
@@ -97,61 +115,170 @@ function block(
   }
 }
 
-/** Packs op(A)[i0:i0+mc, p0:p0+kc] into panels of MR rows, each kc x MR (k-major), zero-padded. */
-function packABlock(a: usize, lda: i32, transA: i32, i0: i32, mc: i32, p0: i32, kc: i32, dst: usize): void {
-  for (let ir = 0; ir < mc; ir += MR) {
-    const mr = min(MR, mc - ir);
-    const d = dst + (<usize>(ir * kc) << 2);
-    if (transA) {
-      // A is stored [K, M]: the MR values of one k are contiguous.
-      for (let k = 0; k < kc; k++) {
-        const s = a + ((<usize>(p0 + k) * lda + i0 + ir) << 2), dk = d + (<usize>(k * MR) << 2);
-        for (let i = 0; i < MR; i++) store<f32>(dk + (<usize>i << 2), i < mr ? load<f32>(s + (<usize>i << 2)) : 0);
+/**
+ * C[i0:i1, j0:j1] (+)= op(A)[i0:i1, :] B^T for B stored [N, K] (x W^T while decoding): each value
+ * of C is the dot product of two contiguous rows, so B streams through once, unpacked; rows of C
+ * are done two at a time against 4 rows of B (8 accumulators).
+ */
+function dotRows(
+  a: usize, b: usize, c: usize, i0: i32, i1: i32, j0: i32, j1: i32, K: i32,
+  lda: i32, ldb: i32, ldc: i32, transA: i32, accumulate: i32, scratch: usize,
+): void {
+  let ar = a + ((<usize>i0 * lda) << 2), as: usize = <usize>lda << 2; // first row of op(A), row stride
+  if (transA) {
+    // A is stored [K, M]: gather the rows of op(A) (columns of A) into the scratch, after 64 B
+    // that hold the sums of one group of columns.
+    for (let i = i0; i < i1; i++) {
+      const d = scratch + 64 + (<usize>((i - i0) * K) << 2);
+      for (let k = 0; k < K; k++) store<f32>(d + (<usize>k << 2), load<f32>(a + ((<usize>k * lda + i) << 2)));
+    }
+    ar = scratch + 64;
+    as = <usize>K << 2;
+  }
+  const bs = <usize>ldb << 2, k4 = K & ~3, sums = scratch;
+  for (let i = i0; i < i1; i += 2) {
+    const rows = min(2, i1 - i);
+    const ra = ar + <usize>(i - i0) * as, rb = rows > 1 ? ra + as : ra;
+    for (let j = j0; j < j1; j += 4) {
+      const nj = min(4, j1 - j);
+      const bj = b + ((<usize>j * ldb) << 2);
+      // Rows of B past j1 are read as row j (their sums are dropped).
+      const b1r = nj > 1 ? bj + bs : bj, b2r = nj > 2 ? bj + 2 * bs : bj, b3r = nj > 3 ? bj + 3 * bs : bj;
+      let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+      for (let k = 0; k < k4; k += 4) {
+        const o = <usize>k << 2;
+        const va = v128.load(ra + o), vb = v128.load(rb + o);
+        const w0 = v128.load(bj + o), w1 = v128.load(b1r + o), w2 = v128.load(b2r + o), w3 = v128.load(b3r + o);
+        x0 = madd(va, w0, x0); x1 = madd(va, w1, x1); x2 = madd(va, w2, x2); x3 = madd(va, w3, x3);
+        y0 = madd(vb, w0, y0); y1 = madd(vb, w1, y1); y2 = madd(vb, w2, y2); y3 = madd(vb, w3, y3);
       }
-    } else {
-      // A is stored [M, K]: row i is contiguous along k.
-      for (let i = 0; i < MR; i++) {
-        const di = d + (<usize>i << 2);
-        if (i < mr) {
-          const s = a + ((<usize>(i0 + ir + i) * lda + p0) << 2);
-          for (let k = 0; k < kc; k++) store<f32>(di + (<usize>(k * MR) << 2), load<f32>(s + (<usize>k << 2)));
-        } else {
-          for (let k = 0; k < kc; k++) store<f32>(di + (<usize>(k * MR) << 2), 0);
+      v128.store(sums, hsum4(x0, x1, x2, x3));
+      v128.store(sums, hsum4(y0, y1, y2, y3), 16);
+      for (let r = 0; r < rows; r++) {
+        const rr = r ? rb : ra, ci = c + ((<usize>(i + r) * ldc + j) << 2);
+        for (let jj = 0; jj < nj; jj++) {
+          let v = load<f32>(sums + (<usize>(r * 4 + jj) << 2));
+          const bjj = bj + <usize>jj * bs;
+          for (let k = k4; k < K; k++) v += load<f32>(rr + (<usize>k << 2)) * load<f32>(bjj + (<usize>k << 2));
+          const cj = ci + (<usize>jj << 2);
+          store<f32>(cj, accumulate ? load<f32>(cj) + v : v);
         }
       }
     }
   }
 }
 
-/** Packs op(B)[p0:p0+kc, j0:j0+nc] into panels of NR columns, each kc x NR (k-major), zero-padded. */
-function packBBlock(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
-  for (let jr = 0; jr < nc; jr += NR) {
-    const nr = min(NR, nc - jr);
-    const d = dst + (<usize>(jr * kc) << 2);
-    if (transB) {
-      // B is stored [N, K]: column j of op(B) is the contiguous row j.
-      for (let j = 0; j < NR; j++) {
-        const dj = d + (<usize>j << 2);
-        if (j < nr) {
-          const s = b + ((<usize>(j0 + jr + j) * ldb + p0) << 2);
-          for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), load<f32>(s + (<usize>k << 2)));
+/** (sum of x0's lanes, of x1's, of x2's, of x3's). */
+@inline function hsum4(x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const t0 = f32x4.add(i32x4.shuffle(x0, x1, 0, 4, 1, 5), i32x4.shuffle(x0, x1, 2, 6, 3, 7));
+  const t1 = f32x4.add(i32x4.shuffle(x2, x3, 0, 4, 1, 5), i32x4.shuffle(x2, x3, 2, 6, 3, 7));
+  return f32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
+}
+
+/**
+ * Packs op(A)[i0:i0+mc, p0:p0+kc] into panels of MR rows, each kc x MR (k-major), zero-padded.
+ * Each value is stored splatted to a whole v128, so the micro-kernel loads it ready to multiply
+ * (V8 folds the constant offset of v128.load into the address, not that of load32_splat).
+ */
+function packA(a: usize, lda: i32, transA: i32, i0: i32, mc: i32, p0: i32, kc: i32, dst: usize): void {
+  if (transA) {
+    // A is stored [K, M]: walk its rows, each across all panels (rows are lda apart: reading a
+    // panel at a time would touch kc rows of few cache sets when lda is a power of two).
+    for (let k = 0; k < kc; k++) {
+      const s = a + ((<usize>(p0 + k) * lda + i0) << 2);
+      for (let ir = 0; ir < mc; ir += MR) {
+        const d = dst + (<usize>(ir * kc + k * MR) << 4), si = s + (<usize>ir << 2);
+        if (ir + MR <= mc) {
+          v128.store(d, v128.load32_splat(si));
+          v128.store(d, v128.load32_splat(si, 4), 16);
+          v128.store(d, v128.load32_splat(si, 8), 32);
+          v128.store(d, v128.load32_splat(si, 12), 48);
         } else {
-          for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), 0);
+          for (let i = 0; i < MR; i++) {
+            v128.store(d + (<usize>i << 4), ir + i < mc ? v128.load32_splat(si + (<usize>i << 2)) : f32x4.splat(0));
+          }
         }
       }
-    } else if (nr == NR) {
-      for (let k = 0; k < kc; k++) {
-        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << 2), dk = d + (<usize>(k * NR) << 2);
-        v128.store(dk, v128.load(s));
-        v128.store(dk, v128.load(s, 16), 16);
-      }
-    } else {
-      for (let k = 0; k < kc; k++) {
-        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << 2), dk = d + (<usize>(k * NR) << 2);
-        for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), j < nr ? load<f32>(s + (<usize>j << 2)) : 0);
+    }
+    return;
+  }
+  // A is stored [M, K]: row i is contiguous along k.
+  for (let ir = 0; ir < mc; ir += MR) {
+    const d = dst + (<usize>(ir * kc) << 4);
+    for (let i = 0; i < MR; i++) {
+      const di = d + (<usize>i << 4);
+      if (ir + i < mc) {
+        const s = a + ((<usize>(i0 + ir + i) * lda + p0) << 2);
+        for (let k = 0; k < kc; k++) v128.store(di + (<usize>(k * MR) << 4), v128.load32_splat(s + (<usize>k << 2)));
+      } else {
+        for (let k = 0; k < kc; k++) v128.store(di + (<usize>(k * MR) << 4), f32x4.splat(0));
       }
     }
   }
+}
+
+/** Packs op(B)[p0:p0+kc, j0:j0+nc] into panels of NR columns, each kc x NR (k-major), zero-padded. */
+function packB(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+  if (transB) {
+    packBT(b, ldb, p0, kc, j0, nc, dst);
+    return;
+  }
+  // B is stored [K, N]: 4 rows at a time across all panels, so that B is read row after row (a
+  // panel at a time would read kc rows ldb apart, of few cache sets when ldb is a power of two).
+  for (let k0 = 0; k0 < kc; k0 += 4) {
+    const k1 = min(kc, k0 + 4);
+    for (let jr = 0; jr < nc; jr += NR) {
+      const nr = min(NR, nc - jr);
+      const d = dst + (<usize>(jr * kc) << 2);
+      for (let k = k0; k < k1; k++) {
+        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << 2), dk = d + (<usize>(k * NR) << 2);
+        if (nr == NR) {
+          v128.store(dk, v128.load(s));
+          v128.store(dk, v128.load(s, 16), 16);
+        } else {
+          for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), j < nr ? load<f32>(s + (<usize>j << 2)) : 0);
+        }
+      }
+    }
+  }
+}
+
+/** packB for B stored [N, K]: column j of op(B) is the contiguous row j; 4 x 4 blocks transposed. */
+function packBT(b: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+  const rs = <usize>ldb << 2;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = min(NR, nc - jr);
+    const d = dst + (<usize>(jr * kc) << 2), s = b + ((<usize>(j0 + jr) * ldb + p0) << 2);
+    if (nr == NR) {
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const sk = s + (<usize>k << 2), dk = d + (<usize>(k * NR) << 2);
+        transpose4(sk, rs, dk);
+        transpose4(sk + 4 * rs, rs, dk + 16);
+      }
+      for (; k < kc; k++) {
+        const sk = s + (<usize>k << 2), dk = d + (<usize>(k * NR) << 2);
+        for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), load<f32>(sk + <usize>j * rs));
+      }
+    } else {
+      for (let j = 0; j < NR; j++) {
+        const dj = d + (<usize>j << 2), sj = s + <usize>j * rs;
+        for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), j < nr ? load<f32>(sj + (<usize>k << 2)) : 0);
+      }
+    }
+  }
+}
+
+/** Rows r0..r3 at s (row stride rs bytes), 4 floats each, stored transposed: d + k * NR * 4 gets column k. */
+@inline function transpose4(s: usize, rs: usize, d: usize): void {
+  const r0 = v128.load(s), r1 = v128.load(s + rs), r2 = v128.load(s + 2 * rs), r3 = v128.load(s + 3 * rs);
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(d, i32x4.shuffle(t0, t1, 0, 1, 4, 5));
+  v128.store(d, i32x4.shuffle(t0, t1, 2, 3, 6, 7), NR * 4);
+  v128.store(d, i32x4.shuffle(t2, t3, 0, 1, 4, 5), NR * 8);
+  v128.store(d, i32x4.shuffle(t2, t3, 2, 3, 6, 7), NR * 12);
 }
 
 /** acc + x * y, fused where relaxed SIMD is enabled. */
@@ -161,22 +288,22 @@ function packBBlock(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, 
 }
 
 /**
- * The MR x NR tile at cp (row stride ldc) (+)= packed A panel (kc x MR) * packed B panel (kc x NR).
+ * The MR x NR tile at cp (row stride ldc) (+)= packed A panel (kc x MR) * B panel (kc x NR, row
+ * stride bs bytes: NR * 4 when packed).
  * Only the top-left mr x nr part is stored (edges go through the `edge` tile).
  */
-function micro(kc: i32, ap: usize, bp: usize, cp: usize, ldc: i32, add: bool, mr: i32, nr: i32, edge: usize): void {
+function micro(kc: i32, ap: usize, bp: usize, bs: usize, cp: usize, ldc: i32, add: bool, mr: i32, nr: i32, edge: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   for (let k = 0; k < kc; k++) {
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-    const x0 = v128.load32_splat(ap), x1 = v128.load32_splat(ap, 4);
-    const x2 = v128.load32_splat(ap, 8), x3 = v128.load32_splat(ap, 12);
+    const x0 = v128.load(ap), x1 = v128.load(ap, 16), x2 = v128.load(ap, 32), x3 = v128.load(ap, 48);
     c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01);
     c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11);
     c20 = madd(x2, b0, c20); c21 = madd(x2, b1, c21);
     c30 = madd(x3, b0, c30); c31 = madd(x3, b1, c31);
-    ap += MR * 4;
-    bp += NR * 4;
+    ap += MR * 16;
+    bp += bs;
   }
   const full = mr == MR && nr == NR;
   const t = full ? cp : edge, ts: usize = full ? <usize>ldc << 2 : NR * 4;
