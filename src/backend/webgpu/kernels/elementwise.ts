@@ -91,7 +91,9 @@ export function cast(ctx: Ctx, a: KernelArgs['cast']): void {
     buffers: [['src', from, 'read'], ['dst', to, 'read_write']],
     // float -> int truncates toward zero, saturates, and maps NaN to 0 (i32.trunc_sat_f32_s).
     body: perElement(toInt
-      ? 'let v = src[i]; dst[i] = select(i32(clamp(v, -2147483648.0, 2147483520.0)), 0, is_nan(v));'
+      ? `let v = src[i];
+  let t = select(i32(clamp(v, -2147483648.0, 2147483520.0)), 2147483647, v >= 2147483648.0);
+  dst[i] = select(t, 0, is_nan(v));`
       : 'dst[i] = f32(src[i]);', SPECIAL),
   }));
   ctx.rt.run(k, [buf(a.src), buf(a.dst)], [a.n], grid(a.n));
