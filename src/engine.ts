@@ -39,14 +39,15 @@ let gpu: Promise<WebGpuBackend> | null = null;
  * The WebGPU backend (one device per process). `allowFallback` accepts a software adapter;
  * 'auto' does not, so that CPU-only machines train on the faster CPU backend.
  */
-export function webgpuBackend(allowFallback = true): Promise<WebGpuBackend> {
-  const make = (): Promise<WebGpuBackend> => WebGpuBackend.create({ allowFallback });
-  const p = (gpu ?? make()).then((b) => {
-    if (b.fallbackAdapter && !allowFallback) throw new Error(`webgpu: the only WebGPU adapter, ${b.adapter}, runs on the CPU`);
-    return b;
-  });
-  gpu ??= p.catch((e) => { gpu = null; throw e; });
-  return p;
+export async function webgpuBackend(allowFallback = true): Promise<WebGpuBackend> {
+  if (gpu === null) {
+    const made = WebGpuBackend.create({ allowFallback });
+    gpu = made;
+    made.catch(() => { if (gpu === made) gpu = null; });
+  }
+  const b = await gpu;
+  if (b.fallbackAdapter && !allowFallback) throw new Error(`webgpu: the only WebGPU adapter, ${b.adapter}, runs on the CPU`);
+  return b;
 }
 
 /** Creates the backend for `device`, sets it as the default and returns it. */

@@ -103,7 +103,8 @@ describe('webgpu: matmul', { skip }, () => {
     for (const transB of [false, true]) {
       test(`transA=${transA} transB=${transB}: 2D across tile edges, batched with broadcast`, async () => {
         const opts = { transA, transB };
-        for (const [M, K, N] of [[1, 1, 1], [7, 5, 9], [70, 33, 67], [130, 17, 65]]) {
+        // Unaligned and vec4-aligned rows; the last two split K into chunks.
+        for (const [M, K, N] of [[1, 1, 1], [7, 5, 9], [70, 33, 67], [130, 17, 65], [128, 64, 96], [64, 2100, 48], [36, 2101, 20]]) {
           await compareOp(`matmul ${M}x${K}x${N}`, ([a, b]) => E.matmul(a, b, opts),
             [inp(transA ? [K, M] : [M, K]), inp(transB ? [N, K] : [K, N])], { tol: 2e-5 });
         }
