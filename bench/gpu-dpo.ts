@@ -2,7 +2,10 @@
 // reference forward, sigmoid DPO loss, AdamW, reading back only the loss. Random weights and
 // tokens at a model's real shapes; prints JSON lines (tokens/s, achieved TFLOP/s, adapter).
 // Run: npm run build && node dist/bench/gpu-dpo.js [--preset gpt2-124m] [--steps 5] [--warmup 2]
-//      [--head all|completion] [--prompt 64] [--device webgpu|cpu|auto] [--matmul]
+//      [--head all|completion] [--prompt 64] [--device webgpu|cpu|auto] [--matmul] [--profile] [--fast]
+// --profile times every kernel of one more step on the GPU (timestamp queries) and prints the
+// totals per kernel; --fast turns off Dawn's robustness checks and workgroup zeroing (the kernels
+// bound every access themselves) and timestamp quantization (TSDPO_DAWN_FLAGS).
 // Presets: gpt2-124m (12 layers, d 768, 12 heads, vocab 50257; 16 pairs x 256 tokens),
 // gpt2-medium, llama-1b (GQA), and small / tiny shapes for software adapters (lavapipe).
 import * as E from '../src/core/index.js';
@@ -148,6 +151,9 @@ async function main(): Promise<void> {
   const pairs = Number(arg('pairs', String(preset.pairs))), T = Number(arg('T', String(preset.T)));
   const prompt = Number(arg('prompt', String(Math.floor(T / 4))));
   const t0 = performance.now();
+  if (process.argv.includes('--fast')) {
+    process.env.TSDPO_DAWN_FLAGS = 'enable-dawn-features=allow_unsafe_apis,disable_robustness,disable_workgroup_init;disable-dawn-features=timestamp_quantization';
+  }
   const be = await initEngine({ device: arg('device', 'webgpu') as DeviceName });
   if (process.argv.includes('--matmul')) {
     await benchMatmul(be, 4096, 4096, 4096, false);
@@ -187,8 +193,18 @@ async function main(): Promise<void> {
     step_ms: +(s / steps * 1000).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
     loss: +loss.toFixed(5), init_s: +initS.toFixed(1), warmup_s: +warmS.toFixed(1),
     dispatches_per_step: (s1.dispatches - s0.dispatches) / steps, submits_per_step: (s1.submits - s0.submits) / steps,
-    reads_per_step: (s1.reads - s0.reads) / steps,
+    reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'),
   }));
+  const rt = (be as Partial<WebGpuBackend>).rt;
+  if (process.argv.includes('--profile') && rt?.startProfile()) {
+    await step();
+    const kernels = await rt.stopProfile();
+    const total = kernels.reduce((x, k) => x + k.ms, 0);
+    console.log(JSON.stringify({
+      bench: 'gpu-profile', preset: presetName, head, adapter: adapterOf(be), gpu_ms: +total.toFixed(2),
+      kernels: kernels.slice(0, 25).map((k) => ({ kernel: k.kernel, ms: +k.ms.toFixed(3), count: k.count })),
+    }));
+  }
   opt.dispose();
 }
 

@@ -5,9 +5,11 @@
 # H200 (shared/gpu/README.md): unpack the loader .debs if libvulkan.so.1 is missing, and point
 # VK_DRIVER_FILES at the NVIDIA driver's own ICD json.
 #
-# Env: BENCHES   space-separated preset:head runs (default "gpt2-124m:all gpt2-124m:completion")
+# Env: BENCHES   space-separated preset:head[:fast] runs (default: gpt2-124m with the LM head on all
+#                positions, Dawn's default checks and then :fast, then the head on completions only)
 #      STEPS     timed steps per run (default 5), WARMUP (default 2)
 #      MATMUL=1  also time the matmul kernel at 4096^3 and the LM-head shapes (first run only)
+#      PROFILE=1 also print GPU time per kernel for one step of each run (timestamp queries)
 #      RUN_TIMEOUT seconds per run (default 240); OUT folder for logs (default ./gpu-out)
 #      NO_SYSTEM_UNPACK=1 never write the .debs into /; FORCE_NODE_UNPACK=1 use .gpu/node.gz
 #      even when a node is installed; FORCE_GL_UNPACK=1 unpack .gl/ even when a loader exists.
@@ -73,14 +75,15 @@ LOG="$OUT/gpu-dpo.jsonl"
 : > "$LOG"
 ok=0
 first=1
-for run in ${BENCHES:-gpt2-124m:all gpt2-124m:completion}; do
-  preset="${run%%:*}"
-  head="${run#*:}"
+for run in ${BENCHES:-gpt2-124m:all gpt2-124m:all:fast gpt2-124m:completion:fast}; do
+  IFS=: read -r preset head mode <<< "$run"
   extra=()
+  if [ "${mode:-}" = fast ]; then extra+=(--fast); fi
+  if [ -n "${PROFILE:-}" ]; then extra+=(--profile); fi
   if [ "$first" = 1 ] && [ -n "${MATMUL:-}" ]; then extra+=(--matmul); fi
   first=0
   say "run $preset head=$head ${extra[*]:-}"
-  timeout "${RUN_TIMEOUT:-240}" "$NODE" dist/bench/gpu-dpo.js --preset "$preset" --head "$head" \
+  timeout "${RUN_TIMEOUT:-240}" "$NODE" dist/bench/gpu-dpo.js --preset "$preset" --head "${head:-all}" \
     --steps "${STEPS:-5}" --warmup "${WARMUP:-2}" "${extra[@]}" > "$WORK/run.out" 2> "$WORK/run.err"
   rc=$?
   grep '^{' "$WORK/run.out" | tee -a "$LOG"

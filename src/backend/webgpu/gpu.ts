@@ -96,7 +96,9 @@ export async function acquireGpu(opts: GpuOptions = {}): Promise<GpuResult> {
       const v = (adapter.limits as unknown as Record<string, number>)[k];
       if (typeof v === 'number') requiredLimits[k] = v;
     }
-    const device = await withTimeout(adapter.requestDevice({ requiredLimits }), timeoutMs, 'requestDevice');
+    // Timestamps for the profiler (bench/gpu-dpo.ts --profile) where the adapter has them.
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    const device = await withTimeout(adapter.requestDevice({ requiredLimits, requiredFeatures }), timeoutMs, 'requestDevice');
     return { ok: true, gpu: { device, adapter, name, fallback } };
   } catch (e) {
     return { ok: false, reason: `WebGPU device creation failed: ${(e as Error).message}` };

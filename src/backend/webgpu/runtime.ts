@@ -39,6 +39,31 @@ const PARAM_ARENA = 1 << 20;
 const UPLOAD_ARENA = 8 << 20;
 const UPLOAD_SMALL = 1 << 20;
 
+const PROFILE_QUERIES = 4096;
+
+interface Profiler {
+  queries: GPUQuerySet;
+  /** Kernel names of the dispatches recorded since the last flush (query pairs 2i, 2i + 1). */
+  names: string[];
+  pending: Promise<void>[];
+  totals: Map<string, { ns: number; count: number }>;
+}
+
+/** Adds the timestamps in `buf` (pairs per dispatch) to the totals by kernel name. */
+async function collect(prof: Profiler, buf: GPUBuffer, names: string[]): Promise<void> {
+  await buf.mapAsync(MAP_READ);
+  const t = new BigUint64Array(buf.getMappedRange());
+  names.forEach((name, i) => {
+    const ns = t[2 * i + 1] > t[2 * i] ? Number(t[2 * i + 1] - t[2 * i]) : 0;
+    const e = prof.totals.get(name) ?? { ns: 0, count: 0 };
+    e.ns += ns;
+    e.count++;
+    prof.totals.set(name, e);
+  });
+  buf.unmap();
+  buf.destroy();
+}
+
 /** The uniform struct and bindings of a kernel. Arrays (u32x8) come first: they need 16-byte alignment. */
 function header(def: KernelDef): { code: string; offsets: number[]; bytes: number } {
   const offsets: number[] = new Array(def.params.length);
@@ -108,6 +133,8 @@ export class GpuRuntime {
   /** Error scopes of new pipelines, awaited by reads so that a compile error is reported as such. */
   private compiling: Promise<void>[] = [];
   private readonly lost: Promise<never>;
+  /** Per-kernel GPU time when profiling (timestamp queries around each dispatch). */
+  private profiler: Profiler | null = null;
   /** Dispatches recorded and command buffers submitted since creation (for reports). */
   stats = { dispatches: 0, submits: 0, reads: 0, readBytes: 0 };
 
@@ -261,10 +288,13 @@ export class GpuRuntime {
     this.paramUsed += Math.ceil(k.paramBytes / this.paramAlign) * this.paramAlign;
     if (this.debug) this.device.pushErrorScope('validation');
     const bg = this.bindGroup(k, bufs);
-    const pass = this.openPass();
+    const prof = this.profiler;
+    if (prof && prof.names.length >= PROFILE_QUERIES / 2) this.flush();
+    const pass = prof ? this.profiledPass(prof, k.def.name) : this.openPass();
     pass.setPipeline(k.pipeline);
     pass.setBindGroup(0, bg, [slot]);
     pass.dispatchWorkgroups(gx, gy, gz);
+    if (prof) this.closePass();
     this.stats.dispatches++;
     if (temps) for (const t of temps) this.storage.release(t);
     if (++this.recorded >= this.perSubmit) this.flush();
@@ -286,6 +316,16 @@ export class GpuRuntime {
       else if (t === 'i32') this.paramI32[w] = v as number;
       else this.paramU32[w] = v as number;
     }
+  }
+
+  /** A pass of its own for one dispatch, with timestamps at its start and end. */
+  private profiledPass(prof: Profiler, name: string): GPUComputePassEncoder {
+    const enc = this.closePass();
+    const i = prof.names.push(name) - 1;
+    this.pass = enc.beginComputePass({
+      timestampWrites: { querySet: prof.queries, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+    });
+    return this.pass;
   }
 
   private openPass(): GPUComputePassEncoder {
@@ -344,12 +384,27 @@ export class GpuRuntime {
     if (this.encoder === null) return;
     const enc = this.closePass();
     const q = this.device.queue;
+    const prof = this.profiler;
+    let resolved: { buf: GPUBuffer; names: string[]; res: GPUBuffer } | null = null;
+    if (prof && prof.names.length > 0) {
+      const n = 2 * prof.names.length;
+      const res = this.device.createBuffer({ size: n * 8, usage: USAGE.COPY_SRC | 0x200 /* QUERY_RESOLVE */ });
+      const read = this.device.createBuffer({ size: n * 8, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+      enc.resolveQuerySet(prof.queries, 0, n, res, 0);
+      enc.copyBufferToBuffer(res, 0, read, 0, n * 8);
+      resolved = { buf: read, names: prof.names, res };
+      prof.names = [];
+    }
     if (this.paramUsed > 0) q.writeBuffer(this.paramGpu, 0, this.paramHost, 0, this.paramUsed);
     if (this.uploadUsed > 0) q.writeBuffer(this.uploadGpu, 0, this.uploadHost, 0, this.uploadUsed);
     if (this.debug) this.device.pushErrorScope('validation');
     q.submit([enc.finish()]);
     if (this.debug) void this.device.popErrorScope().then((e) => { if (e) this.fail(`submit: ${e.message}`); });
     this.stats.submits++;
+    if (prof && resolved) {
+      resolved.res.destroy();
+      prof.pending.push(collect(prof, resolved.buf, resolved.names));
+    }
     this.encoder = null;
     this.paramUsed = 0;
     this.uploadUsed = 0;
@@ -378,6 +433,31 @@ export class GpuRuntime {
     this.stats.readBytes += bytes;
     this.check();
     return out;
+  }
+
+  /**
+   * Starts timing every dispatch on the GPU (needs the timestamp-query feature; one compute pass
+   * per dispatch, so totals run a little slower). Returns false where timestamps are unavailable.
+   */
+  startProfile(): boolean {
+    if (!this.device.features.has('timestamp-query')) return false;
+    this.flush();
+    this.profiler = {
+      queries: this.device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }),
+      names: [], pending: [], totals: new Map(),
+    };
+    return true;
+  }
+
+  /** Stops profiling; GPU milliseconds and dispatch counts per kernel name, largest first. */
+  async stopProfile(): Promise<{ kernel: string; ms: number; count: number }[]> {
+    const prof = this.profiler;
+    if (!prof) return [];
+    this.flush();
+    this.profiler = null;
+    await Promise.all(prof.pending);
+    prof.queries.destroy();
+    return [...prof.totals].map(([kernel, t]) => ({ kernel, ms: t.ns / 1e6, count: t.count })).sort((a, b) => b.ms - a.ms);
   }
 
   private async compiled(): Promise<void> {
