@@ -22,7 +22,9 @@ export class WebGpuBackend implements Backend {
   static async create(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
     const got = await acquireGpu(opts);
     if (!got.ok) throw new Error(`webgpu: ${got.reason}`);
-    return new WebGpuBackend(new GpuRuntime(got.gpu.device, got.gpu.name, opts), got.gpu.fallback);
+    const env = typeof process !== 'undefined' ? process.env : undefined;
+    const debug = opts.debug ?? env?.TSDPO_WEBGPU_DEBUG === '1';
+    return new WebGpuBackend(new GpuRuntime(got.gpu.device, got.gpu.name, { ...opts, debug }), got.gpu.fallback);
   }
 
   constructor(readonly rt: GpuRuntime, readonly fallbackAdapter = false) {

@@ -94,7 +94,7 @@ export interface RuntimeOptions {
   perSubmit?: number;
   /** One submit per dispatch with validation scopes, so that errors name their kernel. */
   debug?: boolean;
-  /** Idle pooled bytes kept for reuse (default 1/4 of maxBufferSize, at most 4 GiB). */
+  /** Idle pooled bytes kept for reuse (default 8 GiB; the largest idle buffers go first). */
   maxIdleBytes?: number;
 }
 
@@ -144,7 +144,8 @@ export class GpuRuntime {
     this.debug = opts.debug ?? false;
     this.perSubmit = this.debug ? 1 : Math.max(1, opts.perSubmit ?? 256);
     this.paramAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
-    const maxIdle = opts.maxIdleBytes ?? Math.min(4 * 2 ** 30, this.limits.maxBufferSize / 4);
+    // Idle buffers are kept for the next step (which allocates the same sizes) up to 8 GiB.
+    const maxIdle = opts.maxIdleBytes ?? 8 * 2 ** 30;
     const watch = (bytes: number): void => {
       if (bytes < 64 << 20) return;
       device.pushErrorScope('out-of-memory');
