@@ -139,4 +139,31 @@ describe('webgpu: a DPO training step reads back only what is logged', { skip: G
     loss.dispose();
     opt.dispose();
   });
+
+  test('repeated steps allocate nothing new: live memory and pooled buffers stay flat', async () => {
+    const policy = loadModel(`${FIXTURES}gpt2/policy`), reference = loadModel(`${FIXTURES}gpt2/reference`);
+    const batch = batchOf(fixture('gpt2'));
+    const params = trainAll(policy);
+    const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0.01 });
+    const be = gpu();
+    const step = async (): Promise<void> => {
+      const loss = E.tidy(() => {
+        const l = dpoLoss(policy, reference, batch, false);
+        E.backward(l);
+        return l;
+      });
+      opt.update(1e-3);
+      opt.zeroGrad();
+      await loss.item();
+      loss.dispose();
+    };
+    await step(); // creates the optimizer state
+    await step();
+    const live = be.liveBytes(), pooled = be.rt.storage.totalBytes;
+    await step();
+    await step();
+    assert.equal(be.liveBytes(), live, 'live bytes after a step');
+    assert.equal(be.rt.storage.totalBytes, pooled, 'GPU buffers created by later steps');
+    opt.dispose();
+  });
 });

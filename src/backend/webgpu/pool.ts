@@ -1,6 +1,6 @@
 // A pool of GPU storage buffers by size class: a freed buffer goes back to its class and the next
-// allocation of that class reuses it, so a training step that repeats the same shapes creates no
-// buffers after the first step. Reuse needs no fence: all GPU work runs in queue order, so work
+// allocation of that class reuses it, so training steps that repeat the same shapes create no
+// buffers after the first two (the first also creates the optimizer state). Reuse needs no fence: all GPU work runs in queue order, so work
 // encoded after the free sees the buffer only after the earlier users are done.
 
 /** WebGPU's buffer usage bits (GPUBufferUsage), spelled out so that no global is needed. */
