@@ -33,13 +33,13 @@ export class BufferPool {
   totalBytes = 0;
 
   constructor(
-    private readonly device: GPUDevice,
+    device: GPUDevice,
     readonly usage: number,
     private readonly cap: number,
     /** Idle bytes kept before the largest idle buffers are destroyed. */
     private readonly maxIdle: number,
-    /** Called with the size when a buffer is created (to watch for out-of-memory errors). */
-    private readonly onCreate: (bytes: number) => void = () => {},
+    /** Creates a buffer (the runtime's watches for out-of-memory errors). */
+    private readonly create: (size: number, usage: number) => GPUBuffer = (size, usage) => device.createBuffer({ size, usage }),
   ) {}
 
   classOf(bytes: number): number {
@@ -53,9 +53,8 @@ export class BufferPool {
       this.idleBytes -= c;
       return list.pop()!;
     }
-    const buf = this.device.createBuffer({ size: c, usage: this.usage });
+    const buf = this.create(c, this.usage);
     this.totalBytes += c;
-    this.onCreate(c);
     return buf;
   }
 

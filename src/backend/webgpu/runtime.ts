@@ -146,12 +146,15 @@ export class GpuRuntime {
     this.paramAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
     // Idle buffers are kept for the next step (which allocates the same sizes) up to 8 GiB.
     const maxIdle = opts.maxIdleBytes ?? 8 * 2 ** 30;
-    const watch = (bytes: number): void => {
-      if (bytes < 64 << 20) return;
+    // Large buffers are created inside an out-of-memory scope; a failure is thrown by the next read.
+    const watch = (size: number, usage: number): GPUBuffer => {
+      if (size < 64 << 20) return device.createBuffer({ size, usage });
       device.pushErrorScope('out-of-memory');
+      const b = device.createBuffer({ size, usage });
       void device.popErrorScope().then((e) => {
-        if (e) this.fail(`out of GPU memory creating a buffer of ${bytes} bytes (${e.message}); use smaller batches`);
+        if (e) this.fail(`out of GPU memory creating a buffer of ${size} bytes (${e.message}); use smaller batches or --device cpu`);
       });
+      return b;
     };
     this.storage = new BufferPool(device, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, this.maxBinding, maxIdle, watch);
     this.staging = new BufferPool(device, USAGE.MAP_READ | USAGE.COPY_DST, this.limits.maxBufferSize, 256 << 20);
