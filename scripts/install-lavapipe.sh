@@ -5,7 +5,7 @@
 # The mirror is the one this machine already uses: read from the URIs: line of the deb822 block
 # whose Suites: include "bookworm" in /etc/apt/sources.list.d/debian.sources. Needs root.
 set -euo pipefail
-if [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] && dpkg -s mesa-vulkan-drivers 2>/dev/null | grep -q '^Version: 25'; then
+if dpkg -s mesa-vulkan-drivers 2>/dev/null | grep -Eq "^Version: (2[4-9]|[3-9][0-9])\." && ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
   echo "install-lavapipe: Mesa lavapipe from bookworm-backports is already installed"
   exit 0
 fi
