@@ -9,7 +9,7 @@
 #                positions, Dawn's default checks and then :fast, then the head on completions only)
 #      STEPS     timed steps per run (default 5), WARMUP (default 2)
 #      MATMUL=1  also time the matmul kernel at 4096^3 and the LM-head shapes (first run only)
-#      PROFILE=1 also print GPU time per kernel for one step of each run (timestamp queries)
+#      PROFILE=1 also print GPU time per kernel for one step of each :fast run (timestamp queries)
 #      RUN_TIMEOUT seconds per run (default 240); OUT folder for logs (default ./gpu-out)
 #      NO_SYSTEM_UNPACK=1 never write the .debs into /; FORCE_NODE_UNPACK=1 use .gpu/node.gz
 #      even when a node is installed; FORCE_GL_UNPACK=1 unpack .gl/ even when a loader exists.
@@ -79,7 +79,8 @@ for run in ${BENCHES:-gpt2-124m:all gpt2-124m:all:fast gpt2-124m:completion:fast
   IFS=: read -r preset head mode <<< "$run"
   extra=()
   if [ "${mode:-}" = fast ]; then extra+=(--fast); fi
-  if [ -n "${PROFILE:-}" ]; then extra+=(--profile); fi
+  # Timestamps are exact only with Dawn's quantization off, which the fast runs do.
+  if [ -n "${PROFILE:-}" ] && [ "${mode:-}" = fast ]; then extra+=(--profile); fi
   if [ "$first" = 1 ] && [ -n "${MATMUL:-}" ]; then extra+=(--matmul); fi
   first=0
   say "run $preset head=$head ${extra[*]:-}"
