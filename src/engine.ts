@@ -1,8 +1,11 @@
 // Engine start-up: creates the backend for a device name and makes it the default.
-// 'cpu' is the WebAssembly backend on all cores; 'webgpu' and 'auto' are resolved here too.
+// 'cpu' is the WebAssembly backend on all cores; 'webgpu' is the WebGPU backend (Dawn in Node,
+// navigator.gpu in browsers, software adapters such as lavapipe accepted); 'auto' takes WebGPU
+// when a hardware adapter answers and falls back to the CPU with a one-line notice otherwise.
 import { setBackend, type Backend } from './core/backend.js';
 import { CpuBackend } from './backend/cpu/backend.js';
 import { KernelRuntime } from './backend/cpu/runtime.js';
+import { WebGpuBackend } from './backend/webgpu/backend.js';
 
 export type DeviceName = 'cpu' | 'webgpu' | 'auto';
 export const DEVICES: DeviceName[] = ['auto', 'cpu', 'webgpu'];
@@ -13,7 +16,7 @@ export interface EngineOptions {
   threads?: number;
   /** CPU: use the WebAssembly kernels for float32 (default true). */
   fast?: boolean;
-  /** Where notices (e.g. a fallback to CPU) go. */
+  /** Where notices (e.g. a fallback to CPU) go (default: stderr / console.warn). */
   log?: (message: string) => void;
 }
 
@@ -30,14 +33,41 @@ export function cpuBackend(opts: EngineOptions = {}): Promise<CpuBackend> {
   return cpu;
 }
 
+let gpu: Promise<WebGpuBackend> | null = null;
+
+/**
+ * The WebGPU backend (one device per process). `allowFallback` accepts a software adapter;
+ * 'auto' does not, so that CPU-only machines train on the faster CPU backend.
+ */
+export async function webgpuBackend(allowFallback = true): Promise<WebGpuBackend> {
+  if (gpu === null) {
+    const made = WebGpuBackend.create({ allowFallback });
+    gpu = made;
+    made.catch(() => { if (gpu === made) gpu = null; });
+  }
+  const b = await gpu;
+  if (b.fallbackAdapter && !allowFallback) throw new Error(`webgpu: the only WebGPU adapter, ${b.adapter}, runs on the CPU`);
+  return b;
+}
+
 /** Creates the backend for `device`, sets it as the default and returns it. */
 export async function initEngine(opts: EngineOptions = {}): Promise<Backend> {
   const device = opts.device ?? 'auto';
+  const log = opts.log ?? ((m: string) => console.warn(m));
   let backend: Backend;
-  if (device === 'cpu' || device === 'auto') {
+  if (device === 'cpu') {
     backend = await cpuBackend(opts);
+  } else if (device === 'webgpu') {
+    backend = await webgpuBackend(true);
+  } else if (device === 'auto') {
+    try {
+      backend = await webgpuBackend(false);
+    } catch (e) {
+      log(`tsdpo: ${(e as Error).message.replace(/^webgpu: /, '')}; using the CPU backend (--device cpu)`);
+      backend = await cpuBackend(opts);
+    }
   } else {
-    throw new Error(`device '${device}' is not available in this build (devices: ${DEVICES.join(', ')})`);
+    throw new Error(`device '${device as string}' is not available in this build (devices: ${DEVICES.join(', ')})`);
   }
   setBackend(backend);
   return backend;

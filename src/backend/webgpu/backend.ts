@@ -1,0 +1,98 @@
+// The WebGPU backend: tensors live in GPU buffers from a size-class pool, kernels are WGSL
+// compute shaders (kernels/*.ts, one file per group), reads are asynchronous. float32 and int32
+// only: supports('f64') is false, so float64 work (gradient checks) stays on the CPU backend.
+import type { Backend, Storage } from '../../core/backend.js';
+import { BYTES, type DType, type TypedArray } from '../../core/dtype.js';
+import type { KernelTable } from '../../core/kernels.js';
+import { acquireGpu, type GpuOptions } from './gpu.js';
+import { GpuRuntime, type RuntimeOptions } from './runtime.js';
+import { idInfoOf, mergeIds, type GpuStorage } from './storage.js';
+import { USAGE } from './pool.js';
+import type { Ctx } from './kernels/context.js';
+import { makeKernels } from './kernels/index.js';
+
+export type WebGpuOptions = GpuOptions & RuntimeOptions;
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly kernels: KernelTable;
+  private live = 0;
+
+  /** Opens the best adapter's device; throws with the reason when there is none. */
+  static async create(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
+    const got = await acquireGpu(opts);
+    if (!got.ok) throw new Error(`webgpu: ${got.reason}`);
+    const env = typeof process !== 'undefined' ? process.env : undefined;
+    const debug = opts.debug ?? env?.TSDPO_WEBGPU_DEBUG === '1';
+    return new WebGpuBackend(new GpuRuntime(got.gpu.device, got.gpu.name, { ...opts, debug }), got.gpu.fallback);
+  }
+
+  constructor(readonly rt: GpuRuntime, readonly fallbackAdapter = false) {
+    const small = (): GPUBuffer => rt.device.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC });
+    const ctx: Ctx = { rt, dummy: small(), sink: small() };
+    this.kernels = makeKernels(ctx);
+  }
+
+  /** The adapter, e.g. "nvidia-h200" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  get adapter(): string {
+    return this.rt.adapterName;
+  }
+
+  supports(dtype: DType): boolean {
+    return dtype === 'f32' || dtype === 'i32';
+  }
+
+  alloc(dtype: DType, size: number): GpuStorage {
+    if (!this.supports(dtype)) throw new Error(`webgpu: ${dtype} tensors are not supported on WebGPU (float32 and int32 only; use the cpu device for float64)`);
+    const bytes = Math.max(1, size) * BYTES[dtype];
+    if (bytes > this.rt.maxBinding) {
+      throw new Error(`webgpu: a ${dtype} tensor of ${size} elements needs ${bytes} bytes, above this device's limit of ` +
+        `${this.rt.maxBinding} bytes per buffer (maxStorageBufferBindingSize on ${this.rt.adapterName}); ` +
+        'use smaller batches or sequences (or --device cpu)');
+    }
+    const buffer = this.rt.storage.acquire(bytes);
+    this.live += buffer.size;
+    return { backend: this, dtype, size, refs: 0, buffer };
+  }
+
+  free(s: Storage): void {
+    const g = s as GpuStorage;
+    this.live -= g.buffer.size;
+    this.rt.storage.release(g.buffer);
+  }
+
+  liveBytes(): number {
+    return this.live;
+  }
+
+  write(s: Storage, data: ArrayLike<number>, offset = 0): void {
+    if (offset + data.length > s.size) throw new Error(`webgpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
+    const g = s as GpuStorage;
+    let arr: Float32Array | Int32Array;
+    if (s.dtype === 'i32') {
+      arr = data instanceof Int32Array ? data : Int32Array.from(data);
+      const whole = offset === 0 && data.length === s.size;
+      const info = idInfoOf(arr, whole);
+      g.ids = whole ? info : mergeIds(g.ids, info);
+    } else {
+      arr = data instanceof Float32Array ? data : Float32Array.from(data);
+    }
+    this.rt.upload(g.buffer, offset * 4, arr);
+  }
+
+  async read(s: Storage, start = 0, end = s.size): Promise<TypedArray> {
+    if (start < 0 || end > s.size || start > end) throw new Error(`webgpu read: range [${start}, ${end}) of ${s.size} elements`);
+    const bytes = await this.rt.read((s as GpuStorage).buffer, start * 4, (end - start) * 4);
+    return s.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  /** Submits recorded work and waits for the GPU (benchmarks; reads do this themselves). */
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+
+  /** Releases the device; the backend is unusable afterwards. */
+  destroy(): void {
+    this.rt.destroy();
+  }
+}
