@@ -82,6 +82,7 @@ function serve(onResult: (body: string) => void): Promise<Server> {
 
 test('CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in headless Chromium', { timeout: 120_000 }, async (t) => {
   if (!CHROMIUM) {
+    assert.ok(!process.env.TSDPO_REQUIRE_BROWSER, 'TSDPO_REQUIRE_BROWSER is set but no Chromium was found');
     console.log('BROWSER TEST SKIPPED: no Chromium found (.ci/run installs Debian\'s chromium)');
     t.skip('no Chromium');
     return;
