@@ -1,12 +1,15 @@
 // Kernel benchmarks of the CPU backend: prints one JSON line per measurement.
 // Run: npm run build && npm run bench:kernels [-- [filter] [--plain] [--threads N] [--runs N]],
-// e.g. `-- matmul`. --plain: the SIMD build without relaxed-SIMD FMA; --threads: the multi-thread
+// e.g. `-- matmul` or `-- gpt2_block`. --plain: the SIMD build without relaxed-SIMD FMA; --threads: the multi-thread
 // runtime's size (default: all cores); --runs: timed runs per case (default 15).
 // Every case runs on a 1-thread runtime and on an all-cores runtime, alternating between them so
 // that load from other processes hits both alike; lines report the best run (and the median).
 import { availableParallelism } from 'node:os';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { matmulF32 } from '../src/backend/cpu/fast/matmul.js';
+import { CpuBackend } from '../src/backend/cpu/backend.js';
+import * as E from '../src/core/index.js';
+import { Rng, setBackend } from '../src/core/index.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {
@@ -70,6 +73,44 @@ function benchMatmul(rts: KernelRuntime[]): void {
   }
 }
 
+/**
+ * Forward + backward of one GPT-2-small block (batch 4, seq 256, d 768, 12 heads, pre-LayerNorm,
+ * tanh-GELU, causal attention) through the engine, as the issue's PyTorch / tfjs / jax-js figures.
+ */
+async function benchGpt2Block(rts: KernelRuntime[]): Promise<void> {
+  const B = 4, T = 256, C = 768, H = 12;
+  for (const rt of rts) {
+    const backend = new CpuBackend(rt);
+    setBackend(backend);
+    const rng = new Rng(0);
+    const rand = (shape: number[], std: number) => E.keep(E.param(E.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.normal() * std), shape)));
+    const ones = (n: number) => E.keep(E.param(E.ones([n]))), zeros = (n: number) => E.keep(E.param(E.zeros([n])));
+    const p = {
+      ln1w: ones(C), ln1b: zeros(C), attnW: rand([3 * C, C], 0.02), attnB: zeros(3 * C), projW: rand([C, C], 0.02), projB: zeros(C),
+      ln2w: ones(C), ln2b: zeros(C), fcW: rand([4 * C, C], 0.02), fcB: zeros(4 * C), outW: rand([C, 4 * C], 0.02), outB: zeros(C),
+    };
+    const x = E.keep(E.tensor(Float32Array.from({ length: B * T * C }, () => rng.normal()), [B, T, C]));
+    const step = (): void => E.tidy(() => {
+      const h = E.layerNorm(x, p.ln1w, p.ln1b, 1e-5);
+      const [q, k, v] = E.split(E.linear(h, p.attnW, p.attnB), 2, [C, C, C]).map((t) => E.reshape(t, [B, T, H, C / H])); // (B, T, H, hs)
+      const a = E.reshape(E.attention(q, k, v, { causal: true }), [B, T, C]);
+      const x1 = E.add(x, E.linear(a, p.projW, p.projB));
+      const m = E.linear(E.gelu(E.linear(E.layerNorm(x1, p.ln2w, p.ln2b, 1e-5), p.fcW, p.fcB), 'tanh'), p.outW, p.outB);
+      E.backward(E.sum(E.add(x1, m)));
+      for (const t of Object.values(p)) { t.grad?.dispose(); t.grad = null; }
+    });
+    const times: number[] = [];
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      const t0 = process.hrtime.bigint();
+      step();
+      if (i >= WARMUP) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    const { best, median } = bestAndMedian(times);
+    console.log(JSON.stringify({ bench: 'gpt2_block_fwd_bwd', threads: rt.threads, seconds: +best.toFixed(4), median_seconds: +median.toFixed(4), batch: B, seq: T, d: C, heads: H }));
+    for (const t of [...Object.values(p), x]) t.dispose();
+  }
+}
+
 const filter = args.find((x, i) => !x.startsWith('--') && !args[i - 1]?.match(/^--(threads|runs)$/)) ?? '';
 const relaxed = !args.includes('--plain');
 const rts: KernelRuntime[] = [];
@@ -77,4 +118,5 @@ for (const threads of new Set([1, option('--threads', availableParallelism())]))
   rts.push(await KernelRuntime.create({ threads, relaxed }));
 }
 if ('matmul'.includes(filter)) benchMatmul(rts);
+if ('gpt2_block_fwd_bwd'.includes(filter)) await benchGpt2Block(rts);
 for (const rt of rts) await rt.close();

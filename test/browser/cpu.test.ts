@@ -3,7 +3,8 @@
 // posts its results back. Skipped loudly where no Chromium is installed (CI installs it).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,11 +92,11 @@ test('CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in he
   const result = new Promise<string>((r) => { resolveResult = r; });
   const server = await serve((b) => resolveResult(b));
   const port = (server.address() as { port: number }).port;
-  const profile = join(ROOT, 'dist', `.chromium-${process.pid}`);
+  const profile = mkdtempSync(join(tmpdir(), 'tsdpo-chromium-'));
   const browser = spawn(CHROMIUM, [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }); // own process group: killed as a whole
   let browserLog = '';
   browser.stderr!.on('data', (d) => { browserLog = (browserLog + String(d)).slice(-4000); });
   try {
@@ -107,10 +108,11 @@ test('CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in he
     assert.ok(r.err < 1e-3, `matmul error ${r.err}`);
     assert.ok(r.losses[4] < r.losses[0], `losses ${r.losses}`);
   } finally {
-    browser.kill('SIGKILL');
-    if (browser.exitCode === null && browser.signalCode === null) await new Promise((r) => browser.once('exit', r));
-    rmSync(profile, { recursive: true, force: true });
     server.closeAllConnections();
     server.close();
+    const exited = browser.exitCode !== null || browser.signalCode !== null ? Promise.resolve() : new Promise((r) => browser.once('exit', r));
+    try { process.kill(-browser.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    await exited;
+    try { rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }); } catch { /* a temp folder */ }
   }
 });
