@@ -183,12 +183,19 @@ export class KernelRuntime {
 
   /**
    * Allocates `bytes` (64-byte aligned, at least 64). Sizes are rounded to a size class so that
-   * the buffers of one training step are reused by the next without fragmentation.
+   * the buffers of one training step are reused by the next exactly. When free memory piles up
+   * in classes nobody asks for any more (shapes that change from step to step), free neighbours
+   * are merged and the best-fitting block is split, instead of growing the heap.
    */
   malloc(bytes: number): number {
-    const size = sizeClass(bytes);
+    let size = sizeClass(bytes);
     const list = this.freeLists.get(size);
     let ptr = list !== undefined && list.length > 0 ? list.pop()! : -1;
+    if (ptr < 0 && this.fragmented(size)) {
+      this.coalesce();
+      const fit = this.bestFit(size);
+      if (fit >= 0) ptr = fit;
+    }
     if (ptr < 0) {
       ptr = this.heapTop;
       const top = ptr + size;
@@ -203,7 +210,10 @@ export class KernelRuntime {
         this.memory.grow(Math.min(want, MAX_PAGES - have / PAGE));
       }
       this.heapTop = top;
+    } else {
+      size = this.blockSize.get(ptr) ?? size;
     }
+    this.blockSize.delete(ptr);
     this.sizes.set(ptr, size);
     this.liveBytes += size;
     return ptr;
@@ -214,9 +224,58 @@ export class KernelRuntime {
     if (size === undefined) throw new Error(`cpu backend: free of unknown pointer ${ptr}`);
     this.sizes.delete(ptr);
     this.liveBytes -= size;
+    this.pushFree(ptr, size);
+  }
+
+  /** Free blocks by address -> size (every free block is in one free list too). */
+  private readonly blockSize = new Map<number, number>();
+
+  private pushFree(ptr: number, size: number): void {
     let list = this.freeLists.get(size);
     if (list === undefined) this.freeLists.set(size, (list = []));
     list.push(ptr);
+    this.blockSize.set(ptr, size);
+  }
+
+  /** Growing by `size` would leave more free than live memory (or hit the 4 GiB ceiling). */
+  private fragmented(size: number): boolean {
+    const reserved = this.heapTop - HEAP_BASE;
+    return this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes, 64 << 20);
+  }
+
+  /** Merges adjacent free blocks; a free block at the top of the heap lowers the top. */
+  private coalesce(): void {
+    const blocks = [...this.blockSize].sort((a, b) => a[0] - b[0]);
+    this.freeLists.clear();
+    this.blockSize.clear();
+    const merged: [number, number][] = [];
+    for (const [p, n] of blocks) {
+      const last = merged[merged.length - 1];
+      if (last && last[0] + last[1] === p) last[1] += n;
+      else merged.push([p, n]);
+    }
+    const top = merged[merged.length - 1];
+    if (top && top[0] + top[1] === this.heapTop) {
+      this.heapTop = top[0];
+      merged.pop();
+    }
+    for (const [p, n] of merged) this.pushFree(p, n);
+  }
+
+  /** The smallest free block of at least `size` bytes, split if much larger; -1 if none. */
+  private bestFit(size: number): number {
+    let best = Infinity;
+    for (const [n, l] of this.freeLists) if (n >= size && n < best && l.length > 0) best = n;
+    if (best === Infinity) return -1;
+    const ptr = this.freeLists.get(best)!.pop()!;
+    this.blockSize.delete(ptr);
+    if (best - size >= 4096) {
+      this.pushFree(ptr + size, best - size);
+      this.blockSize.set(ptr, size); // read back by malloc as the block's size
+    } else {
+      this.blockSize.set(ptr, best);
+    }
+    return ptr;
   }
 
   /** Bytes reserved from the memory so far (live + free lists). */
