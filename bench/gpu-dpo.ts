@@ -16,7 +16,7 @@ import { buildModel, trainAll } from '../src/models/load.js';
 import type { CausalLM, Json } from '../src/models/model.js';
 import { familyOf } from '../src/models/registry.js';
 import { sequenceLogps, type TokenBatch } from '../src/train/logps.js';
-import { LOSSES } from '../src/train/losses.js';
+import { batchSigmoidLoss } from '../src/train/dpo.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
 
@@ -100,19 +100,6 @@ function batchOf(rows: number, T: number, V: number, prompt: number): TokenBatch
   return { rows, T, inputIds: ids, attentionMask: mask, completionMask: comp };
 }
 
-function dpoLoss(policy: CausalLM, reference: CausalLM, b: TokenBatch, headOnCompletion: boolean): E.Tensor {
-  const P = b.rows / 2;
-  const pol = sequenceLogps(policy, b, { headOnCompletion });
-  const ref = E.noGrad(() => sequenceLogps(reference, b, { headOnCompletion }));
-  const lens = E.tensor(Float32Array.from(pol.tokens));
-  const out = LOSSES.sigmoid({
-    policyChosen: E.narrow(pol.seq, 0, 0, P), policyRejected: E.narrow(pol.seq, 0, P, P),
-    refChosen: E.narrow(ref.seq, 0, 0, P), refRejected: E.narrow(ref.seq, 0, P, P),
-    chosenLengths: E.narrow(lens, 0, 0, P), rejectedLengths: E.narrow(lens, 0, P, P),
-  }, { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 });
-  return E.mean(out.losses);
-}
-
 function stats(be: Backend): { dispatches: number; submits: number; reads: number } {
   const rt = (be as Partial<WebGpuBackend>).rt;
   return rt ? { ...rt.stats } : { dispatches: 0, submits: 0, reads: 0 };
@@ -169,7 +156,7 @@ async function main(): Promise<void> {
 
   const step = async (): Promise<number> => {
     const loss = E.tidy(() => {
-      const l = dpoLoss(policy, reference, batch, headOnCompletion);
+      const l = batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
       E.backward(l);
       return l;
     });

@@ -65,6 +65,17 @@ export function dpoLoss(x: LossInputs, cfg: DpoConfig): { loss: Tensor; chosenRe
   return { loss: loss!, chosenRewards: rewards!.chosenRewards, rejectedRewards: rewards!.rejectedRewards };
 }
 
+/**
+ * The mean sigmoid DPO loss (Eq. 7) of a collated batch of pairs (rows chosen_0.., rejected_0..):
+ * policy log-probs with gradient, reference log-probs without. For benchmarks and tests.
+ */
+export function batchSigmoidLoss(policy: CausalLM, reference: CausalLM, b: TokenBatch, o: { beta?: number; headOnCompletion?: boolean } = {}): Tensor {
+  const pol = sequenceLogps(policy, b, { headOnCompletion: o.headOnCompletion });
+  const ref = noGrad(() => sequenceLogps(reference, b, { headOnCompletion: o.headOnCompletion }).seq);
+  const x = splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, b.rows / 2);
+  return mean(LOSSES.sigmoid(x, { beta: o.beta ?? 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+}
+
 interface PairLogps {
   policy: Tensor;
   ref: Tensor;
