@@ -15,7 +15,7 @@ import { tensorFrom, type RawTensor } from '../src/io/raw-tensor.js';
 import { buildModel, trainAll } from '../src/models/load.js';
 import type { CausalLM, Json } from '../src/models/model.js';
 import { familyOf } from '../src/models/registry.js';
-import { sequenceLogps, type TokenBatch } from '../src/train/logps.js';
+import type { TokenBatch } from '../src/train/logps.js';
 import { batchSigmoidLoss } from '../src/train/dpo.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
