@@ -1,0 +1,65 @@
+// The native matrix multiply (native/: a Node addon built at install, AVX-512 / AVX2 micro-kernels
+// on its own threads), working in place on the runtime's shared WebAssembly memory. Node only and
+// optional: when the addon is missing, disabled (TSDPO_NATIVE=0, or `native: false` in the engine
+// options) or on another platform, the WebAssembly kernel runs instead.
+import type { MatmulArgs } from './fast/matmul.js';
+import { isNode } from './platform.js';
+import type { KernelRuntime } from './runtime.js';
+
+/** What native/src/addon.cc exports. */
+export interface NativeAddon {
+  /** docs/kernels.md `matmul`; `heap` is a Uint8Array over the runtime's memory, a, b, c byte offsets in it. */
+  matmul(heap: Uint8Array, threads: number, a: number, b: number, c: number, M: number, N: number, K: number,
+    lda: number, ldb: number, ldc: number, transA: number, transB: number, accumulate: number,
+    batch: number, strideA: number, strideB: number, strideC: number): void;
+  /** The micro-kernel in use and those this CPU can run, e.g. { kernel: 'avx512', available: 'avx512,avx2,scalar' }. */
+  info(): { kernel: string; available: string };
+  /** Picks a micro-kernel ('auto', 'avx512', 'avx2', 'scalar'); false when this CPU cannot run it. */
+  select(name: string): boolean;
+}
+
+/** Where the build puts the addon, relative to this file (dist/src/backend/cpu/native.js). */
+const ADDON = '../../../../native/build/Release/tsdpo_native.node';
+
+let addon: NativeAddon | null = null;
+let loading: Promise<NativeAddon | null> | null = null;
+/** Why the addon did not load (null when it did or was not tried). */
+export let nativeLoadError: string | null = null;
+
+/** False when TSDPO_NATIVE=0 is set: the native kernels stay off whatever the options say. */
+export function nativeAllowed(): boolean {
+  return !(isNode && process.env.TSDPO_NATIVE === '0');
+}
+
+/** Loads the addon once (Node only); resolves to null when it is not built or fails to load. */
+export function loadNative(): Promise<NativeAddon | null> {
+  loading ??= (async () => {
+    if (!isNode) return null;
+    try {
+      const { createRequire } = await import('node:module');
+      addon = createRequire(import.meta.url)(ADDON) as NativeAddon;
+    } catch (e) {
+      nativeLoadError = `native addon not loaded (${(e as Error).message.split('\n')[0]}); run \`npm run build:native\``;
+    }
+    return addon;
+  })();
+  return loading;
+}
+
+/** The loaded addon, or null before loadNative() resolved or when it is missing. */
+export function nativeAddon(): NativeAddon | null {
+  return addon;
+}
+
+/**
+ * C (+)= op(A) op(B) in f32 by the native addon, with the same arguments and results (bit for
+ * bit across thread counts) as fast/matmul.ts's matmulF32, on `rt.threads` threads of its own.
+ */
+export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
+  if (addon === null) throw new Error(`nativeMatmul: ${nativeLoadError ?? 'call loadNative() first'}`);
+  const { M, N, K, transA, transB } = p;
+  const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N), ldc = p.ldc ?? N;
+  const strideA = p.strideA ?? M * K, strideB = p.strideB ?? K * N, strideC = p.strideC ?? M * N;
+  addon.matmul(rt.heap().u8, rt.threads, p.a, p.b, p.c, M, N, K, lda, ldb, ldc, transA, transB, p.accumulate ?? 0,
+    p.batch ?? 1, strideA, strideB, strideC);
+}
