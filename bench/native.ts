@@ -1,6 +1,7 @@
 // Native matmul benchmark (src/backend/cpu/native.ts) beside the WebAssembly kernel, on the same
 // runtime and buffers: one JSON line per shape, layout, thread count and implementation.
-// Run: npm run build && npm run bench:native [-- --wasm=0] (skip the WebAssembly lines)
+// Run: npm run build && npm run bench:native [-- --wasm=0] [-- --shapes 1024x256x8192,...] (m x k x n)
+// --wasm=0 skips the WebAssembly lines; the default shapes are 1024^3 and (512 x 768)(768 x 3072).
 import { availableParallelism } from 'node:os';
 import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
 import { loadNative, nativeLoadError, nativeMatmul } from '../src/backend/cpu/native.js';
@@ -25,7 +26,8 @@ if (addon === null) {
   process.exit(1);
 }
 const withWasm = !process.argv.includes('--wasm=0');
-const shapes = [[1024, 1024, 1024], [512, 768, 3072]]; // m, k, n
+const at = process.argv.indexOf('--shapes');
+const shapes = at > 0 ? process.argv[at + 1].split(',').map((s) => s.split('x').map(Number)) : [[1024, 1024, 1024], [512, 768, 3072]]; // m, k, n
 const layouts: [string, 0 | 1, 0 | 1][] = [['nn', 0, 0], ['nt', 0, 1], ['tn', 1, 0]];
 for (const threads of [...new Set([1, availableParallelism()])]) {
   const rt = await KernelRuntime.create({ threads });

@@ -55,9 +55,12 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
   double v[ARGC];
   for (int i = 1; i < ARGC; i++) {
     CHECK(napi_get_value_double(env, argv[i], &v[i]));
-    if (!(v[i] >= 0 && v[i] <= 2147483647.0 && v[i] == std::floor(v[i]))) {
+    // Byte offsets (a, b, c) span the 4 GiB of wasm32 memory; sizes and strides are int32.
+    const bool address = i >= 2 && i <= 4;
+    if (!(v[i] >= 0 && v[i] <= (address ? 4294967295.0 : 2147483647.0) && v[i] == std::floor(v[i]))) {
       char msg[160];
-      std::snprintf(msg, sizeof msg, "tsdpo native matmul: %s = %g must be a non-negative int32", NAMES[i], v[i]);
+      std::snprintf(msg, sizeof msg, "tsdpo native matmul: %s = %.17g must be a non-negative %s", NAMES[i], v[i],
+                    address ? "byte offset below 2^32" : "int32");
       return Throw(env, true, msg);
     }
   }

@@ -1,30 +1,47 @@
 // The blocked matrix multiply behind gemm() (gemm.h), in the BLIS loop order:
 //
 //   for each column block jc (NC columns of C)
-//     for each K block (k_blocks: KC or fewer)
+//     for each K block (k_blocks: KC or fewer)                       <- one "step"
 //       pack op(B)[kblock, jc block] into NR-column panels (k-major, zero-padded)   -> L3
 //       for each row block ic (MC rows)
 //         pack op(A)[ic block, kblock] into MR-row panels (k-major, zero-padded)    -> L2
 //         for each NR panel of B (stays in L1), for each MR panel of A: micro-kernel
 //
-// Threads take disjoint rectangles of C (or whole batch elements), each with its own packing
-// buffers, so no two threads write the same C and the summation order never depends on them.
+// Threads: within a step, all threads pack the B block together (claiming panels), wait until it
+// is complete, then claim work units (a row block x a chunk of B panels) from an atomic counter
+// until none is left, and wait for all units before the next step overwrites B. Claiming, rather
+// than a fixed split, keeps both cores busy when the other one is preempted (shared machines) or
+// busy elsewhere. Batches of many elements are claimed element by element instead, each element
+// computed by one thread with its own buffers. Which thread computes a C element never changes
+// how it is summed (gemm.h), so results do not depend on the claiming.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "gemm.h"
 #include "pack.h"
 #include "pool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#else
+static inline void cpu_relax() {}
+#endif
+
 namespace tsdpo {
 namespace {
 
 constexpr int64_t KC = 256;   // K block: a 32-column B panel of 256 k (32 KiB) stays in L1
-constexpr int64_t NC = 4096;  // columns of B packed at once
+constexpr int64_t NC = 4096;  // columns of B packed at once (4 MiB at KC = 256)
 // Products below this many multiply-adds run on the calling thread (waking a sleeping worker
 // costs tens of microseconds).
 constexpr int64_t MIN_PARALLEL_MADDS = int64_t(1) << 19;
+// Work units per thread and step that the chunking aims for (load balance vs. claiming cost).
+constexpr int64_t UNITS_PER_THREAD = 8;
 
 const MicroKernel* selected = nullptr;
 
@@ -47,7 +64,7 @@ int64_t k_start(int64_t K, int64_t nb, int64_t i) {
   return i * base + std::min(i, extra);
 }
 
-/** A 64-byte aligned float buffer per thread, grown on demand and kept for the next call. */
+/** A 64-byte aligned float buffer, grown on demand and kept for the next call. */
 struct Buffer {
   float* data = nullptr;
   size_t size = 0;
@@ -60,79 +77,134 @@ struct Buffer {
     return data;
   }
 };
-thread_local Buffer packA, packB;
+thread_local Buffer packA, packB;  // each thread's own
+Buffer sharedB;                     // the B block all threads of a job share
+std::mutex sharedBLock;             // held by the job that uses sharedB
 
-/** Computes rows [m0, m1) x columns [n0, n1) of one batch element's C. */
-void gemm_rect(const GemmArgs& p, const MicroKernel& mk, const float* a, const float* b, float* c,
-               int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  if (m0 >= m1 || n0 >= n1) return;
-  const int mr = mk.mr, nr = mk.nr;
-  const int64_t K = p.K;
-  if (K == 0) {
-    if (!p.accumulate) {
-      for (int64_t i = m0; i < m1; i++) std::memset(c + i * p.ldc + n0, 0, (n1 - n0) * sizeof(float));
-    }
-    return;
-  }
-  const int64_t nb = k_blocks(K);
-  const int64_t kmax = k_start(K, nb, 1) - k_start(K, nb, 0);
-  const int64_t ncMax = std::min(NC, (n1 - n0 + nr - 1) / nr * nr);
-  float* bp = packB.get(kmax * ncMax);
-  float* ap = packA.get(kmax * mk.mc);
-  for (int64_t jc = n0; jc < n1; jc += NC) {
-    const int64_t nc = std::min(NC, n1 - jc);
-    for (int64_t kbi = 0; kbi < nb; kbi++) {
-      const int64_t k0 = k_start(K, nb, kbi), kb = k_start(K, nb, kbi + 1) - k0;
-      const bool add = p.accumulate || kbi > 0;
-      for (int64_t jr = 0; jr < nc; jr += nr) {
-        pack_b(nr, kb, std::min<int64_t>(nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, bp + jr * kb);
-      }
-      for (int64_t ic = m0; ic < m1; ic += mk.mc) {
-        const int64_t mc = std::min<int64_t>(mk.mc, m1 - ic);
-        for (int64_t ir = 0; ir < mc; ir += mr) {
-          pack_a(mr, kb, std::min<int64_t>(mr, mc - ir), a, p.lda, p.transA, ic + ir, k0, ap + ir * kb);
-        }
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          for (int64_t ir = 0; ir < mc; ir += mr) {
-            mk.run(kb, ap + ir * kb, bp + jr * kb, c + (ic + ir) * p.ldc + jc + jr, p.ldc,
-                   static_cast<int>(std::min<int64_t>(mr, mc - ir)), static_cast<int>(std::min<int64_t>(nr, nc - jr)), add);
-          }
-        }
-      }
+/** Runs the micro-kernel over rows [0, mc) of a packed A block and panels [j0, j1) of a packed B block. */
+inline void compute(const MicroKernel& mk, int64_t kb, const float* ap, int64_t mc, const float* bp, int64_t nc,
+                    int64_t j0, int64_t j1, float* c, int64_t ldc, bool add) {
+  for (int64_t jr = j0 * mk.nr; jr < std::min(nc, j1 * mk.nr); jr += mk.nr) {
+    for (int64_t ir = 0; ir < mc; ir += mk.mr) {
+      mk.run(kb, ap + ir * kb, bp + jr * kb, c + ir * ldc + jr, ldc,
+             static_cast<int>(std::min<int64_t>(mk.mr, mc - ir)), static_cast<int>(std::min<int64_t>(mk.nr, nc - jr)), add);
     }
   }
 }
 
-/** Contiguous slice `i` of `parts` over [0, n) units (sizes differ by at most 1). */
-void slice(int64_t n, int64_t parts, int64_t i, int64_t* lo, int64_t* hi) {
-  const int64_t base = n / parts, extra = n % parts;
-  *lo = i * base + std::min(i, extra);
-  *hi = *lo + base + (i < extra ? 1 : 0);
+void pack_a_block(const GemmArgs& p, const MicroKernel& mk, const float* a, int64_t ic, int64_t mc,
+                  int64_t k0, int64_t kb, float* ap) {
+  for (int64_t ir = 0; ir < mc; ir += mk.mr) {
+    pack_a(mk.mr, kb, std::min<int64_t>(mk.mr, mc - ir), a, p.lda, p.transA, ic + ir, k0, ap + ir * kb);
+  }
+}
+
+/** C = 0 (or unchanged when accumulating) for K = 0. */
+void zero_c(const GemmArgs& p, float* c) {
+  if (p.accumulate) return;
+  for (int64_t i = 0; i < p.M; i++) std::memset(c + i * p.ldc, 0, p.N * sizeof(float));
+}
+
+/** One whole batch element on the calling thread, with its own buffers. */
+void gemm_single(const GemmArgs& p, const MicroKernel& mk, const float* a, const float* b, float* c) {
+  if (p.K == 0) return zero_c(p, c);
+  const int64_t nb = k_blocks(p.K), kmax = k_start(p.K, nb, 1);
+  const int64_t ncMax = std::min(NC, (p.N + mk.nr - 1) / mk.nr * mk.nr);
+  float* bp = packB.get(kmax * ncMax);
+  float* ap = packA.get(kmax * mk.mc);
+  for (int64_t jc = 0; jc < p.N; jc += NC) {
+    const int64_t nc = std::min(NC, p.N - jc);
+    for (int64_t kbi = 0; kbi < nb; kbi++) {
+      const int64_t k0 = k_start(p.K, nb, kbi), kb = k_start(p.K, nb, kbi + 1) - k0;
+      for (int64_t jr = 0; jr < nc; jr += mk.nr) {
+        pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, bp + jr * kb);
+      }
+      for (int64_t ic = 0; ic < p.M; ic += mk.mc) {
+        const int64_t mc = std::min<int64_t>(mk.mc, p.M - ic);
+        pack_a_block(p, mk, a, ic, mc, k0, kb, ap);
+        compute(mk, kb, ap, mc, bp, nc, 0, (nc + mk.nr - 1) / mk.nr, c + ic * p.ldc + jc, p.ldc, p.accumulate || kbi > 0);
+      }
+    }
+  }
 }
 
 struct Job {
   GemmArgs p;
   const MicroKernel* mk;
   int threads;
-  bool byBatch;  // threads take whole batch elements; else a tm x tn grid of rectangles of each
-  int tm, tn;
+  bool byBatch;  // threads claim whole batch elements; else they share each element's steps
+  float* bp;     // the shared B block (steps mode)
+  // Claim and completion counters; they only grow, step after step (see claim()).
+  std::atomic<int64_t> packNext{0}, packDone{0}, unitNext{0}, unitDone{0}, batchNext{0};
 };
 
-void run_job(void* ctx, int tid) {
-  const Job& job = *static_cast<const Job*>(ctx);
+/** Takes the next index below `end` from `counter`, or returns -1 when none is left. */
+int64_t claim(std::atomic<int64_t>& counter, int64_t end) {
+  int64_t v = counter.load(std::memory_order_relaxed);
+  while (v < end) {
+    if (counter.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) return v;
+  }
+  return -1;
+}
+
+/** Waits until `counter` reaches `target` (the other threads finish what they claimed). */
+void wait_for(const std::atomic<int64_t>& counter, int64_t target) {
+  for (int i = 0; counter.load(std::memory_order_acquire) < target; i++) {
+    if (i < 2000) cpu_relax();
+    else std::this_thread::yield();
+  }
+}
+
+void run_job(void* ctx, int /*tid*/) {
+  Job& job = *static_cast<Job*>(ctx);
   const GemmArgs& p = job.p;
   const MicroKernel& mk = *job.mk;
-  int64_t b0 = 0, b1 = p.batch, m0 = 0, m1 = p.M, n0 = 0, n1 = p.N;
   if (job.byBatch) {
-    slice(p.batch, job.threads, tid, &b0, &b1);
-  } else {
-    const int64_t mp = (p.M + mk.mr - 1) / mk.mr, np = (p.N + mk.nr - 1) / mk.nr;
-    slice(mp, job.tm, tid / job.tn, &m0, &m1);
-    slice(np, job.tn, tid % job.tn, &n0, &n1);
-    m0 *= mk.mr, m1 = std::min(p.M, m1 * mk.mr), n0 *= mk.nr, n1 = std::min(p.N, n1 * mk.nr);
+    for (int64_t i; (i = claim(job.batchNext, p.batch)) >= 0;) {
+      gemm_single(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC);
+    }
+    return;
   }
-  for (int64_t i = b0; i < b1; i++) {
-    gemm_rect(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC, m0, m1, n0, n1);
+  const int64_t nb = k_blocks(p.K), kmax = k_start(p.K, nb, 1);
+  float* ap = packA.get(kmax * mk.mc);
+  // Units of a step: row blocks x chunks of B panels, enough of them to balance the threads.
+  const int64_t icBlocks = (p.M + mk.mc - 1) / mk.mc;
+  int64_t packEnd = 0, unitEnd = 0, step = 0;
+  int64_t packedStep = -1, packedIc = -1;  // which A block `ap` holds
+  for (int64_t bi = 0; bi < p.batch; bi++) {
+    const float* a = p.a + bi * p.strideA;
+    const float* b = p.b + bi * p.strideB;
+    float* c = p.c + bi * p.strideC;
+    for (int64_t jc = 0; jc < p.N; jc += NC) {
+      const int64_t nc = std::min(NC, p.N - jc), panels = (nc + mk.nr - 1) / mk.nr;
+      const int64_t chunks = std::min(panels, (UNITS_PER_THREAD * job.threads + icBlocks - 1) / icBlocks);
+      const int64_t chunkPanels = (panels + chunks - 1) / chunks;
+      const int64_t units = icBlocks * ((panels + chunkPanels - 1) / chunkPanels);
+      for (int64_t kbi = 0; kbi < nb; kbi++, step++) {
+        const int64_t k0 = k_start(p.K, nb, kbi), kb = k_start(p.K, nb, kbi + 1) - k0;
+        const bool add = p.accumulate || kbi > 0;
+        packEnd += panels;
+        for (int64_t v; (v = claim(job.packNext, packEnd)) >= 0;) {
+          const int64_t jr = (v - (packEnd - panels)) * mk.nr;
+          pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, job.bp + jr * kb);
+          job.packDone.fetch_add(1, std::memory_order_acq_rel);
+        }
+        wait_for(job.packDone, packEnd);
+        unitEnd += units;
+        for (int64_t v; (v = claim(job.unitNext, unitEnd)) >= 0;) {
+          const int64_t u = v - (unitEnd - units), perIc = units / icBlocks;
+          const int64_t ic = u / perIc * mk.mc, mc = std::min<int64_t>(mk.mc, p.M - ic);
+          if (packedStep != step || packedIc != ic) {
+            pack_a_block(p, mk, a, ic, mc, k0, kb, ap);
+            packedStep = step, packedIc = ic;
+          }
+          const int64_t j0 = u % perIc * chunkPanels;
+          compute(mk, kb, ap, mc, job.bp, nc, j0, j0 + chunkPanels, c + ic * p.ldc + jc, p.ldc, add);
+          job.unitDone.fetch_add(1, std::memory_order_acq_rel);
+        }
+        wait_for(job.unitDone, unitEnd);  // nobody reads this B block any more
+      }
+    }
   }
 }
 
@@ -159,34 +231,28 @@ const char* gemm_available() {
 
 void gemm(const GemmArgs& args, int threads) {
   if (args.M <= 0 || args.N <= 0 || args.batch <= 0) return;
-  Job job{args, current(), 1, false, 1, 1};
-  GemmArgs& p = job.p;
+  GemmArgs p = args;
   // A batch that shares B, with A and C dense across the batch, is one taller product.
   if (p.batch > 1 && p.strideB == 0 && !p.transA && p.strideA == p.M * p.lda && p.strideC == p.M * p.ldc) {
     p.M *= p.batch;
     p.batch = 1;
   }
-  const MicroKernel& mk = *job.mk;
+  const MicroKernel& mk = *current();
   const int64_t madds = p.M * p.N * std::max<int64_t>(p.K, 1) * p.batch;
-  const int64_t mp = (p.M + mk.mr - 1) / mk.mr, np = (p.N + mk.nr - 1) / mk.nr;
-  if (threads > 1 && madds >= MIN_PARALLEL_MADDS) {
-    if (p.batch >= threads && (p.batch % threads == 0 || p.batch >= 4 * threads)) {
-      job.threads = threads;
-      job.byBatch = true;
-    } else {
-      // The tm x tn grid with the least padded work per thread; ties split N (each thread then
-      // packs only its share of B).
-      int64_t bestCost = -1;
-      for (int tn = threads; tn >= 1; tn--) {
-        if (threads % tn != 0) continue;
-        const int tm = threads / tn;
-        const int64_t cost = (mp + tm - 1) / tm * mk.mr * ((np + tn - 1) / tn) * mk.nr;
-        if (bestCost < 0 || cost < bestCost) bestCost = cost, job.tm = tm, job.tn = tn;
-      }
-      job.threads = threads;
-    }
+  if (threads <= 1 || madds < MIN_PARALLEL_MADDS || p.K == 0) {
+    for (int64_t i = 0; i < p.batch; i++) gemm_single(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC);
+    return;
   }
-  pool_run(job.threads, run_job, &job);
+  Job job;
+  job.p = p;
+  job.mk = &mk;
+  job.threads = threads;
+  job.byBatch = p.batch >= 2 * threads;
+  if (job.byBatch) return pool_run(threads, run_job, &job);
+  std::lock_guard<std::mutex> guard(sharedBLock);
+  const int64_t nb = k_blocks(p.K);
+  job.bp = sharedB.get(k_start(p.K, nb, 1) * std::min(NC, (p.N + mk.nr - 1) / mk.nr * mk.nr));
+  pool_run(threads, run_job, &job);
 }
 
 }  // namespace tsdpo

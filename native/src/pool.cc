@@ -1,10 +1,14 @@
-// The thread pool behind pool_run (pool.h). One job at a time (a mutex serialises callers): the
-// caller publishes the job, bumps `gen`, wakes sleepers, runs slice 0 and waits for `done`.
+// The thread pool behind pool_run (pool.h). One job at a time (a mutex serialises callers). The
+// caller publishes the job in `slot` (generation, closed bit, number of workers inside), bumps
+// `gen`, wakes sleepers and runs fn itself; when fn returns the work is done, so it closes the
+// slot and waits only for the workers that joined. A worker joins by incrementing the count while
+// the slot still shows its generation open, so a late worker never touches a finished job.
 #include "pool.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,24 +27,24 @@ namespace {
 
 // How long a worker spins for the next job before it sleeps. Short: on a 2-core machine a spinning
 // worker takes a core away from the WebAssembly kernels that run between two matmuls.
-constexpr auto SPIN = std::chrono::microseconds(40);
+constexpr auto SPIN = std::chrono::microseconds(50);
+constexpr uint64_t CLOSED = uint64_t(1) << 31, COUNT = CLOSED - 1;
 
 struct Pool {
   std::mutex call;                 // one job at a time
   std::vector<std::thread> workers;
-  std::atomic<unsigned> gen{0};    // bumped once per job
-  std::atomic<int> done{0};        // workers finished with the current job
+  std::atomic<uint32_t> gen{0};    // bumped once per job
+  std::atomic<uint64_t> slot{0};   // (generation << 32) | CLOSED | workers inside the job
+  std::atomic<int> limit{0};       // workers allowed into the current job
   std::atomic<int> sleepers{0};    // workers blocked on `wake`
   std::mutex sleep;
   std::condition_variable wake;
-  // The current job (written before `gen` is bumped).
-  TaskFn fn = nullptr;
+  TaskFn fn = nullptr;             // the current job (written before `slot` and `gen`)
   void* ctx = nullptr;
-  int threads = 1;
 
-  void worker(int tid, unsigned seen) {
+  void worker(int tid, uint32_t seen) {
     for (;;) {
-      auto until = std::chrono::steady_clock::now() + SPIN;
+      const auto until = std::chrono::steady_clock::now() + SPIN;
       for (int i = 0; gen.load(std::memory_order_acquire) == seen; i++) {
         cpu_relax();
         if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) {
@@ -52,9 +56,14 @@ struct Pool {
         }
       }
       seen = gen.load(std::memory_order_acquire);
-      // Workers beyond the job's thread count skip it but still report.
-      if (tid < threads) fn(ctx, tid);
-      done.fetch_add(1, std::memory_order_acq_rel);
+      uint64_t s = slot.load(std::memory_order_acquire);
+      while ((s >> 32) == seen && !(s & CLOSED) && static_cast<int>(s & COUNT) < limit.load(std::memory_order_relaxed)) {
+        if (slot.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+          fn(ctx, tid);
+          slot.fetch_sub(1, std::memory_order_acq_rel);
+          break;
+        }
+      }
     }
   }
 };
@@ -74,24 +83,25 @@ void pool_run(int threads, TaskFn fn, void* ctx) {
   Pool& p = pool();
   std::lock_guard<std::mutex> guard(p.call);
   while (static_cast<int>(p.workers.size()) < threads - 1) {
-    int tid = static_cast<int>(p.workers.size()) + 1;
-    unsigned seen = p.gen.load();
+    const int tid = static_cast<int>(p.workers.size()) + 1;
+    const uint32_t seen = p.gen.load();
     p.workers.emplace_back([&p, tid, seen] { p.worker(tid, seen); });
     p.workers.back().detach();
   }
   p.fn = fn;
   p.ctx = ctx;
-  p.threads = threads;
-  p.done.store(0, std::memory_order_relaxed);
-  p.gen.fetch_add(1);  // seq_cst: pairs with the sleepers' check (no lost wake-up)
+  p.limit.store(threads - 1, std::memory_order_relaxed);
+  const uint32_t g = p.gen.load() + 1;
+  p.slot.store(uint64_t(g) << 32, std::memory_order_release);
+  p.gen.store(g);  // seq_cst: pairs with the sleepers' check (no lost wake-up)
   if (p.sleepers.load() > 0) {
     { std::lock_guard<std::mutex> lock(p.sleep); }
     p.wake.notify_all();
   }
   fn(ctx, 0);
-  const int others = static_cast<int>(p.workers.size());
-  for (int i = 0; p.done.load(std::memory_order_acquire) < others; i++) {
-    if (i < 100000) cpu_relax();
+  p.slot.fetch_or(CLOSED, std::memory_order_acq_rel);
+  for (int i = 0; (p.slot.load(std::memory_order_acquire) & COUNT) != 0; i++) {
+    if (i < 4000) cpu_relax();
     else std::this_thread::yield();
   }
 }
