@@ -229,6 +229,12 @@ const char* gemm_available() {
   return "scalar";
 }
 
+void gemm_serial(const GemmArgs& p) {
+  if (p.M <= 0 || p.N <= 0) return;
+  const MicroKernel& mk = *current();
+  for (int64_t i = 0; i < p.batch; i++) gemm_single(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC);
+}
+
 void gemm(const GemmArgs& args, int threads) {
   if (args.M <= 0 || args.N <= 0 || args.batch <= 0) return;
   GemmArgs p = args;

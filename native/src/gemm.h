@@ -52,4 +52,7 @@ const char* gemm_available();
 /** Runs the product on `threads` threads (the calling one included). Arguments must be valid. */
 void gemm(const GemmArgs& p, int threads);
 
+/** The same product on the calling thread only (for kernels that run their own threads). */
+void gemm_serial(const GemmArgs& p);
+
 }  // namespace tsdpo

@@ -6,7 +6,7 @@ import { BYTES, type DType, type TypedArray } from '../../core/dtype.js';
 import type { KernelArgs, KernelTable } from '../../core/kernels.js';
 import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
-import { nativeMatmul } from './native.js';
+import { nativeAttention, nativeAttentionGrad, nativeMatmul } from './native.js';
 import type { KernelRuntime } from './runtime.js';
 
 export interface CpuStorage extends Storage {
@@ -16,7 +16,7 @@ export interface CpuStorage extends Storage {
 export interface CpuOptions {
   /** Use the WebAssembly kernels for float32 (default true); false runs the references. */
   fast?: boolean;
-  /** Run float32 matmul in the native addon (native.ts; the caller loads it first). Default false. */
+  /** Run float32 matmul and attention in the native addon (native.ts; the caller loads it first). Default false. */
   native?: boolean;
 }
 
@@ -194,7 +194,7 @@ export class CpuBackend implements Backend {
         : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
       attention: (a) => {
         if (this.fastFor(a.q)) {
-          fast.attentionF32(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), B: a.B, T: a.T, S: a.S,
+          (this.useNative ? nativeAttention : fast.attentionF32)(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), B: a.B, T: a.T, S: a.S,
             H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale, causal: a.causal, window: a.window, softcap: a.softcap });
         } else {
           ref.attention(v(a.q), v(a.k), v(a.v), vo(a.mask), v(a.out), v(a.lse), a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal, a.window, a.softcap);
@@ -202,7 +202,7 @@ export class CpuBackend implements Backend {
       },
       attentionGrad: (a) => {
         if (this.fastFor(a.q)) {
-          fast.attentionGradF32(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), dout: p(a.dout),
+          (this.useNative ? nativeAttentionGrad : fast.attentionGradF32)(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), dout: p(a.dout),
             dq: p(a.dq), dk: p(a.dk), dv: p(a.dv), B: a.B, T: a.T, S: a.S, H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale,
             causal: a.causal, window: a.window, softcap: a.softcap });
         } else {

@@ -1,7 +1,10 @@
-// The native matrix multiply (native/: a Node addon built at install, AVX-512 / AVX2 micro-kernels
-// on its own threads), working in place on the runtime's shared WebAssembly memory. Node only and
-// optional: when the addon is missing, disabled (TSDPO_NATIVE=0, or `native: false` in the engine
-// options) or on another platform, the WebAssembly kernel runs instead.
+// The native kernels (native/: a Node addon built at install, AVX-512 / AVX2 code on its own
+// threads): matmul and fused attention forward / backward, working in place on the runtime's
+// shared WebAssembly memory. Node only and optional: when the addon is missing, disabled
+// (TSDPO_NATIVE=0, or `native: false` in the engine options) or on another platform, the
+// WebAssembly kernels run instead. Same arguments and semantics as fast/matmul.ts and
+// fast/attention.ts.
+import type { AttentionArgs, AttentionGradArgs } from './fast/attention.js';
 import type { MatmulArgs } from './fast/matmul.js';
 import { isNode } from './platform.js';
 import type { KernelRuntime } from './runtime.js';
@@ -12,6 +15,14 @@ export interface NativeAddon {
   matmul(heap: Uint8Array, threads: number, a: number, b: number, c: number, M: number, N: number, K: number,
     lda: number, ldb: number, ldc: number, transA: number, transB: number, accumulate: number,
     batch: number, strideA: number, strideB: number, strideC: number): void;
+  /** docs/kernels.md `attention`; mask 0 for none. */
+  attention(heap: Uint8Array, threads: number, q: number, k: number, v: number, mask: number, out: number, lse: number,
+    B: number, T: number, S: number, H: number, Hkv: number, Dh: number, scale: number, causal: number,
+    window: number, softcap: number): void;
+  /** docs/kernels.md `attention_grad`. */
+  attentionGrad(heap: Uint8Array, threads: number, q: number, k: number, v: number, mask: number, out: number, lse: number,
+    dout: number, dq: number, dk: number, dv: number, B: number, T: number, S: number, H: number, Hkv: number, Dh: number,
+    scale: number, causal: number, window: number, softcap: number): void;
   /** The micro-kernel in use and those this CPU can run, e.g. { kernel: 'avx512', available: 'avx512,avx2,scalar' }. */
   info(): { kernel: string; available: string };
   /** Picks a micro-kernel ('auto', 'avx512', 'avx2', 'scalar'); false when this CPU cannot run it. */
@@ -51,15 +62,32 @@ export function nativeAddon(): NativeAddon | null {
   return addon;
 }
 
+function loaded(fn: string): NativeAddon {
+  if (addon === null) throw new Error(`${fn}: ${nativeLoadError ?? 'call loadNative() first'}`);
+  return addon;
+}
+
 /**
  * C (+)= op(A) op(B) in f32 by the native addon, with the same arguments and results (bit for
  * bit across thread counts) as fast/matmul.ts's matmulF32, on `rt.threads` threads of its own.
  */
 export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
-  if (addon === null) throw new Error(`nativeMatmul: ${nativeLoadError ?? 'call loadNative() first'}`);
+  const addon = loaded('nativeMatmul');
   const { M, N, K, transA, transB } = p;
   const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N), ldc = p.ldc ?? N;
   const strideA = p.strideA ?? M * K, strideB = p.strideB ?? K * N, strideC = p.strideC ?? M * N;
   addon.matmul(rt.heap().u8, rt.threads, p.a, p.b, p.c, M, N, K, lda, ldb, ldc, transA, transB, p.accumulate ?? 0,
     p.batch ?? 1, strideA, strideB, strideC);
+}
+
+/** out, lse = attention(q, k, v) by the native addon (fast/attention.ts's attentionF32). */
+export function nativeAttention(rt: KernelRuntime, a: AttentionArgs): void {
+  loaded('nativeAttention').attention(rt.heap().u8, rt.threads, a.q, a.k, a.v, a.mask, a.out, a.lse,
+    a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal ? 1 : 0, a.window ?? 0, a.softcap ?? 0);
+}
+
+/** dq, dk, dv of attention by the native addon (fast/attention.ts's attentionGradF32). */
+export function nativeAttentionGrad(rt: KernelRuntime, a: AttentionGradArgs): void {
+  loaded('nativeAttentionGrad').attentionGrad(rt.heap().u8, rt.threads, a.q, a.k, a.v, a.mask, a.out, a.lse,
+    a.dout, a.dq, a.dk, a.dv, a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal ? 1 : 0, a.window ?? 0, a.softcap ?? 0);
 }
