@@ -7,13 +7,13 @@
 //         pack op(A)[ic block, kblock] into MR-row panels (k-major, zero-padded)    -> L2
 //         for each NR panel of B (stays in L1), for each MR panel of A: micro-kernel
 //
-// Threads: within a step, all threads pack the B block together (claiming panels), wait until it
-// is complete, then claim work units (a row block x a chunk of B panels) from an atomic counter
-// until none is left, and wait for all units before the next step overwrites B. Claiming, rather
-// than a fixed split, keeps both cores busy when the other one is preempted (shared machines) or
-// busy elsewhere. Batches of many elements are claimed element by element instead, each element
-// computed by one thread with its own buffers. Which thread computes a C element never changes
-// how it is summed (gemm.h), so results do not depend on the claiming.
+// Threads: all of them first pack op(B) for the whole of K (claiming panels) into one shared
+// buffer, wait until it is complete, then claim work units (a row block x a chunk of B panels,
+// over all K blocks) from an atomic counter until none is left. The one wait is short (packing),
+// and claiming, rather than a fixed split, keeps both cores busy when one of them is preempted
+// (shared machines) or busy elsewhere. Batches of many elements are claimed element by element
+// instead, each element computed by one thread with its own buffers. Which thread computes a C
+// element never changes how it is summed (gemm.h), so results do not depend on the claiming.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -40,8 +40,13 @@ constexpr int64_t NC = 4096;  // columns of B packed at once (4 MiB at KC = 256)
 // Products below this many multiply-adds run on the calling thread (waking a sleeping worker
 // costs tens of microseconds).
 constexpr int64_t MIN_PARALLEL_MADDS = int64_t(1) << 19;
-// Work units per thread and step that the chunking aims for (load balance vs. claiming cost).
+// Work units per thread that the chunking aims for (load balance vs. claiming cost).
 constexpr int64_t UNITS_PER_THREAD = 8;
+// Threads share op(B) packed for all of K at once, up to this many floats (64 MiB; longer K x N
+// is done in column super-blocks, with a wait between them).
+constexpr int64_t SHARED_B_FLOATS = int64_t(16) << 20;
+// A thread keeps its packed rows of A (all of K) for its next unit of the same rows up to this K.
+constexpr int64_t KEEP_A_MAX_K = 4096;
 
 const MicroKernel* selected = nullptr;
 
@@ -132,8 +137,9 @@ struct Job {
   GemmArgs p;
   const MicroKernel* mk;
   int threads;
-  bool byBatch;  // threads claim whole batch elements; else they share each element's steps
-  float* bp;     // the shared B block (steps mode)
+  bool byBatch;  // threads claim whole batch elements; else they share each element's packed B
+  float* bp;     // the shared packed B: all of K for `ncs` columns
+  int64_t ncs;   // columns of B packed at once (all of N unless K x N is too big)
   // Claim and completion counters; they only grow, step after step (see claim()).
   std::atomic<int64_t> packNext{0}, packDone{0}, unitNext{0}, unitDone{0}, batchNext{0};
 };
@@ -165,45 +171,49 @@ void run_job(void* ctx, int /*tid*/) {
     }
     return;
   }
-  const int64_t nb = k_blocks(p.K), kmax = k_start(p.K, nb, 1);
-  float* ap = packA.get(kmax * mk.mc);
-  // Units of a step: row blocks x chunks of B panels, enough of them to balance the threads.
-  const int64_t icBlocks = (p.M + mk.mc - 1) / mk.mc;
-  int64_t packEnd = 0, unitEnd = 0, step = 0;
-  int64_t packedStep = -1, packedIc = -1;  // which A block `ap` holds
+  const int64_t nb = k_blocks(p.K), K = p.K;
+  const int64_t icBlocks = (p.M + mk.mc - 1) / mk.mc, ncs = job.ncs, ncsPad = (ncs + mk.nr - 1) / mk.nr * mk.nr;
+  // This thread's packed A block, for all K blocks of one row block (rows ic of element bi,
+  // super-block jc), kept for the next unit of the same row block when K is not too long.
+  const bool keepA = K <= KEEP_A_MAX_K;
+  float* ap = packA.get((keepA ? K : k_start(K, nb, 1)) * mk.mc);
+  int64_t heldBi = -1, heldJc = -1, heldIc = -1;
+  int64_t packEnd = 0, unitEnd = 0;
   for (int64_t bi = 0; bi < p.batch; bi++) {
     const float* a = p.a + bi * p.strideA;
     const float* b = p.b + bi * p.strideB;
     float* c = p.c + bi * p.strideC;
-    for (int64_t jc = 0; jc < p.N; jc += NC) {
-      const int64_t nc = std::min(NC, p.N - jc), panels = (nc + mk.nr - 1) / mk.nr;
-      const int64_t chunks = std::min(panels, (UNITS_PER_THREAD * job.threads + icBlocks - 1) / icBlocks);
-      const int64_t chunkPanels = (panels + chunks - 1) / chunks;
-      const int64_t units = icBlocks * ((panels + chunkPanels - 1) / chunkPanels);
-      for (int64_t kbi = 0; kbi < nb; kbi++, step++) {
-        const int64_t k0 = k_start(p.K, nb, kbi), kb = k_start(p.K, nb, kbi + 1) - k0;
-        const bool add = p.accumulate || kbi > 0;
-        packEnd += panels;
-        for (int64_t v; (v = claim(job.packNext, packEnd)) >= 0;) {
-          const int64_t jr = (v - (packEnd - panels)) * mk.nr;
-          pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, job.bp + jr * kb);
-          job.packDone.fetch_add(1, std::memory_order_acq_rel);
-        }
-        wait_for(job.packDone, packEnd);
-        unitEnd += units;
-        for (int64_t v; (v = claim(job.unitNext, unitEnd)) >= 0;) {
-          const int64_t u = v - (unitEnd - units), perIc = units / icBlocks;
-          const int64_t ic = u / perIc * mk.mc, mc = std::min<int64_t>(mk.mc, p.M - ic);
-          if (packedStep != step || packedIc != ic) {
-            pack_a_block(p, mk, a, ic, mc, k0, kb, ap);
-            packedStep = step, packedIc = ic;
-          }
-          const int64_t j0 = u % perIc * chunkPanels;
-          compute(mk, kb, ap, mc, job.bp, nc, j0, j0 + chunkPanels, c + ic * p.ldc + jc, p.ldc, add);
-          job.unitDone.fetch_add(1, std::memory_order_acq_rel);
-        }
-        wait_for(job.unitDone, unitEnd);  // nobody reads this B block any more
+    for (int64_t jc = 0; jc < p.N; jc += ncs) {
+      const int64_t nc = std::min(ncs, p.N - jc), panels = (nc + mk.nr - 1) / mk.nr;
+      // All K blocks of op(B)[:, jc .. jc + nc), K block kbi at job.bp + k0 * ncsPad.
+      packEnd += nb * panels;
+      for (int64_t v; (v = claim(job.packNext, packEnd)) >= 0;) {
+        const int64_t w = v - (packEnd - nb * panels), kbi = w / panels, jr = w % panels * mk.nr;
+        const int64_t k0 = k_start(K, nb, kbi), kb = k_start(K, nb, kbi + 1) - k0;
+        pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, job.bp + k0 * ncsPad + jr * kb);
+        job.packDone.fetch_add(1, std::memory_order_acq_rel);
       }
+      wait_for(job.packDone, packEnd);
+      // Units: a row block x a chunk of B panels over all of K; enough of them to balance the threads.
+      const int64_t chunks = std::min(panels, (UNITS_PER_THREAD * job.threads + icBlocks - 1) / icBlocks);
+      const int64_t chunkPanels = (panels + chunks - 1) / chunks, perIc = (panels + chunkPanels - 1) / chunkPanels;
+      const int64_t units = icBlocks * perIc;
+      unitEnd += units;
+      for (int64_t v; (v = claim(job.unitNext, unitEnd)) >= 0;) {
+        const int64_t u = v - (unitEnd - units), ic = u / perIc * mk.mc, mc = std::min<int64_t>(mk.mc, p.M - ic);
+        const int64_t j0 = u % perIc * chunkPanels;
+        const bool held = keepA && heldBi == bi && heldJc == jc && heldIc == ic;
+        for (int64_t kbi = 0; kbi < nb; kbi++) {
+          const int64_t k0 = k_start(K, nb, kbi), kb = k_start(K, nb, kbi + 1) - k0;
+          float* apk = keepA ? ap + k0 * mk.mc : ap;
+          if (!held) pack_a_block(p, mk, a, ic, mc, k0, kb, apk);
+          compute(mk, kb, apk, mc, job.bp + k0 * ncsPad, nc, j0, j0 + chunkPanels, c + ic * p.ldc + jc, p.ldc, p.accumulate || kbi > 0);
+        }
+        heldBi = bi, heldJc = jc, heldIc = ic;
+        job.unitDone.fetch_add(1, std::memory_order_acq_rel);
+      }
+      // The next super-block or batch element repacks job.bp: wait until nobody reads it.
+      if (jc + ncs < p.N || bi + 1 < p.batch) wait_for(job.unitDone, unitEnd);
     }
   }
 }
@@ -256,8 +266,9 @@ void gemm(const GemmArgs& args, int threads) {
   job.byBatch = p.batch >= 2 * threads;
   if (job.byBatch) return pool_run(threads, run_job, &job);
   std::lock_guard<std::mutex> guard(sharedBLock);
-  const int64_t nb = k_blocks(p.K);
-  job.bp = sharedB.get(k_start(p.K, nb, 1) * std::min(NC, (p.N + mk.nr - 1) / mk.nr * mk.nr));
+  const int64_t nPad = (p.N + mk.nr - 1) / mk.nr * mk.nr;
+  job.ncs = std::min(nPad, std::max<int64_t>(mk.nr, SHARED_B_FLOATS / p.K / mk.nr * mk.nr));
+  job.bp = sharedB.get(p.K * job.ncs);
   pool_run(threads, run_job, &job);
 }
 
