@@ -52,4 +52,7 @@ if (build.status !== 0) {
 // Load it once in a child, so that a binary this machine cannot load is reported here.
 const check = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(addonPath)}).info().kernel)`], { encoding: 'utf8' });
 if (check.status !== 0) fallback(`the built addon does not load: ${check.stderr.split('\n').find((l) => l.trim()) ?? ''}`);
-say(`native kernels built (micro-kernel: ${check.stdout.trim()})`);
+const kernel = check.stdout.trim();
+say(kernel === 'scalar'
+  ? 'native kernels built, but this CPU has neither AVX2 nor AVX-512: the WebAssembly kernels will be used'
+  : `native kernels built (${kernel})`);

@@ -24,7 +24,18 @@ namespace tsdpo {
 
 // The row passes, compiled once per instruction set (16-float vectors are split into halves or
 // quarters below AVX-512). They use no fused multiply-adds, so all three give the same bits.
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,fma"))), apply_to = function)
+namespace rows_avx512 {
+#include "attention_rows.inc"
+}
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+namespace rows_avx2 {
+#include "attention_rows.inc"
+}
+#pragma clang attribute pop
+#elif defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,fma")
 namespace rows_avx512 {

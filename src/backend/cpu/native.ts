@@ -48,7 +48,11 @@ export function loadNative(): Promise<NativeAddon | null> {
     if (!isNode) return null;
     try {
       const { createRequire } = await import('node:module');
-      addon = createRequire(import.meta.url)(ADDON) as NativeAddon;
+      const loadedAddon = createRequire(import.meta.url)(ADDON) as NativeAddon;
+      // Without AVX2 or AVX-512 (or off x86-64) the addon has only portable C++, which the
+      // WebAssembly SIMD kernels beat: keep those.
+      if (loadedAddon.info().kernel === 'scalar') nativeLoadError = 'native addon has no SIMD kernels for this CPU';
+      else addon = loadedAddon;
     } catch (e) {
       nativeLoadError = `native addon not loaded (${(e as Error).message.split('\n')[0]}); run \`npm run build:native\``;
     }
