@@ -1,13 +1,14 @@
-// The blocked matrix multiply behind gemm() (gemm.h), in the BLIS loop order:
+// The blocked matrix multiply behind gemm() (gemm.h). One thread (gemm_single) runs the BLIS
+// loop order:
 //
 //   for each column block jc (NC columns of C)
-//     for each K block (k_blocks: KC or fewer)                       <- one "step"
+//     for each K block (k_blocks: KC or fewer)
 //       pack op(B)[kblock, jc block] into NR-column panels (k-major, zero-padded)   -> L3
 //       for each row block ic (MC rows)
 //         pack op(A)[ic block, kblock] into MR-row panels (k-major, zero-padded)    -> L2
 //         for each NR panel of B (stays in L1), for each MR panel of A: micro-kernel
 //
-// Threads: all of them first pack op(B) for the whole of K (claiming panels) into one shared
+// Several threads (run_job): all of them first pack op(B) for the whole of K (claiming panels) into one shared
 // buffer, wait until it is complete, then claim work units (a row block x a chunk of B panels,
 // over all K blocks) from an atomic counter until none is left. The one wait is short (packing),
 // and claiming, rather than a fixed split, keeps both cores busy when one of them is preempted
