@@ -23,9 +23,9 @@ export interface NativeAddon {
   attentionGrad(heap: Uint8Array, threads: number, q: number, k: number, v: number, mask: number, out: number, lse: number,
     dout: number, dq: number, dk: number, dv: number, B: number, T: number, S: number, H: number, Hkv: number, Dh: number,
     scale: number, causal: number, window: number, softcap: number): void;
-  /** The micro-kernel in use and those this CPU can run, e.g. { kernel: 'avx512', available: 'avx512,avx2,scalar' }. */
+  /** The instruction set in use and those this CPU runs, e.g. { kernel: 'avx512', available: 'avx512,avx2,scalar' }. */
   info(): { kernel: string; available: string };
-  /** Picks a micro-kernel ('auto', 'avx512', 'avx2', 'scalar'); false when this CPU cannot run it. */
+  /** Picks the instruction set ('auto', 'avx512', 'avx2', 'scalar'; for tests); false when this CPU lacks it. */
   select(name: string): boolean;
 }
 
@@ -59,11 +59,6 @@ export function loadNative(): Promise<NativeAddon | null> {
     return addon;
   })();
   return loading;
-}
-
-/** The loaded addon, or null before loadNative() resolved or when it is missing. */
-export function nativeAddon(): NativeAddon | null {
-  return addon;
 }
 
 function loaded(fn: string): NativeAddon {
