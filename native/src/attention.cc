@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "buffer.h"
 #include "gemm.h"
 #include "pool.h"
 
@@ -75,19 +76,6 @@ RowOps row_ops() {
 
 constexpr int64_t QB = 64;  // queries per block
 
-/** A 64-byte aligned float buffer per thread, grown on demand. */
-struct Buffer {
-  float* data = nullptr;
-  size_t size = 0;
-  float* get(size_t n) {
-    if (n > size) {
-      std::free(data);
-      size = n;
-      data = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-    }
-    return data;
-  }
-};
 thread_local Buffer tileS, tileP, keepBuf;
 
 /** The keys [jlo, jhi) that queries [i0, i1) may see (causality and window; padding apart). */

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 
+#include "buffer.h"
 #include "gemm.h"
 #include "pack.h"
 #include "pool.h"
@@ -70,19 +71,6 @@ int64_t k_start(int64_t K, int64_t nb, int64_t i) {
   return i * base + std::min(i, extra);
 }
 
-/** A 64-byte aligned float buffer, grown on demand and kept for the next call. */
-struct Buffer {
-  float* data = nullptr;
-  size_t size = 0;
-  float* get(size_t n) {
-    if (n > size) {
-      std::free(data);
-      size = n;
-      data = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-    }
-    return data;
-  }
-};
 thread_local Buffer packA, packB;  // each thread's own
 Buffer sharedB;                     // the B block all threads of a job share
 std::mutex sharedBLock;             // held by the job that uses sharedB
