@@ -4,6 +4,7 @@
 // when a hardware adapter answers and falls back to the CPU with a one-line notice otherwise.
 import { setBackend, type Backend } from './core/backend.js';
 import { CpuBackend } from './backend/cpu/backend.js';
+import { loadNative, nativeAllowed } from './backend/cpu/native.js';
 import { KernelRuntime } from './backend/cpu/runtime.js';
 import { WebGpuBackend } from './backend/webgpu/backend.js';
 
@@ -16,6 +17,8 @@ export interface EngineOptions {
   threads?: number;
   /** CPU: use the WebAssembly kernels for float32 (default true). */
   fast?: boolean;
+  /** CPU: float32 matmul and attention in the native addon when it is built (Node; default true; TSDPO_NATIVE=0 turns it off). */
+  native?: boolean;
   /** Where notices (e.g. a fallback to CPU) go (default: stderr / console.warn). */
   log?: (message: string) => void;
 }
@@ -25,10 +28,12 @@ let cpuKey = '';
 
 /** The CPU backend (created once per thread count / kernel choice). */
 export function cpuBackend(opts: EngineOptions = {}): Promise<CpuBackend> {
-  const key = `${opts.threads ?? 0}/${opts.fast ?? true}`;
+  const native = (opts.native ?? true) && nativeAllowed();
+  const key = `${opts.threads ?? 0}/${opts.fast ?? true}/${native}`;
   if (cpu === null || key !== cpuKey) {
     cpuKey = key;
-    cpu = KernelRuntime.create({ threads: opts.threads }).then((rt) => new CpuBackend(rt, { fast: opts.fast }));
+    cpu = Promise.all([KernelRuntime.create({ threads: opts.threads }), native ? loadNative() : null])
+      .then(([rt, addon]) => new CpuBackend(rt, { fast: opts.fast, native: addon !== null }));
   }
   return cpu;
 }

@@ -6,6 +6,7 @@ import { BYTES, type DType, type TypedArray } from '../../core/dtype.js';
 import type { KernelArgs, KernelTable } from '../../core/kernels.js';
 import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
+import { nativeAttention, nativeAttentionGrad, nativeMatmul } from './native.js';
 import type { KernelRuntime } from './runtime.js';
 
 export interface CpuStorage extends Storage {
@@ -15,6 +16,8 @@ export interface CpuStorage extends Storage {
 export interface CpuOptions {
   /** Use the WebAssembly kernels for float32 (default true); false runs the references. */
   fast?: boolean;
+  /** Run float32 matmul and attention in the native addon (native.ts; the caller loads it first). Default false. */
+  native?: boolean;
 }
 
 export class CpuBackend implements Backend {
@@ -22,12 +25,14 @@ export class CpuBackend implements Backend {
   readonly kernels: KernelTable;
   private live = 0;
   readonly useFast: boolean;
+  readonly useNative: boolean;
 
   /** Time and work per kernel when profiling (TSDPO_PROFILE=1 or profile()). */
   readonly profileData = new Map<string, { calls: number; ms: number; flops: number }>();
 
   constructor(readonly rt: KernelRuntime, opts: CpuOptions = {}) {
     this.useFast = opts.fast ?? true;
+    this.useNative = this.useFast && (opts.native ?? false);
     const kernels = this.makeKernels();
     this.kernels = typeof process !== 'undefined' && process.env?.TSDPO_PROFILE === '1' ? this.profiled(kernels) : kernels;
   }
@@ -148,8 +153,9 @@ export class CpuBackend implements Backend {
       matmul: (a) => {
         const lda = a.transA ? a.M : a.K, ldb = a.transB ? a.K : a.N;
         if (this.fastFor(a.a)) {
-          fast.matmulF32(rt, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K, transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0,
-            accumulate: a.accumulate ? 1 : 0, batch: a.batch, strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
+          (this.useNative ? nativeMatmul : fast.matmulF32)(rt, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K,
+            transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0, accumulate: a.accumulate ? 1 : 0, batch: a.batch,
+            strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
         } else {
           ref.matmul(v(a.a), v(a.b), v(a.c), a.M, a.N, a.K, lda, ldb, a.N, a.transA ? 1 : 0, a.transB ? 1 : 0,
             a.accumulate ? 1 : 0, a.batch, a.strideA, a.strideB, a.strideC);
@@ -198,7 +204,7 @@ export class CpuBackend implements Backend {
         : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
       attention: (a) => {
         if (this.fastFor(a.q)) {
-          fast.attentionF32(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), B: a.B, T: a.T, S: a.S,
+          (this.useNative ? nativeAttention : fast.attentionF32)(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), B: a.B, T: a.T, S: a.S,
             H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale, causal: a.causal, window: a.window, softcap: a.softcap });
         } else {
           ref.attention(v(a.q), v(a.k), v(a.v), vo(a.mask), v(a.out), v(a.lse), a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal, a.window, a.softcap);
@@ -206,7 +212,7 @@ export class CpuBackend implements Backend {
       },
       attentionGrad: (a) => {
         if (this.fastFor(a.q)) {
-          fast.attentionGradF32(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), dout: p(a.dout),
+          (this.useNative ? nativeAttentionGrad : fast.attentionGradF32)(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), dout: p(a.dout),
             dq: p(a.dq), dk: p(a.dk), dv: p(a.dv), B: a.B, T: a.T, S: a.S, H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale,
             causal: a.causal, window: a.window, softcap: a.softcap });
         } else {

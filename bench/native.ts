@@ -1,0 +1,110 @@
+// Native kernels (src/backend/cpu/native.ts) beside the WebAssembly ones, on the same runtime and
+// buffers: one JSON line per shape, layout, thread count and implementation ("impl").
+//
+//   npm run build && npm run bench:native [-- options]
+//     --only matmul|attention                 one of the two groups
+//     --wasm=0                                skip the WebAssembly lines
+//     --shapes 1024x256x8192,...              matmul shapes m x k x n (default 1024^3 and 512x768x3072)
+//
+// Attention runs the DPO bench presets' shapes (small: B 8, T 128, H 8, Dh 32; gpt2: B 4, T 128,
+// H 12, Dh 64), causal; its FLOP counts are those of non-causal attention (forward 4 B H T S Dh,
+// backward 10 B H T S Dh, as bench/attention.ts), so the true rate is about half the printed one.
+import { availableParallelism } from 'node:os';
+import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
+import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
+import { loadNative, nativeAttention, nativeAttentionGrad, nativeLoadError, nativeMatmul } from '../src/backend/cpu/native.js';
+import { KernelRuntime } from '../src/backend/cpu/runtime.js';
+
+/** Best and median seconds of `runs` calls after `warmup` calls. */
+function time(fn: () => void, warmup: number, runs: number): { best: number; median: number } {
+  for (let i = 0; i < warmup; i++) fn();
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  t.sort((x, y) => x - y);
+  return { best: t[0], median: t[t.length >> 1] };
+}
+
+function randomFill(rt: KernelRuntime, ptr: number, n: number, amp = 1): void {
+  const f32 = rt.heap().f32;
+  for (let i = 0; i < n; i++) f32[(ptr >> 2) + i] = (Math.random() * 2 - 1) * amp;
+}
+
+const addon = await loadNative();
+if (addon === null) {
+  console.error(`bench/native: ${nativeLoadError}`);
+  process.exit(1);
+}
+const option = (name: string): string | undefined => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const withWasm = !process.argv.includes('--wasm=0');
+const only = option('only');
+const kernel = addon.info().kernel;
+
+/** GFLOP/s of C = op(A) op(B) at m x k x n for nn, nt (x W^T) and tn (A^T dC) layouts. */
+function benchMatmul(rt: KernelRuntime, shapes: number[][]): void {
+  const layouts: [string, 0 | 1, 0 | 1][] = [['nn', 0, 0], ['nt', 0, 1], ['tn', 1, 0]];
+  for (const [m, k, n] of shapes) {
+    const a = rt.malloc(m * k * 4), b = rt.malloc(k * n * 4), c = rt.malloc(m * n * 4);
+    randomFill(rt, a, m * k);
+    randomFill(rt, b, k * n);
+    for (const [trans, transA, transB] of layouts) {
+      const args: MatmulArgs = { a, b, c, M: m, N: n, K: k, transA, transB };
+      const impls: [string, () => void][] = [['native', () => nativeMatmul(rt, args)]];
+      if (withWasm) impls.push(['wasm', () => matmulF32(rt, args)]);
+      for (const [impl, run] of impls) {
+        const { best, median } = time(run, 3, 10), flops = 2 * m * n * k;
+        console.log(JSON.stringify({
+          bench: 'matmul', impl, m, k, n, threads: rt.threads, trans, gflops: +(flops / best / 1e9).toFixed(2),
+          median_gflops: +(flops / median / 1e9).toFixed(2), ...(impl === 'native' ? { kernel } : { relaxed: rt.relaxed }),
+        }));
+      }
+    }
+    rt.free(a); rt.free(b); rt.free(c);
+  }
+}
+
+interface Shape { preset: string; B: number; T: number; S: number; H: number; Hkv: number; Dh: number }
+
+function benchAttention(rt: KernelRuntime, { preset, ...shape }: Shape): void {
+  const { B, T, S, H, Hkv, Dh } = shape;
+  const nq = B * T * H * Dh, nk = B * S * Hkv * Dh;
+  const p = {
+    q: rt.malloc(nq * 4), k: rt.malloc(nk * 4), v: rt.malloc(nk * 4), out: rt.malloc(nq * 4),
+    lse: rt.malloc(B * H * T * 4), dout: rt.malloc(nq * 4), dq: rt.malloc(nq * 4), dk: rt.malloc(nk * 4), dv: rt.malloc(nk * 4),
+  };
+  randomFill(rt, p.q, nq, 2);
+  randomFill(rt, p.k, nk, 2);
+  randomFill(rt, p.v, nk);
+  randomFill(rt, p.dout, nq);
+  const args = { ...p, mask: 0, ...shape, causal: true, scale: 1 / Math.sqrt(Dh) }, base = B * H * T * S * Dh;
+  const impls: [string, () => void, () => void][] = [['native', () => nativeAttention(rt, args), () => nativeAttentionGrad(rt, args)]];
+  if (withWasm) impls.push(['wasm', () => attentionF32(rt, args), () => attentionGradF32(rt, args)]);
+  for (const [impl, fwd, bwd] of impls) {
+    for (const [bench, run, flops] of [['attention', fwd, 4 * base], ['attention_grad', bwd, 10 * base]] as const) {
+      const t = time(run, 3, 20);
+      console.log(JSON.stringify({
+        bench, impl, preset, ...shape, causal: true, threads: rt.threads, ms: +(t.best * 1e3).toFixed(3),
+        median_ms: +(t.median * 1e3).toFixed(3), gflops: +(flops / t.best / 1e9).toFixed(2), flops: 'non-causal count',
+      }));
+    }
+  }
+  for (const ptr of Object.values(p)) rt.free(ptr);
+}
+
+const shapes = option('shapes')?.split(',').map((s) => s.split('x').map(Number)) ?? [[1024, 1024, 1024], [512, 768, 3072]];
+const attentionShapes: Shape[] = [
+  { preset: 'small', B: 8, T: 128, S: 128, H: 8, Hkv: 8, Dh: 32 },
+  { preset: 'gpt2', B: 4, T: 128, S: 128, H: 12, Hkv: 12, Dh: 64 },
+];
+for (const threads of [...new Set([1, availableParallelism()])]) {
+  const rt = await KernelRuntime.create({ threads });
+  if (only !== 'attention') benchMatmul(rt, shapes);
+  if (only !== 'matmul') for (const shape of attentionShapes) benchAttention(rt, shape);
+  await rt.close();
+}

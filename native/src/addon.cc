@@ -1,0 +1,222 @@
+// Node-API binding of the native kernels. Tensors stay in the CPU backend's shared WebAssembly
+// memory: every call passes a Uint8Array over that memory plus byte offsets into it, and each
+// operand's extent is checked against the array's length before any access.
+//
+//   matmul(heap, threads, a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate,
+//          batch, strideA, strideB, strideC)                       docs/kernels.md `matmul`
+//   attention(heap, threads, q, k, v, mask, out, lse, B, T, S, H, Hkv, Dh, scale, causal,
+//             window, softcap)                                     `attention` (mask 0: none)
+//   attentionGrad(heap, threads, q, k, v, mask, out, lse, dout, dq, dk, dv, B, T, S, H, Hkv, Dh,
+//                 scale, causal, window, softcap)                  `attention_grad`
+//   info()        -> { kernel, available }   the instruction set in use / those this CPU runs
+//   select(name)  -> boolean                 "auto", "avx512", "avx2", "scalar" (for tests)
+#include <node_api.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "attention.h"
+#include "gemm.h"
+
+namespace {
+
+constexpr int MAX_ARGS = 24;
+
+/** The arguments of one call: the heap view and numbers, with checks that throw JS errors. */
+class Call {
+ public:
+  Call(napi_env env, napi_callback_info info, const char* fn, const char* const* names, int count)
+      : env_(env), fn_(fn), names_(names), count_(count) {
+    size_t argc = MAX_ARGS;
+    napi_value argv[MAX_ARGS];
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) {
+      fail(false, "cannot read the arguments");
+      return;
+    }
+    if (static_cast<int>(argc) != count) {
+      fail(false, "expected %d arguments (%s, %s, ...), got %d", count, names[0], names[1], static_cast<int>(argc));
+      return;
+    }
+    bool typed = false;
+    napi_typedarray_type type;
+    if (napi_is_typedarray(env, argv[0], &typed) != napi_ok || !typed ||
+        napi_get_typedarray_info(env, argv[0], &type, &length_, &data_, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array || data_ == nullptr) {
+      fail(false, "heap must be a Uint8Array over the runtime's WebAssembly memory");
+      return;
+    }
+    for (int i = 1; i < count; i++) {
+      if (napi_get_value_double(env, argv[i], &v_[i]) != napi_ok) {
+        fail(false, "%s must be a number", names[i]);
+        return;
+      }
+    }
+  }
+
+  bool ok() const { return ok_; }
+  double operator[](int i) const { return v_[i]; }
+
+  /** Argument i as an integer in [lo, hi]. */
+  int64_t integer(int i, double lo, double hi) {
+    const double x = v_[i];
+    if (ok_ && !(x >= lo && x <= hi && x == std::floor(x))) fail(true, "%s = %.17g must be an integer in [%.0f, %.0f]", names_[i], x, lo, hi);
+    return ok_ ? static_cast<int64_t>(x) : 0;
+  }
+  int64_t count(int i) { return integer(i, 0, 2147483647.0); }
+
+  /**
+   * Operand at byte offset argument i: `rows` rows of `cols` floats at row stride ld, repeated
+   * `batch` times at `stride` (all in floats); null when any of them is 0 (nothing is read).
+   */
+  float* operand(int i, double rows, double cols, double ld = -1, double batch = 1, double stride = 0) {
+    const int64_t at = integer(i, 0, 4294967295.0);
+    if (!ok_ || rows == 0 || cols == 0 || batch == 0) return nullptr;
+    if (ld < 0) ld = cols;
+    const double end = at + 4.0 * ((batch - 1) * stride + (rows - 1) * ld + cols);
+    if (at % 4 != 0 || ld < cols || end > static_cast<double>(length_)) {
+      fail(true, "%s at byte %lld (%.0f x %.0f, ld %.0f, batch %.0f, stride %.0f) is misaligned, has ld < columns, "
+           "or ends at %.0f past the memory's %zu bytes", names_[i], static_cast<long long>(at), rows, cols, ld, batch, stride,
+           end, length_);
+      return nullptr;
+    }
+    return reinterpret_cast<float*>(static_cast<char*>(data_) + at);
+  }
+
+  template <typename... A>
+  void fail(bool range, const char* format, A... args) {
+    if (!ok_) return;
+    ok_ = false;
+    char msg[400];
+    int n = std::snprintf(msg, sizeof msg, "tsdpo native %s: ", fn_);
+    std::snprintf(msg + n, sizeof msg - n, format, args...);
+    if (range) napi_throw_range_error(env_, nullptr, msg);
+    else napi_throw_type_error(env_, nullptr, msg);
+  }
+
+ private:
+  napi_env env_;
+  const char* fn_;
+  const char* const* names_;
+  int count_;
+  bool ok_ = true;
+  void* data_ = nullptr;
+  size_t length_ = 0;
+  double v_[MAX_ARGS] = {};
+};
+
+int threads_of(double t) { return static_cast<int>(std::fmin(std::fmax(t, 1.0), 256.0)); }
+
+const char* const MATMUL[] = {"heap", "threads", "a", "b", "c", "M", "N", "K", "lda", "ldb", "ldc",
+                              "transA", "transB", "accumulate", "batch", "strideA", "strideB", "strideC"};
+
+napi_value Matmul(napi_env env, napi_callback_info info) {
+  Call c(env, info, "matmul", MATMUL, 18);
+  if (!c.ok()) return nullptr;
+  tsdpo::GemmArgs p;
+  p.M = c.count(5), p.N = c.count(6), p.K = c.count(7);
+  p.lda = c.count(8), p.ldb = c.count(9), p.ldc = c.count(10);
+  p.transA = c[11] != 0, p.transB = c[12] != 0, p.accumulate = c[13] != 0;
+  p.batch = c.count(14), p.strideA = c.count(15), p.strideB = c.count(16), p.strideC = c.count(17);
+  if (c.ok() && p.batch > 1 && p.strideC == 0) c.fail(true, "strideC = 0 with batch = %lld (fold the batch into K)", static_cast<long long>(p.batch));
+  const double M = p.M, N = p.N, K = p.K, batch = p.batch;
+  p.a = c.operand(2, p.transA ? K : M, p.transA ? M : K, p.lda, batch, p.strideA);
+  p.b = c.operand(3, p.transB ? N : K, p.transB ? K : N, p.ldb, batch, p.strideB);
+  p.c = c.operand(4, M, N, p.ldc, batch, p.strideC);
+  if (!c.ok() || p.M == 0 || p.N == 0 || p.batch == 0) return nullptr;
+  tsdpo::gemm(p, threads_of(c[1]));
+  return nullptr;
+}
+
+const char* const ATTENTION[] = {"heap", "threads", "q", "k", "v", "mask", "out", "lse", "dout", "dq", "dk", "dv",
+                                 "B", "T", "S", "H", "Hkv", "Dh", "scale", "causal", "window", "softcap"};
+
+/** Reads attention's arguments; `grad` calls have dout, dq, dk, dv after lse. */
+bool attention_args(Call& c, bool grad, tsdpo::AttentionArgs* a) {
+  const int s = grad ? 12 : 8;  // index of B
+  a->B = c.integer(s, 1, 2147483647.0), a->T = c.integer(s + 1, 1, 2147483647.0), a->S = c.integer(s + 2, 1, 2147483647.0);
+  a->H = c.integer(s + 3, 1, 2147483647.0), a->Hkv = c.integer(s + 4, 1, 2147483647.0), a->Dh = c.integer(s + 5, 1, 2147483647.0);
+  a->scale = static_cast<float>(c[s + 6]);
+  a->causal = c[s + 7] != 0;
+  a->window = c.count(s + 8);
+  a->softcap = static_cast<float>(c[s + 9]);
+  if (!c.ok()) return false;
+  if (a->H % a->Hkv != 0) c.fail(true, "H = %lld is not a multiple of Hkv = %lld", static_cast<long long>(a->H), static_cast<long long>(a->Hkv));
+  if (!std::isfinite(c[s + 6])) c.fail(true, "scale = %g must be finite", c[s + 6]);
+  if (!(c[s + 9] >= 0) || !std::isfinite(c[s + 9])) c.fail(true, "softcap = %g must be finite and >= 0", c[s + 9]);
+  const double B = a->B, T = a->T, S = a->S, H = a->H, Hkv = a->Hkv, Dh = a->Dh;
+  a->q = c.operand(2, B * T * H, Dh);
+  a->k = c.operand(3, B * S * Hkv, Dh);
+  a->v = c.operand(4, B * S * Hkv, Dh);
+  a->mask = c[5] == 0 ? nullptr : c.operand(5, B, S);
+  a->out = c.operand(6, B * T * H, Dh);
+  a->lse = c.operand(7, B * H, T);
+  a->dout = nullptr, a->dq = a->dk = a->dv = nullptr;
+  if (grad) {
+    a->dout = c.operand(8, B * T * H, Dh);
+    a->dq = c.operand(9, B * T * H, Dh);
+    a->dk = c.operand(10, B * S * Hkv, Dh);
+    a->dv = c.operand(11, B * S * Hkv, Dh);
+  }
+  return c.ok();
+}
+
+napi_value Attention(napi_env env, napi_callback_info info) {
+  // Forward calls skip dout, dq, dk, dv: name them accordingly.
+  static const char* const names[] = {"heap", "threads", "q", "k", "v", "mask", "out", "lse", "B", "T", "S", "H", "Hkv",
+                                      "Dh", "scale", "causal", "window", "softcap"};
+  Call c(env, info, "attention", names, 18);
+  tsdpo::AttentionArgs a;
+  if (!c.ok() || !attention_args(c, false, &a)) return nullptr;
+  tsdpo::attention_forward(a, threads_of(c[1]));
+  return nullptr;
+}
+
+napi_value AttentionGrad(napi_env env, napi_callback_info info) {
+  Call c(env, info, "attentionGrad", ATTENTION, 22);
+  tsdpo::AttentionArgs a;
+  if (!c.ok() || !attention_args(c, true, &a)) return nullptr;
+  tsdpo::attention_backward(a, threads_of(c[1]));
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value out, kernel, available;
+  if (napi_create_object(env, &out) != napi_ok ||
+      napi_create_string_utf8(env, tsdpo::gemm_selected(), NAPI_AUTO_LENGTH, &kernel) != napi_ok ||
+      napi_create_string_utf8(env, tsdpo::gemm_available(), NAPI_AUTO_LENGTH, &available) != napi_ok ||
+      napi_set_named_property(env, out, "kernel", kernel) != napi_ok ||
+      napi_set_named_property(env, out, "available", available) != napi_ok) {
+    return nullptr;
+  }
+  return out;
+}
+
+napi_value Select(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char name[32] = {0};
+  size_t len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1 ||
+      napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "tsdpo native select: expected a kernel name (auto, avx512, avx2, scalar)");
+    return nullptr;
+  }
+  napi_value ok;
+  napi_get_boolean(env, tsdpo::gemm_select(name), &ok);
+  return ok;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+      {"matmul", nullptr, Matmul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attention", nullptr, Attention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionGrad", nullptr, AttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"select", nullptr, Select, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
+  return exports;
+}
