@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { backward, getBackend, mean, narrow, noGrad, tensor, tidyAsync, Rng } from '../src/core/index.js';
+import { backward, getBackend, mean, narrow, noGrad, tensor, tidy, tidyAsync, Rng } from '../src/core/index.js';
 import type { CpuBackend } from '../src/backend/cpu/backend.js';
 import { initEngine } from '../src/engine.js';
 import { initModel } from '../src/models/init.js';
@@ -30,6 +30,12 @@ const DEFAULTS: Record<string, { pairs: number; seq: number; prompt: number }> =
   tiny: { pairs: 4, seq: 128, prompt: 64 }, small: { pairs: 4, seq: 128, prompt: 64 }, gpt2: { pairs: 2, seq: 128, prompt: 64 },
 };
 
+/** The preset's pairs / seq / prompt, overridable with --pairs, --seq, --prompt. */
+function shapeOf(preset: string): { pairs: number; seq: number; prompt: number } {
+  const d = DEFAULTS[preset];
+  return { pairs: Number(arg('pairs', String(d.pairs))), seq: Number(arg('seq', String(d.seq))), prompt: Number(arg('prompt', String(d.prompt))) };
+}
+
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
@@ -38,7 +44,7 @@ const flag = (name: string): boolean => process.argv.includes(`--${name}`);
 
 async function ours(preset: string, threads: number, steps: number, savings: boolean): Promise<Record<string, unknown>> {
   const [L, d, h, V, ctx] = PRESETS[preset];
-  const { pairs, seq, prompt } = { ...DEFAULTS[preset], ...(flag('pairs') ? { pairs: Number(arg('pairs', '4')) } : {}) };
+  const { pairs, seq, prompt } = shapeOf(preset);
   await initEngine({ device: 'cpu', threads });
   const config = { model_type: 'gpt2', vocab_size: V, n_positions: ctx, n_embd: d, n_layer: L, n_head: h, activation_function: 'gelu_new', tie_word_embeddings: true };
   const policy = initModel(config, 0), reference = initModel(config, 1);
@@ -52,20 +58,26 @@ async function ours(preset: string, threads: number, steps: number, savings: boo
   };
   const headOnCompletion = savings;
   const cachedRef = savings ? await noGrad(() => tidyAsync(async () => sequenceLogps(reference, batch, { headOnCompletion }).seq.toArray())) : null;
-  const step = async (): Promise<number> => tidyAsync(async () => {
-    const pol = sequenceLogps(policy, batch, { headOnCompletion });
-    const ref = cachedRef ? tensor(cachedRef) : noGrad(() => sequenceLogps(reference, batch, { headOnCompletion }).seq);
-    const lens = tensor(Float32Array.from(pol.tokens));
-    const loss = mean(LOSSES.sigmoid({
-      policyChosen: narrow(pol.seq, 0, 0, pairs), policyRejected: narrow(pol.seq, 0, pairs, pairs),
-      refChosen: narrow(ref, 0, 0, pairs), refRejected: narrow(ref, 0, pairs, pairs),
-      chosenLengths: narrow(lens, 0, 0, pairs), rejectedLengths: narrow(lens, 0, pairs, pairs),
-    }, { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
-    backward(loss);
+  // Forward and backward in one scope (its activations freed), then the optimizer step, as the
+  // trainer does it.
+  const step = async (): Promise<number> => {
+    const loss = await tidyAsync(async () => {
+      const pol = sequenceLogps(policy, batch, { headOnCompletion });
+      const ref = cachedRef ? tensor(cachedRef) : noGrad(() => tidy(() => sequenceLogps(reference, batch, { headOnCompletion }).seq));
+      const lens = tensor(Float32Array.from(pol.tokens));
+      const l = mean(LOSSES.sigmoid({
+        policyChosen: narrow(pol.seq, 0, 0, pairs), policyRejected: narrow(pol.seq, 0, pairs, pairs),
+        refChosen: narrow(ref, 0, 0, pairs), refRejected: narrow(ref, 0, pairs, pairs),
+        chosenLengths: narrow(lens, 0, 0, pairs), rejectedLengths: narrow(lens, 0, pairs, pairs),
+      }, { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+      backward(l, { free: true });
+      return l.item();
+    });
     opt.update(1e-6);
     opt.zeroGrad();
-    return loss.item();
-  });
+    return loss;
+  };
+
   await step(); // warm-up
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
@@ -112,8 +124,9 @@ function child(args: string[]): Record<string, unknown> | null {
 }
 
 function torch(preset: string, threads: number, steps: number): Record<string, unknown> | null {
+  const { pairs, seq, prompt } = shapeOf(preset); // always passed: the peer's own defaults differ per preset
   const r = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, '--preset', preset, '--threads', String(threads), '--steps', String(steps),
-    ...(flag('pairs') ? ['--pairs', arg('pairs', '4')] : [])], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    '--pairs', String(pairs), '--seq', String(seq), '--prompt', String(prompt)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
   if (r.status !== 0) return null;
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
@@ -142,7 +155,9 @@ async function main(): Promise<void> {
   // Alternate the engines so that machine noise hits both alike.
   for (let r = 0; r < rounds; r++) {
     for (const threads of [1, 2]) {
-      mine.push(child(['--preset', preset, '--threads', String(threads), '--steps', String(steps), ...(savings ? ['--savings'] : []), ...(flag('pairs') ? ['--pairs', arg('pairs', '4')] : [])])!);
+      const { pairs, seq, prompt } = shapeOf(preset);
+      mine.push(child(['--preset', preset, '--threads', String(threads), '--steps', String(steps), ...(savings ? ['--savings'] : []),
+        '--pairs', String(pairs), '--seq', String(seq), '--prompt', String(prompt)])!);
       if (hasTorch) {
         const p = torch(preset, threads, steps);
         if (p) peer.push(p);

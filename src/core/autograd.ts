@@ -109,12 +109,24 @@ export function setBackwardHooks(h: BackwardHooks): void {
   hooks = h;
 }
 
+export interface BackwardOptions {
+  /** d(objective)/d(root); required when root is not a scalar. */
+  grad?: Tensor;
+  /**
+   * Free each intermediate tensor of the graph as soon as backward is past it (PyTorch frees its
+   * saved activations the same way), which lowers peak memory by about the activations' size.
+   * The root stays; keep anything else you need afterwards with detach() before calling.
+   */
+  free?: boolean;
+}
+
 /**
  * Computes d(root)/d(leaf) for every leaf with requiresGrad reachable from root and adds it to
- * leaf.grad. root must be a scalar unless `grad` (d(objective)/d(root)) is given.
+ * leaf.grad. root must be a scalar unless a gradient for it is given.
  */
-export function backward(root: Tensor, grad?: Tensor): void {
+export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   const h = hooks!;
+  const grad = opts.grad;
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not depend on any tensor with requiresGrad`);
   if (grad === undefined && root.size !== 1) {
     throw new Error(`backward: root ${root.describe()} is not a scalar; pass its gradient`);
@@ -156,6 +168,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
       });
       for (const g of gs) if (g != null && !held.has(g)) g.dispose(); // gradients nobody needs
       for (const d of dys) if (d !== null && d !== grad) d.dispose();
+      // Every consumer of this node's outputs came before it in this order: they are done.
+      if (opts.free) for (const o of node.outputs) if (o !== root) o.dispose();
     }
   }));
 }

@@ -207,6 +207,16 @@ export function viewOf(x: Tensor, shape: Shape): Tensor {
   return new Tensor(x.storage, shape);
 }
 
+/**
+ * A view of a freshly made tensor that takes over its storage (the original is disposed), so the
+ * storage keeps a single owner: gradients made this way need no defensive copy.
+ */
+export function ownedView(t: Tensor, shape: Shape): Tensor {
+  const v = new Tensor(t.storage, shape);
+  t.dispose();
+  return v;
+}
+
 /** Bytes of one element. */
 export function elementBytes(t: Tensor): number {
   return BYTES[t.dtype];

@@ -49,11 +49,14 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
   return family.build(spec, config, params);
 }
 
-/** Loads a local Hugging Face model folder (config.json + safetensors, sharded or not). */
-export function loadModel(dir: string, opts: LoadOptions = {}): CausalLM & { folder: HfFolder } {
-  const folder = loadHfFolder(dir);
-  const model = buildModel(folder.config, folder.tensors, dir, opts.backend);
-  return Object.assign(model, { folder });
+/**
+ * Loads a local Hugging Face model folder (config.json + safetensors, sharded or not). Tensors are
+ * read lazily, one at a time, straight into the backend, so loading needs little more host memory
+ * than the largest tensor.
+ */
+export function loadModel(dir: string, opts: LoadOptions = {}): CausalLM {
+  const folder: HfFolder = loadHfFolder(dir, { lazy: true });
+  return buildModel(folder.config, folder.tensors, dir, opts.backend);
 }
 
 /** Host copies of the parameters, under their HF names (tied weights once). */

@@ -1,7 +1,7 @@
 // DPO training (arXiv:2305.18290): the objective the training loop runs, its reference model
 // (a frozen copy, the base model under a LoRA adapter, or log-probs precomputed and cached),
 // and TRL's metrics.
-import { add as addT, backward, mean, mulScalar as mulScalarT, narrow, noGrad, tensor, tidyAsync, type Tensor } from '../core/index.js';
+import { add as addT, backward, detach, mean, mulScalar as mulScalarT, narrow, noGrad, tensor, tidy, tidyAsync, type Tensor } from '../core/index.js';
 import { collatePreference } from '../data/collate.js';
 import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
@@ -71,7 +71,8 @@ export function dpoLoss(x: LossInputs, cfg: DpoConfig): { loss: Tensor; chosenRe
  */
 export function batchSigmoidLoss(policy: CausalLM, reference: CausalLM, b: TokenBatch, o: { beta?: number; headOnCompletion?: boolean } = {}): Tensor {
   const pol = sequenceLogps(policy, b, { headOnCompletion: o.headOnCompletion });
-  const ref = noGrad(() => sequenceLogps(reference, b, { headOnCompletion: o.headOnCompletion }).seq);
+  // The reference pass's activations are freed at once: only its log-probs are kept.
+  const ref = noGrad(() => tidy(() => sequenceLogps(reference, b, { headOnCompletion: o.headOnCompletion }).seq));
   const x = splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, b.rows / 2);
   return mean(LOSSES.sigmoid(x, { beta: o.beta ?? 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
 }
@@ -143,8 +144,9 @@ export class DpoObjective implements Objective {
     const r = this.parts.reference;
     const P = indices.length;
     switch (r.kind) {
-      case 'model': return noGrad(() => this.logps(r.model, b, pairs, {}).seq);
-      case 'adapter-off': return noGrad(() => this.logps(this.parts.policy, b, pairs, { adapter: false }).seq);
+      // tidy: the reference pass's activations are freed at once, only its log-probs are kept.
+      case 'model': return noGrad(() => tidy(() => this.logps(r.model, b, pairs, {}).seq));
+      case 'adapter-off': return noGrad(() => tidy(() => this.logps(this.parts.policy, b, pairs, { adapter: false }).seq));
       case 'none': return tensor(new Float32Array(2 * P));
       case 'cached': {
         const table = split === 'train' ? r.train : r.eval;
@@ -166,8 +168,9 @@ export class DpoObjective implements Objective {
       const ref = this.refLogps(b, pairs, indices, split);
       const l = { policy: pol.seq, ref, tokens: pol.tokens, logitSums: pol.logitSums };
       const { loss } = dpoLoss(splitPairs(l, b.P), cfg);
-      if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale));
-      const [lossValue, polHost, refHost, sums] = await Promise.all([loss.item(), pol.seq.toArray(), ref.toArray(), pol.logitSums!.toArray()]);
+      const [lossOut, seqOut] = [detach(loss), detach(pol.seq)]; // read after backward frees the graph
+      if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale), { free: true });
+      const [lossValue, polHost, refHost, sums] = await Promise.all([lossOut.item(), seqOut.toArray(), ref.toArray(), pol.logitSums!.toArray()]);
       return { loss: lossValue, metrics: metricsOf(b.P, cfg.beta, polHost, refHost, pol.tokens, sums), tokens: b.tokens };
     });
   }

@@ -1,6 +1,6 @@
 // Supervised fine-tuning: next-token cross-entropy on the tokens each example marks (the
 // completion, or every token of plain text), averaged over those tokens as TRL's SFTTrainer does.
-import { affine, backward, noGrad, sum, tidyAsync } from '../core/index.js';
+import { affine, backward, detach, noGrad, sum, tidyAsync } from '../core/index.js';
 import { collateSft } from '../data/collate.js';
 import type { SftDataset } from '../data/sft.js';
 import type { CausalLM } from '../models/model.js';
@@ -43,8 +43,9 @@ export class SftObjective implements Objective {
       const counted = r.tokens.reduce((a, n) => a + n, 0);
       // Mean negative log-likelihood over the counted tokens of the batch.
       const loss = affine(sum(r.seq), -1 / Math.max(1, counted));
-      if (scale !== null) backward(affine(loss, scale));
-      const value = await loss.item();
+      const lossOut = detach(loss); // read after backward frees the graph
+      if (scale !== null) backward(affine(loss, scale), { free: true });
+      const value = await lossOut.item();
       return { loss: value, metrics: { num_tokens: counted }, tokens };
     });
   }

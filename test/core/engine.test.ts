@@ -44,3 +44,21 @@ test('debug mode names the op whose output is not finite', () => {
     E.setDebugNaN(false);
   }
 });
+
+test('backward with free: same gradients, intermediates released as it goes, root kept', async () => {
+  const run = async (free: boolean): Promise<{ g: number[]; hidden: E.Tensor; loss: E.Tensor }> => {
+    const w = E.param(E.tensor([0.5, -1, 2, 0.25], [2, 2]));
+    const x = E.tensor([1, 2, 3, 4, 5, 6], [3, 2]);
+    const hidden = E.tanh(E.matmul(x, w)); // intermediate
+    const loss = E.sum(E.square(hidden));
+    E.backward(loss, { free });
+    return { g: Array.from(await w.grad!.toArray()), hidden, loss };
+  };
+  await E.tidyAsync(async () => {
+    const kept = await run(false), freed = await run(true);
+    assert.deepEqual(freed.g, kept.g);
+    assert.equal(kept.hidden.disposed, false);
+    assert.equal(freed.hidden.disposed, true, 'the intermediate was freed during backward');
+    assert.equal(freed.loss.disposed, false, 'the root stays');
+  });
+});

@@ -24,6 +24,12 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu';
   readonly kernels: KernelTable;
   private live = 0;
+  /** Highest liveBytes so far (reset with resetPeak). */
+  peak = 0;
+
+  resetPeak(): void {
+    this.peak = this.live;
+  }
   readonly useFast: boolean;
   readonly useNative: boolean;
 
@@ -62,6 +68,7 @@ export class CpuBackend implements Backend {
     const bytes = Math.max(1, size) * BYTES[dtype];
     const ptr = this.rt.malloc(bytes);
     this.live += bytes;
+    if (this.live > this.peak) this.peak = this.live;
     return { backend: this, dtype, size, refs: 0, ptr };
   }
 

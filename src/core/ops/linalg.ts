@@ -2,7 +2,7 @@
 // W stored [out, in] as in PyTorch / Hugging Face checkpoints).
 import { record } from '../autograd.js';
 import { fmt, sizeOf } from '../shape.js';
-import { viewOf, type Tensor } from '../tensor.js';
+import { ownedView, viewOf, type Tensor } from '../tensor.js';
 import { add } from './elementwise.js';
 import { sumTo } from './reduce.js';
 import { broadcastTo } from './shape.js';
@@ -39,13 +39,13 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (!transA && nB === 1 && nA > 1) {
     const a2 = viewOf(a, [nA * M, K]);
     const out2 = product(a2, viewOf(b, b.shape.slice(-2)), nA * M, N, K, false, transB, 1, 0, 0);
-    return record(viewOf(out2, [...batchShape, M, N]), 'matmul', [a, b], (dy) => grads(dy, a, b, transA, transB));
+    return record(ownedView(out2, [...batchShape, M, N]), 'matmul', [a, b], (dy) => grads(dy, a, b, transA, transB));
   }
   // Otherwise broadcast materially where batch dims differ, then one batched call.
   const ea = nA === batch || nA === 1 ? a : broadcastTo(a, [...batchShape, ...a.shape.slice(-2)]);
   const eb = nB === batch || nB === 1 ? b : broadcastTo(b, [...batchShape, ...b.shape.slice(-2)]);
   const out = product(ea, eb, M, N, K, transA, transB, batch, nA === 1 && batch > 1 ? 0 : M * K, nB === 1 && batch > 1 ? 0 : K * N);
-  return record(viewOf(out, [...batchShape, M, N]), 'matmul', [a, b], (dy) => grads(dy, a, b, transA, transB));
+  return record(ownedView(out, [...batchShape, M, N]), 'matmul', [a, b], (dy) => grads(dy, a, b, transA, transB));
 }
 
 function broadcastBatch(x: readonly number[], y: readonly number[], a: Tensor, b: Tensor): number[] {

@@ -2,7 +2,7 @@
 // shape of the operand it was broadcast from.
 import { record } from '../autograd.js';
 import { axisOf, fmt, sizeOf, type Shape } from '../shape.js';
-import { viewOf, type Tensor } from '../tensor.js';
+import { ownedView, viewOf, type Tensor } from '../tensor.js';
 import { broadcastTo } from './shape.js';
 import { alloc, checked, expectFloat, kernelsOf } from './util.js';
 
@@ -44,8 +44,9 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepdims = fal
   expectFloat('sum', x);
   const ax = normAxes(axes, x.ndim, 'sum');
   const kept = sumKeep(x, ax);
-  const out = keepdims ? kept : viewOf(kept, dropAxes(x.shape, ax));
-  return record(out, 'sum', [x], (dy) => [broadcastTo(viewOf(dy, kept.shape), x.shape)]);
+  const keptShape = kept.shape;
+  const out = keepdims ? kept : ownedView(kept, dropAxes(x.shape, ax));
+  return record(out, 'sum', [x], (dy) => [broadcastTo(viewOf(dy, keptShape), x.shape)]);
 }
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
@@ -80,7 +81,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
     else if (shape[i - off] === 1 && g.shape[i] !== 1) axes.push(i);
     else if (shape[i - off] !== g.shape[i]) throw new Error(`sumTo: cannot reduce ${fmt(g.shape)} to ${fmt(shape)}`);
   }
-  return viewOf(sum(g, axes, true), shape);
+  return ownedView(sum(g, axes, true), shape);
 }
 
 // Tiny local helpers (no autograd needed inside vjps) to keep this file free of import cycles.
