@@ -90,6 +90,11 @@ async function ours(preset: string, threads: number, steps: number, savings: boo
   let n = 0;
   for (const t of policy.params.values()) n += t.size;
   if (process.env.TSDPO_PROFILE === '1') await printProfile(steps + 1);
+  if (process.env.TSDPO_MEMORY === '1') {
+    const b = getBackend() as CpuBackend, mu = process.memoryUsage(), mib = (x: number) => Math.round(x / 2 ** 20);
+    console.error(JSON.stringify({ heap_reserved_mib: mib(b.rt.reservedBytes), live_mib: mib(b.liveBytes()), peak_live_mib: mib(b.peak),
+      rss_mib: mib(mu.rss), js_heap_mib: mib(mu.heapUsed), array_buffers_mib: mib(mu.arrayBuffers) }));
+  }
   return {
     engine: 'tsdpo', preset, mode: savings ? 'savings: lm-head-on-completion + cached-reference' : 'apples-to-apples', params: n,
     pairs, seq, threads, step_s: round(med), tokens_per_s: round((B * seq) / med, 1),

@@ -16,6 +16,11 @@ export interface Node {
    * output nobody used gets null; a single-output node is only called with its gradient set.
    */
   readonly vjp: (dys: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
+  /**
+   * Optional: add input k's gradient straight into `target` (a leaf's existing .grad), saving a
+   * temporary as large as the input (embedding tables: a scatter-add into the gradient).
+   */
+  vjpInto?: (dys: readonly (Tensor | null)[], k: number, target: Tensor) => void;
 }
 
 let gradDepth = 0; // > 0 inside noGrad
@@ -143,6 +148,14 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
       const dys = node.outputs.map((o) => grads.get(o) ?? null);
       if (dys.every((d) => d === null)) continue;
       for (const o of node.outputs) grads.delete(o);
+      const needing = node.inputs.map((x, k) => (x.requiresGrad ? k : -1)).filter((k) => k >= 0);
+      const only = needing.length === 1 ? node.inputs[needing[0]] : null;
+      if (node.vjpInto && only && only.node === null && only.grad !== null) {
+        node.vjpInto(dys, needing[0], only.grad);
+        for (const d of dys) if (d !== null && d !== grad) d.dispose();
+        if (opts.free) for (const o of node.outputs) if (o !== root) o.dispose();
+        continue;
+      }
       const gs = node.vjp(dys);
       // A vjp may hand a dy itself (or one tensor twice) to several inputs: give each holder its
       // own view, so that disposing one never frees another's gradient.

@@ -2,7 +2,7 @@
 // [in, out]), with an optional LoRA adapter in PEFT's form: y = x W^T + b + scaling * (x A^T) B^T,
 // A [r, in], B [out, r].
 import { gradEnabled } from '../core/autograd.js';
-import { add, dropout, linear, matmul, mulScalar } from '../core/ops/index.js';
+import { add, dropout, linear, mulScalar } from '../core/ops/index.js';
 import type { Tensor } from '../core/tensor.js';
 
 export interface LoraPair {
@@ -34,9 +34,7 @@ export function setLoraDropout(p: number, seed: number): void {
 
 /** Applies the layer; the adapter is used only when `adapterOn`. */
 export function dense(x: Tensor, layer: Dense, adapterOn = true): Tensor {
-  const y = layer.fanInFanOut
-    ? (layer.bias ? add(matmul(x, layer.weight), layer.bias) : matmul(x, layer.weight))
-    : linear(x, layer.weight, layer.bias);
+  const y = linear(x, layer.weight, layer.bias, { transposed: layer.fanInFanOut });
   const l = layer.lora;
   if (!l || !adapterOn) return y;
   const xa = loraDropout.p > 0 && gradEnabled()

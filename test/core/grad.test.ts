@@ -106,6 +106,10 @@ describe('matmul', () => {
     }
   }
   test('linear with bias', () => gradCheck('linear', ([x, w, b]) => E.linear(x, w, b), [input(rng, [2, 7, 5]), input(rng, [3, 5]), input(rng, [3])]));
+  test('linear with a transposed ([in, out]) weight, with and without bias', () => {
+    gradCheck('linear transposed', ([x, w, b]) => E.linear(x, w, b, { transposed: true }), [input(rng, [7, 5]), input(rng, [5, 3]), input(rng, [3])]);
+    gradCheck('linear no bias', ([x, w]) => E.linear(x, w), [input(rng, [1, 33, 4]), input(rng, [7, 4])]);
+  });
 });
 
 describe('fused nn ops', () => {
@@ -120,6 +124,9 @@ describe('fused nn ops', () => {
   });
   test('embedding (repeated ids accumulate)', () => {
     gradCheck('embedding', ([w, ids]) => E.embedding(w, ids), [input(rng, [5, 3]), { ...ints(7, 5), shape: [7] }]);
+  });
+  test('tied embedding (gather rows, then the same table as the output projection)', () => {
+    gradCheck('tied embedding', ([w, ids]) => E.linear(E.embedding(w, ids), w), [input(rng, [5, 3]), { ...ints(7, 5), shape: [7] }]);
   });
   test('layerNorm with and without affine', () => {
     gradCheck('layerNorm', ([x, w, b]) => E.layerNorm(x, w, b, 1e-5), [input(rng, [7, 6]), input(rng, [6]), input(rng, [6])]);

@@ -237,10 +237,10 @@ export class KernelRuntime {
     this.blockSize.set(ptr, size);
   }
 
-  /** Free memory exceeds an eighth of the live memory (or growing would hit the 4 GiB ceiling). */
+  /** Free memory exceeds a sixteenth of the live memory (or growing would hit the 4 GiB ceiling). */
   private fragmented(size: number): boolean {
     const reserved = this.heapTop - HEAP_BASE;
-    return this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes / 8, 64 << 20);
+    return this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20);
   }
 
   /** Merges adjacent free blocks; a free block at the top of the heap lowers the top. */

@@ -3,8 +3,7 @@
 import { record } from '../autograd.js';
 import { fmt, sizeOf } from '../shape.js';
 import { ownedView, viewOf, type Tensor } from '../tensor.js';
-import { add } from './elementwise.js';
-import { sumTo } from './reduce.js';
+import { sum, sumTo } from './reduce.js';
 import { broadcastTo } from './shape.js';
 import { alloc, checked, expectFloat, expectSameDtype, kernelsOf } from './util.js';
 
@@ -101,13 +100,30 @@ function reduceBatch(g: Tensor, x: Tensor): Tensor {
   return g.ndim === x.ndim && g.shape.every((d, i) => d === x.shape[i]) ? g : sumTo(g, x.shape);
 }
 
-/** x @ w^T (+ bias): x [..., in], w [out, in], bias [out]. */
-export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
-  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== w.shape[1]) {
-    throw new Error(`linear: input ${x.describe()} does not match weight ${w.describe()} (expects last dim ${w.shape[1]})`);
+/**
+ * x @ w^T + bias as one op: x [..., in], w [out, in] (or [in, out] when `transposed`, GPT-2's
+ * Conv1D), bias [out]. The bias is added in place, so no pre-bias copy is kept for backward.
+ */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { transposed?: boolean } = {}): Tensor {
+  const t = opts.transposed ?? false;
+  const [outF, inF] = t ? [w.shape[1], w.shape[0]] : [w.shape[0], w.shape[1]];
+  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF) {
+    throw new Error(`linear: input ${x.describe()} does not match weight ${w.describe()} (expects last dim ${inF})`);
   }
-  const y = matmul(x, w, { transB: true });
-  if (!bias) return y;
-  if (bias.ndim !== 1 || bias.shape[0] !== w.shape[0]) throw new Error(`linear: bias ${bias.describe()} does not match weight ${w.describe()}`);
-  return add(y, bias);
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${bias.describe()} does not match weight ${w.describe()}`);
+  expectSameDtype('linear', x, w);
+  const N = x.size / inF;
+  const y = product(viewOf(x, [N, inF]), w, N, outF, inF, false, !t, 1, 0, 0); // (N, out)
+  if (bias) {
+    kernelsOf('linear', y, bias).binary({ op: 'add', a: y.storage, b: bias.storage, out: y.storage, shape: [N, outF], aStrides: [outF, 1], bStrides: [0, 1] });
+  }
+  const out = ownedView(y, [...x.shape.slice(0, -1), outF]);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record(checked('linear', out, inputs), 'linear', inputs, (dy) => {
+    const d2 = viewOf(dy, [N, outF]), x2 = viewOf(x, [N, inF]);
+    const dx = x.requiresGrad ? ownedView(matmul(d2, w, { transB: t }), x.shape) : null;
+    const dw = w.requiresGrad ? (t ? matmul(x2, d2, { transA: true }) : matmul(d2, x2, { transA: true })) : null;
+    const db = bias?.requiresGrad ? sum(d2, 0) : null;
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
 }

@@ -64,11 +64,14 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const out = alloc([...ids.shape, D], weight.dtype, weight);
   const k = kernelsOf('embedding', weight, ids);
   k.embedding({ weight: weight.storage, ids: ids.storage, out: out.storage, N, D, V });
-  return record(out, 'embedding', [weight, ids], (dy) => {
+  record(out, 'embedding', [weight, ids], (dy) => {
     const dw = zeros(weight.shape, weight.dtype, weight.backend);
     k.embeddingGrad({ dy: dy.storage, ids: ids.storage, dweight: dw.storage, N, D, V });
     return [dw, null];
   });
+  // The gradient is a scatter-add: into an existing weight gradient (a tied LM head's) directly.
+  if (out.node) out.node.vjpInto = (dys, _k, target) => k.embeddingGrad({ dy: dys[0]!.storage, ids: ids.storage, dweight: target.storage, N, D, V });
+  return out;
 }
 
 function checkNormWeight(op: string, x: Tensor, w: Tensor | null | undefined, what: string, hint: string): void {
