@@ -186,9 +186,19 @@ export class KernelRuntime {
    * the buffers of one training step are reused by the next without fragmentation.
    */
   malloc(bytes: number): number {
-    const size = sizeClass(bytes);
+    let size = sizeClass(bytes);
     const list = this.freeLists.get(size);
     let ptr = list !== undefined && list.length > 0 ? list.pop()! : -1;
+    if (ptr < 0 && this.heapTop + size > MAX_PAGES * PAGE) {
+      // The heap is full: a free block of the smallest larger class will do (a long run whose
+      // shapes keep changing leaves its free memory spread over many classes).
+      let best = Infinity;
+      for (const [cls, l] of this.freeLists) if (cls > size && cls < best && l.length > 0) best = cls;
+      if (best < Infinity) {
+        ptr = this.freeLists.get(best)!.pop()!;
+        size = best;
+      }
+    }
     if (ptr < 0) {
       ptr = this.heapTop;
       const top = ptr + size;
