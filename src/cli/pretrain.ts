@@ -7,7 +7,7 @@ import { addOptions, resolveOptions } from './options.js';
 export function pretrainCommand(): Command {
   const cmd = new Command('pretrain')
     .description('Pre-train the demo model (a small GPT-2) from scratch on the demo corpus; writes a Hugging Face folder.\n' +
-      'The defaults reproduce assets/demo-model/: tsdpo pretrain --output assets/demo-model')
+      'With the defaults it rewrites the committed assets/demo-model/ (about 30 minutes on two cores).')
     .addHelpText('after', '\nThe corpus (review sentences + public-domain books + State of the Union addresses) ships in npm\n' +
       'packages; its sources and licences are in docs/data-licences.md.');
   addOptions(cmd, PRETRAIN_OPTIONS);

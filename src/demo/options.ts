@@ -15,7 +15,7 @@ export const DEMO_OPTIONS = {
   eval_prompts: { type: 'int', default: 96, help: 'held-out IMDb review prefixes every policy is evaluated on (98 exist)' },
   eval_samples: { type: 'int', default: 4, help: 'completions per held-out prompt for the reward and KL of each trained policy' },
   ref_samples: { type: 'int', default: 16, help: 'completions per held-out prompt from the starting model (its reward, and best-of-N)' },
-  best_of: { type: 'list', default: ['2', '4', '8'], help: 'N of the best-of-N baselines (each at most ref_samples / 2)' },
+  best_of: { type: 'list', default: ['2', '4', '8'], help: 'N of the best-of-N baselines (at most ref_samples; ref_samples / N >= 2 keeps the estimate close)' },
   betas: { type: 'list', default: ['0.05', '0.1', '0.5'], help: 'DPO beta values, one run each' },
   learning_rate: { type: 'number', default: 2e-4, help: 'AdamW learning rate of the DPO and Preferred-FT runs' },
   steps: { type: 'int', default: 60, help: 'optimizer steps per run' },

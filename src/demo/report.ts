@@ -127,7 +127,7 @@ export async function writeReport(r: DemoResult): Promise<void> {
 <p>A reproduction in miniature of the controlled-sentiment experiment of Rafailov et al., <i>Direct Preference Optimization</i>
 (arXiv:2305.18290, Sec. 6.1 and Fig. 2 left), run offline by <code>tsdpo demo</code> on CPU in ${f(r.seconds.total ?? 0, 0)} s.
 The starting (reference) model is a small GPT-2 pre-trained by <code>tsdpo pretrain</code> on review sentences and public-domain prose.
-Prompts are prefixes of IMDb review sentences; the reward of a completion is sigmoid(AFINN score / 2) of the completion's text
+Prompts are the first words of review sentences (training: ${esc(c.train_sets.join(', '))}; evaluation: held-out IMDb sentences); the reward of a completion is sigmoid(AFINN score / 2) of the completion's text
 (0.5 = no sentiment word). ${r.pairs.count} preference pairs were built from ${c.samples_per_prompt} samples per training prompt
 (best vs worst by reward; ${r.pairs.skippedTies} of ${r.pairs.prompts} prompts skipped because all their samples tied;
 mean reward of chosen ${f(r.pairs.meanChosen, 3)}, rejected ${f(r.pairs.meanRejected, 3)}).</p>
