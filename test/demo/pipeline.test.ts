@@ -9,7 +9,7 @@ import { logSoftmax, noGrad, tensor } from '../../src/core/index.js';
 import { Rng } from '../../src/core/random.js';
 import { initEngine } from '../../src/engine.js';
 import { bestOfN, bestOfNKlBound, bestOfNOnePrompt, pickBest } from '../../src/eval/best-of-n.js';
-import { generate } from '../../src/eval/generate.js';
+import { generate, pickToken } from '../../src/eval/generate.js';
 import { completionLogps, estimateKl, klFromLogps } from '../../src/eval/kl.js';
 import { checkAgainst, frontierReward, upperFrontier } from '../../src/demo/frontier.js';
 import { buildPairs } from '../../src/demo/pairs.js';
@@ -150,3 +150,25 @@ test('KL estimator: exactly 0 for two copies of one model; log-probs match gener
   assert.deepEqual(klFromLogps([1, 2], [0.5, 1]).mean, 0.75);
   assert.throws(() => klFromLogps([1], [1, 2]), /1 policy log-probs vs 2/);
 });
+
+test('plain sampling (no top-k / top-p) draws tokens with softmax probabilities; logp is log softmax', () => {
+  const row = Float32Array.from([2, 0.5, -1, 1.5, 0, -30, 1]);
+  const lse = Math.log(row.reduce((a, x) => a + Math.exp(x), 0));
+  const rng = new Rng(11);
+  const n = 40000, counts = new Array<number>(row.length).fill(0);
+  for (let i = 0; i < n; i++) {
+    const { id, logp } = pickToken(row, { maxNewTokens: 1, doSample: true }, rng);
+    counts[id]++;
+    assert.ok(Math.abs(logp - (row[id] - lse)) < 1e-9);
+  }
+  row.forEach((x, v) => {
+    const p = Math.exp(x - lse), sd = Math.sqrt((p * (1 - p)) / n);
+    assert.ok(Math.abs(counts[v] / n - p) < 5 * sd + 1e-9, `token ${v}: ${counts[v] / n} vs ${p}`);
+  });
+  // Temperature 2 flattens the distribution: token 0 (logit 2) drops from 0.38 to about 0.26.
+  const hot = new Array<number>(row.length).fill(0);
+  for (let i = 0; i < n; i++) hot[pickToken(row, { maxNewTokens: 1, doSample: true, temperature: 2 }, rng).id]++;
+  const z = row.reduce((a, x) => a + Math.exp(x / 2), 0);
+  assert.ok(Math.abs(hot[0] / n - Math.exp(1) / z) < 0.01, `${hot[0] / n} vs ${Math.exp(1) / z}`);
+});
+
