@@ -1,7 +1,9 @@
 // The `tsdpo` command line: one subcommand per file in this folder.
 import { Command } from 'commander';
 import { generateCommand } from './generate.js';
+import { demoCommand } from './demo.js';
 import { logprobsCommand } from './logprobs.js';
+import { pretrainCommand } from './pretrain.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -11,6 +13,8 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
     .addCommand(logprobsCommand())
-    .addCommand(generateCommand());
+    .addCommand(generateCommand())
+    .addCommand(pretrainCommand())
+    .addCommand(demoCommand());
   await program.parseAsync(argv);
 }

@@ -57,13 +57,15 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
     let stepIds = ids, stepPos = positions, T = L;
     for (let step = 0; step < o.maxNewTokens && !done.every(Boolean); step++) {
       const flatMask = Float32Array.from(mask.flat());
-      const logits = await noGrad(() => tidy(() => {
+      const out = noGrad(() => tidy(() => {
         const hidden = model.body(tensor(stepIds, [B, T], 'i32'), {
           attentionMask: tensor(flatMask, [B, mask[0].length]), positions: stepPos, cache, adapter: o.adapter,
         });
         const last = reshape(narrow(hidden, 1, T - 1, 1), [B, model.hiddenSize]);
         return model.head(last); // (B, V)
-      })).toArray();
+      }));
+      const logits = await out.toArray();
+      out.dispose(); // the one tensor tidy hands back: freed here, not left to the caller's scope
       const V = logits.length / B;
       const chosen = new Int32Array(B);
       for (let b = 0; b < B; b++) {
@@ -90,25 +92,43 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
   return { tokens, logps };
 }
 
-function logSoftmaxRow(row: ArrayLike<number>): Float64Array {
+/** log sum exp of a row (float64), for the log-prob of the picked token: logit - lse. */
+function logSumExp(row: ArrayLike<number>): number {
   let max = -Infinity;
   for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(row, (x) => x - lse);
+  return max + Math.log(sum);
 }
 
 /** One token from a row of logits; logp is its log-prob under the unwarped model. */
 export function pickToken(row: Float32Array, o: GenerateOptions, rng: Rng): { id: number; logp: number } {
-  const lp = logSoftmaxRow(row);
   if (!o.doSample) {
     let best = 0;
     for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-    return { id: best, logp: lp[best] };
+    return { id: best, logp: row[best] - logSumExp(row) };
   }
   const temp = o.temperature ?? 1;
   if (!(temp > 0)) throw new Error(`generate: temperature must be > 0, got ${temp}`);
+  if (!(o.topK && o.topK > 0 && o.topK < row.length) && (o.topP ?? 1) >= 1) {
+    // Plain sampling (no top-k / top-p cut): inverse CDF in vocabulary order, no sort. At
+    // temperature 1 the weights' sum also gives the log-normaliser (one pass of exp).
+    let max = -Infinity;
+    for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+    const w = new Float64Array(row.length);
+    let total = 0;
+    for (let i = 0; i < row.length; i++) total += (w[i] = Math.exp((row[i] - max) / temp));
+    const lse = temp === 1 ? max + Math.log(total) : logSumExp(row);
+    let u = rng.next() * total;
+    for (let i = 0; i < row.length; i++) {
+      u -= w[i];
+      if (u <= 0 && w[i] > 0) return { id: i, logp: row[i] - lse };
+    }
+    let last = row.length - 1;
+    while (last > 0 && w[last] === 0) last--;
+    return { id: last, logp: row[last] - lse };
+  }
+  const lse = logSumExp(row);
   // Candidates sorted by logit, then cut by top-k and top-p on the tempered distribution.
   let order = Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
   if (o.topK && o.topK > 0) order = order.slice(0, o.topK);
@@ -127,9 +147,9 @@ export function pickToken(row: Float32Array, o: GenerateOptions, rng: Rng): { id
   let u = rng.next() * total;
   for (let j = 0; j < probs.length; j++) {
     u -= probs[j];
-    if (u <= 0) return { id: order[j], logp: lp[order[j]] };
+    if (u <= 0) return { id: order[j], logp: row[order[j]] - lse };
   }
   const id = order[probs.length - 1];
-  return { id, logp: lp[id] };
+  return { id, logp: row[id] - lse };
 }
 
