@@ -6,20 +6,9 @@
 // Causal attention does about half of that work, so its true rate is about half the printed one.
 import { availableParallelism } from 'node:os';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
+import { time } from './timing.js';
 import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
 
-/** Best and median seconds of `runs` calls after `warmup` calls. */
-function time(fn: () => void, warmup: number, runs: number): { best: number; median: number } {
-  for (let i = 0; i < warmup; i++) fn();
-  const t: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  t.sort((x, y) => x - y);
-  return { best: t[0], median: t[t.length >> 1] };
-}
 
 function randomFill(rt: KernelRuntime, ptr: number, n: number, amp: number): void {
   const f32 = rt.heap().f32;

@@ -14,19 +14,8 @@ import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attentio
 import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
 import { loadNative, nativeAttention, nativeAttentionGrad, nativeLoadError, nativeMatmul } from '../src/backend/cpu/native.js';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
+import { time } from './timing.js';
 
-/** Best and median seconds of `runs` calls after `warmup` calls. */
-function time(fn: () => void, warmup: number, runs: number): { best: number; median: number } {
-  for (let i = 0; i < warmup; i++) fn();
-  const t: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  t.sort((x, y) => x - y);
-  return { best: t[0], median: t[t.length >> 1] };
-}
 
 function randomFill(rt: KernelRuntime, ptr: number, n: number, amp = 1): void {
   const f32 = rt.heap().f32;

@@ -2,6 +2,7 @@
 // (epoch, index) that can be saved in a checkpoint and restored to resume on the very next example.
 // The permutation of epoch e depends only on (seed, e), so a resumed run sees the same order.
 // (Not torch's RandomSampler stream: tsdpo's own PRNG, mulberry32, with Fisher-Yates.)
+import { mulberry32 } from '../core/random.js';
 
 export interface DataPosition {
   epoch: number;
@@ -23,17 +24,6 @@ export interface SamplerOptions {
   dropLast?: boolean;
 }
 
-/** mulberry32: a small 32-bit PRNG with good statistical quality; returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Mix seed and epoch into one 32-bit seed (murmur3 finalizer). */
 function mix(seed: number, epoch: number): number {

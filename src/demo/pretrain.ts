@@ -5,6 +5,7 @@
 // transformers load. Shape letters: B blocks per step, T tokens per block, V vocabulary.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../core/random.js';
 import { affine, backward, logSoftmaxGather, noGrad, sum, tensor, tidyAsync } from '../core/index.js';
 import { initEngine } from '../engine.js';
 import { initModel } from '../models/init.js';
@@ -20,7 +21,6 @@ import { clipGradNorm, Optimizer, type NamedParam } from '../train/optim.js';
 import { progress } from '../train/progress.js';
 import { lrMultiplier } from '../train/schedule.js';
 import { writeDemoData } from './make-data.js';
-import { mulberry32 } from './text.js';
 
 /** `tsdpo pretrain` options; these defaults produced the committed assets/demo-model/. */
 export const PRETRAIN_OPTIONS = {

@@ -1,6 +1,7 @@
 // Text clean-up for the demo corpus: whitespace and punctuation normalisation, a rule-based
 // sentence splitter, sentence-bounded chunking, and the hash split into train / held-out.
 // Everything here is a pure function of its input, so the corpus is the same on every machine.
+import { mulberry32 } from '../core/random.js';
 
 // Windows-1252 characters that show up as C1 control codes in the review fixtures
 // ("\x96" for a dash, "\x85" for an ellipsis): text decoded as Latin-1 by mistake.
@@ -116,17 +117,6 @@ export function isHeldOut(text: string, fraction: number): boolean {
   return fmix32(fnv1a(text)) / 0x100000000 < fraction;
 }
 
-/** Deterministic PRNG (mulberry32), for the seeded shuffle of the training documents. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Fisher-Yates shuffle of a copy of `xs` with a seeded generator. */
 export function shuffled<T>(xs: readonly T[], seed: number): T[] {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { buildCorpus } from '../../src/demo/corpus.js';
-import { mulberry32 } from '../../src/demo/text.js';
+import { mulberry32 } from '../../src/core/random.js';
 import { ByteLevelBpe } from '../../src/tokenizer/bpe.js';
 import { EOS_TOKEN, trainBpe, trainBpeFromCounts } from '../../src/tokenizer/bpe-train.js';
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from '../../src/tokenizer/byte-level.js';

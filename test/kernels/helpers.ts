@@ -3,18 +3,11 @@
 // fast kernel is tested on (1 and 2 threads, relaxed and plain SIMD).
 import assert from 'node:assert/strict';
 import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
+import { mulberry32 } from '../../src/core/random.js';
 
-/** Mulberry32: a small seeded generator of uniforms in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniforms in [0, 1). */
+export const rng = mulberry32;
+
 
 /** Standard normals (Box-Muller), times `scale`. */
 export function randn(rand: () => number, n: number, scale = 1): Float64Array {

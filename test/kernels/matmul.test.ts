@@ -4,75 +4,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
-import { matmulF32, type MatmulArgs } from '../../src/backend/cpu/fast/matmul.js';
-import { matmul as matmulRef } from '../../src/backend/ref/matmul.js';
+import { matmulF32 } from '../../src/backend/cpu/fast/matmul.js';
+import { assertClose, prepare, run, type Case } from './matmul-cases.js';
+import { rng } from './helpers.js';
 
-/** Deterministic uniform [-1, 1) generator (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1;
-  };
-}
 
-interface Case {
-  M: number; N: number; K: number; transA: 0 | 1; transB: 0 | 1; accumulate: 0 | 1;
-  batch?: number; broadcastA?: boolean; broadcastB?: boolean;
-  /** Extra elements at the end of each stored row (tests lda, ldb, ldc > row length). */
-  pad?: number;
-}
-
-const U = 2 ** -24; // float32 unit roundoff
-
-/**
- * Runs one case on every runtime and compares with the float64 reference. Any summation order
- * has |error| <= (K + 2) u sum_k |a_ik b_kj| (+ |C_old| when accumulating), so the bound allows
- * every correct kernel, while a lost or doubled term (about mag / K) exceeds it.
- */
+/** Runs one case on every runtime and compares with the float64 reference (matmul-cases.ts: assertClose). */
 function check(rts: KernelRuntime[], cs: Case, seed: number, minParallelMadds?: number): void {
-  const { M, N, K, transA, transB, accumulate } = cs;
-  const batch = cs.batch ?? 1, pad = cs.pad ?? 0;
-  const rowsA = transA ? K : M, colsA = transA ? M : K, rowsB = transB ? N : K, colsB = transB ? K : N;
-  const lda = colsA + pad, ldb = colsB + pad, ldc = N + pad;
-  const sizeA = rowsA * lda, sizeB = rowsB * ldb, sizeC = M * ldc;
-  const strideA = cs.broadcastA ? 0 : sizeA, strideB = cs.broadcastB ? 0 : sizeB, strideC = sizeC;
-  const nA = cs.broadcastA ? sizeA : sizeA * batch, nB = cs.broadcastB ? sizeB : sizeB * batch, nC = sizeC * batch;
   const r = rng(seed);
-  const a = Float32Array.from({ length: nA }, r), b = Float32Array.from({ length: nB }, r);
-  const c0 = Float32Array.from({ length: nC }, r);
-  // Float64 truth and the magnitude sum_k |a||b| (+ |C_old|) that scales the rounding bound.
-  const want = Float64Array.from(c0), mag = Float64Array.from(c0, (v) => (accumulate ? Math.abs(v) : 0));
-  matmulRef(Float64Array.from(a), Float64Array.from(b), want, M, N, K, lda, ldb, ldc,
-    transA, transB, accumulate, batch, strideA, strideB, strideC);
-  matmulRef(Float64Array.from(a, Math.abs), Float64Array.from(b, Math.abs), mag, M, N, K, lda, ldb, ldc,
-    transA, transB, 1, batch, strideA, strideB, strideC);
+  const p = prepare(cs, () => r() * 2 - 1);
   for (const rt of rts) {
-    const pa = rt.malloc(nA * 4), pb = rt.malloc(nB * 4), pc = rt.malloc(nC * 4);
-    const heap = rt.heap().f32;
-    heap.set(a, pa >> 2);
-    heap.set(b, pb >> 2);
-    heap.set(c0, pc >> 2);
-    const args: MatmulArgs = {
-      a: pa, b: pb, c: pc, M, N, K, transA, transB, accumulate, batch,
-      strideA, strideB, strideC, lda, ldb, ldc,
-    };
-    matmulF32(rt, args, minParallelMadds);
-    const got = rt.heap().f32.subarray(pc >> 2, (pc >> 2) + nC);
-    const where = `M=${M} N=${N} K=${K} transA=${transA} transB=${transB} acc=${accumulate} batch=${batch} ` +
-      `pad=${pad} bcastA=${!!cs.broadcastA} bcastB=${!!cs.broadcastB} relaxed=${rt.relaxed} threads=${rt.threads}`;
-    for (let i = 0; i < nC; i++) {
-      const inRow = i % ldc < N;
-      // Padding columns of C must keep their old values.
-      const expected = inRow ? want[i] : c0[i], tol = inRow ? (K + 2) * U * mag[i] + 1e-30 : 0;
-      if (!(Math.abs(got[i] - expected) <= tol)) {
-        assert.fail(`matmul ${where}: C[${i}] = ${got[i]}, want ${expected} (tolerance ${tol})`);
-      }
-    }
-    rt.free(pa); rt.free(pb); rt.free(pc);
+    const got = run(rt, p, (r, args) => matmulF32(r, args, minParallelMadds));
+    assertClose(got, p, `matmul ${p.where} relaxed=${rt.relaxed} threads=${rt.threads}`);
   }
 }
 

@@ -8,18 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
 import { loadNative, nativeLoadError, nativeMatmul, type NativeAddon } from '../../src/backend/cpu/native.js';
-import type { MatmulArgs } from '../../src/backend/cpu/fast/matmul.js';
-import { matmul as matmulRef } from '../../src/backend/ref/matmul.js';
+import { assertClose, prepare, run, type Case } from './matmul-cases.js';
 import { rng } from './helpers.js';
 
-interface Case {
-  M: number; N: number; K: number; transA: 0 | 1; transB: 0 | 1; accumulate: 0 | 1;
-  batch?: number; broadcastA?: boolean; broadcastB?: boolean;
-  /** Extra elements at the end of each stored row (tests lda, ldb, ldc > row length). */
-  pad?: number;
-}
-
-const U = 2 ** -24; // float32 unit roundoff
 const TRANS: [0 | 1, 0 | 1][] = [[0, 0], [0, 1], [1, 0], [1, 1]];
 
 const addon = await loadNative();
@@ -33,51 +24,22 @@ if (skip) console.error(`\n*** SKIPPING test/kernels/native.test: ${skip} ***\n`
  */
 function check(rts: KernelRuntime[], kernels: string[], cs: Case, seed: number): void {
   const native = addon as NativeAddon;
-  const { M, N, K, transA, transB, accumulate } = cs;
-  const batch = cs.batch ?? 1, pad = cs.pad ?? 0;
-  const rowsA = transA ? K : M, colsA = transA ? M : K, rowsB = transB ? N : K, colsB = transB ? K : N;
-  const lda = colsA + pad, ldb = colsB + pad, ldc = N + pad;
-  const sizeA = rowsA * lda, sizeB = rowsB * ldb, sizeC = M * ldc;
-  const strideA = cs.broadcastA ? 0 : sizeA, strideB = cs.broadcastB ? 0 : sizeB, strideC = sizeC;
-  const nA = cs.broadcastA ? sizeA : sizeA * batch, nB = cs.broadcastB ? sizeB : sizeB * batch, nC = sizeC * batch;
-  const r = rng(seed), u = () => r() * 2 - 1;
-  const a = Float32Array.from({ length: nA }, u), b = Float32Array.from({ length: nB }, u);
-  const c0 = Float32Array.from({ length: nC }, u);
-  const want = Float64Array.from(c0), mag = Float64Array.from(c0, (v) => (accumulate ? Math.abs(v) : 0));
-  matmulRef(Float64Array.from(a), Float64Array.from(b), want, M, N, K, lda, ldb, ldc,
-    transA, transB, accumulate, batch, strideA, strideB, strideC);
-  matmulRef(Float64Array.from(a, Math.abs), Float64Array.from(b, Math.abs), mag, M, N, K, lda, ldb, ldc,
-    transA, transB, 1, batch, strideA, strideB, strideC);
+  const r = rng(seed);
+  const p = prepare(cs, () => r() * 2 - 1);
   let first: Float32Array | null = null, firstWhere = '';
   for (const kernel of kernels) {
     assert.ok(native.select(kernel), `select(${kernel})`);
     for (const rt of rts) {
       for (let rep = 0; rep < 2; rep++) {
-        const pa = rt.malloc(nA * 4), pb = rt.malloc(nB * 4), pc = rt.malloc(nC * 4);
-        const heap = rt.heap().f32;
-        heap.set(a, pa >> 2);
-        heap.set(b, pb >> 2);
-        heap.set(c0, pc >> 2);
-        const args: MatmulArgs = { a: pa, b: pb, c: pc, M, N, K, transA, transB, accumulate, batch, strideA, strideB, strideC, lda, ldb, ldc };
-        nativeMatmul(rt, args);
-        const got = rt.heap().f32.slice(pc >> 2, (pc >> 2) + nC);
-        rt.free(pa); rt.free(pb); rt.free(pc);
-        const where = `M=${M} N=${N} K=${K} transA=${transA} transB=${transB} acc=${accumulate} batch=${batch} ` +
-          `pad=${pad} bcastA=${!!cs.broadcastA} bcastB=${!!cs.broadcastB} kernel=${kernel} threads=${rt.threads} run=${rep}`;
+        const got = run(rt, p, nativeMatmul);
+        const where = `${p.where} kernel=${kernel} threads=${rt.threads} run=${rep}`;
         if (first === null) {
-          for (let i = 0; i < nC; i++) {
-            const inRow = i % ldc < N;
-            // Padding columns of C must keep their old values.
-            const expected = inRow ? want[i] : c0[i], tol = inRow ? (K + 2) * U * mag[i] + 1e-30 : 0;
-            if (!(Math.abs(got[i] - expected) <= tol)) {
-              assert.fail(`native matmul ${where}: C[${i}] = ${got[i]}, want ${expected} (tolerance ${tol})`);
-            }
-          }
+          assertClose(got, p, `native matmul ${where}`);
           first = got;
           firstWhere = where;
           continue;
         }
-        for (let i = 0; i < nC; i++) {
+        for (let i = 0; i < got.length; i++) {
           if (!Object.is(got[i], first[i])) {
             assert.fail(`native matmul ${where}: C[${i}] = ${got[i]} differs from ${first[i]} computed with ${firstWhere} ` +
               '(the summation order must not depend on threads, runs or micro-kernel: native/src/gemm.h)');
