@@ -7,7 +7,8 @@
 //   npm run bench:dpo -- --preset small --savings       with the project's own savings switched on
 //
 // Modes: apples-to-apples (default) recomputes the reference every step and forms the full
-// [2P, T, V] logits, like the peer. --savings runs the LM head only on completion positions and
+// [2P, T, V] logits, like the peer. --savings runs each pair's prompt once for both completions
+// (share_prompt), the LM head only on completion positions (pairLogpsSharedPrompt does both), and
 // reuses reference log-probs computed once (what precompute_ref_log_probs does in training).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,7 +19,8 @@ import { initEngine } from '../src/engine.js';
 import { initModel } from '../src/models/init.js';
 import { trainAll } from '../src/models/load.js';
 import { LOSSES } from '../src/train/losses.js';
-import { sequenceLogps, type TokenBatch } from '../src/train/logps.js';
+import { pairLogpsSharedPrompt, sequenceLogps, type PairSequences, type TokenBatch } from '../src/train/logps.js';
+import type { CausalLM } from '../src/models/model.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
 
 const PRESETS: Record<string, [number, number, number, number, number]> = { // layers, d_model, heads, vocab, context
@@ -56,14 +58,20 @@ async function ours(preset: string, threads: number, steps: number, savings: boo
     attentionMask: new Int32Array(B * seq).fill(1),
     completionMask: Float32Array.from({ length: B * seq }, (_, i) => (i % seq >= prompt ? 1 : 0)),
   };
-  const headOnCompletion = savings;
-  const cachedRef = savings ? await noGrad(() => tidyAsync(async () => sequenceLogps(reference, batch, { headOnCompletion }).seq.toArray())) : null;
+  // With the savings, chosen and rejected of a pair share their prompt (as in real preference
+  // data), which then runs through the model once for both.
+  const shared: PairSequences[] = Array.from({ length: pairs }, (_, i) => {
+    const row = (r: number, from: number, to: number) => Array.from(batch.inputIds.subarray(r * seq + from, r * seq + to));
+    return { promptIds: row(i, 0, prompt), chosenIds: row(i, prompt, seq), rejectedIds: row(pairs + i, prompt, seq) };
+  });
+  const logps = (model: CausalLM) => (savings ? pairLogpsSharedPrompt(model, shared, 0) : sequenceLogps(model, batch));
+  const cachedRef = savings ? await noGrad(() => tidyAsync(async () => logps(reference).seq.toArray())) : null;
   // Forward and backward in one scope (its activations freed), then the optimizer step, as the
   // trainer does it.
   const step = async (): Promise<number> => {
     const loss = await tidyAsync(async () => {
-      const pol = sequenceLogps(policy, batch, { headOnCompletion });
-      const ref = cachedRef ? tensor(cachedRef) : noGrad(() => tidy(() => sequenceLogps(reference, batch, { headOnCompletion }).seq));
+      const pol = logps(policy);
+      const ref = cachedRef ? tensor(cachedRef) : noGrad(() => tidy(() => logps(reference).seq));
       const lens = tensor(Float32Array.from(pol.tokens));
       const l = mean(LOSSES.sigmoid({
         policyChosen: narrow(pol.seq, 0, 0, pairs), policyRejected: narrow(pol.seq, 0, pairs, pairs),
@@ -96,7 +104,7 @@ async function ours(preset: string, threads: number, steps: number, savings: boo
       rss_mib: mib(mu.rss), js_heap_mib: mib(mu.heapUsed), array_buffers_mib: mib(mu.arrayBuffers) }));
   }
   return {
-    engine: 'tsdpo', preset, mode: savings ? 'savings: lm-head-on-completion + cached-reference' : 'apples-to-apples', params: n,
+    engine: 'tsdpo', preset, mode: savings ? 'savings: shared-prompt + lm-head-on-completion + cached-reference' : 'apples-to-apples', params: n,
     pairs, seq, threads, step_s: round(med), tokens_per_s: round((B * seq) / med, 1),
     peak_rss_mib: round(process.resourceUsage().maxRSS / 1024, 1),
   };

@@ -4,10 +4,13 @@
 // runtime's size (default: all cores); --runs: timed runs per case (default 15).
 // Every case runs on a 1-thread runtime and on an all-cores runtime, alternating between them so
 // that load from other processes hits both alike; lines report the best run (and the median).
+// Matmul lines are the WebAssembly kernels (`npm run bench:native` puts the native addon beside
+// them); the GPT-2 block runs through the engine with each ("impl": "wasm", and "native" when built).
 import { availableParallelism } from 'node:os';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { matmulF32 } from '../src/backend/cpu/fast/matmul.js';
 import { CpuBackend } from '../src/backend/cpu/backend.js';
+import { loadNative } from '../src/backend/cpu/native.js';
 import * as E from '../src/core/index.js';
 import { Rng, setBackend } from '../src/core/index.js';
 
@@ -79,8 +82,10 @@ function benchMatmul(rts: KernelRuntime[]): void {
  */
 async function benchGpt2Block(rts: KernelRuntime[]): Promise<void> {
   const B = 4, T = 256, C = 768, H = 12;
-  for (const rt of rts) {
-    const backend = new CpuBackend(rt);
+  const impls: [string, boolean][] = [['wasm', false]];
+  if (await loadNative() !== null) impls.push(['native', true]);
+  for (const [impl, native] of impls) for (const rt of rts) {
+    const backend = new CpuBackend(rt, { native });
     setBackend(backend);
     const rng = new Rng(0);
     const rand = (shape: number[], std: number) => E.keep(E.param(E.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.normal() * std), shape)));
@@ -106,7 +111,7 @@ async function benchGpt2Block(rts: KernelRuntime[]): Promise<void> {
       if (i >= WARMUP) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     const { best, median } = bestAndMedian(times);
-    console.log(JSON.stringify({ bench: 'gpt2_block_fwd_bwd', threads: rt.threads, seconds: +best.toFixed(4), median_seconds: +median.toFixed(4), batch: B, seq: T, d: C, heads: H }));
+    console.log(JSON.stringify({ bench: 'gpt2_block_fwd_bwd', impl, threads: rt.threads, seconds: +best.toFixed(4), median_seconds: +median.toFixed(4), batch: B, seq: T, d: C, heads: H }));
     for (const t of [...Object.values(p), x]) t.dispose();
   }
 }
