@@ -1,5 +1,5 @@
-// DPO training-step benchmark against the PyTorch peer (../shared/bench/torch_dpo_cpu.py, copied
-// as bench/torch_dpo_cpu.py): same presets, GPT-2 architecture with random weights, policy +
+// DPO training-step benchmark against the PyTorch peer (bench/torch_dpo_cpu.py, what a Python
+// user would run instead): same presets, GPT-2 architecture with random weights, policy +
 // frozen reference, chosen and rejected in one batch, completion-only log-probs, sigmoid DPO, AdamW.
 //
 //   npm run bench:dpo -- --preset small                 one JSON line: ours

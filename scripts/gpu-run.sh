@@ -2,7 +2,7 @@
 # Runs the WebGPU DPO benchmark (bench/gpu-dpo.ts) on a GPU machine with no Node.js and no
 # network, from what scripts/gpu-pack.sh prepared: dist/src, dist/bench, .gpu/ (node.gz and a
 # minimal node_modules/webgpu) and .gl/*.deb (Vulkan loader). Follows the recipe measured on an
-# H200 (shared/gpu/README.md): unpack the loader .debs if libvulkan.so.1 is missing, and point
+# H200 in an earlier experiment: unpack the loader .debs if libvulkan.so.1 is missing, and point
 # VK_DRIVER_FILES at the NVIDIA driver's own ICD json.
 #
 # Env: BENCHES   space-separated preset:head[:fast] runs (default: gpt2-124m with the LM head on all
