@@ -6,28 +6,15 @@
 // Causal attention does about half of that work, so its true rate is about half the printed one.
 import { availableParallelism } from 'node:os';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
-import { time } from './timing.js';
+import { attentionBuffers, time } from './helpers.js';
 import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
 
-
-function randomFill(rt: KernelRuntime, ptr: number, n: number, amp: number): void {
-  const f32 = rt.heap().f32;
-  for (let i = 0; i < n; i++) f32[(ptr >> 2) + i] = (Math.random() * 2 - 1) * amp;
-}
 
 interface Shape { B: number; T: number; S: number; H: number; Hkv: number; Dh: number; causal: boolean }
 
 function bench(rt: KernelRuntime, shape: Shape): void {
-  const { B, T, S, H, Hkv, Dh } = shape;
-  const nq = B * T * H * Dh, nk = B * S * Hkv * Dh;
-  const p = {
-    q: rt.malloc(nq * 4), k: rt.malloc(nk * 4), v: rt.malloc(nk * 4), out: rt.malloc(nq * 4),
-    lse: rt.malloc(B * H * T * 4), dout: rt.malloc(nq * 4), dq: rt.malloc(nq * 4), dk: rt.malloc(nk * 4), dv: rt.malloc(nk * 4),
-  };
-  randomFill(rt, p.q, nq, 2);
-  randomFill(rt, p.k, nk, 2);
-  randomFill(rt, p.v, nk, 1);
-  randomFill(rt, p.dout, nq, 1);
+  const { B, T, S, H, Dh } = shape;
+  const p = attentionBuffers(rt, shape);
   const args = { ...p, mask: 0, ...shape, scale: 1 / Math.sqrt(Dh) };
   const base = B * H * T * S * Dh;
   const fwd = time(() => attentionF32(rt, args), 5, 40);

@@ -11,6 +11,7 @@ import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { matmulF32 } from '../src/backend/cpu/fast/matmul.js';
 import { CpuBackend } from '../src/backend/cpu/backend.js';
 import { loadNative } from '../src/backend/cpu/native.js';
+import { randomFill } from './helpers.js';
 import * as E from '../src/core/index.js';
 import { Rng, setBackend } from '../src/core/index.js';
 
@@ -40,10 +41,6 @@ function bestAndMedian(t: number[]): { best: number; median: number } {
   return { best: s[0], median: s[s.length >> 1] };
 }
 
-function randomFill(rt: KernelRuntime, ptr: number, n: number): void {
-  const f32 = rt.heap().f32;
-  for (let i = 0; i < n; i++) f32[(ptr >> 2) + i] = Math.random() * 2 - 1;
-}
 
 /** GFLOP/s of C = op(A) op(B) at m x k x n: nn, nt (x W^T, Linear forward) and tn (dW = dY^T X). */
 function benchMatmul(rts: KernelRuntime[]): void {

@@ -14,13 +14,8 @@ import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attentio
 import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
 import { loadNative, nativeAttention, nativeAttentionGrad, nativeLoadError, nativeMatmul } from '../src/backend/cpu/native.js';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
-import { time } from './timing.js';
+import { attentionBuffers, randomFill, time } from './helpers.js';
 
-
-function randomFill(rt: KernelRuntime, ptr: number, n: number, amp = 1): void {
-  const f32 = rt.heap().f32;
-  for (let i = 0; i < n; i++) f32[(ptr >> 2) + i] = (Math.random() * 2 - 1) * amp;
-}
 
 const addon = await loadNative();
 if (addon === null) {
@@ -61,16 +56,8 @@ function benchMatmul(rt: KernelRuntime, shapes: number[][]): void {
 interface Shape { preset: string; B: number; T: number; S: number; H: number; Hkv: number; Dh: number }
 
 function benchAttention(rt: KernelRuntime, { preset, ...shape }: Shape): void {
-  const { B, T, S, H, Hkv, Dh } = shape;
-  const nq = B * T * H * Dh, nk = B * S * Hkv * Dh;
-  const p = {
-    q: rt.malloc(nq * 4), k: rt.malloc(nk * 4), v: rt.malloc(nk * 4), out: rt.malloc(nq * 4),
-    lse: rt.malloc(B * H * T * 4), dout: rt.malloc(nq * 4), dq: rt.malloc(nq * 4), dk: rt.malloc(nk * 4), dv: rt.malloc(nk * 4),
-  };
-  randomFill(rt, p.q, nq, 2);
-  randomFill(rt, p.k, nk, 2);
-  randomFill(rt, p.v, nk);
-  randomFill(rt, p.dout, nq);
+  const { B, T, S, H, Dh } = shape;
+  const p = attentionBuffers(rt, shape);
   const args = { ...p, mask: 0, ...shape, causal: true, scale: 1 / Math.sqrt(Dh) }, base = B * H * T * S * Dh;
   const impls: [string, () => void, () => void][] = [['native', () => nativeAttention(rt, args), () => nativeAttentionGrad(rt, args)]];
   if (withWasm) impls.push(['wasm', () => attentionF32(rt, args), () => attentionGradF32(rt, args)]);

@@ -2,6 +2,7 @@
 // shapes including odd sizes (1, 7, 33).
 import { before, describe, test } from 'node:test';
 import * as E from '../../src/core/index.js';
+import { UNARY_DOMAINS, UNARY_OPS } from './op-cases.js';
 import { Rng, type Tensor } from '../../src/core/index.js';
 import { initEngine } from '../../src/engine.js';
 import { gradCheck, input, type Input } from './gradcheck.js';
@@ -14,16 +15,9 @@ const pick = (xs: number[]): number => xs[rng.int(xs.length)];
 const ints = (n: number, hi: number): Input => ({ values: Float64Array.from({ length: n }, () => rng.int(hi)), shape: [n], int: true });
 
 describe('unary ops', () => {
-  const domains: Record<string, [number, number]> = { log: [0.2, 3], sqrt: [0.2, 3], rsqrt: [0.2, 3], recip: [0.3, 3] };
-  const ops: [string, (x: Tensor) => Tensor][] = [
-    ['neg', E.neg], ['exp', E.exp], ['log', E.log], ['tanh', E.tanh], ['sigmoid', E.sigmoid],
-    ['logSigmoid', E.logSigmoid], ['softplus', E.softplus], ['relu', E.relu], ['gelu tanh', (x) => E.gelu(x, 'tanh')],
-    ['gelu erf', (x) => E.gelu(x, 'erf')], ['silu', E.silu], ['sqrt', E.sqrt], ['rsqrt', E.rsqrt],
-    ['square', E.square], ['abs', E.abs], ['recip', E.recip], ['affine', (x) => E.affine(x, -1.7, 0.3)],
-  ];
-  for (const [name, f] of ops) {
+  for (const [name, f] of UNARY_OPS) {
     test(name, () => {
-      const [lo, hi] = domains[name] ?? [-3, 3];
+      const [lo, hi] = UNARY_DOMAINS[name] ?? [-3, 3];
       // Keep relu/abs away from their kink.
       const x = input(rng, [pick(SIZES), 3], lo, hi);
       if (name === 'relu' || name === 'abs') x.values.forEach((v, i) => { if (Math.abs(v) < 0.05) x.values[i] = 0.5; });

@@ -4,6 +4,7 @@
 // chunked reductions).
 import { describe, test } from 'node:test';
 import * as E from '../../src/core/index.js';
+import { UNARY_DOMAINS, UNARY_OPS } from '../core/op-cases.js';
 import type { Tensor } from '../../src/core/index.js';
 import { compareOp, fixed, inp, ints, type In } from './compare.js';
 import { GPU } from './gpu.js';
@@ -11,16 +12,9 @@ import { GPU } from './gpu.js';
 const skip = GPU.skip;
 
 describe('webgpu: unary ops', { skip }, () => {
-  const domains: Record<string, [number, number]> = { log: [0.2, 3], sqrt: [0.2, 3], rsqrt: [0.2, 3], recip: [0.3, 3] };
-  const ops: [string, (x: Tensor) => Tensor][] = [
-    ['neg', E.neg], ['exp', E.exp], ['log', E.log], ['tanh', E.tanh], ['sigmoid', E.sigmoid],
-    ['logSigmoid', E.logSigmoid], ['softplus', E.softplus], ['relu', E.relu], ['gelu tanh', (x) => E.gelu(x, 'tanh')],
-    ['gelu erf', (x) => E.gelu(x, 'erf')], ['silu', E.silu], ['sqrt', E.sqrt], ['rsqrt', E.rsqrt],
-    ['square', E.square], ['abs', E.abs], ['recip', E.recip], ['affine', (x) => E.affine(x, -1.7, 0.3)],
-  ];
-  for (const [name, f] of ops) {
+  for (const [name, f] of UNARY_OPS) {
     test(name, async () => {
-      const [lo, hi] = domains[name] ?? [-6, 6];
+      const [lo, hi] = UNARY_DOMAINS[name] ?? [-6, 6];
       await compareOp(name, ([a]) => f(a), [inp([33, 9], lo, hi)]);
     });
   }
