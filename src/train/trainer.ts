@@ -176,7 +176,9 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
       if (step % cfg.logging_steps === 0 || step === total) {
         const secs = (performance.now() - windowStart) / 1000;
-        const line: Record<string, number> = { step, epoch: round(epochOf()), loss: sums.loss / count, grad_norm: sums.grad_norm / count, learning_rate: lr };
+        // transformers' Trainer logs the rate after its scheduler step: the one the next step will use.
+        const nextLr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, step, warmup, total);
+        const line: Record<string, number> = { step, epoch: round(epochOf()), loss: sums.loss / count, grad_norm: sums.grad_norm / count, learning_rate: nextLr };
         for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / count;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);

@@ -56,6 +56,8 @@ test('precomputed reference log-probs: cached on disk, reused by the next run, s
   await runDpo(dpoConfig({ ...base, output_dir: join(root, 'pre2'), precompute_ref_log_probs: true }), { quiet: true, log: (l) => lines.push(l) });
   assert.ok(lines.some((l) => /reusing/.test(l)), 'second run reuses the cache');
   const live = readMetrics(join(root, 'live')), pre = readMetrics(join(root, 'pre2'));
+  // Linear decay over 4 steps, logged as transformers' Trainer does (after the scheduler step).
+  assert.deepEqual(live.map((l) => l.learning_rate), [7.5e-4, 5e-4, 2.5e-4, 0]);
   live.forEach((l, i) => assert.ok(Math.abs(l.loss - pre[i].loss) < 1e-6, `step ${l.step}: ${l.loss} vs ${pre[i].loss}`));
   delete process.env.TSDPO_CACHE_DIR;
 });
