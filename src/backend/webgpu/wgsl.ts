@@ -20,6 +20,17 @@ export function grid(count: number, per = WG): [number, number] {
 export const ENTRY = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32';
 export const GROUP = '(wid.y * nwg.x + wid.x)';
 
+/** The body of a one-thread-per-element kernel over P.n elements: `i` is the element, `stmt` the work. */
+export function perElement(stmt: string, helpers = ''): string {
+  return `${helpers}
+@compute @workgroup_size(${WG})
+fn main(${ENTRY}) {
+  let i = ${GROUP} * ${WG}u + li;
+  if (i >= P.n) { return; }
+  ${stmt}
+}`;
+}
+
 /** `P.name[i]` for a u32x8 parameter. */
 export function at(name: string, i: string): string {
   return `P.${name}[(${i}) / 4u][(${i}) % 4u]`;

@@ -2,7 +2,7 @@
 // broadcasting binary ops, where, affine. One thread per output element over a 2D grid;
 // strided views carry up to 8 dims (after the core collapses contiguous ones).
 import type { KernelArgs, UnaryOp, BinaryOp } from '../../../core/kernels.js';
-import { ENTRY, GROUP, MATH, SPECIAL, WG, at, grid } from '../wgsl.js';
+import { MATH, SPECIAL, at, grid, perElement } from '../wgsl.js';
 import type { GpuStorage } from '../storage.js';
 import { mergeIds } from '../storage.js';
 import { buf, f32Only, type Ctx } from './context.js';
@@ -11,17 +11,6 @@ const MAX_DIMS = 8;
 
 function dimsOk(fn: string, shape: readonly number[]): void {
   if (shape.length > MAX_DIMS) throw new Error(`webgpu ${fn}: ${shape.length} dims after collapsing (at most ${MAX_DIMS})`);
-}
-
-/** The body of a one-thread-per-element kernel: `i` is the element, `stmt` the work. */
-function perElement(stmt: string, helpers = ''): string {
-  return `${helpers}
-@compute @workgroup_size(${WG})
-fn main(${ENTRY}) {
-  let i = ${GROUP} * ${WG}u + li;
-  if (i >= P.n) { return; }
-  ${stmt}
-}`;
 }
 
 /** Offsets of element i in up to three strided views (row-major over P.shape). */

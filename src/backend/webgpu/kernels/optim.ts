@@ -1,18 +1,8 @@
 // Optimizer steps on the device, one thread per parameter: torch.optim.AdamW, RMSprop (no
 // momentum, not centered) and SGD (dampening 0, no Nesterov); formulas in src/backend/ref/optim.ts.
 import type { KernelArgs } from '../../../core/kernels.js';
-import { ENTRY, GROUP, WG, grid } from '../wgsl.js';
-import { buf, bufOr, f32Only, type Ctx } from './context.js';
-
-function elementwise(stmt: string): string {
-  return `
-@compute @workgroup_size(${WG})
-fn main(${ENTRY}) {
-  let i = ${GROUP} * ${WG}u + li;
-  if (i >= P.n) { return; }
-  ${stmt}
-}`;
-}
+import { grid, perElement } from '../wgsl.js';
+import { buf, f32Only, type Ctx } from './context.js';
 
 export function adamw(ctx: Ctx, a: KernelArgs['adamw']): void {
   f32Only('adamw', a.p);
@@ -23,7 +13,7 @@ export function adamw(ctx: Ctx, a: KernelArgs['adamw']): void {
       ['eps', 'f32'], ['wd', 'f32'], ['bc1', 'f32'], ['bc2', 'f32']],
     buffers: [['p', 'f32', 'read_write'], ['g', 'f32', 'read'], ['m', 'f32', 'read_write'], ['v', 'f32', 'read_write']],
     // p -= lr wd p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr (m / bc1) / (sqrt(v / bc2) + eps)
-    body: elementwise(`let gi = g[i];
+    body: perElement(`let gi = g[i];
   var pi = p[i];
   pi -= P.lr * P.wd * pi;
   let mi = P.beta1 * m[i] + P.one_b1 * gi;
@@ -41,7 +31,7 @@ export function rmsprop(ctx: Ctx, a: KernelArgs['rmsprop']): void {
     name: 'rmsprop', params: [['n', 'u32'], ['lr', 'f32'], ['alpha', 'f32'], ['one_alpha', 'f32'], ['eps', 'f32'], ['wd', 'f32']],
     buffers: [['p', 'f32', 'read_write'], ['g', 'f32', 'read'], ['sq', 'f32', 'read_write']],
     // g += wd p; sq = alpha sq + (1 - alpha) g^2; p -= lr g / (sqrt(sq) + eps)
-    body: elementwise(`let gi = g[i] + P.wd * p[i];
+    body: perElement(`let gi = g[i] + P.wd * p[i];
   let s = P.alpha * sq[i] + P.one_alpha * gi * gi;
   sq[i] = s;
   p[i] = p[i] - (P.lr * gi) / (sqrt(s) + P.eps);`),
@@ -56,7 +46,7 @@ export function sgd(ctx: Ctx, a: KernelArgs['sgd']): void {
     name: 'sgd', params: [['n', 'u32'], ['lr', 'f32'], ['momentum', 'f32'], ['wd', 'f32']],
     buffers: [['p', 'f32', 'read_write'], ['g', 'f32', 'read'], ['mbuf', 'f32', 'read_write']],
     // g += wd p; buf = momentum buf + g (momentum != 0); p -= lr buf
-    body: elementwise(`var d = g[i] + P.wd * p[i];
+    body: perElement(`var d = g[i] + P.wd * p[i];
   if (P.momentum != 0.0) { d = P.momentum * mbuf[i] + d; mbuf[i] = d; }
   p[i] = p[i] - P.lr * d;`),
   }));
