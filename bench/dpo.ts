@@ -66,12 +66,12 @@ async function ours(preset: string, threads: number, steps: number, savings: boo
   });
   const logps = (model: CausalLM) => (savings ? pairLogpsSharedPrompt(model, shared, 0) : sequenceLogps(model, batch));
   const cachedRef = savings ? await noGrad(() => tidyAsync(async () => logps(reference).seq.toArray())) : null;
-  // Forward and backward in one scope (its activations freed), then the optimizer step, as the
-  // trainer does it.
+  // The reference, then the policy's forward and backward in one scope (its activations freed),
+  // then the optimizer step, as the trainer does it.
   const step = async (): Promise<number> => {
     const loss = await tidyAsync(async () => {
-      const pol = logps(policy);
       const ref = cachedRef ? tensor(cachedRef) : noGrad(() => tidy(() => logps(reference).seq));
+      const pol = logps(policy);
       const lens = tensor(Float32Array.from(pol.tokens));
       const l = mean(LOSSES.sigmoid({
         policyChosen: narrow(pol.seq, 0, 0, pairs), policyRejected: narrow(pol.seq, 0, pairs, pairs),

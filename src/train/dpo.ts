@@ -164,8 +164,9 @@ export class DpoObjective implements Objective {
     const pairs = indices.map((i) => data.examples[i]);
     const b = batchOf(pairs, padId);
     return tidyAsync(async () => {
-      const pol = this.logps(policy, b, pairs, { meanLogits: true });
+      // The reference first: its transient activations and logits are gone before the policy's exist.
       const ref = this.refLogps(b, pairs, indices, split);
+      const pol = this.logps(policy, b, pairs, { meanLogits: true });
       const l = { policy: pol.seq, ref, tokens: pol.tokens, logitSums: pol.logitSums };
       const { loss } = dpoLoss(splitPairs(l, b.P), cfg);
       const [lossOut, seqOut] = [detach(loss), detach(pol.seq)]; // read after backward frees the graph
