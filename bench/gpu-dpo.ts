@@ -3,6 +3,9 @@
 // tokens at a model's real shapes; prints JSON lines (tokens/s, achieved TFLOP/s, adapter).
 // Run: npm run build && node dist/bench/gpu-dpo.js [--preset gpt2-124m] [--steps 5] [--warmup 2]
 //      [--head all|completion] [--prompt 64] [--device webgpu|cpu|auto] [--matmul] [--profile] [--fast]
+//      [--tile 128x128x8]
+// --matmul first times the matmul kernel at 4096^3 (--square N) and at the step's shapes, for every tile
+// configuration and for the size-based choice; --tile forces one configuration for the whole step.
 // --profile times every kernel of one more step on the GPU (timestamp queries) and prints the
 // totals per kernel; --fast turns off Dawn's robustness checks and workgroup zeroing (the kernels
 // bound every access themselves) and timestamp quantization (TSDPO_DAWN_FLAGS).
@@ -19,6 +22,7 @@ import type { TokenBatch } from '../src/train/logps.js';
 import { batchSigmoidLoss } from '../src/train/dpo.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
+import { MATMUL_TILES, forceMatmulTile } from '../src/backend/webgpu/kernels/matmul.js';
 
 interface Preset {
   config: Json;
@@ -109,11 +113,12 @@ function adapterOf(be: Backend): string {
   return (be as Partial<WebGpuBackend>).adapter ?? be.name;
 }
 
-/** TFLOP/s of C = A B^T (the LM head's layout) and C = A B at m x k x n on the device. */
-async function benchMatmul(be: Backend, m: number, k: number, n: number, transB: boolean): Promise<void> {
-  const a = E.tensor(noise(m * k, 1, 3), [m, k], 'f32', be);
+/** TFLOP/s of C = op(A) op(B) at m x k x n on the device, with tile configuration `tile`. */
+async function benchMatmul(be: Backend, tile: string, m: number, k: number, n: number, transA: boolean, transB: boolean): Promise<void> {
+  forceMatmulTile(tile === 'auto' ? null : tile);
+  const a = E.tensor(noise(m * k, 1, 3), transA ? [k, m] : [m, k], 'f32', be);
   const b = E.tensor(noise(k * n, 1, 4), transB ? [n, k] : [k, n], 'f32', be);
-  const run = (): E.Tensor => E.matmul(a, b, { transB });
+  const run = (): E.Tensor => E.matmul(a, b, { transA, transB });
   const sync = async (t: E.Tensor): Promise<void> => { await E.tidyAsync(() => E.sum(E.narrow(E.reshape(t, [m * n]), 0, 0, 1)).item()); };
   const warm = run();
   await sync(warm);
@@ -126,7 +131,24 @@ async function benchMatmul(be: Backend, m: number, k: number, n: number, transB:
   for (const o of outs) o.dispose();
   a.dispose();
   b.dispose();
-  console.log(JSON.stringify({ bench: 'gpu-matmul', adapter: adapterOf(be), m, k, n, transB, ms: +(s / reps * 1000).toFixed(3), tflops: +(2 * m * n * k * reps / s / 1e12).toFixed(2) }));
+  forceMatmulTile(null);
+  console.log(JSON.stringify({ bench: 'gpu-matmul', adapter: adapterOf(be), tile, m, k, n, transA, transB, ms: +(s / reps * 1000).toFixed(3), tflops: +(2 * m * n * k * reps / s / 1e12).toFixed(2) }));
+}
+
+/** The matmuls of a DPO step at `tokens` rows of width d (MLP 4 d, vocabulary V), and square^3. */
+async function matmulSweep(be: Backend, tokens: number, d: number, V: number, square: number): Promise<void> {
+  const shapes: [string, number, number, number, boolean, boolean][] = [
+    ['square', square, square, square, false, false],
+    ['qkv', tokens, d, 3 * d, false, false],
+    ['mlp down', tokens, 4 * d, d, false, false],
+    ['lm head', tokens, d, V, false, true],
+    ['lm head dx', tokens, V, d, false, false],
+    ['mlp up dw', d, tokens, 4 * d, true, false],
+  ];
+  for (const [what, m, k, n, transA, transB] of shapes) {
+    console.error(`matmul ${what}`);
+    for (const tile of ['auto', ...Object.keys(MATMUL_TILES)]) await benchMatmul(be, tile, m, k, n, transA, transB);
+  }
 }
 
 async function main(): Promise<void> {
@@ -143,10 +165,11 @@ async function main(): Promise<void> {
   }
   const be = await initEngine({ device: arg('device', 'webgpu') as DeviceName });
   if (process.argv.includes('--matmul')) {
-    await benchMatmul(be, 4096, 4096, 4096, false);
-    await benchMatmul(be, 8192, 768, 50257, true);
-    await benchMatmul(be, 8192, 768, 3072, false);
+    const c = preset.config as Record<string, number>;
+    await matmulSweep(be, 2 * pairs * T, c.n_embd ?? c.hidden_size, c.vocab_size, Number(arg('square', '4096')));
   }
+  const tile = arg('tile', '');
+  forceMatmulTile(tile || null);
   const policy = randomModel(preset.config, be), reference = randomModel(preset.config, be);
   const params = trainAll(policy);
   const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0.01 });
@@ -180,7 +203,7 @@ async function main(): Promise<void> {
     step_ms: +(s / steps * 1000).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
     loss: +loss.toFixed(5), init_s: +initS.toFixed(1), warmup_s: +warmS.toFixed(1),
     dispatches_per_step: (s1.dispatches - s0.dispatches) / steps, submits_per_step: (s1.submits - s0.submits) / steps,
-    reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'),
+    reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'), tile: tile || 'auto',
   }));
   const rt = (be as Partial<WebGpuBackend>).rt;
   if (process.argv.includes('--profile') && rt?.startProfile()) {

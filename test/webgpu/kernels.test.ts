@@ -10,6 +10,7 @@ import * as ref from '../../src/backend/ref/index.js';
 import { rng } from '../kernels/helpers.js';
 import { expectClose } from './compare.js';
 import { GPU, gpu } from './gpu.js';
+import { MATMUL_TILES, forceMatmulTile } from '../../src/backend/webgpu/kernels/matmul.js';
 
 const skip = GPU.skip;
 
@@ -53,6 +54,45 @@ describe('webgpu kernels against the CPU backend', { skip }, () => {
         expectClose(`matmul transA=${transA} transB=${transB}`, g.c, cpu.c, 2e-5);
       }
     }
+  });
+
+  test('matmul: every tile configuration, across tile edges, vec4 and scalar rows, split K', async () => {
+    const cases: [number, number, number, number][] = [ // M, K, N, batch
+      [1, 1, 1, 1], [7, 5, 9, 2], [130, 33, 67, 1], [128, 64, 128, 1], [257, 24, 131, 1], [36, 2101, 20, 1], [64, 2048, 136, 1],
+    ];
+    try {
+      for (const tile of Object.keys(MATMUL_TILES)) {
+        forceMatmulTile(tile);
+        for (const [M, K, N, batch] of cases) {
+          for (const transA of [false, true]) {
+            for (const transB of [false, true]) {
+              const data = { a: rand(batch * M * K, 10), b: rand(batch * K * N, 11), c: rand(batch * M * N, 12) };
+              const { cpu, gpu: g } = await both(data, (be, s) => be.kernels.matmul({
+                a: s.a, b: s.b, c: s.c, M, N, K, transA, transB, accumulate: M === 7, batch, strideA: M * K, strideB: K * N, strideC: M * N,
+              }), ['c']);
+              expectClose(`matmul tile ${tile} ${M}x${K}x${N} batch ${batch} transA=${transA} transB=${transB}`, g.c, cpu.c, 3e-5);
+            }
+          }
+        }
+      }
+    } finally {
+      forceMatmulTile(null);
+    }
+    assert.throws(() => forceMatmulTile('3x3x3'), /unknown tile '3x3x3' \(tiles: 64x64x16, /);
+  });
+
+  test('matmul: a large output takes the 128 x 128 tile (named in the profile) and agrees', async (t) => {
+    const M = 1536, K = 12, N = 1544; // 12 x 13 tiles of 128 x 128
+    const data = { a: rand(M * K, 13), b: rand(N * K, 14), c: rand(M * N, 15) };
+    const rt = gpu().rt;
+    const profiling = rt.startProfile();
+    const { cpu, gpu: g } = await both(data, (b, s) => b.kernels.matmul({
+      a: s.a, b: s.b, c: s.c, M, N, K, transA: false, transB: true, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+    }), ['c']);
+    const ran = (await rt.stopProfile()).map((p) => p.kernel);
+    expectClose('matmul 1536x12x1544 transB', g.c, cpu.c, 2e-5);
+    if (!profiling) { t.diagnostic('no timestamp-query: tile choice not checked'); return; }
+    assert.ok(ran.some((n) => n.startsWith('matmul 128x128x8 transB')), `kernels run: ${ran.join(', ')}`);
   });
 
   test('adamw, rmsprop, sgd (with and without momentum): two steps', async () => {

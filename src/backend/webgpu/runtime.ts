@@ -198,6 +198,11 @@ export class GpuRuntime {
     return k;
   }
 
+  /** Names of the kernels compiled so far (tests, profiles). */
+  kernelNames(): string[] {
+    return [...this.kernels.values()].map((k) => k.def.name);
+  }
+
   private compile(def: KernelDef): Kernel {
     const h = header(def);
     const writable = def.buffers.map(([, , a]) => a === 'read_write');
