@@ -1,52 +1,14 @@
-// Loading and saving models as Hugging Face folders, checked tensor by tensor against what the
-// family expects: a missing tensor, an unknown extra one, or a wrong shape is an error naming it.
-import { getBackend, type Backend } from '../core/backend.js';
-import { keep, tensor, type Tensor } from '../core/tensor.js';
-import { fmt } from '../core/shape.js';
+// Loading and saving models as Hugging Face folders on disk (Node); building a model from tensors
+// in memory, which browsers use too, is build.ts.
+import type { Backend } from '../core/backend.js';
 import { loadHfFolder, saveHfFolder, type HfFolder } from '../io/hf.js';
-import type { RawTensor } from '../io/raw-tensor.js';
+import { buildModel } from './build.js';
 import type { CausalLM, Json } from './model.js';
-import { familyOf } from './registry.js';
+
+export { buildModel, trainAll } from './build.js';
 
 export interface LoadOptions {
   backend?: Backend;
-}
-
-/** Builds a model from config.json + named host tensors (float32 on the backend). */
-export function buildModel(config: Json, raw: Map<string, RawTensor>, where: string, backend: Backend = getBackend()): CausalLM {
-  const family = familyOf(config, `${where}/config.json`);
-  const spec = family.spec(config);
-  const expected = family.shapes(spec);
-  const rename = family.sanitize([...raw.keys()], spec);
-  const params = new Map<string, Tensor>();
-  const problems: string[] = [];
-  for (const [fileName, rt] of raw) {
-    const name = rename.get(fileName);
-    if (name === null) continue;
-    const want = expected.get(name!);
-    if (!want) {
-      problems.push(`unexpected tensor '${fileName}' ${fmt(rt.shape)} (not part of a ${family.modelTypes[0]} model with this config)`);
-      continue;
-    }
-    if (want.length !== rt.shape.length || want.some((d, i) => d !== rt.shape[i])) {
-      problems.push(`tensor '${fileName}' has shape ${fmt(rt.shape)}, config.json implies ${fmt(want)}`);
-      continue;
-    }
-    if (!['F32', 'F16', 'BF16', 'F64'].includes(rt.dtype)) {
-      problems.push(`tensor '${fileName}' has dtype ${rt.dtype}; only F32, F16, BF16 (and F64) weights are supported`);
-      continue;
-    }
-    const t = keep(tensor(rt.toFloat32(), rt.shape, 'f32', backend));
-    t.name = name!;
-    params.set(name!, t);
-  }
-  for (const name of expected.keys()) if (!params.has(name)) problems.push(`missing tensor '${name}'`);
-  if (problems.length > 0) {
-    for (const t of params.values()) t.dispose();
-    const shown = problems.slice(0, 10).join('\n  ');
-    throw new Error(`${where}: weights do not match config.json:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
-  }
-  return family.build(spec, config, params);
 }
 
 /**
@@ -73,12 +35,4 @@ export async function saveModel(model: CausalLM, dir: string, extra: { generatio
   const tensors = await hostParams(model);
   const config = { ...model.config, torch_dtype: 'float32', dtype: 'float32' };
   saveHfFolder(dir, { config, tensors, generationConfig: extra.generationConfig, extraFiles: extra.extraFiles });
-}
-
-/** Sets requiresGrad on every parameter (full fine-tuning). */
-export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
-  return [...model.params].map(([name, tensor]) => {
-    tensor.requiresGrad = true;
-    return { name, tensor };
-  });
 }
