@@ -37,4 +37,5 @@ du -sh dist/src dist/bench .gpu .gl
 total=$(du -cb dist/src dist/bench .gpu .gl | tail -1 | cut -f1)
 tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 echo "gpu-pack: carried $((total / 1048576)) MiB + tracked files $((tracked / 1048576)) MiB (limit 64 MiB)"
-echo "gpu-pack: run with carry [\"dist/src\", \"dist/bench\", \".gpu\", \".gl\"] and command: bash scripts/gpu-run.sh"
+echo "gpu-pack: run with carry [\"dist/src\", \"dist/bench\", \".gpu\", \".gl\"] and command: OUT=\$OUT bash scripts/gpu/device.sh"
+echo "gpu-pack: (node scripts/gpu/make-export-check.mjs first adds the transformers check)"

@@ -2,7 +2,7 @@
 // model with GQA), a LoRA adapter trained on top of it, and the sequence log-probs tsdpo computes
 // for some rows with and without the adapter (expected.json). check_transformers.py, run where
 // transformers and peft exist, loads both folders and compares. Run after `npm run build`.
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,6 +31,8 @@ for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(root, '
 const data = tinyPreferences(work, 16);
 const cfg = (o) => ({ ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }), device: 'cpu', dataset: data, max_steps: 5, per_device_train_batch_size: 4, learning_rate: 1e-2, save_steps: 0, logging_steps: 1, ...o });
 await runDpo(cfg({ model_name_or_path: base, output_dir: join(out, 'model') }), { quiet: true, log: () => {} });
+// The resumable checkpoint (optimizer state) is not part of the export and would weigh on the carry.
+for (const d of readdirSync(join(out, 'model'))) if (d.startsWith('checkpoint-')) rmSync(join(out, 'model', d), { recursive: true });
 await runDpo(cfg({ model_name_or_path: join(out, 'model'), output_dir: join(work, 'lora'), use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0, lora_target_modules: ['q_proj', 'v_proj', 'down_proj'] }), { quiet: true, log: () => {} });
 cpSync(join(work, 'lora'), join(out, 'adapter'), { recursive: true, filter: (p) => !/checkpoint-|metrics|trainer_state/.test(p) });
 const rows = [
