@@ -3,7 +3,7 @@
 // tokens at a model's real shapes; prints JSON lines (tokens/s, achieved TFLOP/s, adapter).
 // Run: npm run build && node dist/bench/gpu-dpo.js [--preset gpt2-124m] [--steps 5] [--warmup 2]
 //      [--head all|completion] [--prompt 64] [--device webgpu|cpu|auto] [--matmul] [--profile] [--fast]
-//      [--tile 128x128x8]
+//      [--tile 128x128x8] [--vocab N] [--layers N]
 // --matmul first times the matmul kernel at 4096^3 (--square N) and at the step's shapes, for every tile
 // configuration and for the size-based choice; --tile forces one configuration for the whole step.
 // --profile times every kernel of one more step on the GPU (timestamp queries) and prints the
@@ -153,8 +153,13 @@ async function matmulSweep(be: Backend, tokens: number, d: number, V: number, sq
 
 async function main(): Promise<void> {
   const presetName = arg('preset', 'gpt2-124m');
-  const preset = PRESETS[presetName];
-  if (!preset) throw new Error(`gpu-dpo: unknown preset '${presetName}' (presets: ${Object.keys(PRESETS).join(', ')})`);
+  const known = PRESETS[presetName];
+  if (!known) throw new Error(`gpu-dpo: unknown preset '${presetName}' (presets: ${Object.keys(PRESETS).join(', ')})`);
+  // --vocab / --layers shrink a preset (real widths on a software adapter with a 128 MiB buffer limit).
+  const config: Json = { ...known.config };
+  if (arg('vocab', '')) config.vocab_size = Number(arg('vocab', ''));
+  if (arg('layers', '')) config[config.model_type === 'gpt2' ? 'n_layer' : 'num_hidden_layers'] = Number(arg('layers', ''));
+  const preset: Preset = { ...known, config };
   const steps = Number(arg('steps', '5')), warmup = Number(arg('warmup', '2'));
   const head = arg('head', 'all'), headOnCompletion = head === 'completion';
   const pairs = Number(arg('pairs', String(preset.pairs))), T = Number(arg('T', String(preset.T)));
