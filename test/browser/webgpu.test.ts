@@ -11,13 +11,16 @@ const page = (arch: string): string => `<!doctype html><meta charset="utf-8"><ti
 ${REPORT}
 try {
   const E = await import('/dist/src/core/index.js');
-  const { webgpuBackend } = await import('/dist/src/engine.js');
+  const { initEngine, webgpuBackend } = await import('/dist/src/engine.js');
   const { parseSafetensors } = await import('/dist/src/io/safetensors-format.js');
   const { buildModel, trainAll } = await import('/dist/src/models/build.js');
   const { sequenceLogps } = await import('/dist/src/train/logps.js');
   const { LOSSES } = await import('/dist/src/train/losses.js');
   const { DEFAULT_OPTIMIZER, Optimizer } = await import('/dist/src/train/optim.js');
   if (!navigator.gpu) throw new Error('no navigator.gpu in this browser');
+  // 'auto' takes hardware adapters only: with SwiftShader it must fall back to the CPU, saying why.
+  const notices = [];
+  const auto = (await initEngine({ device: 'auto', threads: 2, log: (m) => notices.push(m) })).name;
   const be = await webgpuBackend(true);
   E.setBackend(be);
   const get = async (path) => {
@@ -69,7 +72,7 @@ try {
     opt.update(1e-3);
     opt.zeroGrad();
   }
-  report({ ok: true, adapter: be.adapter, errors, loss, expectedLoss: json.losses.sigmoid, grads, gradErr,
+  report({ ok: true, adapter: be.adapter, fallback: be.fallbackAdapter, auto, notices, errors, loss, expectedLoss: json.losses.sigmoid, grads, gradErr,
     expectedGrads: [...fx.keys()].filter((k) => k.startsWith('grad.')).length, losses });
 } catch (e) {
   report({ ok: false, error: String(e && e.stack || e) });
@@ -83,7 +86,13 @@ for (const arch of ['gpt2', 'llama']) {
   test(`WebGPU in headless Chromium (navigator.gpu): ${arch} log-probs, DPO loss and gradients match transformers; AdamW lowers the loss`, { timeout: 150_000 }, async (t) => {
     const r = await runInChromium(t, page(arch), FLAGS, 120_000);
     if (!r) return;
-    t.diagnostic(`adapter: ${r.adapter}; errors ${JSON.stringify(r.errors)}, gradients ${r.gradErr.toExponential(2)}, losses ${r.losses.map((l: number) => l.toFixed(4)).join(' ')}`);
+    t.diagnostic(`adapter: ${r.adapter} (fallback ${r.fallback}; auto chose ${r.auto}); errors ${JSON.stringify(r.errors)}, gradients ${r.gradErr.toExponential(2)}, losses ${r.losses.map((l: number) => l.toFixed(4)).join(' ')}`);
+    if (r.fallback) {
+      assert.equal(r.auto, 'cpu', '--device auto skips a software adapter');
+      assert.match(r.notices.join('\n'), /runs on the CPU; using the CPU backend/);
+    } else {
+      assert.equal(r.auto, 'webgpu');
+    }
     for (const [what, err] of Object.entries(r.errors as Record<string, number>)) assert.ok(err <= 1e-4, `${what}: relative error ${err} > 1e-4`);
     assert.ok(Math.abs(r.loss - r.expectedLoss) < 1e-5, `loss ${r.loss} vs transformers ${r.expectedLoss}`);
     assert.equal(r.grads, r.expectedGrads, 'every parameter with a fixture gradient was checked');
