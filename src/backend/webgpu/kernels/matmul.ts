@@ -16,7 +16,14 @@ import { buf, f32Only, release, scratch, type Ctx } from './context.js';
  * and tn / 4 groups of 4 columns spread bm / tm (bn / tn) vec4s apart, so that neighbouring threads
  * read neighbouring vec4s of the shared tiles (no bank conflicts).
  */
-export interface Tile { bm: number; bn: number; bk: number; tm: number; tn: number }
+export interface Tile {
+  bm: number; bn: number; bk: number; tm: number; tn: number;
+  /**
+   * Workgroups that keep a large GPU busy (an H200's 132 SMs hold ~4 of the small tile's and ~2
+   * of the 128 x 128 tile's, whose threads need ~4x the registers); split-K below this.
+   */
+  fill: number;
+}
 
 /**
  * The configurations the kernel is compiled for. 64x64x16 (4 x 4 per thread) measured 21-27 TFLOP/s
@@ -25,10 +32,10 @@ export interface Tile { bm: number; bn: number; bk: number; tm: number; tn: numb
  * matmul (benchmarks); otherwise `tileFor` picks by output size.
  */
 export const MATMUL_TILES: Readonly<Record<string, Tile>> = {
-  '64x64x16': { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
-  '128x64x16': { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
-  '128x128x8': { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
-  '128x128x16': { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
+  '64x64x16': { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4, fill: 512 },
+  '128x64x16': { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4, fill: 384 },
+  '128x128x8': { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8, fill: 256 },
+  '128x128x16': { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8, fill: 256 },
 };
 const SMALL = MATMUL_TILES['64x64x16'], LARGE = MATMUL_TILES['128x128x8'];
 let forced: Tile | null = null;
@@ -198,14 +205,14 @@ function tileFor(ctx: Ctx, M: number, N: number, batch: number): Tile {
 }
 
 /**
- * Chunks of K for split-K: enough workgroups to fill a large GPU (the work of 1024 64 x 64 tiles),
- * chunks of at least 512.
+ * Chunks of K for split-K, where the output has fewer tiles than fill the GPU and K is long:
+ * enough chunks for twice the fill (so that a partly filled last wave costs little), each of at
+ * least 512 values of K.
  */
 function splitsFor(tile: Tile, M: number, N: number, K: number, batch: number, accumulate: boolean): number {
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn) * batch;
-  const want = (1024 * 64 * 64) / (tile.bm * tile.bn);
-  if (batch !== 1 || accumulate || tiles >= want / 2 || K < 1024) return 1;
-  return Math.max(1, Math.min(16, Math.ceil(want / tiles), Math.floor(K / 512)));
+  if (batch !== 1 || accumulate || tiles >= tile.fill || K < 1024) return 1;
+  return Math.max(1, Math.min(16, Math.ceil((2 * tile.fill) / tiles), Math.floor(K / 512)));
 }
 
 export function matmul(ctx: Ctx, a: KernelArgs['matmul']): void {
