@@ -81,6 +81,28 @@ describe('webgpu kernels against the CPU backend', { skip }, () => {
     assert.throws(() => forceMatmulTile('3x3x3'), /unknown tile '3x3x3' \(tiles: 64x64x16, /);
   });
 
+  test('matmul: every tile sums each output in the same order, so all give the same bits', async () => {
+    const M = 150, K = 300, N = 140;
+    const data = { a: rand(M * K, 16), b: rand(K * N, 17), c: new Float32Array(M * N) };
+    const be = gpu();
+    const results: [string, Float32Array][] = [];
+    try {
+      for (const tile of Object.keys(MATMUL_TILES)) {
+        forceMatmulTile(tile);
+        const r = await onBackend(be, data, (s) => be.kernels.matmul({
+          a: s.a, b: s.b, c: s.c, M, N, K, transA: false, transB: true, accumulate: false, batch: 1, strideA: 0, strideB: 0, strideC: 0,
+        }), ['c']);
+        results.push([tile, r.c as Float32Array]);
+      }
+    } finally {
+      forceMatmulTile(null);
+    }
+    for (const [tile, c] of results.slice(1)) {
+      const i = c.findIndex((v, j) => !Object.is(v, results[0][1][j]));
+      assert.equal(i, -1, `tile ${tile} differs from ${results[0][0]} at ${i}: ${c[i]} vs ${results[0][1][i]}`);
+    }
+  });
+
   test('matmul: a large output takes the 128 x 128 tile (named in the profile) and agrees', async (t) => {
     const M = 1536, K = 12, N = 1544; // 12 x 13 tiles of 128 x 128
     const data = { a: rand(M * K, 13), b: rand(N * K, 14), c: rand(M * N, 15) };

@@ -3,9 +3,11 @@
 // 64 x 64 tile of C, stepping K by 16 through shared memory; each thread owns a 4 x 4 block (16
 // accumulators), reads one vec4 of A and one of B from shared memory per k and does 16 FMAs;
 // 128 x 128: 8 x 8 per thread, 2 + 2 vec4 reads for 64 FMAs. The next K step's global loads are
-// issued before the current step's arithmetic. Operands are read as vec4 where rows are 16-byte aligned. When the
-// output has few tiles but K is long (weight gradients: [768, 768] over K = 8192 tokens), K is
-// split into chunks computed as a batch and then summed (split-K).
+// issued before the current step's arithmetic. Operands are read as vec4 where rows are 16-byte
+// aligned. When the output has few tiles but K is long (weight gradients: [768, 768] over
+// K = 8192 tokens), K is split into chunks computed as a batch and then summed (split-K). Each
+// output sums its K products in order, whatever the tile, so every tile gives the same bits
+// (split-K aside).
 import type { KernelArgs } from '../../../core/kernels.js';
 import { reduceBuffers } from './reduce.js';
 import { buf, f32Only, release, scratch, type Ctx } from './context.js';
