@@ -191,8 +191,8 @@ function sharedBytes(t: Tile): number {
 }
 
 /**
- * The tile for an output of batch x M x N: 128 x 128 where there are enough such tiles to keep a
- * large GPU busy (each does 4x the work of a 64 x 64 one), else 64 x 64 (split-K below helps those).
+ * The tile for an output of batch x M x N: 128 x 128 where there are at least half a fill of such
+ * tiles (split-K makes up the rest where K is long), else 64 x 64.
  */
 function tileFor(ctx: Ctx, M: number, N: number, batch: number): Tile {
   const limit = ctx.rt.limits.maxComputeWorkgroupStorageSize;
@@ -203,7 +203,7 @@ function tileFor(ctx: Ctx, M: number, N: number, batch: number): Tile {
     return forced;
   }
   const large = Math.ceil(M / LARGE.bm) * Math.ceil(N / LARGE.bn) * batch;
-  return large >= 128 && sharedBytes(LARGE) <= limit ? LARGE : SMALL;
+  return large >= LARGE.fill / 2 && sharedBytes(LARGE) <= limit ? LARGE : SMALL;
 }
 
 /**
