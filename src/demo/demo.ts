@@ -4,7 +4,8 @@
 //   1. sample k completions per training prompt from the starting model, score them, and pair the
 //      best with the worst (ties skipped);
 //   2. train DPO at several betas, and Preferred-FT (SFT on the chosen completions), evaluating
-//      each at evenly spaced steps on held-out prompts: mean reward and KL(pi || pi_ref);
+//      each at evenly spaced steps on held-out prompts: mean reward, KL(pi || pi_ref), and the win
+//      rate against the starting model's samples;
 //   3. best-of-N from the starting model's own samples as a second baseline;
 //   4. a table, summary.json, an HTML report and the frontier chart as SVG.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,9 @@ export interface RunRow {
   rewardSe: number;
   kl: number;
   klSe: number;
+  /** Win rate against the starting model's samples (1/2 for the starting model itself). */
+  winRate: number;
+  winRateSe: number;
   /** Best-of-N: N and the analytic KL bound log N - (N-1)/N. */
   n?: number;
   klBound?: number;
@@ -124,18 +128,24 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
     samplesPerPrompt: cfg.ref_samples, maxNewTokens: cfg.max_new_tokens, seed: cfg.seed + 2, batchSize: SAMPLE_BATCH, promptWidth, onProgress: (d) => b.update(d),
   });
   b.stop();
-  const rows: RunRow[] = [{ name: 'starting model (SFT)', kind: 'start', beta: null, reward: startEval.reward.mean, rewardSe: startEval.reward.se, kl: 0, klSe: 0 }];
   const rewardsPerPrompt = startEval.samples.map((g) => g.map((s) => s.reward));
+  const rows: RunRow[] = [{
+    name: 'starting model (SFT)', kind: 'start', beta: null, reward: startEval.reward.mean, rewardSe: startEval.reward.se, kl: 0, klSe: 0,
+    winRate: 0.5, winRateSe: 0,
+  }];
   for (const n of bestOf) {
     const e = bestOfN(rewardsPerPrompt, n);
-    rows.push({ name: `best-of-${n}`, kind: 'best-of-n', beta: null, reward: e.reward, rewardSe: NaN, kl: e.kl, klSe: NaN, n, klBound: e.klBound });
+    rows.push({
+      name: `best-of-${n}`, kind: 'best-of-n', beta: null, reward: e.reward, rewardSe: NaN, kl: e.kl, klSe: NaN,
+      winRate: e.winRate.mean, winRateSe: e.winRate.se, n, klBound: e.klBound,
+    });
   }
   log(`      starting model reward ${startEval.reward.mean.toFixed(3)}; ${rows.slice(1).map((r) => `${r.name} ${r.reward.toFixed(3)} at KL ${r.kl.toFixed(2)}`).join(', ')}`);
   phase('start');
 
   // 3. Preferred-FT and DPO runs, each evaluated at `checkpoints` evenly spaced steps.
   const settings = {
-    modelDir, ref, tok, pairs, refLogps, evalPrompts,
+    modelDir, ref, tok, pairs, refLogps, evalPrompts, baseline: rewardsPerPrompt,
     eval: { samplesPerPrompt: cfg.eval_samples, maxNewTokens: cfg.max_new_tokens, seed: cfg.seed + 3, batchSize: SAMPLE_BATCH, promptWidth },
     learningRate: cfg.learning_rate, steps: cfg.steps, batchSize: cfg.batch_size, checkpoints: cfg.checkpoints, seed: cfg.seed,
     outDir: join(out, 'runs'), saveModel: false, quiet: cfg.quiet,
@@ -146,11 +156,14 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
     log(`[3/4] run ${i + 1} of ${plan.length}: ${beta === null ? 'Preferred-FT (SFT on the chosen completions)' : `DPO, beta ${beta}`}, ${cfg.steps} steps`);
     const r = await traceRun(name, beta, {
       ...settings,
-      onPoint: (p: CurvePoint) => log(`      step ${p.step}: reward ${p.reward.toFixed(3)}, KL ${p.kl.toFixed(2)}`),
+      onPoint: (p: CurvePoint) => log(`      step ${p.step}: reward ${p.reward.toFixed(3)}, KL ${p.kl.toFixed(2)}, win rate ${p.winRate.toFixed(3)}`),
     });
     runs.push(r);
     const last = r.points[r.points.length - 1];
-    rows.push({ name: beta === null ? 'Preferred-FT' : `DPO beta=${beta}`, kind: r.kind, beta, reward: last.reward, rewardSe: last.rewardSe, kl: last.kl, klSe: last.klSe });
+    rows.push({
+      name: beta === null ? 'Preferred-FT' : `DPO beta=${beta}`, kind: r.kind, beta, reward: last.reward, rewardSe: last.rewardSe, kl: last.kl, klSe: last.klSe,
+      winRate: last.winRate, winRateSe: last.winRateSe,
+    });
   }
   phase('runs');
 
@@ -187,9 +200,12 @@ export function summaryJson(r: DemoResult): Record<string, unknown> {
   return {
     runs: r.rows.map((x) => ({
       name: x.name, beta: x.beta, reward: round(x.reward), kl: round(x.kl), reward_se: round(x.rewardSe), kl_se: round(x.klSe),
+      win_rate: round(x.winRate), win_rate_se: round(x.winRateSe),
       ...(x.n ? { n: x.n, kl_bound: round(x.klBound!) } : {}),
     })),
-    checkpoints: r.runs.flatMap((run) => run.points.map((p) => ({ run: run.name, beta: run.beta, step: p.step, reward: round(p.reward), kl: round(p.kl) }))),
+    checkpoints: r.runs.flatMap((run) => run.points.map((p) => ({
+      run: run.name, beta: run.beta, step: p.step, reward: round(p.reward), kl: round(p.kl), win_rate: round(p.winRate),
+    }))),
     pairs: r.pairs.count,
     frontier: Object.fromEntries(Object.entries(r.frontier).map(([k, c]) => [k === 'bestOfN' ? 'best_of_n' : k, {
       dpo_points: c.points, on_or_above: c.onOrAbove, final_points: c.finals, final_on_or_above: c.finalsOnOrAbove,

@@ -11,9 +11,9 @@ const pm = (x: number, se: number, d: number) => (Number.isFinite(se) && se > 0 
 
 /** The results as a plain-text table (one row per policy). */
 export function formatTable(r: DemoResult): string {
-  const head = ['run', 'beta', 'reward', 'KL', 'note'];
+  const head = ['run', 'beta', 'reward', 'KL', 'win rate', 'note'];
   const body = r.rows.map((x) => [
-    x.name, x.beta === null ? '-' : String(x.beta), pm(x.reward, x.rewardSe, 3), pm(x.kl, x.klSe, 2),
+    x.name, x.beta === null ? '-' : String(x.beta), pm(x.reward, x.rewardSe, 3), pm(x.kl, x.klSe, 2), pm(x.winRate, x.winRateSe, 3),
     x.kind === 'best-of-n' ? `KL bound log N-(N-1)/N = ${f(x.klBound!, 2)}` : x.kind === 'start' ? 'reference; KL 0 by definition'
       : `after ${r.config.steps} steps`,
   ]);
@@ -24,7 +24,8 @@ export function formatTable(r: DemoResult): string {
 
 /** What the terminal shows at the end: the table, the frontier check and where the report is. */
 export function resultText(r: DemoResult): string {
-  return ['Results on held-out review prefixes (reward = sigmoid(AFINN score / 2) of the completion; KL(policy || starting model) in nats):', '',
+  return ['Results on held-out review prefixes (reward = sigmoid(AFINN score / 2) of the completion; KL(policy || starting model) in nats;',
+    'win rate: how often a sample beats one of the starting model\'s on the same prompt by reward, ties 1/2):', '',
     formatTable(r), '', ...frontierLines(r),
     `report: ${join(r.output, 'report.html')}  chart: ${join(r.output, 'frontier.svg')}`].join('\n');
 }
@@ -99,8 +100,8 @@ function samplesTable(r: DemoResult, shown = 8): string {
 
 function resultsTable(r: DemoResult): string {
   const rows = r.rows.map((x) => `<tr><td>${esc(x.name)}</td><td>${x.beta ?? '-'}</td><td>${pm(x.reward, x.rewardSe, 3)}</td><td>${pm(x.kl, x.klSe, 2)}</td>` +
-    `<td>${x.kind === 'best-of-n' ? `bound ${f(x.klBound!, 2)}` : ''}</td></tr>`);
-  return `<table><tr><th>run</th><th>beta</th><th>reward</th><th>KL(&pi; || &pi;<sub>ref</sub>)</th><th></th></tr>${rows.join('\n')}</table>`;
+    `<td>${pm(x.winRate, x.winRateSe, 3)}</td><td>${x.kind === 'best-of-n' ? `bound ${f(x.klBound!, 2)}` : ''}</td></tr>`);
+  return `<table><tr><th>run</th><th>beta</th><th>reward</th><th>KL(&pi; || &pi;<sub>ref</sub>)</th><th>win rate vs start</th><th></th></tr>${rows.join('\n')}</table>`;
 }
 
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -147,7 +148,10 @@ reward model when generating. At the same KL it is hard to beat: Gao et al. (202
 rewards need many samples per prompt; DPO trains one policy, sampled once per prompt, that goes further.</p>
 ${inlineSvg(frontier)}
 ${resultsTable(r)}
-<p class="note">&plusmn; one standard error over samples. Every policy is sampled with the same random numbers (seed ${c.seed + 3}).</p>
+<p class="note">&plusmn; one standard error over samples (win rates: over prompts). Every policy is sampled with the same random numbers (seed ${c.seed + 3}).
+The win rate is the paper's other measure (Sec. 6.2, there judged by GPT-4): how often a policy's completion beats one of the starting model's
+completions for the same prompt, judged by the reward (a tie counts 1/2); every sample meets each of the starting model's ${c.ref_samples} per prompt.
+For best-of-N it is exact over the starting model's reward distribution, &Sigma;<sub>j</sub> q<sub>j</sub> (F<sub>j&minus;1</sub> + p<sub>j</sub>/2) (N/(N+1) without ties).</p>
 <h2>DPO training curves</h2>
 <div class="charts">${inlineSvg(loss)}${inlineSvg(acc)}</div>
 <p class="note">${c.steps} steps of ${c.batch_size} pairs, AdamW, learning rate ${c.learning_rate}; the loss starts at ln 2 = 0.693 and the accuracy at 0 (policy = reference: every margin is 0).</p>

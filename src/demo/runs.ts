@@ -13,6 +13,7 @@ import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS, defaultsOf, type DpoConfig, t
 import { DpoObjective } from '../train/dpo.js';
 import { SftObjective } from '../train/sft.js';
 import { prepareOutputDir, train, type Objective } from '../train/trainer.js';
+import { winRate } from '../eval/win-rate.js';
 import { evaluatePolicy, type EvalOptions, type PolicyEval } from './evaluate.js';
 import type { DemoPair } from './pairs.js';
 import type { DemoPrompt, Scored } from './sample.js';
@@ -23,6 +24,9 @@ export interface CurvePoint {
   rewardSe: number;
   kl: number;
   klSe: number;
+  /** Win rate of the samples against the starting model's (src/eval/win-rate.ts). */
+  winRate: number;
+  winRateSe: number;
 }
 
 export interface RunResult {
@@ -47,6 +51,8 @@ export interface RunSettings {
   refLogps: Float64Array[];
   evalPrompts: DemoPrompt[];
   eval: EvalOptions;
+  /** Rewards of the starting model's samples per held-out prompt: the win rates' baseline. */
+  baseline: number[][];
   learningRate: number;
   steps: number;
   batchSize: number;
@@ -108,7 +114,8 @@ export async function traceRun(name: string, beta: number | null, s: RunSettings
     micro: (indices, scale, st) => { step = st + 1; return inner.micro(indices, scale, st); },
     evaluate: async () => {
       last = await evaluatePolicy(policy, s.ref, s.tok, s.evalPrompts, s.eval);
-      const p = { step, reward: last.reward.mean, rewardSe: last.reward.se, kl: last.kl.mean, klSe: last.kl.se };
+      const win = winRate(last.samples.map((g) => g.map((x) => x.reward)), s.baseline);
+      const p = { step, reward: last.reward.mean, rewardSe: last.reward.se, kl: last.kl.mean, klSe: last.kl.se, winRate: win.mean, winRateSe: win.se };
       points.push(p);
       s.onPoint?.(p);
       return { reward: p.reward, kl: p.kl };

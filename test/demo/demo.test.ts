@@ -53,7 +53,7 @@ test('committed checkpoint: a GPT-2 folder with its tokenizer, made by the recor
   for (const t of m.params.values()) t.dispose();
 });
 
-test('demo end to end (tiny settings): pairs, baselines, DPO raises the reward; report and summary written', async () => {
+test('demo end to end (tiny settings): pairs, baselines, DPO raises the reward and wins; report and summary written', async () => {
   const out = join(tempRoot(), 'demo');
   const cfg = {
     ...defaultsOf(DEMO_OPTIONS), output: out, quiet: true, train_prompts: 192, samples_per_prompt: 4, max_new_tokens: 12,
@@ -67,6 +67,10 @@ test('demo end to end (tiny settings): pairs, baselines, DPO raises the reward; 
   assert.ok(r.pairs.meanChosen > r.pairs.meanRejected);
   assert.ok(dpo.reward > start.reward, `DPO reward ${dpo.reward} should beat the starting model's ${start.reward}`);
   assert.ok(dpo.kl > 0, `KL ${dpo.kl}`);
+  // Win rates against the starting model's samples: 1/2 for itself; DPO and best-of-2 above it.
+  assert.equal(start.winRate, 0.5);
+  assert.ok(dpo.winRate > 0.5, `DPO win rate ${dpo.winRate}`);
+  assert.ok(r.rows.find((x) => x.kind === 'best-of-n')!.winRate > 0.5);
   assert.deepEqual(r.rows.map((x) => x.kind), ['start', 'best-of-n', 'preferred-ft', 'dpo']);
   for (const f of ['report.html', 'frontier.svg', 'summary.json', 'pairs.jsonl', 'runs/dpo-beta-0.1/metrics.jsonl']) assert.ok(existsSync(join(out, f)), f);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));

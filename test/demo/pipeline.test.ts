@@ -11,6 +11,7 @@ import { initEngine } from '../../src/engine.js';
 import { bestOfN, bestOfNKlBound, bestOfNOnePrompt, pickBest } from '../../src/eval/best-of-n.js';
 import { generate, pickToken } from '../../src/eval/generate.js';
 import { completionLogps, estimateKl, klFromLogps } from '../../src/eval/kl.js';
+import { winRate, winRateOnePrompt } from '../../src/eval/win-rate.js';
 import { checkAgainst, frontierReward, upperFrontier } from '../../src/demo/frontier.js';
 import { buildPairs } from '../../src/demo/pairs.js';
 import type { Scored } from '../../src/demo/sample.js';
@@ -48,8 +49,9 @@ test('best-of-N: pickBest takes the maximum (first on ties)', () => {
 });
 
 // Brute force: every ordered N-tuple of the M samples (drawn with replacement), the best chosen
-// uniformly among tied maxima; the distribution of the chosen sample against the uniform one.
-function bruteForce(rewards: number[], n: number): { reward: number; kl: number } {
+// uniformly among tied maxima; the distribution of the chosen sample against the uniform one, and
+// the chosen sample against every one of the M samples (the win rate, ties 1/2).
+function bruteForce(rewards: number[], n: number): { reward: number; kl: number; winRate: number } {
   const M = rewards.length;
   const prob = new Float64Array(M);
   const idx = new Array<number>(n).fill(0);
@@ -61,17 +63,18 @@ function bruteForce(rewards: number[], n: number): { reward: number; kl: number 
     const winners = idx.filter((i) => rewards[i] === best);
     for (const w of winners) prob[w] += 1 / winners.length / total;
   }
-  let reward = 0, kl = 0;
+  let reward = 0, kl = 0, winRate = 0;
   prob.forEach((p, i) => { reward += p * rewards[i]; });
+  prob.forEach((p, i) => { for (const r of rewards) winRate += (p / M) * (rewards[i] > r ? 1 : rewards[i] === r ? 0.5 : 0); });
   // Given its reward, the chosen sample is uniform among the samples with that reward (as under
   // pi_ref), so the KL of the chosen sample's distribution is the KL of its reward distribution.
   const byValue = new Map<number, { p: number; q: number }>();
   prob.forEach((p, i) => { const e = byValue.get(rewards[i]) ?? { p: 0, q: 0 }; e.p += 1 / M; e.q += p; byValue.set(rewards[i], e); });
   for (const { p, q } of byValue.values()) if (q > 0) kl += q * Math.log(q / p);
-  return { reward, kl };
+  return { reward, kl, winRate };
 }
 
-test('best-of-N: expected reward and KL equal brute force over every N-tuple; KL <= log N - (N-1)/N', () => {
+test('best-of-N: expected reward, KL and win rate equal brute force over every N-tuple; KL <= log N - (N-1)/N', () => {
   const cases: [number[], number][] = [
     [[0.1, 0.5, 0.9], 2], [[0.1, 0.5, 0.9, 0.7], 3], [[0.5, 0.5, 0.5, 0.82, 0.18], 2], [[0.5, 0.5, 0.82, 0.82, 0.18, 0.5], 4],
   ];
@@ -79,17 +82,37 @@ test('best-of-N: expected reward and KL equal brute force over every N-tuple; KL
     const got = bestOfNOnePrompt(rewards, n), want = bruteForce(rewards, n);
     assert.ok(Math.abs(got.reward - want.reward) < 1e-12, `reward ${got.reward} vs ${want.reward} for ${rewards} N=${n}`);
     assert.ok(Math.abs(got.kl - want.kl) < 1e-12, `KL ${got.kl} vs ${want.kl} for ${rewards} N=${n}`);
+    assert.ok(Math.abs(got.winRate - want.winRate) < 1e-12, `win rate ${got.winRate} vs ${want.winRate} for ${rewards} N=${n}`);
     assert.ok(got.kl <= bestOfNKlBound(n) + 1e-12);
   }
   // All tied: best-of-N is the reference itself.
-  assert.deepEqual(bestOfNOnePrompt([0.5, 0.5, 0.5], 4), { reward: 0.5, kl: 0 });
+  assert.deepEqual(bestOfNOnePrompt([0.5, 0.5, 0.5], 4), { reward: 0.5, kl: 0, winRate: 0.5 });
+  // Best-of-1 is the reference: it wins half the time against its own samples.
+  assert.ok(Math.abs(bestOfNOnePrompt([0.1, 0.5, 0.5, 0.9], 1).winRate - 0.5) < 1e-12);
   // Many distinct rewards: the KL approaches the bound log N - (N-1)/N.
   const distinct = Array.from({ length: 4000 }, (_, i) => i / 4000);
   assert.ok(Math.abs(bestOfNOnePrompt(distinct, 4).kl - bestOfNKlBound(4)) < 2e-3);
   assert.ok(Math.abs(bestOfNOnePrompt(distinct, 4).reward - 0.8) < 1e-3); // E[max of 4 uniforms] = 4/5
+  assert.ok(Math.abs(bestOfNOnePrompt(distinct, 4).winRate - 0.8) < 1e-3); // P(max of 4 > a 5th draw) = 4/5
   const two = bestOfN([[0, 1], [0.5, 0.5]], 2);
   assert.ok(Math.abs(two.reward - (0.75 + 0.5) / 2) < 1e-12);
+  // [0, 1], N = 2: picks 1 with probability 3/4; against one draw: 3/8 wins + 1/2 ties = 5/8. [0.5, 0.5]: 1/2.
+  assert.ok(Math.abs(two.winRate.mean - (5 / 8 + 1 / 2) / 2) < 1e-12 && two.winRate.n === 2);
   assert.throws(() => bestOfNOnePrompt([0.1], 0), /integer >= 1/);
+});
+
+test('win rate: every policy sample against every baseline sample, ties 1/2; mean and error over prompts', () => {
+  // 0.9 beats 0.2 and 0.5; 0.5 ties 0.5 and beats 0.2: (2 + 1.5) / 4.
+  assert.equal(winRateOnePrompt([0.9, 0.5], [0.2, 0.5]), 3.5 / 4);
+  assert.equal(winRateOnePrompt([0.1], [0.2, 0.3]), 0);
+  // Against its own samples a policy scores 1/2, whatever the ties.
+  assert.equal(winRateOnePrompt([0.3, 0.3, 0.7, 0.1], [0.3, 0.3, 0.7, 0.1]), 0.5);
+  const w = winRate([[0.9, 0.5], [0.1]], [[0.2, 0.5], [0.2, 0.3]]);
+  assert.equal(w.n, 2);
+  assert.equal(w.mean, (3.5 / 4 + 0) / 2);
+  assert.ok(Math.abs(w.se - Math.abs(3.5 / 4 - 0) / 2) < 1e-12); // two prompts: sd / sqrt(2) = |a - b| / 2
+  assert.throws(() => winRate([[1]], []), /1 prompts for the policy, 0 for the baseline/);
+  assert.throws(() => winRateOnePrompt([], [1]), /no samples/);
 });
 
 test('upperFrontier: concave hull of the non-dominated points; frontierReward interpolates', () => {

@@ -17,17 +17,20 @@ function fakeResult(out: string): DemoResult {
   const config = defaultsOf(DEMO_OPTIONS);
   const run = (name: string, kind: 'dpo' | 'preferred-ft', beta: number | null, top: number) => ({
     name, kind, beta, seconds: 1,
-    points: [{ step: 30, reward: 0.6, rewardSe: 0.01, kl: 0.5, klSe: 0.1 }, { step: 60, reward: top, rewardSe: 0.01, kl: 2, klSe: 0.2 }],
+    points: [
+      { step: 30, reward: 0.6, rewardSe: 0.01, kl: 0.5, klSe: 0.1, winRate: 0.55, winRateSe: 0.02 },
+      { step: 60, reward: top, rewardSe: 0.01, kl: 2, klSe: 0.2, winRate: top - 0.05, winRateSe: 0.02 },
+    ],
     history: [{ step: 1, loss: 0.693, 'rewards/accuracies': 0 }, { step: 2, loss: 0.6, 'rewards/accuracies': 0.7 }],
     finalSamples: [[s(' a <great> film & "fun" http://example.com', 0.95)], [s(' so so', 0.5)]],
   });
   return {
     config, model: '/m', output: out, evalPrompts: ['I <b>loved</b>', 'The plot'],
     rows: [
-      { name: 'starting model (SFT)', kind: 'start', beta: null, reward: 0.55, rewardSe: 0.01, kl: 0, klSe: 0 },
-      { name: 'best-of-2', kind: 'best-of-n', beta: null, reward: 0.6, rewardSe: NaN, kl: 0.15, klSe: NaN, n: 2, klBound: 0.193 },
-      { name: 'Preferred-FT', kind: 'preferred-ft', beta: null, reward: 0.62, rewardSe: 0.01, kl: 2, klSe: 0.2 },
-      { name: 'DPO beta=0.1', kind: 'dpo', beta: 0.1, reward: 0.8, rewardSe: 0.01, kl: 2, klSe: 0.2 },
+      { name: 'starting model (SFT)', kind: 'start', beta: null, reward: 0.55, rewardSe: 0.01, kl: 0, klSe: 0, winRate: 0.5, winRateSe: 0 },
+      { name: 'best-of-2', kind: 'best-of-n', beta: null, reward: 0.6, rewardSe: NaN, kl: 0.15, klSe: NaN, winRate: 0.62, winRateSe: 0.01, n: 2, klBound: 0.193 },
+      { name: 'Preferred-FT', kind: 'preferred-ft', beta: null, reward: 0.62, rewardSe: 0.01, kl: 2, klSe: 0.2, winRate: 0.57, winRateSe: 0.02 },
+      { name: 'DPO beta=0.1', kind: 'dpo', beta: 0.1, reward: 0.8, rewardSe: 0.01, kl: 2, klSe: 0.2, winRate: 0.75, winRateSe: 0.02 },
     ],
     runs: [run('preferred-ft', 'preferred-ft', null, 0.62), run('dpo-beta-0.1', 'dpo', 0.1, 0.8)],
     start: { reward: 0.55, rewardSe: 0.01, samples: [[s(' meh', 0.5), s(' good', 0.82)], [s(' bad', 0.18), s(' ok', 0.5)]] },
@@ -67,15 +70,15 @@ test('inlineSvg drops the XML prolog and namespace declarations', () => {
     '<svg width="2"><g/></svg>');
 });
 
-test('formatTable and summaryJson: one row per run, with beta, reward and KL', () => {
+test('formatTable and summaryJson: one row per run, with beta, reward, KL and win rate', () => {
   const r = fakeResult('/tmp/x');
   const table = formatTable(r).split('\n');
   assert.equal(table.length, 2 + r.rows.length);
-  assert.match(table[0], /^run\s+beta\s+reward\s+KL/);
-  assert.match(table[5], /^DPO beta=0\.1\s+0\.1\s+0\.800 ± 0\.010\s+2\.00 ± 0\.20/);
-  const j = summaryJson(r) as { runs: { name: string; beta: number | null; reward: number; kl: number }[]; checkpoints: unknown[] };
-  assert.deepEqual(j.runs.map((x) => [x.name, x.beta, x.reward, x.kl]), [
-    ['starting model (SFT)', null, 0.55, 0], ['best-of-2', null, 0.6, 0.15], ['Preferred-FT', null, 0.62, 2], ['DPO beta=0.1', 0.1, 0.8, 2],
+  assert.match(table[0], /^run\s+beta\s+reward\s+KL\s+win rate/);
+  assert.match(table[5], /^DPO beta=0\.1\s+0\.1\s+0\.800 ± 0\.010\s+2\.00 ± 0\.20\s+0\.750 ± 0\.020/);
+  const j = summaryJson(r) as { runs: { name: string; beta: number | null; reward: number; kl: number; win_rate: number }[]; checkpoints: unknown[] };
+  assert.deepEqual(j.runs.map((x) => [x.name, x.beta, x.reward, x.kl, x.win_rate]), [
+    ['starting model (SFT)', null, 0.55, 0, 0.5], ['best-of-2', null, 0.6, 0.15, 0.62], ['Preferred-FT', null, 0.62, 2, 0.57], ['DPO beta=0.1', 0.1, 0.8, 2, 0.75],
   ]);
   assert.equal(j.checkpoints.length, 4);
   assert.doesNotThrow(() => JSON.parse(JSON.stringify(j)));
