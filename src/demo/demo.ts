@@ -16,7 +16,8 @@ import { loadModel } from '../models/load.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import { completionLogps } from '../eval/kl.js';
 import { progress } from '../train/progress.js';
-import { evaluatePolicy } from './evaluate.js';
+import { evaluatePolicy } from '../eval/evaluate.js';
+import { sampleScored } from '../eval/sample.js';
 import { checkAgainst, type FrontierCheck, type FrontierPoint } from './frontier.js';
 import { checkDemoConfig, defaultDemoModel, type DemoConfig } from './options.js';
 import { buildPairs } from './pairs.js';
@@ -24,7 +25,7 @@ import { imdbPrompts } from './prompts.js';
 import type { ReviewSet } from './sources.js';
 import { writeReport } from './report.js';
 import { traceRun, type CurvePoint, type RunResult } from './runs.js';
-import { encodeDemoPrompt, sampleScored, type DemoPrompt, type Scored } from './sample.js';
+import { demoReward, encodeDemoPrompt, type DemoPrompt, type Scored } from './sample.js';
 import { shuffled } from './text.js';
 
 /** One line of the results table: a policy's final point. */
@@ -97,7 +98,7 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
   // 1. Preference pairs from the starting model's own samples.
   const bar = (label: string, total: number) => progress(label, total, { silent: cfg.quiet });
   let b = bar(`[1/4] sampling ${cfg.samples_per_prompt} completions x ${trainPrompts.length} prompts`, trainPrompts.length * cfg.samples_per_prompt);
-  const groups = await sampleScored(ref, tok, trainPrompts, {
+  const groups = await sampleScored(ref, tok, trainPrompts, demoReward, {
     k: cfg.samples_per_prompt, maxNewTokens: cfg.max_new_tokens, seed: cfg.seed + 1, batchSize: SAMPLE_BATCH, promptWidth, onProgress: (d) => b.update(d),
   });
   b.stop();
@@ -124,7 +125,7 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
 
   // 2. The starting model on the held-out prompts, and best-of-N from the same samples.
   b = bar(`[2/4] starting model: ${cfg.ref_samples} completions x ${evalPrompts.length} held-out prompts`, evalPrompts.length * cfg.ref_samples);
-  const startEval = await evaluatePolicy(ref, ref, tok, evalPrompts, {
+  const startEval = await evaluatePolicy(ref, ref, tok, evalPrompts, demoReward, {
     samplesPerPrompt: cfg.ref_samples, maxNewTokens: cfg.max_new_tokens, seed: cfg.seed + 2, batchSize: SAMPLE_BATCH, promptWidth, onProgress: (d) => b.update(d),
   });
   b.stop();
@@ -145,7 +146,7 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
 
   // 3. Preferred-FT and DPO runs, each evaluated at `checkpoints` evenly spaced steps.
   const settings = {
-    modelDir, ref, tok, pairs, refLogps, evalPrompts, baseline: rewardsPerPrompt,
+    modelDir, ref, tok, pairs, refLogps, evalPrompts, baseline: startEval.samples,
     eval: { samplesPerPrompt: cfg.eval_samples, maxNewTokens: cfg.max_new_tokens, seed: cfg.seed + 3, batchSize: SAMPLE_BATCH, promptWidth },
     learningRate: cfg.learning_rate, steps: cfg.steps, batchSize: cfg.batch_size, checkpoints: cfg.checkpoints, seed: cfg.seed,
     outDir: join(out, 'runs'), saveModel: false, quiet: cfg.quiet,

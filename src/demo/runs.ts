@@ -13,10 +13,9 @@ import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS, defaultsOf, type DpoConfig, t
 import { DpoObjective } from '../train/dpo.js';
 import { SftObjective } from '../train/sft.js';
 import { prepareOutputDir, train, type Objective } from '../train/trainer.js';
-import { winRate } from '../eval/win-rate.js';
-import { evaluatePolicy, type EvalOptions, type PolicyEval } from './evaluate.js';
+import { evaluatePolicy, samplesWinRate, type EvalOptions, type PolicyEval } from '../eval/evaluate.js';
 import type { DemoPair } from './pairs.js';
-import type { DemoPrompt, Scored } from './sample.js';
+import { demoReward, type DemoPrompt, type Scored } from './sample.js';
 
 export interface CurvePoint {
   step: number;
@@ -51,8 +50,8 @@ export interface RunSettings {
   refLogps: Float64Array[];
   evalPrompts: DemoPrompt[];
   eval: EvalOptions;
-  /** Rewards of the starting model's samples per held-out prompt: the win rates' baseline. */
-  baseline: number[][];
+  /** The starting model's samples of the held-out prompts: the win rates' baseline. */
+  baseline: Scored[][];
   learningRate: number;
   steps: number;
   batchSize: number;
@@ -113,8 +112,8 @@ export async function traceRun(name: string, beta: number | null, s: RunSettings
     size: inner.size, params: inner.params, loraDropout: 0,
     micro: (indices, scale, st) => { step = st + 1; return inner.micro(indices, scale, st); },
     evaluate: async () => {
-      last = await evaluatePolicy(policy, s.ref, s.tok, s.evalPrompts, s.eval);
-      const win = winRate(last.samples.map((g) => g.map((x) => x.reward)), s.baseline);
+      last = await evaluatePolicy(policy, s.ref, s.tok, s.evalPrompts, demoReward, s.eval);
+      const win = samplesWinRate(last.samples, s.baseline);
       const p = { step, reward: last.reward.mean, rewardSe: last.reward.se, kl: last.kl.mean, klSe: last.kl.se, winRate: win.mean, winRateSe: win.se };
       points.push(p);
       s.onPoint?.(p);

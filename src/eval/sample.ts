@@ -1,0 +1,81 @@
+// Completions of prompts sampled from a model and scored by a reward: what the evaluation of a
+// policy (evaluate.ts), best-of-N and the demo's preference pairs are made of.
+import { tidyAsync } from '../core/index.js';
+import { Rng } from '../core/random.js';
+import type { CausalLM } from '../models/model.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { generate } from './generate.js';
+
+/** A prompt: its text (what the reward sees) and its ids (what the model sees). */
+export interface EvalPrompt {
+  text: string;
+  ids: number[];
+}
+
+/** One sampled completion: its tokens (EOS included when reached), text (specials dropped) and reward. */
+export interface Scored {
+  ids: number[];
+  text: string;
+  reward: number;
+}
+
+/** The judge of a completion: a finite number, higher is better. */
+export type RewardFn = (prompt: string, completion: string) => number | Promise<number>;
+
+export interface SampleOptions {
+  /** Completions per prompt. */
+  k: number;
+  maxNewTokens: number;
+  seed: number;
+  /** Most rows generated together (prompts x k are cut into equal batches of at most this). */
+  batchSize: number;
+  /**
+   * Every batch is generated as if its longest prompt had this many tokens (one extra row of this
+   * length, whose output is dropped): then every batch of every call allocates the same tensor
+   * sizes, which the CPU allocator's size classes reuse instead of reserving more memory.
+   */
+  promptWidth?: number;
+  /** Sampling temperature (default 1: the model's own distribution, as a KL estimate needs). */
+  temperature?: number;
+  /** Tokens that end a completion (default: the tokenizer's EOS). */
+  eosIds?: number[];
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * k completions of each prompt by sampling (no top-k / top-p), each scored by `reward`. Returns
+ * [prompt][k]. The same seed gives every model the same random numbers.
+ */
+export async function sampleScored(model: CausalLM, tok: TextTokenizer, prompts: readonly EvalPrompt[], reward: RewardFn,
+  o: SampleOptions): Promise<Scored[][]> {
+  const eos = tok.eosId;
+  if (eos === null) throw new Error(`sampleScored: the tokenizer of ${tok.source} has no EOS token`);
+  const rows: number[] = [];
+  prompts.forEach((_, i) => { for (let j = 0; j < o.k; j++) rows.push(i); });
+  const rng = new Rng(o.seed);
+  const out: Scored[][] = prompts.map(() => []);
+  const batches = Math.ceil(rows.length / o.batchSize), size = Math.ceil(rows.length / Math.max(1, batches));
+  const width = Math.max(o.promptWidth ?? 0, ...prompts.map((p) => p.ids.length));
+  for (let start = 0; start < rows.length; start += size) {
+    const chunk = rows.slice(start, start + size);
+    const ids = chunk.map((i) => prompts[i].ids);
+    // Pad the last batch to the common size and add the width row (both dropped below).
+    while (ids.length < size) ids.push(prompts[chunk[0]].ids);
+    ids.push(new Array<number>(width).fill(eos));
+    const g = await tidyAsync(() => generate(model, ids, {
+      maxNewTokens: o.maxNewTokens, doSample: true, temperature: o.temperature ?? 1, topK: 0, topP: 1, eosIds: o.eosIds ?? [eos], padId: eos, rng,
+    }));
+    for (const [r, i] of chunk.entries()) {
+      const ids = g.tokens[r];
+      const text = tok.decode(ids, { skipSpecialTokens: true });
+      const value = await reward(prompts[i].text, text);
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new Error(`reward: got ${String(value)} for prompt ${i} (${JSON.stringify(prompts[i].text.slice(0, 60))}) and completion ` +
+          `${JSON.stringify(text.slice(0, 60))}; a reward must be a finite number`);
+      }
+      out[i].push({ ids, text, reward: value });
+    }
+    o.onProgress?.(start + chunk.length, rows.length);
+  }
+  return out;
+}
