@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { generateCommand } from './generate.js';
 import { demoCommand } from './demo.js';
+import { evalCommand } from './eval.js';
 import { logprobsCommand } from './logprobs.js';
 import { pretrainCommand } from './pretrain.js';
 import { dpoCommand, sftCommand } from './train.js';
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(sftCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
+    .addCommand(evalCommand())
     .addCommand(pretrainCommand())
     .addCommand(demoCommand());
   await program.parseAsync(argv);

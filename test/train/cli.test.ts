@@ -30,7 +30,7 @@ test('dpo --help lists every option with its default', () => {
     assert.match(r.stdout, new RegExp(`--${key}[^\\n]*\\n?[^\\n]*default`), `--${key} shows no default`);
     void spec;
   }
-  assert.match(run('--help').stdout, /dpo[\s\S]*sft[\s\S]*logprobs[\s\S]*generate/);
+  assert.match(run('--help').stdout, /dpo[\s\S]*sft[\s\S]*logprobs[\s\S]*generate[\s\S]*eval/);
 });
 
 test('config file sets options, flags override it', () => {
