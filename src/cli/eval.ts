@@ -1,7 +1,7 @@
 // `tsdpo eval`: a trained policy against its reference (the model before training) on prompts,
 // judged by a reward: mean reward of each, KL(policy || reference) on the policy's samples, and
 // the policy's win rate against the reference's samples (the DPO paper's measures, Sec. 6).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
@@ -11,6 +11,7 @@ import { encodePrompt } from '../data/tokenize.js';
 import { initEngine, type DeviceName } from '../engine.js';
 import { evaluatePolicy, samplesWinRate } from '../eval/evaluate.js';
 import { reward as sentimentReward } from '../eval/reward.js';
+import { loadRewardModel, rewardModelJudge } from '../eval/reward-model.js';
 import type { EvalPrompt, RewardFn } from '../eval/sample.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../models/load.js';
@@ -53,14 +54,19 @@ export async function readPrompts(file: string, field: string, tok: TextTokenize
   });
 }
 
-/** `sentiment` (the demo's AFINN reward of the completion), or a module whose default (or `reward`) export is the function. */
-export async function loadReward(spec: string): Promise<RewardFn> {
+/**
+ * `sentiment` (the demo's AFINN reward of the completion), a reward model folder
+ * (*ForSequenceClassification; `label` picks a classifier's label), or a module whose default (or
+ * `reward`) export is the function.
+ */
+export async function loadReward(spec: string, label?: string): Promise<RewardFn> {
   if (spec === 'sentiment') return (_prompt, completion) => sentimentReward(completion);
+  if (existsSync(spec) && statSync(spec).isDirectory()) return rewardModelJudge(loadRewardModel(spec), label);
   let mod: Record<string, unknown>;
   try {
     mod = await import(pathToFileURL(resolve(spec)).href) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`--reward ${spec}: cannot load the module (${(e as Error).message}); give 'sentiment' or a .js/.mjs file`);
+    throw new Error(`--reward ${spec}: cannot load the module (${(e as Error).message}); give 'sentiment', a reward model folder or a .js/.mjs file`);
   }
   const fn = mod.default ?? mod.reward;
   if (typeof fn !== 'function') {
@@ -70,7 +76,7 @@ export async function loadReward(spec: string): Promise<RewardFn> {
 }
 
 interface EvalCliOptions {
-  model: string; adapter?: string; reference?: string; prompts: string; prompt_field: string; reward: string;
+  model: string; adapter?: string; reference?: string; prompts: string; prompt_field: string; reward: string; reward_label?: string;
   samples: string; max_new_tokens: string; temperature: string; seed: string; batch_size: string; chat: boolean;
   output?: string; json: boolean; device: DeviceName;
 }
@@ -91,8 +97,10 @@ export function evalCommand(): Command {
     .option('--reference <dir>', 'the reference: the model before training (required without --adapter)')
     .requiredOption('--prompts <file>', '.txt (one prompt per line), or .jsonl / .json / .parquet rows')
     .option('--prompt_field <name>', 'field of the prompt in .jsonl / .json / .parquet rows (text or chat messages)', 'prompt')
-    .option('--reward <spec>', "'sentiment' (sigmoid of the AFINN score / 2 of the completion), or a .mjs/.js module " +
-      'exporting (prompt, completion) => number (default export or `reward`)', 'sentiment')
+    .option('--reward <spec>', "'sentiment' (sigmoid of the AFINN score / 2 of the completion), a reward model folder " +
+      '(*ForSequenceClassification: its score of prompt + completion), or a .mjs/.js module exporting ' +
+      '(prompt, completion) => number (default export or `reward`)', 'sentiment')
+    .option('--reward_label <label>', "a reward model with several labels (a classifier): the label (name or index) whose probability is the reward")
     .option('--samples <n>', 'completions per prompt from each model', '4')
     .option('--max_new_tokens <n>', 'tokens per completion', '32')
     .option('--temperature <t>', 'sampling temperature (KL is estimated only at 1, the models\' own distributions)', '1')
@@ -113,7 +121,7 @@ export function evalCommand(): Command {
       }
       await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
       const tok = loadTokenizer(o.model);
-      const reward = await loadReward(o.reward);
+      const reward = await loadReward(o.reward, o.reward_label);
       const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat);
       const policy = loadModel(o.model);
       if (o.adapter) loadAdapter(policy, o.adapter);

@@ -19,8 +19,13 @@ export interface Scored {
   reward: number;
 }
 
-/** The judge of a completion: a finite number, higher is better. */
-export type RewardFn = (prompt: string, completion: string) => number | Promise<number>;
+/**
+ * The judge of a completion: a finite number, higher is better. A judge that scores many at once
+ * faster (a reward model) also has `batch`.
+ */
+export type RewardFn = ((prompt: string, completion: string) => number | Promise<number>) & {
+  batch?: (items: { prompt: string; completion: string }[]) => Promise<number[]>;
+};
 
 export interface SampleOptions {
   /** Completions per prompt. */
@@ -65,15 +70,16 @@ export async function sampleScored(model: CausalLM, tok: TextTokenizer, prompts:
     const g = await tidyAsync(() => generate(model, ids, {
       maxNewTokens: o.maxNewTokens, doSample: true, temperature: o.temperature ?? 1, topK: 0, topP: 1, eosIds: o.eosIds ?? [eos], padId: eos, rng,
     }));
+    const texts = chunk.map((_, r) => tok.decode(g.tokens[r], { skipSpecialTokens: true }));
+    const items = chunk.map((i, r) => ({ prompt: prompts[i].text, completion: texts[r] }));
+    const values = reward.batch ? await reward.batch(items) : await Promise.all(items.map((x) => reward(x.prompt, x.completion)));
     for (const [r, i] of chunk.entries()) {
-      const ids = g.tokens[r];
-      const text = tok.decode(ids, { skipSpecialTokens: true });
-      const value = await reward(prompts[i].text, text);
+      const value = values[r];
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new Error(`reward: got ${String(value)} for prompt ${i} (${JSON.stringify(prompts[i].text.slice(0, 60))}) and completion ` +
-          `${JSON.stringify(text.slice(0, 60))}; a reward must be a finite number`);
+          `${JSON.stringify(texts[r].slice(0, 60))}; a reward must be a finite number`);
       }
-      out[i].push({ ids, text, reward: value });
+      out[i].push({ ids: g.tokens[r], text: texts[r], reward: value });
     }
     o.onProgress?.(start + chunk.length, rows.length);
   }

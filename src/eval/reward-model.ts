@@ -1,0 +1,110 @@
+// A trained reward model as the judge: a Hugging Face *ForSequenceClassification checkpoint of a
+// supported family (GPT2ForSequenceClassification, LlamaForSequenceClassification, ...), i.e. the
+// decoder plus `score`, a linear layer [num_labels, hidden] without bias. As in transformers, the
+// score is read at the last token of each sequence that is not config.pad_token_id (the last token
+// when pad_token_id is unset). One label: the reward is that score (what TRL's RewardTrainer
+// trains); several: the probability of the chosen label (a classifier such as a sentiment model).
+import { embedding, linear, noGrad, reshape, tensor, tidyAsync, type Tensor } from '../core/index.js';
+import { encodePrompt } from '../data/tokenize.js';
+import { loadHfFolder } from '../io/hf.js';
+import { buildModel } from '../models/build.js';
+import type { CausalLM } from '../models/model.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import type { RewardFn } from './sample.js';
+
+export interface RewardModel {
+  dir: string;
+  model: CausalLM;
+  /** score.weight [num_labels, hidden]. */
+  score: Tensor;
+  padTokenId: number | null;
+  /** Label names by index (config.id2label, else LABEL_i). */
+  labels: string[];
+}
+
+/** Loads a *ForSequenceClassification folder (config.json and safetensors; the judge also reads its tokenizer files). */
+export function loadRewardModel(dir: string): RewardModel {
+  const folder = loadHfFolder(dir, { lazy: true });
+  const arch = Array.isArray(folder.config.architectures) ? (folder.config.architectures as unknown[]).map(String) : [];
+  if (!arch.some((a) => a.endsWith('ForSequenceClassification'))) {
+    throw new Error(`${dir}: not a reward model: config.json architectures is ${JSON.stringify(arch)}; expected a ` +
+      '*ForSequenceClassification model (a decoder with a `score` head, e.g. GPT2ForSequenceClassification)');
+  }
+  const scoreRaw = folder.tensors.get('score.weight');
+  if (!scoreRaw) throw new Error(`${dir}: no tensor 'score.weight' (the classification head of a *ForSequenceClassification model)`);
+  if (folder.tensors.has('score.bias')) throw new Error(`${dir}: 'score.bias' is not expected (transformers' score head has no bias)`);
+  const body = new Map(folder.tensors);
+  body.delete('score.weight');
+  // The decoder without an LM head: built as if tied, so that no lm_head.weight is expected.
+  const model = buildModel({ ...folder.config, tie_word_embeddings: true }, body, dir);
+  const [L, C] = scoreRaw.shape;
+  if (scoreRaw.shape.length !== 2 || C !== model.hiddenSize) {
+    throw new Error(`${dir}: score.weight has shape [${scoreRaw.shape.join(', ')}]; expected [num_labels, ${model.hiddenSize}]`);
+  }
+  const score = tensor(scoreRaw.toFloat32(), [L, C]);
+  const id2label = (folder.config.id2label ?? {}) as Record<string, string>;
+  const labels = Array.from({ length: L }, (_, i) => String(id2label[String(i)] ?? `LABEL_${i}`));
+  const pad = folder.config.pad_token_id;
+  return { dir, model, score, padTokenId: typeof pad === 'number' ? pad : null, labels };
+}
+
+/** Where transformers reads the score: the last position whose token is not `pad` (0 if all are); the last one without `pad`. */
+export function pooledIndex(ids: readonly number[], pad: number | null): number {
+  if (pad === null) return ids.length - 1;
+  for (let i = ids.length - 1; i >= 0; i--) if (ids[i] !== pad) return i;
+  return 0;
+}
+
+/** Score logits [num_labels] of each token sequence, in batches of `batchSize`. */
+export async function scoreSequences(rm: RewardModel, rows: readonly (readonly number[])[], batchSize = 16): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  const L = rm.score.shape[0];
+  for (let s = 0; s < rows.length; s += batchSize) {
+    const chunk = rows.slice(s, s + batchSize);
+    const B = chunk.length, T = Math.max(...chunk.map((r) => r.length));
+    if (chunk.some((r) => r.length === 0)) throw new Error('scoreSequences: an empty sequence');
+    const ids = new Int32Array(B * T).fill(rm.padTokenId ?? 0), mask = new Float32Array(B * T), at = new Int32Array(B);
+    chunk.forEach((r, b) => {
+      ids.set(r, b * T);
+      mask.fill(1, b * T, b * T + r.length);
+      at[b] = b * T + pooledIndex(r, rm.padTokenId);
+    });
+    const logits = await noGrad(() => tidyAsync(async () => {
+      const hidden = rm.model.body(tensor(ids, [B, T], 'i32'), { attentionMask: tensor(mask, [B, T]) }); // (B, T, C)
+      const pooled = embedding(reshape(hidden, [B * T, rm.model.hiddenSize]), tensor(at, [B], 'i32')); // (B, C)
+      return linear(pooled, rm.score).toArray(); // (B, L)
+    }));
+    for (let b = 0; b < B; b++) out.push(Float32Array.from(logits.subarray(b * L, (b + 1) * L)));
+  }
+  return out;
+}
+
+/**
+ * The reward of prompt + completion (tokenized by the reward model's own tokenizer, BOS as it
+ * adds it): the score with one label; with several, the probability of `label` (index or name).
+ */
+export function rewardModelJudge(rm: RewardModel, label?: string): RewardFn & { batch: (items: { prompt: string; completion: string }[]) => Promise<number[]> } {
+  const L = rm.labels.length;
+  let index = 0;
+  if (L > 1) {
+    if (label === undefined) {
+      throw new Error(`${rm.dir}: the reward model has ${L} labels (${rm.labels.join(', ')}): choose one with --reward_label (name or index)`);
+    }
+    index = /^\d+$/.test(label) ? Number(label) : rm.labels.indexOf(label);
+    if (index < 0 || index >= L) throw new Error(`--reward_label ${label}: not one of ${rm.labels.map((l, i) => `${i} (${l})`).join(', ')}`);
+  } else if (label !== undefined && label !== '0' && label !== rm.labels[0]) {
+    throw new Error(`--reward_label ${label}: the reward model has one label (its score is the reward)`);
+  }
+  const value = (logits: Float32Array): number => {
+    if (L === 1) return logits[0];
+    const m = Math.max(...logits);
+    const z = logits.reduce((s, x) => s + Math.exp(x - m), 0);
+    return Math.exp(logits[index] - m) / z;
+  };
+  const tok: TextTokenizer = loadTokenizer(rm.dir);
+  const batch = async (items: { prompt: string; completion: string }[]): Promise<number[]> =>
+    (await scoreSequences(rm, items.map((x) => encodePrompt(tok, x.prompt + x.completion)))).map(value);
+  const one = async (prompt: string, completion: string): Promise<number> => (await batch([{ prompt, completion }]))[0];
+  return Object.assign(one, { batch });
+}
