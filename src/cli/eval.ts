@@ -103,18 +103,20 @@ export function evalCommand(): Command {
     .option('--reward_label <label>', "a reward model with several labels (a classifier): the label (name or index) whose probability is the reward")
     .option('--samples <n>', 'completions per prompt from each model', '4')
     .option('--max_new_tokens <n>', 'tokens per completion', '32')
-    .option('--temperature <t>', 'sampling temperature (KL is estimated only at 1, the models\' own distributions)', '1')
+    .option('--temperature <t>', 'sampling temperature, or several (0.25,0.5,1: win rate against temperature, the paper\'s ' +
+      'Fig. 2 right); KL is estimated only at 1, the models\' own distributions', '1')
     .option('--seed <n>', 'sampling seed', '0')
     .option('--batch_size <n>', 'sequences generated together', '32')
     .option('--chat', 'wrap text prompts in the chat template as a user message', false)
-    .option('--output <file>', 'also write every sample as JSON lines (prompt, model, completion, reward)')
-    .option('--json', 'print one JSON line of results instead of the text summary', false)
+    .option('--output <file>', 'also write every sample as JSON lines (prompt, model, temperature, completion, reward)')
+    .option('--json', 'print one JSON line of results (per temperature) instead of the text summary', false)
     .addOption(new Option('--device <name>', 'cpu, webgpu or auto').choices(['auto', 'cpu', 'webgpu']).default('auto'))
     .action(async (o: EvalCliOptions) => {
       const samples = positiveInt('samples', o.samples), maxNewTokens = positiveInt('max_new_tokens', o.max_new_tokens);
-      const batchSize = positiveInt('batch_size', o.batch_size), seed = Number(o.seed), temperature = Number(o.temperature);
+      const batchSize = positiveInt('batch_size', o.batch_size), seed = Number(o.seed);
+      const temperatures = o.temperature.split(',').map((t) => Number(t.trim()));
       if (!Number.isInteger(seed)) throw new Error(`--seed must be a whole number, got '${o.seed}'`);
-      if (!(temperature > 0)) throw new Error(`--temperature must be > 0, got '${o.temperature}'`);
+      if (temperatures.some((t) => !(t > 0))) throw new Error(`--temperature must be > 0 (or a comma-separated list of such), got '${o.temperature}'`);
       if (!o.reference && !o.adapter) {
         throw new Error('tsdpo eval: --reference is required (the model before training, e.g. the SFT model DPO started from); ' +
           'with --adapter the reference defaults to --model without the adapter');
@@ -126,39 +128,41 @@ export function evalCommand(): Command {
       const policy = loadModel(o.model);
       if (o.adapter) loadAdapter(policy, o.adapter);
       const reference = loadModel(o.reference ?? o.model);
-      const opts = { samplesPerPrompt: samples, maxNewTokens, seed, batchSize, temperature, eosIds: tok.eosIds };
-      const run = async (label: string, model: typeof policy) => {
-        const bar = progress(`${label}: ${samples} completions x ${prompts.length} prompts`, samples * prompts.length, { silent: o.json });
-        const e = await evaluatePolicy(model, reference, tok, prompts, reward, { ...opts, onProgress: (d) => bar.update(d) });
-        bar.stop();
-        return e;
-      };
-      const pol = await run('policy', policy);
-      const ref = await run('reference', reference);
-      const win = samplesWinRate(pol.samples, ref.samples);
-      if (o.output) {
-        const lines = ([['policy', pol], ['reference', ref]] as const).flatMap(([name, e]) => e.samples.flatMap((g, i) =>
-          g.map((s) => `${JSON.stringify({ prompt: prompts[i].text, model: name, completion: s.text, reward: s.reward })}\n`)));
-        writeFileAtomic(o.output, lines.join(''));
+      const lines: string[] = [];
+      for (const temperature of temperatures) {
+        const opts = { samplesPerPrompt: samples, maxNewTokens, seed, batchSize, temperature, eosIds: tok.eosIds };
+        const run = async (label: string, model: typeof policy) => {
+          const bar = progress(`${label}, temperature ${temperature}: ${samples} completions x ${prompts.length} prompts`, samples * prompts.length, { silent: o.json });
+          const e = await evaluatePolicy(model, reference, tok, prompts, reward, { ...opts, onProgress: (d) => bar.update(d) });
+          bar.stop();
+          return e;
+        };
+        const pol = await run('policy', policy);
+        const ref = await run('reference', reference);
+        const win = samplesWinRate(pol.samples, ref.samples);
+        for (const [name, e] of [['policy', pol], ['reference', ref]] as const) {
+          e.samples.forEach((g, i) => g.forEach((x) => lines.push(`${JSON.stringify({ prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward })}\n`)));
+        }
+        const r4 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
+        const result = {
+          prompts: prompts.length, samples_per_prompt: samples, temperature,
+          policy_reward: r4(pol.reward.mean), policy_reward_se: r4(pol.reward.se),
+          reference_reward: r4(ref.reward.mean), reference_reward_se: r4(ref.reward.se),
+          kl: r4(pol.kl.mean), kl_se: r4(pol.kl.se), win_rate: r4(win.mean), win_rate_se: r4(win.se),
+        };
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          continue;
+        }
+        const pm = (x: number | null, se: number | null, d: number) => (x === null ? '-' : `${x.toFixed(d)}${se === null ? '' : ` ± ${se.toFixed(d)}`}`);
+        process.stdout.write([
+          `${prompts.length} prompts x ${samples} samples per model, temperature ${temperature}, reward ${o.reward}`,
+          `policy     reward ${pm(result.policy_reward, result.policy_reward_se, 3)}   KL(policy || reference) ` +
+            `${temperature === 1 ? `${pm(result.kl, result.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
+          `reference  reward ${pm(result.reference_reward, result.reference_reward_se, 3)}`,
+          `win rate of the policy against the reference: ${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
+        ].join('\n') + '\n\n');
       }
-      const r4 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
-      const result = {
-        prompts: prompts.length, samples_per_prompt: samples, temperature,
-        policy_reward: r4(pol.reward.mean), policy_reward_se: r4(pol.reward.se),
-        reference_reward: r4(ref.reward.mean), reference_reward_se: r4(ref.reward.se),
-        kl: r4(pol.kl.mean), kl_se: r4(pol.kl.se), win_rate: r4(win.mean), win_rate_se: r4(win.se),
-      };
-      if (o.json) {
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-        return;
-      }
-      const pm = (x: number | null, se: number | null, d: number) => (x === null ? '-' : `${x.toFixed(d)}${se === null ? '' : ` ± ${se.toFixed(d)}`}`);
-      process.stdout.write([
-        `${prompts.length} prompts x ${samples} samples per model, temperature ${temperature}, reward ${o.reward}`,
-        `policy     reward ${pm(result.policy_reward, result.policy_reward_se, 3)}   KL(policy || reference) ` +
-          `${temperature === 1 ? `${pm(result.kl, result.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
-        `reference  reward ${pm(result.reference_reward, result.reference_reward_se, 3)}`,
-        `win rate of the policy against the reference: ${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
-      ].join('\n') + '\n');
+      if (o.output) writeFileAtomic(o.output, lines.join(''));
     });
 }

@@ -51,6 +51,23 @@ test('eval: a DPO policy trained on positive-vs-negative pairs wins against its 
   assert.ok(r.kl > 0, `KL ${r.kl}`);
 });
 
+test('eval: a LoRA policy against its base model (the default reference), at two temperatures', () => {
+  const out = join(root, 'dpo-lora');
+  const t = run('dpo', '--model_name_or_path', DEMO_MODEL, '--dataset', tinyPreferences(root, 32), '--output_dir', out, '--device', 'cpu',
+    '--use_peft', '--lora_r', '8', '--lora_alpha', '16', '--lora_target_modules', 'c_attn,c_proj,c_fc', '--max_steps', '20', '--per_device_train_batch_size', '8', '--learning_rate', '5e-3',
+    '--save_steps', '0', '--logging_steps', '10');
+  assert.equal(t.status, 0, t.stderr);
+  const r = run('eval', '--device', 'cpu', '--json', '--prompts', prompts, '--model', DEMO_MODEL, '--adapter', out,
+    '--temperature', '0.7,1', '--samples', '4', '--max_new_tokens', '8');
+  assert.equal(r.status, 0, r.stderr);
+  const [cool, one] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Result & { temperature: number });
+  assert.deepEqual([cool.temperature, one.temperature], [0.7, 1]);
+  assert.equal(cool.kl, null, 'no KL estimate away from temperature 1');
+  assert.ok(one.kl > 0, `KL ${one.kl}: the adapter changes the policy, the reference is the base model`);
+  // Measured: at 0.7 reward 0.690 vs 0.511, win rate 0.695 ± 0.076; at 1 0.590 vs 0.527, 0.551 ± 0.080.
+  assert.ok(cool.policy_reward > cool.reference_reward, `rewards ${cool.policy_reward} vs ${cool.reference_reward}`);
+});
+
 test('eval: a reward module judges; --output holds every sample, and the summary follows from it', () => {
   const mod = join(root, 'length-reward.mjs');
   writeFileSync(mod, 'export default (prompt, completion) => completion.length + (prompt.startsWith("The movie") ? 100 : 0);\n');
