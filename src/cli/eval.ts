@@ -6,7 +6,7 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { DataError, fileKind, readRecordsFromFile, type Where } from '../data/index.js';
-import { looksConversational, messagesField, renderPrompt, textField } from '../data/messages.js';
+import { looksConversational, messagesField, renderPrompt, requireTemplate, textField } from '../data/messages.js';
 import { encodePrompt } from '../data/tokenize.js';
 import { initEngine, type DeviceName } from '../engine.js';
 import { evaluatePolicy, samplesWinRate } from '../eval/evaluate.js';
@@ -27,6 +27,7 @@ import { progress } from '../train/progress.js';
  */
 export async function readPrompts(file: string, field: string, tok: TextTokenizer, chat: boolean): Promise<EvalPrompt[]> {
   const rows: { text: string; where: Where }[] = [];
+  if (chat && !tok.hasChatTemplate) throw new Error(`--chat: the tokenizer of ${tok.source} has no chat template (add chat_template.jinja to the model folder)`);
   const asChat = (text: string, where: Where) => renderPrompt(tok, [{ role: 'user', content: text }], where, field);
   if (extname(file).toLowerCase() === '.txt') {
     readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
@@ -40,7 +41,9 @@ export async function readPrompts(file: string, field: string, tok: TextTokenize
       if (r.error !== undefined) throw new DataError(r.where, null, r.error);
       if (!r.value || typeof r.value !== 'object' || Array.isArray(r.value)) throw new DataError(r.where, null, 'expected an object');
       const row = r.value as Record<string, unknown>;
-      const text = looksConversational(row[field])
+      const conversational = looksConversational(row[field]);
+      if (conversational) requireTemplate(tok, r.where);
+      const text = conversational
         ? renderPrompt(tok, messagesField(row, field, r.where), r.where, field)
         : chat ? asChat(textField(row, field, r.where), r.where) : textField(row, field, r.where);
       rows.push({ text, where: r.where });

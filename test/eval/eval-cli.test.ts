@@ -5,7 +5,7 @@
 // the summary follows from them); bad input names the file, line and field, or the option.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
@@ -89,6 +89,25 @@ test('eval: a reward module judges; --output holds every sample, and the summary
   });
   assert.ok(Math.abs(r.win_rate - mean(byPrompt)) < 1e-4);
   assert.equal(r.kl, null, 'no KL estimate away from temperature 1');
+});
+
+test('eval: chat prompts (message lists, or --chat on text) are rendered with the chat template', () => {
+  const dir = join(root, 'chat-model');
+  cpSync(DEMO_MODEL, dir, { recursive: true });
+  writeFileSync(join(dir, 'chat_template.jinja'), "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}");
+  const jsonl = join(root, 'chat.jsonl'), txt = join(root, 'chat.txt'), samples = join(root, 'chat-samples.jsonl');
+  writeFileSync(jsonl, `${JSON.stringify({ prompt: [{ role: 'user', content: 'The movie was' }] })}\n`);
+  writeFileSync(txt, 'The movie was\n');
+  for (const args of [['--prompts', jsonl], ['--prompts', txt, '--chat']]) {
+    const r = run('eval', '--device', 'cpu', '--json', '--model', dir, '--reference', dir, '--samples', '1', '--max_new_tokens', '2', '--output', samples, ...args);
+    assert.equal(r.status, 0, r.stderr);
+    const prompts = readFileSync(samples, 'utf8').trim().split('\n').map((l) => JSON.parse(l).prompt);
+    assert.deepEqual([...new Set(prompts)], ['user: The movie was\nassistant:']);
+  }
+  assert.match(run('eval', '--device', 'cpu', '--model', DEMO_MODEL, '--reference', DEMO_MODEL, '--prompts', jsonl).stderr,
+    /chat\.jsonl line 1: the data is conversational [^\n]* has no chat template/);
+  assert.match(run('eval', '--device', 'cpu', '--model', DEMO_MODEL, '--reference', DEMO_MODEL, '--prompts', txt, '--chat').stderr,
+    /--chat: the tokenizer of [^\n]* has no chat template/);
 });
 
 test('eval: bad input names the file, line and field, or the option', () => {
