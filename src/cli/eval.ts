@@ -94,7 +94,8 @@ export function evalCommand(): Command {
   return new Command('eval')
     .description('Evaluate a policy against its reference on prompts, judged by a reward: mean reward of each, ' +
       'KL(policy || reference) estimated on the policy\'s samples, and the policy\'s win rate against the reference\'s ' +
-      'samples (ties 1/2). Both models sample with the same random numbers.')
+      'samples (ties 1/2). Both models sample with the same random numbers.\n' +
+      'Minimal use: tsdpo eval --model DIR --reference DIR --prompts FILE [--reward sentiment|MODULE|DIR]')
     .requiredOption('--model <dir>', 'the policy: a Hugging Face model folder (with tokenizer files)')
     .option('--adapter <dir>', 'PEFT LoRA adapter on --model (then the reference defaults to --model without it)')
     .option('--reference <dir>', 'the reference: the model before training (required without --adapter)')
