@@ -2,7 +2,7 @@
 // reference forward, sigmoid DPO loss, AdamW, reading back only the loss. Random weights and
 // tokens at a model's real shapes; prints JSON lines (tokens/s, achieved TFLOP/s, adapter).
 // Run: npm run build && node dist/bench/gpu-dpo.js [--preset gpt2-124m] [--steps 5] [--warmup 2]
-//      [--head all|completion] [--prompt 64] [--device webgpu|cpu|auto] [--matmul] [--profile] [--fast]
+//      [--head all|completion|shared] [--prompt 64] [--device webgpu|cpu|auto] [--matmul] [--profile] [--fast]
 //      [--tile 128x128x8] [--vocab N] [--layers N]
 // --matmul first times the matmul kernel at 4096^3 (--square N) and at the step's shapes, for every tile
 // configuration and for the size-based choice; --tile forces one configuration for the whole step.
@@ -18,7 +18,8 @@ import { tensorFrom, type RawTensor } from '../src/io/raw-tensor.js';
 import { buildModel, trainAll } from '../src/models/load.js';
 import type { CausalLM, Json } from '../src/models/model.js';
 import { familyOf } from '../src/models/registry.js';
-import type { TokenBatch } from '../src/train/logps.js';
+import { pairLogpsSharedPrompt, type PairSequences, type TokenBatch } from '../src/train/logps.js';
+import { LOSSES } from '../src/train/losses.js';
 import { batchSigmoidLoss } from '../src/train/dpo.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
@@ -79,8 +80,11 @@ function randomModel(config: Json, backend: Backend): CausalLM {
   return buildModel(config, raw, 'random', backend);
 }
 
-/** Model FLOPs of one step: policy forward + backward (3x forward) + reference forward. */
-function stepFlops(model: CausalLM, config: Json, rows: number, T: number, headRows: number): number {
+/**
+ * Model FLOPs of one step: policy forward + backward (3x forward) + reference forward, for
+ * `bodyTokens` positions through the decoder (sequences of up to T) and `headRows` through the LM head.
+ */
+function stepFlops(model: CausalLM, config: Json, bodyTokens: number, T: number, headRows: number): number {
   let linear = 0;
   for (const [name, t] of model.params) {
     if (t.ndim === 2 && !/wte|wpe|embed_tokens|lm_head/.test(name)) linear += t.size;
@@ -89,7 +93,7 @@ function stepFlops(model: CausalLM, config: Json, rows: number, T: number, headR
   const heads = Number(config.num_attention_heads ?? config.n_head), Dh = C / heads;
   const avgKeys = (T + 1) / 2; // causal
   const perToken = 2 * linear + L * 4 * heads * Dh * avgKeys; // weights + (q k^T, p v)
-  const forward = rows * T * perToken + headRows * 2 * C * V;
+  const forward = bodyTokens * perToken + headRows * 2 * C * V;
   return 4 * forward;
 }
 
@@ -161,7 +165,10 @@ async function main(): Promise<void> {
   if (arg('layers', '')) config[config.model_type === 'gpt2' ? 'n_layer' : 'num_hidden_layers'] = Number(arg('layers', ''));
   const preset: Preset = { ...known, config };
   const steps = Number(arg('steps', '5')), warmup = Number(arg('warmup', '2'));
-  const head = arg('head', 'all'), headOnCompletion = head === 'completion';
+  // all: the LM head on every position (what the PyTorch peer does); completion: on completion
+  // positions only; shared: also each pair's prompt once for both completions (the trainer's savings).
+  const head = arg('head', 'all'), headOnCompletion = head !== 'all';
+  if (!['all', 'completion', 'shared'].includes(head)) throw new Error(`gpu-dpo: --head must be all, completion or shared, got '${head}'`);
   const pairs = Number(arg('pairs', String(preset.pairs))), T = Number(arg('T', String(preset.T)));
   const prompt = Number(arg('prompt', String(Math.floor(T / 4))));
   const t0 = performance.now();
@@ -182,9 +189,22 @@ async function main(): Promise<void> {
   const batch = batchOf(rows, T, policy.vocabSize, prompt);
   const initS = (performance.now() - t0) / 1000;
 
+  const shared: PairSequences[] = Array.from({ length: pairs }, (_, i) => {
+    const row = (r: number, from: number, to: number) => Array.from(batch.inputIds.subarray(r * T + from, r * T + to));
+    return { promptIds: row(i, 0, prompt), chosenIds: row(i, prompt, T), rejectedIds: row(pairs + i, prompt, T) };
+  });
+  const sharedLoss = (): E.Tensor => {
+    const ref = E.noGrad(() => E.tidy(() => pairLogpsSharedPrompt(reference, shared, 0).seq));
+    const pol = pairLogpsSharedPrompt(policy, shared, 0).seq;
+    const lens = E.tensor(new Float32Array(rows));
+    return E.mean(LOSSES.sigmoid({
+      policyChosen: E.narrow(pol, 0, 0, pairs), policyRejected: E.narrow(pol, 0, pairs, pairs), refChosen: E.narrow(ref, 0, 0, pairs),
+      refRejected: E.narrow(ref, 0, pairs, pairs), chosenLengths: E.narrow(lens, 0, 0, pairs), rejectedLengths: E.narrow(lens, 0, pairs, pairs),
+    }, { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+  };
   const step = async (): Promise<number> => {
     const loss = E.tidy(() => {
-      const l = batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
+      const l = head === 'shared' ? sharedLoss() : batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
       E.backward(l);
       return l;
     });
@@ -202,7 +222,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < steps; i++) loss = await step();
   const s = (performance.now() - t2) / 1000, s1 = stats(be);
   const headRows = headOnCompletion ? Array.from(batch.completionMask).reduce((x, y) => x + y, 0) - rows : rows * T;
-  const flops = stepFlops(policy, preset.config, rows, T, headRows) * steps;
+  const bodyTokens = head === 'shared' ? pairs * prompt + rows * (T - prompt) : rows * T;
+  const flops = stepFlops(policy, preset.config, bodyTokens, T, headRows) * steps;
   console.log(JSON.stringify({
     bench: 'gpu-dpo', preset: presetName, adapter: adapterOf(be), device: be.name, pairs, T, head, prompt, steps,
     step_ms: +(s / steps * 1000).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),

@@ -5,9 +5,10 @@
 # H200 in an earlier experiment: unpack the loader .debs if libvulkan.so.1 is missing, and point
 # VK_DRIVER_FILES at the NVIDIA driver's own ICD json.
 #
-# Env: BENCHES   space-separated preset:head[:fast[:tile]] runs (default: gpt2-124m with the LM head
-#                on all positions, Dawn's default checks and then :fast, then :fast with the matmul
-#                forced to the 64x64x16 tile of earlier measurements, then the head on completions)
+# Env: BENCHES   space-separated preset:head[:fast[:tile]] runs, head all|completion|shared (default,
+#                most important first: gpt2-124m with the LM head on all positions and Dawn's checks
+#                off (:fast), the trainer's savings (:shared), Dawn's default checks, :fast with the
+#                matmul forced to the 64x64x16 tile of earlier measurements, the head on completions)
 #      STEPS     timed steps per run (default 5), WARMUP (default 2)
 #      MATMUL=1  also time the matmul kernel at 4096^3 and the step's shapes, every tile (first run only)
 #      PROFILE=1 also print GPU time per kernel for one step of each :fast run (timestamp queries)
@@ -76,7 +77,7 @@ LOG="$OUT/gpu-dpo.jsonl"
 : > "$LOG"
 ok=0
 first=1
-for run in ${BENCHES:-gpt2-124m:all gpt2-124m:all:fast gpt2-124m:all:fast:64x64x16 gpt2-124m:completion:fast}; do
+for run in ${BENCHES:-gpt2-124m:all:fast gpt2-124m:shared:fast gpt2-124m:all gpt2-124m:all:fast:64x64x16 gpt2-124m:completion:fast}; do
   IFS=: read -r preset head mode tile <<< "$run"
   extra=()
   if [ "${mode:-}" = fast ]; then extra+=(--fast); fi
