@@ -23,13 +23,17 @@ import { progress } from '../train/progress.js';
 /**
  * Prompts from a file: .txt (one per non-empty line), or .jsonl / .json / .parquet rows whose
  * `field` is a string or a list of chat messages (rendered with the chat template, generation
- * prompt added). With `chat`, string prompts are wrapped as one user message.
+ * prompt added). With `chat`, string prompts are wrapped as one user message. A prompt that
+ * leaves no room for `maxNewTokens` within `maxPositions` (learned positions: GPT-2) is an error.
  */
-export async function readPrompts(file: string, field: string, tok: TextTokenizer, chat: boolean): Promise<EvalPrompt[]> {
+export async function readPrompts(file: string, field: string, tok: TextTokenizer, chat: boolean,
+  maxNewTokens = 0, maxPositions = Infinity): Promise<EvalPrompt[]> {
   const rows: { text: string; where: Where }[] = [];
   if (chat && !tok.hasChatTemplate) throw new Error(`--chat: the tokenizer of ${tok.source} has no chat template (add chat_template.jinja to the model folder)`);
   const asChat = (text: string, where: Where) => renderPrompt(tok, [{ role: 'user', content: text }], where, field);
-  if (extname(file).toLowerCase() === '.txt') {
+  const isText = extname(file).toLowerCase() === '.txt';
+  const fieldName = isText ? null : field; // what errors name
+  if (isText) {
     readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
       const text = line.replace(/\r$/, '');
       const where = { file, line: i + 1 };
@@ -52,7 +56,11 @@ export async function readPrompts(file: string, field: string, tok: TextTokenize
   if (rows.length === 0) throw new Error(`${file}: no prompts`);
   return rows.map(({ text, where }) => {
     const ids = encodePrompt(tok, text);
-    if (ids.length === 0) throw new DataError(where, field, 'gives no tokens (the tokenizer adds no BOS to start from)');
+    if (ids.length === 0) throw new DataError(where, fieldName, 'gives no tokens (the tokenizer adds no BOS to start from)');
+    if (ids.length + maxNewTokens > maxPositions) {
+      throw new DataError(where, fieldName, `the prompt has ${ids.length} tokens; with --max_new_tokens ${maxNewTokens} it needs ` +
+        `${ids.length + maxNewTokens} positions, above the model's ${maxPositions} (n_positions): shorten it or lower --max_new_tokens`);
+    }
     return { text, ids };
   });
 }
@@ -128,8 +136,9 @@ export function evalCommand(): Command {
       await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
       const tok = loadTokenizer(o.model);
       const reward = await loadReward(o.reward, o.reward_label);
-      const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat);
       const policy = loadModel(o.model);
+      const positions = Number(policy.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
+      const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, maxNewTokens, positions);
       if (o.adapter) loadAdapter(policy, o.adapter);
       const reference = loadModel(o.reference ?? o.model);
       const lines: string[] = [];

@@ -124,4 +124,8 @@ test('eval: bad input names the file, line and field, or the option', () => {
   assert.match(run(...base, '--reference', DEMO_MODEL, '--prompts', prompts, '--reward', nan, '--max_new_tokens', '2').stderr,
     /reward: got NaN for prompt 0 \("The movie was"\)[^\n]*a reward must be a finite number/);
   assert.match(run(...base, '--reference', DEMO_MODEL, '--prompts', prompts, '--samples', '0').stderr, /--samples must be a whole number >= 1, got '0'/);
+  const long = join(root, 'long.txt');
+  writeFileSync(long, `The movie was\n${'The movie was '.repeat(30)}\n`);
+  assert.match(run(...base, '--reference', DEMO_MODEL, '--prompts', long).stderr,
+    /long\.txt line 2: the prompt has \d+ tokens; with --max_new_tokens 32 it needs \d+ positions, above the model's 64 \(n_positions\)/);
 });
