@@ -19,7 +19,7 @@ import { buildModel, trainAll } from '../src/models/load.js';
 import type { CausalLM, Json } from '../src/models/model.js';
 import { familyOf } from '../src/models/registry.js';
 import { pairLogpsSharedPrompt, type PairSequences, type TokenBatch } from '../src/train/logps.js';
-import { LOSSES } from '../src/train/losses.js';
+import { LOSSES, splitPairs } from '../src/train/losses.js';
 import { batchSigmoidLoss } from '../src/train/dpo.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
@@ -195,12 +195,8 @@ async function main(): Promise<void> {
   });
   const sharedLoss = (): E.Tensor => {
     const ref = E.noGrad(() => E.tidy(() => pairLogpsSharedPrompt(reference, shared, 0).seq));
-    const pol = pairLogpsSharedPrompt(policy, shared, 0).seq;
-    const lens = E.tensor(new Float32Array(rows));
-    return E.mean(LOSSES.sigmoid({
-      policyChosen: E.narrow(pol, 0, 0, pairs), policyRejected: E.narrow(pol, 0, pairs, pairs), refChosen: E.narrow(ref, 0, 0, pairs),
-      refRejected: E.narrow(ref, 0, pairs, pairs), chosenLengths: E.narrow(lens, 0, 0, pairs), rejectedLengths: E.narrow(lens, 0, pairs, pairs),
-    }, { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    const pol = pairLogpsSharedPrompt(policy, shared, 0);
+    return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
   const step = async (): Promise<number> => {
     const loss = E.tidy(() => {

@@ -153,7 +153,7 @@ export function evalCommand(): Command {
         const pol = await run('policy', policy);
         const ref = await run('reference', reference);
         const win = samplesWinRate(pol.samples, ref.samples);
-        for (const [name, e] of [['policy', pol], ['reference', ref]] as const) {
+        for (const [name, e] of o.output ? [['policy', pol], ['reference', ref]] as const : []) {
           e.samples.forEach((g, i) => g.forEach((x) => lines.push(`${JSON.stringify({ prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward })}\n`)));
         }
         const r4 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);

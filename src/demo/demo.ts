@@ -24,22 +24,15 @@ import { buildPairs } from './pairs.js';
 import { imdbPrompts } from './prompts.js';
 import type { ReviewSet } from './sources.js';
 import { writeReport } from './report.js';
-import { traceRun, type CurvePoint, type RunResult } from './runs.js';
+import { traceRun, type CurvePoint, type Measures, type RunResult } from './runs.js';
 import { demoReward, encodeDemoPrompt, type DemoPrompt, type Scored } from './sample.js';
 import { shuffled } from './text.js';
 
 /** One line of the results table: a policy's final point. */
-export interface RunRow {
+export interface RunRow extends Measures {
   name: string;
   kind: 'start' | 'best-of-n' | 'preferred-ft' | 'dpo';
   beta: number | null;
-  reward: number;
-  rewardSe: number;
-  kl: number;
-  klSe: number;
-  /** Win rate against the starting model's samples (1/2 for the starting model itself). */
-  winRate: number;
-  winRateSe: number;
   /** Best-of-N: N and the analytic KL bound log N - (N-1)/N. */
   n?: number;
   klBound?: number;
@@ -160,11 +153,8 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
       onPoint: (p: CurvePoint) => log(`      step ${p.step}: reward ${p.reward.toFixed(3)}, KL ${p.kl.toFixed(2)}, win rate ${p.winRate.toFixed(3)}`),
     });
     runs.push(r);
-    const last = r.points[r.points.length - 1];
-    rows.push({
-      name: beta === null ? 'Preferred-FT' : `DPO beta=${beta}`, kind: r.kind, beta, reward: last.reward, rewardSe: last.rewardSe, kl: last.kl, klSe: last.klSe,
-      winRate: last.winRate, winRateSe: last.winRateSe,
-    });
+    const { step: _, ...measures } = r.points[r.points.length - 1]; // the final point
+    rows.push({ name: beta === null ? 'Preferred-FT' : `DPO beta=${beta}`, kind: r.kind, beta, ...measures });
   }
   phase('runs');
 

@@ -17,15 +17,19 @@ import { evaluatePolicy, samplesWinRate, type EvalOptions, type PolicyEval } fro
 import type { DemoPair } from './pairs.js';
 import { demoReward, type DemoPrompt, type Scored } from './sample.js';
 
-export interface CurvePoint {
-  step: number;
+/** What a policy is measured by on the held-out prompts, each with its standard error. */
+export interface Measures {
   reward: number;
   rewardSe: number;
   kl: number;
   klSe: number;
-  /** Win rate of the samples against the starting model's (src/eval/win-rate.ts). */
+  /** Win rate against the starting model's samples (src/eval/win-rate.ts; 1/2 for itself). */
   winRate: number;
   winRateSe: number;
+}
+
+export interface CurvePoint extends Measures {
+  step: number;
 }
 
 export interface RunResult {

@@ -1,13 +1,13 @@
 // DPO training (arXiv:2305.18290): the objective the training loop runs, its reference model
 // (a frozen copy, the base model under a LoRA adapter, or log-probs precomputed and cached),
 // and TRL's metrics.
-import { add as addT, backward, detach, mean, mulScalar as mulScalarT, narrow, noGrad, tensor, tidy, tidyAsync, type Tensor } from '../core/index.js';
+import { add as addT, backward, detach, mean, mulScalar as mulScalarT, noGrad, tensor, tidy, tidyAsync, type Tensor } from '../core/index.js';
 import { collatePreference } from '../data/collate.js';
 import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
-import { LOSSES, type LossInputs, type LossOptions } from './losses.js';
+import { LOSSES, splitPairs, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { batchesOf, type MicroResult, type Objective } from './trainer.js';
@@ -84,14 +84,6 @@ interface PairLogps {
   logitSums?: Tensor;
 }
 
-function splitPairs(l: PairLogps, P: number): LossInputs {
-  const lens = tensor(Float32Array.from(l.tokens));
-  return {
-    policyChosen: narrow(l.policy, 0, 0, P), policyRejected: narrow(l.policy, 0, P, P),
-    refChosen: narrow(l.ref, 0, 0, P), refRejected: narrow(l.ref, 0, P, P),
-    chosenLengths: narrow(lens, 0, 0, P), rejectedLengths: narrow(lens, 0, P, P),
-  };
-}
 
 /** TRL's metric names from host copies of the per-sequence values. */
 export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, tokens: Float64Array, logitSums: ArrayLike<number> | null): Record<string, number> {

@@ -1,7 +1,7 @@
 // The DPO loss family as small pure functions of the four sequence log-prob vectors [P]
 // (policy/reference x chosen/rejected). The trainer looks a loss up by name and never branches
 // on it. Equation numbers refer to arXiv:2305.18290 (DPO) unless stated.
-import { add, affine, detach, div, logSigmoid, relu, square, sub, sum, type Tensor } from '../core/index.js';
+import { add, affine, detach, div, logSigmoid, narrow, relu, square, sub, sum, tensor, type Tensor } from '../core/index.js';
 
 export interface LossInputs {
   /** Summed completion log-probs [P] under the policy (chosen, rejected) and the reference. */
@@ -12,6 +12,19 @@ export interface LossInputs {
   /** Completion lengths [P] in tokens, EOS included. */
   chosenLengths: Tensor;
   rejectedLengths: Tensor;
+}
+
+/**
+ * The inputs from log-probs [2P] of rows chosen_0..chosen_{P-1}, rejected_0.. under the policy and
+ * the reference, and each row's completion length (host).
+ */
+export function splitPairs(l: { policy: Tensor; ref: Tensor; tokens: ArrayLike<number> }, P: number): LossInputs {
+  const lens = tensor(Float32Array.from(l.tokens));
+  return {
+    policyChosen: narrow(l.policy, 0, 0, P), policyRejected: narrow(l.policy, 0, P, P),
+    refChosen: narrow(l.ref, 0, 0, P), refRejected: narrow(l.ref, 0, P, P),
+    chosenLengths: narrow(lens, 0, 0, P), rejectedLengths: narrow(lens, 0, P, P),
+  };
 }
 
 export interface LossOptions {

@@ -15,7 +15,7 @@ try {
   const { parseSafetensors } = await import('/dist/src/io/safetensors-format.js');
   const { buildModel, trainAll } = await import('/dist/src/models/build.js');
   const { sequenceLogps } = await import('/dist/src/train/logps.js');
-  const { LOSSES } = await import('/dist/src/train/losses.js');
+  const { LOSSES, splitPairs } = await import('/dist/src/train/losses.js');
   const { DEFAULT_OPTIMIZER, Optimizer } = await import('/dist/src/train/optim.js');
   if (!navigator.gpu) throw new Error('no navigator.gpu in this browser');
   // 'auto' takes hardware adapters only: with SwiftShader it must fall back to the CPU, saying why.
@@ -42,12 +42,9 @@ try {
   };
   // Eq. 7 of arXiv:2305.18290 on rows chosen_0.., rejected_0.. (what batchSigmoidLoss does in Node).
   const dpoLoss = () => {
-    const pol = sequenceLogps(policy, batch).seq;
+    const pol = sequenceLogps(policy, batch);
     const ref = E.noGrad(() => sequenceLogps(reference, batch).seq);
-    const lens = E.tensor(new Float32Array(rows));
-    const x = { policyChosen: E.narrow(pol, 0, 0, P), policyRejected: E.narrow(pol, 0, P, P), refChosen: E.narrow(ref, 0, 0, P),
-      refRejected: E.narrow(ref, 0, P, P), chosenLengths: E.narrow(lens, 0, 0, P), rejectedLengths: E.narrow(lens, 0, P, P) };
-    return E.mean(LOSSES.sigmoid(x, { beta: json.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: json.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
   const errors = {};
   for (const [name, m] of [['policy', policy], ['reference', reference]]) {
