@@ -42,8 +42,8 @@ if [ ! -f node_modules/webgpu/dist/linux-x64/dawn.node ]; then
   [ -f "$pkg/index.js" ] || { echo '{"bench":"gpu-run","error":"no node_modules/webgpu and no .gpu/node_modules/webgpu"}'; exit 3; }
   [ -f "$pkg/dist/linux-x64/dawn.node" ] || gzip -dc "$pkg/dist/linux-x64/dawn.node.gz" > "$pkg/dist/linux-x64/dawn.node"
   mkdir -p node_modules
-  ln -sfn "$ROOT/$pkg" node_modules/webgpu
-  say "webgpu from $pkg"
+  for d in .gpu/node_modules/*; do [ -e "node_modules/$(basename "$d")" ] || ln -sfn "$ROOT/$d" "node_modules/$(basename "$d")"; done
+  say "webgpu (and the packages beside it) from .gpu/node_modules"
 fi
 [ -f dist/bench/gpu-dpo.js ] || { echo '{"bench":"gpu-run","error":"dist/bench/gpu-dpo.js missing (npm run build, carry dist/src and dist/bench)"}'; exit 3; }
 
