@@ -10,6 +10,8 @@ import * as ref from '../../src/backend/ref/index.js';
 import { rng } from '../kernels/helpers.js';
 import { expectClose } from './compare.js';
 import { GPU, gpu } from './gpu.js';
+import { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
+import { GpuRuntime } from '../../src/backend/webgpu/runtime.js';
 import { MATMUL_TILES, forceMatmulTile } from '../../src/backend/webgpu/kernels/matmul.js';
 
 const skip = GPU.skip;
@@ -198,6 +200,24 @@ describe('webgpu: host writes stay in order with recorded work', { skip }, () =>
     assert.ok(Math.abs(out[0] - total) < 1e-2, `${out[0]} vs ${total}`);
     assert.equal(out[1], 300000);
     assert.equal(out[2], 300002);
+  });
+
+  test('buffers freed past the idle limit while a kernel that reads them is pending', async () => {
+    // The pool destroys idle buffers beyond maxIdleBytes (8 GiB by default: a gpt2-124m step on a
+    // GPU reaches it). A buffer destroyed before the submit that uses it fails that submit, so the
+    // trim must wait for the submit. Here a 1 MiB limit and 4 MiB tensors reach it at once.
+    const be = new WebGpuBackend(new GpuRuntime(gpu().rt.device, 'small idle limit', { maxIdleBytes: 1 << 20 }));
+    const n = 1 << 20, x = rand(n, 12);
+    const out = await E.tidyAsync(async () => {
+      const a = E.tensor(x, [n], 'f32', be);
+      const b = E.affine(a, 2, 0);
+      const c = E.affine(b, 1, 1); // reads b: recorded, not submitted
+      b.dispose(); // b's 4 MiB buffer goes back to a pool over its limit
+      a.dispose();
+      return c.toArray();
+    });
+    expectClose('2 x + 1', out, x.map((v) => 2 * v + 1), 1e-6);
+    assert.ok(be.rt.storage.idleBytes <= 1 << 20, `idle ${be.rt.storage.idleBytes} bytes after the submit`);
   });
 });
 

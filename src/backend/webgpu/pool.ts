@@ -31,6 +31,11 @@ export class BufferPool {
   idleBytes = 0;
   /** Bytes in all buffers this pool created and has not destroyed. */
   totalBytes = 0;
+  /**
+   * Whether recorded work not yet submitted may use released buffers: a buffer destroyed before
+   * the submit that uses it fails that submit, so trimming waits for `trimExcess` after it.
+   */
+  pendingWork: () => boolean = () => false;
 
   constructor(
     device: GPUDevice,
@@ -64,7 +69,12 @@ export class BufferPool {
     if (!list) this.free.set(c, (list = []));
     list.push(buf);
     this.idleBytes += c;
-    if (this.idleBytes > this.maxIdle) this.trim(this.maxIdle / 2);
+    if (!this.pendingWork()) this.trimExcess();
+  }
+
+  /** Trims to half of maxIdle once the idle bytes exceed it; returns the buffers destroyed. */
+  trimExcess(): number {
+    return this.idleBytes > this.maxIdle ? this.trim(this.maxIdle / 2) : 0;
   }
 
   /** Destroys idle buffers, largest classes first, until at most `keep` idle bytes remain. */

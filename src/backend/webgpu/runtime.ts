@@ -158,6 +158,7 @@ export class GpuRuntime {
     };
     this.storage = new BufferPool(device, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, this.maxBinding, maxIdle, watch);
     this.staging = new BufferPool(device, USAGE.MAP_READ | USAGE.COPY_DST, this.limits.maxBufferSize, 256 << 20);
+    this.storage.pendingWork = this.staging.pendingWork = () => this.encoder !== null;
     this.paramGpu = device.createBuffer({ size: PARAM_ARENA, usage: USAGE.UNIFORM | USAGE.COPY_DST });
     this.uploadGpu = device.createBuffer({ size: UPLOAD_ARENA, usage: USAGE.COPY_SRC | USAGE.COPY_DST });
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => this.fail(`GPU error: ${ev.error.message}`);
@@ -418,6 +419,9 @@ export class GpuRuntime {
     this.paramUsed = 0;
     this.uploadUsed = 0;
     this.recorded = 0;
+    // Buffers released while the work was recorded may be destroyed now (Dawn frees them once
+    // the submitted work is done).
+    if (this.storage.trimExcess() + this.staging.trimExcess() > 0) this.forgetBindGroups();
   }
 
   /** Copies `bytes` bytes at `offset` of `src` to the host (submits pending work first). */
