@@ -220,7 +220,9 @@ async function main(): Promise<void> {
     const pol = sequenceLogps(policy, batch, { headOnCompletion });
     return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
+  let recordMs = 0; // host time spent recording the step's work (before the loss is read)
   const step = async (): Promise<number> => {
+    const r0 = performance.now();
     const loss = E.tidy(() => {
       const l = head === 'shared' ? sharedLoss() : loraR > 0 ? loraLoss() : batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
       E.backward(l);
@@ -228,6 +230,7 @@ async function main(): Promise<void> {
     });
     opt.update(1e-5);
     opt.zeroGrad();
+    recordMs += performance.now() - r0;
     const v = await loss.item(); // the one readback of a step: the logged loss
     loss.dispose();
     return v;
@@ -237,6 +240,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < warmup; i++) loss = await step();
   const warmS = (performance.now() - t1) / 1000;
   const s0 = stats(be), t2 = performance.now();
+  recordMs = 0;
   for (let i = 0; i < steps; i++) loss = await step();
   const s = (performance.now() - t2) / 1000, s1 = stats(be);
   const headRows = headOnCompletion ? Array.from(batch.completionMask).reduce((x, y) => x + y, 0) - rows : rows * T;
@@ -244,7 +248,7 @@ async function main(): Promise<void> {
   const flops = stepFlops(policy, preset.config, bodyTokens, T, headRows, loraR > 0 ? 3 : 4) * steps;
   console.log(JSON.stringify({
     bench: 'gpu-dpo', preset: presetName, adapter: adapterOf(be), device: be.name, pairs, T, head, prompt, steps,
-    step_ms: +(s / steps * 1000).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
+    step_ms: +(s / steps * 1000).toFixed(1), record_ms: +(recordMs / steps).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
     loss: +loss.toFixed(5), init_s: +initS.toFixed(1), warmup_s: +warmS.toFixed(1),
     dispatches_per_step: (s1.dispatches - s0.dispatches) / steps, submits_per_step: (s1.submits - s0.submits) / steps,
     reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'), tile: tile || 'auto', lora: loraR,
