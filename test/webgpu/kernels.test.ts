@@ -12,7 +12,7 @@ import { expectClose } from './compare.js';
 import { GPU, gpu } from './gpu.js';
 import { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
 import { GpuRuntime } from '../../src/backend/webgpu/runtime.js';
-import { MATMUL_TILES, forceMatmulTile } from '../../src/backend/webgpu/kernels/matmul.js';
+import { MATMUL_TILES, forceMatmulTile, tileFor } from '../../src/backend/webgpu/kernels/matmul.js';
 
 const skip = GPU.skip;
 
@@ -105,8 +105,8 @@ describe('webgpu kernels against the CPU backend', { skip }, () => {
     }
   });
 
-  test('matmul: a large output takes the 128 x 128 tile (named in the profile) and agrees', async (t) => {
-    const M = 1536, K = 12, N = 1544; // 12 x 13 tiles of 128 x 128
+  test('matmul: a large output takes the 128 x 64 tile (named in the profile) and agrees', async (t) => {
+    const M = 1536, K = 12, N = 1544; // 12 x 25 tiles of 128 x 64
     const data = { a: rand(M * K, 13), b: rand(N * K, 14), c: rand(M * N, 15) };
     const rt = gpu().rt;
     const profiling = rt.startProfile();
@@ -116,7 +116,16 @@ describe('webgpu kernels against the CPU backend', { skip }, () => {
     const ran = (await rt.stopProfile()).map((p) => p.kernel);
     expectClose('matmul 1536x12x1544 transB', g.c, cpu.c, 2e-5);
     if (!profiling) { t.diagnostic('no timestamp-query: tile choice not checked'); return; }
-    assert.ok(ran.some((n) => n.startsWith('matmul 128x128x8 transB')), `kernels run: ${ran.join(', ')}`);
+    assert.ok(ran.some((n) => n.startsWith('matmul 128x64x16 transB')), `kernels run: ${ran.join(', ')}`);
+  });
+
+  test('matmul tile choice: by output size, and 128 x 128 for a very long K', () => {
+    const name = (t: { bm: number; bn: number; bk: number }): string => `${t.bm}x${t.bn}x${t.bk}`;
+    const limit = 48 * 1024;
+    assert.equal(name(tileFor(8192, 2304, 768, 1, limit)), '128x64x16'); // gpt2 qkv
+    assert.equal(name(tileFor(8192, 768, 50257, 1, limit)), '128x128x8'); // LM head input gradient
+    assert.equal(name(tileFor(256, 256, 768, 1, limit)), '64x64x16'); // few tiles
+    assert.equal(name(tileFor(8192, 2304, 768, 1, 4096)), '64x64x16'); // workgroup memory too small
   });
 
   test('adamw, rmsprop, sgd (with and without momentum): two steps', async () => {
