@@ -55,7 +55,7 @@ export const COMMON_OPTIONS = {
   lora_target_modules: { type: 'list', default: ['q_proj', 'v_proj'], help: "modules the adapter targets (names or 'all-linear')" },
   adapter: { type: 'string', default: '', help: 'start from this PEFT adapter folder (implies use_peft)' },
   skip_invalid: { type: 'bool', default: false, help: 'skip and count malformed rows instead of stopping' },
-  prompt_column: { type: 'string', default: 'prompt', help: 'column holding the prompt' },
+  prompt_column: { type: 'string', default: 'prompt', help: 'column holding the prompt (rows without one: the prompt is the shared start of chosen and rejected, or the Anthropic HH dialogue up to the last Assistant turn)' },
   chosen_column: { type: 'string', default: 'chosen', help: 'column holding the preferred completion' },
   rejected_column: { type: 'string', default: 'rejected', help: 'column holding the dispreferred completion' },
   device: { type: 'string', default: 'auto', choices: ['auto', 'cpu', 'webgpu'], help: 'where to train: GPU through WebGPU when available, else CPU' },
