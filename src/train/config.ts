@@ -52,7 +52,7 @@ export const COMMON_OPTIONS = {
   lora_r: { type: 'int', default: 16, help: 'LoRA rank' },
   lora_alpha: { type: 'number', default: 32, help: 'LoRA alpha (scaling alpha / r)' },
   lora_dropout: { type: 'number', default: 0.05, help: 'dropout on the LoRA input during training' },
-  lora_target_modules: { type: 'list', default: ['q_proj', 'v_proj'], help: "modules the adapter targets (names or 'all-linear')" },
+  lora_target_modules: { type: 'list', default: [], help: "modules the adapter targets (names or 'all-linear'); none: PEFT's default for the model_type (gpt2: c_attn; llama, mistral, qwen2, qwen3, gemma3_text: q_proj,v_proj)" },
   adapter: { type: 'string', default: '', help: 'start from this PEFT adapter folder (implies use_peft)' },
   skip_invalid: { type: 'bool', default: false, help: 'skip and count malformed rows instead of stopping' },
   prompt_column: { type: 'string', default: 'prompt', help: 'column holding the prompt (rows without one: the prompt is the shared start of chosen and rejected, or the Anthropic HH dialogue up to the last Assistant turn)' },
