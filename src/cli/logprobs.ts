@@ -116,14 +116,18 @@ async function preferenceLogprobs(o: Options, model: CausalLM, tok: TextTokenize
 
 export function logprobsCommand(): Command {
   return new Command('logprobs')
-    .description('Summed log-probs of completion tokens: one {"logp", "tokens"} JSON line per input line.\n' +
-      'Input lines: {"input_ids": [...], "completion_mask": [...]} or {"prompt": "...", "completion": "..."}.\n' +
-      'Preference data (what tsdpo dpo reads: a file or folder of chosen / rejected rows, any format of docs/data.md)\n' +
-      'gives one line per pair, tokenized as tsdpo dpo does (untruncated): {"chosen_logp", "rejected_logp",\n' +
-      '"chosen_tokens", "rejected_tokens"}; with --reference (or --adapter: the base model) also "ref_chosen_logp",\n' +
-      '"ref_rejected_logp" and "margin" = (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp),\n' +
-      'the implicit reward margin without beta (TRL logs beta x margin as rewards/margins).\n' +
-      'Minimal use: tsdpo logprobs --model DIR --input pairs.jsonl')
+    .description('Summed log-probs of completion tokens under a model, one JSON line per sequence or per pair.\n' +
+      'Minimal use: tsdpo logprobs --model DIR --input FILE')
+    .addHelpText('after', `
+Input:
+  JSON lines of sequences: {"input_ids": [...], "completion_mask": [...]} or {"prompt": "...", "completion": "..."}
+    -> one {"logp", "tokens"} line per input line.
+  Preference data, what tsdpo dpo reads (a file or folder of chosen / rejected rows, docs/data.md)
+    -> one line per pair, tokenized as tsdpo dpo does (untruncated):
+       {"chosen_logp", "rejected_logp", "chosen_tokens", "rejected_tokens"}; with --reference (or
+       --adapter: the base model) also "ref_chosen_logp", "ref_rejected_logp" and
+       "margin" = (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp),
+       the implicit reward margin without beta (TRL logs beta x margin as rewards/margins).`)
     .requiredOption('--model <dir>', 'Hugging Face model folder')
     .requiredOption('--input <file>', 'JSONL sequences, or preference data (file or folder)')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')

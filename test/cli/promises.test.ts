@@ -55,6 +55,7 @@ test('implicit-prompt and Anthropic HH files train with dpo and sft; a named pro
 });
 
 test('every fixture family trains with only --model --data --output, and with --use_peft on PEFT\'s default targets', () => {
+  assert.match(runCli(['dpo', '--help']).stdout.replace(/\s+/g, ' '), /none: PEFT's default for the model_type \(gpt2: c_attn/);
   const data = tinyPreferences(root, 8);
   for (const arch of ARCHS) {
     const model = familyModel(arch, join(root, `model-${arch}`));
@@ -70,6 +71,7 @@ test('logprobs on a preference file: chosen / rejected log-probs, and the log-ra
     { prompt: 'The movie was', chosen: ' great fun.', rejected: ' dull.' },
     { prompt: 'The plot was', chosen: ' clever.', rejected: ' thin and slow.' },
   ];
+  assert.match(runCli(['logprobs', '--help']).stdout.replace(/\s+/g, ' '), /"margin" = \(chosen_logp - ref_chosen_logp\) - \(rejected_logp - ref_rejected_logp\)/);
   const pairs = jsonl('pairs.jsonl', rows);
   const base = ['logprobs', '--model', DEMO_MODEL, '--input', pairs, '--device', 'cpu'];
   const scored = lines(runCli(base).stdout);
