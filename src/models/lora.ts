@@ -77,9 +77,10 @@ export interface NewAdapterOptions {
 
 /** A fresh adapter: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a = sqrt(5)), B = 0. */
 export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
+  const targets = o.targetModules?.length ? o.targetModules : familyOf(model.config).loraTargetModules;
   const config = parseLoraConfig({
     ...LORA_DEFAULTS, peft_type: 'LORA', task_type: 'CAUSAL_LM', r: o.r, lora_alpha: o.alpha,
-    target_modules: o.targetModules?.length ? o.targetModules : familyOf(model.config).loraTargetModules, lora_dropout: o.dropout ?? 0, fan_in_fan_out: model.family === 'gpt2',
+    target_modules: targets, lora_dropout: o.dropout ?? 0, fan_in_fan_out: model.family === 'gpt2',
   }, 'lora options');
   const rng = new Rng(o.seed ?? 0);
   const factors = new Map<string, { A: Tensor; B: Tensor; scaling: number }>();
