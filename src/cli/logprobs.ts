@@ -81,10 +81,10 @@ function firstLine(path: string): string | undefined {
 
 /**
  * Preference data (chosen / rejected rows, as `tsdpo dpo` reads them) rather than sequences: a folder,
- * a .json or .parquet file, or JSON lines whose first row has a `chosen` field.
+ * a .json or .parquet file, or JSON lines (any other name) whose first row has a `chosen` field.
  */
 export function isPreferenceInput(path: string): boolean {
-  if (statSync(path).isDirectory() || !path.endsWith('.jsonl')) return true;
+  if (statSync(path).isDirectory() || /\.(json|parquet)$/.test(path)) return true;
   try {
     const row = JSON.parse(firstLine(path) ?? 'null') as unknown;
     return row !== null && typeof row === 'object' && 'chosen' in row;

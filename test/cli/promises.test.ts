@@ -84,6 +84,9 @@ test('logprobs on a preference file: chosen / rejected log-probs, and the log-ra
     assert.equal(s.margin, undefined);
   });
   for (const s of lines(runCli([...base, '--reference', DEMO_MODEL]).stdout)) assert.equal(s.margin, 0, 'a model against itself');
+  const array = join(root, 'pairs.json'); // a JSON array is preference data too (sequences come as JSON lines)
+  writeFileSync(array, JSON.stringify(rows));
+  assert.deepEqual(lines(runCli(['logprobs', '--model', DEMO_MODEL, '--input', array, '--device', 'cpu']).stdout), scored);
   const policy = join(root, 'policy');
   ok(['dpo', '--model', DEMO_MODEL, '--data', pairs, '--output', policy, '--max_steps', '3', '--learning_rate', '1e-3', '--device', 'cpu']);
   for (const s of lines(runCli(['logprobs', '--model', policy, '--reference', DEMO_MODEL, '--input', pairs, '--device', 'cpu']).stdout)) {
