@@ -1,6 +1,6 @@
 // Completion log-probs of a batch of sequences: log p(token_t | tokens before t) summed over the
 // positions that completionMask marks, with the token pick fused into the log-softmax.
-import { affine, concat, embedding, logSoftmaxGather, matmul, mul, narrow, noGrad, reshape, sum, tensor, type Tensor } from '../core/index.js';
+import { affine, concat, div, embedding, exp, log, logSoftmaxGather, matmul, max, mul, narrow, noGrad, reshape, stack, sub, sum, tensor, type Tensor } from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
 
 /** A padded batch: R sequences of T tokens (host arrays, row-major). */
@@ -19,8 +19,16 @@ export interface LogpOptions {
   adapter?: boolean;
   /** Run the LM head only on completion positions (same numbers, less work). */
   headOnCompletion?: boolean;
-  /** Also return the mean logit over the vocabulary at completion positions per row (TRL's logits/* metrics). */
-  meanLogits?: boolean;
+  /** Also return per-position statistics of the completion positions (TRL's logits/*, entropy, mean_token_accuracy metrics). */
+  stats?: boolean;
+}
+
+/** Statistics of the scored positions, for metrics (no gradient). */
+export interface PositionStats {
+  /** (N, 4): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2]. */
+  values: Tensor;
+  /** (N) the row each position belongs to, or -1 when it is not a completion position. */
+  rows: Int32Array;
 }
 
 export interface LogpResult {
@@ -28,8 +36,8 @@ export interface LogpResult {
   seq: Tensor;
   /** Completion tokens per row (host). */
   tokens: Float64Array;
-  /** Per row, the sum over completion positions of the mean logit [R] (detached), when asked. */
-  logitSums?: Tensor;
+  /** Per-position statistics, when asked. */
+  stats?: PositionStats;
 }
 
 /**
@@ -59,12 +67,12 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true }); // (R, T, C)
   if (!opts.headOnCompletion) {
     const logits = model.head(hidden); // (R, T, V)
-    const seq = sum(logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')), 1); // (R)
-    const counted = Float32Array.from(targets, (t) => (t === -100 ? 0 : 1));
-    const logitSums = opts.meanLogits
-      ? noGrad(() => sum(mul(vocabMean(logits), tensor(counted, [R, T])), 1))
+    const tokenLogps = logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')); // (R, T), 0 where ignored
+    const seq = sum(tokenLogps, 1); // (R)
+    const stats = opts.stats
+      ? { values: positionStats(reshape(logits, [R * T, logits.shape[2]]), reshape(tokenLogps, [R * T])), rows: Int32Array.from(targets, (t, i) => (t === -100 ? -1 : Math.floor(i / T))) }
       : undefined;
-    return { seq, tokens, logitSums };
+    return { seq, tokens, stats };
   }
   // Gather the M completion positions, run the head on them only, then sum per row with a
   // [R, M] 0/1 matrix (a matmul keeps it differentiable and cheap).
@@ -82,16 +90,29 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const logits = model.head(h); // (M, V)
   const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32')); // (M)
   const seq = reshape(matmul(tensor(owner, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
-  const logitSums = opts.meanLogits
-    ? noGrad(() => reshape(matmul(tensor(owner, [R, M]), reshape(vocabMean(logits), [M, 1])), [R]))
-    : undefined;
-  return { seq, tokens, logitSums };
+  const stats = opts.stats ? { values: positionStats(logits, tokenLogps), rows: Int32Array.from(picks, (pos) => Math.floor(pos / T)) } : undefined;
+  return { seq, tokens, stats };
 }
 
-/** Mean over the vocabulary of each row of logits [..., V] -> [...] (no gradient). */
-function vocabMean(logits: Tensor): Tensor {
-  const V = logits.shape[logits.ndim - 1];
-  return noGrad(() => affine(sum(logits, -1), 1 / V));
+/**
+ * Per position of logits (N, V) and the target's log-prob (N), without gradient: (N, 4) of
+ * [mean logit, entropy, p(target) / max p (1 when the target is the argmax), log sum_v p_v^2
+ * (WPO's normaliser, Eq. 2 of arXiv:2406.11827)].
+ */
+export function positionStats(logits: Tensor, tokenLogps: Tensor): Tensor {
+  return noGrad(() => {
+    const V = logits.shape[logits.ndim - 1];
+    const m = max(logits, -1, true); // (N, 1)
+    const z = sub(logits, m); // (N, V)
+    const e = exp(z);
+    const s = sum(e, -1, true); // (N, 1)
+    const logS = reshape(log(s), [-1]);
+    // H = log s - sum(e z) / s (the max cancels)
+    const entropy = sub(logS, reshape(div(sum(mul(e, z), -1, true), s), [-1]));
+    const ratio = mul(exp(reshape(tokenLogps, [-1])), reshape(s, [-1])); // p(target) * s = p(target) / max p
+    const logSumP2 = sub(log(sum(mul(e, e), -1)), affine(logS, 2));
+    return stack([affine(sum(logits, -1), 1 / V), entropy, ratio, logSumP2], 1);
+  });
 }
 
 export interface PairSequences {
@@ -155,8 +176,6 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
   const logits = model.head(embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32'))); // (M, V)
   const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32'));
   const seq = reshape(matmul(tensor(own, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
-  const logitSums = opts.meanLogits
-    ? noGrad(() => reshape(matmul(tensor(own, [R, M]), reshape(vocabMean(logits), [M, 1])), [R]))
-    : undefined;
-  return { seq, tokens, logitSums };
+  const stats = opts.stats ? { values: positionStats(logits, tokenLogps), rows: Int32Array.from(owner) } : undefined;
+  return { seq, tokens, stats };
 }

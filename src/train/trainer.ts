@@ -140,14 +140,19 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     global_step: step, epoch: epochOf(), sampler: sampler.state(), optimizer_step: optimizer.step, log_history: history,
     config: opts.record ?? {},
   });
-  const epochOf = (): number => { const p = sampler.position; return p.epoch + p.index / obj.size; };
+  // As transformers: epochs done + micro-batches done in this epoch / micro-batches per epoch.
+  const epochOf = (): number => { const p = sampler.position; return p.epoch + Math.ceil(p.index / bs) / Math.ceil(obj.size / bs); };
   const checkpoint = async (): Promise<void> => {
     const dir = await saveCheckpoint(out, state(), optimizer, (d) => obj.saveWeights(d), cfg.save_total_limit);
     log(`checkpoint ${dir}`);
   };
 
   const sums: Record<string, number> = {};
-  let count = 0, tokens = 0, windowStart = performance.now();
+  let count = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
+  // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
+  // checkpoint: a resumed run counts from its resume point.
+  let trainTokens = 0, lossSum = 0, lossSteps = 0;
+  const runStart = performance.now(), startStep = step;
   let stopped: string | undefined;
   try {
     while (step < total) {
@@ -161,6 +166,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         stepLoss += r.loss / ga;
         for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v / ga;
         tokens += r.tokens;
+        trainTokens += r.tokens;
       }
       const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
@@ -169,17 +175,20 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       optimizer.zeroGrad();
       step++;
       sums.loss = (sums.loss ?? 0) + stepLoss;
-      sums.grad_norm = (sums.grad_norm ?? 0) + gradNorm;
+      lastGradNorm = gradNorm;
+      lossSum += stepLoss;
+      lossSteps++;
       count++;
       bar.update(step, `loss ${stepLoss.toFixed(4)}`);
 
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
       if (step % cfg.logging_steps === 0 || step === total) {
         const secs = (performance.now() - windowStart) / 1000;
-        // transformers' Trainer logs the rate after its scheduler step: the one the next step will use.
-        const nextLr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, step, warmup, total);
-        const line: Record<string, number> = { step, epoch: round(epochOf()), loss: sums.loss / count, grad_norm: sums.grad_norm / count, learning_rate: nextLr };
+        // As transformers 5 (verified by test/reference): the loss and metrics are means over the
+        // window's steps, grad_norm is the last step's, learning_rate the rate that step used.
+        const line: Record<string, number> = { step, epoch: epochOf(), loss: sums.loss / count, grad_norm: lastGradNorm, learning_rate: lr };
         for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / count;
+        line.num_tokens = trainTokens;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);
         log(formatLine(line));
@@ -191,8 +200,8 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       if (step % evalEvery === 0 || step === total) {
         const ev = await obj.evaluate();
         if (ev) {
-          const line: Record<string, number> = { step, epoch: round(epochOf()) };
-          for (const [k, v] of Object.entries(ev)) line[`eval_${k}`] = v;
+          const line: Record<string, number> = { step, epoch: epochOf() };
+          for (const [k, v] of Object.entries({ ...ev, num_tokens: trainTokens })) line[`eval_${k}`] = v;
           record(line);
           log(formatLine(line));
         }
@@ -200,6 +209,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       if ((cfg.save_steps > 0 && step % cfg.save_steps === 0) && step < total) await checkpoint();
     }
     await checkpoint();
+    // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
+    const secs = (performance.now() - runStart) / 1000;
+    const summary: Record<string, number> = {
+      step, epoch: epochOf(), train_loss: lossSum / Math.max(1, lossSteps), train_runtime: secs,
+      train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs), train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
+    };
+    record(summary);
   } catch (e) {
     if (!(e instanceof NonFiniteLossError)) throw e;
     stopped = `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`;
@@ -210,10 +226,6 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   writeJsonAtomic(join(out, STATE_FILE), state());
   optimizer.dispose();
   return { steps: step, history, stopped };
-}
-
-function round(x: number): number {
-  return Math.round(x * 1e4) / 1e4;
 }
 
 function formatLine(line: Record<string, number>): string {
