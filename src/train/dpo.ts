@@ -37,8 +37,29 @@ export interface DpoParts {
   loadWeights(dir: string): Promise<void>;
 }
 
-/** Losses that need no reference model. */
-export const REFERENCE_FREE = new Set(['reference_free', 'simpo', 'sft']);
+/**
+ * Losses that need no reference model (tsdpo's own). Every TRL loss, sft included, has one: TRL
+ * computes the reference log-probs for the rewards/* metrics whatever the loss.
+ */
+export const REFERENCE_FREE = new Set(['reference_free', 'simpo']);
+
+/** ld_alpha as an option of the log-prob functions (null = off). */
+export const ldAlphaOf = (cfg: Pick<DpoConfig, 'ld_alpha'>): number | null => (cfg.ld_alpha >= 0 ? cfg.ld_alpha : null);
+
+/**
+ * One line per option whose TRL 1.13 meaning differs or that 1.13 dropped, naming the 1.13 way.
+ * tsdpo accepts them all.
+ */
+export function dpoNotices(cfg: DpoConfig): string[] {
+  const out: string[] = [];
+  if (cfg.rpo_alpha > 0) out.push(`notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`);
+  for (const l of cfg.loss_type.filter((x) => REFERENCE_FREE.has(x))) out.push(`notice: loss_type ${l} is tsdpo's own (not a TRL 1.13 DPOTrainer loss${l === 'simpo' ? '; TRL has SimPO in CPOTrainer' : ''})`);
+  if (cfg.max_prompt_length > 0) out.push(`notice: max_prompt_length is tsdpo's own (TRL 1.13 dropped it and truncates prompt + completion to max_length with truncation_mode)`);
+  if (cfg.max_completion_length > 0) out.push(`notice: max_completion_length is tsdpo's own (TRL 1.13 truncates prompt + completion to max_length)`);
+  if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0) out.push(`notice: truncation_mode keep_end (deprecated in TRL 1.13) keeps the end of the prompt in tsdpo; TRL 1.13 cuts the start of prompt + completion, which can differ between chosen and rejected`);
+  if (cfg.label_smoothing > 0 && cfg.loss_type.every((l) => !['robust', 'exo_pair', 'aot', 'aot_unpaired'].includes(l))) out.push(`notice: label_smoothing ${cfg.label_smoothing} has no effect on loss_type ${cfg.loss_type.join(',')} (TRL 1.13 applies it to robust, exo_pair, aot, aot_unpaired only; cDPO was sigmoid + label_smoothing before 1.13)`);
+  return out;
+}
 
 export function batchOf(pairs: readonly TokenizedPair[], padId: number): TokenBatch & { P: number; tokens: number } {
   const b = collatePreference(pairs, { padId });
@@ -168,7 +189,8 @@ export class DpoObjective implements Objective {
   /** Log-probs [2P] of the batch under a model: shared prompts, or the collated sequences. */
   private logps(model: CausalLM, b: TokenBatch, pairs: readonly TokenizedPair[], o: LogpOptions): LogpResult {
     const { cfg, padId } = this.parts;
-    return cfg.share_prompt ? pairLogpsSharedPrompt(model, pairs, padId, o) : sequenceLogps(model, b, { ...o, headOnCompletion: cfg.completion_only_head });
+    const opts = { ...o, ldAlpha: ldAlphaOf(cfg) };
+    return cfg.share_prompt ? pairLogpsSharedPrompt(model, pairs, padId, opts) : sequenceLogps(model, b, { ...opts, headOnCompletion: cfg.completion_only_head });
   }
 
   /** Reference log-probs [2P] of a collated batch (no gradient). */
@@ -244,12 +266,12 @@ export class DpoObjective implements Objective {
 
 /** Reference log-probs (chosen, rejected) of every example, in batches, with progress. */
 export async function computeReferenceLogps(ref: CausalLM, adapterOff: boolean, examples: readonly TokenizedPair[], padId: number,
-  batchSize: number, onProgress?: (done: number) => void): Promise<Float64Array[]> {
+  batchSize: number, onProgress?: (done: number) => void, ldAlpha: number | null = null): Promise<Float64Array[]> {
   const out: Float64Array[] = [];
   for (let i = 0; i < examples.length; i += batchSize) {
     const chunk = examples.slice(i, i + batchSize);
     const b = batchOf(chunk, padId);
-    const seq = await noGrad(() => tidyAsync(async () => sequenceLogps(ref, b, { adapter: !adapterOff, headOnCompletion: true }).seq.toArray()));
+    const seq = await noGrad(() => tidyAsync(async () => sequenceLogps(ref, b, { adapter: !adapterOff, headOnCompletion: true, ldAlpha }).seq.toArray()));
     chunk.forEach((_, k) => out.push(Float64Array.of(seq[k], seq[b.P + k])));
     onProgress?.(out.length);
   }

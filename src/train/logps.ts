@@ -21,6 +21,18 @@ export interface LogpOptions {
   headOnCompletion?: boolean;
   /** Also return per-position statistics of the completion positions (TRL's logits/*, entropy, mean_token_accuracy metrics). */
   stats?: boolean;
+  /**
+   * LD-DPO (arXiv:2409.06411, TRL's ld_alpha): rows are pairs (chosen_0..chosen_{P-1}, rejected_0..);
+   * completion tokens past the shorter completion of the pair count with this weight instead of 1.
+   */
+  ldAlpha?: number | null;
+}
+
+/** Weight of the k-th completion token (0-based) of row r: 1 within the pair's shared length, else ld_alpha. */
+export function tokenWeight(tokens: ArrayLike<number>, ldAlpha: number | null | undefined): (r: number, k: number) => number {
+  if (ldAlpha === null || ldAlpha === undefined) return () => 1;
+  const P = tokens.length / 2;
+  return (r, k) => (k < Math.min(tokens[r % P], tokens[(r % P) + P]) ? 1 : ldAlpha);
 }
 
 /** Statistics of the scored positions, for metrics (no gradient). */
@@ -68,7 +80,12 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   if (!opts.headOnCompletion) {
     const logits = model.head(hidden); // (R, T, V)
     const tokenLogps = logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')); // (R, T), 0 where ignored
-    const seq = sum(tokenLogps, 1); // (R)
+    let seq = sum(tokenLogps, 1); // (R)
+    if (opts.ldAlpha !== null && opts.ldAlpha !== undefined) {
+      const w = tokenWeight(tokens, opts.ldAlpha), weights = new Float32Array(R * T);
+      for (let r = 0; r < R; r++) for (let t = 0, k = 0; t < T; t++) if (targets[r * T + t] !== -100) weights[r * T + t] = w(r, k++);
+      seq = sum(mul(tokenLogps, tensor(weights, [R, T])), 1);
+    }
     const stats = opts.stats
       ? { values: positionStats(reshape(logits, [R * T, logits.shape[2]]), reshape(tokenLogps, [R * T])), rows: Int32Array.from(targets, (t, i) => (t === -100 ? -1 : Math.floor(i / T))) }
       : undefined;
@@ -85,7 +102,8 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   }
   const M = picks.length;
   const owner = new Float32Array(R * M);
-  picks.forEach((pos, j) => { owner[Math.floor(pos / T) * M + j] = 1; });
+  const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
+  picks.forEach((pos, j) => { const r = Math.floor(pos / T); owner[r * M + j] = w(r, seen[r]++); });
   const h = embedding(reshape(hidden, [R * T, model.hiddenSize]), tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
   const logits = model.head(h); // (M, V)
   const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32')); // (M)
@@ -172,7 +190,8 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
   });
   const M = picks.length;
   const own = new Float32Array(R * M);
-  owner.forEach((r, j) => { own[r * M + j] = 1; });
+  const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
+  owner.forEach((r, j) => { own[r * M + j] = w(r, seen[r]++); });
   const logits = model.head(embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32'))); // (M, V)
   const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32'));
   const seq = reshape(matmul(tensor(own, [R, M]), reshape(tokenLogps, [M, 1])), [R]);

@@ -7,7 +7,7 @@ import { EpochSampler } from '../data/sampler.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { latestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, STATE_FILE, type TrainerState } from './checkpoint.js';
 import type { CommonConfig } from './config.js';
-import { clipGradNorm, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
+import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
 import { progress } from './progress.js';
 import { setLoraDropout } from '../nn/linear.js';
 import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
@@ -107,7 +107,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const sampler = new EpochSampler(obj.size, { seed: cfg.seed });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
-    weightDecay: cfg.weight_decay, momentum: 0, alpha: 0.99,
+    weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
   });
   let step = 0;
   let history: Record<string, number>[] = [];

@@ -161,6 +161,7 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
   const problems: string[] = [];
   const max: Record<string, number> = {};
   if (trl.length === 1 && 'error' in trl[0]) return { max, problems: [`TRL failed: ${String(trl[0].error)}`] };
+  if (ts.length === 1 && 'error' in ts[0]) return { max, problems: [`tsdpo failed: ${String(ts[0].error)}`] };
   const kind = (l: Record<string, number>): string => ('train_loss' in l ? 'summary' : Object.keys(l).some((k) => k.startsWith('eval_')) ? 'eval' : 'train');
   const key = (l: Record<string, number>): string => `${kind(l)}@${l.step}`;
   const ours = new Map(ts.map((l) => [key(l), l]));

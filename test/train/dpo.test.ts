@@ -126,3 +126,17 @@ test('share_prompt and completion_only_head give the same losses as the plain co
     }
   });
 });
+
+test('options TRL 1.13 dropped or changed are accepted with a one-line notice naming the 1.13 way', async () => {
+  const { dpoNotices, lossTerms } = await import('../../src/train/dpo.js');
+  const cfg = dpoConfig({ rpo_alpha: 0.5, max_prompt_length: 64, loss_type: ['sigmoid', 'simpo'], label_smoothing: 0.1 });
+  const n = dpoNotices(cfg);
+  assert.ok(n.some((l) => /rpo_alpha .*loss_type sigmoid,simpo,sft with loss_weights 1,1,0.5/.test(l)), n.join('\n'));
+  assert.ok(n.some((l) => /simpo is tsdpo's own.*CPOTrainer/.test(l)));
+  assert.ok(n.some((l) => /max_prompt_length is tsdpo's own/.test(l)));
+  assert.ok(n.some((l) => /label_smoothing 0.1 has no effect/.test(l)));
+  assert.deepEqual(lossTerms(cfg), [['sigmoid', 1], ['simpo', 1], ['sft', 0.5]]);
+  assert.deepEqual(dpoNotices(dpoConfig({})), [], 'TRL 1.13 defaults give no notice');
+  assert.equal(dpoConfig({}).truncation_mode, 'keep_start');
+  assert.equal(dpoConfig({}).max_prompt_length, 0);
+});
