@@ -126,7 +126,8 @@ async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
 
 function dataOptions(cfg: CommonConfig) {
   return {
-    columns: { prompt: cfg.prompt_column, chosen: cfg.chosen_column, rejected: cfg.rejected_column },
+    // A prompt column named only when set: rows without one then get an implicit prompt (TRL's extract_prompt).
+    columns: { prompt: cfg.prompt_column === 'prompt' ? undefined : cfg.prompt_column, chosen: cfg.chosen_column, rejected: cfg.rejected_column },
     skipInvalid: cfg.skip_invalid,
     maxLength: cfg.max_length > 0 ? cfg.max_length : null,
     maxPromptLength: cfg.max_prompt_length > 0 ? cfg.max_prompt_length : null,

@@ -31,6 +31,13 @@ const BASE = () => ({
   model_name_or_path: model('llama'), dataset: data('train8.jsonl', 8), learning_rate: 1e-3, max_steps: 4,
   per_device_train_batch_size: 4, logging_steps: 1, lr_scheduler_type: 'linear', seed: 42, max_grad_norm: 1,
 });
+/** A chat template both jinja engines render alike (characters of the toy vocabulary only). */
+const CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+const conversational = (name: string, n: number): string => writeRows(root, name, preferenceRows(n).map((r) => ({
+  prompt: [{ role: 'user', content: `Review:${r.prompt}` }], chosen: [{ role: 'assistant', content: r.chosen.trim() }], rejected: [{ role: 'assistant', content: r.rejected.trim() }],
+})));
+const implicit = (name: string, n: number): string => writeRows(root, name, preferenceRows(n).map((r) => ({ chosen: r.prompt + r.chosen, rejected: r.prompt + r.rejected })));
+
 /** A reference that differs from the policy (the fixture's seed-1 weights), so that step 1 is not a tie. */
 const REF = () => ({ ref_model: model('llama', { which: 'reference' }) });
 
@@ -74,6 +81,8 @@ const CASES: Case[] = [
   { name: 'mistral', cfg: { model_name_or_path: model('mistral') } },
   { name: 'gemma3', cfg: { model_name_or_path: model('gemma3') } },
   { name: 'llama with a BOS-adding tokenizer', cfg: { model_name_or_path: model('llama', { addBos: true }) } },
+  { name: 'conversational rows through a chat template', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT }), dataset: conversational('chat8.jsonl', 8) } },
+  { name: 'implicit prompts (text rows without a prompt column)', cfg: { dataset: implicit('implicit8.jsonl', 8) } },
 ];
 
 const results = new Map<string, Diff>();
