@@ -10,6 +10,7 @@ import type { CommonConfig } from './config.js';
 import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
 import { progress } from './progress.js';
 import { setLoraDropout } from '../nn/linear.js';
+import { trainerEpochOrder } from './torch-order.js';
 import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
 
 /** One micro-batch's result: the loss already backpropagated, and metrics to average. */
@@ -104,7 +105,8 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const total = totalSteps(cfg, obj.size);
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
-  const sampler = new EpochSampler(obj.size, { seed: cfg.seed });
+  // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
+  const sampler = new EpochSampler(obj.size, { seed: cfg.seed, permutation: trainerEpochOrder });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,

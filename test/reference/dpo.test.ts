@@ -7,9 +7,10 @@ import { before, test } from 'node:test';
 import { initEngine } from '../../src/engine.js';
 import { COMMON_OPTIONS, defaultsOf, DPO_OPTIONS, type DpoConfig } from '../../src/train/config.js';
 import { runDpo } from '../../src/train/run.js';
+import { torchRandperm } from '../../src/train/torch-order.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir } from '../helpers/assets.js';
-import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runTrl, samplerOrder, tinyFamily, writeRows, type Diff, type Job } from './harness.js';
+import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runPython, runTrl, samplerOrder, tinyFamily, writeRows, type Diff, type Job } from './harness.js';
 
 const avail = referenceAvailable();
 const root = tempDir('tsdpo-ref-dpo-');
@@ -103,8 +104,10 @@ before(async () => {
     } catch (e) {
       ts.push([{ error: String((e as Error).message) } as unknown as Record<string, number>]);
     }
-    // TRL's sampler gets tsdpo's order over the examples left after tokenization (some may be dropped).
-    jobs.push({ config: { ...both, ...c.trl }, out: join(root, `trl-${i}.jsonl`), sampler_order: size ? samplerOrder(cfg, size) : undefined });
+    // TRL shuffles with its own sampler (tsdpo draws the same order); TSDPO_REFERENCE_FEED_ORDER=1 hands
+    // TRL tsdpo's order instead, to tell an order problem from a numeric one.
+    const feed = process.env.TSDPO_REFERENCE_FEED_ORDER === '1' && size > 0;
+    jobs.push({ config: { ...both, ...c.trl }, out: join(root, `trl-${i}.jsonl`), sampler_order: feed ? samplerOrder(cfg, size) : undefined });
   }
   const ref = await runTrl(root, 'dpo', jobs);
   CASES.forEach((c, i) => results.set(c.name, compareHistories(ref[i], ts[i])));
@@ -118,3 +121,10 @@ for (const c of CASES) {
     assert.deepEqual(r.problems, [], `tsdpo differs from TRL 1.13 (${c.name}):\n${r.problems.slice(0, 20).join('\n')}`);
   });
 }
+
+test('tsdpo draws torch.randperm\'s order (the Trainer sampler\'s), for several sizes and seeds', { skip: avail.ok ? false : avail.why }, async () => {
+  const cases: [number, number][] = [[1, 0], [2, 5], [8, 42], [13, 43], [100, 7], [1000, 123456789], [5000, 2 ** 32 + 3]];
+  const py = `import torch, json\nprint(json.dumps([torch.randperm(n, generator=torch.Generator().manual_seed(s)).tolist() for n, s in ${JSON.stringify(cases)}]))`;
+  const want = JSON.parse(await runPython(['-c', py], root)) as number[][];
+  cases.forEach(([n, s], i) => assert.deepEqual(Array.from(torchRandperm(n, s)), want[i], `randperm(${n}) seed ${s}`));
+});

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { epochPermutation } from '../../src/data/sampler.js';
+import { trainerEpochOrder } from '../../src/train/torch-order.js';
 import { totalSteps } from '../../src/train/trainer.js';
 import type { CommonConfig } from '../../src/train/config.js';
 import { ROOT, toyTokenizerJson } from '../helpers/assets.js';
@@ -92,11 +92,14 @@ export function preferenceRows(n: number, offset = 0): { prompt: string; chosen:
   });
 }
 
-/** tsdpo's example order for each epoch a config runs (the harness hands it to TRL's sampler). */
+/**
+ * tsdpo's example order for each epoch a config runs, for cases that hand it to TRL's sampler. (tsdpo
+ * draws transformers' own order, so the suite normally lets TRL shuffle by itself.)
+ */
 export function samplerOrder(cfg: CommonConfig, size: number): number[][] {
   const microPerEpoch = Math.ceil(size / cfg.per_device_train_batch_size);
   const epochs = Math.ceil((totalSteps(cfg, size) * cfg.gradient_accumulation_steps) / microPerEpoch) + 1;
-  return Array.from({ length: epochs }, (_, e) => Array.from(epochPermutation(size, cfg.seed, e)));
+  return Array.from({ length: epochs }, (_, e) => Array.from(trainerEpochOrder(size, cfg.seed, e)));
 }
 
 export interface Job {
