@@ -150,7 +150,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   };
 
   const sums: Record<string, number> = {};
-  let count = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
+  let count = 0, microCount = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
   // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
   // checkpoint: a resumed run counts from its resume point.
   let trainTokens = 0, lossSum = 0, lossSteps = 0;
@@ -159,14 +159,20 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   try {
     while (step < total) {
       let stepLoss = 0;
-      for (let m = 0; m < ga; m++) {
+      // As transformers: a step never spans two epochs; the epoch's last step takes the micro-batches
+      // left (fewer than gradient_accumulation_steps when they do not divide) and averages over those.
+      const left = Math.ceil((obj.size - sampler.position.index) / bs);
+      const micros = left > 0 ? Math.min(ga, left) : ga;
+      for (let m = 0; m < micros; m++) {
         const { indices } = sampler.next(bs);
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
         setLoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m);
-        const r = await obj.micro(indices, 1 / ga, step).finally(() => setLoraDropout(0, 0));
+        const r = await obj.micro(indices, 1 / micros, step).finally(() => setLoraDropout(0, 0));
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
-        stepLoss += r.loss / ga;
-        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v / ga;
+        stepLoss += r.loss / micros;
+        // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).
+        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
+        microCount++;
         tokens += r.tokens;
         trainTokens += r.tokens;
       }
@@ -189,13 +195,14 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         // As transformers 5 (verified by test/reference): the loss and metrics are means over the
         // window's steps, grad_norm is the last step's, learning_rate the rate that step used.
         const line: Record<string, number> = { step, epoch: epochOf(), loss: sums.loss / count, grad_norm: lastGradNorm, learning_rate: lr };
-        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / count;
+        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / microCount;
         line.num_tokens = trainTokens;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);
         log(formatLine(line));
         for (const k of Object.keys(sums)) delete sums[k];
         count = 0;
+        microCount = 0;
         tokens = 0;
         windowStart = performance.now();
       }

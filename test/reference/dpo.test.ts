@@ -75,6 +75,8 @@ const CASES: Case[] = [
   { name: 'weight decay 0.1', cfg: { weight_decay: 0.1 } },
   { name: 'clipping active (max_grad_norm 0.01)', cfg: { max_grad_norm: 0.01 } },
   { name: '2 epochs over 6 pairs (a short last batch)', cfg: { dataset: data('train6.jsonl', 6), max_steps: -1, num_train_epochs: 2 } },
+  { name: '2 epochs, accumulation 2 over 3 micro-batches an epoch (a short last step)', cfg: { dataset: data('train6.jsonl', 6), max_steps: -1, num_train_epochs: 2, per_device_train_batch_size: 2, gradient_accumulation_steps: 2 } },
+  { name: 'logging every 2 steps (means over the window)', cfg: { ...REF(), logging_steps: 2, max_steps: 6, per_device_train_batch_size: 2, gradient_accumulation_steps: 2 } },
   { name: 'max_length 14 keep_start: completions cut, long prompts dropped', cfg: { max_length: 14 } },
   { name: 'eval split every 2 steps (a short last eval batch)', cfg: { eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'precompute_ref_log_probs', cfg: { precompute_ref_log_probs: true, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2 } },
