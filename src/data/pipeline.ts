@@ -113,7 +113,8 @@ export function preparePreferenceDataset(rows: RawRecord[] | unknown[], tok: Tex
             `to the model folder, or use text data`);
         }
       }
-      out = tokenizePreference(tok, preferenceText(rec.value, format, tok, rec.where, opts.columns), opts);
+      // Conversational completions end where the chat template closes the turn: no EOS added (TRL 1.13).
+      out = tokenizePreference(tok, preferenceText(rec.value, format, tok, rec.where, opts.columns), { ...opts, eos: !format.conversational });
     } catch (e) {
       if (!(e instanceof Error) || e.message.startsWith('preparePreferenceDataset:')) throw e;
       const err = asDataError(e, rec.where);

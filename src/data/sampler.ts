@@ -22,6 +22,8 @@ export interface SamplerOptions {
   shuffle?: boolean;
   /** Skip an epoch's last partial batch (default false: a shorter last batch). */
   dropLast?: boolean;
+  /** The order of an epoch when shuffling (default: epochPermutation's own). */
+  permutation?: (size: number, seed: number, epoch: number) => Int32Array;
 }
 
 
@@ -55,6 +57,7 @@ export class EpochSampler {
   private index = 0;
   private order: Int32Array;
   private orderEpoch = 0;
+  private readonly permute: (epoch: number) => Int32Array;
 
   constructor(size: number, opts: SamplerOptions = {}) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`EpochSampler: size is ${size}; the dataset has no examples`);
@@ -62,14 +65,16 @@ export class EpochSampler {
     this.seed = (opts.seed ?? 0) >>> 0;
     this.shuffle = opts.shuffle ?? true;
     this.dropLast = opts.dropLast ?? false;
-    this.order = epochPermutation(size, this.seed, 0, this.shuffle);
+    const custom = opts.permutation;
+    this.permute = (e) => (custom && this.shuffle ? custom(size, this.seed, e) : epochPermutation(size, this.seed, e, this.shuffle));
+    this.order = this.permute(0);
   }
 
   get position(): DataPosition { return { epoch: this.epoch, index: this.index }; }
 
   private orderOf(epoch: number): Int32Array {
     if (this.orderEpoch !== epoch) {
-      this.order = epochPermutation(this.size, this.seed, epoch, this.shuffle);
+      this.order = this.permute(epoch);
       this.orderEpoch = epoch;
     }
     return this.order;

@@ -32,14 +32,18 @@ export function encodePrompt(tok: TextTokenizer, text: string): number[] {
   return ids;
 }
 
-/** Completion ids with EOS appended (TRL appends eos_token_id to every completion). */
-export function encodeCompletion(tok: TextTokenizer, text: string): number[] {
+/**
+ * Completion ids with EOS appended, as TRL 1.13 appends the EOS token to a text completion that does
+ * not already end with it. eos false: none (conversational rows, whose chat template closes the turn).
+ */
+export function encodeCompletion(tok: TextTokenizer, text: string, eos = true): number[] {
+  if (!eos) return tok.encode(text, { addSpecialTokens: false });
   if (tok.eosId === null) {
     throw new Error(`encodeCompletion: the tokenizer of ${tok.source} has no EOS token (eos_token in ` +
       `tokenizer_config.json, or eos_token_id in generation_config.json / config.json)`);
   }
   const ids = tok.encode(text, { addSpecialTokens: false });
-  ids.push(tok.eosId);
+  if (ids[ids.length - 1] !== tok.eosId) ids.push(tok.eosId);
   return ids;
 }
 
@@ -80,11 +84,15 @@ export function truncateExample(prompt: number[], completions: number[][], opts:
   return { value: { prompt: p, completions: cut }, truncated };
 }
 
-/** Tokenize one preference example; null when dropped (prompt fills maxLength). */
+/**
+ * Tokenize one preference example; null when dropped (prompt fills maxLength). eos false: no EOS
+ * after the completions (conversational rows, as TRL 1.13).
+ */
 export function tokenizePreference(tok: TextTokenizer, text: { prompt: string; chosen: string; rejected: string },
-  opts: TruncationOptions = {}): Truncated<TokenizedPair> | null {
+  opts: TruncationOptions & { eos?: boolean } = {}): Truncated<TokenizedPair> | null {
+  const eos = opts.eos ?? true;
   const t = truncateExample(encodePrompt(tok, text.prompt),
-    [encodeCompletion(tok, text.chosen), encodeCompletion(tok, text.rejected)], opts, tok.bosId);
+    [encodeCompletion(tok, text.chosen, eos), encodeCompletion(tok, text.rejected, eos)], opts, tok.bosId);
   if (t === null) return null;
   const [chosenIds, rejectedIds] = t.value.completions;
   return { value: { promptIds: t.value.prompt, chosenIds, rejectedIds }, truncated: t.truncated };

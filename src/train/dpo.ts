@@ -1,13 +1,13 @@
 // DPO training (arXiv:2305.18290): the objective the training loop runs, its reference model
 // (a frozen copy, the base model under a LoRA adapter, or log-probs precomputed and cached),
 // and TRL's metrics.
-import { add as addT, backward, detach, mean, mulScalar as mulScalarT, noGrad, tensor, tidy, tidyAsync, type Tensor } from '../core/index.js';
+import { add as addT, backward, detach, mean, mul as mulT, mulScalar as mulScalarT, noGrad, tensor, tidy, tidyAsync, type Tensor } from '../core/index.js';
 import { collatePreference } from '../data/collate.js';
 import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
-import { LOSSES, splitPairs, type LossInputs, type LossOptions } from './losses.js';
+import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { batchesOf, type MicroResult, type Objective } from './trainer.js';
@@ -37,8 +37,29 @@ export interface DpoParts {
   loadWeights(dir: string): Promise<void>;
 }
 
-/** Losses that need no reference model. */
-export const REFERENCE_FREE = new Set(['reference_free', 'simpo', 'sft']);
+/**
+ * Losses that need no reference model (tsdpo's own). Every TRL loss, sft included, has one: TRL
+ * computes the reference log-probs for the rewards/* metrics whatever the loss.
+ */
+export const REFERENCE_FREE = new Set(['reference_free', 'simpo']);
+
+/** ld_alpha as an option of the log-prob functions (null = off). */
+export const ldAlphaOf = (cfg: Pick<DpoConfig, 'ld_alpha'>): number | null => (cfg.ld_alpha >= 0 ? cfg.ld_alpha : null);
+
+/**
+ * One line per option whose TRL 1.13 meaning differs or that 1.13 dropped, naming the 1.13 way.
+ * tsdpo accepts them all.
+ */
+export function dpoNotices(cfg: DpoConfig): string[] {
+  const out: string[] = [];
+  if (cfg.rpo_alpha > 0) out.push(`notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`);
+  for (const l of cfg.loss_type.filter((x) => REFERENCE_FREE.has(x))) out.push(`notice: loss_type ${l} is tsdpo's own (not a TRL 1.13 DPOTrainer loss${l === 'simpo' ? '; TRL has SimPO in CPOTrainer' : ''})`);
+  if (cfg.max_prompt_length > 0) out.push(`notice: max_prompt_length is tsdpo's own (TRL 1.13 dropped it and truncates prompt + completion to max_length with truncation_mode)`);
+  if (cfg.max_completion_length > 0) out.push(`notice: max_completion_length is tsdpo's own (TRL 1.13 truncates prompt + completion to max_length)`);
+  if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0) out.push(`notice: truncation_mode keep_end (deprecated in TRL 1.13) keeps the end of the prompt in tsdpo; TRL 1.13 cuts the start of prompt + completion, which can differ between chosen and rejected`);
+  if (cfg.label_smoothing > 0 && cfg.loss_type.every((l) => !['robust', 'exo_pair', 'aot', 'aot_unpaired'].includes(l))) out.push(`notice: label_smoothing ${cfg.label_smoothing} has no effect on loss_type ${cfg.loss_type.join(',')} (TRL 1.13 applies it to robust, exo_pair, aot, aot_unpaired only; cDPO was sigmoid + label_smoothing before 1.13)`);
+  return out;
+}
 
 export function batchOf(pairs: readonly TokenizedPair[], padId: number): TokenBatch & { P: number; tokens: number } {
   const b = collatePreference(pairs, { padId });
@@ -47,19 +68,37 @@ export function batchOf(pairs: readonly TokenizedPair[], padId: number): TokenBa
   return { rows: b.B, T: b.T, P: b.P, inputIds: b.inputIds, attentionMask: b.attentionMask, completionMask: b.completionMask, tokens };
 }
 
-/** The weighted sum of the configured losses (+ RPO's NLL term), as one scalar tensor. */
-export function dpoLoss(x: LossInputs, cfg: DpoConfig): { loss: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
-  const o: LossOptions = { beta: cfg.beta, labelSmoothing: cfg.label_smoothing, simpoGamma: cfg.simpo_gamma };
+/** The loss options of a config. */
+export function lossOptions(cfg: DpoConfig): LossOptions {
+  return {
+    beta: cfg.beta, labelSmoothing: cfg.label_smoothing, simpoGamma: cfg.simpo_gamma, discopopTau: cfg.discopop_tau,
+    fDivergence: cfg.f_divergence_type as FDivergence, fAlpha: cfg.f_alpha_divergence_coef,
+  };
+}
+
+/** (loss_type, weight) terms of a config; rpo_alpha > 0 adds TRL 1.13's equivalent, an sft term of that weight. */
+export function lossTerms(cfg: DpoConfig): [string, number][] {
   const weights = cfg.loss_weights.map(Number);
-  let loss: Tensor | null = null, rewards: { chosenRewards: Tensor; rejectedRewards: Tensor } | null = null;
   const terms: [string, number][] = cfg.loss_type.map((name, i) => [name, weights[i] ?? 1]);
   if (cfg.rpo_alpha > 0) terms.push(['sft', cfg.rpo_alpha]);
-  for (const [name, w] of terms) {
+  return terms;
+}
+
+/**
+ * The weighted sum of the configured losses, as one scalar tensor: sum_k w_k mean_i(loss_k,i * u_i),
+ * where u are the optional per-pair WPO weights [P] (use_weighting).
+ */
+export function dpoLoss(x: LossInputs, cfg: DpoConfig, pairWeights: Float32Array | null = null): { loss: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
+  const o = lossOptions(cfg);
+  let loss: Tensor | null = null, rewards: { chosenRewards: Tensor; rejectedRewards: Tensor } | null = null;
+  const u = pairWeights ? tensor(pairWeights) : null;
+  for (const [name, w] of lossTerms(cfg)) {
     const fn = LOSSES[name];
     if (!fn) throw new Error(`loss_type '${name}' is unknown; one of ${Object.keys(LOSSES).join(', ')}`);
     const out = fn(x, o);
     rewards ??= out;
-    const term = w === 1 ? mean(out.losses) : mulScalarT(mean(out.losses), w);
+    const m = mean(u ? mulT(out.losses, u) : out.losses);
+    const term = w === 1 ? m : mulScalarT(m, w);
     loss = loss === null ? term : addT(loss, term);
   }
   return { loss: loss!, chosenRewards: rewards!.chosenRewards, rejectedRewards: rewards!.rejectedRewards };
@@ -74,19 +113,14 @@ export function batchSigmoidLoss(policy: CausalLM, reference: CausalLM, b: Token
   // The reference pass's activations are freed at once: only its log-probs are kept.
   const ref = noGrad(() => tidy(() => sequenceLogps(reference, b, { headOnCompletion: o.headOnCompletion }).seq));
   const x = splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, b.rows / 2);
-  return mean(LOSSES.sigmoid(x, { beta: o.beta ?? 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+  return mean(LOSSES.sigmoid(x, { beta: o.beta ?? 0.1, labelSmoothing: 0 }).losses);
 }
 
-interface PairLogps {
-  policy: Tensor;
-  ref: Tensor;
-  tokens: Float64Array;
-  logitSums?: Tensor;
-}
-
-
-/** TRL's metric names from host copies of the per-sequence values. */
-export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, tokens: Float64Array, logitSums: ArrayLike<number> | null): Record<string, number> {
+/**
+ * TRL's metric names for one micro-batch of P pairs, from host copies of the per-sequence log-probs
+ * [2P] (policy, reference) and the policy's per-position statistics (see positionStats).
+ */
+export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, stats: HostStats | null): Record<string, number> {
   let rc = 0, rr = 0, acc = 0, lc = 0, lr = 0;
   for (let i = 0; i < P; i++) {
     const c = beta * (pol[i] - ref[i]), r = beta * (pol[P + i] - ref[P + i]);
@@ -100,18 +134,45 @@ export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: 
     'rewards/chosen': rc / P, 'rewards/rejected': rr / P, 'rewards/accuracies': acc / P, 'rewards/margins': (rc - rr) / P,
     'logps/chosen': lc / P, 'logps/rejected': lr / P,
   };
-  if (logitSums) {
-    let sc = 0, tc = 0, sr = 0, tr = 0;
-    for (let i = 0; i < P; i++) {
-      sc += logitSums[i];
-      tc += tokens[i];
-      sr += logitSums[P + i];
-      tr += tokens[P + i];
-    }
-    m['logits/chosen'] = sc / Math.max(1, tc);
-    m['logits/rejected'] = sr / Math.max(1, tr);
+  if (stats) {
+    // Token means over the batch's completion positions (chosen / rejected / both), as TRL.
+    let sc = 0, tc = 0, sr = 0, tr = 0, ent = 0, hit = 0;
+    const v = stats.values;
+    stats.rows.forEach((row, j) => {
+      if (row < 0) return;
+      ent += v[4 * j + 1];
+      if (row < P) {
+        sc += v[4 * j];
+        tc++;
+        hit += v[4 * j + 2] >= 1 - 1e-5 ? 1 : 0; // the target is the argmax
+      } else {
+        sr += v[4 * j];
+        tr++;
+      }
+    });
+    m['logits/chosen'] = tc > 0 ? sc / tc : 0;
+    m['logits/rejected'] = tr > 0 ? sr / tr : 0;
+    m.entropy = tc + tr > 0 ? ent / (tc + tr) : 0;
+    m.mean_token_accuracy = tc > 0 ? hit / tc : 0;
   }
   return m;
+}
+
+/** Host copy of PositionStats. */
+export interface HostStats {
+  values: ArrayLike<number>;
+  rows: Int32Array;
+}
+
+/**
+ * WPO weights (Eq. 2, arXiv:2406.11827) [P]: per pair, w(chosen) * w(rejected) with
+ * w(y) = exp(mean over y's tokens of log p(token) - log sum_v p_v^2), from the policy (no gradient).
+ */
+export function wpoWeights(P: number, pol: ArrayLike<number>, tokens: ArrayLike<number>, stats: HostStats): Float32Array {
+  const norm = new Float64Array(2 * P);
+  stats.rows.forEach((row, j) => { if (row >= 0) norm[row] += stats.values[4 * j + 3]; });
+  const w = (r: number): number => Math.exp((pol[r] - norm[r]) / Math.max(1, tokens[r]));
+  return Float32Array.from({ length: P }, (_, i) => w(i) * w(P + i));
 }
 
 export class DpoObjective implements Objective {
@@ -128,7 +189,8 @@ export class DpoObjective implements Objective {
   /** Log-probs [2P] of the batch under a model: shared prompts, or the collated sequences. */
   private logps(model: CausalLM, b: TokenBatch, pairs: readonly TokenizedPair[], o: LogpOptions): LogpResult {
     const { cfg, padId } = this.parts;
-    return cfg.share_prompt ? pairLogpsSharedPrompt(model, pairs, padId, o) : sequenceLogps(model, b, { ...o, headOnCompletion: cfg.completion_only_head });
+    const opts = { ...o, ldAlpha: ldAlphaOf(cfg) };
+    return cfg.share_prompt ? pairLogpsSharedPrompt(model, pairs, padId, opts) : sequenceLogps(model, b, { ...opts, headOnCompletion: cfg.completion_only_head });
   }
 
   /** Reference log-probs [2P] of a collated batch (no gradient). */
@@ -158,13 +220,14 @@ export class DpoObjective implements Objective {
     return tidyAsync(async () => {
       // The reference first: its transient activations and logits are gone before the policy's exist.
       const ref = this.refLogps(b, pairs, indices, split);
-      const pol = this.logps(policy, b, pairs, { meanLogits: true });
-      const l = { policy: pol.seq, ref, tokens: pol.tokens, logitSums: pol.logitSums };
-      const { loss } = dpoLoss(splitPairs(l, b.P), cfg);
-      const [lossOut, seqOut] = [detach(loss), detach(pol.seq)]; // read after backward frees the graph
+      const pol = this.logps(policy, b, pairs, { stats: true });
+      const [values, polHost, refHost] = await Promise.all([pol.stats!.values.toArray(), pol.seq.toArray(), ref.toArray()]);
+      const stats = { values, rows: pol.stats!.rows };
+      const weights = cfg.use_weighting ? wpoWeights(b.P, polHost, pol.tokens, stats) : null;
+      const { loss } = dpoLoss(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens, policyHost: polHost, refHost }, b.P), cfg, weights);
+      const lossOut = detach(loss); // read after backward frees the graph
       if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale), { free: true });
-      const [lossValue, polHost, refHost, sums] = await Promise.all([lossOut.item(), seqOut.toArray(), ref.toArray(), pol.logitSums!.toArray()]);
-      return { loss: lossValue, metrics: metricsOf(b.P, cfg.beta, polHost, refHost, pol.tokens, sums), tokens: b.tokens };
+      return { loss: await lossOut.item(), metrics: metricsOf(b.P, cfg.beta, polHost, refHost, stats), tokens: b.tokens };
     });
   }
 
@@ -176,17 +239,20 @@ export class DpoObjective implements Objective {
     const ev = this.parts.eval;
     if (!ev || ev.examples.length === 0) return null;
     const bs = this.parts.cfg.per_device_eval_batch_size;
+    // As transformers' evaluation loop and TRL: the loss is a mean over examples, the other metrics a
+    // mean over batches.
     const sums: Record<string, number> = {};
-    let n = 0;
+    let examples = 0, batches = 0, loss = 0;
     for (const idx of batchesOf(ev.examples.length, bs)) {
       const r = await noGrad(() => this.forward(idx, 'eval', null));
-      const w = idx.length;
-      sums.loss = (sums.loss ?? 0) + r.loss * w;
-      for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v * w;
-      n += w;
+      loss += r.loss * idx.length;
+      examples += idx.length;
+      for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
+      batches++;
     }
-    for (const k of Object.keys(sums)) sums[k] /= n;
-    return sums;
+    const out: Record<string, number> = { loss: loss / examples };
+    for (const [k, v] of Object.entries(sums)) out[k] = v / batches;
+    return out;
   }
 
   saveWeights(dir: string): Promise<void> {
@@ -200,12 +266,12 @@ export class DpoObjective implements Objective {
 
 /** Reference log-probs (chosen, rejected) of every example, in batches, with progress. */
 export async function computeReferenceLogps(ref: CausalLM, adapterOff: boolean, examples: readonly TokenizedPair[], padId: number,
-  batchSize: number, onProgress?: (done: number) => void): Promise<Float64Array[]> {
+  batchSize: number, onProgress?: (done: number) => void, ldAlpha: number | null = null): Promise<Float64Array[]> {
   const out: Float64Array[] = [];
   for (let i = 0; i < examples.length; i += batchSize) {
     const chunk = examples.slice(i, i + batchSize);
     const b = batchOf(chunk, padId);
-    const seq = await noGrad(() => tidyAsync(async () => sequenceLogps(ref, b, { adapter: !adapterOff, headOnCompletion: true }).seq.toArray()));
+    const seq = await noGrad(() => tidyAsync(async () => sequenceLogps(ref, b, { adapter: !adapterOff, headOnCompletion: true, ldAlpha }).seq.toArray()));
     chunk.forEach((_, k) => out.push(Float64Array.of(seq[k], seq[b.P + k])));
     onProgress?.(out.length);
   }

@@ -1,6 +1,6 @@
 // Completion log-probs of a batch of sequences: log p(token_t | tokens before t) summed over the
 // positions that completionMask marks, with the token pick fused into the log-softmax.
-import { affine, concat, embedding, logSoftmaxGather, matmul, mul, narrow, noGrad, reshape, sum, tensor, type Tensor } from '../core/index.js';
+import { affine, concat, div, embedding, exp, log, logSoftmaxGather, matmul, max, mul, narrow, noGrad, reshape, stack, sub, sum, tensor, type Tensor } from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
 
 /** A padded batch: R sequences of T tokens (host arrays, row-major). */
@@ -19,8 +19,28 @@ export interface LogpOptions {
   adapter?: boolean;
   /** Run the LM head only on completion positions (same numbers, less work). */
   headOnCompletion?: boolean;
-  /** Also return the mean logit over the vocabulary at completion positions per row (TRL's logits/* metrics). */
-  meanLogits?: boolean;
+  /** Also return per-position statistics of the completion positions (TRL's logits/*, entropy, mean_token_accuracy metrics). */
+  stats?: boolean;
+  /**
+   * LD-DPO (arXiv:2409.06411, TRL's ld_alpha): rows are pairs (chosen_0..chosen_{P-1}, rejected_0..);
+   * completion tokens past the shorter completion of the pair count with this weight instead of 1.
+   */
+  ldAlpha?: number | null;
+}
+
+/** Weight of the k-th completion token (0-based) of row r: 1 within the pair's shared length, else ld_alpha. */
+export function tokenWeight(tokens: ArrayLike<number>, ldAlpha: number | null | undefined): (r: number, k: number) => number {
+  if (ldAlpha === null || ldAlpha === undefined) return () => 1;
+  const P = tokens.length / 2;
+  return (r, k) => (k < Math.min(tokens[r % P], tokens[(r % P) + P]) ? 1 : ldAlpha);
+}
+
+/** Statistics of the scored positions, for metrics (no gradient). */
+export interface PositionStats {
+  /** (N, 4): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2]. */
+  values: Tensor;
+  /** (N) the row each position belongs to, or -1 when it is not a completion position. */
+  rows: Int32Array;
 }
 
 export interface LogpResult {
@@ -28,8 +48,8 @@ export interface LogpResult {
   seq: Tensor;
   /** Completion tokens per row (host). */
   tokens: Float64Array;
-  /** Per row, the sum over completion positions of the mean logit [R] (detached), when asked. */
-  logitSums?: Tensor;
+  /** Per-position statistics, when asked. */
+  stats?: PositionStats;
 }
 
 /**
@@ -59,12 +79,17 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true }); // (R, T, C)
   if (!opts.headOnCompletion) {
     const logits = model.head(hidden); // (R, T, V)
-    const seq = sum(logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')), 1); // (R)
-    const counted = Float32Array.from(targets, (t) => (t === -100 ? 0 : 1));
-    const logitSums = opts.meanLogits
-      ? noGrad(() => sum(mul(vocabMean(logits), tensor(counted, [R, T])), 1))
+    const tokenLogps = logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')); // (R, T), 0 where ignored
+    let seq = sum(tokenLogps, 1); // (R)
+    if (opts.ldAlpha !== null && opts.ldAlpha !== undefined) {
+      const w = tokenWeight(tokens, opts.ldAlpha), weights = new Float32Array(R * T);
+      for (let r = 0; r < R; r++) for (let t = 0, k = 0; t < T; t++) if (targets[r * T + t] !== -100) weights[r * T + t] = w(r, k++);
+      seq = sum(mul(tokenLogps, tensor(weights, [R, T])), 1);
+    }
+    const stats = opts.stats
+      ? { values: positionStats(reshape(logits, [R * T, logits.shape[2]]), reshape(tokenLogps, [R * T])), rows: Int32Array.from(targets, (t, i) => (t === -100 ? -1 : Math.floor(i / T))) }
       : undefined;
-    return { seq, tokens, logitSums };
+    return { seq, tokens, stats };
   }
   // Gather the M completion positions, run the head on them only, then sum per row with a
   // [R, M] 0/1 matrix (a matmul keeps it differentiable and cheap).
@@ -77,21 +102,35 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   }
   const M = picks.length;
   const owner = new Float32Array(R * M);
-  picks.forEach((pos, j) => { owner[Math.floor(pos / T) * M + j] = 1; });
+  const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
+  picks.forEach((pos, j) => { const r = Math.floor(pos / T); owner[r * M + j] = w(r, seen[r]++); });
   const h = embedding(reshape(hidden, [R * T, model.hiddenSize]), tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
   const logits = model.head(h); // (M, V)
   const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32')); // (M)
   const seq = reshape(matmul(tensor(owner, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
-  const logitSums = opts.meanLogits
-    ? noGrad(() => reshape(matmul(tensor(owner, [R, M]), reshape(vocabMean(logits), [M, 1])), [R]))
-    : undefined;
-  return { seq, tokens, logitSums };
+  const stats = opts.stats ? { values: positionStats(logits, tokenLogps), rows: Int32Array.from(picks, (pos) => Math.floor(pos / T)) } : undefined;
+  return { seq, tokens, stats };
 }
 
-/** Mean over the vocabulary of each row of logits [..., V] -> [...] (no gradient). */
-function vocabMean(logits: Tensor): Tensor {
-  const V = logits.shape[logits.ndim - 1];
-  return noGrad(() => affine(sum(logits, -1), 1 / V));
+/**
+ * Per position of logits (N, V) and the target's log-prob (N), without gradient: (N, 4) of
+ * [mean logit, entropy, p(target) / max p (1 when the target is the argmax), log sum_v p_v^2
+ * (WPO's normaliser, Eq. 2 of arXiv:2406.11827)].
+ */
+export function positionStats(logits: Tensor, tokenLogps: Tensor): Tensor {
+  return noGrad(() => {
+    const V = logits.shape[logits.ndim - 1];
+    const m = max(logits, -1, true); // (N, 1)
+    const z = sub(logits, m); // (N, V)
+    const e = exp(z);
+    const s = sum(e, -1, true); // (N, 1)
+    const logS = reshape(log(s), [-1]);
+    // H = log s - sum(e z) / s (the max cancels)
+    const entropy = sub(logS, reshape(div(sum(mul(e, z), -1, true), s), [-1]));
+    const ratio = mul(exp(reshape(tokenLogps, [-1])), reshape(s, [-1])); // p(target) * s = p(target) / max p
+    const logSumP2 = sub(log(sum(mul(e, e), -1)), affine(logS, 2));
+    return stack([affine(sum(logits, -1), 1 / V), entropy, ratio, logSumP2], 1);
+  });
 }
 
 export interface PairSequences {
@@ -151,12 +190,11 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
   });
   const M = picks.length;
   const own = new Float32Array(R * M);
-  owner.forEach((r, j) => { own[r * M + j] = 1; });
+  const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
+  owner.forEach((r, j) => { own[r * M + j] = w(r, seen[r]++); });
   const logits = model.head(embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32'))); // (M, V)
   const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32'));
   const seq = reshape(matmul(tensor(own, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
-  const logitSums = opts.meanLogits
-    ? noGrad(() => reshape(matmul(tensor(own, [R, M]), reshape(vocabMean(logits), [M, 1])), [R]))
-    : undefined;
-  return { seq, tokens, logitSums };
+  const stats = opts.stats ? { values: positionStats(logits, tokenLogps), rows: Int32Array.from(owner) } : undefined;
+  return { seq, tokens, stats };
 }

@@ -1,7 +1,10 @@
 // The DPO loss family as small pure functions of the four sequence log-prob vectors [P]
-// (policy/reference x chosen/rejected). The trainer looks a loss up by name and never branches
-// on it. Equation numbers refer to arXiv:2305.18290 (DPO) unless stated.
-import { add, affine, detach, div, logSigmoid, narrow, relu, square, sub, sum, tensor, type Tensor } from '../core/index.js';
+// (policy/reference x chosen/rejected), with the names and semantics of TRL 1.13's DPOTrainer
+// (loss_type). The trainer looks a loss up by name and never branches on it. Equation numbers
+// refer to arXiv:2305.18290 (DPO) unless stated.
+import {
+  add, affine, broadcastTo, detach, div, embedding, exp, logSigmoid, minimum, mul, narrow, relu, reshape, sigmoid, square, sub, sum, tensor, type Tensor,
+} from '../core/index.js';
 
 export interface LossInputs {
   /** Summed completion log-probs [P] under the policy (chosen, rejected) and the reference. */
@@ -12,28 +15,48 @@ export interface LossInputs {
   /** Completion lengths [P] in tokens, EOS included. */
   chosenLengths: Tensor;
   rejectedLengths: Tensor;
+  /** Host copies of the four log-prob vectors, for losses that reorder pairs (aot). */
+  host?: { policyChosen: ArrayLike<number>; policyRejected: ArrayLike<number>; refChosen: ArrayLike<number>; refRejected: ArrayLike<number> };
 }
 
 /**
  * The inputs from log-probs [2P] of rows chosen_0..chosen_{P-1}, rejected_0.. under the policy and
- * the reference, and each row's completion length (host).
+ * the reference, and each row's completion length (host). With host copies of policy and ref, the
+ * inputs carry them too.
  */
-export function splitPairs(l: { policy: Tensor; ref: Tensor; tokens: ArrayLike<number> }, P: number): LossInputs {
-  const lens = tensor(Float32Array.from(l.tokens));
-  return {
+export function splitPairs(l: { policy: Tensor; ref: Tensor; tokens: ArrayLike<number>; policyHost?: ArrayLike<number>; refHost?: ArrayLike<number> }, P: number): LossInputs {
+  // A completion truncated to nothing counts as length 1 where lengths divide, as TRL clamps.
+  const lens = tensor(Float32Array.from(l.tokens, (n) => Math.max(1, n)));
+  const x: LossInputs = {
     policyChosen: narrow(l.policy, 0, 0, P), policyRejected: narrow(l.policy, 0, P, P),
     refChosen: narrow(l.ref, 0, 0, P), refRejected: narrow(l.ref, 0, P, P),
     chosenLengths: narrow(lens, 0, 0, P), rejectedLengths: narrow(lens, 0, P, P),
   };
+  if (l.policyHost && l.refHost) {
+    const [p, r] = [l.policyHost, l.refHost];
+    const part = (a: ArrayLike<number>, from: number): number[] => Array.from({ length: P }, (_, i) => a[from + i]);
+    x.host = { policyChosen: part(p, 0), policyRejected: part(p, P), refChosen: part(r, 0), refRejected: part(r, P) };
+  }
+  return x;
 }
 
+/** f-divergence regularisers of f-DPO (arXiv:2309.16240); reverse_kl is plain DPO. */
+export const F_DIVERGENCES = ['reverse_kl', 'forward_kl', 'js_divergence', 'alpha_divergence'] as const;
+export type FDivergence = (typeof F_DIVERGENCES)[number];
+
 export interface LossOptions {
-  /** beta: strength of the KL penalty (Eq. 7); 0.1 in TRL. */
+  /** beta: strength of the KL penalty (Eq. 7); 0.1 in TRL. For ipo, the regulariser tau. */
   beta: number;
-  /** label_smoothing: assumed probability that a preference label is flipped (cDPO / robust). */
+  /** label_smoothing: flip probability for robust, aot, aot_unpaired; EXO's epsilon for exo_pair. */
   labelSmoothing: number;
-  /** simpo_gamma: SimPO's target reward margin. */
-  simpoGamma: number;
+  /** f_divergence_type: how log-ratios become scores for the losses built on their difference. */
+  fDivergence?: FDivergence;
+  /** f_alpha_divergence_coef: alpha of alpha_divergence. */
+  fAlpha?: number;
+  /** discopop_tau: DiscoPOP's temperature. */
+  discopopTau?: number;
+  /** simpo_gamma: SimPO's target margin (tsdpo-only simpo loss). */
+  simpoGamma?: number;
 }
 
 export interface LossOutput {
@@ -46,65 +69,172 @@ export interface LossOutput {
 
 export type LossFn = (x: LossInputs, o: LossOptions) => LossOutput;
 
-/** h = log pi(y_w)/pi_ref(y_w) - log pi(y_l)/pi_ref(y_l), the DPO logit. */
-function logRatio(x: LossInputs): Tensor {
-  return sub(sub(x.policyChosen, x.refChosen), sub(x.policyRejected, x.refRejected));
+/** log pi(y)/pi_ref(y) of chosen and rejected [P]. */
+function logRatios(x: LossInputs): { chosen: Tensor; rejected: Tensor } {
+  return { chosen: sub(x.policyChosen, x.refChosen), rejected: sub(x.policyRejected, x.refRejected) };
+}
+
+/** f'(pi / pi_ref) of chosen and rejected (f-DPO, Table 1 of arXiv:2309.16240): the log-ratio for reverse KL. */
+function scores(x: LossInputs, o: LossOptions): { chosen: Tensor; rejected: Tensor } {
+  const r = logRatios(x);
+  const f = (u: Tensor): Tensor => {
+    switch (o.fDivergence ?? 'reverse_kl') {
+      case 'reverse_kl': return u;
+      case 'forward_kl': return affine(exp(affine(u, -1)), -1, 1); // 1 - 1/t
+      case 'js_divergence': return affine(logSigmoid(u), 1, Math.LN2); // log(2t / (t + 1))
+      case 'alpha_divergence': {
+        const a = o.fAlpha ?? 0.5;
+        if (Math.abs(a - 1) < 1e-6) return u; // the limit is log t
+        // (t^(a-1) - 1) / (a - 1), the exponent clamped at 80 as TRL does (exp stays finite in fp32)
+        return affine(exp(minimum(affine(u, a - 1), 80)), 1 / (a - 1), -1 / (a - 1));
+      }
+    }
+  };
+  return { chosen: f(r.chosen), rejected: f(r.rejected) };
+}
+
+/** The DPO logit h = score(chosen) - score(rejected) (log-ratio difference for reverse KL). */
+function delta(x: LossInputs, o: LossOptions): Tensor {
+  const s = scores(x, o);
+  return sub(s.chosen, s.rejected);
+}
+
+/** The length-normalised h: scores divided by completion lengths (at least 1). */
+function deltaPerToken(x: LossInputs, o: LossOptions): Tensor {
+  const s = scores(x, o);
+  return sub(div(s.chosen, x.chosenLengths), div(s.rejected, x.rejectedLengths));
 }
 
 function rewards(x: LossInputs, beta: number): Pick<LossOutput, 'chosenRewards' | 'rejectedRewards'> {
-  return {
-    chosenRewards: detach(affine(sub(x.policyChosen, x.refChosen), beta)),
-    rejectedRewards: detach(affine(sub(x.policyRejected, x.refRejected), beta)),
-  };
+  const r = logRatios(x);
+  return { chosenRewards: detach(affine(r.chosen, beta)), rejectedRewards: detach(affine(r.rejected, beta)) };
 }
 
-/** -(1 - e) log sigma(z) - e log sigma(-z): cDPO with label smoothing e (e = 0 is Eq. 7). */
+/** -(1 - e) log sigma(z) - e log sigma(-z): the logistic loss when labels flip with probability e. */
 function smoothedSigmoid(z: Tensor, e: number): Tensor {
   const main = affine(logSigmoid(z), -(1 - e));
   return e === 0 ? main : add(main, affine(logSigmoid(affine(z, -1)), -e));
 }
 
+/** x sorted ascending over the batch [P], with gradient (the order comes from host values). */
+function sortedBy(x: Tensor, host: number[]): Tensor {
+  const order = Int32Array.from(host.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]).map(([, i]) => i));
+  return reshape(embedding(reshape(x, [x.size, 1]), tensor(order, [order.length], 'i32')), [x.size]);
+}
+
+function hostOf(x: LossInputs, name: string): NonNullable<LossInputs['host']> {
+  if (!x.host) throw new Error(`loss ${name}: sorts pairs by value and needs host copies of the log-probs (splitPairs with policyHost / refHost)`);
+  return x.host;
+}
+
+const diff = (a: ArrayLike<number>, b: ArrayLike<number>): number[] => Array.from(a, (v, i) => v - b[i]);
+
 export const LOSSES: Record<string, LossFn> = {
-  /** Eq. 7, with cDPO label smoothing when label_smoothing > 0. */
-  sigmoid: (x, o) => ({ losses: smoothedSigmoid(affine(logRatio(x), o.beta), o.labelSmoothing), ...rewards(x, o.beta) }),
+  /** Eq. 7: -log sigma(beta h). (TRL 1.13 applies no label smoothing here.) */
+  sigmoid: (x, o) => ({ losses: affine(logSigmoid(affine(delta(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
+
+  /** SLiC-style hinge: relu(1 - beta h). */
+  hinge: (x, o) => ({ losses: relu(affine(delta(x, o), -o.beta, 1)), ...rewards(x, o.beta) }),
+
+  /** IPO (Azar et al. 2023, Eq. 17) on length-averaged log-ratios, as TRL: (h_avg - 1/(2 beta))^2. */
+  ipo: (x, o) => ({ losses: square(affine(deltaPerToken(x, o), 1, -1 / (2 * o.beta))), ...rewards(x, o.beta) }),
+
+  /**
+   * EXO-pref (arXiv:2402.00856, Eq. 16): KL(q || p) with q = softmax over {chosen, rejected} of
+   * beta * score and p = (1 - e, e); needs label_smoothing e > 0.
+   */
+  exo_pair: (x, o) => {
+    const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
+    const lw = logSigmoid(z), ll = logSigmoid(affine(z, -1));
+    return { losses: add(mul(exp(lw), affine(lw, 1, -Math.log1p(-e))), mul(exp(ll), affine(ll, 1, -Math.log(e)))), ...rewards(x, o.beta) };
+  },
+
+  /** NCA (arXiv:2402.05369): -log sigma(r_w) - 0.5 log sigma(-r_w) - 0.5 log sigma(-r_l), r = beta log-ratio. */
+  nca_pair: (x, o) => {
+    const r = logRatios(x), cw = affine(r.chosen, o.beta), cl = affine(r.rejected, o.beta);
+    const l = add(add(affine(logSigmoid(cw), -1), affine(logSigmoid(affine(cw, -1)), -0.5)), affine(logSigmoid(affine(cl, -1)), -0.5));
+    return { losses: l, ...rewards(x, o.beta) };
+  },
 
   /** Robust DPO (Chowdhury et al. 2024): unbiased under label noise e. */
   robust: (x, o) => {
-    const z = affine(logRatio(x), o.beta), e = o.labelSmoothing;
+    const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
     const l = add(affine(logSigmoid(z), -(1 - e)), affine(logSigmoid(affine(z, -1)), e));
     return { losses: affine(l, 1 / (1 - 2 * e)), ...rewards(x, o.beta) };
   },
 
-  /** SLiC-style hinge: relu(1 - beta h). */
-  hinge: (x, o) => ({ losses: relu(affine(logRatio(x), -o.beta, 1)), ...rewards(x, o.beta) }),
-
-  /** IPO (Azar et al. 2023, Eq. 17) on length-averaged log-ratios, as TRL: (h_avg - 1/(2 beta))^2. */
-  ipo: (x, o) => {
-    const h = sub(div(sub(x.policyChosen, x.refChosen), x.chosenLengths), div(sub(x.policyRejected, x.refRejected), x.rejectedLengths));
-    return { losses: square(affine(h, 1, -1 / (2 * o.beta))), ...rewards(x, o.beta) };
+  /** BCO on pairs (arXiv:2404.04656): -log sigma(r_w) - log sigma(-r_l). */
+  bco_pair: (x, o) => {
+    const r = logRatios(x);
+    const l = add(affine(logSigmoid(affine(r.chosen, o.beta)), -1), affine(logSigmoid(affine(r.rejected, -o.beta)), -1));
+    return { losses: l, ...rewards(x, o.beta) };
   },
 
-  /** DPO without a reference model: the reference log-probs are taken as 0. */
-  reference_free: (x, o) => {
-    const z = affine(sub(x.policyChosen, x.policyRejected), o.beta);
-    return { losses: smoothedSigmoid(z, o.labelSmoothing), ...rewards(x, o.beta) };
+  /** SPPO with hard labels (arXiv:2405.00675, Eq. 4.7 with P = 1 / 0): squared distances to +-1/(2 beta). */
+  sppo_hard: (x, o) => {
+    const r = logRatios(x);
+    return { losses: add(square(affine(r.chosen, 1, -0.5 / o.beta)), square(affine(r.rejected, 1, 0.5 / o.beta))), ...rewards(x, o.beta) };
   },
 
-  /** SimPO (Meng et al. 2024): reference-free, length-normalised, margin gamma. */
-  simpo: (x, o) => {
-    const h = sub(div(x.policyChosen, x.chosenLengths), div(x.policyRejected, x.rejectedLengths));
-    return { losses: smoothedSigmoid(affine(h, o.beta, -o.simpoGamma), o.labelSmoothing), ...rewards(x, o.beta) };
+  /** AOT (arXiv:2406.05882), paired: the batch's sorted policy log-odds against the sorted reference ones. */
+  aot: (x, o) => {
+    const h = hostOf(x, 'aot');
+    const pol = sortedBy(sub(x.policyChosen, x.policyRejected), diff(h.policyChosen, h.policyRejected));
+    const ref = sortedBy(sub(x.refChosen, x.refRejected), diff(h.refChosen, h.refRejected));
+    return { losses: smoothedSigmoid(affine(sub(pol, ref), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
+  },
+
+  /** AOT, unpaired: sorted chosen log-ratios against sorted rejected log-ratios. */
+  aot_unpaired: (x, o) => {
+    const h = hostOf(x, 'aot_unpaired'), r = logRatios(x);
+    const c = sortedBy(r.chosen, diff(h.policyChosen, h.refChosen)), l = sortedBy(r.rejected, diff(h.policyRejected, h.refRejected));
+    return { losses: smoothedSigmoid(affine(sub(c, l), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
+  },
+
+  /** APO-zero (arXiv:2408.06266, Eq. 7): raise chosen, lower rejected likelihood. */
+  apo_zero: (x, o) => {
+    const r = logRatios(x);
+    return { losses: add(affine(sigmoid(affine(r.chosen, o.beta)), -1, 1), sigmoid(affine(r.rejected, o.beta))), ...rewards(x, o.beta) };
+  },
+
+  /** APO-down (arXiv:2408.06266, Eq. 8): lower both, rejected more. */
+  apo_down: (x, o) => {
+    const r = logRatios(x);
+    return { losses: add(sigmoid(affine(r.chosen, o.beta)), affine(sigmoid(affine(sub(r.chosen, r.rejected), o.beta)), -1, 1)), ...rewards(x, o.beta) };
+  },
+
+  /** DiscoPOP (arXiv:2406.08414, Eq. 5): logistic and exponential losses blended by sigma(beta h / tau). */
+  discopop: (x, o) => {
+    const z = affine(delta(x, o), o.beta);
+    const m = sigmoid(affine(z, 1 / (o.discopopTau ?? 0.05)));
+    return { losses: add(mul(affine(logSigmoid(z), -1), affine(m, -1, 1)), mul(exp(affine(z, -1)), m)), ...rewards(x, o.beta) };
   },
 
   /**
-   * NLL of the chosen completions per token (TRL's "sft" loss; with a weight this is RPO,
-   * Pang et al. 2024). Scaled so that the mean over pairs is the batch's token mean.
+   * NLL of the chosen completions per token (TRL's "sft" loss; with a weight beside sigmoid this is
+   * RPO, Pang et al. 2024). Scaled so that the mean over pairs is the batch's token mean.
    */
   sft: (x, o) => {
-    // -pc_i * P / sum(L): the mean over pairs is -sum(pc) / sum(L).
-    const P = x.policyChosen.size;
-    return { losses: affine(div(x.policyChosen, sum(x.chosenLengths)), -P), ...rewards(x, o.beta) };
+    // Every pair carries the batch's token mean -sum(pc) / sum(L) (TRL expands the scalar the same way).
+    const nll = affine(div(sum(x.policyChosen), sum(x.chosenLengths)), -1);
+    return { losses: broadcastTo(reshape(nll, [1]), [x.policyChosen.size]), ...rewards(x, o.beta) };
+  },
+
+  /** Sigmoid on length-averaged scores: -log sigma(beta h_avg). */
+  sigmoid_norm: (x, o) => ({ losses: affine(logSigmoid(affine(deltaPerToken(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
+
+  /** tsdpo-only (not a TRL 1.13 DPO loss): DPO without a reference, log pi_ref taken as 0. */
+  reference_free: (x, o) => ({ losses: affine(logSigmoid(affine(sub(x.policyChosen, x.policyRejected), o.beta)), -1), ...rewards(x, o.beta) }),
+
+  /** tsdpo-only (TRL has it in CPOTrainer): SimPO (Meng et al. 2024), reference-free, length-normalised, margin gamma. */
+  simpo: (x, o) => {
+    const h = sub(div(x.policyChosen, x.chosenLengths), div(x.policyRejected, x.rejectedLengths));
+    return { losses: affine(logSigmoid(affine(h, o.beta, -(o.simpoGamma ?? 0.5))), -1), ...rewards(x, o.beta) };
   },
 };
 
 export const LOSS_NAMES = Object.keys(LOSSES);
+
+/** Losses TRL 1.13's DPOTrainer has (the others are tsdpo's own). */
+export const TRL_LOSSES = LOSS_NAMES.filter((n) => n !== 'reference_free' && n !== 'simpo');
+

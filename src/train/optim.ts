@@ -12,6 +12,8 @@ export interface OptimizerConfig {
   beta2: number;
   eps: number;
   weightDecay: number;
+  /** Which parameters weight decay applies to (default: all, as a bare torch optimizer). */
+  decayed?: (name: string) => boolean;
   /** SGD momentum. */
   momentum: number;
   /** RMSprop smoothing constant. */
@@ -21,6 +23,15 @@ export interface OptimizerConfig {
 export const DEFAULT_OPTIMIZER: OptimizerConfig = {
   name: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, momentum: 0, alpha: 0.99,
 };
+
+/**
+ * Whether weight decay applies to a parameter (by its Hugging Face name), as transformers' Trainer
+ * decides (get_decay_parameter_names): not to biases nor to normalisation weights. GPT-2's ln_1 /
+ * ln_2 / ln_f are nn.LayerNorm modules, which transformers excludes by type.
+ */
+export function decays(name: string): boolean {
+  return !/bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)|(?:^|\.)ln_/.test(name.toLowerCase());
+}
 
 export interface NamedParam {
   name: string;
@@ -56,13 +67,14 @@ export class Optimizer {
       if (!g) continue;
       const k = p.tensor.backend.kernels, s = this.slotsOf(p), n = p.tensor.size;
       const [P, G] = [p.tensor.storage, g.storage];
+      const weightDecay = !c.decayed || c.decayed(p.name) ? c.weightDecay : 0;
       if (c.name === 'adamw') {
         k.adamw({ p: P, g: G, m: s[0].storage, v: s[1].storage, n, lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps,
-          weightDecay: c.weightDecay, bc1: 1 - c.beta1 ** t, bc2: 1 - c.beta2 ** t });
+          weightDecay, bc1: 1 - c.beta1 ** t, bc2: 1 - c.beta2 ** t });
       } else if (c.name === 'rmsprop') {
-        k.rmsprop({ p: P, g: G, sq: s[0].storage, n, lr, alpha: c.alpha, eps: c.eps, weightDecay: c.weightDecay });
+        k.rmsprop({ p: P, g: G, sq: s[0].storage, n, lr, alpha: c.alpha, eps: c.eps, weightDecay });
       } else {
-        k.sgd({ p: P, g: G, buf: s[0]?.storage ?? null, n, lr, momentum: c.momentum, weightDecay: c.weightDecay });
+        k.sgd({ p: P, g: G, buf: s[0]?.storage ?? null, n, lr, momentum: c.momentum, weightDecay });
       }
     }
   }

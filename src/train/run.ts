@@ -17,7 +17,7 @@ import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
-import { computeReferenceLogps, DpoObjective, REFERENCE_FREE, type Reference } from './dpo.js';
+import { computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
 import type { NamedParam } from './optim.js';
 import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
@@ -42,7 +42,7 @@ interface Setup {
   loadWeights(dir: string): Promise<void>;
 }
 
-async function setup(cfg: CommonConfig, log: Log): Promise<Setup> {
+async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log): Promise<Setup> {
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   prepareOutputDir(cfg);
@@ -57,7 +57,7 @@ async function setup(cfg: CommonConfig, log: Log): Promise<Setup> {
       ? loadAdapter(policy, cfg.adapter)
       : newAdapter(policy, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear' ? 'all-linear' : cfg.lora_target_modules, dropout: cfg.lora_dropout, seed: cfg.seed });
     params = info.params;
-    loraDropout = info.config.lora_dropout;
+    loraDropout = cfg.disable_dropout ? 0 : info.config.lora_dropout;
   } else {
     params = trainAll(policy);
   }
@@ -144,8 +144,9 @@ function reportLine(name: string, r: PreferenceDataset['report'] | SftDataset['r
 }
 
 /** Cache of reference log-probs: keyed by the reference weights' identity and the tokenized data. */
-function refCacheFile(refDir: string, adapterDir: string, examples: PreferenceDataset['examples']): string {
+function refCacheFile(refDir: string, adapterDir: string, examples: PreferenceDataset['examples'], salt = ''): string {
   const h = createHash('sha256');
+  h.update(salt);
   for (const dir of [refDir, adapterDir].filter(Boolean)) {
     h.update(realpathSync(dir));
     for (const f of ['model.safetensors', 'model.safetensors.index.json', 'adapter_model.safetensors', 'config.json']) {
@@ -179,6 +180,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   if (cfg.loss_weights.length > 0 && cfg.loss_weights.length !== cfg.loss_type.length) {
     throw new Error(`--loss_weights has ${cfg.loss_weights.length} values for ${cfg.loss_type.length} loss types`);
   }
+  for (const line of dpoNotices(cfg)) log(line);
   const s = await setup(cfg, log);
   const padId = padIdFor(s.tok);
   const train = await loadPreferenceDataset(cfg.dataset, s.tok, { ...dataOptions(cfg), split: 'train' });
@@ -192,25 +194,29 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   let reference: Reference;
   let refModel: CausalLM | null = null;
   if (!needsReference) reference = { kind: 'none' };
-  else if (s.lora && !cfg.ref_model) reference = { kind: 'adapter-off' };
+  else if (s.lora && !cfg.ref_model && !cfg.adapter) reference = { kind: 'adapter-off' };
   else {
     refModel = loadModel(cfg.ref_model || cfg.model_name_or_path);
+    // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
+    if (!cfg.ref_model && cfg.adapter) loadAdapter(refModel, cfg.adapter);
     reference = { kind: 'model', model: refModel };
   }
   if (needsReference && cfg.precompute_ref_log_probs) {
     const model = refModel ?? s.policy;
     const adapterOff = refModel === null;
     const refDir = cfg.ref_model || cfg.model_name_or_path;
-    const pass = async (examples: PreferenceDataset['examples'], label: string): Promise<Float64Array[]> => {
+    const adapterDir = cfg.ref_model ? '' : cfg.adapter;
+    const pass = async (examples: PreferenceDataset['examples'], label: string, batchSize: number): Promise<Float64Array[]> => {
       const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
       try {
-        return await computeReferenceLogps(model, adapterOff, examples, padId, cfg.per_device_eval_batch_size, (d) => bar.update(d));
+        return await computeReferenceLogps(model, adapterOff, examples, padId, cfg.precompute_ref_batch_size || batchSize, (d) => bar.update(d), ldAlphaOf(cfg));
       } finally {
         bar.stop();
       }
     };
-    const trainRef = await cachedReference(refCacheFile(refDir, adapterOff ? '' : '', train.examples), () => pass(train.examples, 'train'), log);
-    const evalRef = evalData ? await cachedReference(refCacheFile(refDir, '', evalData.examples), () => pass(evalData.examples, 'eval'), log) : null;
+    const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
+    const trainRef = await cachedReference(refCacheFile(refDir, adapterDir, train.examples, salt), () => pass(train.examples, 'train', cfg.per_device_train_batch_size), log);
+    const evalRef = evalData ? await cachedReference(refCacheFile(refDir, adapterDir, evalData.examples, salt), () => pass(evalData.examples, 'eval', cfg.per_device_eval_batch_size), log) : null;
     reference = { kind: 'cached', train: trainRef, eval: evalRef };
     if (refModel) for (const t of refModel.params.values()) t.dispose(); // the copy is no longer needed
   }

@@ -7,9 +7,10 @@ import { EpochSampler } from '../data/sampler.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { latestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, STATE_FILE, type TrainerState } from './checkpoint.js';
 import type { CommonConfig } from './config.js';
-import { clipGradNorm, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
+import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
 import { progress } from './progress.js';
 import { setLoraDropout } from '../nn/linear.js';
+import { trainerEpochOrder } from './torch-order.js';
 import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
 
 /** One micro-batch's result: the loss already backpropagated, and metrics to average. */
@@ -104,10 +105,11 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const total = totalSteps(cfg, obj.size);
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
-  const sampler = new EpochSampler(obj.size, { seed: cfg.seed });
+  // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
+  const sampler = new EpochSampler(obj.size, { seed: cfg.seed, permutation: trainerEpochOrder });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
-    weightDecay: cfg.weight_decay, momentum: 0, alpha: 0.99,
+    weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
   });
   let step = 0;
   let history: Record<string, number>[] = [];
@@ -140,27 +142,39 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     global_step: step, epoch: epochOf(), sampler: sampler.state(), optimizer_step: optimizer.step, log_history: history,
     config: opts.record ?? {},
   });
-  const epochOf = (): number => { const p = sampler.position; return p.epoch + p.index / obj.size; };
+  // As transformers: epochs done + micro-batches done in this epoch / micro-batches per epoch.
+  const epochOf = (): number => { const p = sampler.position; return p.epoch + Math.ceil(p.index / bs) / Math.ceil(obj.size / bs); };
   const checkpoint = async (): Promise<void> => {
     const dir = await saveCheckpoint(out, state(), optimizer, (d) => obj.saveWeights(d), cfg.save_total_limit);
     log(`checkpoint ${dir}`);
   };
 
   const sums: Record<string, number> = {};
-  let count = 0, tokens = 0, windowStart = performance.now();
+  let count = 0, microCount = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
+  // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
+  // checkpoint: a resumed run counts from its resume point.
+  let trainTokens = 0, lossSum = 0, lossSteps = 0;
+  const runStart = performance.now(), startStep = step;
   let stopped: string | undefined;
   try {
     while (step < total) {
       let stepLoss = 0;
-      for (let m = 0; m < ga; m++) {
+      // As transformers: a step never spans two epochs; the epoch's last step takes the micro-batches
+      // left (fewer than gradient_accumulation_steps when they do not divide) and averages over those.
+      const left = Math.ceil((obj.size - sampler.position.index) / bs);
+      const micros = left > 0 ? Math.min(ga, left) : ga;
+      for (let m = 0; m < micros; m++) {
         const { indices } = sampler.next(bs);
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
         setLoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m);
-        const r = await obj.micro(indices, 1 / ga, step).finally(() => setLoraDropout(0, 0));
+        const r = await obj.micro(indices, 1 / micros, step).finally(() => setLoraDropout(0, 0));
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
-        stepLoss += r.loss / ga;
-        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v / ga;
+        stepLoss += r.loss / micros;
+        // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).
+        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
+        microCount++;
         tokens += r.tokens;
+        trainTokens += r.tokens;
       }
       const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
@@ -169,30 +183,34 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       optimizer.zeroGrad();
       step++;
       sums.loss = (sums.loss ?? 0) + stepLoss;
-      sums.grad_norm = (sums.grad_norm ?? 0) + gradNorm;
+      lastGradNorm = gradNorm;
+      lossSum += stepLoss;
+      lossSteps++;
       count++;
       bar.update(step, `loss ${stepLoss.toFixed(4)}`);
 
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
       if (step % cfg.logging_steps === 0 || step === total) {
         const secs = (performance.now() - windowStart) / 1000;
-        // transformers' Trainer logs the rate after its scheduler step: the one the next step will use.
-        const nextLr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, step, warmup, total);
-        const line: Record<string, number> = { step, epoch: round(epochOf()), loss: sums.loss / count, grad_norm: sums.grad_norm / count, learning_rate: nextLr };
-        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / count;
+        // As transformers 5 (verified by test/reference): the loss and metrics are means over the
+        // window's steps, grad_norm is the last step's, learning_rate the rate that step used.
+        const line: Record<string, number> = { step, epoch: epochOf(), loss: sums.loss / count, grad_norm: lastGradNorm, learning_rate: lr };
+        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / microCount;
+        line.num_tokens = trainTokens;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);
         log(formatLine(line));
         for (const k of Object.keys(sums)) delete sums[k];
         count = 0;
+        microCount = 0;
         tokens = 0;
         windowStart = performance.now();
       }
       if (step % evalEvery === 0 || step === total) {
         const ev = await obj.evaluate();
         if (ev) {
-          const line: Record<string, number> = { step, epoch: round(epochOf()) };
-          for (const [k, v] of Object.entries(ev)) line[`eval_${k}`] = v;
+          const line: Record<string, number> = { step, epoch: epochOf() };
+          for (const [k, v] of Object.entries({ ...ev, num_tokens: trainTokens })) line[`eval_${k}`] = v;
           record(line);
           log(formatLine(line));
         }
@@ -200,6 +218,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       if ((cfg.save_steps > 0 && step % cfg.save_steps === 0) && step < total) await checkpoint();
     }
     await checkpoint();
+    // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
+    const secs = (performance.now() - runStart) / 1000;
+    const summary: Record<string, number> = {
+      step, epoch: epochOf(), train_loss: lossSum / Math.max(1, lossSteps), train_runtime: secs,
+      train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs), train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
+    };
+    record(summary);
   } catch (e) {
     if (!(e instanceof NonFiniteLossError)) throw e;
     stopped = `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`;
@@ -210,10 +235,6 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   writeJsonAtomic(join(out, STATE_FILE), state());
   optimizer.dispose();
   return { steps: step, history, stopped };
-}
-
-function round(x: number): number {
-  return Math.round(x * 1e4) / 1e4;
 }
 
 function formatLine(line: Record<string, number>): string {

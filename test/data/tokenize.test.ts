@@ -41,8 +41,9 @@ test('BOS exactly once with chat templates: template with bos_token x tokenizer 
     assert.equal(count(p, BOS), bosCount, `addBos ${addBos}, ${template === TEMPLATE ? 'BOS' : 'no BOS'} template`);
     if (bosCount) assert.equal(p[0], BOS);
     assert.deepEqual(p.slice(bosCount), toyIds('[user]hi|[assistant]'));
-    assert.deepEqual(examples[0].chosenIds, [...toyIds('yes|'), EOS]);
-    assert.deepEqual(examples[0].rejectedIds, [...toyIds('no|'), EOS]);
+    // Conversational completions end where the template closes the turn: no EOS added (TRL 1.13).
+    assert.deepEqual(examples[0].chosenIds, toyIds('yes|'));
+    assert.deepEqual(examples[0].rejectedIds, toyIds('no|'));
   }
 });
 
@@ -63,14 +64,15 @@ test('BOS once with the real Llama-3 template (starts with <|begin_of_text|>) an
   }
 });
 
-test('real tokenizers: no merge across the prompt/completion boundary; completion ends with the tokenizer EOS', () => {
+test('real tokenizers: no merge across the prompt/completion boundary; a text completion ends with EOS, a conversational one with its template', () => {
   const g = tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world', rejected: ' there' })!.value;
   assert.deepEqual(g.promptIds, [15496]);
   assert.deepEqual(g.chosenIds, [995, 50256]);
   const q = preparePreferenceDataset([conv('Blue.', 'Red.')], qwen3()).examples[0];
   assert.deepEqual(q.promptIds.slice(0, 3), [151644, 872, 198]); // <|im_start|>user\n, no BOS
-  assert.equal(q.chosenIds[q.chosenIds.length - 1], 151645);     // <|im_end|> appended after the template's "<|im_end|>\n"
-  assert.deepEqual(q.chosenIds.slice(-3), [151645, 198, 151645]);
+  assert.deepEqual(q.chosenIds.slice(-2), [151645, 198]);         // the template's "<|im_end|>\n", nothing appended (TRL 1.13)
+  // A text completion that already ends with the EOS token gets no second one (TRL checks endswith(eos_token)).
+  assert.deepEqual(tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world<|endoftext|>', rejected: ' there' })!.value.chosenIds, [995, 50256]);
 });
 
 test('truncation: prompt to maxPromptLength (keep_end keeps BOS, keep_start), completions to fit maxLength', () => {

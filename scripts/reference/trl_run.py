@@ -1,0 +1,191 @@
+"""Trains configs with TRL (the reference tsdpo is compared against) and writes each run's
+trainer.state.log_history as JSON lines.
+
+Options use tsdpo's names (src/train/config.ts), so one config file drives both sides. Models and
+data are local only: nothing is downloaded (HF_HUB_OFFLINE is set before transformers loads).
+
+Usage (with the reference venv's python, see setup-venv.sh):
+  python scripts/reference/trl_run.py --trainer dpo --config cfg.yaml --out log.jsonl
+  python scripts/reference/trl_run.py --trainer dpo --jobs jobs.json
+where jobs.json is a list of {"config": {...}, "out": "log.jsonl", "sampler_order": [[...], ...]};
+one process runs them all (TRL's import takes seconds). sampler_order, when given, is the example
+order of each epoch (tsdpo's sampler), so that both sides see the same batches.
+
+A trainer is one entry of TRAINERS: DPO now; SFT, KTO and reward trainers go beside it.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+# tsdpo options that only steer how tsdpo computes (same numbers either way) or where it runs.
+TSDPO_ONLY = {"device", "threads", "completion_only_head", "share_prompt", "config", "skip_invalid",
+              "overwrite_output_dir", "resume_from_checkpoint", "save_steps", "save_total_limit", "output_dir"}
+
+# tsdpo name -> TrainingArguments / DPOConfig name, where they differ.
+RENAMES = {"optim": lambda v: ("optim", "adamw_torch" if v == "adamw" else v)}
+
+
+def read_config(path):
+    with open(path) as f:
+        text = f.read()
+    if path.endswith(".json"):
+        return json.loads(text)
+    import yaml
+    return yaml.safe_load(text)
+
+
+def load_rows(path):
+    import datasets
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: give the data file itself (.jsonl / .json / .parquet)")
+    kind = "parquet" if path.endswith(".parquet") else "json"
+    return datasets.load_dataset(kind, data_files=path, split="train")
+
+
+class FixedOrderSampler:
+    """Yields the given example order of each epoch in turn (the last one repeats)."""
+
+    def __init__(self, orders):
+        self.orders = orders
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.orders[0])
+
+    def __iter__(self):
+        order = self.orders[min(self.epoch, len(self.orders) - 1)]
+        self.epoch += 1
+        return iter(order)
+
+
+def training_arguments(cfg, out_dir):
+    """The TrainingArguments part of a tsdpo config (shared by every trainer)."""
+    args = dict(
+        output_dir=out_dir, report_to="none", save_strategy="no", use_cpu=True, bf16=False, fp16=False,
+        gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=True, logging_strategy="steps",
+    )
+    for k in ["learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+              "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "adam_beta1", "adam_beta2",
+              "adam_epsilon", "max_grad_norm", "seed", "logging_steps"]:
+        if k in cfg:
+            args[k] = cfg[k]
+    if "optim" in cfg:
+        args["optim"] = RENAMES["optim"](cfg["optim"])[1]
+    # transformers 5 folds warmup_ratio into warmup_steps (a value below 1 is a ratio).
+    if cfg.get("warmup_steps", 0) > 0:
+        args["warmup_steps"] = cfg["warmup_steps"]
+    elif cfg.get("warmup_ratio", 0) > 0:
+        args["warmup_steps"] = float(cfg["warmup_ratio"])
+    if cfg.get("eval_dataset"):
+        args["eval_strategy"] = "steps"
+        args["eval_steps"] = cfg.get("eval_steps") or cfg.get("logging_steps", 10)
+    return args
+
+
+def load_policy(cfg):
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(cfg["model_name_or_path"], dtype=torch.float32,
+                                                 attn_implementation="eager")
+    peft_config = None
+    if cfg.get("adapter"):
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, cfg["adapter"], is_trainable=True)
+    elif cfg.get("use_peft"):
+        from peft import LoraConfig
+        targets = cfg.get("lora_target_modules", ["q_proj", "v_proj"])
+        peft_config = LoraConfig(r=cfg.get("lora_r", 16), lora_alpha=cfg.get("lora_alpha", 32),
+                                 lora_dropout=cfg.get("lora_dropout", 0.05), task_type="CAUSAL_LM",
+                                 target_modules="all-linear" if targets == ["all-linear"] else targets)
+    return model, peft_config
+
+
+DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_ref_log_probs", "max_length",
+            "truncation_mode", "use_weighting", "ld_alpha", "f_divergence_type", "f_alpha_divergence_coef",
+            "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of"]
+
+
+def run_dpo(cfg, out_dir, sampler_order):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    unknown = set(cfg) - TSDPO_ONLY - set(DPO_KEYS) - {
+        "model_name_or_path", "dataset", "eval_dataset", "ref_model", "adapter", "use_peft", "lora_r", "lora_alpha",
+        "lora_dropout", "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps",
+        "prompt_column", "chosen_column", "rejected_column"} - set(training_arguments(cfg, out_dir))
+    if unknown:
+        raise ValueError(f"trl_run.py dpo: options {sorted(unknown)} have no TRL 1.13 DPOConfig equivalent here")
+    args = training_arguments(cfg, out_dir)
+    for k in DPO_KEYS:
+        if k in cfg:
+            args[k] = cfg[k]
+    if args.get("max_length") == 0:
+        args["max_length"] = None
+    if args.get("loss_weights") == []:
+        args["loss_weights"] = None
+    model, peft_config = load_policy(cfg)
+    ref = None
+    if cfg.get("ref_model"):
+        ref = AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
+    tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
+    rename = {cfg.get(f"{c}_column", c): c for c in ["prompt", "chosen", "rejected"]}
+    train = load_rows(cfg["dataset"]).rename_columns({k: v for k, v in rename.items() if k != v})
+    evals = load_rows(cfg["eval_dataset"]) if cfg.get("eval_dataset") else None
+
+    class Trainer(DPOTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
+
+    trainer = Trainer(model=model, ref_model=ref, args=DPOConfig(**args), train_dataset=train, eval_dataset=evals,
+                      processing_class=tok, peft_config=peft_config)
+    trainer.train()
+    return trainer.state.log_history
+
+
+TRAINERS = {"dpo": run_dpo}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trainer", choices=sorted(TRAINERS), default="dpo")
+    p.add_argument("--config", help="YAML or JSON file of tsdpo options")
+    p.add_argument("--out", help="where to write log_history (JSON lines) for --config")
+    p.add_argument("--jobs", help="JSON list of {config, out, sampler_order?}")
+    a = p.parse_args()
+    if a.jobs:
+        with open(a.jobs) as f:
+            jobs = json.load(f)
+    elif a.config and a.out:
+        jobs = [{"config": read_config(a.config), "out": a.out}]
+    else:
+        p.error("give --jobs, or --config and --out")
+    import datasets
+    datasets.disable_progress_bars()
+    failed = 0
+    for job in jobs:
+        with tempfile.TemporaryDirectory(prefix="trl-run-") as tmp:
+            try:
+                history = TRAINERS[a.trainer](job["config"], tmp, job.get("sampler_order"))
+            except Exception as e:  # one bad job is reported; the others still run
+                failed += 1
+                print(f"trl_run.py: {job['out']}: {type(e).__name__}: {e}", file=sys.stderr)
+                with open(job["out"], "w") as f:
+                    f.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
+                continue
+        with open(job["out"], "w") as f:
+            for line in history:
+                f.write(json.dumps(line) + "\n")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
