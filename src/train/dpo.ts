@@ -8,7 +8,7 @@ import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
 import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
-import { pairLogpsSharedPrompt, sequenceLogps, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
+import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { batchesOf, type MicroResult, type Objective } from './trainer.js';
 
@@ -137,16 +137,16 @@ export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: 
   if (stats) {
     // Token means over the batch's completion positions (chosen / rejected / both), as TRL.
     let sc = 0, tc = 0, sr = 0, tr = 0, ent = 0, hit = 0;
-    const v = stats.values;
+    const v = stats.values, C = STAT_COLUMNS;
     stats.rows.forEach((row, j) => {
       if (row < 0) return;
-      ent += v[4 * j + 1];
+      ent += v[C * j + 1];
       if (row < P) {
-        sc += v[4 * j];
+        sc += v[C * j];
         tc++;
-        hit += v[4 * j + 2] >= 1 - 1e-5 ? 1 : 0; // the target is the argmax
+        hit += v[C * j + 2] >= 1 - 1e-5 ? 1 : 0; // the target is the argmax
       } else {
-        sr += v[4 * j];
+        sr += v[C * j];
         tr++;
       }
     });
@@ -166,12 +166,13 @@ export interface HostStats {
 
 /**
  * WPO weights (Eq. 2, arXiv:2406.11827) [P]: per pair, w(chosen) * w(rejected) with
- * w(y) = exp(mean over y's tokens of log p(token) - log sum_v p_v^2), from the policy (no gradient).
+ * w(y) = exp(mean over y's tokens of log p(token) - log sum_v p_v^2), from the policy (no gradient;
+ * plain token log-probs, also under ld_alpha, as TRL).
  */
-export function wpoWeights(P: number, pol: ArrayLike<number>, tokens: ArrayLike<number>, stats: HostStats): Float32Array {
-  const norm = new Float64Array(2 * P);
-  stats.rows.forEach((row, j) => { if (row >= 0) norm[row] += stats.values[4 * j + 3]; });
-  const w = (r: number): number => Math.exp((pol[r] - norm[r]) / Math.max(1, tokens[r]));
+export function wpoWeights(P: number, tokens: ArrayLike<number>, stats: HostStats): Float32Array {
+  const sum = new Float64Array(2 * P), C = STAT_COLUMNS;
+  stats.rows.forEach((row, j) => { if (row >= 0) sum[row] += stats.values[C * j + 4] - stats.values[C * j + 3]; });
+  const w = (r: number): number => Math.exp(sum[r] / Math.max(1, tokens[r]));
   return Float32Array.from({ length: P }, (_, i) => w(i) * w(P + i));
 }
 
@@ -223,7 +224,7 @@ export class DpoObjective implements Objective {
       const pol = this.logps(policy, b, pairs, { stats: true });
       const [values, polHost, refHost] = await Promise.all([pol.stats!.values.toArray(), pol.seq.toArray(), ref.toArray()]);
       const stats = { values, rows: pol.stats!.rows };
-      const weights = cfg.use_weighting ? wpoWeights(b.P, polHost, pol.tokens, stats) : null;
+      const weights = cfg.use_weighting ? wpoWeights(b.P, pol.tokens, stats) : null;
       const { loss } = dpoLoss(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens, policyHost: polHost, refHost }, b.P), cfg, weights);
       const lossOut = detach(loss); // read after backward frees the graph
       if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale), { free: true });

@@ -67,6 +67,7 @@ const CASES: Case[] = [
   { name: 'f_divergence_type alpha_divergence 0.3, ipo', cfg: { ...REF(), f_divergence_type: 'alpha_divergence', f_alpha_divergence_coef: 0.3, loss_type: ['ipo'] } },
   { name: 'use_weighting (WPO)', cfg: { ...REF(), use_weighting: true } },
   { name: 'ld_alpha 0.5 (LD-DPO)', cfg: { ...REF(), ld_alpha: 0.5 } },
+  { name: 'use_weighting with ld_alpha 0.5', cfg: { ...REF(), use_weighting: true, ld_alpha: 0.5 } },
   { name: 'ld_alpha 0.3 with precompute_ref_log_probs', cfg: { ld_alpha: 0.3, precompute_ref_log_probs: true } },
   { name: 'LoRA from the same saved PEFT adapter (reference: its frozen copy)', cfg: { adapter: join(HF_TINY, 'llama', 'lora'), learning_rate: 1e-2 } },
   { name: 'gradient accumulation 2 x 2 pairs, shuffled order', cfg: { per_device_train_batch_size: 2, gradient_accumulation_steps: 2 } },
