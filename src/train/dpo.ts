@@ -50,6 +50,13 @@ export const ldAlphaOf = (cfg: Pick<DpoConfig, 'ld_alpha'>): number | null => (c
  * One line per option whose TRL 1.13 meaning differs or that 1.13 dropped, naming the 1.13 way.
  * tsdpo accepts them all.
  */
+/** Option combinations TRL 1.13 refuses, refused the same way. */
+export function checkDpoConfig(cfg: DpoConfig): void {
+  if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
+  if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
+  if (cfg.ld_alpha !== -1 && (cfg.ld_alpha < 0 || cfg.ld_alpha > 1)) throw new Error(`ld_alpha is ${cfg.ld_alpha}; it must lie in [0, 1] (or -1 for off)`);
+}
+
 export function dpoNotices(cfg: DpoConfig): string[] {
   const out: string[] = [];
   if (cfg.rpo_alpha > 0) out.push(`notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`);
@@ -230,6 +237,19 @@ export class DpoObjective implements Objective {
       if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale), { free: true });
       return { loss: await lossOut.item(), metrics: metricsOf(b.P, cfg.beta, polHost, refHost, stats), tokens: b.tokens };
     });
+  }
+
+  /** TR-DPO (arXiv:2404.09656, TRL's sync_ref_model): every ref_model_sync_steps, ref <- a * policy + (1 - a) * ref. */
+  async afterStep(step: number): Promise<void> {
+    const { cfg, reference, policy } = this.parts;
+    if (!cfg.sync_ref_model || reference.kind !== 'model' || step % cfg.ref_model_sync_steps !== 0) return;
+    const a = cfg.ref_model_mixup_alpha;
+    for (const [name, r] of reference.model.params) {
+      const p = policy.params.get(name);
+      if (!p) throw new Error(`sync_ref_model: the policy has no parameter ${name} (the reference model must have the policy's architecture)`);
+      const [rv, pv] = await Promise.all([r.toArray(), p.toArray()]);
+      r.backend.write(r.storage, Float32Array.from(rv, (v, i) => (1 - a) * v + a * pv[i]));
+    }
   }
 
   micro(indices: number[], scale: number): Promise<MicroResult> {
