@@ -131,10 +131,10 @@ def run_dpo(cfg, out_dir, sampler_order):
     for k in DPO_KEYS:
         if k in cfg:
             args[k] = cfg[k]
-    if args.get("max_length") == 0:
-        args["max_length"] = None
-    if args.get("loss_weights") == []:
-        args["loss_weights"] = None
+    # tsdpo spells TRL's None as 0 / -1 / an empty list.
+    for k, off in [("max_length", 0), ("precompute_ref_batch_size", 0), ("ld_alpha", -1), ("loss_weights", [])]:
+        if k in args and args[k] == off:
+            args[k] = None
     model, peft_config = load_policy(cfg)
     ref = None
     if cfg.get("ref_model"):
