@@ -77,6 +77,8 @@ def training_arguments(cfg, out_dir):
               "adam_epsilon", "max_grad_norm", "seed", "logging_steps"]:
         if k in cfg:
             args[k] = cfg[k]
+    if cfg.get("data_seed", -1) >= 0:
+        args["data_seed"] = cfg["data_seed"]
     if "optim" in cfg:
         args["optim"] = RENAMES["optim"](cfg["optim"])[1]
     # transformers 5 folds warmup_ratio into warmup_steps (a value below 1 is a ratio).
@@ -110,7 +112,8 @@ def load_policy(cfg):
 
 DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_ref_log_probs", "max_length",
             "truncation_mode", "use_weighting", "ld_alpha", "f_divergence_type", "f_alpha_divergence_coef",
-            "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of"]
+            "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of", "disable_dropout", "sync_ref_model",
+            "ref_model_mixup_alpha", "ref_model_sync_steps"]
 
 
 def run_dpo(cfg, out_dir, sampler_order):
@@ -120,7 +123,7 @@ def run_dpo(cfg, out_dir, sampler_order):
 
     unknown = set(cfg) - TSDPO_ONLY - set(DPO_KEYS) - {
         "model_name_or_path", "dataset", "eval_dataset", "ref_model", "adapter", "use_peft", "lora_r", "lora_alpha",
-        "lora_dropout", "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps",
+        "lora_dropout", "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps", "data_seed",
         "prompt_column", "chosen_column", "rejected_column"} - set(training_arguments(cfg, out_dir))
     if unknown:
         raise ValueError(f"trl_run.py dpo: options {sorted(unknown)} have no TRL 1.13 DPOConfig equivalent here")
@@ -128,10 +131,10 @@ def run_dpo(cfg, out_dir, sampler_order):
     for k in DPO_KEYS:
         if k in cfg:
             args[k] = cfg[k]
-    if args.get("max_length") == 0:
-        args["max_length"] = None
-    if args.get("loss_weights") == []:
-        args["loss_weights"] = None
+    # tsdpo spells TRL's None as 0 / -1 / an empty list.
+    for k, off in [("max_length", 0), ("precompute_ref_batch_size", 0), ("ld_alpha", -1), ("loss_weights", [])]:
+        if k in args and args[k] == off:
+            args[k] = None
     model, peft_config = load_policy(cfg)
     ref = None
     if cfg.get("ref_model"):

@@ -17,7 +17,7 @@ import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
-import { computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
+import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
 import type { NamedParam } from './optim.js';
 import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
@@ -180,6 +180,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   if (cfg.loss_weights.length > 0 && cfg.loss_weights.length !== cfg.loss_type.length) {
     throw new Error(`--loss_weights has ${cfg.loss_weights.length} values for ${cfg.loss_type.length} loss types`);
   }
+  checkDpoConfig(cfg);
   for (const line of dpoNotices(cfg)) log(line);
   const s = await setup(cfg, log);
   const padId = padIdFor(s.tok);

@@ -30,6 +30,8 @@ export interface Objective {
   readonly loraDropout: number;
   /** Forward + backward of the examples `indices`, the loss scaled by `scale` (1 / accumulation). */
   micro(indices: number[], scale: number, step: number): Promise<MicroResult>;
+  /** After optimizer step `step` (1-based), before its logging and evaluation (TRL's on_step_end callbacks). */
+  afterStep?(step: number): Promise<void>;
   /** Metrics on the held-out set (keys get the eval_ prefix), or null without one. */
   evaluate(): Promise<Record<string, number> | null>;
   /** Writes the trained weights (HF folder or PEFT adapter) into dir. */
@@ -106,7 +108,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
   // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
-  const sampler = new EpochSampler(obj.size, { seed: cfg.seed, permutation: trainerEpochOrder });
+  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: trainerEpochOrder });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
@@ -187,6 +189,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       lossSum += stepLoss;
       lossSteps++;
       count++;
+      await obj.afterStep?.(step);
       bar.update(step, `loss ${stepLoss.toFixed(4)}`);
 
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
