@@ -40,6 +40,7 @@ const CASES: Case[] = [
   { name: 'prompt-completion, full batch, constant rate (gpt2)', cfg: { model_name_or_path: model('gpt2'), per_device_train_batch_size: 8, lr_scheduler_type: 'constant' } },
   { name: 'completion_only_loss false (loss on prompt tokens too)', cfg: { completion_only_loss: false } },
   { name: 'plain text rows', cfg: { dataset: text('text8.jsonl', 8) } },
+  { name: 'dataset_text_field content', cfg: { dataset: writeRows(root, 'content8.jsonl', preferenceRows(8).map((r) => ({ content: r.prompt + r.chosen }))), dataset_text_field: 'content' } },
   { name: 'gradient accumulation 2 x 2, warmup + cosine', cfg: { per_device_train_batch_size: 2, gradient_accumulation_steps: 2, warmup_ratio: 0.25, lr_scheduler_type: 'cosine', max_steps: 6 } },
   { name: 'max_length 8 (cut, keep_start)', cfg: { max_length: 8 } },
   { name: 'eval split every 2 steps', cfg: { eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
