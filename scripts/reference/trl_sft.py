@@ -42,5 +42,4 @@ def run_sft(cfg, out_dir, sampler_order):
 
     trainer = Trainer(model=model, args=SFTConfig(**args), train_dataset=train, eval_dataset=evals,
                       processing_class=tok, peft_config=peft_config)
-    trainer.train()
-    return trainer.state.log_history
+    return base.train_and_log(trainer)
