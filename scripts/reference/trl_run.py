@@ -155,6 +155,7 @@ def run_dpo(cfg, out_dir, sampler_order):
 
 
 TRAINERS = {"dpo": run_dpo}
+TRAINERS["kto"] = lambda cfg, out_dir, order: __import__("trl_kto").run_kto(cfg, out_dir, order)  # scripts/reference/trl_kto.py
 
 
 def main():
