@@ -7,18 +7,18 @@ completions (:1058-1069), drops rows whose prompt fills max_length (:1114-1117),
 by rotating completions in blocks of per_device_train_batch_size (:1124-1134) and trains in data
 order (kto_config.py:120, train_sampling_strategy "sequential").
 """
-from trl_run import TSDPO_ONLY, FixedOrderSampler, load_policy, load_rows, training_arguments
+from trl_run import TSDPO_ONLY, load_policy, load_reference, load_rows, train_log_history, training_arguments
 
 KTO_KEYS = ["beta", "loss_type", "desirable_weight", "undesirable_weight", "precompute_ref_log_probs",
-            "precompute_ref_batch_size", "max_length", "disable_dropout", "train_sampling_strategy"]
+            "precompute_ref_batch_size", "max_length", "disable_dropout", "train_sampling_strategy", "sync_ref_model",
+            "ref_model_mixup_alpha", "ref_model_sync_steps"]
 OTHER_KEYS = {"model_name_or_path", "dataset", "eval_dataset", "ref_model", "adapter", "use_peft", "lora_r", "lora_alpha",
               "lora_dropout", "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps", "data_seed",
               "prompt_column", "completion_column", "label_column", "chosen_column", "rejected_column"}
 
 
 def run_kto(cfg, out_dir, sampler_order):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import KTOConfig, KTOTrainer
 
     unknown = set(cfg) - TSDPO_ONLY - set(KTO_KEYS) - OTHER_KEYS - set(training_arguments(cfg, out_dir))
@@ -33,9 +33,6 @@ def run_kto(cfg, out_dir, sampler_order):
         if args.get(k) == 0:
             args[k] = None
     model, peft_config = load_policy(cfg)
-    ref = None
-    if cfg.get("ref_model"):
-        ref = AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
     tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
     names = {"prompt": "prompt", "completion": "completion", "label": "label", "chosen": "chosen", "rejected": "rejected"}
 
@@ -47,11 +44,5 @@ def run_kto(cfg, out_dir, sampler_order):
     train = rows(cfg["dataset"])
     evals = rows(cfg["eval_dataset"]) if cfg.get("eval_dataset") else None
 
-    class Trainer(KTOTrainer):
-        def _get_train_sampler(self, train_dataset=None):
-            return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
-
-    trainer = Trainer(model=model, ref_model=ref, args=KTOConfig(**args), train_dataset=train, eval_dataset=evals,
-                      processing_class=tok, peft_config=peft_config)
-    trainer.train()
-    return trainer.state.log_history
+    return train_log_history(KTOTrainer, sampler_order, model=model, ref_model=load_reference(cfg), args=KTOConfig(**args),
+                             train_dataset=train, eval_dataset=evals, processing_class=tok, peft_config=peft_config)

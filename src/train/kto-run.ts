@@ -6,7 +6,7 @@ import { loadUnpairedDataset, type UnpairedDataOptions } from '../data/unpaired.
 import { loadModel } from '../models/load.js';
 import { loadAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
-import { checkKtoConfig, computeKtoReference, KtoObjective, usesKl, withKlCompletions, type KtoConfig, type KtoExample, type KtoReference } from './kto.js';
+import { checkKtoConfig, computeKtoReference, KtoObjective, usesKl, weightAdvice, withKlCompletions, type KtoConfig, type KtoExample, type KtoReference } from './kto.js';
 import { progress } from './progress.js';
 import { cachedReference, evalSource, finish, refCacheFile, reportLine, setup, type Log, type RunSummary } from './run.js';
 import { train as runTraining } from './trainer.js';
@@ -31,6 +31,8 @@ export async function runKto(cfg: KtoConfig, opts: { log?: Log; quiet?: boolean 
   const train = await loadUnpairedDataset(cfg.dataset, s.tok, { ...dataOptions(cfg), split: 'train' });
   log(reportLine('train data', train.report));
   if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
+  const advice = weightAdvice(train.report.desirable, train.report.undesirable, cfg.desirable_weight, cfg.undesirable_weight);
+  if (advice) log(advice);
   const ev = evalSource(cfg);
   const evalData = ev ? await loadUnpairedDataset(ev.path, s.tok, { ...dataOptions(cfg), split: ev.split }) : null;
   if (evalData) log(reportLine('eval data', evalData.report));

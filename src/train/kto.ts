@@ -8,7 +8,7 @@ import { collateSft } from '../data/collate.js';
 import { klCompletions, type UnpairedDataset, type UnpairedExample } from '../data/unpaired.js';
 import type { CausalLM } from '../models/model.js';
 import type { CommonConfig, ConfigOf, OptionSpec } from './config.js';
-import type { HostStats } from './dpo.js';
+import { mixIntoReference, type HostStats } from './dpo.js';
 import { sequenceLogps, STAT_COLUMNS, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { batchesOf, type MicroResult, type Objective } from './trainer.js';
@@ -21,6 +21,9 @@ export const KTO_OPTIONS = {
   undesirable_weight: { type: 'number', default: 1, help: 'weight of the losses of undesirable (label false) examples' },
   train_sampling_strategy: { type: 'string', default: 'sequential', choices: ['sequential', 'random'], help: "training order: sequential (TRL 1.13's KTO default; loss_type kto requires it, its KL pairs are built in data order) or random" },
   ref_model: { type: 'string', default: '', help: 'reference model folder (default: a frozen copy of --model; with a new LoRA adapter the base model, with --adapter a frozen copy of that adapter, as TRL 1.13)' },
+  sync_ref_model: { type: 'bool', default: false, help: 'TR-DPO (arXiv:2404.09656): every ref_model_sync_steps mix the policy into the reference model (not with LoRA or precompute_ref_log_probs)' },
+  ref_model_mixup_alpha: { type: 'number', default: 0.6, help: 'TR-DPO: reference = alpha * policy + (1 - alpha) * reference at each sync' },
+  ref_model_sync_steps: { type: 'int', default: 512, help: 'TR-DPO: steps between syncs' },
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs (completions and KL pairs) in one pass before training and cache them on disk' },
   precompute_ref_batch_size: { type: 'int', default: 0, help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)' },
   disable_dropout: { type: 'bool', default: true, help: 'no dropout in the policy and the reference (TRL default); false keeps lora_dropout while training' },
@@ -45,10 +48,29 @@ export function checkKtoConfig(cfg: KtoConfig): void {
     throw new Error(`--train_sampling_strategy ${cfg.train_sampling_strategy}: loss_type ${cfg.loss_type} needs sequential (as TRL 1.13): ` +
       `the KL completion of each example is fixed against its neighbours in data order`);
   }
+  if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('--sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
+  if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('--sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
   if (cfg.truncation_mode !== 'keep_start') throw new Error(`--truncation_mode ${cfg.truncation_mode}: KTO keeps the start of prompt + completion only (TRL 1.13 KTOConfig has no truncation_mode)`);
   for (const k of ['max_prompt_length', 'max_completion_length'] as const) {
     if (cfg[k] > 0) throw new Error(`--${k} ${cfg[k]}: not an option of tsdpo kto (TRL 1.13 KTO cuts prompt + completion to max_length)`);
   }
+}
+
+/**
+ * TRL 1.13's advice when the labels are unbalanced (Eq. 8 of arXiv:2402.01306, kto_trainer.py):
+ * desirable_weight * n_desirable / (undesirable_weight * n_undesirable) should lie in [1, 4/3].
+ * A line naming the ranges of either weight that reach it, or null when one of the weights does.
+ */
+export function weightAdvice(desirable: number, undesirable: number, desirableWeight: number, undesirableWeight: number): string | null {
+  const nd = Math.max(desirable, 1), nu = Math.max(undesirable, 1);
+  if (nd === nu) return null;
+  const r2 = (v: number): number => Math.round(v * 100) / 100;
+  const d = [r2((nu * undesirableWeight) / nd), r2(((nu * undesirableWeight) / nd) * 1.33)];
+  const u = [r2((nd * desirableWeight) / nu / 1.33), r2((nd * desirableWeight) / nu)];
+  const inside = (v: number, [lo, hi]: number[]): boolean => lo <= v && v <= hi;
+  if (inside(desirableWeight, d) || inside(undesirableWeight, u)) return null;
+  return `notice: ${desirable} desirable and ${undesirable} undesirable examples: TRL 1.13 recommends EITHER desirable_weight in [${d.join(', ')}] ` +
+    `or undesirable_weight in [${u.join(', ')}] (not both)`;
 }
 
 export interface KtoInputs {
@@ -236,6 +258,12 @@ export class KtoObjective implements Objective {
 
   micro(indices: number[], scale: number): Promise<MicroResult> {
     return this.forward(indices, 'train', scale);
+  }
+
+  /** sync_ref_model (TR-DPO), as TRL 1.13's KTOTrainer: after the step, before its logging and evaluation. */
+  async afterStep(step: number): Promise<void> {
+    const { cfg, reference, policy } = this.parts;
+    if (cfg.sync_ref_model && reference.kind === 'model' && step % cfg.ref_model_sync_steps === 0) await mixIntoReference(reference.model, policy, cfg.ref_model_mixup_alpha);
   }
 
   async evaluate(): Promise<Record<string, number> | null> {

@@ -61,6 +61,7 @@ const CASES: Case[] = [
   { name: 'conversational rows through a chat template', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT }), dataset: conversational('chat8.jsonl', 8) } },
   { name: 'paired preference rows, unpaired as TRL', cfg: { ...REF(), dataset: writeRows(root, 'pairs4.jsonl', preferenceRows(4)) } },
   { name: 'eval split every 2 steps (eval batch 3, KL blocks of the train batch 4)', cfg: { ...REF(), eval_dataset: data('eval7.jsonl', 7, (i) => i % 3 === 0, 100), eval_steps: 2, per_device_eval_batch_size: 3 } },
+  { name: 'sync_ref_model every 2 steps (TR-DPO), with eval', cfg: { ...REF(), sync_ref_model: true, ref_model_sync_steps: 2, ref_model_mixup_alpha: 0.6, eval_dataset: data('eval6.jsonl', 6, (i) => i % 2 === 1, 100), eval_steps: 2 } },
   { name: 'precompute_ref_log_probs, with eval', cfg: { ...REF(), precompute_ref_log_probs: true, eval_dataset: data('eval6.jsonl', 6, (i) => i % 2 === 1, 100), eval_steps: 2 } },
 ];
 

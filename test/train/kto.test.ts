@@ -66,6 +66,17 @@ test('preference rows are unpaired (chosen desirable, rejected undesirable); LoR
   assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
 });
 
+test('unbalanced labels: the run prints the weight ranges TRL 1.13 recommends (Eq. 8 of arXiv:2402.01306)', () => {
+  const data = jsonl('unbalanced.jsonl', rows(4).map((r, i) => ({ ...r, label: i === 0 })));
+  const r = kto('--data', data, '--output', join(root, 'unbalanced'), '--max_steps', '1', '--per_device_train_batch_size', '4');
+  assert.equal(r.status, 0, r.stderr);
+  // 1 desirable, 3 undesirable: desirable_weight in [3 * 1 / 1, 3 * 1.33], undesirable_weight in [1 / 3 / 1.33, 1 / 3], rounded to 2 places.
+  assert.match(r.stderr, /1 desirable and 3 undesirable examples: TRL 1\.13 recommends EITHER desirable_weight in \[3, 3\.99\] or undesirable_weight in \[0\.25, 0\.33\]/);
+  const ok = kto('--data', data, '--output', join(root, 'unbalanced'), '--overwrite', '--max_steps', '1', '--per_device_train_batch_size', '4', '--desirable_weight', '3.5');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.doesNotMatch(ok.stderr, /recommends/);
+});
+
 test('bad input names the line, the field or the option', () => {
   const out = join(root, 'bad');
   const noLabel = jsonl('nolabel.jsonl', [rows(1)[0], { prompt: 'A', completion: ' b.' }]);
