@@ -173,11 +173,16 @@ export interface KtoParts {
   loadWeights(dir: string): Promise<void>;
 }
 
+/** Summed completion log-probs [rows] of a batch under a model, without gradient, as a host copy (activations freed at once). */
+function hostLogps(model: CausalLM, b: TokenBatch, adapter: boolean): Promise<Float32Array> {
+  return noGrad(() => tidyAsync(async () => (await sequenceLogps(model, b, { adapter, headOnCompletion: true }).seq.toArray()) as Float32Array));
+}
+
 /** Reference log-probs [completion, KL pair] of every example, in batches (precompute_ref_log_probs). */
 export async function computeKtoReference(ref: CausalLM, adapterOff: boolean, examples: readonly KtoExample[], padId: number, maxLength: number | null,
   batchSize: number, withKl: boolean, onProgress?: (done: number) => void): Promise<Float64Array[]> {
   const out: Float64Array[] = [];
-  const logps = (b: TokenBatch): Promise<Float32Array> => noGrad(() => tidyAsync(async () => (await sequenceLogps(ref, b, { adapter: !adapterOff, headOnCompletion: true }).seq.toArray()) as Float32Array));
+  const logps = (b: TokenBatch): Promise<Float32Array> => hostLogps(ref, b, !adapterOff);
   for (const chunk of batchesOf(examples.length, batchSize)) {
     const ex = chunk.map((i) => examples[i]);
     const main = await logps(ktoBatch(ex, 'completion', padId, maxLength));
@@ -223,12 +228,10 @@ export class KtoObjective implements Objective {
       if (!table) throw new Error('precomputed reference log-probs are missing for the eval set');
       return [indices.map((i) => table[i][0]), bk ? indices.map((i) => table[i][1]) : null];
     }
-    const model = r.kind === 'model' ? r.model : this.parts.policy;
-    const adapter = r.kind === 'model';
-    // tidy: the reference pass's activations are freed at once, only its log-probs are kept.
-    const pass = (b: TokenBatch): Promise<Float32Array> => noGrad(() => tidyAsync(async () => (await sequenceLogps(model, b, { adapter, headOnCompletion: true }).seq.toArray()) as Float32Array));
-    const kl = bk ? await pass(bk) : null;
-    return [await pass(bm), kl];
+    // The reference model, or the policy with its adapter switched off.
+    const [model, adapter] = r.kind === 'model' ? [r.model, true] : [this.parts.policy, false];
+    const kl = bk ? await hostLogps(model, bk, adapter) : null;
+    return [await hostLogps(model, bm, adapter), kl];
   }
 
   private async forward(indices: number[], split: 'train' | 'eval', scale: number | null): Promise<MicroResult> {
@@ -239,7 +242,7 @@ export class KtoObjective implements Objective {
     const bk = withKl ? ktoBatch(examples, 'kl', padId, this.maxLength) : null;
     const [refMain, refKl] = await this.refLogps(bm, bk, indices, split);
     // The policy's KL pairs without gradient: z_0 is a constant of the loss (TRL detaches it).
-    const polKl = bk ? await noGrad(() => tidyAsync(() => sequenceLogps(policy, bk, { headOnCompletion: true }).seq.toArray())) : null;
+    const polKl = bk ? await hostLogps(policy, bk, true) : null;
     const kl = polKl && refKl ? klEstimate(polKl, refKl) : 0;
     const labels = examples.map((e) => e.label);
     return tidyAsync(async () => {

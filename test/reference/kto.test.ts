@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { initEngine } from '../../src/engine.js';
+import { loadModel } from '../../src/models/load.js';
+import { newAdapter, saveAdapter } from '../../src/models/lora.js';
 import { COMMON_OPTIONS, defaultsOf } from '../../src/train/config.js';
 import { KTO_OPTIONS, type KtoConfig } from '../../src/train/kto.js';
 import { runKto } from '../../src/train/kto-run.js';
@@ -21,6 +23,9 @@ interface Case {
   name: string;
   /** Options on top of BASE for both sides (tsdpo's names; the runner maps them to TRL's). */
   cfg: Record<string, unknown>;
+  /** Options for one side only: the same run spelled differently. */
+  ts?: Record<string, unknown>;
+  trl?: Record<string, unknown>;
 }
 
 const model = (family: string, o: Parameters<typeof tinyFamily>[2] = {}): string => tinyFamily(root, family, o);
@@ -44,6 +49,17 @@ const conversational = (name: string, n: number): string => writeRows(root, name
 /** A reference that differs from the policy (the fixture's seed-1 weights): the KL estimate is not 0 from step 1. */
 const REF = () => ({ ref_model: model('llama', { which: 'reference' }) });
 
+/**
+ * A new adapter as tsdpo's --use_peft makes it (its own random A, B = 0), saved: TRL starts from it,
+ * and its frozen "ref" copy (B = 0) is the base model, tsdpo's reference under a new adapter (adapter off).
+ */
+const FRESH_ADAPTER = join(root, 'fresh-lora');
+async function saveFreshAdapter(modelDir: string, o: { r: number; alpha: number; seed: number }): Promise<void> {
+  const m = loadModel(modelDir);
+  newAdapter(m, { r: o.r, alpha: o.alpha, targetModules: [], dropout: COMMON_OPTIONS.lora_dropout.default, seed: o.seed });
+  await saveAdapter(m, FRESH_ADAPTER, modelDir);
+}
+
 const CASES: Case[] = [
   { name: 'kto (llama)', cfg: {} },
   { name: 'kto, separate reference model (KL estimate above 0)', cfg: { ...REF() } },
@@ -58,6 +74,7 @@ const CASES: Case[] = [
   { name: '7 examples: a last block of 1 pairs with its own completion', cfg: { ...REF(), dataset: data('train7.jsonl', 7), max_steps: -1, num_train_epochs: 2 } },
   { name: 'max_length 14: completions cut, long prompts dropped', cfg: { ...REF(), max_length: 14 } },
   { name: 'LoRA from the same saved PEFT adapter (reference: its frozen copy)', cfg: { adapter: join(HF_TINY, 'llama', 'lora'), learning_rate: 1e-2 } },
+  { name: 'new LoRA adapter (reference: adapter off; TRL starts from the same init)', cfg: { learning_rate: 1e-2 }, ts: { use_peft: true, lora_r: 4, lora_alpha: 8 }, trl: { adapter: FRESH_ADAPTER } },
   { name: 'conversational rows through a chat template', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT }), dataset: conversational('chat8.jsonl', 8) } },
   { name: 'paired preference rows, unpaired as TRL', cfg: { ...REF(), dataset: writeRows(root, 'pairs4.jsonl', preferenceRows(4)) } },
   { name: 'eval split every 2 steps (eval batch 3, KL blocks of the train batch 4)', cfg: { ...REF(), eval_dataset: data('eval7.jsonl', 7, (i) => i % 3 === 0, 100), eval_steps: 2, per_device_eval_batch_size: 3 } },
@@ -70,18 +87,19 @@ const results = new Map<string, Diff>();
 before(async () => {
   if (!avail.ok) return;
   await initEngine({ device: 'cpu' });
+  await saveFreshAdapter(model('llama'), { r: 4, alpha: 8, seed: BASE().seed });
   const jobs: Job[] = [];
   const ts: Record<string, number>[][] = [];
   for (const [i, c] of CASES.entries()) {
     const both = { ...BASE(), ...c.cfg };
-    const cfg = { ...defaultsOf({ ...COMMON_OPTIONS, ...KTO_OPTIONS }), device: 'cpu', save_steps: 0, ...both, output_dir: join(root, `ts-${i}`) } as KtoConfig;
+    const cfg = { ...defaultsOf({ ...COMMON_OPTIONS, ...KTO_OPTIONS }), device: 'cpu', save_steps: 0, ...both, ...c.ts, output_dir: join(root, `ts-${i}`) } as KtoConfig;
     try {
       await runKto(cfg, { quiet: true, log: () => {} });
       ts.push(readMetrics(cfg.output_dir));
     } catch (e) {
       ts.push([{ error: String((e as Error).message) } as unknown as Record<string, number>]);
     }
-    jobs.push({ config: both, out: join(root, `trl-${i}.jsonl`) });
+    jobs.push({ config: { ...both, ...c.trl }, out: join(root, `trl-${i}.jsonl`) });
   }
   const ref = await runTrl(root, 'kto', jobs);
   CASES.forEach((c, i) => results.set(c.name, compareHistories(ref[i], ts[i])));
