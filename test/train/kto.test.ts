@@ -1,10 +1,11 @@
 // tsdpo kto from the command line (bin/tsdpo.js in a child process) on the demo model: --help lists
-// KTO's options, a few steps run and write TRL's metric names, the saved model loads and scores;
+// KTO's options, a few steps run and write TRL's metric names, the saved model loads and scores,
+// --resume continues exactly;
 // bad input (labels, batch size, order, options KTO lacks) stops with errors naming the line, field
 // or option. The KL pairs follow TRL 1.13's construction (kto_trainer.py, add_kl_completion_ids).
 // Numbers against TRL: test/reference/kto.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { klCompletions } from '../../src/data/unpaired.js';
@@ -75,6 +76,20 @@ test('unbalanced labels: the run prints the weight ranges TRL 1.13 recommends (E
   const ok = kto('--data', data, '--output', join(root, 'unbalanced'), '--overwrite', '--max_steps', '1', '--per_device_train_batch_size', '4', '--desirable_weight', '3.5');
   assert.equal(ok.status, 0, ok.stderr);
   assert.doesNotMatch(ok.stderr, /recommends/);
+});
+
+test('--resume from a checkpoint continues in data order with the same KL pairs: the losses equal the uninterrupted run', () => {
+  const full = join(root, 'resume-full'), cut = join(root, 'resume-cut');
+  const args = ['--data', jsonl('resume.jsonl', rows(6)), '--max_steps', '5', '--save_steps', '2', '--per_device_train_batch_size', '2', '--logging_steps', '1', '--learning_rate', '1e-3'];
+  assert.equal(kto(...args, '--output', full).status, 0);
+  // The run as if killed after its checkpoint at step 4 (mid-epoch: 3 steps an epoch).
+  cpSync(full, cut, { recursive: true });
+  rmSync(join(cut, 'checkpoint-5'), { recursive: true });
+  const r = kto(...args, '--output', cut, '--resume');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /resuming from .*checkpoint-4 \(step 4 of 5\)/);
+  const loss = (dir: string) => readMetrics(dir).filter((l) => 'loss' in l).map((l) => [l.step, l.loss, l.kl]);
+  assert.deepEqual(loss(cut), loss(full));
 });
 
 test('bad input names the line, the field or the option', () => {
