@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { generateCommand } from './generate.js';
+import { ktoCommand } from './kto.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
+    .addCommand(ktoCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())

@@ -243,13 +243,7 @@ export class DpoObjective implements Objective {
   async afterStep(step: number): Promise<void> {
     const { cfg, reference, policy } = this.parts;
     if (!cfg.sync_ref_model || reference.kind !== 'model' || step % cfg.ref_model_sync_steps !== 0) return;
-    const a = cfg.ref_model_mixup_alpha;
-    for (const [name, r] of reference.model.params) {
-      const p = policy.params.get(name);
-      if (!p) throw new Error(`sync_ref_model: the policy has no parameter ${name} (the reference model must have the policy's architecture)`);
-      const [rv, pv] = await Promise.all([r.toArray(), p.toArray()]);
-      r.backend.write(r.storage, Float32Array.from(rv, (v, i) => (1 - a) * v + a * pv[i]));
-    }
+    await mixIntoReference(reference.model, policy, cfg.ref_model_mixup_alpha);
   }
 
   micro(indices: number[], scale: number): Promise<MicroResult> {
@@ -282,6 +276,16 @@ export class DpoObjective implements Objective {
 
   loadWeights(dir: string): Promise<void> {
     return this.parts.loadWeights(dir);
+  }
+}
+
+/** TR-DPO's reference update (arXiv:2404.09656, TRL's SyncRefModelCallback): ref <- alpha * policy + (1 - alpha) * ref. */
+export async function mixIntoReference(reference: CausalLM, policy: CausalLM, alpha: number): Promise<void> {
+  for (const [name, r] of reference.params) {
+    const p = policy.params.get(name);
+    if (!p) throw new Error(`sync_ref_model: the policy has no parameter ${name} (the reference model must have the policy's architecture)`);
+    const [rv, pv] = await Promise.all([r.toArray(), p.toArray()]);
+    r.backend.write(r.storage, Float32Array.from(rv, (v, i) => (1 - alpha) * v + alpha * pv[i]));
   }
 }
 
