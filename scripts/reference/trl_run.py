@@ -19,6 +19,8 @@ import os
 import sys
 import tempfile
 
+from trl_reward import run_reward  # this folder is on sys.path when run as a script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -151,7 +153,7 @@ def run_dpo(cfg, out_dir, sampler_order):
     return trainer.state.log_history
 
 
-TRAINERS = {"dpo": run_dpo}
+TRAINERS = {"dpo": run_dpo, "reward": run_reward}
 
 
 def main():

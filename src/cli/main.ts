@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { logprobsCommand } from './logprobs.js';
 import { pretrainCommand } from './pretrain.js';
+import { rewardCommand } from './reward.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
+    .addCommand(rewardCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())

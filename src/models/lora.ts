@@ -97,8 +97,12 @@ export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
   return attach(model, config, factors);
 }
 
-/** Writes the adapter as a PEFT folder. */
-export async function saveAdapter(model: CausalLM, dir: string, baseModel = ''): Promise<void> {
+/**
+ * Writes the adapter as a PEFT folder; `extra` adds config keys and whole tensors (modules_to_save,
+ * e.g. a reward model's score head, by base-model name).
+ */
+export async function saveAdapter(model: CausalLM, dir: string, baseModel = '',
+  extra: { config?: Partial<LoraConfig>; tensors?: Map<string, { shape: number[]; data: Float32Array }> } = {}): Promise<void> {
   const info = adapterOf(model);
   if (!info) throw new Error('saveAdapter: the model has no adapter');
   const modules = new Map<string, { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }>();
@@ -109,7 +113,7 @@ export async function saveAdapter(model: CausalLM, dir: string, baseModel = ''):
       B: { shape: [...layer.lora.B.shape], data: Float32Array.from(await layer.lora.B.toArray()) },
     });
   }
-  savePeftAdapter(dir, { config: { ...info.config, base_model_name_or_path: baseModel }, modules });
+  savePeftAdapter(dir, { config: { ...info.config, base_model_name_or_path: baseModel, ...extra.config }, modules, extraTensors: extra.tensors });
 }
 
 /** Folds every adapter into its base weight (W += scaling B A) and removes the adapter. */

@@ -23,7 +23,7 @@ import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
 
 export interface RunSummary extends TrainResult {
   report: Record<string, unknown>;
@@ -102,7 +102,7 @@ function generationConfigOf(dir: string): Record<string, unknown> | undefined {
 }
 
 /** The eval split: --eval_dataset, else the test/validation split of a --data folder. */
-function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
+export function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
   if (cfg.eval_dataset) return { path: cfg.eval_dataset, split: listSplits(cfg.eval_dataset).includes('test') ? 'test' : 'train' };
   if (existsSync(cfg.dataset) && statSync(cfg.dataset).isDirectory()) {
     const splits = listSplits(cfg.dataset);
