@@ -9,6 +9,9 @@ model), and written as JSON to "scores_out".
   python scripts/reference/trl_reward.py make-seqcls SRC DST SEED
 makes a one-label *ForSequenceClassification folder from the causal LM folder SRC (a new score head
 drawn by torch with SEED, the tokenizer files copied), so that both sides can start from the same weights.
+  python scripts/reference/trl_reward.py make-lora SEQCLS DST SEED
+saves a LoRA adapter of that classifier (r 4, alpha 8 on q_proj / v_proj, both factors random, a perturbed
+copy of the score head in modules_to_save, PEFT's SEQ_CLS task) for both sides to continue.
 """
 import json
 import os
@@ -57,7 +60,7 @@ def run_reward(cfg, out_dir, sampler_order):
     from trl_run import TSDPO_ONLY, FixedOrderSampler, load_rows, training_arguments
 
     unknown = set(cfg) - TSDPO_ONLY - set(REWARD_KEYS) - {
-        "model_name_or_path", "dataset", "eval_dataset", "use_peft", "lora_r", "lora_alpha", "lora_dropout",
+        "model_name_or_path", "dataset", "eval_dataset", "adapter", "use_peft", "lora_r", "lora_alpha", "lora_dropout",
         "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps", "prompt_column",
         "chosen_column", "rejected_column", "margin_column", "score_rows", "score_dirs", "scores_out",
     } - set(training_arguments(cfg, out_dir))
@@ -89,7 +92,15 @@ def run_reward(cfg, out_dir, sampler_order):
         def _get_train_sampler(self, train_dataset=None):
             return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
 
-    trainer = Trainer(model=cfg["model_name_or_path"], args=RewardConfig(**args), train_dataset=train, eval_dataset=evals,
+    model = cfg["model_name_or_path"]
+    if cfg.get("adapter"):
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification
+        base = AutoModelForSequenceClassification.from_pretrained(model, dtype=torch.float32, attn_implementation="eager")
+        model = PeftModel.from_pretrained(base, cfg["adapter"], is_trainable=True)
+        del args["model_init_kwargs"]
+    trainer = Trainer(model=model, args=RewardConfig(**args), train_dataset=train, eval_dataset=evals,
                       processing_class=tok, peft_config=peft_config)
     trainer.train()
     if cfg.get("scores_out"):
@@ -117,9 +128,27 @@ def make_seqcls(src, dst, seed):
             shutil.copyfile(os.path.join(src, f), os.path.join(dst, f))
 
 
+def make_lora(src, dst, seed):
+    """A LoRA adapter of a classifier folder: random A and B (init_lora_weights False), a perturbed score head."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, set_seed
+    model = AutoModelForSequenceClassification.from_pretrained(src, dtype=torch.float32)
+    set_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, task_type="SEQ_CLS",
+                        modules_to_save=["score"], init_lora_weights=False)
+    peft = get_peft_model(model, config)
+    with torch.no_grad():  # the saved head differs from the base's, so a side that ignores it fails
+        for name, p in peft.named_parameters():
+            if "modules_to_save" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    peft.save_pretrained(dst)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "make-seqcls":
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        make_seqcls(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    makers = {"make-seqcls": make_seqcls, "make-lora": make_lora}
+    if len(sys.argv) == 5 and sys.argv[1] in makers:
+        makers[sys.argv[1]](sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         sys.exit(__doc__)

@@ -4,11 +4,16 @@
 // score is read at the last token of each sequence that is not config.pad_token_id (the last token
 // when pad_token_id is unset). One label: the reward is that score (what TRL's RewardTrainer
 // trains); several: the probability of the chosen label (a classifier such as a sentiment model).
+// A PEFT adapter that `tsdpo reward --lora` saved is loaded on its base model.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { embedding, linear, noGrad, reshape, tensor, tidyAsync, type Tensor } from '../core/index.js';
+import { padIdFor } from '../data/collate.js';
 import { lastNonPad } from '../data/reward.js';
 import { encodePrompt } from '../data/tokenize.js';
+import { ADAPTER_CONFIG, loadPeftAdapter } from '../io/peft.js';
 import type { CausalLM } from '../models/model.js';
-import { loadSequenceClassifier } from '../models/seqcls.js';
+import { loadRewardAdapter, loadSequenceClassifier } from '../models/seqcls.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import type { RewardFn } from './sample.js';
@@ -23,8 +28,24 @@ export interface RewardModel {
   labels: string[];
 }
 
-/** Loads a *ForSequenceClassification folder (config.json and safetensors; the judge also reads its tokenizer files). */
+/**
+ * Loads a *ForSequenceClassification folder (config.json and safetensors; the judge also reads its
+ * tokenizer files), or a PEFT adapter of one (`tsdpo reward --lora`): its base model
+ * (base_model_name_or_path) with the LoRA factors and the score head of modules_to_save.
+ */
 export function loadRewardModel(dir: string): RewardModel {
+  if (existsSync(join(dir, ADAPTER_CONFIG))) {
+    const base = String(loadPeftAdapter(dir).config.base_model_name_or_path ?? '');
+    if (!base || !existsSync(base)) {
+      throw new Error(`${dir}: a PEFT adapter whose base model '${base}' (base_model_name_or_path in ${ADAPTER_CONFIG}) is not a folder here`);
+    }
+    // The base's own head (or a placeholder for a causal LM base) is replaced by the adapter's.
+    const sc = loadSequenceClassifier(base, { newHead: { numLabels: 1, seed: 0 } });
+    loadRewardAdapter(sc, dir);
+    const labels = Array.from({ length: sc.score.shape[0] }, (_, i) => `LABEL_${i}`);
+    // As TRL sets config.pad_token_id from the tokenizer (its pad token, else EOS).
+    return { dir, model: sc.model, score: sc.score, padTokenId: padIdFor(loadTokenizer(dir)), labels };
+  }
   const { model, score, config } = loadSequenceClassifier(dir);
   const id2label = (config.id2label ?? {}) as Record<string, string>;
   const labels = Array.from({ length: score.shape[0] }, (_, i) => String(id2label[String(i)] ?? `LABEL_${i}`));

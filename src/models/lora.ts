@@ -50,10 +50,14 @@ function attach(model: CausalLM, config: LoraConfig, factors: Map<string, { A: T
   return info;
 }
 
-/** Attaches a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
-export function loadAdapter(model: CausalLM, dir: string): AdapterInfo {
+/**
+ * Attaches a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). Whole tensors of
+ * modules_to_save are errors unless their module is in `modulesToSave` (the caller reads those).
+ */
+export function loadAdapter(model: CausalLM, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
   const a = loadPeftAdapter(dir);
-  if (a.extraTensors.size > 0) {
+  const allowed = (name: string): boolean => (opts.modulesToSave ?? []).some((m) => name.startsWith(`${m}.`));
+  if ([...a.extraTensors.keys()].some((k) => !allowed(k))) {
     throw new Error(`${dir}: modules_to_save tensors (${[...a.extraTensors.keys()].slice(0, 3).join(', ')}) are not supported`);
   }
   const factors = new Map<string, { A: Tensor; B: Tensor; scaling: number }>();

@@ -6,8 +6,10 @@
 import { Rng } from '../core/random.js';
 import { keep, tensor, type Tensor } from '../core/tensor.js';
 import { loadHfFolder, saveHfFolder } from '../io/hf.js';
+import { loadPeftAdapter } from '../io/peft.js';
 import { buildModel } from './build.js';
 import { hostParams } from './load.js';
+import { loadAdapter, type AdapterInfo } from './lora.js';
 import type { CausalLM, Json } from './model.js';
 import { sequenceClassifierOf } from './registry.js';
 
@@ -83,4 +85,22 @@ export async function saveSequenceClassifier(sc: SequenceClassifier, dir: string
   tensors.set('score.weight', { name: 'score.weight', dtype: 'F32', shape: [...sc.score.shape], data: Float32Array.from(await sc.score.toArray()) });
   const config = { ...sc.config, pad_token_id: padTokenId, torch_dtype: 'float32', dtype: 'float32' };
   saveHfFolder(dir, { config, tensors });
+}
+
+/**
+ * Attaches a PEFT adapter of a sequence classifier (task SEQ_CLS): the LoRA factors, and the score
+ * head saved whole beside them (modules_to_save), which replaces the classifier's.
+ */
+export function loadRewardAdapter(sc: SequenceClassifier, dir: string): AdapterInfo {
+  const score = loadPeftAdapter(dir).extraTensors.get('score.weight');
+  if (!score) {
+    throw new Error(`${dir}: the adapter holds no score head (base_model.model.score.weight); a reward adapter keeps it ` +
+      "whole in modules_to_save (PEFT's SEQ_CLS task, modules_to_save ['score'])");
+  }
+  if (score.shape.join() !== sc.score.shape.join()) {
+    throw new Error(`${dir}: score.weight has shape [${score.shape.join(', ')}]; the model's head is [${sc.score.shape.join(', ')}]`);
+  }
+  const info = loadAdapter(sc.model, dir, { modulesToSave: ['score'] });
+  sc.score.backend.write(sc.score.storage, score.toFloat32());
+  return info;
 }

@@ -4,7 +4,7 @@
 import { COMMON_OPTIONS, defaultsOf, type CommonConfig, type ConfigOf, type OptionSpec } from './config.js';
 
 /** Shared options that mean nothing to the reward trainer (TRL's RewardConfig has none of them). */
-const NOT_FOR_REWARD = ['max_prompt_length', 'max_completion_length', 'truncation_mode', 'adapter'] as const;
+const NOT_FOR_REWARD = ['max_prompt_length', 'max_completion_length', 'truncation_mode'] as const;
 
 /** Options only `tsdpo reward` has. */
 export const REWARD_OPTIONS = {
@@ -22,6 +22,7 @@ export const REWARD_SPECS = {
   ...REWARD_OPTIONS,
   learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 1e-4 },
   max_length: { ...COMMON_OPTIONS.max_length, help: 'rows whose chosen or rejected sequence has more tokens are dropped, as TRL (0 = no limit)' },
+  adapter: { ...COMMON_OPTIONS.adapter, help: "continue this PEFT adapter of the model (implies use_peft); its modules_to_save must hold the score head (PEFT's SEQ_CLS task)" },
   model_name_or_path: { ...COMMON_OPTIONS.model_name_or_path, help: 'a *ForSequenceClassification folder to continue, or a causal LM folder (its lm_head is dropped and a new seeded one-label score head is made)' },
 } as const satisfies Record<string, OptionSpec>;
 

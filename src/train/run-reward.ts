@@ -11,7 +11,7 @@ import { loadHfFolder } from '../io/hf.js';
 import { loadPeftAdapter } from '../io/peft.js';
 import { trainAll } from '../models/build.js';
 import { newAdapter, saveAdapter } from '../models/lora.js';
-import { loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/seqcls.js';
+import { loadRewardAdapter, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/seqcls.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { NamedParam } from './optim.js';
 import { COMMON_OPTIONS } from './config.js';
@@ -74,12 +74,13 @@ export async function runReward(cfg: RewardConfig, opts: { log?: Log; quiet?: bo
     throw new Error(`${cfg.model_name_or_path}: score.weight has ${sc.score.shape[0]} labels; a reward model has one (num_labels 1)`);
   }
   const padId = padIdFor(tok);
-  const lora = cfg.use_peft;
+  const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
   let loraDropout = 0;
   if (lora) {
     const targets = cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear' ? 'all-linear' : cfg.lora_target_modules;
-    const info = newAdapter(sc.model, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: targets, dropout: cfg.lora_dropout, seed: cfg.seed });
+    const info = cfg.adapter ? loadRewardAdapter(sc, cfg.adapter)
+      : newAdapter(sc.model, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: targets, dropout: cfg.lora_dropout, seed: cfg.seed });
     params = [...info.params];
     loraDropout = cfg.disable_dropout ? 0 : info.config.lora_dropout;
   } else {

@@ -27,6 +27,8 @@ const CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% e
 /** Where the same tiny family lives as a one-label classifier (made in before(), by transformers). */
 const seqcls = (family: string, o: Parameters<typeof tinyFamily>[2] = {}): string => `${tinyFamily(root, family, o)}-seqcls`;
 const MADE = [['llama', {}], ['gpt2', {}], ['llama', { chatTemplate: CHAT }]] as const;
+/** A PEFT adapter of the llama classifier (random factors, its own score head), made in before(). */
+const LORA = join(root, 'llama-seqcls-lora');
 
 interface Case {
   name: string;
@@ -61,6 +63,7 @@ const CASES: Case[] = [
   { name: 'margin column + center_rewards_coefficient 0.01', cfg: { dataset: data('margin8.jsonl', 8, 0, (i) => ({ margin: (i % 3) * 0.5 })), center_rewards_coefficient: 0.01 } },
   { name: 'accumulation 2 x 2, eval split every 2 steps', cfg: { per_device_train_batch_size: 2, gradient_accumulation_steps: 2, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'max_length 24 drops the longer rows (3 of 8 left); 2 epochs, a short last batch', cfg: { max_length: 24, max_steps: -1, num_train_epochs: 2, per_device_train_batch_size: 2 } },
+  { name: 'LoRA from the same PEFT adapter (score head in modules_to_save)', cfg: { adapter: LORA, learning_rate: 1e-2 } },
   { name: 'warmup + cosine, weight decay, clipping active', cfg: { warmup_ratio: 0.25, lr_scheduler_type: 'cosine', max_steps: 6, weight_decay: 0.1, max_grad_norm: 0.01 } },
 ];
 
@@ -68,6 +71,7 @@ before(async () => {
   if (!avail.ok) return;
   await initEngine({ device: 'cpu' });
   await Promise.all(MADE.map(([f, o]) => runPython([MAKE, 'make-seqcls', tinyFamily(root, f, o), seqcls(f, o), '7'], root)));
+  await runPython([MAKE, 'make-lora', llama, LORA, '3'], root);
   const jobs: Job[] = [];
   const ts: Record<string, number>[][] = [];
   const specs = defaultsOf(REWARD_SPECS);
@@ -82,21 +86,31 @@ before(async () => {
     }
     jobs.push({ config: both, out: join(root, `trl-${i}.jsonl`) });
   }
-  // A run from the causal LM folder: a new seeded head. Its numbers cannot match torch's draw, so only
-  // its saved folder is checked: transformers must load it and score as tsdpo does.
-  const fromCausal: RewardConfig = { ...rewardConfig({ ...specs, ...BASE, model_name_or_path: tinyFamily(root, 'llama'), max_steps: 2 } as typeof specs), device: 'cpu', save_steps: 0, output_dir: join(root, 'ts-causal') };
-  await runReward(fromCausal, { quiet: true, log: () => {} });
-  const dirs = [join(root, 'ts-0'), join(root, 'ts-causal')];
-  for (const d of dirs) {
-    const rm = loadRewardModel(d);
-    const tok = loadTokenizer(d);
-    tsScores[d] = (await scoreSequences(rm, SCORE_ROWS.map((t) => tok.encode(t)))).map((s) => s[0]);
+  // Runs from the causal LM folder: a new seeded head (and a new adapter). Their numbers cannot match
+  // torch's draws, so only their saved folders are checked: transformers (and PEFT) must load them and
+  // score as tsdpo does.
+  const extra = { ...BASE, model_name_or_path: tinyFamily(root, 'llama'), max_steps: 2 };
+  for (const [name, more] of [['ts-causal', {}], ['ts-causal-lora', { use_peft: true, lora_r: 4 }]] as const) {
+    await runReward({ ...rewardConfig({ ...specs, ...extra, ...more } as typeof specs), device: 'cpu', save_steps: 0, output_dir: join(root, name) }, { quiet: true, log: () => {} });
   }
-  const scoresOut = join(root, 'scores.json');
-  Object.assign(jobs[0].config, { score_rows: SCORE_ROWS, score_dirs: dirs, scores_out: scoresOut });
+  const lora = CASES.findIndex((c) => c.cfg.adapter);
+  const scored: [number, string[]][] = [[0, ['ts-0', 'ts-causal', 'ts-causal-lora']], [lora, [`ts-${lora}`]]];
+  for (const [i, names] of scored) {
+    const dirs = names.map((n) => join(root, n));
+    for (const d of dirs) {
+      const rm = loadRewardModel(d);
+      const tok = loadTokenizer(d);
+      tsScores[d] = (await scoreSequences(rm, SCORE_ROWS.map((t) => tok.encode(t)))).map((s) => s[0]);
+    }
+    Object.assign(jobs[i].config, { score_rows: SCORE_ROWS, score_dirs: dirs, scores_out: join(root, `scores-${i}.json`) });
+  }
   const ref = await runTrl(root, 'reward', jobs);
   CASES.forEach((c, i) => results.set(c.name, compareHistories(ref[i], ts[i])));
-  scores = JSON.parse(readFileSync(scoresOut, 'utf8'));
+  for (const [i] of scored) {
+    const got = JSON.parse(readFileSync(join(root, `scores-${i}.json`), 'utf8')) as Record<string, number[]>;
+    scores[`trl-${i}`] = got.trl;
+    for (const [k, v] of Object.entries(got)) if (k !== 'trl') scores[k] = v;
+  }
 }, { timeout: 900_000 });
 
 for (const c of CASES) test(`TRL 1.13 RewardTrainer parity: ${c.name}`, { skip: avail.ok ? false : avail.why }, () => {
@@ -106,15 +120,23 @@ for (const c of CASES) test(`TRL 1.13 RewardTrainer parity: ${c.name}`, { skip: 
   assert.deepEqual(r.problems, [], `tsdpo reward differs from TRL 1.13 (${c.name}):\n${r.problems.slice(0, 20).join('\n')}`);
 });
 
-test('the saved reward model, loaded by transformers, scores rows as TRL\'s trained model does', { skip: avail.ok ? false : avail.why }, () => {
-  const d = join(root, 'ts-0');
-  scores.trl.forEach((want, i) => {
-    assert.ok(Math.abs(scores[d][i] - want) <= 1e-5 * Math.max(1, Math.abs(want)), `row ${i}: transformers on tsdpo's folder ${scores[d][i]}, TRL's model ${want}`);
-    assert.ok(Math.abs(tsScores[d][i] - want) <= 1e-5 * Math.max(1, Math.abs(want)), `row ${i}: tsdpo's own scoring ${tsScores[d][i]}, TRL's model ${want}`);
-  });
-});
+const near = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b));
 
-test('a reward model started from a causal LM (new score head) loads in transformers with the scores tsdpo gives', { skip: avail.ok ? false : avail.why }, () => {
-  const d = join(root, 'ts-causal');
-  scores[d].forEach((want, i) => assert.ok(Math.abs(tsScores[d][i] - want) <= 1e-5 * Math.max(1, Math.abs(want)), `row ${i}: transformers ${want}, tsdpo ${tsScores[d][i]}`));
-});
+for (const [what, n] of [['full model', 0], ['LoRA adapter', CASES.findIndex((c) => c.cfg.adapter)]] as const) {
+  test(`the saved reward model (${what}), loaded by transformers, scores rows as TRL's trained model does`, { skip: avail.ok ? false : avail.why }, () => {
+    const d = join(root, `ts-${n}`), want = scores[`trl-${n}`];
+    assert.ok(want && scores[d] && tsScores[d], 'the scoring runs did not finish');
+    want.forEach((w, i) => {
+      assert.ok(near(scores[d][i], w), `row ${i}: transformers on tsdpo's folder ${scores[d][i]}, TRL's model ${w}`);
+      assert.ok(near(tsScores[d][i], w), `row ${i}: tsdpo's own scoring (tsdpo eval's judge) ${tsScores[d][i]}, TRL's model ${w}`);
+    });
+  });
+}
+
+for (const name of ['ts-causal', 'ts-causal-lora']) {
+  test(`a reward model started from a causal LM (new score head${name.endsWith('lora') ? ', new LoRA adapter' : ''}) loads in transformers with the scores tsdpo gives`, { skip: avail.ok ? false : avail.why }, () => {
+    const d = join(root, name);
+    assert.ok(scores[d] && tsScores[d], 'the scoring runs did not finish');
+    scores[d].forEach((w, i) => assert.ok(near(tsScores[d][i], w), `row ${i}: transformers ${w}, tsdpo ${tsScores[d][i]}`));
+  });
+}
