@@ -10,7 +10,7 @@
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { DataError, typeName, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, requireTemplate, textField } from './messages.js';
-import { asDataError, asRecords, describeFormat, loadRecords, type DataReport, type LoadOptions } from './pipeline.js';
+import { asRecords, describeFormat, loadRecords, skipOrThrow, type DataReport, type LoadOptions } from './pipeline.js';
 import { asRow, detectPreferenceFormat, type PreferenceColumns, type PreferenceFormat } from './preference.js';
 import type { RawRecord } from './read.js';
 
@@ -103,11 +103,7 @@ export function prepareRewardDataset(rows: RawRecord[] | unknown[], tok: TextTok
         margin: hasMargin ? marginOf(row, marginCol, rec.where) : null,
       };
     } catch (e) {
-      if (!(e instanceof Error) || e.message.startsWith('prepareRewardDataset:')) throw e;
-      const err = asDataError(e, rec.where);
-      if (!opts.skipInvalid) throw err;
-      report.skippedInvalid++;
-      if (report.invalid.length < 20) report.invalid.push(err.message);
+      skipOrThrow(e, rec.where, report, opts.skipInvalid, 'prepareRewardDataset');
       continue;
     }
     if (max !== null && (ex.chosenIds.length > max || ex.rejectedIds.length > max)) { report.dropped++; continue; }
