@@ -6,8 +6,8 @@ import { addOptions, resolveOptions } from './options.js';
 
 export function rewardCommand(): Command {
   const cmd = new Command('reward')
-    .description('Train a reward model: a one-label sequence classifier scored on (chosen, rejected) pairs with the\n' +
-      'Bradley-Terry loss -log sigmoid(r_chosen - r_rejected - margin), as TRL 1.13\'s RewardTrainer.\n' +
+    .description('Train a reward model (TRL 1.13\'s RewardTrainer): a one-label sequence classifier scores each pair\'s ' +
+      'chosen and rejected sequence, trained with the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected - margin).\n' +
       'Minimal use: tsdpo reward --model DIR --data FILE --output DIR')
     .addHelpText('after', '\nModel: a *ForSequenceClassification folder continues; a causal LM folder gets a new seeded score\n' +
       'head (its lm_head is dropped). Data: preference rows, standard or conversational, with or without a\n' +

@@ -3,13 +3,17 @@
 // head made from a causal LM folder (shape, seed, the saved folder's config). Numbers against TRL and
 // transformers are test/reference/reward.test.ts's.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { collateReward, prepareRewardDataset } from '../../src/data/reward.js';
 import { initEngine } from '../../src/engine.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadSequenceClassifier, saveSequenceClassifier } from '../../src/models/seqcls.js';
+import { defaultsOf } from '../../src/train/config.js';
+import { rewardConfig, REWARD_SPECS } from '../../src/train/reward-config.js';
+import { runReward } from '../../src/train/run-reward.js';
+import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir, toyIds, toyTokenizer } from '../helpers/assets.js';
 import { familyModel } from '../helpers/cli.js';
 
@@ -85,4 +89,33 @@ test('a causal LM folder gets a new one-label score head: [1, hidden], seeded, s
   const again = loadSequenceClassifier(out);
   assert.equal(again.newHead, false);
   assert.deepEqual(Array.from(await again.score.toArray()), Array.from(wa));
+});
+
+test('a resumed reward run (full model, and LoRA + score head) logs the losses of an uninterrupted one; a two-label classifier is refused', async () => {
+  const root = tempDir('tsdpo-reward-resume-');
+  const model = familyModel('llama', join(root, 'llama'));
+  const data = join(root, 'pairs.jsonl');
+  writeFileSync(data, Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Review ${i}:`, chosen: ' good fun', rejected: i % 2 ? ' dull' : ' bad, slow' })).join('\n'));
+  const specs = defaultsOf(REWARD_SPECS);
+  const cfg = (out: string, more: Partial<typeof specs> = {}) => ({
+    ...rewardConfig({ ...specs, model_name_or_path: model, dataset: data, max_steps: 6, save_steps: 3, logging_steps: 1, per_device_train_batch_size: 4, learning_rate: 1e-3, ...more }),
+    device: 'cpu', output_dir: join(root, out),
+  });
+  const quiet = { quiet: true, log: () => {} };
+  for (const lora of [{}, { use_peft: true, lora_r: 4 }]) {
+    const full = cfg(`full-${Object.keys(lora).length}`, lora), resumed = cfg(`resumed-${Object.keys(lora).length}`, { ...lora, resume_from_checkpoint: true });
+    await runReward(full, quiet);
+    cpSync(join(full.output_dir, 'checkpoint-3'), join(resumed.output_dir, 'checkpoint-3'), { recursive: true });
+    const said: string[] = [];
+    await runReward(resumed, { quiet: true, log: (l) => said.push(l) });
+    assert.ok(said.some((l) => l.startsWith('resuming from') && l.includes('step 3 of 6')), said.join('\n'));
+    const losses = (dir: string) => readMetrics(dir).filter((l) => 'loss' in l).map((l) => [l.step, l.loss, l.accuracy]);
+    const [a, b] = [losses(full.output_dir), losses(resumed.output_dir)];
+    assert.equal(b.length, 6);
+    a.forEach((l, i) => l.forEach((v, k) => assert.ok(Math.abs(v - b[i][k]) < 1e-6, `${JSON.stringify(lora)} step ${l[0]}: ${a[i]} vs ${b[i]}`)));
+  }
+  const two = join(root, 'two-labels');
+  await saveSequenceClassifier(loadSequenceClassifier(model, { newHead: { numLabels: 2, seed: 0 } }), two, 0);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(model, f), join(two, f));
+  await assert.rejects(runReward(cfg('two', { model_name_or_path: two }), quiet), /two-labels: score.weight has 2 labels; a reward model has one/);
 });
