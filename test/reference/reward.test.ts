@@ -58,7 +58,7 @@ const CASES: Case[] = [
   { name: 'llama, explicit text prompts', cfg: {} },
   { name: 'gpt2, full batch, constant rate', cfg: { model_name_or_path: gpt2, per_device_train_batch_size: 8, lr_scheduler_type: 'constant' } },
   { name: 'implicit prompts (whole chosen / rejected texts)', cfg: { dataset: writeRows(root, 'implicit8.jsonl', preferenceRows(8).map((r) => ({ chosen: r.prompt + r.chosen, rejected: r.prompt + r.rejected }))) } },
-  { name: 'conversational rows through a chat template', cfg: { model_name_or_path: llamaChat, dataset: conversational } },
+  { name: 'conversational rows through a chat template', cfg: { model_name_or_path: llamaChat, dataset: conversational, learning_rate: 5e-4 } },
   { name: 'conversational rows, implicit prompt', cfg: { model_name_or_path: llamaChat, dataset: implicitChat } },
   { name: 'margin column + center_rewards_coefficient 0.01', cfg: { dataset: data('margin8.jsonl', 8, 0, (i) => ({ margin: (i % 3) * 0.5 })), center_rewards_coefficient: 0.01 } },
   { name: 'accumulation 2 x 2, eval split every 2 steps', cfg: { per_device_train_batch_size: 2, gradient_accumulation_steps: 2, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
