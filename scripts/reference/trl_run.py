@@ -19,6 +19,8 @@ import os
 import sys
 import tempfile
 
+from trl_reward import run_reward  # this folder is on sys.path when run as a script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -175,7 +177,7 @@ def run_dpo(cfg, out_dir, sampler_order):
                              train_dataset=train, eval_dataset=evals, processing_class=tok, peft_config=peft_config)
 
 
-TRAINERS = {"dpo": run_dpo}
+TRAINERS = {"dpo": run_dpo, "reward": run_reward}
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from trl_sft import run_sft  # noqa: E402  (scripts/reference/trl_sft.py)
 TRAINERS["sft"] = run_sft

@@ -8,6 +8,7 @@ import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { logprobsCommand } from './logprobs.js';
 import { pretrainCommand } from './pretrain.js';
+import { rewardCommand } from './reward.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
     .addCommand(ktoCommand())
+    .addCommand(rewardCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())

@@ -10,7 +10,7 @@ import type { DpoConfig } from './config.js';
 import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
-import { batchesOf, type MicroResult, type Objective } from './trainer.js';
+import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
 
 /** Where reference log-probs come from. */
 export type Reference =
@@ -253,21 +253,7 @@ export class DpoObjective implements Objective {
   async evaluate(): Promise<Record<string, number> | null> {
     const ev = this.parts.eval;
     if (!ev || ev.examples.length === 0) return null;
-    const bs = this.parts.cfg.per_device_eval_batch_size;
-    // As transformers' evaluation loop and TRL: the loss is a mean over examples, the other metrics a
-    // mean over batches.
-    const sums: Record<string, number> = {};
-    let examples = 0, batches = 0, loss = 0;
-    for (const idx of batchesOf(ev.examples.length, bs)) {
-      const r = await noGrad(() => this.forward(idx, 'eval', null));
-      loss += r.loss * idx.length;
-      examples += idx.length;
-      for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
-      batches++;
-    }
-    const out: Record<string, number> = { loss: loss / examples };
-    for (const [k, v] of Object.entries(sums)) out[k] = v / batches;
-    return out;
+    return evaluateInBatches(ev.examples.length, this.parts.cfg.per_device_eval_batch_size, (idx) => noGrad(() => this.forward(idx, 'eval', null)));
   }
 
   saveWeights(dir: string): Promise<void> {

@@ -61,6 +61,24 @@ export function* batchesOf(n: number, size: number): Generator<number[]> {
   for (let i = 0; i < n; i += size) yield Array.from({ length: Math.min(size, n - i) }, (_, k) => i + k);
 }
 
+/**
+ * Evaluation over n examples in batches of `size`, as transformers' evaluation loop and TRL: the loss
+ * is a mean over examples, every other metric a mean over batches.
+ */
+export async function evaluateInBatches(n: number, size: number, run: (indices: number[]) => Promise<MicroResult>): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {};
+  let batches = 0, loss = 0;
+  for (const idx of batchesOf(n, size)) {
+    const r = await run(idx);
+    loss += r.loss * idx.length;
+    for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
+    batches++;
+  }
+  const out: Record<string, number> = { loss: loss / n };
+  for (const [k, v] of Object.entries(sums)) out[k] = v / batches;
+  return out;
+}
+
 function optimizerName(optim: string): OptimizerName {
   return optim === 'adamw_torch' ? 'adamw' : (optim as OptimizerName);
 }
