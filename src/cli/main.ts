@@ -5,6 +5,7 @@ import { generateCommand } from './generate.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { logprobsCommand } from './logprobs.js';
+import { ppoCommand } from './ppo.js';
 import { pretrainCommand } from './pretrain.js';
 import { dpoCommand, sftCommand } from './train.js';
 
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
+    .addCommand(ppoCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())
