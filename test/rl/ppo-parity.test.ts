@@ -3,7 +3,7 @@
 // returns, every loss and statistic of every micro-batch, the metrics, and every parameter of the
 // policy and the value model after the update. Expected values come from PyTorch.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { initEngine } from '../../src/engine.js';
@@ -11,6 +11,9 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadRewardModel } from '../../src/eval/reward-model.js';
 import { loadModel, trainAll } from '../../src/models/load.js';
 import { decays, Optimizer } from '../../src/train/optim.js';
+import { PPO_OPTIONS, type PpoConfig } from '../../src/rl/config.js';
+import { runPpo } from '../../src/rl/run.js';
+import { COMMON_OPTIONS, defaultsOf } from '../../src/train/config.js';
 import { policyParams, valueFromRewardFolder, valueParams } from '../../src/rl/models.js';
 import { ppoEpochs, rolloutPhase, updateMetrics, type PpoUpdateOptions } from '../../src/rl/ppo.js';
 import { ROOT, tempDir } from '../helpers/assets.js';
@@ -165,3 +168,23 @@ for (const c of CASES) {
     optimizer.dispose();
   });
 }
+
+test('tsdpo ppo runs end to end with a reward model folder (critic from it) and a LoRA policy (reference = adapter off); transformers loads the saved critic', { skip: avail.ok ? false : avail.why, timeout: 120_000 }, async () => {
+  const out = join(root, 'run-lora');
+  const data = join(root, 'prompts.txt');
+  writeFileSync(data, 'abc\nhello\nthe cat\nok then\n');
+  const { readPrompts } = await import('../../src/cli/eval.js');
+  const cfg = {
+    ...defaultsOf(COMMON_OPTIONS), ...defaultsOf(PPO_OPTIONS), model_name_or_path: policyDir, dataset: data, output_dir: out, reward: rewardDir,
+    device: 'cpu', use_peft: true, lora_r: 4, lora_alpha: 8, lora_target_modules: ['c_attn'], per_device_train_batch_size: 2, gradient_accumulation_steps: 2,
+    num_train_epochs: 2, response_length: 5, stop_token: 'eos', learning_rate: 1e-2, save_value: true, local_rollout_forward_batch_size: 3,
+  } as PpoConfig;
+  const r = await runPpo(cfg, { quiet: true, log: () => {}, readPrompts: (tok, n, p) => readPrompts(data, 'prompt', tok, false, n, p), rewardFunction: async () => { throw new Error('unused'); } });
+  assert.equal(r.updates, 2);
+  // Before the first update the adapter is zero: policy = reference, KL 0; after it, the adapter moved.
+  assert.equal(r.history[0]['objective/kl'], 0);
+  assert.ok(r.history[1]['objective/kl'] !== 0, 'the LoRA policy left the reference');
+  assert.ok(existsSync(join(out, 'adapter_model.safetensors')), 'the adapter is saved');
+  const loaded = await runPython(['-c', `from transformers import AutoModelForSequenceClassification as M; m = M.from_pretrained(${JSON.stringify(join(out, 'value_model'))}); print(type(m).__name__, tuple(m.score.weight.shape))`], root);
+  assert.match(loaded, /GPT2ForSequenceClassification \(1, 64\)/);
+});
