@@ -169,7 +169,7 @@ for (const c of CASES) {
   });
 }
 
-test('tsdpo ppo runs end to end with a reward model folder (critic from it) and a LoRA policy (reference = adapter off); transformers loads the saved critic', { skip: avail.ok ? false : avail.why, timeout: 120_000 }, async () => {
+test('tsdpo ppo runs end to end with a reward model folder (critic from it), a LoRA policy (reference = adapter off) and the adaptive KL coefficient; transformers loads the saved critic', { skip: avail.ok ? false : avail.why, timeout: 120_000 }, async () => {
   const out = join(root, 'run-lora');
   const data = join(root, 'prompts.txt');
   writeFileSync(data, 'abc\nhello\nthe cat\nok then\n');
@@ -178,12 +178,16 @@ test('tsdpo ppo runs end to end with a reward model folder (critic from it) and 
     ...defaultsOf(COMMON_OPTIONS), ...defaultsOf(PPO_OPTIONS), model_name_or_path: policyDir, dataset: data, output_dir: out, reward: rewardDir,
     device: 'cpu', use_peft: true, lora_r: 4, lora_alpha: 8, lora_target_modules: ['c_attn'], per_device_train_batch_size: 2, gradient_accumulation_steps: 2,
     num_train_epochs: 2, response_length: 5, stop_token: 'eos', learning_rate: 1e-2, save_value: true, local_rollout_forward_batch_size: 3,
+    adap_kl_ctrl: true, init_kl_coef: 0.2, target: 6, horizon: 10000,
   } as PpoConfig;
   const r = await runPpo(cfg, { quiet: true, log: () => {}, readPrompts: (tok, n, p) => readPrompts(data, 'prompt', tok, false, n, p), rewardFunction: async () => { throw new Error('unused'); } });
   assert.equal(r.updates, 2);
   // Before the first update the adapter is zero: policy = reference, KL 0; after it, the adapter moved.
   assert.equal(r.history[0]['objective/kl'], 0);
   assert.ok(r.history[1]['objective/kl'] !== 0, 'the LoRA policy left the reference');
+  // adap_kl_ctrl (TRL 0.11): after KL 0 against target 6, the error clips to -0.2: 0.2 * (1 - 0.2 * 4 / 10000).
+  assert.equal(r.history[0].kl_coef, 0.2);
+  assert.ok(Math.abs(r.history[1].kl_coef - 0.2 * (1 - (0.2 * 4) / 10000)) < 1e-12, `kl_coef ${r.history[1].kl_coef}`);
   assert.ok(existsSync(join(out, 'adapter_model.safetensors')), 'the adapter is saved');
   const loaded = await runPython(['-c', `from transformers import AutoModelForSequenceClassification as M; m = M.from_pretrained(${JSON.stringify(join(out, 'value_model'))}); print(type(m).__name__, tuple(m.score.weight.shape))`], root);
   assert.match(loaded, /GPT2ForSequenceClassification \(1, 64\)/);
