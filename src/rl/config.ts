@@ -42,6 +42,7 @@ const NOT_PPO = new Set(['eval_dataset', 'resume_from_checkpoint', 'per_device_e
 export const PPO_SPECS = {
   ...Object.fromEntries(Object.entries(COMMON_OPTIONS).filter(([k]) => !NOT_PPO.has(k))),
   learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 5e-5 },
+  output_dir: { ...COMMON_OPTIONS.output_dir, help: 'where metrics.jsonl, the trained policy (and with save_value value_model/) go (PPO writes no intermediate checkpoints)' },
   dataset: { ...COMMON_OPTIONS.dataset, help: 'prompts: a .txt file (one per line) or .jsonl / .json / .parquet rows with a prompt field' },
   per_device_train_batch_size: { ...COMMON_OPTIONS.per_device_train_batch_size, help: 'rollouts per micro-batch of the PPO update' },
   ...PPO_OPTIONS,
