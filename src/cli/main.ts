@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { logprobsCommand } from './logprobs.js';
+import { ppoCommand } from './ppo.js';
 import { pretrainCommand } from './pretrain.js';
 import { rewardCommand } from './reward.js';
 import { dpoCommand, sftCommand } from './train.js';
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(sftCommand())
     .addCommand(ktoCommand())
     .addCommand(rewardCommand())
+    .addCommand(ppoCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())
