@@ -1,5 +1,6 @@
-// DPO training-step benchmark against the PyTorch peer (bench/torch_dpo_cpu.py, what a Python
-// user would run instead): same presets, GPT-2 architecture with random weights, policy +
+// DPO training-step benchmark against the PyTorch peer (bench/hf_dpo_cpu.py: transformers 5.17 on
+// PyTorch 2.13 from the reference venv, what a TRL user runs; --peer debian: bench/torch_dpo_cpu.py
+// on Debian's torch 1.13): same presets, GPT-2 architecture with random weights, policy +
 // frozen reference, chosen and rejected in one batch, completion-only log-probs, sigmoid DPO, AdamW.
 //
 //   npm run bench:dpo -- --preset small                 one JSON line: ours
@@ -127,7 +128,15 @@ function round(x: number, digits = 4): number {
 }
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
-const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/torch_dpo_cpu.py', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/**
+ * The peer: transformers' GPT2LMHeadModel (SDPA) on PyTorch 2.13 from the reference venv (what TRL
+ * runs; `--peer hf`, the default), or the hand-written GPT-2 on Debian's python3-torch 1.13 (`--peer debian`).
+ */
+const PEERS: Record<string, { python: string; script: string; hint: string }> = {
+  hf: { python: process.env.TSDPO_REFERENCE_PYTHON ?? `${ROOT}.venv-ref/bin/python`, script: `${ROOT}bench/hf_dpo_cpu.py`, hint: 'bash scripts/reference/setup-venv.sh' },
+  debian: { python: '/usr/bin/python3', script: `${ROOT}bench/torch_dpo_cpu.py`, hint: 'apt-get install python3-torch libopenblas0-pthread' },
+};
 
 /** One measurement in a fresh process (so peak RSS is that configuration's own). */
 function child(args: string[]): Record<string, unknown> | null {
@@ -136,17 +145,17 @@ function child(args: string[]): Record<string, unknown> | null {
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-function torch(preset: string, threads: number, steps: number): Record<string, unknown> | null {
+function torch(peer: (typeof PEERS)[string], preset: string, threads: number, steps: number): Record<string, unknown> | null {
   const { pairs, seq, prompt } = shapeOf(preset); // always passed: the peer's own defaults differ per preset
-  const r = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, '--preset', preset, '--threads', String(threads), '--steps', String(steps),
+  const r = spawnSync(peer.python, [peer.script, '--preset', preset, '--threads', String(threads), '--steps', String(steps),
     '--pairs', String(pairs), '--seq', String(seq), '--prompt', String(prompt)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
   if (r.status !== 0) return null;
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-function torchAvailable(): boolean {
-  if (!existsSync('/usr/bin/python3')) return false;
-  return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+function torchAvailable(peer: (typeof PEERS)[string]): boolean {
+  if (!existsSync(peer.python)) return false;
+  return spawnSync(peer.python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 }
 
 async function main(): Promise<void> {
@@ -163,8 +172,11 @@ async function main(): Promise<void> {
   }
   const rounds = Number(arg('rounds', '2'));
   const mine: Record<string, unknown>[] = [], peer: Record<string, unknown>[] = [];
-  const hasTorch = torchAvailable();
-  if (!hasTorch) console.error('PyTorch not found for /usr/bin/python3 (apt-get install python3-torch libopenblas0-pthread): measuring ours only');
+  const peerName = arg('peer', 'hf');
+  const peerDef = PEERS[peerName];
+  if (!peerDef) throw new Error(`--peer must be one of ${Object.keys(PEERS).join(', ')}`);
+  const hasTorch = torchAvailable(peerDef);
+  if (!hasTorch) console.error(`PyTorch not found for ${peerDef.python} (${peerDef.hint}): measuring ours only`);
   // Alternate the engines so that machine noise hits both alike.
   for (let r = 0; r < rounds; r++) {
     for (const threads of [1, 2]) {
@@ -172,7 +184,7 @@ async function main(): Promise<void> {
       mine.push(child(['--preset', preset, '--threads', String(threads), '--steps', String(steps), ...(savings ? ['--savings'] : []),
         '--pairs', String(pairs), '--seq', String(seq), '--prompt', String(prompt)])!);
       if (hasTorch) {
-        const p = torch(preset, threads, steps);
+        const p = torch(peerDef, preset, threads, steps);
         if (p) peer.push(p);
       }
     }
@@ -180,7 +192,7 @@ async function main(): Promise<void> {
   const best = (xs: Record<string, unknown>[]) => xs.reduce((a, b) => ((b.tokens_per_s as number) > (a.tokens_per_s as number) ? b : a));
   const a = best(mine), b = peer.length ? best(peer) : null;
   console.log(JSON.stringify({
-    bench: 'dpo_step', preset, mode: a.mode, ours: a, pytorch: b,
+    bench: 'dpo_step', preset, mode: a.mode, peer: peerName, ours: a, pytorch: b,
     ratio: b ? round((a.tokens_per_s as number) / (b.tokens_per_s as number), 3) : null,
     rss_ratio: b ? round((a.peak_rss_mib as number) / (b.peak_rss_mib as number), 3) : null,
   }));

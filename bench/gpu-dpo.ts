@@ -3,22 +3,26 @@
 // tokens at a model's real shapes; prints JSON lines (tokens/s, achieved TFLOP/s, adapter).
 // Run: npm run build && node dist/bench/gpu-dpo.js [--preset gpt2-124m] [--steps 5] [--warmup 2]
 //      [--head all|completion|shared] [--prompt 64] [--device webgpu|cpu|auto] [--matmul] [--profile] [--fast]
-//      [--tile 128x128x8] [--vocab N] [--layers N]
+//      [--tile 128x128x8] [--vocab N] [--layers N] [--pairs N] [--T N] [--lora R]
+// --lora R trains a fresh rank-R LoRA adapter (c_attn on GPT-2, q_proj + v_proj elsewhere: PEFT's
+// defaults) and takes the reference from the same model with the adapter off (as TRL with peft).
 // --matmul first times the matmul kernel at 4096^3 (--square N) and at the step's shapes, for every tile
 // configuration and for the size-based choice; --tile forces one configuration for the whole step.
 // --profile times every kernel of one more step on the GPU (timestamp queries) and prints the
 // totals per kernel; --fast turns off Dawn's robustness checks and workgroup zeroing (the kernels
 // bound every access themselves) and timestamp quantization (TSDPO_DAWN_FLAGS).
 // Presets: gpt2-124m (12 layers, d 768, 12 heads, vocab 50257; 16 pairs x 256 tokens),
-// gpt2-medium, llama-1b (GQA), and small / tiny shapes for software adapters (lavapipe).
+// gpt2-medium, llama-1b (GQA), qwen2.5-0.5b (GQA, 151,936-token vocabulary, tied embeddings; 8 pairs,
+// since [tokens x vocab] logits must fit one buffer), and small / tiny shapes for software adapters.
 import * as E from '../src/core/index.js';
 import type { Backend } from '../src/core/index.js';
 import { initEngine, type DeviceName } from '../src/engine.js';
 import { tensorFrom, type RawTensor } from '../src/io/raw-tensor.js';
 import { buildModel, trainAll } from '../src/models/load.js';
+import { newAdapter } from '../src/models/lora.js';
 import type { CausalLM, Json } from '../src/models/model.js';
 import { familyOf } from '../src/models/registry.js';
-import { pairLogpsSharedPrompt, type PairSequences, type TokenBatch } from '../src/train/logps.js';
+import { pairLogpsSharedPrompt, sequenceLogps, type PairSequences, type TokenBatch } from '../src/train/logps.js';
 import { LOSSES, splitPairs } from '../src/train/losses.js';
 import { batchSigmoidLoss } from '../src/train/dpo.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../src/train/optim.js';
@@ -45,6 +49,14 @@ const PRESETS: Record<string, Preset> = {
       hidden_act: 'silu', tie_word_embeddings: false,
     },
     pairs: 16, T: 256,
+  },
+  'qwen2.5-0.5b': {
+    config: {
+      model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+      num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
+      hidden_act: 'silu', tie_word_embeddings: true,
+    },
+    pairs: 8, T: 256,
   },
   small: { config: gpt2(128, 4, 2, 2048), pairs: 2, T: 64 },
   tiny: { config: gpt2(64, 4, 2, 512), pairs: 2, T: 32 },
@@ -83,8 +95,9 @@ function randomModel(config: Json, backend: Backend): CausalLM {
 /**
  * Model FLOPs of one step: policy forward + backward (3x forward) + reference forward, for
  * `bodyTokens` positions through the decoder (sequences of up to T) and `headRows` through the LM head.
+ * With frozen weights (LoRA) the backward computes input gradients only: 3x forward in all.
  */
-function stepFlops(model: CausalLM, config: Json, bodyTokens: number, T: number, headRows: number): number {
+function stepFlops(model: CausalLM, config: Json, bodyTokens: number, T: number, headRows: number, forwards = 4): number {
   let linear = 0;
   for (const [name, t] of model.params) {
     if (t.ndim === 2 && !/wte|wpe|embed_tokens|lm_head/.test(name)) linear += t.size;
@@ -94,7 +107,7 @@ function stepFlops(model: CausalLM, config: Json, bodyTokens: number, T: number,
   const avgKeys = (T + 1) / 2; // causal
   const perToken = 2 * linear + L * 4 * heads * Dh * avgKeys; // weights + (q k^T, p v)
   const forward = bodyTokens * perToken + headRows * 2 * C * V;
-  return 4 * forward;
+  return forwards * forward;
 }
 
 function batchOf(rows: number, T: number, V: number, prompt: number): TokenBatch {
@@ -182,8 +195,12 @@ async function main(): Promise<void> {
   }
   const tile = arg('tile', '');
   forceMatmulTile(tile || null);
-  const policy = randomModel(preset.config, be), reference = randomModel(preset.config, be);
-  const params = trainAll(policy);
+  const loraR = Number(arg('lora', '0'));
+  const policy = randomModel(preset.config, be);
+  // With LoRA the reference is the policy with its adapter off: no second model.
+  const reference = loraR > 0 ? policy : randomModel(preset.config, be);
+  const targets = policy.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
+  const params = loraR > 0 ? newAdapter(policy, { r: loraR, alpha: 2 * loraR, targetModules: targets }).params : trainAll(policy);
   const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0.01 });
   const rows = 2 * pairs;
   const batch = batchOf(rows, T, policy.vocabSize, prompt);
@@ -198,14 +215,22 @@ async function main(): Promise<void> {
     const pol = pairLogpsSharedPrompt(policy, shared, 0);
     return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
+  const loraLoss = (): E.Tensor => {
+    const ref = E.noGrad(() => E.tidy(() => sequenceLogps(policy, batch, { headOnCompletion, adapter: false }).seq));
+    const pol = sequenceLogps(policy, batch, { headOnCompletion });
+    return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+  };
+  let recordMs = 0; // host time spent recording the step's work (before the loss is read)
   const step = async (): Promise<number> => {
+    const r0 = performance.now();
     const loss = E.tidy(() => {
-      const l = head === 'shared' ? sharedLoss() : batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
+      const l = head === 'shared' ? sharedLoss() : loraR > 0 ? loraLoss() : batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
       E.backward(l);
       return l;
     });
     opt.update(1e-5);
     opt.zeroGrad();
+    recordMs += performance.now() - r0;
     const v = await loss.item(); // the one readback of a step: the logged loss
     loss.dispose();
     return v;
@@ -215,17 +240,18 @@ async function main(): Promise<void> {
   for (let i = 0; i < warmup; i++) loss = await step();
   const warmS = (performance.now() - t1) / 1000;
   const s0 = stats(be), t2 = performance.now();
+  recordMs = 0;
   for (let i = 0; i < steps; i++) loss = await step();
   const s = (performance.now() - t2) / 1000, s1 = stats(be);
   const headRows = headOnCompletion ? Array.from(batch.completionMask).reduce((x, y) => x + y, 0) - rows : rows * T;
   const bodyTokens = head === 'shared' ? pairs * prompt + rows * (T - prompt) : rows * T;
-  const flops = stepFlops(policy, preset.config, bodyTokens, T, headRows) * steps;
+  const flops = stepFlops(policy, preset.config, bodyTokens, T, headRows, loraR > 0 ? 3 : 4) * steps;
   console.log(JSON.stringify({
     bench: 'gpu-dpo', preset: presetName, adapter: adapterOf(be), device: be.name, pairs, T, head, prompt, steps,
-    step_ms: +(s / steps * 1000).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
+    step_ms: +(s / steps * 1000).toFixed(1), record_ms: +(recordMs / steps).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
     loss: +loss.toFixed(5), init_s: +initS.toFixed(1), warmup_s: +warmS.toFixed(1),
     dispatches_per_step: (s1.dispatches - s0.dispatches) / steps, submits_per_step: (s1.submits - s0.submits) / steps,
-    reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'), tile: tile || 'auto',
+    reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'), tile: tile || 'auto', lora: loraR,
   }));
   const rt = (be as Partial<WebGpuBackend>).rt;
   if (process.argv.includes('--profile') && rt?.startProfile()) {
@@ -234,7 +260,7 @@ async function main(): Promise<void> {
     const total = kernels.reduce((x, k) => x + k.ms, 0);
     console.log(JSON.stringify({
       bench: 'gpu-profile', preset: presetName, head, adapter: adapterOf(be), gpu_ms: +total.toFixed(2),
-      kernels: kernels.slice(0, 25).map((k) => ({ kernel: k.kernel, ms: +k.ms.toFixed(3), count: k.count })),
+      kernels: kernels.map((k) => ({ kernel: k.kernel, ms: +k.ms.toFixed(3), count: k.count })),
     }));
   }
   opt.dispose();

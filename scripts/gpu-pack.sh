@@ -4,6 +4,7 @@
 #   dist/src, dist/bench           the built project (npm run build)
 #   .gpu/node.gz                   this machine's Node binary, stripped and gzipped
 #   .gpu/node_modules/webgpu       Dawn for Node: package.json, index.js, dist/linux-x64/dawn.node.gz
+#   .gpu/node_modules/*            the few pure-JS packages the bench's imports reach
 #   .gl/*.deb                      Debian 12's Vulkan loader and GL dispatch libraries (apt-get download)
 # Usage: bash scripts/gpu-pack.sh [--no-build]. Prints the carried size (must stay under 64 MiB
 # together with the tracked files).
@@ -26,6 +27,11 @@ cp "$pkg/package.json" "$pkg/index.js" "$dst/"
 cp "$pkg/dist/linux-x64/dawn.node" "$tmp/dawn.node"
 strip "$tmp/dawn.node" 2>/dev/null || true
 gzip -9 -c "$tmp/dawn.node" > "$dst/dist/linux-x64/dawn.node.gz"
+
+# Pure-JS packages the bench's imports reach (dist/src/train/progress.js: cli-progress and its deps).
+for p in cli-progress string-width strip-ansi ansi-regex emoji-regex is-fullwidth-code-point; do
+  rm -rf ".gpu/node_modules/$p" && cp -r "node_modules/$p" ".gpu/node_modules/$p"
+done
 
 # The GPU machine runs Debian 12 without the Vulkan loader: take the packages' .debs from here.
 if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then

@@ -5,7 +5,8 @@
 # H200 in an earlier experiment: unpack the loader .debs if libvulkan.so.1 is missing, and point
 # VK_DRIVER_FILES at the NVIDIA driver's own ICD json.
 #
-# Env: BENCHES   space-separated preset:head[:fast[:tile]] runs, head all|completion|shared (default,
+# Env: BENCHES   space-separated preset:head[:fast[:tile[:lora]]] runs, head all|completion|shared
+#                (tile empty for the automatic choice; lora a rank, for a LoRA step) (default,
 #                most important first: gpt2-124m with the LM head on all positions and Dawn's checks
 #                off (:fast), the trainer's savings (:shared), Dawn's default checks, :fast with the
 #                matmul forced to the 64x64x16 tile of earlier measurements, the head on completions)
@@ -41,8 +42,8 @@ if [ ! -f node_modules/webgpu/dist/linux-x64/dawn.node ]; then
   [ -f "$pkg/index.js" ] || { echo '{"bench":"gpu-run","error":"no node_modules/webgpu and no .gpu/node_modules/webgpu"}'; exit 3; }
   [ -f "$pkg/dist/linux-x64/dawn.node" ] || gzip -dc "$pkg/dist/linux-x64/dawn.node.gz" > "$pkg/dist/linux-x64/dawn.node"
   mkdir -p node_modules
-  ln -sfn "$ROOT/$pkg" node_modules/webgpu
-  say "webgpu from $pkg"
+  for d in .gpu/node_modules/*; do [ -e "node_modules/$(basename "$d")" ] || ln -sfn "$ROOT/$d" "node_modules/$(basename "$d")"; done
+  say "webgpu (and the packages beside it) from .gpu/node_modules"
 fi
 [ -f dist/bench/gpu-dpo.js ] || { echo '{"bench":"gpu-run","error":"dist/bench/gpu-dpo.js missing (npm run build, carry dist/src and dist/bench)"}'; exit 3; }
 
@@ -78,10 +79,11 @@ LOG="$OUT/gpu-dpo.jsonl"
 ok=0
 first=1
 for run in ${BENCHES:-gpt2-124m:all:fast gpt2-124m:shared:fast gpt2-124m:all gpt2-124m:all:fast:64x64x16 gpt2-124m:completion:fast}; do
-  IFS=: read -r preset head mode tile <<< "$run"
+  IFS=: read -r preset head mode tile lora <<< "$run"
   extra=()
   if [ "${mode:-}" = fast ]; then extra+=(--fast); fi
   if [ -n "${tile:-}" ]; then extra+=(--tile "$tile"); fi
+  if [ -n "${lora:-}" ]; then extra+=(--lora "$lora"); fi
   # Timestamps are exact only with Dawn's quantization off, which the fast runs do.
   if [ -n "${PROFILE:-}" ] && [ "${mode:-}" = fast ]; then extra+=(--profile); fi
   if [ "$first" = 1 ] && [ -n "${MATMUL:-}" ]; then extra+=(--matmul); fi

@@ -39,12 +39,20 @@ export function cpuBackend(opts: EngineOptions = {}): Promise<CpuBackend> {
 }
 
 let gpu: Promise<WebGpuBackend> | null = null;
+const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
 /**
  * The WebGPU backend (one device per process). `allowFallback` accepts a software adapter;
- * 'auto' does not, so that CPU-only machines train on the faster CPU backend.
+ * 'auto' does not, so that CPU-only machines train on the faster CPU backend (in Node without
+ * loading Dawn in this process).
  */
 export async function webgpuBackend(allowFallback = true): Promise<WebGpuBackend> {
+  if (gpu === null && !allowFallback && isNode) {
+    // Look in a child process first: Dawn prints warnings while it looks (backend/webgpu/probe.ts).
+    const { probeAdapterInChild } = await import('./backend/webgpu/probe.js');
+    const found = await probeAdapterInChild({ allowFallback });
+    if (!found.ok) throw new Error(`webgpu: ${found.reason}`);
+  }
   if (gpu === null) {
     const made = WebGpuBackend.create({ allowFallback });
     gpu = made;

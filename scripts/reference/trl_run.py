@@ -103,7 +103,8 @@ def load_policy(cfg):
         model = PeftModel.from_pretrained(model, cfg["adapter"], is_trainable=True)
     elif cfg.get("use_peft"):
         from peft import LoraConfig
-        targets = cfg.get("lora_target_modules", ["q_proj", "v_proj"])
+        # No target modules: PEFT's default for the model_type, as tsdpo's empty default.
+        targets = cfg.get("lora_target_modules") or None
         peft_config = LoraConfig(r=cfg.get("lora_r", 16), lora_alpha=cfg.get("lora_alpha", 32),
                                  lora_dropout=cfg.get("lora_dropout", 0.05), task_type="CAUSAL_LM",
                                  target_modules="all-linear" if targets == ["all-linear"] else targets)

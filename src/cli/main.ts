@@ -1,4 +1,5 @@
 // The `tsdpo` command line: one subcommand per file in this folder.
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { generateCommand } from './generate.js';
 import { demoCommand } from './demo.js';
@@ -7,9 +8,15 @@ import { logprobsCommand } from './logprobs.js';
 import { pretrainCommand } from './pretrain.js';
 import { dpoCommand, sftCommand } from './train.js';
 
+/** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('tsdpo')
     .description('Direct Preference Optimization for language models, in TypeScript (arXiv:2305.18290).')
+    .version(packageVersion(), '-V, --version', 'print the version of tsdpo')
     .showHelpAfterError()
     .addCommand(dpoCommand())
     .addCommand(sftCommand())

@@ -11,7 +11,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { DataError, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, renderCompletion, renderPrompt, textField } from './messages.js';
 import {
-  asDataError, asRecords, loadRecords, type DataReport, type LoadOptions,
+  asDataError, asRecords, describeFormat, loadRecords, type DataReport, type LoadOptions,
 } from './pipeline.js';
 import {
   asRow, detectPreferenceFormat, preferenceText,
@@ -119,7 +119,7 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
 export function describeSftFormat(f: SftFormat | null): string {
   if (f === null) return 'unknown (no valid rows)';
   if (f.kind === 'prompt-completion') return `prompt-completion${f.conversational ? ', conversational' : ''}`;
-  if (f.kind === 'preference') return `preference prompt + chosen (${f.preference.conversational ? 'conversational' : 'standard'})`;
+  if (f.kind === 'preference') return `preference prompt + chosen (${describeFormat(f.preference)})`;
   return f.kind;
 }
 

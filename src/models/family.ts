@@ -12,6 +12,8 @@ export interface Family<S = unknown> {
   /** Checkpoint name -> our (HF canonical) name, or null to drop the tensor (known buffers). */
   sanitize(names: string[], spec: S): Map<string, string | null>;
   build(spec: S, config: Json, params: Map<string, Tensor>): CausalLM;
+  /** LoRA target_modules when none are given: PEFT's default for these model types. */
+  loraTargetModules: string[];
 }
 
 /** A Llama-style family from its spec function. */
@@ -30,5 +32,6 @@ export function decoderFamily(modelTypes: string[], spec: (c: Json) => DecoderSp
       return map;
     },
     build: (s, config, params) => new DecoderLM(s, config, params),
+    loraTargetModules: ['q_proj', 'v_proj'],
   };
 }

@@ -140,4 +140,5 @@ export const gpt2 = {
   shapes,
   sanitize,
   build: (s: Gpt2Spec, config: Json, params: Map<string, Tensor>): CausalLM => new Gpt2LM(s, config, params),
+  loraTargetModules: ['c_attn'], // the fused q, k, v projection
 };

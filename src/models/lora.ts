@@ -6,6 +6,7 @@ import { fmt } from '../core/shape.js';
 import { isLoraTarget, LORA_DEFAULTS, loraScaling, parseLoraConfig, type LoraConfig } from '../io/peft-config.js';
 import { loadPeftAdapter, savePeftAdapter } from '../io/peft.js';
 import type { CausalLM } from './model.js';
+import { familyOf } from './registry.js';
 
 export interface AdapterInfo {
   config: LoraConfig;
@@ -68,16 +69,18 @@ export function loadAdapter(model: CausalLM, dir: string): AdapterInfo {
 export interface NewAdapterOptions {
   r: number;
   alpha: number;
-  targetModules: string[] | string;
+  /** Module names, 'all-linear', or empty / absent for the family's default (PEFT's for the model_type). */
+  targetModules?: string[] | string;
   dropout?: number;
   seed?: number;
 }
 
 /** A fresh adapter: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a = sqrt(5)), B = 0. */
 export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
+  const targets = o.targetModules?.length ? o.targetModules : familyOf(model.config).loraTargetModules;
   const config = parseLoraConfig({
     ...LORA_DEFAULTS, peft_type: 'LORA', task_type: 'CAUSAL_LM', r: o.r, lora_alpha: o.alpha,
-    target_modules: o.targetModules, lora_dropout: o.dropout ?? 0, fan_in_fan_out: model.family === 'gpt2',
+    target_modules: targets, lora_dropout: o.dropout ?? 0, fan_in_fan_out: model.family === 'gpt2',
   }, 'lora options');
   const rng = new Rng(o.seed ?? 0);
   const factors = new Map<string, { A: Tensor; B: Tensor; scaling: number }>();

@@ -16,7 +16,7 @@ import { loadAdapter, newAdapter, saveAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import type { CommonConfig, DpoConfig, SftConfig } from './config.js';
+import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
 import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
 import type { NamedParam } from './optim.js';
 import { progress } from './progress.js';
@@ -126,8 +126,11 @@ async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
 
 function dataOptions(cfg: CommonConfig) {
   return {
-    // A prompt column named only when set: rows without one then get an implicit prompt (TRL's extract_prompt).
-    columns: { prompt: cfg.prompt_column === 'prompt' ? undefined : cfg.prompt_column, chosen: cfg.chosen_column, rejected: cfg.rejected_column },
+    // A named prompt column must exist; the default one may be absent (implicit prompt, Anthropic HH).
+    columns: {
+      prompt: cfg.prompt_column === COMMON_OPTIONS.prompt_column.default ? undefined : cfg.prompt_column,
+      chosen: cfg.chosen_column, rejected: cfg.rejected_column,
+    },
     skipInvalid: cfg.skip_invalid,
     maxLength: cfg.max_length > 0 ? cfg.max_length : null,
     maxPromptLength: cfg.max_prompt_length > 0 ? cfg.max_prompt_length : null,

@@ -46,7 +46,7 @@ test('preference rows as SFT: prompt + chosen, the same ids as the DPO chosen se
   const sft = prepareSftDataset(rows.slice(0, 1), tok);
   const dpo = preparePreferenceDataset(rows.slice(0, 1), tok).examples[0];
   assert.deepEqual(sft.examples[0], { ids: [...dpo.promptIds, ...dpo.chosenIds], promptLength: dpo.promptIds.length });
-  assert.equal(sft.report.format, 'preference prompt + chosen (standard)');
+  assert.equal(sft.report.format, 'preference prompt + chosen (standard, explicit prompt)');
   // Implicit prompt (a separate dataset: the format is fixed by the first row).
   const implicit = prepareSftDataset(rows.slice(1), tok).examples[0];
   assert.deepEqual(implicit, { ids: [BOS, ...toyIds('The sky is blue.'), EOS], promptLength: 11 });

@@ -4,16 +4,13 @@
 // KL 0 and win rate 1/2 exactly; a reward module is used as given (its values are in --output, and
 // the summary follows from them); bad input names the file, line and field, or the option.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
+import { DEMO_MODEL, runCli } from '../helpers/cli.js';
 import { tempRoot, tinyPreferences } from '../train/tiny.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/tsdpo.js', import.meta.url));
-const DEMO_MODEL = fileURLToPath(new URL('../../../assets/demo-model', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+const run = (...args: string[]) => runCli(args);
 let root = '', prompts = '';
 
 interface Result {

@@ -1,18 +1,16 @@
 // The command line: --help lists every option with its default; a config file sets options and
 // flags override it; bad data names file, line and field; --skip_invalid counts skipped rows.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
 import { initEngine } from '../../src/engine.js';
+import { runCli } from '../helpers/cli.js';
 import { COMMON_OPTIONS, DPO_OPTIONS } from '../../src/train/config.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempRoot, tinyModel, tinyPreferences } from './tiny.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/tsdpo.js', import.meta.url));
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+const run = (...args: string[]) => runCli(args);
 let root = '', model = '', data = '';
 
 before(async () => {

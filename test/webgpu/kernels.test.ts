@@ -10,7 +10,9 @@ import * as ref from '../../src/backend/ref/index.js';
 import { rng } from '../kernels/helpers.js';
 import { expectClose } from './compare.js';
 import { GPU, gpu } from './gpu.js';
-import { MATMUL_TILES, forceMatmulTile } from '../../src/backend/webgpu/kernels/matmul.js';
+import { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
+import { GpuRuntime } from '../../src/backend/webgpu/runtime.js';
+import { MATMUL_TILES, forceMatmulTile, tileFor } from '../../src/backend/webgpu/kernels/matmul.js';
 
 const skip = GPU.skip;
 
@@ -103,8 +105,8 @@ describe('webgpu kernels against the CPU backend', { skip }, () => {
     }
   });
 
-  test('matmul: a large output takes the 128 x 128 tile (named in the profile) and agrees', async (t) => {
-    const M = 1536, K = 12, N = 1544; // 12 x 13 tiles of 128 x 128
+  test('matmul: a large output takes the 128 x 64 tile (named in the profile) and agrees', async (t) => {
+    const M = 1536, K = 12, N = 1544; // 12 x 25 tiles of 128 x 64
     const data = { a: rand(M * K, 13), b: rand(N * K, 14), c: rand(M * N, 15) };
     const rt = gpu().rt;
     const profiling = rt.startProfile();
@@ -114,7 +116,16 @@ describe('webgpu kernels against the CPU backend', { skip }, () => {
     const ran = (await rt.stopProfile()).map((p) => p.kernel);
     expectClose('matmul 1536x12x1544 transB', g.c, cpu.c, 2e-5);
     if (!profiling) { t.diagnostic('no timestamp-query: tile choice not checked'); return; }
-    assert.ok(ran.some((n) => n.startsWith('matmul 128x128x8 transB')), `kernels run: ${ran.join(', ')}`);
+    assert.ok(ran.some((n) => n.startsWith('matmul 128x64x16 transB')), `kernels run: ${ran.join(', ')}`);
+  });
+
+  test('matmul tile choice: by output size, and 128 x 128 for a very long K', () => {
+    const name = (t: { bm: number; bn: number; bk: number }): string => `${t.bm}x${t.bn}x${t.bk}`;
+    const limit = 48 * 1024;
+    assert.equal(name(tileFor(8192, 2304, 768, 1, limit)), '128x64x16'); // gpt2 qkv
+    assert.equal(name(tileFor(8192, 768, 50257, 1, limit)), '128x128x8'); // LM head input gradient
+    assert.equal(name(tileFor(256, 256, 768, 1, limit)), '64x64x16'); // few tiles
+    assert.equal(name(tileFor(8192, 2304, 768, 1, 4096)), '64x64x16'); // workgroup memory too small
   });
 
   test('adamw, rmsprop, sgd (with and without momentum): two steps', async () => {
@@ -198,6 +209,24 @@ describe('webgpu: host writes stay in order with recorded work', { skip }, () =>
     assert.ok(Math.abs(out[0] - total) < 1e-2, `${out[0]} vs ${total}`);
     assert.equal(out[1], 300000);
     assert.equal(out[2], 300002);
+  });
+
+  test('buffers freed past the idle limit while a kernel that reads them is pending', async () => {
+    // The pool destroys idle buffers beyond maxIdleBytes (8 GiB by default: a gpt2-124m step on a
+    // GPU reaches it). A buffer destroyed before the submit that uses it fails that submit, so the
+    // trim must wait for the submit. Here a 1 MiB limit and 4 MiB tensors reach it at once.
+    const be = new WebGpuBackend(new GpuRuntime(gpu().rt.device, 'small idle limit', { maxIdleBytes: 1 << 20 }));
+    const n = 1 << 20, x = rand(n, 12);
+    const out = await E.tidyAsync(async () => {
+      const a = E.tensor(x, [n], 'f32', be);
+      const b = E.affine(a, 2, 0);
+      const c = E.affine(b, 1, 1); // reads b: recorded, not submitted
+      b.dispose(); // b's 4 MiB buffer goes back to a pool over its limit
+      a.dispose();
+      return c.toArray();
+    });
+    expectClose('2 x + 1', out, x.map((v) => 2 * v + 1), 1e-6);
+    assert.ok(be.rt.storage.idleBytes <= 1 << 20, `idle ${be.rt.storage.idleBytes} bytes after the submit`);
   });
 });
 

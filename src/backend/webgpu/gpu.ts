@@ -70,9 +70,10 @@ const RAISED_LIMITS = [
   'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension',
 ] as const;
 
-/** Finds an adapter and opens a device on it, or says why not. */
-export async function acquireGpu(opts: GpuOptions = {}): Promise<GpuResult> {
-  const timeoutMs = opts.timeoutMs ?? 30000;
+/** The adapter on offer and whether it is accepted, or why there is none. */
+type Found = { ok: true; adapter: GPUAdapter; name: string; fallback: boolean } | { ok: false; reason: string };
+
+async function findAdapter(opts: GpuOptions, timeoutMs: number): Promise<Found> {
   let gpu: GPU | undefined;
   try {
     gpu = isNode ? await nodeGpu() : (globalThis.navigator as Navigator | undefined)?.gpu;
@@ -80,17 +81,38 @@ export async function acquireGpu(opts: GpuOptions = {}): Promise<GpuResult> {
     return { ok: false, reason: `the Dawn module (npm package webgpu) failed to load: ${(e as Error).message}` };
   }
   if (!gpu) return { ok: false, reason: 'this environment has no WebGPU (navigator.gpu is undefined)' };
+  const adapter = await withTimeout(gpu.requestAdapter({ powerPreference: 'high-performance' }), timeoutMs, 'requestAdapter');
+  if (!adapter) {
+    return { ok: false, reason: 'no WebGPU adapter (on Linux: is a Vulkan driver installed? scripts/install-lavapipe.sh adds a CPU one)' };
+  }
+  const info = adapter.info;
+  const fallback = isSoftwareAdapter(info, adapter);
+  const name = adapterName(info);
+  if (fallback && !opts.allowFallback) {
+    return { ok: false, reason: `the only WebGPU adapter, ${name}, runs on the CPU` };
+  }
+  return { ok: true, adapter, name, fallback };
+}
+
+export type AdapterProbe = { ok: true; name: string; fallback: boolean } | { ok: false; reason: string };
+
+/** Whether an adapter is there (and accepted), without opening a device: what probe.ts's child prints. */
+export async function probeAdapter(opts: GpuOptions = {}): Promise<AdapterProbe> {
   try {
-    const adapter = await withTimeout(gpu.requestAdapter({ powerPreference: 'high-performance' }), timeoutMs, 'requestAdapter');
-    if (!adapter) {
-      return { ok: false, reason: 'no WebGPU adapter (on Linux: is a Vulkan driver installed? scripts/install-lavapipe.sh adds a CPU one)' };
-    }
-    const info = adapter.info;
-    const fallback = isSoftwareAdapter(info, adapter);
-    const name = adapterName(info);
-    if (fallback && !opts.allowFallback) {
-      return { ok: false, reason: `the only WebGPU adapter, ${name}, runs on the CPU` };
-    }
+    const found = await findAdapter(opts, opts.timeoutMs ?? 30000);
+    return found.ok ? { ok: true, name: found.name, fallback: found.fallback } : found;
+  } catch (e) {
+    return { ok: false, reason: `WebGPU adapter request failed: ${(e as Error).message}` };
+  }
+}
+
+/** Finds an adapter and opens a device on it, or says why not. */
+export async function acquireGpu(opts: GpuOptions = {}): Promise<GpuResult> {
+  const timeoutMs = opts.timeoutMs ?? 30000;
+  try {
+    const found = await findAdapter(opts, timeoutMs);
+    if (!found.ok) return found;
+    const { adapter, name, fallback } = found;
     const requiredLimits: Record<string, number> = {};
     for (const k of RAISED_LIMITS) {
       const v = (adapter.limits as unknown as Record<string, number>)[k];

@@ -25,19 +25,33 @@ export function sizeClass(bytes: number, cap: number): number {
   return Math.min(c, Math.max(b, Math.floor(cap / 16) * 16));
 }
 
+/** The adaptive idle limit never goes below this. */
+const MIN_IDLE = 256 * 2 ** 20;
+
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   /** Bytes in buffers that are idle in the pool. */
   idleBytes = 0;
   /** Bytes in all buffers this pool created and has not destroyed. */
   totalBytes = 0;
+  /** The most bytes in use (not idle) at once so far. */
+  peakInUse = 0;
+  /**
+   * Whether recorded work not yet submitted may use released buffers: a buffer destroyed before
+   * the submit that uses it fails that submit, so trimming waits for `trimExcess` after it.
+   */
+  pendingWork: () => boolean = () => false;
 
   constructor(
     device: GPUDevice,
     readonly usage: number,
     private readonly cap: number,
-    /** Idle bytes kept before the largest idle buffers are destroyed. */
-    private readonly maxIdle: number,
+    /**
+     * Idle bytes kept before the largest idle buffers are destroyed; null: as many as the most
+     * bytes ever in use at once (a training step frees and then needs again the same buffers, so
+     * the pool then holds no more than the step's peak, and nothing is created twice).
+     */
+    private readonly maxIdle: number | null,
     /** Creates a buffer (the runtime's watches for out-of-memory errors). */
     private readonly create: (size: number, usage: number) => GPUBuffer = (size, usage) => device.createBuffer({ size, usage }),
   ) {}
@@ -55,6 +69,7 @@ export class BufferPool {
     }
     const buf = this.create(c, this.usage);
     this.totalBytes += c;
+    this.peakInUse = Math.max(this.peakInUse, this.totalBytes - this.idleBytes);
     return buf;
   }
 
@@ -64,7 +79,13 @@ export class BufferPool {
     if (!list) this.free.set(c, (list = []));
     list.push(buf);
     this.idleBytes += c;
-    if (this.idleBytes > this.maxIdle) this.trim(this.maxIdle / 2);
+    if (!this.pendingWork()) this.trimExcess();
+  }
+
+  /** Trims to half of the idle limit once the idle bytes exceed it; returns the buffers destroyed. */
+  trimExcess(): number {
+    const limit = this.maxIdle ?? Math.max(MIN_IDLE, this.peakInUse);
+    return this.idleBytes > limit ? this.trim(limit / 2) : 0;
   }
 
   /** Destroys idle buffers, largest classes first, until at most `keep` idle bytes remain. */

@@ -94,7 +94,10 @@ export interface RuntimeOptions {
   perSubmit?: number;
   /** One submit per dispatch with validation scopes, so that errors name their kernel. */
   debug?: boolean;
-  /** Idle pooled bytes kept for reuse (default 8 GiB; the largest idle buffers go first). */
+  /**
+   * Idle pooled bytes kept for reuse (the largest idle buffers are destroyed first). Default: as
+   * many as were ever in use at once (env TSDPO_WEBGPU_MAX_IDLE_MB sets a fixed number instead).
+   */
   maxIdleBytes?: number;
 }
 
@@ -144,8 +147,10 @@ export class GpuRuntime {
     this.debug = opts.debug ?? false;
     this.perSubmit = this.debug ? 1 : Math.max(1, opts.perSubmit ?? 256);
     this.paramAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
-    // Idle buffers are kept for the next step (which allocates the same sizes) up to 8 GiB.
-    const maxIdle = opts.maxIdleBytes ?? 8 * 2 ** 30;
+    // Idle buffers are kept for the next step, which allocates the same sizes: creating a buffer of
+    // a gigabyte (the logits of a batch) costs far more than the kernels that fill it.
+    const envIdle = typeof process !== 'undefined' ? Number(process.env?.TSDPO_WEBGPU_MAX_IDLE_MB ?? NaN) : NaN;
+    const maxIdle = opts.maxIdleBytes ?? (Number.isFinite(envIdle) ? envIdle * 2 ** 20 : null);
     // Large buffers are created inside an out-of-memory scope; a failure is thrown by the next read.
     const watch = (size: number, usage: number): GPUBuffer => {
       if (size < 64 << 20) return device.createBuffer({ size, usage });
@@ -158,6 +163,7 @@ export class GpuRuntime {
     };
     this.storage = new BufferPool(device, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, this.maxBinding, maxIdle, watch);
     this.staging = new BufferPool(device, USAGE.MAP_READ | USAGE.COPY_DST, this.limits.maxBufferSize, 256 << 20);
+    this.storage.pendingWork = this.staging.pendingWork = () => this.encoder !== null;
     this.paramGpu = device.createBuffer({ size: PARAM_ARENA, usage: USAGE.UNIFORM | USAGE.COPY_DST });
     this.uploadGpu = device.createBuffer({ size: UPLOAD_ARENA, usage: USAGE.COPY_SRC | USAGE.COPY_DST });
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => this.fail(`GPU error: ${ev.error.message}`);
@@ -418,6 +424,9 @@ export class GpuRuntime {
     this.paramUsed = 0;
     this.uploadUsed = 0;
     this.recorded = 0;
+    // Buffers released while the work was recorded may be destroyed now (Dawn frees them once
+    // the submitted work is done).
+    if (this.storage.trimExcess() + this.staging.trimExcess() > 0) this.forgetBindGroups();
   }
 
   /** Copies `bytes` bytes at `offset` of `src` to the host (submits pending work first). */

@@ -39,7 +39,11 @@ export const MATMUL_TILES: Readonly<Record<string, Tile>> = {
   '128x128x8': { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8, fill: 256 },
   '128x128x16': { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8, fill: 256 },
 };
-const SMALL = MATMUL_TILES['64x64x16'], LARGE = MATMUL_TILES['128x128x8'];
+// Measured on an H200 (docs/webgpu.md, bench/gpu-dpo.ts --matmul): 128x64x16 was the fastest at
+// 4096^3 and at a gpt2 step's shapes (31-35 TFLOP/s against 23-28 for 128x128x8), except where K is
+// very long (the LM head's input gradient, K = vocabulary: 128x128x8 23.7 against 17.2).
+const SMALL = MATMUL_TILES['64x64x16'], LARGE = MATMUL_TILES['128x64x16'], LONG_K = MATMUL_TILES['128x128x8'];
+const LONG_K_FROM = 16384;
 let forced: Tile | null = null;
 
 /** Forces one tile configuration for every matmul (null: choose by size again). */
@@ -191,19 +195,20 @@ function sharedBytes(t: Tile): number {
 }
 
 /**
- * The tile for an output of batch x M x N: 128 x 128 where there are at least half a fill of such
- * tiles (split-K makes up the rest where K is long), else 64 x 64.
+ * The tile for an output of batch x M x N with K-long sums: 128 x 64 (128 x 128 for K of at least
+ * LONG_K_FROM) where there are at least half a fill of such tiles (split-K makes up the rest where
+ * K is long), else 64 x 64.
  */
-function tileFor(ctx: Ctx, M: number, N: number, batch: number): Tile {
-  const limit = ctx.rt.limits.maxComputeWorkgroupStorageSize;
+export function tileFor(M: number, N: number, K: number, batch: number, limit: number): Tile {
   if (forced) {
     if (sharedBytes(forced) > limit) {
       throw new Error(`webgpu matmul: tile ${forced.bm}x${forced.bn}x${forced.bk} needs ${sharedBytes(forced)} bytes of workgroup memory, above this device's ${limit}`);
     }
     return forced;
   }
-  const large = Math.ceil(M / LARGE.bm) * Math.ceil(N / LARGE.bn) * batch;
-  return large >= LARGE.fill / 2 && sharedBytes(LARGE) <= limit ? LARGE : SMALL;
+  const big = K >= LONG_K_FROM ? LONG_K : LARGE;
+  const tiles = Math.ceil(M / big.bm) * Math.ceil(N / big.bn) * batch;
+  return tiles >= big.fill / 2 && sharedBytes(big) <= limit ? big : SMALL;
 }
 
 /**
@@ -222,7 +227,7 @@ export function matmul(ctx: Ctx, a: KernelArgs['matmul']): void {
   const { M, N, K, batch, transA, transB } = a;
   if (M === 0 || N === 0 || batch === 0) return;
   const lda = transA ? M : K, ldb = transB ? K : N;
-  const tile = tileFor(ctx, M, N, batch);
+  const tile = tileFor(M, N, K, batch, ctx.rt.limits.maxComputeWorkgroupStorageSize);
   const splits = splitsFor(tile, M, N, K, batch, a.accumulate);
   const chunk = splits > 1 ? Math.ceil(K / splits / tile.bk) * tile.bk : K;
   const nz = splits > 1 ? Math.ceil(K / chunk) : batch;
