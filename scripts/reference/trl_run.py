@@ -156,6 +156,9 @@ def run_dpo(cfg, out_dir, sampler_order):
 
 
 TRAINERS = {"dpo": run_dpo}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trl_sft import run_sft  # noqa: E402
+TRAINERS["sft"] = run_sft
 
 
 def main():

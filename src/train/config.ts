@@ -91,6 +91,7 @@ export const DPO_OPTIONS = {
 /** Options only `tsdpo sft` has. */
 export const SFT_OPTIONS = {
   completion_only_loss: { type: 'bool', default: true, help: 'prompt/completion data: loss on completion tokens only' },
+  dataset_text_field: { type: 'string', default: 'text', help: 'column holding plain-text rows (language modelling on every token)' },
 } as const satisfies Record<string, OptionSpec>;
 
 type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number

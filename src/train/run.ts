@@ -235,7 +235,8 @@ export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean 
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const s = await setup(cfg, log);
   const padId = padIdFor(s.tok);
-  const sftOpts = { ...dataOptions(cfg), completionOnlyLoss: cfg.completion_only_loss };
+  const data = dataOptions(cfg);
+  const sftOpts = { ...data, columns: { ...data.columns, text: cfg.dataset_text_field }, completionOnlyLoss: cfg.completion_only_loss };
   const train = await loadSftDataset(cfg.dataset, s.tok, { ...sftOpts, split: 'train' });
   log(reportLine('train data', train.report));
   if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);

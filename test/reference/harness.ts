@@ -110,7 +110,7 @@ export interface Job {
 }
 
 /** Runs the TRL jobs in one Python process; returns each job's log_history lines. */
-export async function runTrl(root: string, trainer: 'dpo', jobs: Job[]): Promise<Record<string, number>[][]> {
+export async function runTrl(root: string, trainer: string, jobs: Job[]): Promise<Record<string, number>[][]> {
   const file = join(root, `jobs-${trainer}.json`);
   writeFileSync(file, JSON.stringify(jobs));
   await runPython([RUNNER, '--trainer', trainer, '--jobs', file], root).catch((e: Error) => {
