@@ -19,6 +19,8 @@ import os
 import sys
 import tempfile
 
+from trl_reward import run_reward  # this folder is on sys.path when run as a script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,7 +71,9 @@ class FixedOrderSampler:
 def training_arguments(cfg, out_dir):
     """The TrainingArguments part of a tsdpo config (shared by every trainer)."""
     args = dict(
-        output_dir=out_dir, report_to="none", save_strategy="no", use_cpu=True, bf16=False, fp16=False,
+        output_dir=out_dir, report_to="none", save_strategy="no", bf16=False, fp16=False,
+        # The CPU unless USE_CPU=0 (an exported run on GPUs: scripts launched by `tsdpo export`'s launch.sh).
+        use_cpu=os.environ.get("USE_CPU", "1") != "0",
         gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=True, logging_strategy="steps",
     )
     for k in ["learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -86,6 +90,14 @@ def training_arguments(cfg, out_dir):
         args["warmup_steps"] = cfg["warmup_steps"]
     elif cfg.get("warmup_ratio", 0) > 0:
         args["warmup_steps"] = float(cfg["warmup_ratio"])
+    # Processes share the configured batch (an exported run keeps tsdpo's global batch on N processes).
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if os.environ.get("TSDPO_SHARE_BATCH") == "1" and world > 1:
+        for k in ["per_device_train_batch_size", "per_device_eval_batch_size"]:
+            n = args.get(k, 8)
+            if n % world:
+                raise ValueError(f"{k} {n} is not divisible by the {world} processes: make it a multiple of {world}")
+            args[k] = n // world
     if cfg.get("eval_dataset"):
         args["eval_strategy"] = "steps"
         args["eval_steps"] = cfg.get("eval_steps") or cfg.get("logging_steps", 10)
@@ -103,12 +115,33 @@ def load_policy(cfg):
         model = PeftModel.from_pretrained(model, cfg["adapter"], is_trainable=True)
     elif cfg.get("use_peft"):
         from peft import LoraConfig
-        # No target modules: PEFT's default for the model_type, as tsdpo's empty default.
-        targets = cfg.get("lora_target_modules") or None
+        targets = cfg.get("lora_target_modules") or None  # None: PEFT's default for the model_type
         peft_config = LoraConfig(r=cfg.get("lora_r", 16), lora_alpha=cfg.get("lora_alpha", 32),
                                  lora_dropout=cfg.get("lora_dropout", 0.05), task_type="CAUSAL_LM",
                                  target_modules="all-linear" if targets == ["all-linear"] else targets)
     return model, peft_config
+
+
+def load_reference(cfg):
+    """The ref_model of a config (None: the trainer's default reference)."""
+    if not cfg.get("ref_model"):
+        return None
+    import torch
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
+
+
+def train_log_history(trainer_cls, sampler_order, **kwargs):
+    """Trains trainer_cls(**kwargs), in sampler_order when given, and returns its log_history."""
+    class Trainer(trainer_cls):
+        def _get_train_sampler(self, train_dataset=None):
+            return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
+
+    trainer = Trainer(**kwargs)
+    trainer.train()
+    if os.environ.get("TSDPO_SAVE_MODEL") == "1":  # --output_dir: keep the trained model there
+        trainer.save_model()
+    return trainer.state.log_history
 
 
 DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_ref_log_probs", "max_length",
@@ -118,8 +151,7 @@ DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_
 
 
 def run_dpo(cfg, out_dir, sampler_order):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     unknown = set(cfg) - TSDPO_ONLY - set(DPO_KEYS) - {
@@ -137,28 +169,19 @@ def run_dpo(cfg, out_dir, sampler_order):
         if k in args and args[k] == off:
             args[k] = None
     model, peft_config = load_policy(cfg)
-    ref = None
-    if cfg.get("ref_model"):
-        ref = AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
     tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
     rename = {cfg.get(f"{c}_column", c): c for c in ["prompt", "chosen", "rejected"]}
     train = load_rows(cfg["dataset"]).rename_columns({k: v for k, v in rename.items() if k != v})
     evals = load_rows(cfg["eval_dataset"]) if cfg.get("eval_dataset") else None
-
-    class Trainer(DPOTrainer):
-        def _get_train_sampler(self, train_dataset=None):
-            return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
-
-    trainer = Trainer(model=model, ref_model=ref, args=DPOConfig(**args), train_dataset=train, eval_dataset=evals,
-                      processing_class=tok, peft_config=peft_config)
-    trainer.train()
-    return trainer.state.log_history
+    return train_log_history(DPOTrainer, sampler_order, model=model, ref_model=load_reference(cfg), args=DPOConfig(**args),
+                             train_dataset=train, eval_dataset=evals, processing_class=tok, peft_config=peft_config)
 
 
-TRAINERS = {"dpo": run_dpo}
+TRAINERS = {"dpo": run_dpo, "reward": run_reward}
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trl_sft import run_sft  # noqa: E402
+from trl_sft import run_sft  # noqa: E402  (scripts/reference/trl_sft.py)
 TRAINERS["sft"] = run_sft
+TRAINERS["kto"] = lambda cfg, out_dir, order: __import__("trl_kto").run_kto(cfg, out_dir, order)  # scripts/reference/trl_kto.py
 
 
 def main():
@@ -167,6 +190,7 @@ def main():
     p.add_argument("--config", help="YAML or JSON file of tsdpo options")
     p.add_argument("--out", help="where to write log_history (JSON lines) for --config")
     p.add_argument("--jobs", help="JSON list of {config, out, sampler_order?}")
+    p.add_argument("--output_dir", help="keep the run here and save the trained model (default: a temporary folder)")
     a = p.parse_args()
     if a.jobs:
         with open(a.jobs) as f:
@@ -178,16 +202,21 @@ def main():
     import datasets
     datasets.disable_progress_bars()
     failed = 0
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under accelerate, one process writes
+    if a.output_dir:
+        os.environ["TSDPO_SAVE_MODEL"] = "1"
     for job in jobs:
         with tempfile.TemporaryDirectory(prefix="trl-run-") as tmp:
             try:
-                history = TRAINERS[a.trainer](job["config"], tmp, job.get("sampler_order"))
+                history = TRAINERS[a.trainer](job["config"], a.output_dir or tmp, job.get("sampler_order"))
             except Exception as e:  # one bad job is reported; the others still run
                 failed += 1
                 print(f"trl_run.py: {job['out']}: {type(e).__name__}: {e}", file=sys.stderr)
                 with open(job["out"], "w") as f:
                     f.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
                 continue
+        if not main_process:
+            continue
         with open(job["out"], "w") as f:
             for line in history:
                 f.write(json.dumps(line) + "\n")

@@ -2,10 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { generateCommand } from './generate.js';
+import { ktoCommand } from './kto.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { logprobsCommand } from './logprobs.js';
 import { pretrainCommand } from './pretrain.js';
+import { rewardCommand } from './reward.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
@@ -20,9 +23,12 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
+    .addCommand(ktoCommand())
+    .addCommand(rewardCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())
+    .addCommand(exportCommand())
     .addCommand(pretrainCommand())
     .addCommand(demoCommand());
   await program.parseAsync(argv);
