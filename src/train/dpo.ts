@@ -55,6 +55,12 @@ export function checkDpoConfig(cfg: DpoConfig): void {
   if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
   if (cfg.ld_alpha !== -1 && (cfg.ld_alpha < 0 || cfg.ld_alpha > 1)) throw new Error(`ld_alpha is ${cfg.ld_alpha}; it must lie in [0, 1] (or -1 for off)`);
+  // f-DPO's log Z(x) term cancels only in the chosen - rejected difference (TRL's list).
+  const fLosses = ['sigmoid', 'sigmoid_norm', 'hinge', 'ipo', 'exo_pair', 'robust', 'discopop', 'sft'];
+  const noF = cfg.loss_type.filter((l) => !fLosses.includes(l));
+  if (cfg.f_divergence_type !== 'reverse_kl' && noF.length > 0) throw new Error(`f_divergence_type ${cfg.f_divergence_type}: loss_type ${noF.join(', ')} has no f-divergence form; use it with ${fLosses.join(', ')}, or f_divergence_type reverse_kl`);
+  if (cfg.use_weighting && cfg.loss_type.some((l) => l === 'aot' || l === 'aot_unpaired')) throw new Error('use_weighting: not with aot / aot_unpaired, which sort the pairs (as TRL 1.13)');
+  if (cfg.loss_type.includes('exo_pair') && cfg.label_smoothing === 0) throw new Error('loss_type exo_pair needs label_smoothing > 0 (the EXO paper suggests 1e-3)');
 }
 
 export function dpoNotices(cfg: DpoConfig): string[] {

@@ -140,3 +140,13 @@ test('options TRL 1.13 dropped or changed are accepted with a one-line notice na
   assert.equal(dpoConfig({}).truncation_mode, 'keep_start');
   assert.equal(dpoConfig({}).max_prompt_length, 0);
 });
+
+test('combinations TRL 1.13 refuses are refused, naming the way out', async () => {
+  const { checkDpoConfig } = await import('../../src/train/dpo.js');
+  assert.throws(() => checkDpoConfig(dpoConfig({ f_divergence_type: 'js_divergence', loss_type: ['nca_pair'] })), /nca_pair has no f-divergence form/);
+  assert.throws(() => checkDpoConfig(dpoConfig({ loss_type: ['exo_pair'] })), /label_smoothing > 0/);
+  assert.throws(() => checkDpoConfig(dpoConfig({ use_weighting: true, loss_type: ['aot'] })), /sort the pairs/);
+  assert.throws(() => checkDpoConfig(dpoConfig({ sync_ref_model: true, use_peft: true })), /LoRA/);
+  assert.throws(() => checkDpoConfig(dpoConfig({ ld_alpha: 2 })), /\[0, 1\]/);
+  checkDpoConfig(dpoConfig({ f_divergence_type: 'js_divergence', loss_type: ['hinge', 'sft'] }));
+});
