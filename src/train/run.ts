@@ -32,7 +32,7 @@ export interface RunSummary extends TrainResult {
 
 type Log = (line: string) => void;
 
-interface Setup {
+export interface Setup {
   tok: TextTokenizer;
   policy: CausalLM;
   params: NamedParam[];
@@ -42,7 +42,7 @@ interface Setup {
   loadWeights(dir: string): Promise<void>;
 }
 
-async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log): Promise<Setup> {
+export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log): Promise<Setup> {
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   prepareOutputDir(cfg);
@@ -113,7 +113,7 @@ function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
 }
 
 /** Writes the final weights and the tokenizer files into output_dir. */
-async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
+export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
   const staging = join(cfg.output_dir, `.final-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   await s.saveWeights(staging);

@@ -36,6 +36,10 @@ export interface Objective {
   saveWeights(dir: string): Promise<void>;
   /** Restores weights from a checkpoint folder written by saveWeights. */
   loadWeights(dir: string): Promise<void>;
+  /** The order of an epoch's examples (default: transformers' Trainer order); GRPO / RLOO repeat each prompt. */
+  readonly permutation?: (size: number, seed: number, epoch: number) => Int32Array;
+  /** Called before a step's micro-batches with all their indices (GRPO / RLOO sample the step's completions here). */
+  beginStep?(step: number, batches: number[][]): Promise<void>;
 }
 
 export interface TrainResult {
@@ -106,7 +110,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
   // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
-  const sampler = new EpochSampler(obj.size, { seed: cfg.seed, permutation: trainerEpochOrder });
+  const sampler = new EpochSampler(obj.size, { seed: cfg.seed, permutation: obj.permutation ?? trainerEpochOrder });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
@@ -149,8 +153,9 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     log(`checkpoint ${dir}`);
   };
 
-  const sums: Record<string, number> = {};
-  let count = 0, microCount = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
+  // A metric's mean is over the micro-batches that reported it (GRPO reports rollout metrics once per generation).
+  const sums: Record<string, number> = {}, counts: Record<string, number> = {};
+  let count = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
   // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
   // checkpoint: a resumed run counts from its resume point.
   let trainTokens = 0, lossSum = 0, lossSteps = 0;
@@ -163,16 +168,20 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       // left (fewer than gradient_accumulation_steps when they do not divide) and averages over those.
       const left = Math.ceil((obj.size - sampler.position.index) / bs);
       const micros = left > 0 ? Math.min(ga, left) : ga;
+      const batches = Array.from({ length: micros }, () => sampler.next(bs).indices);
+      await obj.beginStep?.(step, batches);
       for (let m = 0; m < micros; m++) {
-        const { indices } = sampler.next(bs);
+        const indices = batches[m];
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
         setLoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m);
         const r = await obj.micro(indices, 1 / micros, step).finally(() => setLoraDropout(0, 0));
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
         stepLoss += r.loss / micros;
         // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).
-        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
-        microCount++;
+        for (const [k, v] of Object.entries(r.metrics)) {
+          sums[k] = (sums[k] ?? 0) + v;
+          counts[k] = (counts[k] ?? 0) + 1;
+        }
         tokens += r.tokens;
         trainTokens += r.tokens;
       }
@@ -195,14 +204,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         // As transformers 5 (verified by test/reference): the loss and metrics are means over the
         // window's steps, grad_norm is the last step's, learning_rate the rate that step used.
         const line: Record<string, number> = { step, epoch: epochOf(), loss: sums.loss / count, grad_norm: lastGradNorm, learning_rate: lr };
-        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / microCount;
+        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / counts[k];
         line.num_tokens = trainTokens;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);
         log(formatLine(line));
-        for (const k of Object.keys(sums)) delete sums[k];
+        for (const k of Object.keys(sums)) { delete sums[k]; delete counts[k]; }
         count = 0;
-        microCount = 0;
         tokens = 0;
         windowStart = performance.now();
       }
