@@ -152,6 +152,8 @@ def run_dpo(cfg, out_dir, sampler_order):
 
 
 TRAINERS = {"dpo": run_dpo}
+from trl_grpo import run_grpo, run_rloo  # noqa: E402  (GRPO / RLOO on fixed completions)
+TRAINERS.update(grpo=run_grpo, rloo=run_rloo)
 
 
 def main():

@@ -34,8 +34,10 @@ export interface GrpoOptions {
 const clamp = (c: Tensor, lo: number, hi: number): Tensor => minimum(maximum(c, lo), hi);
 
 /**
- * Per-token GRPO loss (B, T): -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) + beta KL, with
+ * Per-token GRPO loss (B, T): -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) + beta rho KL, with
  * rho = exp(logp - logp_old) and KL = exp(ref - logp) - (ref - logp) - 1 (k3; Eq. 4, arXiv:2402.03300).
+ * The KL is weighted by rho (TRL 1.13's use_bias_correction_kl, on by default; DeepSeek-V3.2): rho is
+ * 1 on-policy but differentiable, so it adds KL to the KL's gradient.
  */
 export function grpoTokenLoss(x: PolicyInputs, o: GrpoOptions): Tensor {
   const adv = tensor(Float32Array.from(x.advantages), [x.B, 1]);
@@ -44,7 +46,7 @@ export function grpoTokenLoss(x: PolicyInputs, o: GrpoOptions): Tensor {
   let loss = affine(surrogate, -1);
   if (o.beta !== 0 && x.refLogps) {
     const d = sub(x.refLogps, x.logps);
-    loss = add(loss, mulScalar(sub(exp(d), affine(d, 1, 1)), o.beta));
+    loss = add(loss, mulScalar(mul(sub(exp(d), affine(d, 1, 1)), ratio), o.beta));
   }
   return loss;
 }

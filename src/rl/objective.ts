@@ -37,6 +37,8 @@ export interface RlParts {
   padId: number;
   loraDropout: number;
   rollout?: Rollout;
+  /** Sees each micro-batch's advantages and per-token log-probs (parity tests). */
+  onMicro?: (m: { advantages: number[]; logps: number[][] }) => void;
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
 }
@@ -299,6 +301,7 @@ export class RlObjective implements Objective {
       backward(affine(loss, scale), { free: true });
       const value = await lossOut.item();
       const metrics = this.lossMetrics(x, logps, old, ref, stats);
+      this.parts.onMicro?.({ advantages: rows.map((r) => r.advantage), logps: rows.map((r, b) => Array.from(logps.subarray(b * Tc, b * Tc + r.completionIds.length))) });
       const first = this.fresh && m === 0;
       return { loss: value, metrics: first ? { ...c.metrics, ...metrics } : metrics, tokens: first ? c.tokens : 0 };
     });
@@ -326,7 +329,7 @@ export class RlObjective implements Objective {
         'clip_ratio/high_max': Math.max(...high), 'clip_ratio/region_mean': mean(low.map((l, b) => Math.max(l, high[b]))),
       };
     }
-    if (this.parts.cfg.beta !== 0 && ref) metrics.kl = maskedMean((i) => { const d = ref[i] - logps[i]; return Math.exp(d) - d - 1; });
+    if (this.parts.cfg.beta !== 0 && ref) metrics.kl = maskedMean((i) => { const d = ref[i] - logps[i]; return (Math.exp(d) - d - 1) * Math.exp(logps[i] - old[i]); });
     const ratio = (i: number): number => Math.exp(logps[i] - old[i]);
     const isLow = (i: number): number => (ratio(i) < 1 - epsilonLow && adv[Math.floor(i / T)] < 0 ? 1 : 0);
     const isHigh = (i: number): number => (ratio(i) > 1 + epsilonHigh && adv[Math.floor(i / T)] > 0 ? 1 : 0);

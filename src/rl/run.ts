@@ -7,7 +7,7 @@ import { COMMON_OPTIONS, defaultsOf } from '../train/config.js';
 import { finish, setup, type RunSummary } from '../train/run.js';
 import { train as runTraining } from '../train/trainer.js';
 import type { GrpoConfig, RlConfig, RlooConfig } from './config.js';
-import { RlObjective, type RlReference, type Rollout } from './objective.js';
+import { RlObjective, type RlParts, type RlReference, type Rollout } from './objective.js';
 import { loadPrompts } from './prompts.js';
 import { loadRewardFuncs } from './rewards.js';
 
@@ -18,6 +18,7 @@ export interface RlRunOptions {
   quiet?: boolean;
   /** Replaces sampling (parity tests feed fixed completions). */
   rollout?: Rollout;
+  onMicro?: RlParts['onMicro'];
 }
 
 async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, opts: RlRunOptions): Promise<RunSummary> {
@@ -37,7 +38,7 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
   if (cfg.beta !== 0) reference = s.lora && !cfg.adapter ? { kind: 'adapter-off' } : { kind: 'model', model: loadModel(cfg.model_name_or_path) };
   const objective = new RlObjective({
     method, cfg, policy: s.policy, params: s.params, reference, tok: s.tok, prompts, rewards, padId: padIdFor(s.tok),
-    loraDropout: s.loraDropout, rollout: opts.rollout, saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+    loraDropout: s.loraDropout, rollout: opts.rollout, onMicro: opts.onMicro, saveWeights: s.saveWeights, loadWeights: s.loadWeights,
   });
   const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: method, ...cfg } });
   if (!result.stopped) await finish(cfg, s);
