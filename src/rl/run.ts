@@ -3,6 +3,7 @@
 // the final model (or adapter) in output_dir.
 import { padIdFor } from '../data/collate.js';
 import { loadModel } from '../models/load.js';
+import { loadAdapter } from '../models/lora.js';
 import { COMMON_OPTIONS, defaultsOf } from '../train/config.js';
 import { finish, setup, type RunSummary } from '../train/run.js';
 import { train as runTraining } from '../train/trainer.js';
@@ -34,8 +35,15 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
   const s = await setup(cfg, log);
   const prompts = await loadPrompts(cfg.dataset, s.tok, cfg.prompt_column);
   log(`prompts: ${prompts.length} from ${cfg.dataset}; rewards: ${rewards.funcs.map((f, i) => `${f.name} x ${rewards.weights[i]}`).join(', ')}`);
+  // The reference (beta != 0), as TRL 1.13: a frozen copy of the model; with a new LoRA adapter the
+  // base model (adapter off); with a saved adapter (--adapter) a frozen copy of that adapter.
   let reference: RlReference = { kind: 'none' };
-  if (cfg.beta !== 0) reference = s.lora && !cfg.adapter ? { kind: 'adapter-off' } : { kind: 'model', model: loadModel(cfg.model_name_or_path) };
+  if (cfg.beta !== 0 && s.lora && !cfg.adapter) reference = { kind: 'adapter-off' };
+  else if (cfg.beta !== 0) {
+    const model = loadModel(cfg.model_name_or_path);
+    if (cfg.adapter) loadAdapter(model, cfg.adapter);
+    reference = { kind: 'model', model };
+  }
   const objective = new RlObjective({
     method, cfg, policy: s.policy, params: s.params, reference, tok: s.tok, prompts, rewards, padId: padIdFor(s.tok),
     loraDropout: s.loraDropout, rollout: opts.rollout, onMicro: opts.onMicro, saveWeights: s.saveWeights, loadWeights: s.loadWeights,
