@@ -3,11 +3,12 @@
 // every logged metric per step, the advantages, the per-token log-probs of each training forward,
 // and the parameters after training. Expected values come from TRL.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { initEngine } from '../../src/engine.js';
 import { loadHfFolder } from '../../src/io/hf.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { GRPO_OPTIONS, RLOO_OPTIONS, type GrpoConfig, type RlooConfig } from '../../src/rl/config.js';
 import { runGrpo, runRloo } from '../../src/rl/run.js';
 import { defaultsOf } from '../../src/train/config.js';
@@ -15,7 +16,7 @@ import { readMetrics } from '../../src/train/trainer.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { encodePrompt } from '../../src/data/tokenize.js';
 import { tempDir } from '../helpers/assets.js';
-import { compareHistories, NOT_COMPARED, referenceAvailable, RUNNER, runPython, tinyFamily, writeRows } from './harness.js';
+import { compareHistories, HF_TINY, NOT_COMPARED, referenceAvailable, RUNNER, runPython, tinyFamily, writeRows } from './harness.js';
 
 NOT_COMPARED.step_time = 'wall-clock time of a step (TRL GRPO / RLOO)';
 
@@ -49,7 +50,9 @@ const CASES: Case[] = [
   { name: 'grpo mask_truncated_completions, two rewards weighted', method: 'grpo', cfg: { mask_truncated_completions: true, rewards: ['idsum', 'length'], reward_weights: ['1', '0.5'] } },
   { name: 'grpo num_iterations 2, epsilon_high 0.28, temperature 0.7 (clipping)', method: 'grpo', cfg: { num_iterations: 2, epsilon_high: 0.28, temperature: 0.7, learning_rate: 3, max_steps: 4, loss_type: 'grpo' } },
   { name: 'grpo num_iterations 2, dr_grpo, beta 0.05', method: 'grpo', cfg: { num_iterations: 2, beta: 0.05, learning_rate: 3, max_steps: 4, loss_type: 'dr_grpo' } },
+  { name: 'grpo on a saved LoRA adapter, beta 0.1 (reference: its frozen copy)', method: 'grpo', cfg: { adapter: join(HF_TINY, 'llama', 'lora'), beta: 0.1, loss_type: 'grpo' } },
   { name: 'rloo defaults (beta 0.05)', method: 'rloo', cfg: {} },
+  { name: 'rloo on a saved LoRA adapter (reference: its frozen copy)', method: 'rloo', cfg: { adapter: join(HF_TINY, 'llama', 'lora') } },
   { name: 'rloo normalize_advantages, reward_clip_range, mask_truncated', method: 'rloo', cfg: { normalize_advantages: true, reward_clip_range: ['0.1', '0.6'], mask_truncated_completions: true } },
   { name: 'rloo beta 0, num_iterations 2 (clipping)', method: 'rloo', cfg: { beta: 0, num_iterations: 2, learning_rate: 3, max_steps: 4 } },
 ];
@@ -134,11 +137,12 @@ for (const c of CASES) {
     let maxLogp = 0;
     mine.forEach((row, i) => row.forEach((v, t) => { maxLogp = Math.max(maxLogp, Math.abs(v - byKey[i][t])); }));
     assert.ok(maxLogp < 2e-4, `per-token log-probs differ by up to ${maxLogp}`);
-    // Parameters after training.
-    const folder = loadHfFolder(r.out);
+    // Parameters after training (an adapter's: PEFT names them with the adapter name, .default).
+    const adapterFile = join(r.out, 'adapter_model.safetensors');
+    const tensors = existsSync(adapterFile) ? readSafetensors(adapterFile).tensors : loadHfFolder(r.out).tensors;
     let maxParam = 0, compared = 0;
-    for (const [name, t] of folder.tensors) {
-      const want = r.trlDebug.params[name];
+    for (const [name, t] of tensors) {
+      const want = r.trlDebug.params[name] ?? r.trlDebug.params[name.replace(/\.(lora_[AB])\.weight$/, '.$1.default.weight')];
       if (!want) continue;
       const got = t.toFloat32();
       compared++;
