@@ -10,6 +10,7 @@ import { initEngine } from '../../src/engine.js';
 import { loadHfFolder } from '../../src/io/hf.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { GRPO_OPTIONS, RLOO_OPTIONS, type GrpoConfig, type RlooConfig } from '../../src/rl/config.js';
+import { loadPrompts } from '../../src/rl/prompts.js';
 import { runGrpo, runRloo } from '../../src/rl/run.js';
 import { defaultsOf } from '../../src/train/config.js';
 import { readMetrics } from '../../src/train/trainer.js';
@@ -39,6 +40,8 @@ interface Case {
 const PER_MICRO = /^(entropy|kl|clip_ratio\/)/;
 
 const G = 4, EOS = 2;
+/** A chat template both jinja engines render alike (characters of the toy vocabulary only). */
+const CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
 const PROMPTS = ['The movie:', 'This film', 'Acting'];
 /**
  * Completions per prompt (toy-vocabulary ids): some end with EOS, some stop at max_completion_length
@@ -67,6 +70,7 @@ const CASES: Case[] = [
     name: `grpo ${l}, gradient_accumulation_steps 2 (per_device_train_batch_size 6 does not hold a whole group)`, method: 'grpo' as const,
     cfg: { loss_type: l, per_device_train_batch_size: 6, gradient_accumulation_steps: 2 }, splitInvariantOnly: true,
   })),
+  { name: 'grpo on conversational prompts (chat template)', method: 'grpo', cfg: { chat: true, loss_type: 'bnpo', beta: 0.05 } },
   { name: 'grpo on a saved LoRA adapter, beta 0.1 (reference: its frozen copy)', method: 'grpo', cfg: { adapter: join(HF_TINY, 'llama', 'lora'), beta: 0.1, loss_type: 'grpo' } },
   { name: 'rloo defaults (beta 0.05)', method: 'rloo', cfg: {} },
   { name: 'rloo on a saved LoRA adapter (reference: its frozen copy)', method: 'rloo', cfg: { adapter: join(HF_TINY, 'llama', 'lora') } },
@@ -85,14 +89,21 @@ before(async () => {
   const dataset = writeRows(root, 'prompts.jsonl', PROMPTS.map((prompt, i) => ({ prompt, topic: `t${i}` })));
   writeFileSync(join(root, 'idsum.mjs'), REWARD_MODULE);
   writeFileSync(join(root, 'length.mjs'), LENGTH_MODULE);
+  // Conversational prompts: the chat template renders each user message (TRL tokenizes it with
+  // apply_chat_template; a different tokenization has no fixed completions on TRL's side).
+  const chatModel = tinyFamily(root, 'llama', { chatTemplate: CHAT });
+  const chatData = writeRows(root, 'chat-prompts.jsonl', PROMPTS.map((p, i) => ({ prompt: [{ role: 'user', content: p }], topic: `t${i}` })));
+  const chatKeys = (await loadPrompts(chatData, loadTokenizer(chatModel), 'prompt')).map((p) => p.ids.join(','));
   const tok = loadTokenizer(model);
   const keys = PROMPTS.map((p) => encodePrompt(tok, p).join(','));
-  const completions = Object.fromEntries(keys.map((k, i) => [k, COMPLETIONS[i]]));
+  const completions = Object.fromEntries([...keys, ...chatKeys].map((k, i) => [k, COMPLETIONS[i % PROMPTS.length]]));
   const base = { model_name_or_path: model, dataset, optim: 'sgd', learning_rate: 0.5, max_steps: 2, per_device_train_batch_size: 12, num_generations: G, max_completion_length: 6, logging_steps: 1, seed: 42, max_grad_norm: 1 };
   const jobs = { grpo: [] as object[], rloo: [] as object[] };
   CASES.forEach((c, i) => {
     const { rewards = ['idsum'], ...rest } = c.cfg as { rewards?: string[] };
-    jobs[c.method].push({ config: { ...base, ...rest, rewards, completions, debug_out: join(root, `debug-${i}.json`) }, out: join(root, `trl-${i}.jsonl`) });
+    const chat = (rest as { chat?: boolean }).chat ? { model_name_or_path: chatModel, dataset: chatData } : {};
+    delete (rest as { chat?: boolean }).chat;
+    jobs[c.method].push({ config: { ...base, ...chat, ...rest, rewards, completions, debug_out: join(root, `debug-${i}.json`) }, out: join(root, `trl-${i}.jsonl`) });
   });
   for (const m of ['grpo', 'rloo'] as const) {
     const file = join(root, `jobs-${m}.json`);
@@ -103,7 +114,9 @@ before(async () => {
     const { rewards = ['idsum'], ...rest } = c.cfg as { rewards?: string[] };
     const out = join(root, `ts-${i}`);
     const specs = c.method === 'grpo' ? GRPO_OPTIONS : RLOO_OPTIONS;
-    const cfg = { ...defaultsOf(specs), ...base, ...rest, reward_funcs: rewards.map((r) => join(root, `${r}.mjs`)), output_dir: out, device: 'cpu', threads: 1 };
+    const chat = (rest as { chat?: boolean }).chat ? { model_name_or_path: chatModel, dataset: chatData } : {};
+    delete (rest as { chat?: boolean }).chat;
+    const cfg = { ...defaultsOf(specs), ...base, ...chat, ...rest, reward_funcs: rewards.map((r) => join(root, `${r}.mjs`)), output_dir: out, device: 'cpu', threads: 1 };
     const seen = new Map<number, number>();
     const rollout = async (_ids: number[][], promptIndex: number[]): Promise<number[][]> => {
       seen.clear();
