@@ -12,8 +12,8 @@ const AFTER = '\nData: prompts only (.jsonl / .json / .parquet with a prompt col
 
 export function grpoCommand(): Command {
   const cmd = new Command('grpo')
-    .description('Group Relative Policy Optimization (arXiv:2402.03300, TRL 1.13 GRPOTrainer): sample num_generations\n' +
-      'completions per prompt, score them, and push up those above their group\'s mean reward.\n' +
+    .description('Group Relative Policy Optimization from prompts and rewards (arXiv:2402.03300; TRL 1.13 GRPOTrainer).\n' +
+      'Samples num_generations completions per prompt, scores them, and pushes up those above their group\'s mean.\n' +
       'Minimal use: tsdpo grpo --model DIR --data PROMPTS --reward_funcs sentiment --output DIR')
     .addHelpText('after', AFTER);
   addOptions(cmd, GRPO_OPTIONS);
@@ -27,8 +27,9 @@ export function grpoCommand(): Command {
 
 export function rlooCommand(): Command {
   const cmd = new Command('rloo')
-    .description('REINFORCE Leave-One-Out (arXiv:2402.14740, TRL 1.13 RLOOTrainer): each completion\'s baseline is the\n' +
-      'mean reward of the other completions of its prompt; the KL to the reference is folded into the reward.\n' +
+    .description('REINFORCE Leave-One-Out from prompts and rewards (arXiv:2402.14740; TRL 1.13 RLOOTrainer).\n' +
+      'Each completion\'s baseline is the mean reward of its prompt\'s other completions; the KL to the reference is\n' +
+      'folded into the reward.\n' +
       'Minimal use: tsdpo rloo --model DIR --data PROMPTS --reward_funcs sentiment --output DIR')
     .addHelpText('after', AFTER);
   addOptions(cmd, RLOO_OPTIONS);
