@@ -182,6 +182,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from trl_sft import run_sft  # noqa: E402  (scripts/reference/trl_sft.py)
 TRAINERS["sft"] = run_sft
 TRAINERS["kto"] = lambda cfg, out_dir, order: __import__("trl_kto").run_kto(cfg, out_dir, order)  # scripts/reference/trl_kto.py
+from trl_grpo import run_grpo, run_rloo  # noqa: E402  (GRPO / RLOO on fixed completions)
+TRAINERS.update(grpo=run_grpo, rloo=run_rloo)
 
 
 def main():

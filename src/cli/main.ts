@@ -10,6 +10,7 @@ import { logprobsCommand } from './logprobs.js';
 import { ppoCommand } from './ppo.js';
 import { pretrainCommand } from './pretrain.js';
 import { rewardCommand } from './reward.js';
+import { grpoCommand, rlooCommand } from './rl.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
@@ -27,6 +28,8 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(ktoCommand())
     .addCommand(rewardCommand())
     .addCommand(ppoCommand())
+    .addCommand(grpoCommand())
+    .addCommand(rlooCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())

@@ -45,6 +45,10 @@ export interface Objective {
   saveWeights(dir: string): Promise<void>;
   /** Restores weights from a checkpoint folder written by saveWeights. */
   loadWeights(dir: string): Promise<void>;
+  /** The order of an epoch's examples (default: transformers' Trainer order); GRPO / RLOO repeat each prompt. */
+  readonly permutation?: (size: number, seed: number, epoch: number) => Int32Array;
+  /** Called before a step's micro-batches with all their indices (GRPO / RLOO sample the step's completions here). */
+  beginStep?(step: number, batches: number[][]): Promise<void>;
 }
 
 export interface TrainResult {
@@ -133,7 +137,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
   // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
-  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: trainerEpochOrder, shuffle: !obj.sequential });
+  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: obj.permutation ?? trainerEpochOrder, shuffle: !obj.sequential });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
@@ -177,7 +181,8 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   };
 
   // Metric sums and how many micro-batches reported each (a metric may be absent from some, e.g.
-  // KTO's rewards/chosen from a micro-batch without desirable examples: TRL averages those it has).
+  // KTO's rewards/chosen from a micro-batch without desirable examples, GRPO's rollout metrics
+  // reported once per generation: TRL averages those it has).
   const sums: Record<string, number> = {}, counts: Record<string, number> = {};
   let count = 0, microCount = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
   // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
@@ -194,6 +199,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       const micros = left > 0 ? Math.min(ga, left) : ga;
       const batches = Array.from({ length: micros }, () => sampler.next(bs).indices);
       const weights = obj.microWeights?.(batches) ?? batches.map(() => 1 / micros);
+      await obj.beginStep?.(step, batches);
       for (let m = 0; m < micros; m++) {
         const indices = batches[m];
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
@@ -235,7 +241,6 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         for (const k of Object.keys(sums)) delete sums[k];
         for (const k of Object.keys(counts)) delete counts[k];
         count = 0;
-        microCount = 0;
         tokens = 0;
         windowStart = performance.now();
       }
