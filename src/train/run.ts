@@ -49,6 +49,7 @@ async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log
   await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   const policy = loadModel(cfg.model_name_or_path);
+  policy.gradientCheckpointing = cfg.gradient_checkpointing;
   const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
   let loraDropout = 0;
