@@ -14,6 +14,16 @@ export function headChunkRows(V: number, bytes = HEAD_CHUNK_BYTES): number {
   return Math.max(1, Math.floor(bytes / (4 * V)));
 }
 
+/**
+ * Largest logits the head has held at once, in bytes (a chunk's logits, and in backward their
+ * gradient too), for the memory report; reset it to measure a stretch of training.
+ */
+export const headMemory = { peakBytes: 0 };
+
+function noteLogits(rows: number, V: number, withGrad: boolean): void {
+  headMemory.peakBytes = Math.max(headMemory.peakBytes, rows * V * 4 * (withGrad ? 2 : 1));
+}
+
 /** Per-row statistics of a chunk's logits (n, V) and picked log-probs (n), without gradient: (n, k). */
 export type StatsFn = (logits: Tensor, tokenLogps: Tensor) => Tensor;
 
@@ -34,6 +44,7 @@ export function headLogps(model: CausalLM, hidden: Tensor, targets: Int32Array, 
   const rows = opts.chunkRows ?? headChunkRows(model.vocabSize);
   const tgt = tensor(targets, [N], 'i32');
   const stats = opts.stats;
+  noteLogits(Math.min(N, rows), model.vocabSize, gradEnabled() && hidden.requiresGrad);
   if (N <= rows) {
     const logits = model.head(hidden); // (N, V)
     const logps = logSoftmaxGather(logits, tgt); // (N)

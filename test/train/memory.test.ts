@@ -131,3 +131,42 @@ describe('peak memory (CPU backend live bytes) of a DPO forward + backward', () 
     release(reference);
   });
 });
+
+describe('memory report and precompute_ref_log_probs', () => {
+  test('the report splits the peak; a precomputed reference is freed before training begins', async () => {
+    const { join } = await import('node:path');
+    const { defaultsOf, COMMON_OPTIONS, DPO_OPTIONS } = await import('../../src/train/config.js');
+    const { runDpo } = await import('../../src/train/run.js');
+    const { tempRoot, tinyModel, tinyPreferences } = await import('./tiny.js');
+    const root = tempRoot();
+    process.env.TSDPO_CACHE_DIR = join(root, 'cache');
+    const model = await tinyModel(root, 3);
+    const data = tinyPreferences(root, 8);
+    const policyBytes = [...initModel((await import('../../src/io/hf.js')).loadHfFolder(model).config, 0).params.values()].reduce((a, t) => { const n = t.size * 4; t.dispose(); return a + n; }, 0);
+    // Earlier runs of this process leave their models live: "other" in the report, and the baseline here.
+    const run = async (name: string, over: Record<string, unknown>): Promise<[string, number]> => {
+      const lines: string[] = [], baseline = backend.liveBytes();
+      const cfg = { ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }), device: 'cpu', model_name_or_path: model, dataset: data, output_dir: join(root, name),
+        max_steps: 2, per_device_train_batch_size: 4, logging_steps: 1, save_steps: 0, memory_report: true, ...over };
+      await runDpo(cfg as Parameters<typeof runDpo>[0], { quiet: true, log: (l) => lines.push(l) });
+      const report = lines.filter((l) => l.startsWith('memory (cpu, step '));
+      assert.equal(report.length, 2, `one report after step 1 and one at the end: ${lines.join('\n')}`);
+      return [report[1], baseline];
+    };
+    const MiB = 2 ** 20;
+    const num = (line: string, re: RegExp): number => Number(re.exec(line)![1]) * MiB;
+    const [live, liveBase] = await run('live', { gradient_checkpointing: true });
+    const [pre, preBase] = await run('pre', { precompute_ref_log_probs: true });
+    for (const line of [live, pre]) {
+      const peak = num(line, /peak ([\d.]+) MiB/), parts = [/weights ([\d.]+)/, /gradients ([\d.]+)/, /optimizer ([\d.]+)/, /logits ([\d.]+)/, /temporaries ([\d.]+)/, /other ([\d.]+)/].map((re) => (re.test(line) ? num(line, re) : 0));
+      assert.ok(Math.abs(parts.reduce((a, b) => a + b, 0) - peak) <= 0.3 * MiB, `the parts add up to the peak: ${line}`);
+      assert.ok(Math.abs(num(line, /policy ([\d.]+)/) - policyBytes) <= 0.1 * MiB, `policy weights ${policyBytes} bytes: ${line}`);
+      assert.ok(Math.abs(num(line, /gradients ([\d.]+)/) - policyBytes) <= 0.1 * MiB && Math.abs(num(line, /optimizer ([\d.]+)/) - 2 * policyBytes) <= 0.1 * MiB, `AdamW: one gradient and two moments per weight: ${line}`);
+    }
+    assert.ok(Math.abs(num(live, /reference ([\d.]+)/) - policyBytes) <= 0.1 * MiB, `a frozen reference copy: ${live}`);
+    assert.ok(num(live, /began ([\d.]+)/) - liveBase >= 2 * policyBytes - 0.1 * MiB, live);
+    assert.equal(num(pre, /reference ([\d.]+)/), 0, pre);
+    assert.ok(num(pre, /began ([\d.]+)/) - preBase <= policyBytes + 0.1 * MiB, `only the policy is live when training begins: ${pre}`);
+    delete process.env.TSDPO_CACHE_DIR;
+  });
+});
