@@ -6,8 +6,11 @@ import { concat, gradEnabled, logSoftmaxGather, narrow, noGrad, record, tensor, 
 import type { CausalLM } from '../models/model.js';
 import { recomputeVjp } from '../nn/checkpoint.js';
 
-/** Float32 logits one chunk may hold: 64 MiB (110 rows of a 151,936-token vocabulary). */
-export const HEAD_CHUNK_BYTES = 64 << 20;
+/**
+ * Float32 logits one chunk may hold: 64 MiB (110 rows of a 151,936-token vocabulary).
+ * TSDPO_HEAD_CHUNK_BYTES overrides it (tests run whole suites with tiny chunks).
+ */
+export const HEAD_CHUNK_BYTES = (typeof process !== 'undefined' && Number(process.env?.TSDPO_HEAD_CHUNK_BYTES)) || 64 << 20;
 
 /** Rows per chunk for a vocabulary of V tokens. */
 export function headChunkRows(V: number, bytes = HEAD_CHUNK_BYTES): number {

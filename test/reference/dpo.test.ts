@@ -80,6 +80,7 @@ const CASES: Case[] = [
   { name: 'max_length 14 keep_start: completions cut, long prompts dropped', cfg: { max_length: 14 } },
   { name: 'eval split every 2 steps (a short last eval batch)', cfg: { eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'precompute_ref_log_probs', cfg: { precompute_ref_log_probs: true, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2 } },
+  { name: 'gradient_checkpointing on both sides', cfg: { ...REF(), gradient_checkpointing: true } },
   { name: 'qwen3', cfg: { model_name_or_path: model('qwen3') } },
   { name: 'mistral', cfg: { model_name_or_path: model('mistral') } },
   { name: 'gemma3', cfg: { model_name_or_path: model('gemma3') } },
