@@ -70,7 +70,9 @@ class FixedOrderSampler:
 def training_arguments(cfg, out_dir):
     """The TrainingArguments part of a tsdpo config (shared by every trainer)."""
     args = dict(
-        output_dir=out_dir, report_to="none", save_strategy="no", use_cpu=True, bf16=False, fp16=False,
+        output_dir=out_dir, report_to="none", save_strategy="no", bf16=False, fp16=False,
+        # The CPU unless USE_CPU=0 (an exported run on GPUs: scripts launched by `tsdpo export`'s launch.sh).
+        use_cpu=os.environ.get("USE_CPU", "1") != "0",
         gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=True, logging_strategy="steps",
     )
     for k in ["learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -78,6 +80,8 @@ def training_arguments(cfg, out_dir):
               "adam_epsilon", "max_grad_norm", "seed", "logging_steps", "gradient_checkpointing"]:
         if k in cfg:
             args[k] = cfg[k]
+    if cfg.get("data_seed", -1) >= 0:
+        args["data_seed"] = cfg["data_seed"]
     if "optim" in cfg:
         args["optim"] = RENAMES["optim"](cfg["optim"])[1]
     # transformers 5 folds warmup_ratio into warmup_steps (a value below 1 is a ratio).
@@ -85,6 +89,14 @@ def training_arguments(cfg, out_dir):
         args["warmup_steps"] = cfg["warmup_steps"]
     elif cfg.get("warmup_ratio", 0) > 0:
         args["warmup_steps"] = float(cfg["warmup_ratio"])
+    # Processes share the configured batch (an exported run keeps tsdpo's global batch on N processes).
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if os.environ.get("TSDPO_SHARE_BATCH") == "1" and world > 1:
+        for k in ["per_device_train_batch_size", "per_device_eval_batch_size"]:
+            n = args.get(k, 8)
+            if n % world:
+                raise ValueError(f"{k} {n} is not divisible by the {world} processes: make it a multiple of {world}")
+            args[k] = n // world
     if cfg.get("eval_dataset"):
         args["eval_strategy"] = "steps"
         args["eval_steps"] = cfg.get("eval_steps") or cfg.get("logging_steps", 10)
@@ -102,7 +114,7 @@ def load_policy(cfg):
         model = PeftModel.from_pretrained(model, cfg["adapter"], is_trainable=True)
     elif cfg.get("use_peft"):
         from peft import LoraConfig
-        targets = cfg.get("lora_target_modules", ["q_proj", "v_proj"])
+        targets = cfg.get("lora_target_modules") or None  # None: PEFT's default for the model_type
         peft_config = LoraConfig(r=cfg.get("lora_r", 16), lora_alpha=cfg.get("lora_alpha", 32),
                                  lora_dropout=cfg.get("lora_dropout", 0.05), task_type="CAUSAL_LM",
                                  target_modules="all-linear" if targets == ["all-linear"] else targets)
@@ -111,7 +123,8 @@ def load_policy(cfg):
 
 DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_ref_log_probs", "max_length",
             "truncation_mode", "use_weighting", "ld_alpha", "f_divergence_type", "f_alpha_divergence_coef",
-            "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of"]
+            "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of", "disable_dropout", "sync_ref_model",
+            "ref_model_mixup_alpha", "ref_model_sync_steps"]
 
 
 def run_dpo(cfg, out_dir, sampler_order):
@@ -121,7 +134,7 @@ def run_dpo(cfg, out_dir, sampler_order):
 
     unknown = set(cfg) - TSDPO_ONLY - set(DPO_KEYS) - {
         "model_name_or_path", "dataset", "eval_dataset", "ref_model", "adapter", "use_peft", "lora_r", "lora_alpha",
-        "lora_dropout", "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps",
+        "lora_dropout", "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps", "data_seed",
         "prompt_column", "chosen_column", "rejected_column"} - set(training_arguments(cfg, out_dir))
     if unknown:
         raise ValueError(f"trl_run.py dpo: options {sorted(unknown)} have no TRL 1.13 DPOConfig equivalent here")
@@ -129,10 +142,10 @@ def run_dpo(cfg, out_dir, sampler_order):
     for k in DPO_KEYS:
         if k in cfg:
             args[k] = cfg[k]
-    if args.get("max_length") == 0:
-        args["max_length"] = None
-    if args.get("loss_weights") == []:
-        args["loss_weights"] = None
+    # tsdpo spells TRL's None as 0 / -1 / an empty list.
+    for k, off in [("max_length", 0), ("precompute_ref_batch_size", 0), ("ld_alpha", -1), ("loss_weights", [])]:
+        if k in args and args[k] == off:
+            args[k] = None
     model, peft_config = load_policy(cfg)
     ref = None
     if cfg.get("ref_model"):
@@ -148,11 +161,21 @@ def run_dpo(cfg, out_dir, sampler_order):
 
     trainer = Trainer(model=model, ref_model=ref, args=DPOConfig(**args), train_dataset=train, eval_dataset=evals,
                       processing_class=tok, peft_config=peft_config)
+    return train_and_log(trainer)
+
+
+def train_and_log(trainer):
+    """Trains; with --output_dir also saves the model there (trainer.save_model); returns log_history."""
     trainer.train()
+    if os.environ.get("TSDPO_SAVE_MODEL") == "1":
+        trainer.save_model()
     return trainer.state.log_history
 
 
 TRAINERS = {"dpo": run_dpo}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trl_sft import run_sft  # noqa: E402
+TRAINERS["sft"] = run_sft
 
 
 def main():
@@ -161,6 +184,7 @@ def main():
     p.add_argument("--config", help="YAML or JSON file of tsdpo options")
     p.add_argument("--out", help="where to write log_history (JSON lines) for --config")
     p.add_argument("--jobs", help="JSON list of {config, out, sampler_order?}")
+    p.add_argument("--output_dir", help="keep the run here and save the trained model (default: a temporary folder)")
     a = p.parse_args()
     if a.jobs:
         with open(a.jobs) as f:
@@ -172,16 +196,21 @@ def main():
     import datasets
     datasets.disable_progress_bars()
     failed = 0
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under accelerate, one process writes
+    if a.output_dir:
+        os.environ["TSDPO_SAVE_MODEL"] = "1"
     for job in jobs:
         with tempfile.TemporaryDirectory(prefix="trl-run-") as tmp:
             try:
-                history = TRAINERS[a.trainer](job["config"], tmp, job.get("sampler_order"))
+                history = TRAINERS[a.trainer](job["config"], a.output_dir or tmp, job.get("sampler_order"))
             except Exception as e:  # one bad job is reported; the others still run
                 failed += 1
                 print(f"trl_run.py: {job['out']}: {type(e).__name__}: {e}", file=sys.stderr)
                 with open(job["out"], "w") as f:
                     f.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
                 continue
+        if not main_process:
+            continue
         with open(job["out"], "w") as f:
             for line in history:
                 f.write(json.dumps(line) + "\n")

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { generateCommand } from './generate.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { logprobsCommand } from './logprobs.js';
 import { pretrainCommand } from './pretrain.js';
 import { dpoCommand, sftCommand } from './train.js';
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())
+    .addCommand(exportCommand())
     .addCommand(pretrainCommand())
     .addCommand(demoCommand());
   await program.parseAsync(argv);

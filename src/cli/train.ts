@@ -4,8 +4,8 @@ import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS } from '../train/config.js';
 import { runDpo, runSft } from '../train/run.js';
 import { addOptions, resolveOptions } from './options.js';
 
-const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
-const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
+export const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
+export const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
 
 export function dpoCommand(): Command {
   const cmd = new Command('dpo')

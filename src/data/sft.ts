@@ -75,9 +75,10 @@ export function detectSftFormat(row: Record<string, unknown>, where: Where, opts
     `'${c.text}', '${c.prompt}' + '${c.completion}', '${c.messages}', or preference '${c.chosen}'/'rejected' columns`);
 }
 
-function sftText(tok: TextTokenizer, text: string): number[] {
+/** Plain text and EOS. TRL 1.13 appends EOS only to a column named `text` (not to another dataset_text_field): so do we. */
+function sftText(tok: TextTokenizer, text: string, addEos: boolean): number[] {
   const ids = encodePrompt(tok, text);
-  if (tok.eosToken === null || !text.endsWith(tok.eosToken)) ids.push(tok.eosId!);
+  if (addEos && (tok.eosToken === null || !text.endsWith(tok.eosToken))) ids.push(tok.eosId!);
   return ids;
 }
 
@@ -89,7 +90,7 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
   const completionOnly = opts.completionOnlyLoss ?? true;
   switch (fmt.kind) {
     case 'text':
-      return { ids: sftText(tok, textField(row, c.text, where)), promptLength: 0 };
+      return { ids: sftText(tok, textField(row, c.text, where), c.text === 'text'), promptLength: 0 };
     case 'messages': {
       const text = tok.applyChatTemplate(messagesField(row, c.messages, where));
       return { ids: encodePrompt(tok, text), promptLength: 0 };

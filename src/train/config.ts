@@ -44,6 +44,7 @@ export const COMMON_OPTIONS = {
   adam_epsilon: { type: 'number', default: 1e-8, help: 'AdamW / RMSprop epsilon' },
   max_grad_norm: { type: 'number', default: 1, help: 'clip the global gradient norm to this (0 = no clipping)' },
   seed: { type: 'int', default: 42, help: 'seed of data order, LoRA init and dropout' },
+  data_seed: { type: 'int', default: -1, help: 'seed of the data order alone (-1 = seed), as TrainingArguments.data_seed' },
   logging_steps: { type: 'int', default: 10, help: 'write averaged metrics every this many steps' },
   eval_steps: { type: 'int', default: 0, help: 'evaluate every this many steps (0 = at logging_steps when eval data exists)' },
   save_steps: { type: 'int', default: 500, help: 'write a checkpoint every this many steps (0 = only at the end)' },
@@ -79,6 +80,9 @@ export const DPO_OPTIONS = {
   simpo_gamma: { type: 'number', default: 0.5, help: 'tsdpo-only: target margin of the simpo loss' },
   rpo_alpha: { type: 'number', default: 0, help: 'not in TRL 1.13 (accepted with a notice): adds loss_type sft with this weight; 0 = off' },
   ref_model: { type: 'string', default: '', help: 'reference model folder (default: a frozen copy of --model; with a new LoRA adapter the base model, with --adapter a frozen copy of that adapter, as TRL 1.13)' },
+  sync_ref_model: { type: 'bool', default: false, help: 'TR-DPO (arXiv:2404.09656): every ref_model_sync_steps mix the policy into the reference model (not with LoRA or precompute_ref_log_probs)' },
+  ref_model_mixup_alpha: { type: 'number', default: 0.6, help: 'TR-DPO: reference = alpha * policy + (1 - alpha) * reference at each sync' },
+  ref_model_sync_steps: { type: 'int', default: 512, help: 'TR-DPO: steps between syncs' },
   disable_dropout: { type: 'bool', default: true, help: 'no dropout in the policy and the reference (TRL default); false keeps lora_dropout while training' },
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs in one pass before training and cache them on disk' },
   precompute_ref_batch_size: { type: 'int', default: 0, help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)' },
@@ -89,6 +93,7 @@ export const DPO_OPTIONS = {
 /** Options only `tsdpo sft` has. */
 export const SFT_OPTIONS = {
   completion_only_loss: { type: 'bool', default: true, help: 'prompt/completion data: loss on completion tokens only' },
+  dataset_text_field: { type: 'string', default: 'text', help: 'column holding plain-text rows (language modelling on every token)' },
 } as const satisfies Record<string, OptionSpec>;
 
 type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number

@@ -8,7 +8,7 @@ import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
 import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
-import { pairLogpsSharedPrompt, sequenceLogps, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
+import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { batchesOf, type MicroResult, type Objective } from './trainer.js';
 
@@ -50,6 +50,13 @@ export const ldAlphaOf = (cfg: Pick<DpoConfig, 'ld_alpha'>): number | null => (c
  * One line per option whose TRL 1.13 meaning differs or that 1.13 dropped, naming the 1.13 way.
  * tsdpo accepts them all.
  */
+/** Option combinations TRL 1.13 refuses, refused the same way. */
+export function checkDpoConfig(cfg: DpoConfig): void {
+  if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
+  if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
+  if (cfg.ld_alpha !== -1 && (cfg.ld_alpha < 0 || cfg.ld_alpha > 1)) throw new Error(`ld_alpha is ${cfg.ld_alpha}; it must lie in [0, 1] (or -1 for off)`);
+}
+
 export function dpoNotices(cfg: DpoConfig): string[] {
   const out: string[] = [];
   if (cfg.rpo_alpha > 0) out.push(`notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`);
@@ -137,16 +144,16 @@ export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: 
   if (stats) {
     // Token means over the batch's completion positions (chosen / rejected / both), as TRL.
     let sc = 0, tc = 0, sr = 0, tr = 0, ent = 0, hit = 0;
-    const v = stats.values;
+    const v = stats.values, C = STAT_COLUMNS;
     stats.rows.forEach((row, j) => {
       if (row < 0) return;
-      ent += v[4 * j + 1];
+      ent += v[C * j + 1];
       if (row < P) {
-        sc += v[4 * j];
+        sc += v[C * j];
         tc++;
-        hit += v[4 * j + 2] >= 1 - 1e-5 ? 1 : 0; // the target is the argmax
+        hit += v[C * j + 2] >= 1 - 1e-5 ? 1 : 0; // the target is the argmax
       } else {
-        sr += v[4 * j];
+        sr += v[C * j];
         tr++;
       }
     });
@@ -166,12 +173,13 @@ export interface HostStats {
 
 /**
  * WPO weights (Eq. 2, arXiv:2406.11827) [P]: per pair, w(chosen) * w(rejected) with
- * w(y) = exp(mean over y's tokens of log p(token) - log sum_v p_v^2), from the policy (no gradient).
+ * w(y) = exp(mean over y's tokens of log p(token) - log sum_v p_v^2), from the policy (no gradient;
+ * plain token log-probs, also under ld_alpha, as TRL).
  */
-export function wpoWeights(P: number, pol: ArrayLike<number>, tokens: ArrayLike<number>, stats: HostStats): Float32Array {
-  const norm = new Float64Array(2 * P);
-  stats.rows.forEach((row, j) => { if (row >= 0) norm[row] += stats.values[4 * j + 3]; });
-  const w = (r: number): number => Math.exp((pol[r] - norm[r]) / Math.max(1, tokens[r]));
+export function wpoWeights(P: number, tokens: ArrayLike<number>, stats: HostStats): Float32Array {
+  const sum = new Float64Array(2 * P), C = STAT_COLUMNS;
+  stats.rows.forEach((row, j) => { if (row >= 0) sum[row] += stats.values[C * j + 4] - stats.values[C * j + 3]; });
+  const w = (r: number): number => Math.exp(sum[r] / Math.max(1, tokens[r]));
   return Float32Array.from({ length: P }, (_, i) => w(i) * w(P + i));
 }
 
@@ -223,12 +231,25 @@ export class DpoObjective implements Objective {
       const pol = this.logps(policy, b, pairs, { stats: true });
       const [values, polHost, refHost] = await Promise.all([pol.stats!.values.toArray(), pol.seq.toArray(), ref.toArray()]);
       const stats = { values, rows: pol.stats!.rows };
-      const weights = cfg.use_weighting ? wpoWeights(b.P, polHost, pol.tokens, stats) : null;
+      const weights = cfg.use_weighting ? wpoWeights(b.P, pol.tokens, stats) : null;
       const { loss } = dpoLoss(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens, policyHost: polHost, refHost }, b.P), cfg, weights);
       const lossOut = detach(loss); // read after backward frees the graph
       if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale), { free: true });
       return { loss: await lossOut.item(), metrics: metricsOf(b.P, cfg.beta, polHost, refHost, stats), tokens: b.tokens };
     });
+  }
+
+  /** TR-DPO (arXiv:2404.09656, TRL's sync_ref_model): every ref_model_sync_steps, ref <- a * policy + (1 - a) * ref. */
+  async afterStep(step: number): Promise<void> {
+    const { cfg, reference, policy } = this.parts;
+    if (!cfg.sync_ref_model || reference.kind !== 'model' || step % cfg.ref_model_sync_steps !== 0) return;
+    const a = cfg.ref_model_mixup_alpha;
+    for (const [name, r] of reference.model.params) {
+      const p = policy.params.get(name);
+      if (!p) throw new Error(`sync_ref_model: the policy has no parameter ${name} (the reference model must have the policy's architecture)`);
+      const [rv, pv] = await Promise.all([r.toArray(), p.toArray()]);
+      r.backend.write(r.storage, Float32Array.from(rv, (v, i) => (1 - a) * v + a * pv[i]));
+    }
   }
 
   micro(indices: number[], scale: number): Promise<MicroResult> {

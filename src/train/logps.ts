@@ -38,9 +38,12 @@ export function tokenWeight(tokens: ArrayLike<number>, ldAlpha: number | null | 
   return (r, k) => (k < Math.min(tokens[r % P], tokens[(r % P) + P]) ? 1 : ldAlpha);
 }
 
+/** Columns of PositionStats.values. */
+export const STAT_COLUMNS = 5;
+
 /** Statistics of the scored positions, for metrics (no gradient). */
 export interface PositionStats {
-  /** (N, 4): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2]. */
+  /** (N, STAT_COLUMNS): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2, log p(target)]. */
   values: Tensor;
   /** (N) the row each position belongs to, or -1 when it is not a completion position. */
   rows: Int32Array;
@@ -115,9 +118,9 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
 }
 
 /**
- * Per position of logits (N, V) and the target's log-prob (N), without gradient: (N, 4) of
+ * Per position of logits (N, V) and the target's log-prob (N), without gradient: (N, STAT_COLUMNS) of
  * [mean logit, entropy, p(target) / max p (1 when the target is the argmax), log sum_v p_v^2
- * (WPO's normaliser, Eq. 2 of arXiv:2406.11827)].
+ * (WPO's normaliser, Eq. 2 of arXiv:2406.11827), log p(target)].
  */
 export function positionStats(logits: Tensor, tokenLogps: Tensor): Tensor {
   return noGrad(() => {
@@ -131,7 +134,7 @@ export function positionStats(logits: Tensor, tokenLogps: Tensor): Tensor {
     const entropy = sub(logS, reshape(div(sum(mul(e, z), -1, true), s), [-1]));
     const ratio = mul(exp(reshape(tokenLogps, [-1])), reshape(s, [-1])); // p(target) * s = p(target) / max p
     const logSumP2 = sub(log(sum(mul(e, e), -1)), affine(logS, 2));
-    return stack([affine(sum(logits, -1), 1 / V), entropy, ratio, logSumP2], 1);
+    return stack([affine(sum(logits, -1), 1 / V), entropy, ratio, logSumP2, reshape(tokenLogps, [-1])], 1);
   });
 }
 

@@ -18,7 +18,7 @@ import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
-import { computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
+import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
 import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
@@ -183,6 +183,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   if (cfg.loss_weights.length > 0 && cfg.loss_weights.length !== cfg.loss_type.length) {
     throw new Error(`--loss_weights has ${cfg.loss_weights.length} values for ${cfg.loss_type.length} loss types`);
   }
+  checkDpoConfig(cfg);
   for (const line of dpoNotices(cfg)) log(line);
   const s = await setup(cfg, log);
   const padId = padIdFor(s.tok);
@@ -242,7 +243,8 @@ export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean 
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const s = await setup(cfg, log);
   const padId = padIdFor(s.tok);
-  const sftOpts = { ...dataOptions(cfg), completionOnlyLoss: cfg.completion_only_loss };
+  const data = dataOptions(cfg);
+  const sftOpts = { ...data, columns: { ...data.columns, text: cfg.dataset_text_field }, completionOnlyLoss: cfg.completion_only_loss };
   const train = await loadSftDataset(cfg.dataset, s.tok, { ...sftOpts, split: 'train' });
   log(reportLine('train data', train.report));
   if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);

@@ -28,8 +28,15 @@ export interface Objective {
   readonly params: NamedParam[];
   /** LoRA dropout while training (0 without an adapter or dropout). */
   readonly loraDropout: number;
-  /** Forward + backward of the examples `indices`, the loss scaled by `scale` (1 / accumulation). */
+  /** Forward + backward of the examples `indices`, the loss scaled by `scale` (its share of the step). */
   micro(indices: number[], scale: number, step: number): Promise<MicroResult>;
+  /**
+   * The share of the step's loss each micro-batch of a step carries (default: 1 / micro-batches).
+   * SFT: its share of the step's loss tokens, as transformers' num_items_in_batch.
+   */
+  microWeights?(batches: number[][]): number[];
+  /** After optimizer step `step` (1-based), before its logging and evaluation (TRL's on_step_end callbacks). */
+  afterStep?(step: number): Promise<void>;
   /** Metrics on the held-out set (keys get the eval_ prefix), or null without one. */
   evaluate(): Promise<Record<string, number> | null>;
   /** Writes the trained weights (HF folder or PEFT adapter) into dir. */
@@ -108,7 +115,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
   // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
-  const sampler = new EpochSampler(obj.size, { seed: cfg.seed, permutation: trainerEpochOrder });
+  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: trainerEpochOrder });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
@@ -165,13 +172,15 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       // left (fewer than gradient_accumulation_steps when they do not divide) and averages over those.
       const left = Math.ceil((obj.size - sampler.position.index) / bs);
       const micros = left > 0 ? Math.min(ga, left) : ga;
+      const batches = Array.from({ length: micros }, () => sampler.next(bs).indices);
+      const weights = obj.microWeights?.(batches) ?? batches.map(() => 1 / micros);
       for (let m = 0; m < micros; m++) {
-        const { indices } = sampler.next(bs);
+        const indices = batches[m];
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
         setLoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m);
-        const r = await obj.micro(indices, 1 / micros, step).finally(() => setLoraDropout(0, 0));
+        const r = await obj.micro(indices, weights[m], step).finally(() => setLoraDropout(0, 0));
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
-        stepLoss += r.loss / micros;
+        stepLoss += r.loss * weights[m];
         // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).
         for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
         microCount++;
@@ -189,6 +198,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       lossSum += stepLoss;
       lossSteps++;
       count++;
+      await obj.afterStep?.(step);
       bar.update(step, `loss ${stepLoss.toFixed(4)}`);
       if (opts.memory && (step === startStep + 1 || step === total)) log(opts.memory.line(optimizer, `step ${step}`));
 

@@ -99,7 +99,8 @@ export function preferenceRows(n: number, offset = 0): { prompt: string; chosen:
 export function samplerOrder(cfg: CommonConfig, size: number): number[][] {
   const microPerEpoch = Math.ceil(size / cfg.per_device_train_batch_size);
   const epochs = Math.ceil((totalSteps(cfg, size) * cfg.gradient_accumulation_steps) / microPerEpoch) + 1;
-  return Array.from({ length: epochs }, (_, e) => Array.from(trainerEpochOrder(size, cfg.seed, e)));
+  const seed = cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed;
+  return Array.from({ length: epochs }, (_, e) => Array.from(trainerEpochOrder(size, seed, e)));
 }
 
 export interface Job {
@@ -109,7 +110,7 @@ export interface Job {
 }
 
 /** Runs the TRL jobs in one Python process; returns each job's log_history lines. */
-export async function runTrl(root: string, trainer: 'dpo', jobs: Job[]): Promise<Record<string, number>[][]> {
+export async function runTrl(root: string, trainer: string, jobs: Job[]): Promise<Record<string, number>[][]> {
   const file = join(root, `jobs-${trainer}.json`);
   writeFileSync(file, JSON.stringify(jobs));
   await runPython([RUNNER, '--trainer', trainer, '--jobs', file], root).catch((e: Error) => {
