@@ -7,6 +7,7 @@
 //   .venv-ref/bin/python bench/make_qwen_like.py --out /tmp/qwen24 --layers 24
 //   npm run bench:memory -- --model /tmp/qwen24 --lora [--base ../other-checkout] [--steps 2] [--no-trl]
 //   npm run bench:memory -- --model /tmp/qwen4 [--base ...]        full fine-tuning
+//   --only 'tsdpo|TRL 1.13' runs the sides of those labels only
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,7 @@ const base: Record<string, unknown> = {
 const tsdpo = (root: string): string[] => ['node', join(root, 'bin/tsdpo.js'), 'dpo'];
 const sides: Side[] = [];
 const other = arg('base', '');
-if (other) sides.push({ label: `base (${other})`, cmd: tsdpo(resolve(other)), cfg: { ...base, device: 'cpu' } });
+if (other) sides.push({ label: 'base', cmd: tsdpo(resolve(other)), cfg: { ...base, device: 'cpu' } });
 sides.push({ label: 'tsdpo', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true } });
 sides.push({ label: 'tsdpo gradient_checkpointing', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true, gradient_checkpointing: true } });
 if (!lora) sides.push({ label: 'tsdpo gradient_checkpointing precompute_ref_log_probs', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true, gradient_checkpointing: true, precompute_ref_log_probs: true } });
@@ -69,9 +70,9 @@ function run(s: Side, i: number): Result {
 
 const cfgText = readFileSync(join(model, 'config.json'), 'utf8');
 const layers = JSON.parse(cfgText).num_hidden_layers;
-console.log(`# DPO ${lora ? 'LoRA' : 'full'}: Qwen2.5-0.5B shape with ${layers} layers, ${base.per_device_train_batch_size} pairs x max_length ${base.max_length}, ${steps} steps`);
+console.log(`# DPO ${lora ? 'LoRA' : 'full'}: Qwen2.5-0.5B shape with ${layers} layers, ${base.per_device_train_batch_size} pairs x max_length ${base.max_length}, ${steps} steps${other ? `; base = ${other}` : ''}`);
 sides.forEach((s, i) => {
-  if (only && !s.label.includes(only)) return;
+  if (only && !only.split('|').some((o) => s.label === o)) return;
   const r = run(s, i);
   console.log(JSON.stringify(r));
 });
