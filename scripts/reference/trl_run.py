@@ -19,6 +19,8 @@ import os
 import sys
 import tempfile
 
+from trl_reward import run_reward  # this folder is on sys.path when run as a script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -121,6 +123,28 @@ def load_policy(cfg):
     return model, peft_config
 
 
+def load_reference(cfg):
+    """The ref_model of a config (None: the trainer's default reference)."""
+    if not cfg.get("ref_model"):
+        return None
+    import torch
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
+
+
+def train_log_history(trainer_cls, sampler_order, **kwargs):
+    """Trains trainer_cls(**kwargs), in sampler_order when given, and returns its log_history."""
+    class Trainer(trainer_cls):
+        def _get_train_sampler(self, train_dataset=None):
+            return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
+
+    trainer = Trainer(**kwargs)
+    trainer.train()
+    if os.environ.get("TSDPO_SAVE_MODEL") == "1":  # --output_dir: keep the trained model there
+        trainer.save_model()
+    return trainer.state.log_history
+
+
 DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_ref_log_probs", "max_length",
             "truncation_mode", "use_weighting", "ld_alpha", "f_divergence_type", "f_alpha_divergence_coef",
             "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of", "disable_dropout", "sync_ref_model",
@@ -128,8 +152,7 @@ DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_
 
 
 def run_dpo(cfg, out_dir, sampler_order):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     unknown = set(cfg) - TSDPO_ONLY - set(DPO_KEYS) - {
@@ -147,35 +170,19 @@ def run_dpo(cfg, out_dir, sampler_order):
         if k in args and args[k] == off:
             args[k] = None
     model, peft_config = load_policy(cfg)
-    ref = None
-    if cfg.get("ref_model"):
-        ref = AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
     tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
     rename = {cfg.get(f"{c}_column", c): c for c in ["prompt", "chosen", "rejected"]}
     train = load_rows(cfg["dataset"]).rename_columns({k: v for k, v in rename.items() if k != v})
     evals = load_rows(cfg["eval_dataset"]) if cfg.get("eval_dataset") else None
-
-    class Trainer(DPOTrainer):
-        def _get_train_sampler(self, train_dataset=None):
-            return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
-
-    trainer = Trainer(model=model, ref_model=ref, args=DPOConfig(**args), train_dataset=train, eval_dataset=evals,
-                      processing_class=tok, peft_config=peft_config)
-    return train_and_log(trainer)
+    return train_log_history(DPOTrainer, sampler_order, model=model, ref_model=load_reference(cfg), args=DPOConfig(**args),
+                             train_dataset=train, eval_dataset=evals, processing_class=tok, peft_config=peft_config)
 
 
-def train_and_log(trainer):
-    """Trains; with --output_dir also saves the model there (trainer.save_model); returns log_history."""
-    trainer.train()
-    if os.environ.get("TSDPO_SAVE_MODEL") == "1":
-        trainer.save_model()
-    return trainer.state.log_history
-
-
-TRAINERS = {"dpo": run_dpo}
+TRAINERS = {"dpo": run_dpo, "reward": run_reward}
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trl_sft import run_sft  # noqa: E402
+from trl_sft import run_sft  # noqa: E402  (scripts/reference/trl_sft.py)
 TRAINERS["sft"] = run_sft
+TRAINERS["kto"] = lambda cfg, out_dir, order: __import__("trl_kto").run_kto(cfg, out_dir, order)  # scripts/reference/trl_kto.py
 
 
 def main():

@@ -34,12 +34,5 @@ def run_sft(cfg, out_dir, sampler_order):
         train = train.rename_column(cfg["prompt_column"], "prompt")
     evals = base.load_rows(cfg["eval_dataset"]) if cfg.get("eval_dataset") else None
 
-    class Trainer(SFTTrainer):
-        def _get_train_sampler(self, train_dataset=None):
-            if sampler_order:
-                return base.FixedOrderSampler(sampler_order)
-            return super()._get_train_sampler(train_dataset)
-
-    trainer = Trainer(model=model, args=SFTConfig(**args), train_dataset=train, eval_dataset=evals,
-                      processing_class=tok, peft_config=peft_config)
-    return base.train_and_log(trainer)
+    return base.train_log_history(SFTTrainer, sampler_order, model=model, args=SFTConfig(**args), train_dataset=train,
+                                  eval_dataset=evals, processing_class=tok, peft_config=peft_config)

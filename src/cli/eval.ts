@@ -110,7 +110,8 @@ export function evalCommand(): Command {
     .requiredOption('--prompts <file>', '.txt (one prompt per line), or .jsonl / .json / .parquet rows')
     .option('--prompt_field <name>', 'field of the prompt in .jsonl / .json / .parquet rows (text or chat messages)', 'prompt')
     .option('--reward <spec>', "'sentiment' (sigmoid of the AFINN score / 2 of the completion), a reward model folder " +
-      '(*ForSequenceClassification: its score of prompt + completion), or a .mjs/.js module exporting ' +
+      '(*ForSequenceClassification: its score of prompt + completion; what `tsdpo reward` saves, a LoRA adapter included), ' +
+      'or a .mjs/.js module exporting ' +
       '(prompt, completion) => number (default export or `reward`)', 'sentiment')
     .option('--reward_label <label>', "a reward model with several labels (a classifier): the label (name or index) whose probability is the reward")
     .option('--samples <n>', 'completions per prompt from each model', '4')

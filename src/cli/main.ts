@@ -2,11 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { generateCommand } from './generate.js';
+import { ktoCommand } from './kto.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { logprobsCommand } from './logprobs.js';
+import { ppoCommand } from './ppo.js';
 import { pretrainCommand } from './pretrain.js';
+import { rewardCommand } from './reward.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
@@ -21,6 +24,9 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     .addCommand(dpoCommand())
     .addCommand(sftCommand())
+    .addCommand(ktoCommand())
+    .addCommand(rewardCommand())
+    .addCommand(ppoCommand())
     .addCommand(logprobsCommand())
     .addCommand(generateCommand())
     .addCommand(evalCommand())

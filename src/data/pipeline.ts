@@ -85,6 +85,18 @@ export function asDataError(e: unknown, where: Where): DataError {
   return new DataError(where, null, (e as Error).message ?? String(e));
 }
 
+/**
+ * A row's error: thrown on, or (skipInvalid) counted in the report and skipped. Errors whose message
+ * starts with `fn:` are not row problems and always stop.
+ */
+export function skipOrThrow(e: unknown, where: Where, report: DataReport, skipInvalid: boolean | undefined, fn: string): void {
+  if (!(e instanceof Error) || e.message.startsWith(`${fn}:`)) throw e;
+  const err = asDataError(e, where);
+  if (!skipInvalid) throw err;
+  report.skippedInvalid++;
+  if (report.invalid.length < 20) report.invalid.push(err.message);
+}
+
 /** Tokenize preference rows already in memory (RawRecords with their origin, or plain row objects). */
 export function preparePreferenceDataset(rows: RawRecord[] | unknown[], tok: TextTokenizer,
   opts: PreferenceDataOptions = {}, files: string[] = []): PreferenceDataset {
@@ -116,11 +128,7 @@ export function preparePreferenceDataset(rows: RawRecord[] | unknown[], tok: Tex
       // Conversational completions end where the chat template closes the turn: no EOS added (TRL 1.13).
       out = tokenizePreference(tok, preferenceText(rec.value, format, tok, rec.where, opts.columns), { ...opts, eos: !format.conversational });
     } catch (e) {
-      if (!(e instanceof Error) || e.message.startsWith('preparePreferenceDataset:')) throw e;
-      const err = asDataError(e, rec.where);
-      if (!opts.skipInvalid) throw err;
-      report.skippedInvalid++;
-      if (report.invalid.length < 20) report.invalid.push(err.message);
+      skipOrThrow(e, rec.where, report, opts.skipInvalid, 'preparePreferenceDataset');
       continue;
     }
     if (out === null) { report.dropped++; continue; }

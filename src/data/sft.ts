@@ -11,7 +11,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { DataError, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, renderCompletion, renderPrompt, textField } from './messages.js';
 import {
-  asDataError, asRecords, describeFormat, loadRecords, type DataReport, type LoadOptions,
+  asRecords, describeFormat, loadRecords, skipOrThrow, type DataReport, type LoadOptions,
 } from './pipeline.js';
 import {
   asRow, detectPreferenceFormat, preferenceText,
@@ -154,11 +154,7 @@ export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokeni
       }
       ex = sftIds(rec.value, format, tok, rec.where, opts);
     } catch (e) {
-      if (!(e instanceof Error) || e.message.startsWith('prepareSftDataset:')) throw e;
-      const err = asDataError(e, rec.where);
-      if (!opts.skipInvalid) throw err;
-      report.skippedInvalid++;
-      if (report.invalid.length < 20) report.invalid.push(err.message);
+      skipOrThrow(e, rec.where, report, opts.skipInvalid, 'prepareSftDataset');
       continue;
     }
     const max = opts.maxLength;

@@ -4,11 +4,16 @@
 // score is read at the last token of each sequence that is not config.pad_token_id (the last token
 // when pad_token_id is unset). One label: the reward is that score (what TRL's RewardTrainer
 // trains); several: the probability of the chosen label (a classifier such as a sentiment model).
+// A PEFT adapter that `tsdpo reward --lora` saved is loaded on its base model.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { embedding, linear, noGrad, reshape, tensor, tidyAsync, type Tensor } from '../core/index.js';
+import { padIdFor } from '../data/collate.js';
+import { lastNonPad } from '../data/reward.js';
 import { encodePrompt } from '../data/tokenize.js';
-import { loadHfFolder } from '../io/hf.js';
-import { buildModel } from '../models/build.js';
+import { ADAPTER_CONFIG, loadPeftAdapter } from '../io/peft.js';
 import type { CausalLM } from '../models/model.js';
+import { loadRewardAdapter, loadSequenceClassifier } from '../models/seqcls.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import type { RewardFn } from './sample.js';
@@ -23,37 +28,34 @@ export interface RewardModel {
   labels: string[];
 }
 
-/** Loads a *ForSequenceClassification folder (config.json and safetensors; the judge also reads its tokenizer files). */
+/**
+ * Loads a *ForSequenceClassification folder (config.json and safetensors; the judge also reads its
+ * tokenizer files), or a PEFT adapter of one (`tsdpo reward --lora`): its base model
+ * (base_model_name_or_path) with the LoRA factors and the score head of modules_to_save.
+ */
 export function loadRewardModel(dir: string): RewardModel {
-  const folder = loadHfFolder(dir, { lazy: true });
-  const arch = Array.isArray(folder.config.architectures) ? (folder.config.architectures as unknown[]).map(String) : [];
-  if (!arch.some((a) => a.endsWith('ForSequenceClassification'))) {
-    throw new Error(`${dir}: not a reward model: config.json architectures is ${JSON.stringify(arch)}; expected a ` +
-      '*ForSequenceClassification model (a decoder with a `score` head, e.g. GPT2ForSequenceClassification)');
+  if (existsSync(join(dir, ADAPTER_CONFIG))) {
+    const base = String(loadPeftAdapter(dir).config.base_model_name_or_path ?? '');
+    if (!base || !existsSync(base)) {
+      throw new Error(`${dir}: a PEFT adapter whose base model '${base}' (base_model_name_or_path in ${ADAPTER_CONFIG}) is not a folder here`);
+    }
+    // The base's own head (or a placeholder for a causal LM base) is replaced by the adapter's.
+    const sc = loadSequenceClassifier(base, { newHead: { numLabels: 1, seed: 0 } });
+    loadRewardAdapter(sc, dir);
+    const labels = Array.from({ length: sc.score.shape[0] }, (_, i) => `LABEL_${i}`);
+    // As TRL sets config.pad_token_id from the tokenizer (its pad token, else EOS).
+    return { dir, model: sc.model, score: sc.score, padTokenId: padIdFor(loadTokenizer(dir)), labels };
   }
-  const scoreRaw = folder.tensors.get('score.weight');
-  if (!scoreRaw) throw new Error(`${dir}: no tensor 'score.weight' (the classification head of a *ForSequenceClassification model)`);
-  if (folder.tensors.has('score.bias')) throw new Error(`${dir}: 'score.bias' is not expected (transformers' score head has no bias)`);
-  const body = new Map(folder.tensors);
-  body.delete('score.weight');
-  // The decoder without an LM head: built as if tied, so that no lm_head.weight is expected.
-  const model = buildModel({ ...folder.config, tie_word_embeddings: true }, body, dir);
-  const [L, C] = scoreRaw.shape;
-  if (scoreRaw.shape.length !== 2 || C !== model.hiddenSize) {
-    throw new Error(`${dir}: score.weight has shape [${scoreRaw.shape.join(', ')}]; expected [num_labels, ${model.hiddenSize}]`);
-  }
-  const score = tensor(scoreRaw.toFloat32(), [L, C]);
-  const id2label = (folder.config.id2label ?? {}) as Record<string, string>;
-  const labels = Array.from({ length: L }, (_, i) => String(id2label[String(i)] ?? `LABEL_${i}`));
-  const pad = folder.config.pad_token_id;
+  const { model, score, config } = loadSequenceClassifier(dir);
+  const id2label = (config.id2label ?? {}) as Record<string, string>;
+  const labels = Array.from({ length: score.shape[0] }, (_, i) => String(id2label[String(i)] ?? `LABEL_${i}`));
+  const pad = config.pad_token_id;
   return { dir, model, score, padTokenId: typeof pad === 'number' ? pad : null, labels };
 }
 
 /** Where transformers reads the score: the last position whose token is not `pad` (0 if all are); the last one without `pad`. */
 export function pooledIndex(ids: readonly number[], pad: number | null): number {
-  if (pad === null) return ids.length - 1;
-  for (let i = ids.length - 1; i >= 0; i--) if (ids[i] !== pad) return i;
-  return 0;
+  return pad === null ? ids.length - 1 : lastNonPad(ids, 0, ids.length, pad);
 }
 
 /** Score logits [num_labels] of each token sequence, in batches of `batchSize`. */

@@ -50,10 +50,14 @@ function attach(model: CausalLM, config: LoraConfig, factors: Map<string, { A: T
   return info;
 }
 
-/** Attaches a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
-export function loadAdapter(model: CausalLM, dir: string): AdapterInfo {
+/**
+ * Attaches a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). Whole tensors of
+ * modules_to_save are errors unless their module is in `modulesToSave` (the caller reads those).
+ */
+export function loadAdapter(model: CausalLM, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
   const a = loadPeftAdapter(dir);
-  if (a.extraTensors.size > 0) {
+  const allowed = (name: string): boolean => (opts.modulesToSave ?? []).some((m) => name.startsWith(`${m}.`));
+  if ([...a.extraTensors.keys()].some((k) => !allowed(k))) {
     throw new Error(`${dir}: modules_to_save tensors (${[...a.extraTensors.keys()].slice(0, 3).join(', ')}) are not supported`);
   }
   const factors = new Map<string, { A: Tensor; B: Tensor; scaling: number }>();
@@ -97,8 +101,12 @@ export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
   return attach(model, config, factors);
 }
 
-/** Writes the adapter as a PEFT folder. */
-export async function saveAdapter(model: CausalLM, dir: string, baseModel = ''): Promise<void> {
+/**
+ * Writes the adapter as a PEFT folder; `extra` adds config keys and whole tensors (modules_to_save,
+ * e.g. a reward model's score head, by base-model name).
+ */
+export async function saveAdapter(model: CausalLM, dir: string, baseModel = '',
+  extra: { config?: Partial<LoraConfig>; tensors?: Map<string, { shape: number[]; data: Float32Array }> } = {}): Promise<void> {
   const info = adapterOf(model);
   if (!info) throw new Error('saveAdapter: the model has no adapter');
   const modules = new Map<string, { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }>();
@@ -109,7 +117,7 @@ export async function saveAdapter(model: CausalLM, dir: string, baseModel = ''):
       B: { shape: [...layer.lora.B.shape], data: Float32Array.from(await layer.lora.B.toArray()) },
     });
   }
-  savePeftAdapter(dir, { config: { ...info.config, base_model_name_or_path: baseModel }, modules });
+  savePeftAdapter(dir, { config: { ...info.config, base_model_name_or_path: baseModel, ...extra.config }, modules, extraTensors: extra.tensors });
 }
 
 /** Folds every adapter into its base weight (W += scaling B A) and removes the adapter. */

@@ -15,6 +15,21 @@ const ARCHITECTURES: Record<string, string> = {
   Qwen2ForCausalLM: 'qwen2', Qwen3ForCausalLM: 'qwen3', Gemma3ForCausalLM: 'gemma3_text',
 };
 
+/** transformers' *ForSequenceClassification class of each model_type (what AutoModelForSequenceClassification builds). */
+const SEQUENCE_CLASSIFIERS: Record<string, string> = {
+  gpt2: 'GPT2ForSequenceClassification', llama: 'LlamaForSequenceClassification', mistral: 'MistralForSequenceClassification',
+  qwen2: 'Qwen2ForSequenceClassification', qwen3: 'Qwen3ForSequenceClassification', gemma3_text: 'Gemma3TextForSequenceClassification',
+};
+
+/** The *ForSequenceClassification architecture name for a config.json (its model_type's). */
+export function sequenceClassifierOf(config: Json, where = 'config.json'): string {
+  const family = familyOf(config, where);
+  const type = typeof config.model_type === 'string' ? config.model_type : family.modelTypes[0];
+  const name = SEQUENCE_CLASSIFIERS[type];
+  if (!name) throw new Error(`${where}: no *ForSequenceClassification class is known for model_type '${type}'`);
+  return name;
+}
+
 export function supportedModelTypes(): string[] {
   return FAMILIES.flatMap((f) => f.modelTypes);
 }

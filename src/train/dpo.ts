@@ -10,7 +10,7 @@ import type { DpoConfig } from './config.js';
 import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
-import { batchesOf, type MicroResult, type Objective } from './trainer.js';
+import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
 
 /** Where reference log-probs come from. */
 export type Reference =
@@ -243,13 +243,7 @@ export class DpoObjective implements Objective {
   async afterStep(step: number): Promise<void> {
     const { cfg, reference, policy } = this.parts;
     if (!cfg.sync_ref_model || reference.kind !== 'model' || step % cfg.ref_model_sync_steps !== 0) return;
-    const a = cfg.ref_model_mixup_alpha;
-    for (const [name, r] of reference.model.params) {
-      const p = policy.params.get(name);
-      if (!p) throw new Error(`sync_ref_model: the policy has no parameter ${name} (the reference model must have the policy's architecture)`);
-      const [rv, pv] = await Promise.all([r.toArray(), p.toArray()]);
-      r.backend.write(r.storage, Float32Array.from(rv, (v, i) => (1 - a) * v + a * pv[i]));
-    }
+    await mixIntoReference(reference.model, policy, cfg.ref_model_mixup_alpha);
   }
 
   micro(indices: number[], scale: number): Promise<MicroResult> {
@@ -259,21 +253,7 @@ export class DpoObjective implements Objective {
   async evaluate(): Promise<Record<string, number> | null> {
     const ev = this.parts.eval;
     if (!ev || ev.examples.length === 0) return null;
-    const bs = this.parts.cfg.per_device_eval_batch_size;
-    // As transformers' evaluation loop and TRL: the loss is a mean over examples, the other metrics a
-    // mean over batches.
-    const sums: Record<string, number> = {};
-    let examples = 0, batches = 0, loss = 0;
-    for (const idx of batchesOf(ev.examples.length, bs)) {
-      const r = await noGrad(() => this.forward(idx, 'eval', null));
-      loss += r.loss * idx.length;
-      examples += idx.length;
-      for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
-      batches++;
-    }
-    const out: Record<string, number> = { loss: loss / examples };
-    for (const [k, v] of Object.entries(sums)) out[k] = v / batches;
-    return out;
+    return evaluateInBatches(ev.examples.length, this.parts.cfg.per_device_eval_batch_size, (idx) => noGrad(() => this.forward(idx, 'eval', null)));
   }
 
   saveWeights(dir: string): Promise<void> {
@@ -282,6 +262,16 @@ export class DpoObjective implements Objective {
 
   loadWeights(dir: string): Promise<void> {
     return this.parts.loadWeights(dir);
+  }
+}
+
+/** TR-DPO's reference update (arXiv:2404.09656, TRL's SyncRefModelCallback): ref <- alpha * policy + (1 - alpha) * ref. */
+export async function mixIntoReference(reference: CausalLM, policy: CausalLM, alpha: number): Promise<void> {
+  for (const [name, r] of reference.params) {
+    const p = policy.params.get(name);
+    if (!p) throw new Error(`sync_ref_model: the policy has no parameter ${name} (the reference model must have the policy's architecture)`);
+    const [rv, pv] = await Promise.all([r.toArray(), p.toArray()]);
+    r.backend.write(r.storage, Float32Array.from(rv, (v, i) => (1 - alpha) * v + alpha * pv[i]));
   }
 }
 

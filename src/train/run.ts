@@ -25,16 +25,16 @@ import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
 
 export interface RunSummary extends TrainResult {
   report: Record<string, unknown>;
   output: string;
 }
 
-type Log = (line: string) => void;
+export type Log = (line: string) => void;
 
-interface Setup {
+export interface Setup {
   tok: TextTokenizer;
   policy: CausalLM;
   params: NamedParam[];
@@ -44,7 +44,7 @@ interface Setup {
   loadWeights(dir: string): Promise<void>;
 }
 
-async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log): Promise<Setup> {
+export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log): Promise<Setup> {
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   prepareOutputDir(cfg);
@@ -105,7 +105,7 @@ function generationConfigOf(dir: string): Record<string, unknown> | undefined {
 }
 
 /** The eval split: --eval_dataset, else the test/validation split of a --data folder. */
-function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
+export function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
   if (cfg.eval_dataset) return { path: cfg.eval_dataset, split: listSplits(cfg.eval_dataset).includes('test') ? 'test' : 'train' };
   if (existsSync(cfg.dataset) && statSync(cfg.dataset).isDirectory()) {
     const splits = listSplits(cfg.dataset);
@@ -116,7 +116,7 @@ function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
 }
 
 /** Writes the final weights and the tokenizer files into output_dir. */
-async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
+export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
   const staging = join(cfg.output_dir, `.final-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   await s.saveWeights(staging);
@@ -142,12 +142,12 @@ function dataOptions(cfg: CommonConfig) {
   };
 }
 
-function reportLine(name: string, r: PreferenceDataset['report'] | SftDataset['report']): string {
+export function reportLine(name: string, r: PreferenceDataset['report'] | SftDataset['report']): string {
   return `${name}: ${r.rows} examples from ${r.read} rows (${r.format}); truncated ${r.truncated}, dropped ${r.dropped} (prompt alone too long), skipped ${r.skippedInvalid} invalid`;
 }
 
 /** Cache of reference log-probs: keyed by the reference weights' identity and the tokenized data. */
-function refCacheFile(refDir: string, adapterDir: string, examples: PreferenceDataset['examples'], salt = ''): string {
+export function refCacheFile(refDir: string, adapterDir: string, examples: PreferenceDataset['examples'], salt = ''): string {
   const h = createHash('sha256');
   h.update(salt);
   for (const dir of [refDir, adapterDir].filter(Boolean)) {
@@ -165,7 +165,7 @@ function refCacheFile(refDir: string, adapterDir: string, examples: PreferenceDa
   return join(dir, `ref-logps-${h.digest('hex').slice(0, 32)}.json`);
 }
 
-async function cachedReference(file: string, compute: () => Promise<Float64Array[]>, log: Log): Promise<Float64Array[]> {
+export async function cachedReference(file: string, compute: () => Promise<Float64Array[]>, log: Log): Promise<Float64Array[]> {
   if (existsSync(file)) {
     log(`reference log-probs: reusing ${file}`);
     return (JSON.parse(readFileSync(file, 'utf8')) as number[][]).map((r) => Float64Array.from(r));

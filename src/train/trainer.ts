@@ -28,6 +28,8 @@ export interface Objective {
   readonly params: NamedParam[];
   /** LoRA dropout while training (0 without an adapter or dropout). */
   readonly loraDropout: number;
+  /** Examples in data order every epoch (a sequential sampler, TRL KTO's default) instead of shuffled. */
+  readonly sequential?: boolean;
   /** Forward + backward of the examples `indices`, the loss scaled by `scale` (its share of the step). */
   micro(indices: number[], scale: number, step: number): Promise<MicroResult>;
   /**
@@ -57,6 +59,24 @@ export class NonFiniteLossError extends Error {}
 /** Consecutive index batches of at most `size` over [0, n) (evaluation order). */
 export function* batchesOf(n: number, size: number): Generator<number[]> {
   for (let i = 0; i < n; i += size) yield Array.from({ length: Math.min(size, n - i) }, (_, k) => i + k);
+}
+
+/**
+ * Evaluation over n examples in batches of `size`, as transformers' evaluation loop and TRL: the loss
+ * is a mean over examples, every other metric a mean over batches.
+ */
+export async function evaluateInBatches(n: number, size: number, run: (indices: number[]) => Promise<MicroResult>): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {};
+  let batches = 0, loss = 0;
+  for (const idx of batchesOf(n, size)) {
+    const r = await run(idx);
+    loss += r.loss * idx.length;
+    for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
+    batches++;
+  }
+  const out: Record<string, number> = { loss: loss / n };
+  for (const [k, v] of Object.entries(sums)) out[k] = v / batches;
+  return out;
 }
 
 function optimizerName(optim: string): OptimizerName {
@@ -115,7 +135,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
   // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
-  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: trainerEpochOrder });
+  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: trainerEpochOrder, shuffle: !obj.sequential });
   const optimizer = new Optimizer(obj.params, {
     name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
@@ -158,7 +178,9 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     log(`checkpoint ${dir}`);
   };
 
-  const sums: Record<string, number> = {};
+  // Metric sums and how many micro-batches reported each (a metric may be absent from some, e.g.
+  // KTO's rewards/chosen from a micro-batch without desirable examples: TRL averages those it has).
+  const sums: Record<string, number> = {}, counts: Record<string, number> = {};
   let count = 0, microCount = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
   // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
   // checkpoint: a resumed run counts from its resume point.
@@ -182,7 +204,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
         stepLoss += r.loss * weights[m];
         // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).
-        for (const [k, v] of Object.entries(r.metrics)) sums[k] = (sums[k] ?? 0) + v;
+        for (const [k, v] of Object.entries(r.metrics)) { sums[k] = (sums[k] ?? 0) + v; counts[k] = (counts[k] ?? 0) + 1; }
         microCount++;
         tokens += r.tokens;
         trainTokens += r.tokens;
@@ -208,12 +230,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         // As transformers 5 (verified by test/reference): the loss and metrics are means over the
         // window's steps, grad_norm is the last step's, learning_rate the rate that step used.
         const line: Record<string, number> = { step, epoch: epochOf(), loss: sums.loss / count, grad_norm: lastGradNorm, learning_rate: lr };
-        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / microCount;
+        for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / (counts[k] ?? microCount);
         line.num_tokens = trainTokens;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
         record(line);
         log(formatLine(line));
         for (const k of Object.keys(sums)) delete sums[k];
+        for (const k of Object.keys(counts)) delete counts[k];
         count = 0;
         microCount = 0;
         tokens = 0;

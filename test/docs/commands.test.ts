@@ -27,7 +27,7 @@ const SKIPPED: Record<string, string> = {
   'npx tsdpo demo': 'the full demo takes minutes; test/demo/demo.test.ts runs its pipeline with tiny settings',
   'npx tsdpo pretrain': 'about 30 minutes of pretraining; test/demo/demo.test.ts checks the committed checkpoint against these defaults',
 };
-const DEVICE_COMMANDS = new Set(['dpo', 'sft', 'logprobs', 'generate', 'eval']);
+const DEVICE_COMMANDS = new Set(['dpo', 'sft', 'kto', 'reward', 'ppo', 'logprobs', 'generate', 'eval']);
 
 /** The `npx tsdpo` commands of a Markdown text, in order, and the ```jsonl files it defines. */
 function documentedCommands(markdown: string): { commands: string[]; files: Map<string, string> } {

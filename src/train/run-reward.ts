@@ -1,0 +1,124 @@
+// `tsdpo reward` end to end: a one-label sequence classifier (continued from a *ForSequenceClassification
+// folder, or a causal LM folder with a new score head), reward data, the training loop, and the final
+// model written into output_dir as a folder transformers loads (or a PEFT adapter whose
+// modules_to_save holds the score head), with the tokenizer files.
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { padIdFor } from '../data/collate.js';
+import { loadRewardDataset, type RewardDataset } from '../data/reward.js';
+import { initEngine, type DeviceName } from '../engine.js';
+import { loadHfFolder } from '../io/hf.js';
+import { loadPeftAdapter } from '../io/peft.js';
+import { trainAll } from '../models/build.js';
+import { newAdapter, saveAdapter } from '../models/lora.js';
+import { loadRewardAdapter, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/seqcls.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import type { NamedParam } from './optim.js';
+import { COMMON_OPTIONS } from './config.js';
+import type { RewardConfig } from './reward-config.js';
+import { RewardObjective } from './reward.js';
+import { evalSource, TOKENIZER_FILES, type RunSummary } from './run.js';
+import { prepareOutputDir, publishFiles, train as runTraining } from './trainer.js';
+
+type Log = (line: string) => void;
+
+function reportLine(name: string, r: RewardDataset['report']): string {
+  return `${name}: ${r.rows} pairs from ${r.read} rows (${r.format}); dropped ${r.dropped} longer than max_length, skipped ${r.skippedInvalid} invalid`;
+}
+
+/** Writes / restores what training changes: the whole classifier, or the adapter + score head. */
+function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, padId: number) {
+  const scoreHost = async () => new Map([['score.weight', { shape: [...sc.score.shape], data: Float32Array.from(await sc.score.toArray()) }]]);
+  const save = async (dir: string): Promise<void> => {
+    if (!lora) return saveSequenceClassifier(sc, dir, padId);
+    // PEFT's SEQ_CLS task: the score head is trained whole and saved beside the factors (modules_to_save).
+    await saveAdapter(sc.model, dir, cfg.model_name_or_path, { config: { task_type: 'SEQ_CLS', modules_to_save: ['score'] }, tensors: await scoreHost() });
+  };
+  const load = async (dir: string): Promise<void> => {
+    let tensors;
+    if (lora) {
+      const a = loadPeftAdapter(dir);
+      for (const [path, m] of a.modules) {
+        const l = sc.model.linears.get(path)?.lora;
+        if (!l) throw new Error(`${dir}: checkpoint adapter has ${path}, which this run does not train`);
+        l.A.backend.write(l.A.storage, m.A.toFloat32());
+        l.B.backend.write(l.B.storage, m.B.toFloat32());
+      }
+      tensors = a.extraTensors;
+    } else {
+      tensors = loadHfFolder(dir).tensors;
+      for (const [name, t] of sc.model.params) {
+        const raw = tensors.get(name);
+        if (!raw) throw new Error(`${dir}: checkpoint lacks tensor ${name}`);
+        t.backend.write(t.storage, raw.toFloat32());
+      }
+    }
+    const score = tensors.get('score.weight');
+    if (!score) throw new Error(`${dir}: checkpoint lacks tensor score.weight`);
+    sc.score.backend.write(sc.score.storage, score.toFloat32());
+  };
+  return { save, load };
+}
+
+export async function runReward(cfg: RewardConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
+  if (!cfg.dataset) throw new Error('--dataset (--data) is required');
+  if (cfg.center_rewards_coefficient < 0) throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
+  prepareOutputDir(cfg);
+  await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
+  const tok = loadTokenizer(cfg.model_name_or_path);
+  // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head.
+  const sc = loadSequenceClassifier(cfg.model_name_or_path, { newHead: { numLabels: 1, seed: cfg.seed } });
+  if (sc.score.shape[0] !== 1) {
+    throw new Error(`${cfg.model_name_or_path}: score.weight has ${sc.score.shape[0]} labels; a reward model has one (num_labels 1)`);
+  }
+  const padId = padIdFor(tok);
+  const lora = cfg.use_peft || cfg.adapter !== '';
+  let params: NamedParam[];
+  let loraDropout = 0;
+  if (lora) {
+    const targets = cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear' ? 'all-linear' : cfg.lora_target_modules;
+    const info = cfg.adapter ? loadRewardAdapter(sc, cfg.adapter)
+      : newAdapter(sc.model, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: targets, dropout: cfg.lora_dropout, seed: cfg.seed });
+    params = [...info.params];
+    loraDropout = cfg.disable_dropout ? 0 : info.config.lora_dropout;
+  } else {
+    params = trainAll(sc.model);
+  }
+  sc.score.requiresGrad = true;
+  params.push({ name: 'score.weight', tensor: sc.score });
+  const count = params.reduce((a, p) => a + p.tensor.size, 0);
+  log(`reward model from ${cfg.model_name_or_path} (${sc.model.family}${sc.newHead ? ', new score head' : ''}); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA + score' : ''} parameters`);
+
+  const dataOpts = {
+    columns: {
+      prompt: cfg.prompt_column === COMMON_OPTIONS.prompt_column.default ? undefined : cfg.prompt_column,
+      chosen: cfg.chosen_column, rejected: cfg.rejected_column, margin: cfg.margin_column,
+    },
+    skipInvalid: cfg.skip_invalid, maxLength: cfg.max_length > 0 ? cfg.max_length : null,
+  };
+  const train = await loadRewardDataset(cfg.dataset, tok, { ...dataOpts, split: 'train' });
+  log(reportLine('train data', train.report));
+  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training pairs left (see the report above)`);
+  const ev = evalSource(cfg);
+  const evalData = ev ? await loadRewardDataset(ev.path, tok, { ...dataOpts, split: ev.split }) : null;
+  if (evalData) log(reportLine('eval data', evalData.report));
+
+  const io = weightsIo(cfg, sc, lora, padId);
+  const objective = new RewardObjective({
+    cfg, model: sc, params, train, eval: evalData, padId, loraDropout, saveWeights: io.save, loadWeights: io.load,
+  });
+  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'reward', ...cfg } });
+  if (!result.stopped) {
+    const staging = join(cfg.output_dir, `.final-${process.pid}`);
+    rmSync(staging, { recursive: true, force: true });
+    await io.save(staging);
+    for (const f of TOKENIZER_FILES.filter((x) => x !== 'generation_config.json')) {
+      const src = join(cfg.model_name_or_path, f);
+      if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
+    }
+    publishFiles(staging, cfg.output_dir);
+  }
+  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
+}
