@@ -29,7 +29,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 # tsdpo options that only steer how tsdpo computes (same numbers either way) or where it runs.
 TSDPO_ONLY = {"device", "threads", "completion_only_head", "share_prompt", "config", "skip_invalid",
-              "overwrite_output_dir", "resume_from_checkpoint", "save_steps", "save_total_limit", "output_dir"}
+              "overwrite_output_dir", "resume_from_checkpoint", "save_steps", "save_total_limit", "output_dir",
+              "memory_report"}
 
 # tsdpo name -> TrainingArguments / DPOConfig name, where they differ.
 RENAMES = {"optim": lambda v: ("optim", "adamw_torch" if v == "adamw" else v)}
@@ -78,7 +79,7 @@ def training_arguments(cfg, out_dir):
     )
     for k in ["learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
               "per_device_eval_batch_size", "gradient_accumulation_steps", "weight_decay", "adam_beta1", "adam_beta2",
-              "adam_epsilon", "max_grad_norm", "seed", "logging_steps"]:
+              "adam_epsilon", "max_grad_norm", "seed", "logging_steps", "gradient_checkpointing"]:
         if k in cfg:
             args[k] = cfg[k]
     if cfg.get("data_seed", -1) >= 0:

@@ -45,6 +45,20 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Runs fn with recording on even inside noGrad or backward (a vjp that recomputes its forward, as
+ * activation checkpointing does, records the recomputation and backpropagates through it).
+ */
+export function withGrad<T>(fn: () => T): T {
+  const saved = gradDepth;
+  gradDepth = 0;
+  try {
+    return fn();
+  } finally {
+    gradDepth = saved;
+  }
+}
+
 /** Attaches a node to `out` when any input needs a gradient; returns `out`. */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], vjp: (dy: Tensor) => readonly (Tensor | null)[]): Tensor {
   recordMany([out], op, inputs, (dys) => vjp(dys[0]!));

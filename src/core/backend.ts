@@ -27,6 +27,9 @@ export interface Backend {
   readonly kernels: KernelTable;
   /** Bytes held by live storages, for memory tests and reports. */
   liveBytes(): number;
+  /** Highest liveBytes since the last resetPeak, where the backend tracks it (CPU, WebGPU). */
+  readonly peak?: number;
+  resetPeak?(): void;
 }
 
 let current: Backend | null = null;

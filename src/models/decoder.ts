@@ -6,7 +6,7 @@ import { add, affine, attention, concat, embedding, gelu, linear, mul, reshape, 
 import { keep, type Tensor } from '../core/tensor.js';
 import { dense, type Dense } from '../nn/linear.js';
 import { invFreq, rotaryTables, type RopeParams } from '../nn/rope.js';
-import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes } from './model.js';
+import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes, runLayer } from './model.js';
 
 export interface DecoderSpec {
   family: string;
@@ -91,6 +91,7 @@ export class DecoderLM implements CausalLM {
   readonly numLayers: number;
   readonly hiddenSize: number;
   readonly linears = new Map<string, Dense>();
+  gradientCheckpointing = false;
   private readonly layers: Layer[];
   private readonly embed: Tensor;
   private readonly finalNorm: Tensor;
@@ -150,29 +151,32 @@ export class DecoderLM implements CausalLM {
     for (const l of this.layers) if (!tables.has(l.rope)) tables.set(l.rope, rotaryTables(l.rope, positions, B, T, ids.backend));
 
     this.layers.forEach((l, i) => {
-      const h = norm(x, l.inputNorm);
-      let q = reshape(dense(h, l.q, on), [B, T, s.heads, s.headDim]); // (B, T, H, Dh)
-      let k = reshape(dense(h, l.k, on), [B, T, s.kvHeads, s.headDim]); // (B, T, Hkv, Dh)
-      let v = reshape(dense(h, l.v, on), [B, T, s.kvHeads, s.headDim]);
-      if (l.qNorm && l.kNorm) {
-        q = norm(q, l.qNorm);
-        k = norm(k, l.kNorm);
-      }
-      const { cos, sin } = tables.get(l.rope)!;
-      q = rope(q, cos, sin);
-      k = rope(k, cos, sin);
-      [k, v] = withPast(opts, i, k, v);
-      const a = attention(q, k, v, {
-        mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true, window: l.window, softcap: s.attnSoftcap,
-      }); // (B, T, H, Dh)
-      let o = dense(reshape(a, [B, T, s.heads * s.headDim]), l.o, on);
-      if (l.postAttnNorm) o = norm(o, l.postAttnNorm);
-      x = add(x, o);
-      const g = norm(x, l.preMlpNorm);
-      const act = s.act === 'silu' ? silu(dense(g, l.gate, on)) : gelu(dense(g, l.gate, on), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
-      let m = dense(mul(act, dense(g, l.up, on)), l.down, on);
-      if (l.postMlpNorm) m = norm(m, l.postMlpNorm);
-      x = add(x, m);
+      const block = (x: Tensor): Tensor => {
+        const h = norm(x, l.inputNorm);
+        let q = reshape(dense(h, l.q, on), [B, T, s.heads, s.headDim]); // (B, T, H, Dh)
+        let k = reshape(dense(h, l.k, on), [B, T, s.kvHeads, s.headDim]); // (B, T, Hkv, Dh)
+        let v = reshape(dense(h, l.v, on), [B, T, s.kvHeads, s.headDim]);
+        if (l.qNorm && l.kNorm) {
+          q = norm(q, l.qNorm);
+          k = norm(k, l.kNorm);
+        }
+        const { cos, sin } = tables.get(l.rope)!;
+        q = rope(q, cos, sin);
+        k = rope(k, cos, sin);
+        [k, v] = withPast(opts, i, k, v);
+        const a = attention(q, k, v, {
+          mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true, window: l.window, softcap: s.attnSoftcap,
+        }); // (B, T, H, Dh)
+        let o = dense(reshape(a, [B, T, s.heads * s.headDim]), l.o, on);
+        if (l.postAttnNorm) o = norm(o, l.postAttnNorm);
+        x = add(x, o);
+        const g = norm(x, l.preMlpNorm);
+        const act = s.act === 'silu' ? silu(dense(g, l.gate, on)) : gelu(dense(g, l.gate, on), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
+        let m = dense(mul(act, dense(g, l.up, on)), l.down, on);
+        if (l.postMlpNorm) m = norm(m, l.postMlpNorm);
+        return add(x, m);
+      };
+      x = runLayer(this, opts, `model.layers.${i}.`, block, x);
     });
     if (cache) cache.length += T;
     return norm(x, this.finalNorm);

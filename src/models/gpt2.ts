@@ -5,7 +5,7 @@ import type { Tensor } from '../core/tensor.js';
 import { dense, type Dense } from '../nn/linear.js';
 import { bool, num } from './config.js';
 import { withPast } from './decoder.js';
-import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes } from './model.js';
+import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes, runLayer } from './model.js';
 
 export interface Gpt2Spec {
   vocab: number;
@@ -79,6 +79,7 @@ export class Gpt2LM implements CausalLM {
   readonly numLayers: number;
   readonly hiddenSize: number;
   readonly linears = new Map<string, Dense>();
+  gradientCheckpointing = false;
 
   constructor(readonly spec: Gpt2Spec, readonly config: Json, readonly params: Map<string, Tensor>) {
     this.vocabSize = spec.vocab;
@@ -114,16 +115,19 @@ export class Gpt2LM implements CausalLM {
     for (let i = 0; i < s.layers; i++) {
       const pre = `transformer.h.${i}.`;
       const lin = (name: string): Dense => this.linears.get(`${pre}${name}`)!;
-      const h = layerNorm(x, this.p(`${pre}ln_1.weight`), this.p(`${pre}ln_1.bias`), s.eps);
-      const qkv = dense(h, lin('attn.c_attn'), on); // (B, T, 3C)
-      const [q, k0, v0] = split(qkv, 2, [C, C, C]).map((t) => reshape(t, [B, T, H, Dh])); // (B, T, H, Dh)
-      let k = k0, v = v0;
-      [k, v] = withPast(opts, i, k, v);
-      const a = attention(q, k, v, { mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true });
-      x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on));
-      const g = layerNorm(x, this.p(`${pre}ln_2.weight`), this.p(`${pre}ln_2.bias`), s.eps);
-      const m = gelu(dense(g, lin('mlp.c_fc'), on), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
-      x = add(x, dense(m, lin('mlp.c_proj'), on));
+      const block = (x: Tensor): Tensor => {
+        const h = layerNorm(x, this.p(`${pre}ln_1.weight`), this.p(`${pre}ln_1.bias`), s.eps);
+        const qkv = dense(h, lin('attn.c_attn'), on); // (B, T, 3C)
+        const [q, k0, v0] = split(qkv, 2, [C, C, C]).map((t) => reshape(t, [B, T, H, Dh])); // (B, T, H, Dh)
+        let k = k0, v = v0;
+        [k, v] = withPast(opts, i, k, v);
+        const a = attention(q, k, v, { mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true });
+        x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on));
+        const g = layerNorm(x, this.p(`${pre}ln_2.weight`), this.p(`${pre}ln_2.bias`), s.eps);
+        const m = gelu(dense(g, lin('mlp.c_fc'), on), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
+        return add(x, dense(m, lin('mlp.c_proj'), on));
+      };
+      x = runLayer(this, opts, pre, block, x);
     }
     if (cache) cache.length += T;
     return layerNorm(x, this.p('transformer.ln_f.weight'), this.p('transformer.ln_f.bias'), s.eps);

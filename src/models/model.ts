@@ -1,7 +1,9 @@
 // What every model family provides: a causal LM over Hugging Face weights (kept under their HF
 // names), split into body (hidden states) and head (logits) so that callers can run the LM head
 // on selected positions only.
-import type { Tensor } from '../core/tensor.js';
+import { gradEnabled } from '../core/autograd.js';
+import { tidy, type Tensor } from '../core/tensor.js';
+import { checkpoint } from '../nn/checkpoint.js';
 import type { Dense } from '../nn/linear.js';
 
 /** Keys and values of past positions, per layer: [B, S, Hkv, Dh]. */
@@ -45,6 +47,12 @@ export interface CausalLM {
   readonly params: Map<string, Tensor>;
   /** Linear layers a LoRA adapter may target, by module path (e.g. model.layers.0.self_attn.q_proj). */
   readonly linears: Map<string, Dense>;
+  /**
+   * Recompute each layer in backward instead of keeping its activations (HF's
+   * gradient_checkpointing; see nn/checkpoint.ts). Only while recording, and not with a KV cache,
+   * a shared prefix or collected keys / values. Same numbers, less memory, ~1/3 more compute.
+   */
+  gradientCheckpointing?: boolean;
   /** Final hidden states [B, T, C] (after the last norm). */
   body(ids: Tensor, opts?: ForwardOptions): Tensor;
   /** Logits [..., V] from hidden states [..., C]. */
@@ -67,3 +75,21 @@ export function defaultPositions(B: number, T: number, past: number): Int32Array
 
 /** Parameter shapes a family expects, by HF name. */
 export type ParamShapes = Map<string, number[]>;
+
+/**
+ * Runs one layer of body(): checkpointed when the model asks for it (see gradientCheckpointing);
+ * without recording, in a scope of its own so that its intermediates are freed at once (a
+ * reference or eval pass then holds one layer's activations, not all of them).
+ */
+export function runLayer(model: CausalLM, opts: ForwardOptions, prefix: string, block: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  if (!gradEnabled()) return opts.collect ? block(x) : tidy(() => block(x));
+  const ckpt = (model.gradientCheckpointing ?? false) && !opts.cache && !opts.prefix && !opts.collect;
+  return ckpt ? checkpoint(block, x, blockParams(model, prefix)) : block(x);
+}
+
+/** The tensors a layer reads: parameters under `prefix` and the LoRA factors of its linears. */
+export function blockParams(model: CausalLM, prefix: string): Tensor[] {
+  const out = [...model.params].filter(([name]) => name.startsWith(prefix)).map(([, t]) => t);
+  for (const [path, d] of model.linears) if (path.startsWith(prefix) && d.lora) out.push(d.lora.A, d.lora.B);
+  return out;
+}

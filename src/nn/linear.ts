@@ -32,6 +32,15 @@ export function setLoraDropout(p: number, seed: number): void {
   loraDropout.calls = 0;
 }
 
+/** The dropout draw counter, so that activation checkpointing can replay a block's masks (nn/checkpoint.ts). */
+export function loraDropoutCalls(): number {
+  return loraDropout.calls;
+}
+
+export function setLoraDropoutCalls(calls: number): void {
+  loraDropout.calls = calls;
+}
+
 /** Applies the layer; the adapter is used only when `adapterOn`. */
 export function dense(x: Tensor, layer: Dense, adapterOn = true): Tensor {
   const y = linear(x, layer.weight, layer.bias, { transposed: layer.fanInFanOut });

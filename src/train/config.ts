@@ -59,6 +59,8 @@ export const COMMON_OPTIONS = {
   prompt_column: { type: 'string', default: 'prompt', help: 'column holding the prompt (rows without one: the prompt is the shared start of chosen and rejected, or the Anthropic HH dialogue up to the last Assistant turn)' },
   chosen_column: { type: 'string', default: 'chosen', help: 'column holding the preferred completion' },
   rejected_column: { type: 'string', default: 'rejected', help: 'column holding the dispreferred completion' },
+  gradient_checkpointing: { type: 'bool', default: false, help: "recompute each layer's activations in backward instead of keeping them: same numbers, far less activation memory, ~1/3 more compute (TRL 1.13 defaults to true; tsdpo to false, see docs/memory.md)" },
+  memory_report: { type: 'bool', default: false, help: 'log the peak memory after the first step and at the end, split into weights, gradients, optimizer state, logits and activations' },
   device: { type: 'string', default: 'auto', choices: ['auto', 'cpu', 'webgpu'], help: 'where to train: GPU through WebGPU when available, else CPU' },
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
   config: { type: 'string', default: '', help: 'YAML or JSON file with any of these options' },

@@ -1,7 +1,8 @@
 // Completion log-probs of a batch of sequences: log p(token_t | tokens before t) summed over the
 // positions that completionMask marks, with the token pick fused into the log-softmax.
-import { affine, concat, div, embedding, exp, log, logSoftmaxGather, matmul, max, mul, narrow, noGrad, reshape, stack, sub, sum, tensor, type Tensor } from '../core/index.js';
+import { affine, concat, div, embedding, exp, log, matmul, max, mul, narrow, noGrad, reshape, stack, sub, sum, tensor, type Tensor } from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
+import { headLogps } from './chunked-head.js';
 
 /** A padded batch: R sequences of T tokens (host arrays, row-major). */
 export interface TokenBatch {
@@ -26,6 +27,8 @@ export interface LogpOptions {
    * completion tokens past the shorter completion of the pair count with this weight instead of 1.
    */
   ldAlpha?: number | null;
+  /** Rows of logits the LM head makes at once (default: 64 MiB of them; see chunked-head.ts). */
+  headChunkRows?: number;
 }
 
 /** Weight of the k-th completion token (0-based) of row r: 1 within the pair's shared length, else ld_alpha. */
@@ -81,8 +84,8 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const { targets, tokens } = shiftedTargets(b);
   const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true }); // (R, T, C)
   if (!opts.headOnCompletion) {
-    const logits = model.head(hidden); // (R, T, V)
-    const tokenLogps = logSoftmaxGather(logits, tensor(targets, [R, T], 'i32')); // (R, T), 0 where ignored
+    const head = headLogps(model, reshape(hidden, [R * T, model.hiddenSize]), targets, { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
+    const tokenLogps = reshape(head.logps, [R, T]); // (R, T), 0 where ignored
     let seq = sum(tokenLogps, 1); // (R)
     if (opts.ldAlpha !== null && opts.ldAlpha !== undefined) {
       const w = tokenWeight(tokens, opts.ldAlpha), weights = new Float32Array(R * T);
@@ -90,7 +93,7 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
       seq = sum(mul(tokenLogps, tensor(weights, [R, T])), 1);
     }
     const stats = opts.stats
-      ? { values: positionStats(reshape(logits, [R * T, logits.shape[2]]), reshape(tokenLogps, [R * T])), rows: Int32Array.from(targets, (t, i) => (t === -100 ? -1 : Math.floor(i / T))) }
+      ? { values: head.stats!, rows: Int32Array.from(targets, (t, i) => (t === -100 ? -1 : Math.floor(i / T))) }
       : undefined;
     return { seq, tokens, stats };
   }
@@ -108,10 +111,9 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
   picks.forEach((pos, j) => { const r = Math.floor(pos / T); owner[r * M + j] = w(r, seen[r]++); });
   const h = embedding(reshape(hidden, [R * T, model.hiddenSize]), tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
-  const logits = model.head(h); // (M, V)
-  const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32')); // (M)
-  const seq = reshape(matmul(tensor(owner, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
-  const stats = opts.stats ? { values: positionStats(logits, tokenLogps), rows: Int32Array.from(picks, (pos) => Math.floor(pos / T)) } : undefined;
+  const head = headLogps(model, h, Int32Array.from(tgt), { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
+  const seq = reshape(matmul(tensor(owner, [R, M]), reshape(head.logps, [M, 1])), [R]);
+  const stats = opts.stats ? { values: head.stats!, rows: Int32Array.from(picks, (pos) => Math.floor(pos / T)) } : undefined;
   return { seq, tokens, stats };
 }
 
@@ -195,9 +197,9 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
   const own = new Float32Array(R * M);
   const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
   owner.forEach((r, j) => { own[r * M + j] = w(r, seen[r]++); });
-  const logits = model.head(embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32'))); // (M, V)
-  const tokenLogps = logSoftmaxGather(logits, tensor(Int32Array.from(tgt), [M], 'i32'));
-  const seq = reshape(matmul(tensor(own, [R, M]), reshape(tokenLogps, [M, 1])), [R]);
-  const stats = opts.stats ? { values: positionStats(logits, tokenLogps), rows: Int32Array.from(owner) } : undefined;
+  const h = embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
+  const head = headLogps(model, h, Int32Array.from(tgt), { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
+  const seq = reshape(matmul(tensor(own, [R, M]), reshape(head.logps, [M, 1])), [R]);
+  const stats = opts.stats ? { values: head.stats!, rows: Int32Array.from(owner) } : undefined;
   return { seq, tokens, stats };
 }

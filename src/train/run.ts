@@ -9,6 +9,7 @@ import { listSplits } from '../data/splits.js';
 import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.js';
 import { loadSftDataset, type SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
+import { getBackend } from '../core/backend.js';
 import { initEngine, type DeviceName } from '../engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadModel, saveModel, trainAll } from '../models/load.js';
@@ -19,6 +20,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
 import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
 import type { NamedParam } from './optim.js';
+import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
@@ -49,6 +51,7 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
   await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   const policy = loadModel(cfg.model_name_or_path);
+  policy.gradientCheckpointing = cfg.gradient_checkpointing;
   const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
   let loraDropout = 0;
@@ -192,24 +195,28 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   if (evalData) log(reportLine('eval data', evalData.report));
 
   const needsReference = cfg.loss_type.some((l) => !REFERENCE_FREE.has(l));
+  const loadReference = (): CausalLM => {
+    const m = loadModel(cfg.ref_model || cfg.model_name_or_path);
+    // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
+    if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
+    return m;
+  };
+  const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
   let reference: Reference;
   let refModel: CausalLM | null = null;
   if (!needsReference) reference = { kind: 'none' };
-  else if (s.lora && !cfg.ref_model && !cfg.adapter) reference = { kind: 'adapter-off' };
-  else {
-    refModel = loadModel(cfg.ref_model || cfg.model_name_or_path);
-    // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
-    if (!cfg.ref_model && cfg.adapter) loadAdapter(refModel, cfg.adapter);
-    reference = { kind: 'model', model: refModel };
-  }
+  else if (adapterOff) reference = { kind: 'adapter-off' };
+  else if (!cfg.precompute_ref_log_probs) reference = { kind: 'model', model: (refModel = loadReference()) };
+  else reference = { kind: 'none' }; // replaced by the precomputed log-probs below
   if (needsReference && cfg.precompute_ref_log_probs) {
-    const model = refModel ?? s.policy;
-    const adapterOff = refModel === null;
+    // A separate reference is loaded only when a cache misses, and freed before training begins.
+    let copy: CausalLM | null = null;
     const refDir = cfg.ref_model || cfg.model_name_or_path;
     const adapterDir = cfg.ref_model ? '' : cfg.adapter;
     const pass = async (examples: PreferenceDataset['examples'], label: string, batchSize: number): Promise<Float64Array[]> => {
       const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
       try {
+        const model = adapterOff ? s.policy : (copy ??= loadReference());
         return await computeReferenceLogps(model, adapterOff, examples, padId, cfg.precompute_ref_batch_size || batchSize, (d) => bar.update(d), ldAlphaOf(cfg));
       } finally {
         bar.stop();
@@ -219,14 +226,15 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
     const trainRef = await cachedReference(refCacheFile(refDir, adapterDir, train.examples, salt), () => pass(train.examples, 'train', cfg.per_device_train_batch_size), log);
     const evalRef = evalData ? await cachedReference(refCacheFile(refDir, adapterDir, evalData.examples, salt), () => pass(evalData.examples, 'eval', cfg.per_device_eval_batch_size), log) : null;
     reference = { kind: 'cached', train: trainRef, eval: evalRef };
-    if (refModel) for (const t of refModel.params.values()) t.dispose(); // the copy is no longer needed
+    if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
   }
 
   const objective = new DpoObjective({
     cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
     saveWeights: s.saveWeights, loadWeights: s.loadWeights,
   });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'dpo', ...cfg } });
+  const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
+  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'dpo', ...cfg }, memory });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }
@@ -244,7 +252,8 @@ export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean 
   const evalData = ev ? await loadSftDataset(ev.path, s.tok, { ...sftOpts, split: ev.split }) : null;
   if (evalData) log(reportLine('eval data', evalData.report));
   const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg } });
+  const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, null) : null;
+  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg }, memory });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }

@@ -128,6 +128,8 @@ export interface TrainOptions {
   quiet?: boolean;
   /** The configuration to record in trainer_state.json. */
   record?: Record<string, unknown>;
+  /** Logs the memory split (train/memory.ts) after the first step and at the end (--memory_report). */
+  memory?: { line(optimizer: Optimizer, when: string): string } | null;
 }
 
 export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOptions = {}): Promise<TrainResult> {
@@ -226,6 +228,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       count++;
       await obj.afterStep?.(step);
       bar.update(step, `loss ${stepLoss.toFixed(4)}`);
+      if (opts.memory && (step === startStep + 1 || step === total)) log(opts.memory.line(optimizer, `step ${step}`));
 
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
       if (step % cfg.logging_steps === 0 || step === total) {

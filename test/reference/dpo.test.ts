@@ -87,6 +87,7 @@ const CASES: Case[] = [
   { name: 'eval split every 2 steps (a short last eval batch)', cfg: { eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'sync_ref_model every 2 steps (TR-DPO), with eval', cfg: { sync_ref_model: true, ref_model_sync_steps: 2, ref_model_mixup_alpha: 0.6, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2 } },
   { name: 'precompute_ref_log_probs', cfg: { precompute_ref_log_probs: true, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2 } },
+  { name: 'gradient_checkpointing on both sides', cfg: { ...REF(), gradient_checkpointing: true } },
   { name: 'qwen3', cfg: { model_name_or_path: model('qwen3') } },
   { name: 'mistral', cfg: { model_name_or_path: model('mistral') } },
   { name: 'gemma3', cfg: { model_name_or_path: model('gemma3') } },

@@ -17,6 +17,12 @@ export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   readonly kernels: KernelTable;
   private live = 0;
+  /** Highest liveBytes so far (reset with resetPeak). */
+  peak = 0;
+
+  resetPeak(): void {
+    this.peak = this.live;
+  }
 
   /** Opens the best adapter's device; throws with the reason when there is none. */
   static async create(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
@@ -52,6 +58,7 @@ export class WebGpuBackend implements Backend {
     }
     const buffer = this.rt.storage.acquire(bytes);
     this.live += buffer.size;
+    if (this.live > this.peak) this.peak = this.live;
     return { backend: this, dtype, size, refs: 0, buffer };
   }
 
