@@ -9,7 +9,7 @@ import { mulberry32, Rng } from '../core/random.js';
 import { generate } from '../eval/generate.js';
 import type { CausalLM } from '../models/model.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { positionStats } from '../train/logps.js';
+import { positionStats, STAT_COLUMNS } from '../train/logps.js';
 import type { NamedParam } from '../train/optim.js';
 import { torchRandperm } from '../train/torch-order.js';
 import type { MicroResult, Objective } from '../train/trainer.js';
@@ -313,7 +313,7 @@ export class RlObjective implements Objective {
     const { epsilonLow, epsilonHigh } = this.epsilons;
     const tokens = mask.reduce((a, v) => a + v, 0);
     const maskedMean = (f: (i: number) => number): number => { let s = 0; for (let i = 0; i < B * T; i++) if (mask[i]) s += f(i); return s / Math.max(1, tokens); };
-    const metrics: Record<string, number> = { entropy: maskedMean((i) => stats[i * 4 + 1]) };
+    const metrics: Record<string, number> = { entropy: maskedMean((i) => stats[i * STAT_COLUMNS + 1]) };
     const adv = x.advantages;
     if (this.parts.method === 'rloo') {
       const low: number[] = [], high: number[] = [];
