@@ -1,7 +1,7 @@
 // `tsdpo ppo` end to end: models (policy, reference, reward, critic), the prompt batches, rollouts
 // sampled with the KV-cache sampler, one PPO update per batch (ppo.ts), metrics.jsonl, and the
 // trained policy (and, with save_value, the critic) in output_dir.
-import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tidyAsync } from '../core/index.js';
 import { Rng } from '../core/random.js';
@@ -48,6 +48,22 @@ export function ppoSizes(cfg: PpoConfig, prompts: number): { batch: number; mini
   if (prompts < batch) throw new Error(`${cfg.dataset}: ${prompts} prompts, fewer than one batch (${batch}); the data loader drops incomplete batches`);
   const episodes = cfg.total_episodes > 0 ? cfg.total_episodes : Math.trunc(cfg.num_train_epochs * prompts);
   return { batch, mini, total: Math.ceil(episodes / batch), perEpoch: Math.floor(prompts / batch) };
+}
+
+/**
+ * PPO scores the policy's token ids with the reward model (as TRL): both must share a vocabulary. A
+ * reward folder without tokenizer.json (an adapter) is not checked.
+ */
+function sameTokenizer(rewardDir: string, policyDir: string): void {
+  const vocab = (dir: string): string | null => {
+    const f = join(dir, 'tokenizer.json');
+    return existsSync(f) ? JSON.stringify((JSON.parse(readFileSync(f, 'utf8')) as { model?: unknown }).model ?? null) : null;
+  };
+  const r = vocab(rewardDir), p = vocab(policyDir);
+  if (r !== null && p !== null && r !== p) {
+    throw new Error(`${rewardDir}: the reward model's tokenizer differs from the policy's (${policyDir}); PPO scores the policy's token ids ` +
+      'without re-tokenizing text, so they must share a vocabulary: train the reward model from this policy (tsdpo reward), or pass a reward function (sentiment or a module), which scores text');
+  }
 }
 
 /**
@@ -102,6 +118,7 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
   const isFolder = existsSync(cfg.reward) && statSync(cfg.reward).isDirectory();
   const reward: PpoModels['reward'] = isFolder ? { kind: 'model', rm: loadRewardModel(cfg.reward) } : { kind: 'fn', fn: await opts.rewardFunction(cfg.reward), tok };
   if (reward.kind === 'model' && reward.rm.labels.length !== 1) throw new Error(`${cfg.reward}: a PPO reward model has one label (its score); this one has ${reward.rm.labels.length}`);
+  if (isFolder) sameTokenizer(cfg.reward, cfg.model_name_or_path);
   const value = cfg.value_model ? valueFromRewardFolder(cfg.value_model) : isFolder ? valueFromRewardFolder(cfg.reward) : valueFromPolicy(cfg.model_name_or_path);
   log(`value model: ${cfg.value_model || (isFolder ? `${cfg.reward} (the reward model's weights)` : `${cfg.model_name_or_path}'s backbone with a zero value head`)}`);
   const models: PpoModels = { policy: s.policy, ref, value, reward };
