@@ -107,6 +107,9 @@ export interface RuntimeOptions {
   relaxed?: boolean;
 }
 
+/** Whether this thread may block in Atomics.wait (false on a browser's main thread, found on first try). */
+let mayBlock = true;
+
 export class KernelRuntime {
   readonly memory: WebAssembly.Memory;
   readonly threads: number;
@@ -329,7 +332,14 @@ export class KernelRuntime {
         if (done >= others) break;
         let spins = 0;
         while (Atomics.load(ctrl, W_DONE) === done && spins < 100000) spins++;
-        if (Atomics.load(ctrl, W_DONE) === done) Atomics.wait(ctrl, W_DONE, done, 1);
+        if (Atomics.load(ctrl, W_DONE) === done && mayBlock) {
+          // A browser's main thread may not block (Atomics.wait throws there): it keeps spinning.
+          try {
+            Atomics.wait(ctrl, W_DONE, done, 1);
+          } catch {
+            mayBlock = false;
+          }
+        }
       }
     }
     const code = ctrl[W_ERROR];
