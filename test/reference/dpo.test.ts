@@ -10,7 +10,7 @@ import { runDpo } from '../../src/train/run.js';
 import { torchRandperm } from '../../src/train/torch-order.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir } from '../helpers/assets.js';
-import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runPython, runTrl, samplerOrder, tinyFamily, writeRows, type Diff, type Job } from './harness.js';
+import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runPython, runTrl, samplerOrder, tinyFamily, writeRows, parityTests, type Diff, type Job } from './harness.js';
 
 const avail = referenceAvailable();
 const root = tempDir('tsdpo-ref-dpo-');
@@ -123,14 +123,7 @@ before(async () => {
   CASES.forEach((c, i) => results.set(c.name, compareHistories(ref[i], ts[i])));
 }, { timeout: 600_000 });
 
-for (const c of CASES) {
-  test(`TRL 1.13 parity: ${c.name}`, { skip: avail.ok ? false : avail.why }, () => {
-    const r = results.get(c.name);
-    assert.ok(r, 'the side-by-side runs did not finish');
-    if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ case: c.name, max: r.max }));
-    assert.deepEqual(r.problems, [], `tsdpo differs from TRL 1.13 (${c.name}):\n${r.problems.slice(0, 20).join('\n')}`);
-  });
-}
+parityTests('TRL 1.13 parity', CASES.map((c) => c.name), results, avail);
 
 test('tsdpo draws torch.randperm\'s order (the Trainer sampler\'s), for several sizes and seeds', { skip: avail.ok ? false : avail.why }, async () => {
   const cases: [number, number][] = [[1, 0], [2, 5], [8, 42], [13, 43], [100, 7], [1000, 123456789], [5000, 2 ** 32 + 3]];

@@ -1,9 +1,11 @@
 // The side-by-side harness: train configs with tsdpo (the library runner) and with TRL (the Python
 // reference, scripts/reference/trl_run.py in the .venv-ref venv), then compare every metric TRL
 // logs, step by step. Expected values always come from TRL.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { trainerEpochOrder } from '../../src/train/torch-order.js';
 import { totalSteps } from '../../src/train/trainer.js';
 import type { CommonConfig } from '../../src/train/config.js';
@@ -192,4 +194,19 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
   const trlKeys = new Set(trl.map(key));
   for (const l of ts) if (!trlKeys.has(key(l))) problems.push(`tsdpo logs a ${kind(l)} line at step ${l.step} that TRL does not`);
   return { max, problems };
+}
+
+/**
+ * One test per case, `title: name`: the comparison `before` made between tsdpo's run and TRL's must
+ * have no problems (TSDPO_REFERENCE_REPORT=1 prints each case's largest differences).
+ */
+export function parityTests(title: string, names: readonly string[], results: Map<string, Diff>, avail: ReturnType<typeof referenceAvailable>): void {
+  for (const name of names) {
+    test(`${title}: ${name}`, { skip: avail.ok ? false : avail.why }, () => {
+      const r = results.get(name);
+      assert.ok(r, 'the side-by-side runs did not finish');
+      if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ case: name, max: r.max }));
+      assert.deepEqual(r.problems, [], `tsdpo differs from TRL 1.13 (${name}):\n${r.problems.slice(0, 20).join('\n')}`);
+    });
+  }
 }

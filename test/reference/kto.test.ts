@@ -3,9 +3,8 @@
 // of metrics not compared). KTO trains in data order (TRL's sequential sampler), so both sides see
 // the same batches and the same KL pairs; the random-order case relies on tsdpo drawing
 // transformers' order, as the DPO suite does. The TRL runs of all cases share one Python process.
-import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { before, test } from 'node:test';
+import { before } from 'node:test';
 import { initEngine } from '../../src/engine.js';
 import { loadModel } from '../../src/models/load.js';
 import { newAdapter, saveAdapter } from '../../src/models/lora.js';
@@ -14,7 +13,7 @@ import { KTO_OPTIONS, type KtoConfig } from '../../src/train/kto.js';
 import { runKto } from '../../src/train/kto-run.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir } from '../helpers/assets.js';
-import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runTrl, tinyFamily, writeRows, type Diff, type Job } from './harness.js';
+import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runTrl, tinyFamily, writeRows, parityTests, type Diff, type Job } from './harness.js';
 
 const avail = referenceAvailable();
 const root = tempDir('tsdpo-ref-kto-');
@@ -105,11 +104,4 @@ before(async () => {
   CASES.forEach((c, i) => results.set(c.name, compareHistories(ref[i], ts[i])));
 }, { timeout: 600_000 });
 
-for (const c of CASES) {
-  test(`TRL 1.13 KTO parity: ${c.name}`, { skip: avail.ok ? false : avail.why }, () => {
-    const r = results.get(c.name);
-    assert.ok(r, 'the side-by-side runs did not finish');
-    if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ case: c.name, max: r.max }));
-    assert.deepEqual(r.problems, [], `tsdpo differs from TRL 1.13 (${c.name}):\n${r.problems.slice(0, 20).join('\n')}`);
-  });
-}
+parityTests('TRL 1.13 KTO parity', CASES.map((c) => c.name), results, avail);

@@ -15,7 +15,7 @@ import { runReward } from '../../src/train/run-reward.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { ROOT, tempDir } from '../helpers/assets.js';
-import { compareHistories, preferenceRows, referenceAvailable, runPython, runTrl, tinyFamily, writeRows, type Diff, type Job } from './harness.js';
+import { compareHistories, preferenceRows, referenceAvailable, runPython, runTrl, tinyFamily, writeRows, parityTests, type Diff, type Job } from './harness.js';
 
 const avail = referenceAvailable();
 const root = tempDir('tsdpo-ref-reward-');
@@ -113,12 +113,7 @@ before(async () => {
   }
 }, { timeout: 900_000 });
 
-for (const c of CASES) test(`TRL 1.13 RewardTrainer parity: ${c.name}`, { skip: avail.ok ? false : avail.why }, () => {
-  const r = results.get(c.name);
-  assert.ok(r, 'the side-by-side runs did not finish');
-  if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ case: c.name, max: r.max }));
-  assert.deepEqual(r.problems, [], `tsdpo reward differs from TRL 1.13 (${c.name}):\n${r.problems.slice(0, 20).join('\n')}`);
-});
+parityTests('TRL 1.13 RewardTrainer parity', CASES.map((c) => c.name), results, avail);
 
 const near = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b));
 

@@ -2,15 +2,14 @@
 // compares every metric TRL logs at every step (loss, grad_norm, learning_rate, entropy,
 // mean_token_accuracy, num_tokens, epoch; eval_* and the run summary). The TRL runs share one
 // Python process.
-import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { before, test } from 'node:test';
+import { before } from 'node:test';
 import { initEngine } from '../../src/engine.js';
 import { COMMON_OPTIONS, defaultsOf, SFT_OPTIONS, type SftConfig } from '../../src/train/config.js';
 import { runSft } from '../../src/train/run.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir } from '../helpers/assets.js';
-import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runTrl, tinyFamily, writeRows, type Diff, type Job } from './harness.js';
+import { compareHistories, HF_TINY, preferenceRows, referenceAvailable, runTrl, tinyFamily, writeRows, parityTests, type Diff, type Job } from './harness.js';
 
 const avail = referenceAvailable();
 const root = tempDir('tsdpo-ref-sft-');
@@ -71,11 +70,4 @@ before(async () => {
   CASES.forEach((c, i) => results.set(c.name, compareHistories(ref[i], ts[i])));
 }, { timeout: 600_000 });
 
-for (const c of CASES) {
-  test(`TRL 1.13 SFT parity: ${c.name}`, { skip: avail.ok ? false : avail.why }, () => {
-    const r = results.get(c.name);
-    assert.ok(r, 'the side-by-side runs did not finish');
-    if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ case: c.name, max: r.max }));
-    assert.deepEqual(r.problems, [], `tsdpo differs from TRL 1.13 (${c.name}):\n${r.problems.slice(0, 20).join('\n')}`);
-  });
-}
+parityTests('TRL 1.13 SFT parity', CASES.map((c) => c.name), results, avail);
