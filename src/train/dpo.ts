@@ -8,7 +8,7 @@ import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
 import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
-import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
+import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, targetIsArgmax, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
 
@@ -157,7 +157,7 @@ export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: 
       if (row < P) {
         sc += v[C * j];
         tc++;
-        hit += v[C * j + 2] >= 1 - 1e-5 ? 1 : 0; // the target is the argmax
+        hit += targetIsArgmax(v[C * j + 2]) ? 1 : 0;
       } else {
         sr += v[C * j];
         tr++;

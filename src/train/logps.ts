@@ -41,6 +41,9 @@ export function tokenWeight(tokens: ArrayLike<number>, ldAlpha: number | null | 
 /** Columns of PositionStats.values. */
 export const STAT_COLUMNS = 5;
 
+/** Whether a position's target is the argmax, from its p(target) / max p column (1 up to exp's rounding). */
+export const targetIsArgmax = (ratio: number): boolean => ratio >= 1 - 1e-5;
+
 /** Statistics of the scored positions, for metrics (no gradient). */
 export interface PositionStats {
   /** (N, STAT_COLUMNS): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2, log p(target)]. */

@@ -5,7 +5,7 @@ import { collateSft } from '../data/collate.js';
 import type { SftDataset, SftExample } from '../data/sft.js';
 import type { CausalLM } from '../models/model.js';
 import type { SftConfig } from './config.js';
-import { sequenceLogps, STAT_COLUMNS, type TokenBatch } from './logps.js';
+import { sequenceLogps, STAT_COLUMNS, targetIsArgmax, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { batchesOf, type MicroResult, type Objective } from './trainer.js';
 
@@ -31,8 +31,7 @@ export function tokenMetrics(stats: ArrayLike<number>): Record<string, number> {
   let entropy = 0, hits = 0;
   for (let i = 0; i < n; i++) {
     entropy += stats[i * STAT_COLUMNS + 1];
-    // p(target) / max p is 1 exactly when the target is the argmax (up to rounding of exp).
-    if (stats[i * STAT_COLUMNS + 2] >= 1 - 1e-5) hits++;
+    if (targetIsArgmax(stats[i * STAT_COLUMNS + 2])) hits++;
   }
   return { entropy: n > 0 ? entropy / n : 0, mean_token_accuracy: n > 0 ? hits / n : 0 };
 }
