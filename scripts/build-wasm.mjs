@@ -1,4 +1,4 @@
-// Builds the CPU kernels (AssemblyScript, src/backend/cpu/kernels/) into two WebAssembly binaries:
+// Builds the CPU kernels (AssemblyScript sources in src/backend/cpu/assembly/) into two WebAssembly binaries:
 // one with relaxed-SIMD FMA, one with plain SIMD. The runtime picks whichever the engine accepts.
 // Output sits next to the compiled loader (dist/src/backend/cpu/) so browsers and Node find it
 // through import.meta.url.
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const asc = join(dirname(createRequire(import.meta.url).resolve('assemblyscript/package.json')), 'bin', 'asc.js');
-const entry = join(root, 'src/backend/cpu/kernels/index.ts');
+const entry = join(root, 'src/backend/cpu/assembly/index.ts');
 const outDir = join(root, 'dist/src/backend/cpu');
 mkdirSync(outDir, { recursive: true });
 

@@ -93,7 +93,7 @@ async function enableRelaxedSimd(): Promise<void> {
   platform.enableWasmRelaxedSimd();
 }
 
-/** Error codes returned by kernels (keep in sync with kernels/*.ts). */
+/** Error codes returned by kernels (keep in sync with assembly/*.ts). */
 export const KERNEL_ERRORS: Record<number, string> = {
   1: 'index out of range',
   2: 'scratch area too small',

@@ -1,7 +1,7 @@
 // Elementwise reference kernels over strided views: broadcasting binary ops, where, affine, cast.
 import type { F, I } from './types.js';
 
-/** Op codes shared with the WebAssembly kernels (kernels/elementwise.ts). Comparisons give 0 or 1. */
+/** Op codes shared with the WebAssembly kernels (assembly/elementwise.ts). Comparisons give 0 or 1. */
 export const BINARY_OPS = {
   add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5, pow: 6, gt: 7, ge: 8, eq: 9,
 } as const;

@@ -46,7 +46,7 @@ export function sgd(p: F, g: F, buf: F | null, n: number, lr: number, momentum: 
   }
 }
 
-/** Elements per chunk of sumsq (shared with kernels/optim.ts). */
+/** Elements per chunk of sumsq (shared with assembly/optim.ts). */
 export const SUMSQ_CHUNK = 65536;
 
 /** out[c] = sum of x[i]^2 over chunk c = [c SUMSQ_CHUNK, (c + 1) SUMSQ_CHUNK) ∩ [0, n). */

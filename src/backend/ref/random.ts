@@ -1,5 +1,5 @@
 // Dropout masks from a counter-based hash: element i's draw depends only on (seed, i), so any
-// thread split, and the WebAssembly kernel (kernels/random.ts), give the same mask.
+// thread split, and the WebAssembly kernel (assembly/random.ts), give the same mask.
 import type { F } from './types.js';
 
 /** A 32-bit integer mixer with full avalanche (Wellons' "lowbias32"). */

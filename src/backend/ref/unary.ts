@@ -1,7 +1,7 @@
 // Elementwise functions of one input and their derivatives (reference kernels).
 import type { F } from './types.js';
 
-/** Op codes shared with the WebAssembly kernels (kernels/unary.ts). */
+/** Op codes shared with the WebAssembly kernels (assembly/unary.ts). */
 export const UNARY_OPS = {
   neg: 0, exp: 1, log: 2, tanh: 3, sigmoid: 4, logsigmoid: 5, softplus: 6, relu: 7,
   gelu_tanh: 8, gelu_erf: 9, silu: 10, sqrt: 11, rsqrt: 12, square: 13, abs: 14, recip: 15,

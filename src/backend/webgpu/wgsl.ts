@@ -1,5 +1,5 @@
 // WGSL shared by the kernels: float32 math with the CPU kernels' accuracy and edge cases
-// (ported from src/backend/cpu/kernels/math.ts: Cephes expf/logf, tanh, sigmoid, erf/erfc
+// (ported from src/backend/cpu/assembly/math.ts: Cephes expf/logf, tanh, sigmoid, erf/erfc
 // polynomials), workgroup reductions, and the 2D grid that lifts the 65535-workgroup limit.
 
 /** Workgroup size of the elementwise and row kernels. */

@@ -1,4 +1,4 @@
-// TypeScript side of the fused attention kernels (kernels/attention.ts): checks sizes, picks the
+// TypeScript side of the fused attention kernels (assembly/attention.ts): checks sizes, picks the
 // work split and runs them on the CPU runtime. Tensors are byte addresses in the runtime's memory.
 import { SCRATCH_BYTES, type KernelRuntime } from '../runtime.js';
 
@@ -72,7 +72,7 @@ function check(fn: string, a: AttentionArgs, tiles: number, pointers: Record<str
   }
   if (!Number.isFinite(a.scale)) throw new Error(`${fn}: scale = ${a.scale} must be finite`);
   // The kernel keeps per thread a key mask [S + 8], 64 row statistics and at least one score row
-  // per tile (one tile forward, two backward) in the scratch area (kernels/attention.ts).
+  // per tile (one tile forward, two backward) in the scratch area (assembly/attention.ts).
   const ldS = Math.ceil(a.S / 4) * 4, floats = a.S + 8 + 64 + tiles * ldS;
   if (floats > SCRATCH_BYTES / 4) {
     throw new Error(`${fn}: S = ${a.S} keys do not fit the per-thread scratch (${SCRATCH_BYTES} bytes); split the keys`);

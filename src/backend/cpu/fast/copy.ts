@@ -1,4 +1,4 @@
-// Wrapper of kernels/copy.ts: strided copy with dims collapsed before dispatch.
+// Wrapper of assembly/copy.ts: strided copy with dims collapsed before dispatch.
 import type { KernelRuntime } from '../runtime.js';
 import { runStrided, splitMeta } from './strided.js';
 

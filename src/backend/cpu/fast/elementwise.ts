@@ -1,4 +1,4 @@
-// Wrappers of kernels/elementwise.ts: binary, where (broadcasting, dims collapsed), affine, cast.
+// Wrappers of assembly/elementwise.ts: binary, where (broadcasting, dims collapsed), affine, cast.
 import { BINARY_OPS, type BinaryOp } from '../../ref/elementwise.js';
 import type { KernelRuntime } from '../runtime.js';
 import { runElements } from './split.js';

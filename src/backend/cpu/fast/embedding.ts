@@ -1,4 +1,4 @@
-// Wrappers of kernels/embedding.ts. ids are int32; an id outside [0, V) throws "index out of range".
+// Wrappers of assembly/embedding.ts. ids are int32; an id outside [0, V) throws "index out of range".
 import type { KernelRuntime } from '../runtime.js';
 import { runColumns, runRows } from './split.js';
 

@@ -1,4 +1,4 @@
-// TypeScript side of the f32 matrix multiply kernel (kernels/matmul.ts): checks the arguments,
+// TypeScript side of the f32 matrix multiply kernel (assembly/matmul.ts): checks the arguments,
 // picks the work split and runs it on the CPU runtime's threads.
 import type { KernelRuntime } from '../runtime.js';
 

@@ -1,4 +1,4 @@
-// Wrappers of kernels/norm.ts. Absent weights, biases or saved statistics are address 0.
+// Wrappers of assembly/norm.ts. Absent weights, biases or saved statistics are address 0.
 import type { KernelRuntime } from '../runtime.js';
 import { runColumns, runRows } from './split.js';
 

@@ -1,4 +1,4 @@
-// Wrappers of kernels/optim.ts: optimizer steps over n float32 parameters, and sumsq.
+// Wrappers of assembly/optim.ts: optimizer steps over n float32 parameters, and sumsq.
 import { SUMSQ_CHUNK } from '../../ref/optim.js';
 import type { KernelRuntime } from '../runtime.js';
 import { runElements } from './split.js';

@@ -1,4 +1,4 @@
-// Wrapper of kernels/random.ts: dropout masks, identical to ref/random.ts for any thread count.
+// Wrapper of assembly/random.ts: dropout masks, identical to ref/random.ts for any thread count.
 import type { KernelRuntime } from '../runtime.js';
 import { runElements } from './split.js';
 

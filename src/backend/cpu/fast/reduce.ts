@@ -1,4 +1,4 @@
-// Wrapper of kernels/reduce.ts: sum or max over the middle axis of [outer, red, inner].
+// Wrapper of assembly/reduce.ts: sum or max over the middle axis of [outer, red, inner].
 import { REDUCE_OPS, type ReduceOp } from '../../ref/reduce.js';
 import type { KernelRuntime } from '../runtime.js';
 import { ELEMENT_GRAIN, MIN_PARALLEL_WORK } from './split.js';

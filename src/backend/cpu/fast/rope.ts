@@ -1,4 +1,4 @@
-// Wrapper of kernels/rope.ts (work unit: (b, t) positions).
+// Wrapper of assembly/rope.ts (work unit: (b, t) positions).
 import type { KernelRuntime } from '../runtime.js';
 import { runRows } from './split.js';
 

@@ -1,4 +1,4 @@
-// Wrappers of kernels/softmax.ts (work unit: rows). Addresses are bytes; targets are int32.
+// Wrappers of assembly/softmax.ts (work unit: rows). Addresses are bytes; targets are int32.
 import type { KernelRuntime } from '../runtime.js';
 import { runRows } from './split.js';
 

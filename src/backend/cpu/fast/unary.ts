@@ -1,4 +1,4 @@
-// Wrappers of the elementwise unary kernels (kernels/unary.ts): op names to codes, work split.
+// Wrappers of the elementwise unary kernels (assembly/unary.ts): op names to codes, work split.
 import { UNARY_OPS, type UnaryOp } from '../../ref/unary.js';
 import type { KernelRuntime } from '../runtime.js';
 import { runElements } from './split.js';

@@ -27,7 +27,7 @@ const SCRATCH_FLOATS: i32 = (4 << 20) >> 2;
 const QBLOCK: i32 = 64;
 const NEG_INF: f32 = -Infinity;
 
-// ---- SIMD helpers (private to this file; names prefixed attn to stay apart from kernels/math.ts) ----
+// ---- SIMD helpers (private to this file; names prefixed attn to stay apart from assembly/math.ts) ----
 
 /** a * b + c; fused only in the relaxed-SIMD build. */
 // @ts-ignore: decorator
