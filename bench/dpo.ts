@@ -74,7 +74,7 @@ async function ours(preset: string, threads: number, steps: number, savings: boo
       const ref = cachedRef ? tensor(cachedRef) : noGrad(() => tidy(() => logps(reference).seq));
       const pol = logps(policy);
       const lens = tensor(Float32Array.from(pol.tokens));
-      const l = mean(LOSSES.sigmoid({
+      const l = mean(LOSSES.sigmoid.fn({
         policyChosen: narrow(pol.seq, 0, 0, pairs), policyRejected: narrow(pol.seq, 0, pairs, pairs),
         refChosen: narrow(ref, 0, 0, pairs), refRejected: narrow(ref, 0, pairs, pairs),
         chosenLengths: narrow(lens, 0, 0, pairs), rejectedLengths: narrow(lens, 0, pairs, pairs),

@@ -213,12 +213,12 @@ async function main(): Promise<void> {
   const sharedLoss = (): E.Tensor => {
     const ref = E.noGrad(() => E.tidy(() => pairLogpsSharedPrompt(reference, shared, 0).seq));
     const pol = pairLogpsSharedPrompt(policy, shared, 0);
-    return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    return E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
   const loraLoss = (): E.Tensor => {
     const ref = E.noGrad(() => E.tidy(() => sequenceLogps(policy, batch, { headOnCompletion, adapter: false }).seq));
     const pol = sequenceLogps(policy, batch, { headOnCompletion });
-    return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    return E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
   let recordMs = 0; // host time spent recording the step's work (before the loss is read)
   const step = async (): Promise<number> => {

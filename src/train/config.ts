@@ -4,6 +4,7 @@
 // Precedence: command-line flags > config file > these defaults.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { F_DIVERGENCES, LOSS_NAMES, LOSSES, TRL_LOSSES } from './losses.js';
 
 export type OptionType = 'number' | 'int' | 'string' | 'bool' | 'list';
 
@@ -69,10 +70,10 @@ export const COMMON_OPTIONS = {
 /** Options only `tsdpo dpo` has. */
 export const DPO_OPTIONS = {
   beta: { type: 'number', default: 0.1, help: 'KL strength: higher stays closer to the reference (Eq. 7, arXiv:2305.18290); for ipo its tau' },
-  loss_type: { type: 'list', default: ['sigmoid'], help: 'loss(es), as TRL 1.13: sigmoid, hinge, ipo, exo_pair, nca_pair, robust, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm; tsdpo-only: reference_free, simpo. Several are summed with loss_weights' },
+  loss_type: { type: 'list', default: ['sigmoid'], help: `loss(es), as TRL 1.13: ${TRL_LOSSES.join(', ')}; tsdpo-only: ${LOSS_NAMES.filter((n) => !LOSSES[n].trl).join(', ')}. Several are summed with loss_weights` },
   loss_weights: { type: 'list', default: [], help: 'weight of each loss_type (default 1 each); e.g. loss_type sigmoid,sft with loss_weights 1,0.5 is RPO' },
   label_smoothing: { type: 'number', default: 0, help: 'label-flip probability for robust, aot, aot_unpaired; EXO epsilon for exo_pair (sigmoid ignores it, as TRL 1.13)' },
-  f_divergence_type: { type: 'string', default: 'reverse_kl', choices: ['reverse_kl', 'forward_kl', 'js_divergence', 'alpha_divergence'], help: 'f-DPO regulariser (arXiv:2309.16240) for the losses built on the log-ratio difference' },
+  f_divergence_type: { type: 'string', default: 'reverse_kl', choices: F_DIVERGENCES, help: 'f-DPO regulariser (arXiv:2309.16240) for the losses built on the log-ratio difference' },
   f_alpha_divergence_coef: { type: 'number', default: 0.5, help: 'alpha of f_divergence_type alpha_divergence' },
   discopop_tau: { type: 'number', default: 0.05, help: 'temperature of the discopop loss' },
   use_weighting: { type: 'bool', default: false, help: "weight each pair by the policy's length-normalised probabilities (WPO, arXiv:2406.11827)" },

@@ -7,7 +7,7 @@ import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
-import { LOSSES, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
+import { LOSS_NAMES, LOSSES, lossEntry, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, targetIsArgmax, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
@@ -37,12 +37,6 @@ export interface DpoParts {
   loadWeights(dir: string): Promise<void>;
 }
 
-/**
- * Losses that need no reference model (tsdpo's own). Every TRL loss, sft included, has one: TRL
- * computes the reference log-probs for the rewards/* metrics whatever the loss.
- */
-export const REFERENCE_FREE = new Set(['reference_free', 'simpo']);
-
 /** ld_alpha as an option of the log-prob functions (null = off). */
 export const ldAlphaOf = (cfg: Pick<DpoConfig, 'ld_alpha'>): number | null => (cfg.ld_alpha >= 0 ? cfg.ld_alpha : null);
 
@@ -52,25 +46,36 @@ export const ldAlphaOf = (cfg: Pick<DpoConfig, 'ld_alpha'>): number | null => (c
  */
 /** Option combinations TRL 1.13 refuses, refused the same way. */
 export function checkDpoConfig(cfg: DpoConfig): void {
+  const entries = cfg.loss_type.map((name) => ({ name, ...lossEntry(name) }));
+  if (cfg.loss_weights.length > 0 && cfg.loss_weights.length !== cfg.loss_type.length) {
+    throw new Error(`--loss_weights has ${cfg.loss_weights.length} values for ${cfg.loss_type.length} loss types`);
+  }
+  for (const e of entries) {
+    const why = e.check?.(lossOptions(cfg));
+    if (why) throw new Error(`loss_type ${e.name} ${why}`);
+  }
   if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
   if (cfg.ld_alpha !== -1 && (cfg.ld_alpha < 0 || cfg.ld_alpha > 1)) throw new Error(`ld_alpha is ${cfg.ld_alpha}; it must lie in [0, 1] (or -1 for off)`);
   // f-DPO's log Z(x) term cancels only in the chosen - rejected difference (TRL's list).
-  const fLosses = ['sigmoid', 'sigmoid_norm', 'hinge', 'ipo', 'exo_pair', 'robust', 'discopop', 'sft'];
-  const noF = cfg.loss_type.filter((l) => !fLosses.includes(l));
-  if (cfg.f_divergence_type !== 'reverse_kl' && noF.length > 0) throw new Error(`f_divergence_type ${cfg.f_divergence_type}: loss_type ${noF.join(', ')} has no f-divergence form; use it with ${fLosses.join(', ')}, or f_divergence_type reverse_kl`);
-  if (cfg.use_weighting && cfg.loss_type.some((l) => l === 'aot' || l === 'aot_unpaired')) throw new Error('use_weighting: not with aot / aot_unpaired, which sort the pairs (as TRL 1.13)');
-  if (cfg.loss_type.includes('exo_pair') && cfg.label_smoothing === 0) throw new Error('loss_type exo_pair needs label_smoothing > 0 (the EXO paper suggests 1e-3)');
+  const noF = entries.filter((e) => !e.fDivergence).map((e) => e.name);
+  if (cfg.f_divergence_type !== 'reverse_kl' && noF.length > 0) {
+    const fLosses = LOSS_NAMES.filter((n) => LOSSES[n].fDivergence);
+    throw new Error(`f_divergence_type ${cfg.f_divergence_type}: loss_type ${noF.join(', ')} has no f-divergence form; use it with ${fLosses.join(', ')}, or f_divergence_type reverse_kl`);
+  }
+  const sorting = entries.filter((e) => e.sortsPairs).map((e) => e.name);
+  if (cfg.use_weighting && sorting.length > 0) throw new Error(`use_weighting: not with ${sorting.join(' / ')}, which sort the pairs (as TRL 1.13)`);
 }
 
 export function dpoNotices(cfg: DpoConfig): string[] {
   const out: string[] = [];
   if (cfg.rpo_alpha > 0) out.push(`notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`);
-  for (const l of cfg.loss_type.filter((x) => REFERENCE_FREE.has(x))) out.push(`notice: loss_type ${l} is tsdpo's own (not a TRL 1.13 DPOTrainer loss${l === 'simpo' ? '; TRL has SimPO in CPOTrainer' : ''})`);
+  for (const l of cfg.loss_type.filter((n) => !lossEntry(n).trl)) out.push(`notice: loss_type ${l} is tsdpo's own, not a TRL 1.13 DPOTrainer loss (${lossEntry(l).help})`);
   if (cfg.max_prompt_length > 0) out.push(`notice: max_prompt_length is tsdpo's own (TRL 1.13 dropped it and truncates prompt + completion to max_length with truncation_mode)`);
   if (cfg.max_completion_length > 0) out.push(`notice: max_completion_length is tsdpo's own (TRL 1.13 truncates prompt + completion to max_length)`);
   if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0) out.push(`notice: truncation_mode keep_end (deprecated in TRL 1.13) keeps the end of the prompt in tsdpo; TRL 1.13 cuts the start of prompt + completion, which can differ between chosen and rejected`);
-  if (cfg.label_smoothing > 0 && cfg.loss_type.every((l) => !['robust', 'exo_pair', 'aot', 'aot_unpaired'].includes(l))) out.push(`notice: label_smoothing ${cfg.label_smoothing} has no effect on loss_type ${cfg.loss_type.join(',')} (TRL 1.13 applies it to robust, exo_pair, aot, aot_unpaired only; cDPO was sigmoid + label_smoothing before 1.13)`);
+  const smoothed = LOSS_NAMES.filter((n) => LOSSES[n].labelSmoothing);
+  if (cfg.label_smoothing > 0 && cfg.loss_type.every((l) => !lossEntry(l).labelSmoothing)) out.push(`notice: label_smoothing ${cfg.label_smoothing} has no effect on loss_type ${cfg.loss_type.join(',')} (TRL 1.13 applies it to ${smoothed.join(', ')} only; cDPO was sigmoid + label_smoothing before 1.13)`);
   return out;
 }
 
@@ -99,16 +104,15 @@ export function lossTerms(cfg: DpoConfig): [string, number][] {
 
 /**
  * The weighted sum of the configured losses, as one scalar tensor: sum_k w_k mean_i(loss_k,i * u_i),
- * where u are the optional per-pair WPO weights [P] (use_weighting).
+ * where u are the optional per-pair WPO weights [P] (use_weighting); and the implicit rewards [P]
+ * of chosen and rejected (every loss returns the same ones, beta * log(pi / pi_ref)).
  */
 export function dpoLoss(x: LossInputs, cfg: DpoConfig, pairWeights: Float32Array | null = null): { loss: Tensor; chosenRewards: Tensor; rejectedRewards: Tensor } {
   const o = lossOptions(cfg);
   let loss: Tensor | null = null, rewards: { chosenRewards: Tensor; rejectedRewards: Tensor } | null = null;
   const u = pairWeights ? tensor(pairWeights) : null;
   for (const [name, w] of lossTerms(cfg)) {
-    const fn = LOSSES[name];
-    if (!fn) throw new Error(`loss_type '${name}' is unknown; one of ${Object.keys(LOSSES).join(', ')}`);
-    const out = fn(x, o);
+    const out = lossEntry(name).fn(x, o);
     rewards ??= out;
     const m = mean(u ? mulT(out.losses, u) : out.losses);
     const term = w === 1 ? m : mulScalarT(m, w);
@@ -126,17 +130,18 @@ export function batchSigmoidLoss(policy: CausalLM, reference: CausalLM, b: Token
   // The reference pass's activations are freed at once: only its log-probs are kept.
   const ref = noGrad(() => tidy(() => sequenceLogps(reference, b, { headOnCompletion: o.headOnCompletion }).seq));
   const x = splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, b.rows / 2);
-  return mean(LOSSES.sigmoid(x, { beta: o.beta ?? 0.1, labelSmoothing: 0 }).losses);
+  return mean(LOSSES.sigmoid.fn(x, { beta: o.beta ?? 0.1, labelSmoothing: 0 }).losses);
 }
 
 /**
- * TRL's metric names for one micro-batch of P pairs, from host copies of the per-sequence log-probs
- * [2P] (policy, reference) and the policy's per-position statistics (see positionStats).
+ * TRL's metric names for one micro-batch of P pairs, from host copies of the implicit rewards [P]
+ * the loss returned (chosen, rejected), the policy's per-sequence log-probs [2P] and its
+ * per-position statistics (see positionStats).
  */
-export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: ArrayLike<number>, stats: HostStats | null): Record<string, number> {
+export function metricsOf(P: number, rewards: HostRewards, pol: ArrayLike<number>, stats: HostStats | null): Record<string, number> {
   let rc = 0, rr = 0, acc = 0, lc = 0, lr = 0;
   for (let i = 0; i < P; i++) {
-    const c = beta * (pol[i] - ref[i]), r = beta * (pol[P + i] - ref[P + i]);
+    const c = rewards.chosen[i], r = rewards.rejected[i];
     rc += c;
     rr += r;
     acc += c > r ? 1 : 0;
@@ -169,6 +174,12 @@ export function metricsOf(P: number, beta: number, pol: ArrayLike<number>, ref: 
     m.mean_token_accuracy = tc > 0 ? hit / tc : 0;
   }
   return m;
+}
+
+/** Host copies of a loss's chosenRewards and rejectedRewards [P]. */
+export interface HostRewards {
+  chosen: ArrayLike<number>;
+  rejected: ArrayLike<number>;
 }
 
 /** Host copy of PositionStats. */
@@ -238,10 +249,13 @@ export class DpoObjective implements Objective {
       const [values, polHost, refHost] = await Promise.all([pol.stats!.values.toArray(), pol.seq.toArray(), ref.toArray()]);
       const stats = { values, rows: pol.stats!.rows };
       const weights = cfg.use_weighting ? wpoWeights(b.P, pol.tokens, stats) : null;
-      const { loss } = dpoLoss(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens, policyHost: polHost, refHost }, b.P), cfg, weights);
+      const { loss, chosenRewards, rejectedRewards } = dpoLoss(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens, policyHost: polHost, refHost }, b.P), cfg, weights);
       const lossOut = detach(loss); // read after backward frees the graph
+      // The rewards are detached; their reads are issued before backward and awaited after it.
+      const rewards = Promise.all([chosenRewards.toArray(), rejectedRewards.toArray()]);
       if (scale !== null) backward(scale === 1 ? loss : mulScalarT(loss, scale), { free: true });
-      return { loss: await lossOut.item(), metrics: metricsOf(b.P, cfg.beta, polHost, refHost, stats), tokens: b.tokens };
+      const [chosen, rejected] = await rewards;
+      return { loss: await lossOut.item(), metrics: metricsOf(b.P, { chosen, rejected }, polHost, stats), tokens: b.tokens };
     });
   }
 

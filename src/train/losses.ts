@@ -129,112 +129,233 @@ function hostOf(x: LossInputs, name: string): NonNullable<LossInputs['host']> {
 
 const diff = (a: ArrayLike<number>, b: ArrayLike<number>): number[] => Array.from(a, (v, i) => v - b[i]);
 
-export const LOSSES: Record<string, LossFn> = {
+/**
+ * What the trainer, the option checks and --help know about a loss: one entry per loss, and every
+ * list of losses (reference-free, f-divergence, label smoothing, TRL's) derived from these entries.
+ */
+export interface LossEntry {
+  /** The per-pair losses and the implicit rewards of a batch. */
+  fn: LossFn;
+  /**
+   * Whether a run with this loss needs reference log-probs. Every TRL loss does, sft included: TRL
+   * computes them for the rewards/* metrics whatever the loss. False: log pi_ref is taken as 0.
+   */
+  needsReference: boolean;
+  /** One line for --help and the docs: what the loss is and where it comes from. */
+  help: string;
+  /** Whether TRL 1.13's DPOTrainer has it (loss_type); false for tsdpo's own. */
+  trl: boolean;
+  /** Built on score(chosen) - score(rejected), so f_divergence_type applies (f-DPO's log Z(x) cancels). */
+  fDivergence?: boolean;
+  /** Reads label_smoothing (TRL 1.13 applies it to these only). */
+  labelSmoothing?: boolean;
+  /** Reorders pairs by value within the batch (needs host copies; per-pair weights would not follow). */
+  sortsPairs?: boolean;
+  /** Why these options do not fit the loss, or null when they do. */
+  check?: (o: LossOptions) => string | null;
+}
+
+const ENTRIES = {
   /** Eq. 7: -log sigma(beta h). (TRL 1.13 applies no label smoothing here.) */
-  sigmoid: (x, o) => ({ losses: affine(logSigmoid(affine(delta(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
+  sigmoid: {
+    fn: (x, o) => ({ losses: affine(logSigmoid(affine(delta(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
+    needsReference: true, trl: true, fDivergence: true,
+    help: 'DPO (Eq. 7, arXiv:2305.18290): -log sigma(beta h), h the chosen minus rejected log-ratio',
+  },
 
   /** SLiC-style hinge: relu(1 - beta h). */
-  hinge: (x, o) => ({ losses: relu(affine(delta(x, o), -o.beta, 1)), ...rewards(x, o.beta) }),
+  hinge: {
+    fn: (x, o) => ({ losses: relu(affine(delta(x, o), -o.beta, 1)), ...rewards(x, o.beta) }),
+    needsReference: true, trl: true, fDivergence: true,
+    help: 'SLiC hinge (arXiv:2305.10425): relu(1 - beta h)',
+  },
 
   /** IPO (Azar et al. 2023, Eq. 17) on length-averaged log-ratios, as TRL: (h_avg - 1/(2 beta))^2. */
-  ipo: (x, o) => ({ losses: square(affine(deltaPerToken(x, o), 1, -1 / (2 * o.beta))), ...rewards(x, o.beta) }),
+  ipo: {
+    fn: (x, o) => ({ losses: square(affine(deltaPerToken(x, o), 1, -1 / (2 * o.beta))), ...rewards(x, o.beta) }),
+    needsReference: true, trl: true, fDivergence: true,
+    help: 'IPO (Eq. 17, arXiv:2310.12036) on length-averaged log-ratios: (h_avg - 1/(2 beta))^2',
+  },
 
   /**
    * EXO-pref (arXiv:2402.00856, Eq. 16): KL(q || p) with q = softmax over {chosen, rejected} of
    * beta * score and p = (1 - e, e); needs label_smoothing e > 0.
    */
-  exo_pair: (x, o) => {
-    const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
-    const lw = logSigmoid(z), ll = logSigmoid(affine(z, -1));
-    return { losses: add(mul(exp(lw), affine(lw, 1, -Math.log1p(-e))), mul(exp(ll), affine(ll, 1, -Math.log(e)))), ...rewards(x, o.beta) };
+  exo_pair: {
+    fn: (x, o) => {
+      const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
+      const lw = logSigmoid(z), ll = logSigmoid(affine(z, -1));
+      return { losses: add(mul(exp(lw), affine(lw, 1, -Math.log1p(-e))), mul(exp(ll), affine(ll, 1, -Math.log(e)))), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true, fDivergence: true, labelSmoothing: true,
+    check: (o) => (o.labelSmoothing > 0 ? null : 'needs label_smoothing > 0 (the EXO paper suggests 1e-3)'),
+    help: 'EXO (Eq. 16, arXiv:2402.00856): reverse KL to the label distribution (1 - e, e), e = label_smoothing > 0',
   },
 
   /** NCA (arXiv:2402.05369): -log sigma(r_w) - 0.5 log sigma(-r_w) - 0.5 log sigma(-r_l), r = beta log-ratio. */
-  nca_pair: (x, o) => {
-    const r = logRatios(x), cw = affine(r.chosen, o.beta), cl = affine(r.rejected, o.beta);
-    const l = add(add(affine(logSigmoid(cw), -1), affine(logSigmoid(affine(cw, -1)), -0.5)), affine(logSigmoid(affine(cl, -1)), -0.5));
-    return { losses: l, ...rewards(x, o.beta) };
+  nca_pair: {
+    fn: (x, o) => {
+      const r = logRatios(x), cw = affine(r.chosen, o.beta), cl = affine(r.rejected, o.beta);
+      const l = add(add(affine(logSigmoid(cw), -1), affine(logSigmoid(affine(cw, -1)), -0.5)), affine(logSigmoid(affine(cl, -1)), -0.5));
+      return { losses: l, ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true,
+    help: 'NCA (arXiv:2402.05369): -log sigma(r_w) - 0.5 log sigma(-r_w) - 0.5 log sigma(-r_l), r = beta log-ratio',
   },
 
   /** Robust DPO (Chowdhury et al. 2024): unbiased under label noise e. */
-  robust: (x, o) => {
-    const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
-    const l = add(affine(logSigmoid(z), -(1 - e)), affine(logSigmoid(affine(z, -1)), e));
-    return { losses: affine(l, 1 / (1 - 2 * e)), ...rewards(x, o.beta) };
+  robust: {
+    fn: (x, o) => {
+      const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
+      const l = add(affine(logSigmoid(z), -(1 - e)), affine(logSigmoid(affine(z, -1)), e));
+      return { losses: affine(l, 1 / (1 - 2 * e)), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true, fDivergence: true, labelSmoothing: true,
+    help: 'robust DPO (arXiv:2403.00409): unbiased when labels flip with probability label_smoothing',
   },
 
   /** BCO on pairs (arXiv:2404.04656): -log sigma(r_w) - log sigma(-r_l). */
-  bco_pair: (x, o) => {
-    const r = logRatios(x);
-    const l = add(affine(logSigmoid(affine(r.chosen, o.beta)), -1), affine(logSigmoid(affine(r.rejected, -o.beta)), -1));
-    return { losses: l, ...rewards(x, o.beta) };
+  bco_pair: {
+    fn: (x, o) => {
+      const r = logRatios(x);
+      const l = add(affine(logSigmoid(affine(r.chosen, o.beta)), -1), affine(logSigmoid(affine(r.rejected, -o.beta)), -1));
+      return { losses: l, ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true,
+    help: 'BCO on pairs (arXiv:2404.04656): -log sigma(r_w) - log sigma(-r_l), r = beta log-ratio',
   },
 
   /** SPPO with hard labels (arXiv:2405.00675, Eq. 4.7 with P = 1 / 0): squared distances to +-1/(2 beta). */
-  sppo_hard: (x, o) => {
-    const r = logRatios(x);
-    return { losses: add(square(affine(r.chosen, 1, -0.5 / o.beta)), square(affine(r.rejected, 1, 0.5 / o.beta))), ...rewards(x, o.beta) };
+  sppo_hard: {
+    fn: (x, o) => {
+      const r = logRatios(x);
+      return { losses: add(square(affine(r.chosen, 1, -0.5 / o.beta)), square(affine(r.rejected, 1, 0.5 / o.beta))), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true,
+    help: 'SPPO, hard labels (Eq. 4.7, arXiv:2405.00675): log-ratios pulled to +1/(2 beta) and -1/(2 beta)',
   },
 
   /** AOT (arXiv:2406.05882), paired: the batch's sorted policy log-odds against the sorted reference ones. */
-  aot: (x, o) => {
-    const h = hostOf(x, 'aot');
-    const pol = sortedBy(sub(x.policyChosen, x.policyRejected), diff(h.policyChosen, h.policyRejected));
-    const ref = sortedBy(sub(x.refChosen, x.refRejected), diff(h.refChosen, h.refRejected));
-    return { losses: smoothedSigmoid(affine(sub(pol, ref), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
+  aot: {
+    fn: (x, o) => {
+      const h = hostOf(x, 'aot');
+      const pol = sortedBy(sub(x.policyChosen, x.policyRejected), diff(h.policyChosen, h.policyRejected));
+      const ref = sortedBy(sub(x.refChosen, x.refRejected), diff(h.refChosen, h.refRejected));
+      return { losses: smoothedSigmoid(affine(sub(pol, ref), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true, labelSmoothing: true, sortsPairs: true,
+    help: "AOT, paired (arXiv:2406.05882): the batch's sorted policy log-odds against the sorted reference ones",
   },
 
   /** AOT, unpaired: sorted chosen log-ratios against sorted rejected log-ratios. */
-  aot_unpaired: (x, o) => {
-    const h = hostOf(x, 'aot_unpaired'), r = logRatios(x);
-    const c = sortedBy(r.chosen, diff(h.policyChosen, h.refChosen)), l = sortedBy(r.rejected, diff(h.policyRejected, h.refRejected));
-    return { losses: smoothedSigmoid(affine(sub(c, l), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
+  aot_unpaired: {
+    fn: (x, o) => {
+      const h = hostOf(x, 'aot_unpaired'), r = logRatios(x);
+      const c = sortedBy(r.chosen, diff(h.policyChosen, h.refChosen)), l = sortedBy(r.rejected, diff(h.policyRejected, h.refRejected));
+      return { losses: smoothedSigmoid(affine(sub(c, l), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true, labelSmoothing: true, sortsPairs: true,
+    help: "AOT, unpaired (arXiv:2406.05882): the batch's sorted chosen log-ratios against the sorted rejected ones",
   },
 
   /** APO-zero (arXiv:2408.06266, Eq. 7): raise chosen, lower rejected likelihood. */
-  apo_zero: (x, o) => {
-    const r = logRatios(x);
-    return { losses: add(affine(sigmoid(affine(r.chosen, o.beta)), -1, 1), sigmoid(affine(r.rejected, o.beta))), ...rewards(x, o.beta) };
+  apo_zero: {
+    fn: (x, o) => {
+      const r = logRatios(x);
+      return { losses: add(affine(sigmoid(affine(r.chosen, o.beta)), -1, 1), sigmoid(affine(r.rejected, o.beta))), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true,
+    help: 'APO-zero (Eq. 7, arXiv:2408.06266): raises the chosen and lowers the rejected likelihood',
   },
 
   /** APO-down (arXiv:2408.06266, Eq. 8): lower both, rejected more. */
-  apo_down: (x, o) => {
-    const r = logRatios(x);
-    return { losses: add(sigmoid(affine(r.chosen, o.beta)), affine(sigmoid(affine(sub(r.chosen, r.rejected), o.beta)), -1, 1)), ...rewards(x, o.beta) };
+  apo_down: {
+    fn: (x, o) => {
+      const r = logRatios(x);
+      return { losses: add(sigmoid(affine(r.chosen, o.beta)), affine(sigmoid(affine(sub(r.chosen, r.rejected), o.beta)), -1, 1)), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true,
+    help: 'APO-down (Eq. 8, arXiv:2408.06266): lowers both likelihoods, the rejected one more',
   },
 
   /** DiscoPOP (arXiv:2406.08414, Eq. 5): logistic and exponential losses blended by sigma(beta h / tau). */
-  discopop: (x, o) => {
-    const z = affine(delta(x, o), o.beta);
-    const m = sigmoid(affine(z, 1 / (o.discopopTau ?? 0.05)));
-    return { losses: add(mul(affine(logSigmoid(z), -1), affine(m, -1, 1)), mul(exp(affine(z, -1)), m)), ...rewards(x, o.beta) };
+  discopop: {
+    fn: (x, o) => {
+      const z = affine(delta(x, o), o.beta);
+      const m = sigmoid(affine(z, 1 / (o.discopopTau ?? 0.05)));
+      return { losses: add(mul(affine(logSigmoid(z), -1), affine(m, -1, 1)), mul(exp(affine(z, -1)), m)), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true, fDivergence: true,
+    help: 'DiscoPOP (Eq. 5, arXiv:2406.08414): logistic and exponential losses blended by sigma(beta h / discopop_tau)',
   },
 
   /**
    * NLL of the chosen completions per token (TRL's "sft" loss; with a weight beside sigmoid this is
    * RPO, Pang et al. 2024). Scaled so that the mean over pairs is the batch's token mean.
    */
-  sft: (x, o) => {
-    // Every pair carries the batch's token mean -sum(pc) / sum(L) (TRL expands the scalar the same way).
-    const nll = affine(div(sum(x.policyChosen), sum(x.chosenLengths)), -1);
-    return { losses: broadcastTo(reshape(nll, [1]), [x.policyChosen.size]), ...rewards(x, o.beta) };
+  sft: {
+    fn: (x, o) => {
+      // Every pair carries the batch's token mean -sum(pc) / sum(L) (TRL expands the scalar the same way).
+      const nll = affine(div(sum(x.policyChosen), sum(x.chosenLengths)), -1);
+      return { losses: broadcastTo(reshape(nll, [1]), [x.policyChosen.size]), ...rewards(x, o.beta) };
+    },
+    needsReference: true, trl: true, fDivergence: true,
+    help: 'NLL of the chosen completions per token; beside sigmoid with a weight, RPO (arXiv:2404.19733)',
   },
 
   /** Sigmoid on length-averaged scores: -log sigma(beta h_avg). */
-  sigmoid_norm: (x, o) => ({ losses: affine(logSigmoid(affine(deltaPerToken(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
+  sigmoid_norm: {
+    fn: (x, o) => ({ losses: affine(logSigmoid(affine(deltaPerToken(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
+    needsReference: true, trl: true, fDivergence: true,
+    help: 'sigmoid on length-averaged log-ratios: -log sigma(beta h_avg)',
+  },
 
   /** tsdpo-only (not a TRL 1.13 DPO loss): DPO without a reference, log pi_ref taken as 0. */
-  reference_free: (x, o) => ({ losses: affine(logSigmoid(affine(sub(x.policyChosen, x.policyRejected), o.beta)), -1), ...rewards(x, o.beta) }),
+  reference_free: {
+    fn: (x, o) => ({ losses: affine(logSigmoid(affine(sub(x.policyChosen, x.policyRejected), o.beta)), -1), ...rewards(x, o.beta) }),
+    needsReference: false, trl: false,
+    help: 'tsdpo-only: sigmoid DPO without a reference model (log pi_ref taken as 0)',
+  },
 
   /** tsdpo-only (TRL has it in CPOTrainer): SimPO (Meng et al. 2024), reference-free, length-normalised, margin gamma. */
-  simpo: (x, o) => {
-    const h = sub(div(x.policyChosen, x.chosenLengths), div(x.policyRejected, x.rejectedLengths));
-    return { losses: affine(logSigmoid(affine(h, o.beta, -(o.simpoGamma ?? 0.5))), -1), ...rewards(x, o.beta) };
+  simpo: {
+    fn: (x, o) => {
+      const h = sub(div(x.policyChosen, x.chosenLengths), div(x.policyRejected, x.rejectedLengths));
+      return { losses: affine(logSigmoid(affine(h, o.beta, -(o.simpoGamma ?? 0.5))), -1), ...rewards(x, o.beta) };
+    },
+    needsReference: false, trl: false,
+    help: 'tsdpo-only (TRL has it in CPOTrainer): SimPO (arXiv:2405.14734), length-normalised, no reference, margin simpo_gamma',
   },
-};
+} satisfies Record<string, LossEntry>;
 
-export const LOSS_NAMES = Object.keys(LOSSES);
+export type LossName = keyof typeof ENTRIES;
+
+/** The DPO losses by loss_type name (TRL 1.13's names, plus tsdpo's reference_free and simpo). */
+export const LOSSES: Readonly<Record<LossName, LossEntry>> = ENTRIES;
+
+/** Every loss name, in the registry's order. */
+export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];
 
 /** Losses TRL 1.13's DPOTrainer has (the others are tsdpo's own). */
-export const TRL_LOSSES = LOSS_NAMES.filter((n) => n !== 'reference_free' && n !== 'simpo');
+export const TRL_LOSSES = LOSS_NAMES.filter((n) => LOSSES[n].trl);
 
+export function isLossName(name: string): name is LossName {
+  return Object.hasOwn(LOSSES, name);
+}
+
+/** The registry entry of a loss; throws naming the known ones. */
+export function lossEntry(name: string): LossEntry {
+  if (!isLossName(name)) throw new Error(`loss_type: unknown loss '${name}'; one of ${LOSS_NAMES.join(', ')}`);
+  return LOSSES[name];
+}
+
+/** Whether a run with these losses needs reference log-probs (see LossEntry.needsReference). */
+export function needsReference(names: readonly string[]): boolean {
+  return names.some((n) => lossEntry(n).needsReference);
+}
+
+/** The losses, one `name: help` line each, TRL's first. */
+export function lossHelp(): string[] {
+  const own = LOSS_NAMES.filter((n) => !LOSSES[n].trl);
+  return [...TRL_LOSSES, ...own].map((n) => `${n}: ${LOSSES[n].help}`);
+}

@@ -18,7 +18,8 @@ import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
-import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
+import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, type Reference } from './dpo.js';
+import { needsReference as lossesNeedReference } from './losses.js';
 import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
@@ -179,10 +180,6 @@ export async function cachedReference(file: string, compute: () => Promise<Float
 
 export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  for (const name of cfg.loss_type) if (!(name in (await import('./losses.js')).LOSSES)) throw new Error(`--loss_type: unknown loss '${name}'`);
-  if (cfg.loss_weights.length > 0 && cfg.loss_weights.length !== cfg.loss_type.length) {
-    throw new Error(`--loss_weights has ${cfg.loss_weights.length} values for ${cfg.loss_type.length} loss types`);
-  }
   checkDpoConfig(cfg);
   for (const line of dpoNotices(cfg)) log(line);
   const s = await setup(cfg, log);
@@ -194,7 +191,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
   const evalData = ev ? await loadPreferenceDataset(ev.path, s.tok, { ...dataOptions(cfg), split: ev.split }) : null;
   if (evalData) log(reportLine('eval data', evalData.report));
 
-  const needsReference = cfg.loss_type.some((l) => !REFERENCE_FREE.has(l));
+  const needsReference = lossesNeedReference(cfg.loss_type);
   const loadReference = (): CausalLM => {
     const m = loadModel(cfg.ref_model || cfg.model_name_or_path);
     // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).

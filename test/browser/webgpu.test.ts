@@ -44,7 +44,7 @@ try {
   const dpoLoss = () => {
     const pol = sequenceLogps(policy, batch);
     const ref = E.noGrad(() => sequenceLogps(reference, batch).seq);
-    return E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: json.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    return E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: json.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
   const errors = {};
   for (const [name, m] of [['policy', policy], ['reference', reference]]) {

@@ -38,7 +38,7 @@ test('adapter on / off log-probs and adapter gradients equal PEFT', async () => 
     assert.ok(relError(await pol.seq.toArray(), expected.tensors.get('policy.seq_logps')!.f32) < 1e-5, 'adapter-on log-probs');
     assert.ok(relError(await ref.seq.toArray(), expected.tensors.get('reference.seq_logps')!.f32) < 1e-5, 'adapter-off log-probs');
     const lens = E.tensor(Float32Array.from(pol.tokens));
-    const l = E.mean(LOSSES.sigmoid({
+    const l = E.mean(LOSSES.sigmoid.fn({
       policyChosen: E.narrow(pol.seq, 0, 0, 2), policyRejected: E.narrow(pol.seq, 0, 2, 2),
       refChosen: E.narrow(ref.seq, 0, 0, 2), refRejected: E.narrow(ref.seq, 0, 2, 2),
       chosenLengths: E.narrow(lens, 0, 0, 2), rejectedLengths: E.narrow(lens, 0, 2, 2),

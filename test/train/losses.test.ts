@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as E from '../../src/core/index.js';
 import { initEngine } from '../../src/engine.js';
-import { LOSSES, type LossInputs } from '../../src/train/losses.js';
+import { LOSSES, splitPairs, type LossInputs, type LossName } from '../../src/train/losses.js';
 import { ARCHS, fixture } from '../models/fixtures.js';
 
 before(async () => { await initEngine({ device: 'cpu' }); });
 
 /** Fixture name -> (our loss, options). */
-const CASES: [string, string, { beta: number; labelSmoothing: number; simpoGamma: number }][] = [
+const CASES: [string, LossName, { beta: number; labelSmoothing: number; simpoGamma: number }][] = [
   ['sigmoid', 'sigmoid', { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }],
   // TRL 1.13's sigmoid ignores label_smoothing (the fixture's cDPO value is from an older TRL).
   ['sigmoid', 'sigmoid', { beta: 0.1, labelSmoothing: 0.1, simpoGamma: 0 }],
@@ -34,7 +34,7 @@ for (const arch of ARCHS) {
           policyChosen: t([pol[0], pol[1]]), policyRejected: t([pol[2], pol[3]]), refChosen: t([ref[0], ref[1]]), refRejected: t([ref[2], ref[3]]),
           chosenLengths: t(lens.slice(0, 2)), rejectedLengths: t(lens.slice(2)),
         };
-        return E.mean(LOSSES[loss](x, opts).losses);
+        return E.mean(LOSSES[loss].fn(x, opts).losses);
       }).item();
       const want = fx.json.losses[fixtureName];
       assert.ok(Math.abs(value - want) <= 1e-4 * Math.max(1, Math.abs(want)), `${fixtureName}: ${value} vs ${want}`);
@@ -42,11 +42,14 @@ for (const arch of ARCHS) {
   });
 }
 
-test('TRL metrics from the fixture log-probs', async () => {
+test('TRL metrics from the fixture log-probs and the rewards the loss returns', async () => {
   const { metricsOf } = await import('../../src/train/dpo.js');
   for (const arch of ARCHS) {
     const fx = fixture(arch);
-    const m = metricsOf(2, 0.1, fx.tensors.get('policy.seq_logps')!.f32, fx.tensors.get('reference.seq_logps')!.f32, null);
+    const pol = fx.tensors.get('policy.seq_logps')!.f32, ref = fx.tensors.get('reference.seq_logps')!.f32;
+    const out = LOSSES.sigmoid.fn(splitPairs({ policy: E.tensor(pol), ref: E.tensor(ref), tokens: [1, 1, 1, 1] }, 2), { beta: 0.1, labelSmoothing: 0 });
+    const rewards = { chosen: await out.chosenRewards.toArray(), rejected: await out.rejectedRewards.toArray() };
+    const m = metricsOf(2, rewards, pol, null);
     for (const [k, want] of Object.entries(fx.json.metrics as Record<string, number>)) {
       assert.ok(Math.abs(m[k] - want) <= 1e-5 * Math.max(1, Math.abs(want)), `${arch} ${k}: ${m[k]} vs ${want}`);
     }

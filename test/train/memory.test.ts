@@ -26,7 +26,7 @@ async function dpoGrads(policy: CausalLM, reference: CausalLM, b: TokenBatch, pa
   const loss = await E.tidyAsync(async () => {
     const ref = E.noGrad(() => E.tidy(() => sequenceLogps(reference, b, o).seq));
     const pol = sequenceLogps(policy, b, o);
-    const l = E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, b.rows / 2), { beta: 0.1, labelSmoothing: 0 }).losses);
+    const l = E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, b.rows / 2), { beta: 0.1, labelSmoothing: 0 }).losses);
     E.backward(l, { free: true });
     return l.item();
   });
