@@ -211,6 +211,7 @@ const ENTRIES = {
       return { losses: affine(l, 1 / (1 - 2 * e)), ...rewards(x, o.beta) };
     },
     needsReference: true, trl: true, fDivergence: true, labelSmoothing: true,
+    check: (o) => (o.labelSmoothing >= 0 && o.labelSmoothing < 0.5 ? null : `needs label_smoothing in [0, 0.5) (as TRL 1.13), got ${o.labelSmoothing}`),
     help: 'robust DPO (arXiv:2403.00409): unbiased when labels flip with probability label_smoothing',
   },
 
