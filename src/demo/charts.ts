@@ -1,6 +1,6 @@
 // Charts of the demo report as standalone SVG, drawn by Vega (rendered in Node with view.toSVG(),
 // no browser, no network): the reward-vs-KL frontier and the DPO training curves.
-import * as vega from 'vega';
+import type * as vega from 'vega';
 
 export interface ChartPoint {
   x: number;
@@ -99,10 +99,21 @@ export function chartSpec(c: LineChart): vega.Spec {
 
 /** The chart as an SVG document (with its XML namespace, so it opens on its own). */
 export async function renderSvg(c: LineChart): Promise<string> {
-  const view = new vega.View(vega.parse(chartSpec(c)), { renderer: 'none' });
+  const { View, parse } = await loadVega();
+  const view = new View(parse(chartSpec(c)), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
     view.finalize();
+  }
+}
+
+/** vega, an optional peer dependency of tsdpo (the demo's charts only), loaded when a chart is drawn. */
+export async function loadVega(): Promise<typeof vega> {
+  try {
+    return await import('vega');
+  } catch (e) {
+    throw new Error('demo charts: the npm package "vega" is not installed; it is an optional peer dependency of tsdpo, ' +
+      `needed by the demo's report only: \`npm install vega\` (a clone of tsdpo has it after \`npm ci\`) (${(e as Error).message})`);
   }
 }

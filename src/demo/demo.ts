@@ -23,6 +23,7 @@ import { checkDemoConfig, defaultDemoModel, type DemoConfig } from './options.js
 import { buildPairs } from './pairs.js';
 import { imdbPrompts } from './prompts.js';
 import type { ReviewSet } from './sources.js';
+import { loadVega } from './charts.js';
 import { writeReport } from './report.js';
 import { traceRun, type CurvePoint, type Measures, type RunResult } from './runs.js';
 import { demoReward, encodeDemoPrompt, type DemoPrompt, type Scored } from './sample.js';
@@ -69,6 +70,7 @@ function pickPrompts(split: 'train' | 'heldout', sets: ReviewSet[], count: numbe
 export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promise<DemoResult> {
   const log = opts.log ?? ((l: string) => { if (!cfg.quiet) process.stderr.write(`${l}\n`); });
   const { betas, bestOf } = checkDemoConfig(cfg);
+  await loadVega(); // the report's charts need it: fail before minutes of training, not after
   const t0 = performance.now();
   const seconds: Record<string, number> = {};
   let phaseStart = t0;

