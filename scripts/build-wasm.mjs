@@ -3,16 +3,29 @@
 // Output sits next to the compiled loader (dist/src/backend/cpu/) so browsers and Node find it
 // through import.meta.url.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const asc = join(dirname(createRequire(import.meta.url).resolve('assemblyscript/package.json')), 'bin', 'asc.js');
 const entry = join(root, 'src/backend/cpu/assembly/index.ts');
 const outDir = join(root, 'dist/src/backend/cpu');
 mkdirSync(outDir, { recursive: true });
+
+// assembly/unary.ts is generated from the table of elementwise ops (src/backend/unary-ops.ts):
+// the generator is TypeScript, bundled here with esbuild (tsc runs after this script).
+{
+  const bundle = await build({
+    entryPoints: [join(root, 'src/backend/cpu/unary-codegen.ts')], bundle: true, format: 'esm', platform: 'neutral', write: false,
+  });
+  const url = `data:text/javascript;base64,${Buffer.from(bundle.outputFiles[0].text).toString('base64')}`;
+  const text = (await import(url)).assemblyUnarySource();
+  const file = join(root, 'src/backend/cpu/assembly/unary.ts');
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
+}
 
 const common = [
   entry, '-O3', '--noAssert', '--runtime', 'stub', '--enable', 'simd', '--enable', 'threads',

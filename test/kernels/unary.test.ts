@@ -95,3 +95,10 @@ test('wasm transcendentals are exact at the edges: inf, NaN, 0, huge and tiny in
   mem.free();
   assert.equal(UNARY_GRAD.tanh(30), 1 / Math.cosh(30) ** 2);
 });
+
+test('assembly/unary.ts is the one generated from the table of ops (src/backend/unary-ops.ts)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { assemblyUnarySource } = await import('../../src/backend/cpu/unary-codegen.js');
+  const committed = readFileSync(new URL('../../../src/backend/cpu/assembly/unary.ts', import.meta.url), 'utf8');
+  assert.equal(committed, assemblyUnarySource(), 'src/backend/cpu/assembly/unary.ts is stale: `npm run build` regenerates it from src/backend/unary-ops.ts');
+});

@@ -21,23 +21,15 @@
 // when not causal), and skip what lies beyond it. Tile entries they skip hold garbage until the
 // row pass (attnForwardRow / attnBackwardRow) writes every entry of [0, nk): masked ones as 0.
 
+import { madd, exp4, tanh4 } from './math';
+
 /** Scratch per thread, in floats (runtime.ts SCRATCH_BYTES = 4 MiB). */
 const SCRATCH_FLOATS: i32 = (4 << 20) >> 2;
 /** Queries per block: big enough to reuse each K/V row often, small enough to keep tiles in L2. */
 const QBLOCK: i32 = 64;
 const NEG_INF: f32 = -Infinity;
 
-// ---- SIMD helpers (private to this file; names prefixed attn to stay apart from assembly/math.ts) ----
-
-/** a * b + c; fused only in the relaxed-SIMD build. */
-// @ts-ignore: decorator
-@inline function attnFma(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return f32x4.relaxed_madd(a, b, c);
-  } else {
-    return f32x4.add(f32x4.mul(a, b), c);
-  }
-}
+// ---- SIMD helpers (private to this file; exp, tanh and fma are math.ts's, as in the other kernels) ----
 
 /** [sum(a), sum(b), sum(c), sum(d)]: lane sums (x0 + x2) + (x1 + x3) of four vectors. */
 // @ts-ignore: decorator
@@ -59,58 +51,11 @@ const NEG_INF: f32 = -Infinity;
   return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
 }
 
-/**
- * e^x per lane: x = n ln2 + r (Cody-Waite split of ln2), e^r by Cephes' expf polynomial (about
- * 1 ulp), times 2^n built in the exponent bits. x < -87.34 (including -inf) gives 0 (the true
- * value is below the smallest normal float); x is clamped at 88.3 (never reached by softmax);
- * NaN stays NaN. n = round(x log2 e) comes from adding 1.5 * 2^23, whose float then holds n in
- * its low mantissa bits (cheaper than nearest + trunc_sat on x64), and pmin/pmax are single
- * instructions where min/max are not.
- */
-// @ts-ignore: decorator
-@inline function attnExp(x: v128): v128 {
-  const lo = f32x4.splat(-87.33654), magic = f32x4.splat(12582912);
-  const xc = f32x4.pmin(f32x4.pmax(x, lo), f32x4.splat(88.3));
-  const t = attnFma(xc, f32x4.splat(1.44269504), magic);
-  const n = f32x4.sub(t, magic);
-  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.add(r, f32x4.mul(n, f32x4.splat(2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = attnFma(p, r, f32x4.splat(1.3981999507e-3));
-  p = attnFma(p, r, f32x4.splat(8.3334519073e-3));
-  p = attnFma(p, r, f32x4.splat(4.1665795894e-2));
-  p = attnFma(p, r, f32x4.splat(1.6666665459e-1));
-  p = attnFma(p, r, f32x4.splat(5.0000001201e-1));
-  const y = f32x4.add(attnFma(p, f32x4.mul(r, r), r), f32x4.splat(1));
-  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23); // bits of t = 0x4b400000 + n
-  return v128.bitselect(f32x4.splat(0), f32x4.mul(y, pow2n), f32x4.lt(x, lo));
-}
-
-/**
- * tanh per lane: |x| < 0.625 by Cephes' tanhf odd polynomial x + x^3 P(x^2) (no cancellation
- * near 0), else sign(x) (1 - 2 / (e^{2|x|} + 1)), which saturates to +-1.
- */
-// @ts-ignore: decorator
-@inline function attnTanh(x: v128): v128 {
-  const ax = f32x4.abs(x);
-  const e = attnExp(f32x4.add(ax, ax));
-  const big = f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
-  const signed = v128.or(big, v128.and(x, f32x4.splat(-0.0)));
-  const z = f32x4.mul(x, x);
-  let p = f32x4.splat(-5.70498872745e-3);
-  p = attnFma(p, z, f32x4.splat(2.06390887954e-2));
-  p = attnFma(p, z, f32x4.splat(-5.37397155531e-2));
-  p = attnFma(p, z, f32x4.splat(1.33314422036e-1));
-  p = attnFma(p, z, f32x4.splat(-3.33332819422e-1));
-  const small = attnFma(f32x4.mul(p, z), x, x);
-  return v128.bitselect(small, signed, f32x4.lt(ax, f32x4.splat(0.625)));
-}
-
 /** Dot product of n floats at a and b. */
 function attnDot(a: usize, b: usize, n: i32): f32 {
   let acc = f32x4.splat(0);
   let d = 0;
-  for (; d + 4 <= n; d += 4) acc = attnFma(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2)), acc);
+  for (; d + 4 <= n; d += 4) acc = madd(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2)), acc);
   let s = attnHsum(acc);
   for (; d < n; d++) s += load<f32>(a + (<usize>d << 2)) * load<f32>(b + (<usize>d << 2));
   return s;
@@ -155,13 +100,13 @@ function attnScoreTile(
         const o = <usize>d << 2;
         const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
         let y = v128.load(b0 + o);
-        s00 = attnFma(x0, y, s00); s10 = attnFma(x1, y, s10);
+        s00 = madd(x0, y, s00); s10 = madd(x1, y, s10);
         y = v128.load(b1 + o);
-        s01 = attnFma(x0, y, s01); s11 = attnFma(x1, y, s11);
+        s01 = madd(x0, y, s01); s11 = madd(x1, y, s11);
         y = v128.load(b2 + o);
-        s02 = attnFma(x0, y, s02); s12 = attnFma(x1, y, s12);
+        s02 = madd(x0, y, s02); s12 = madd(x1, y, s12);
         y = v128.load(b3 + o);
-        s03 = attnFma(x0, y, s03); s13 = attnFma(x1, y, s13);
+        s03 = madd(x0, y, s03); s13 = madd(x1, y, s13);
       }
       let r0 = attnHsum4(s00, s01, s02, s03), r1 = attnHsum4(s10, s11, s12, s13);
       if (n4 < n) {
@@ -206,13 +151,13 @@ function attnRowsTimes(
       for (let c = 0; c < lim; c++) {
         const x0 = v128.load(xp), x1 = v128.load(xp, 16), pc = <usize>c << 2;
         let w = v128.load32_splat(p0 + pc);
-        a00 = attnFma(w, x0, a00); a01 = attnFma(w, x1, a01);
+        a00 = madd(w, x0, a00); a01 = madd(w, x1, a01);
         w = v128.load32_splat(p1 + pc);
-        a10 = attnFma(w, x0, a10); a11 = attnFma(w, x1, a11);
+        a10 = madd(w, x0, a10); a11 = madd(w, x1, a11);
         w = v128.load32_splat(p2 + pc);
-        a20 = attnFma(w, x0, a20); a21 = attnFma(w, x1, a21);
+        a20 = madd(w, x0, a20); a21 = madd(w, x1, a21);
         w = v128.load32_splat(p3 + pc);
-        a30 = attnFma(w, x0, a30); a31 = attnFma(w, x1, a31);
+        a30 = madd(w, x0, a30); a31 = madd(w, x1, a31);
         xp += sx;
       }
       const od = <usize>d << 2;
@@ -226,10 +171,10 @@ function attnRowsTimes(
       let xp = x + (<usize>d << 2);
       for (let c = 0; c < lim; c++) {
         const x0 = v128.load(xp), pc = <usize>c << 2;
-        a0 = attnFma(v128.load32_splat(p0 + pc), x0, a0);
-        a1 = attnFma(v128.load32_splat(p1 + pc), x0, a1);
-        a2 = attnFma(v128.load32_splat(p2 + pc), x0, a2);
-        a3 = attnFma(v128.load32_splat(p3 + pc), x0, a3);
+        a0 = madd(v128.load32_splat(p0 + pc), x0, a0);
+        a1 = madd(v128.load32_splat(p1 + pc), x0, a1);
+        a2 = madd(v128.load32_splat(p2 + pc), x0, a2);
+        a3 = madd(v128.load32_splat(p3 + pc), x0, a3);
         xp += sx;
       }
       const od = <usize>d << 2;
@@ -256,7 +201,7 @@ function attnRowsTimes(
       let a0 = f32x4.splat(0);
       let xp = x + (<usize>d << 2);
       for (let c = 0; c < lim; c++) {
-        a0 = attnFma(v128.load32_splat(p0 + (<usize>c << 2)), v128.load(xp), a0);
+        a0 = madd(v128.load32_splat(p0 + (<usize>c << 2)), v128.load(xp), a0);
         xp += sx;
       }
       v128.store(o0 + (<usize>d << 2), a0);
@@ -298,13 +243,13 @@ function attnTransTimes(
       for (let r = r0; r < rows; r++) {
         const x0 = v128.load(xp), x1 = v128.load(xp, 16);
         let w = v128.load32_splat(pp);
-        a00 = attnFma(w, x0, a00); a01 = attnFma(w, x1, a01);
+        a00 = madd(w, x0, a00); a01 = madd(w, x1, a01);
         w = v128.load32_splat(pp, 4);
-        a10 = attnFma(w, x0, a10); a11 = attnFma(w, x1, a11);
+        a10 = madd(w, x0, a10); a11 = madd(w, x1, a11);
         w = v128.load32_splat(pp, 8);
-        a20 = attnFma(w, x0, a20); a21 = attnFma(w, x1, a21);
+        a20 = madd(w, x0, a20); a21 = madd(w, x1, a21);
         w = v128.load32_splat(pp, 12);
-        a30 = attnFma(w, x0, a30); a31 = attnFma(w, x1, a31);
+        a30 = madd(w, x0, a30); a31 = madd(w, x1, a31);
         xp += sx; pp += sp;
       }
       v128.store(o0 + od, a00); v128.store(o0 + od, a01, 16);
@@ -318,10 +263,10 @@ function attnTransTimes(
       let xp = x + (<usize>(r0 * ldx + d) << 2), pp = pStart;
       for (let r = r0; r < rows; r++) {
         const x0 = v128.load(xp);
-        a0 = attnFma(v128.load32_splat(pp), x0, a0);
-        a1 = attnFma(v128.load32_splat(pp, 4), x0, a1);
-        a2 = attnFma(v128.load32_splat(pp, 8), x0, a2);
-        a3 = attnFma(v128.load32_splat(pp, 12), x0, a3);
+        a0 = madd(v128.load32_splat(pp), x0, a0);
+        a1 = madd(v128.load32_splat(pp, 4), x0, a1);
+        a2 = madd(v128.load32_splat(pp, 8), x0, a2);
+        a3 = madd(v128.load32_splat(pp, 12), x0, a3);
         xp += sx; pp += sp;
       }
       v128.store(o0 + od, a0); v128.store(o1 + od, a1); v128.store(o2 + od, a2); v128.store(o3 + od, a3);
@@ -348,7 +293,7 @@ function attnTransTimes(
       let a0 = v128.load(o0 + od);
       let xp = x + (<usize>(r0 * ldx + d) << 2), pp = pStart;
       for (let r = r0; r < rows; r++) {
-        a0 = attnFma(v128.load32_splat(pp), v128.load(xp), a0);
+        a0 = madd(v128.load32_splat(pp), v128.load(xp), a0);
         xp += sx; pp += sp;
       }
       v128.store(o0 + od, a0);
@@ -398,7 +343,7 @@ function attnForwardRow(row: usize, nk: i32, lo: i32, hi: i32, keep: usize, soft
   for (let j = j0; j < j1; j += 4) {
     const at = row + (<usize>j << 2);
     let s = v128.load(at);
-    if (softcap > 0) s = f32x4.mul(cV, attnTanh(f32x4.mul(s, invC)));
+    if (softcap > 0) s = f32x4.mul(cV, tanh4(f32x4.mul(s, invC)));
     const idx = i32x4.add(i32x4.splat(j), iota);
     const ok = v128.and(v128.and(i32x4.gt_s(idx, loV), i32x4.gt_s(hiV, idx)), v128.load(keep + (<usize>j << 2)));
     s = v128.bitselect(s, f32x4.splat(NEG_INF), ok);
@@ -415,7 +360,7 @@ function attnForwardRow(row: usize, nk: i32, lo: i32, hi: i32, keep: usize, soft
   let vsum = f32x4.splat(0);
   for (let j = j0; j < j1; j += 4) {
     const at = row + (<usize>j << 2);
-    const e = attnExp(f32x4.sub(v128.load(at), mV));
+    const e = exp4(f32x4.sub(v128.load(at), mV));
     v128.store(at, e);
     vsum = f32x4.add(vsum, e);
   }
@@ -449,13 +394,13 @@ function attnBackwardRow(
     let s = v128.load(prow + o);
     let ds = f32x4.mul(f32x4.sub(v128.load(dsrow + o), dV), scaleV);
     if (softcap > 0) {
-      const t = attnTanh(f32x4.mul(s, invC));
+      const t = tanh4(f32x4.mul(s, invC));
       s = f32x4.mul(cV, t);
       ds = f32x4.mul(ds, f32x4.sub(one, f32x4.mul(t, t)));
     }
     const idx = i32x4.add(i32x4.splat(j), iota);
     const ok = v128.and(v128.and(i32x4.gt_s(idx, loV), i32x4.gt_s(hiV, idx)), v128.load(keep + o));
-    const p = v128.bitselect(attnExp(f32x4.sub(s, lseV)), zero, ok);
+    const p = v128.bitselect(exp4(f32x4.sub(s, lseV)), zero, ok);
     v128.store(prow + o, p);
     v128.store(dsrow + o, v128.bitselect(f32x4.mul(p, ds), zero, ok));
   }

@@ -1,11 +1,12 @@
-// Wrappers of the elementwise unary kernels (assembly/unary.ts): op names to codes, work split.
+// Wrappers of the elementwise unary kernels (assembly/unary.ts, generated from ../../unary-ops.ts): op names to codes, work split.
 import { UNARY_OPS, type UnaryOp } from '../../ref/unary.js';
+import { UNARY_DEFS } from '../../unary-ops.js';
 import type { KernelRuntime } from '../runtime.js';
 import { runElements } from './split.js';
 
 /** Relative cost per element: transcendentals go parallel at smaller sizes. */
 function cost(op: UnaryOp): number {
-  return ['neg', 'relu', 'square', 'abs'].includes(op) ? 1 : 8;
+  return UNARY_DEFS[op].cheap ? 1 : 8;
 }
 
 function code(fn: string, op: UnaryOp): number {

@@ -2,6 +2,7 @@
 // broadcasting binary ops, where, affine. One thread per output element over a 2D grid;
 // strided views carry up to 8 dims (after the core collapses contiguous ones).
 import type { KernelArgs, UnaryOp, BinaryOp } from '../../../core/kernels.js';
+import { UNARY_DEFS } from '../../unary-ops.js';
 import { MATH, SPECIAL, at, grid, perElement } from '../wgsl.js';
 import type { GpuStorage } from '../storage.js';
 import { mergeIds } from '../storage.js';
@@ -89,66 +90,12 @@ export function cast(ctx: Ctx, a: KernelArgs['cast']): void {
   if (toInt) (a.dst as GpuStorage).ids = null;
 }
 
-const SQRT_2_OVER_PI = 0.7978845608028654, GELU_C = 0.044715, INV_SQRT2 = 0.7071067811865476, INV_SQRT_2PI = 0.3989422804014327;
-
-/** f(x) per op, as a WGSL expression of x (the CPU kernels' formulas, src/backend/cpu/kernels/unary.ts). */
-const UNARY: Record<UnaryOp, string> = {
-  neg: '-x',
-  exp: 'exp_(x)',
-  log: 'log_(x)',
-  tanh: 'tanh_(x)',
-  sigmoid: 'sigmoid_(x)',
-  logsigmoid: 'min(x, 0.0) - log1p_(exp_(-abs(x)))',
-  softplus: 'max(x, 0.0) + log1p_(exp_(-abs(x)))',
-  relu: 'select(0.0, x, x > 0.0)',
-  // x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
-  gelu_tanh: `x * sigmoid_(${2 * SQRT_2_OVER_PI} * x * fma(x * x, ${GELU_C}, 1.0))`,
-  gelu_erf: `0.5 * x * erfc_(x * ${-INV_SQRT2})`,
-  silu: 'x * sigmoid_(x)',
-  sqrt: 'select(sqrt(x), nan_f32(), x < 0.0)',
-  rsqrt: 'select(1.0 / sqrt(x), nan_f32(), x < 0.0)',
-  square: 'x * x',
-  abs: 'abs(x)',
-  recip: '1.0 / x',
-};
-
-/** f'(x) per op (times dy outside), accurate in the tails. */
-const UNARY_GRAD: Record<UnaryOp, string> = {
-  neg: '-1.0',
-  exp: 'exp_(x)',
-  log: '1.0 / x',
-  tanh: '4.0 * sigmoid_(2.0 * x) * sigmoid_(-2.0 * x)',
-  sigmoid: 'sigmoid_(x) * sigmoid_(-x)',
-  logsigmoid: 'sigmoid_(-x)',
-  softplus: 'sigmoid_(x)',
-  relu: 'select(0.0, 1.0, x > 0.0)',
-  gelu_tanh: `gelu_tanh_grad(x)`,
-  gelu_erf: `0.5 * erfc_(x * ${-INV_SQRT2}) + x * exp_(-0.5 * x * x) * ${INV_SQRT_2PI}`,
-  silu: 'sigmoid_(x) * fma(x, sigmoid_(-x), 1.0)',
-  sqrt: '0.5 / sqrt(x)',
-  rsqrt: '-0.5 / (x * sqrt(x))',
-  square: '2.0 * x',
-  abs: 'sign(x)',
-  recip: '-1.0 / (x * x)',
-};
-
-const GELU_TANH_GRAD = /* wgsl */ `
-// d/dx x s(2u) = s + 2 x s (1 - s) u', u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
-fn gelu_tanh_grad(x: f32) -> f32 {
-  let x2 = x * x;
-  let u = ${2 * SQRT_2_OVER_PI} * x * fma(x2, ${GELU_C}, 1.0);
-  let s = sigmoid_(u);
-  let sc = sigmoid_(-u);
-  let du = ${2 * SQRT_2_OVER_PI} * fma(x2, ${3 * GELU_C}, 1.0);
-  return fma(x * s * sc, du, s);
-}
-`;
-
+// f(x) and f'(x) of each op: the wgsl forms of src/backend/unary-ops.ts.
 export function unary(ctx: Ctx, a: KernelArgs['unary']): void {
   f32Only(a.op, a.x);
   const k = ctx.rt.kernel(`unary_${a.op}`, () => ({
     name: `unary ${a.op}`, params: [['n', 'u32']], buffers: [['xs', 'f32', 'read'], ['out', 'f32', 'read_write']],
-    body: perElement(`let x = xs[i]; out[i] = ${UNARY[a.op]};`, SPECIAL + MATH),
+    body: perElement(`let x = xs[i]; out[i] = ${UNARY_DEFS[a.op].wgsl.f};`, SPECIAL + MATH),
   }));
   ctx.rt.run(k, [buf(a.x), buf(a.out)], [a.n], grid(a.n));
 }
@@ -158,7 +105,7 @@ export function unaryGrad(ctx: Ctx, a: KernelArgs['unaryGrad']): void {
   const k = ctx.rt.kernel(`unary_grad_${a.op}`, () => ({
     name: `unary grad ${a.op}`, params: [['n', 'u32']],
     buffers: [['xs', 'f32', 'read'], ['dy', 'f32', 'read'], ['dx', 'f32', 'read_write']],
-    body: perElement(`let x = xs[i]; dx[i] = (${UNARY_GRAD[a.op]}) * dy[i];`, SPECIAL + MATH + GELU_TANH_GRAD),
+    body: perElement(`let x = xs[i]; dx[i] = (${UNARY_DEFS[a.op].wgsl.df}) * dy[i];`, SPECIAL + MATH + (UNARY_DEFS[a.op].wgsl.helpers ?? '')),
   }));
   ctx.rt.run(k, [buf(a.x), buf(a.dy), buf(a.dx)], [a.n], grid(a.n));
 }
