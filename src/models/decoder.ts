@@ -4,7 +4,7 @@
 import { noGrad } from '../core/autograd.js';
 import { add, affine, attention, concat, embedding, gelu, linear, mul, reshape, rmsNorm, rope, silu, tanh } from '../core/ops/index.js';
 import { keep, type Tensor } from '../core/tensor.js';
-import { dense, type Dense } from '../nn/linear.js';
+import { dense, type Dense, type LoraDropout } from '../nn/linear.js';
 import { invFreq, rotaryTables, type RopeParams } from '../nn/rope.js';
 import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes, runLayer } from './model.js';
 
@@ -39,6 +39,18 @@ export interface DecoderSpec {
   /** Per layer: sliding window (0 = full attention) and rotary parameters. */
   layerWindow: number[];
   layerRope: RopeParams[];
+}
+
+/** What every layer of one forward shares. */
+interface Forward {
+  B: number;
+  T: number;
+  opts: ForwardOptions;
+  /** LoRA adapter on, and its dropout (training). */
+  adapter: boolean;
+  dropout: LoraDropout | null;
+  /** cos / sin tables per rotary frequency set. */
+  tables: Map<Float64Array, { cos: Tensor; sin: Tensor }>;
 }
 
 interface Layer {
@@ -136,43 +148,29 @@ export class DecoderLM implements CausalLM {
     return { k: new Array(this.numLayers).fill(null), v: new Array(this.numLayers).fill(null), length: 0 };
   }
 
+  /**
+   * Hidden states (B, T, C) of ids (B, T): embeddings, then per layer the pre-norm block
+   *   x = x + attn(norm(x)); x = x + mlp(norm(x))
+   * (Gemma 3 norms each branch's output too), then the final norm.
+   */
   body(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     const s = this.spec;
     const [B, T] = ids.shape;
     const cache = opts.cache ?? null;
-    const past = cache?.length ?? 0;
-    const on = opts.adapter ?? true;
-    const positions = opts.positions ?? defaultPositions(B, T, past);
+    const positions = opts.positions ?? defaultPositions(B, T, cache?.length ?? 0);
     const norm = (x: Tensor, w: Tensor): Tensor => rmsNorm(x, w, s.eps, s.normOffset);
+    const tables = new Map<Float64Array, { cos: Tensor; sin: Tensor }>();
+    for (const l of this.layers) if (!tables.has(l.rope)) tables.set(l.rope, rotaryTables(l.rope, positions, B, T, ids.backend));
+    const f: Forward = { B, T, opts, adapter: opts.adapter ?? true, dropout: opts.dropout ?? null, tables };
 
     let x = embedding(this.embed, ids); // (B, T, C)
     if (s.embedScale !== 1) x = affine(x, s.embedScale);
-    const tables = new Map<Float64Array, { cos: Tensor; sin: Tensor }>();
-    for (const l of this.layers) if (!tables.has(l.rope)) tables.set(l.rope, rotaryTables(l.rope, positions, B, T, ids.backend));
-
     this.layers.forEach((l, i) => {
       const block = (x: Tensor): Tensor => {
-        const h = norm(x, l.inputNorm);
-        let q = reshape(dense(h, l.q, on), [B, T, s.heads, s.headDim]); // (B, T, H, Dh)
-        let k = reshape(dense(h, l.k, on), [B, T, s.kvHeads, s.headDim]); // (B, T, Hkv, Dh)
-        let v = reshape(dense(h, l.v, on), [B, T, s.kvHeads, s.headDim]);
-        if (l.qNorm && l.kNorm) {
-          q = norm(q, l.qNorm);
-          k = norm(k, l.kNorm);
-        }
-        const { cos, sin } = tables.get(l.rope)!;
-        q = rope(q, cos, sin);
-        k = rope(k, cos, sin);
-        [k, v] = withPast(opts, i, k, v);
-        const a = attention(q, k, v, {
-          mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true, window: l.window, softcap: s.attnSoftcap,
-        }); // (B, T, H, Dh)
-        let o = dense(reshape(a, [B, T, s.heads * s.headDim]), l.o, on);
-        if (l.postAttnNorm) o = norm(o, l.postAttnNorm);
-        x = add(x, o);
-        const g = norm(x, l.preMlpNorm);
-        const act = s.act === 'silu' ? silu(dense(g, l.gate, on)) : gelu(dense(g, l.gate, on), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
-        let m = dense(mul(act, dense(g, l.up, on)), l.down, on);
+        let a = this.selfAttention(l, i, norm(x, l.inputNorm), f);
+        if (l.postAttnNorm) a = norm(a, l.postAttnNorm);
+        x = add(x, a);
+        let m = this.mlp(l, norm(x, l.preMlpNorm), f);
         if (l.postMlpNorm) m = norm(m, l.postMlpNorm);
         return add(x, m);
       };
@@ -180,6 +178,40 @@ export class DecoderLM implements CausalLM {
     });
     if (cache) cache.length += T;
     return norm(x, this.finalNorm);
+  }
+
+  /**
+   * Self-attention of layer i over normed hidden states h (B, T, C): q / k / v projections, per-head
+   * q / k norms (Qwen3, Gemma 3), rotary positions, the past keys / values (cache or shared prefix),
+   * grouped-query attention (causal, sliding window, soft-capping), the output projection.
+   */
+  private selfAttention(l: Layer, i: number, h: Tensor, f: Forward): Tensor {
+    const s = this.spec, { B, T } = f;
+    const proj = (d: Dense, x: Tensor): Tensor => dense(x, d, f.adapter, f.dropout);
+    let q = reshape(proj(l.q, h), [B, T, s.heads, s.headDim]); // (B, T, H, Dh)
+    let k = reshape(proj(l.k, h), [B, T, s.kvHeads, s.headDim]); // (B, T, Hkv, Dh)
+    let v = reshape(proj(l.v, h), [B, T, s.kvHeads, s.headDim]); // (B, T, Hkv, Dh)
+    if (l.qNorm && l.kNorm) {
+      q = rmsNorm(q, l.qNorm, s.eps, s.normOffset);
+      k = rmsNorm(k, l.kNorm, s.eps, s.normOffset);
+    }
+    const { cos, sin } = f.tables.get(l.rope)!;
+    q = rope(q, cos, sin);
+    k = rope(k, cos, sin);
+    [k, v] = withPast(f.opts, i, k, v); // (B, S, Hkv, Dh), S = past + T
+    const a = attention(q, k, v, {
+      mask: f.opts.attentionMask ?? null, scale: s.attnScale, causal: true, window: l.window, softcap: s.attnSoftcap,
+    }); // (B, T, H, Dh)
+    return proj(l.o, reshape(a, [B, T, s.heads * s.headDim])); // (B, T, C)
+  }
+
+  /** The gated MLP over normed hidden states g (B, T, C): down(act(gate(g)) * up(g)). */
+  private mlp(l: Layer, g: Tensor, f: Forward): Tensor {
+    const s = this.spec;
+    const proj = (d: Dense, x: Tensor): Tensor => dense(x, d, f.adapter, f.dropout);
+    const gate = proj(l.gate, g); // (B, T, I)
+    const act = s.act === 'silu' ? silu(gate) : gelu(gate, s.act === 'gelu_tanh' ? 'tanh' : 'erf');
+    return proj(l.down, mul(act, proj(l.up, g))); // (B, T, C)
   }
 
   head(hidden: Tensor): Tensor {

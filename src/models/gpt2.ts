@@ -105,7 +105,7 @@ export class Gpt2LM implements CausalLM {
     const s = this.spec, C = s.hidden, H = s.heads, Dh = C / H;
     const [B, T] = ids.shape;
     const cache = opts.cache ?? null;
-    const on = opts.adapter ?? true;
+    const on = opts.adapter ?? true, drop = opts.dropout ?? null;
     const positions = opts.positions ?? defaultPositions(B, T, cache?.length ?? 0);
     for (const pos of positions) {
       if (pos >= s.positions) throw new Error(`gpt2: position ${pos} is beyond n_positions ${s.positions}`);
@@ -117,15 +117,15 @@ export class Gpt2LM implements CausalLM {
       const lin = (name: string): Dense => this.linears.get(`${pre}${name}`)!;
       const block = (x: Tensor): Tensor => {
         const h = layerNorm(x, this.p(`${pre}ln_1.weight`), this.p(`${pre}ln_1.bias`), s.eps);
-        const qkv = dense(h, lin('attn.c_attn'), on); // (B, T, 3C)
+        const qkv = dense(h, lin('attn.c_attn'), on, drop); // (B, T, 3C)
         const [q, k0, v0] = split(qkv, 2, [C, C, C]).map((t) => reshape(t, [B, T, H, Dh])); // (B, T, H, Dh)
         let k = k0, v = v0;
         [k, v] = withPast(opts, i, k, v);
         const a = attention(q, k, v, { mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true });
-        x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on));
+        x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on, drop));
         const g = layerNorm(x, this.p(`${pre}ln_2.weight`), this.p(`${pre}ln_2.bias`), s.eps);
-        const m = gelu(dense(g, lin('mlp.c_fc'), on), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
-        return add(x, dense(m, lin('mlp.c_proj'), on));
+        const m = gelu(dense(g, lin('mlp.c_fc'), on, drop), s.act === 'gelu_tanh' ? 'tanh' : 'erf');
+        return add(x, dense(m, lin('mlp.c_proj'), on, drop));
       };
       x = runLayer(this, opts, pre, block, x);
     }

@@ -4,7 +4,7 @@
 import { gradEnabled } from '../core/autograd.js';
 import { tidy, type Tensor } from '../core/tensor.js';
 import { checkpoint } from '../nn/checkpoint.js';
-import type { Dense } from '../nn/linear.js';
+import type { Dense, LoraDropout } from '../nn/linear.js';
 
 /** Keys and values of past positions, per layer: [B, S, Hkv, Dh]. */
 export interface KVCache {
@@ -31,6 +31,8 @@ export interface ForwardOptions {
   prefix?: { kv: { k: Tensor; v: Tensor }[]; rows: Tensor } | null;
   /** When given, each layer's keys / values of the new tokens are pushed here (with gradient). */
   collect?: { k: Tensor; v: Tensor }[] | null;
+  /** LoRA dropout of this forward (training the adapter; the trainer makes one per micro-batch). Default: none. */
+  dropout?: LoraDropout | null;
 }
 
 export type Json = Record<string, unknown>;
@@ -84,7 +86,7 @@ export type ParamShapes = Map<string, number[]>;
 export function runLayer(model: CausalLM, opts: ForwardOptions, prefix: string, block: (x: Tensor) => Tensor, x: Tensor): Tensor {
   if (!gradEnabled()) return opts.collect ? block(x) : tidy(() => block(x));
   const ckpt = (model.gradientCheckpointing ?? false) && !opts.cache && !opts.prefix && !opts.collect;
-  return ckpt ? checkpoint(block, x, blockParams(model, prefix)) : block(x);
+  return ckpt ? checkpoint(block, x, blockParams(model, prefix), opts.dropout ?? null) : block(x);
 }
 
 /** The tensors a layer reads: parameters under `prefix` and the LoRA factors of its linears. */

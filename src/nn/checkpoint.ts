@@ -4,7 +4,7 @@
 // during the nested backward, so the checkpoint node hands back the input's gradient only.
 import { backward, detach, gradEnabled, record, withGrad } from '../core/autograd.js';
 import { tidy, type Tensor } from '../core/tensor.js';
-import { loraDropoutCalls, setLoraDropoutCalls } from './linear.js';
+import type { LoraDropout } from './linear.js';
 
 /**
  * dL/dx for y = fn(x) given dL/dy (same shape as y), by running fn again on a leaf copy of x;
@@ -27,23 +27,23 @@ export function recomputeVjp(fn: (x: Tensor) => Tensor, x: Tensor, dy: Tensor, n
 /**
  * y = fn(x) without keeping fn's activations: they are freed at once and recomputed in backward.
  * `params` are the trainable tensors fn reads (they make y require a gradient and get theirs
- * during the recomputation). LoRA dropout draws the same masks in the recomputation.
- * Without recording (noGrad) this is fn(x).
+ * during the recomputation). `drop`, the forward's LoRA dropout, draws the same masks in the
+ * recomputation. Without recording (noGrad) this is fn(x).
  */
-export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonly Tensor[]): Tensor {
+export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonly Tensor[], drop: LoraDropout | null = null): Tensor {
   if (!gradEnabled()) return fn(x);
   const trainable = params.filter((p) => p.requiresGrad);
   if (!x.requiresGrad && trainable.length === 0) return fn(x);
-  const calls = loraDropoutCalls();
+  const calls = drop?.calls ?? 0;
   // Recording stays on (LoRA dropout draws only then), but the graph dies with the scope.
   const y = tidy(() => detach(fn(x)));
-  const after = loraDropoutCalls();
+  const after = drop?.calls ?? 0;
   return record(y, 'checkpoint', [x, ...trainable], (dy) => {
-    setLoraDropoutCalls(calls);
+    if (drop) drop.calls = calls;
     try {
       return [recomputeVjp(fn, x, dy, x.requiresGrad), ...trainable.map(() => null)];
     } finally {
-      setLoraDropoutCalls(after);
+      if (drop) drop.calls = after;
     }
   });
 }

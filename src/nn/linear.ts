@@ -21,33 +21,33 @@ export interface Dense {
 }
 
 /**
- * LoRA dropout while training (PEFT's lora_dropout on the adapter's input): set by the trainer
- * for each micro-batch; each adapted layer call draws the next seed, so a run is reproducible.
+ * LoRA dropout of one training forward (PEFT's lora_dropout on the adapter's input), passed with
+ * the forward's options: probability p, and a stream of mask seeds from `seed`. Each adapted layer
+ * call draws the next one, so masks depend only on (seed, call) and a run is reproducible;
+ * activation checkpointing rewinds `calls` to replay a block's masks (nn/checkpoint.ts).
  */
-const loraDropout = { p: 0, seed: 0, calls: 0 };
+export class LoraDropout {
+  /** Masks drawn so far. */
+  calls = 0;
 
-export function setLoraDropout(p: number, seed: number): void {
-  loraDropout.p = p;
-  loraDropout.seed = seed >>> 0;
-  loraDropout.calls = 0;
+  constructor(readonly p: number, readonly seed: number) {
+    if (!(p >= 0 && p < 1)) throw new Error(`LoraDropout: p = ${p} is not a probability in [0, 1)`);
+  }
+
+  /** The seed of the next mask. */
+  next(): number {
+    return (Math.imul((this.seed >>> 0) ^ 0x9e3779b9, 2654435761) + this.calls++) >>> 0;
+  }
 }
 
-/** The dropout draw counter, so that activation checkpointing can replay a block's masks (nn/checkpoint.ts). */
-export function loraDropoutCalls(): number {
-  return loraDropout.calls;
-}
-
-export function setLoraDropoutCalls(calls: number): void {
-  loraDropout.calls = calls;
-}
-
-/** Applies the layer; the adapter is used only when `adapterOn`. */
-export function dense(x: Tensor, layer: Dense, adapterOn = true): Tensor {
+/**
+ * Applies the layer; the adapter is used only when `adapterOn`, its input dropped out by `drop`
+ * when given (and recording gradients: training).
+ */
+export function dense(x: Tensor, layer: Dense, adapterOn = true, drop: LoraDropout | null = null): Tensor {
   const y = linear(x, layer.weight, layer.bias, { transposed: layer.fanInFanOut });
   const l = layer.lora;
   if (!l || !adapterOn) return y;
-  const xa = loraDropout.p > 0 && gradEnabled()
-    ? dropout(x, loraDropout.p, (Math.imul(loraDropout.seed ^ 0x9e3779b9, 2654435761) + loraDropout.calls++) >>> 0)
-    : x;
+  const xa = drop && drop.p > 0 && gradEnabled() ? dropout(x, drop.p, drop.next()) : x;
   return add(y, mulScalar(linear(linear(xa, l.A), l.B), l.scaling));
 }

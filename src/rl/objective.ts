@@ -7,6 +7,7 @@
 import { affine, backward, detach, logSoftmaxGather, narrow, noGrad, reshape, tensor, tidyAsync, type Tensor } from '../core/index.js';
 import { mulberry32, Rng } from '../core/random.js';
 import { generate } from '../eval/generate.js';
+import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { positionStats, STAT_COLUMNS } from '../train/logps.js';
@@ -93,9 +94,9 @@ function packRows(rows: readonly Row[], Lp: number, Tc: number, padId: number) {
  * as transformers' forward without position_ids.
  */
 export function completionLogps(model: CausalLM, rows: readonly Row[], Lp: number, Tc: number, padId: number, temperature: number,
-  opts: { adapter?: boolean; stats?: boolean } = {}): { logps: Tensor; stats?: Tensor; mask: Float32Array } {
+  opts: { adapter?: boolean; stats?: boolean; dropout?: LoraDropout | null } = {}): { logps: Tensor; stats?: Tensor; mask: Float32Array } {
   const p = packRows(rows, Lp, Tc, padId);
-  const hidden = model.body(tensor(p.ids, [p.B, p.L], 'i32'), { attentionMask: tensor(p.attn, [p.B, p.L]), adapter: opts.adapter ?? true }); // (B, L, C)
+  const hidden = model.body(tensor(p.ids, [p.B, p.L], 'i32'), { attentionMask: tensor(p.attn, [p.B, p.L]), adapter: opts.adapter ?? true, dropout: opts.dropout }); // (B, L, C)
   const h = reshape(narrow(hidden, 1, Lp - 1, Tc), [p.B * Tc, model.hiddenSize]); // positions predicting completion tokens
   const logits = affine(model.head(h), 1 / temperature); // (B * Tc, V)
   const flat = logSoftmaxGather(logits, tensor(p.targets, [p.B * Tc], 'i32')); // (B * Tc)
@@ -270,7 +271,7 @@ export class RlObjective implements Objective {
     return { micros, Lp, Tc, generationTokens, metrics, tokens };
   }
 
-  async micro(_indices: number[], scale: number): Promise<MicroResult> {
+  async micro(_indices: number[], scale: number, _step?: number, dropout?: LoraDropout | null): Promise<MicroResult> {
     const c = this.cycle!;
     const m = this.microIndex++;
     const rows = c.micros[m];
@@ -282,7 +283,7 @@ export class RlObjective implements Objective {
       return tensor(a, [B, Tc]);
     };
     return tidyAsync(async () => {
-      const out = completionLogps(this.parts.policy, rows, c.Lp, Tc, this.parts.padId, cfg.temperature, { stats: true });
+      const out = completionLogps(this.parts.policy, rows, c.Lp, Tc, this.parts.padId, cfg.temperature, { stats: true, dropout });
       const useOld = cfg.num_iterations > 1 || this.parts.method === 'rloo';
       const x: PolicyInputs = {
         logps: out.logps, oldLogps: useOld ? host((r) => r.old) : detach(out.logps), refLogps: cfg.beta !== 0 ? host((r) => r.ref) : null,

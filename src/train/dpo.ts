@@ -5,6 +5,7 @@ import { add as addT, backward, detach, mean, mul as mulT, mulScalar as mulScala
 import { collatePreference } from '../data/collate.js';
 import type { PreferenceDataset } from '../data/pipeline.js';
 import type { TokenizedPair } from '../data/tokenize.js';
+import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
 import { LOSS_NAMES, LOSSES, lossEntry, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
@@ -237,7 +238,7 @@ export class DpoObjective implements Objective {
     }
   }
 
-  private async forward(indices: number[], split: 'train' | 'eval', scale: number | null): Promise<MicroResult> {
+  private async forward(indices: number[], split: 'train' | 'eval', scale: number | null, dropout: LoraDropout | null = null): Promise<MicroResult> {
     const { cfg, policy, padId } = this.parts;
     const data = split === 'train' ? this.parts.train : this.parts.eval!;
     const pairs = indices.map((i) => data.examples[i]);
@@ -245,7 +246,7 @@ export class DpoObjective implements Objective {
     return tidyAsync(async () => {
       // The reference first: its transient activations and logits are gone before the policy's exist.
       const ref = this.refLogps(b, pairs, indices, split);
-      const pol = this.logps(policy, b, pairs, { stats: true });
+      const pol = this.logps(policy, b, pairs, { stats: true, dropout });
       const [values, polHost, refHost] = await Promise.all([pol.stats!.values.toArray(), pol.seq.toArray(), ref.toArray()]);
       const stats = { values, rows: pol.stats!.rows };
       const weights = cfg.use_weighting ? wpoWeights(b.P, pol.tokens, stats) : null;
@@ -266,8 +267,8 @@ export class DpoObjective implements Objective {
     await mixIntoReference(reference.model, policy, cfg.ref_model_mixup_alpha);
   }
 
-  micro(indices: number[], scale: number): Promise<MicroResult> {
-    return this.forward(indices, 'train', scale);
+  micro(indices: number[], scale: number, _step?: number, dropout?: LoraDropout | null): Promise<MicroResult> {
+    return this.forward(indices, 'train', scale, dropout);
   }
 
   async evaluate(): Promise<Record<string, number> | null> {

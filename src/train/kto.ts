@@ -6,6 +6,7 @@
 import { affine, backward, detach, mean, mul, noGrad, sigmoid, sub, tensor, tidyAsync, type Tensor } from '../core/index.js';
 import { collateSft } from '../data/collate.js';
 import { klCompletions, type UnpairedDataset, type UnpairedExample } from '../data/unpaired.js';
+import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
 import type { CommonConfig, ConfigOf, OptionSpec } from './config.js';
 import { mixIntoReference, type HostStats } from './dpo.js';
@@ -234,7 +235,7 @@ export class KtoObjective implements Objective {
     return [await hostLogps(model, bm, adapter), kl];
   }
 
-  private async forward(indices: number[], split: 'train' | 'eval', scale: number | null): Promise<MicroResult> {
+  private async forward(indices: number[], split: 'train' | 'eval', scale: number | null, dropout: LoraDropout | null = null): Promise<MicroResult> {
     const { cfg, policy, padId } = this.parts;
     const examples = indices.map((i) => this.examples(split)[i]);
     const withKl = usesKl(cfg.loss_type);
@@ -246,7 +247,7 @@ export class KtoObjective implements Objective {
     const kl = polKl && refKl ? klEstimate(polKl, refKl) : 0;
     const labels = examples.map((e) => e.label);
     return tidyAsync(async () => {
-      const pol = sequenceLogps(policy, bm, { stats: true, headOnCompletion: true });
+      const pol = sequenceLogps(policy, bm, { stats: true, headOnCompletion: true, dropout });
       const x: KtoInputs = { policy: pol.seq, ref: tensor(Float32Array.from(refMain)), sign: tensor(Float32Array.from(labels, (l) => (l ? 1 : -1))), kl };
       const losses = KTO_LOSSES[cfg.loss_type](x, { beta: cfg.beta });
       const weights = tensor(Float32Array.from(labels, (l) => (l ? cfg.desirable_weight : cfg.undesirable_weight)));
@@ -259,8 +260,8 @@ export class KtoObjective implements Objective {
     });
   }
 
-  micro(indices: number[], scale: number): Promise<MicroResult> {
-    return this.forward(indices, 'train', scale);
+  micro(indices: number[], scale: number, _step?: number, dropout?: LoraDropout | null): Promise<MicroResult> {
+    return this.forward(indices, 'train', scale, dropout);
   }
 
   /** sync_ref_model (TR-DPO), as TRL 1.13's KTOTrainer: after the step, before its logging and evaluation. */

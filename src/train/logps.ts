@@ -2,6 +2,7 @@
 // positions that completionMask marks, with the token pick fused into the log-softmax.
 import { affine, concat, div, embedding, exp, log, matmul, max, mul, narrow, noGrad, reshape, stack, sub, sum, tensor, type Tensor } from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
+import type { LoraDropout } from '../nn/linear.js';
 import { headLogps } from './chunked-head.js';
 
 /** A padded batch: R sequences of T tokens (host arrays, row-major). */
@@ -29,6 +30,8 @@ export interface LogpOptions {
   ldAlpha?: number | null;
   /** Rows of logits the LM head makes at once (default: 64 MiB of them; see chunked-head.ts). */
   headChunkRows?: number;
+  /** LoRA dropout of this (training) forward; default none. */
+  dropout?: LoraDropout | null;
 }
 
 /** Weight of the k-th completion token (0-based) of row r: 1 within the pair's shared length, else ld_alpha. */
@@ -85,7 +88,7 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const ids = tensor(b.inputIds, [R, T], 'i32');
   const mask = tensor(Float32Array.from(b.attentionMask), [R, T], 'f32');
   const { targets, tokens } = shiftedTargets(b);
-  const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true }); // (R, T, C)
+  const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true, dropout: opts.dropout }); // (R, T, C)
   if (!opts.headOnCompletion) {
     const head = headLogps(model, reshape(hidden, [R * T, model.hiddenSize]), targets, { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
     const tokenLogps = reshape(head.logps, [R, T]); // (R, T), 0 where ignored
@@ -177,12 +180,12 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
       cPos[r * Tc + t] = p.promptIds.length + t;
     }
   });
-  const adapter = opts.adapter ?? true;
+  const adapter = opts.adapter ?? true, dropout = opts.dropout;
   const kv: { k: Tensor; v: Tensor }[] = [];
-  const hp = model.body(tensor(pIds, [P, Tp], 'i32'), { attentionMask: tensor(pMask, [P, Tp]), positions: pPos, adapter, collect: kv }); // (P, Tp, C)
+  const hp = model.body(tensor(pIds, [P, Tp], 'i32'), { attentionMask: tensor(pMask, [P, Tp]), positions: pPos, adapter, dropout, collect: kv }); // (P, Tp, C)
   const rows = tensor(Int32Array.from({ length: R }, (_, r) => r % P), [R], 'i32');
   const hc = model.body(tensor(cIds, [R, Tc], 'i32'), {
-    attentionMask: tensor(mask, [R, Tp + Tc]), positions: cPos, adapter, prefix: { kv, rows },
+    attentionMask: tensor(mask, [R, Tp + Tc]), positions: cPos, adapter, dropout, prefix: { kv, rows },
   }); // (R, Tc, C)
   // Rows of [last prompt position (P) ; completion positions (R * Tc)] that predict a completion token.
   const hidden = concat([reshape(narrow(hp, 1, Tp - 1, 1), [P, C]), reshape(hc, [R * Tc, C])], 0);

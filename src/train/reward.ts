@@ -5,6 +5,7 @@
 import { add, affine, backward, detach, embedding, linear, logSigmoid, mean, narrow, noGrad, reshape, square, sub, tensor, tidyAsync, type Tensor } from '../core/index.js';
 import { collateReward, type RewardBatch, type RewardDataset } from '../data/reward.js';
 import type { SequenceClassifier } from '../models/seqcls.js';
+import type { LoraDropout } from '../nn/linear.js';
 import type { NamedParam } from './optim.js';
 import type { RewardConfig } from './reward-config.js';
 import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
@@ -23,9 +24,9 @@ export function bradleyTerryLoss(chosen: Tensor, rejected: Tensor, o: { margins?
 }
 
 /** Rewards [2P] of a collated batch: the score head at each sequence's pooling position. */
-export function batchRewards(sc: SequenceClassifier, b: RewardBatch): Tensor {
+export function batchRewards(sc: SequenceClassifier, b: RewardBatch, dropout: LoraDropout | null = null): Tensor {
   const B = 2 * b.P, C = sc.model.hiddenSize;
-  const hidden = sc.model.body(tensor(b.inputIds, [B, b.T], 'i32'), { attentionMask: tensor(b.attentionMask, [B, b.T]) }); // (B, T, C)
+  const hidden = sc.model.body(tensor(b.inputIds, [B, b.T], 'i32'), { attentionMask: tensor(b.attentionMask, [B, b.T]), dropout }); // (B, T, C)
   const pooled = embedding(reshape(hidden, [B * b.T, C]), tensor(b.scoreAt, [B], 'i32')); // (B, C)
   return reshape(linear(pooled, sc.score), [B]); // (B)
 }
@@ -68,10 +69,10 @@ export class RewardObjective implements Objective {
     this.loraDropout = parts.loraDropout;
   }
 
-  private forward(data: RewardDataset, indices: number[], scale: number | null): Promise<MicroResult> {
+  private forward(data: RewardDataset, indices: number[], scale: number | null, dropout: LoraDropout | null = null): Promise<MicroResult> {
     const b = collateReward(indices.map((i) => data.examples[i]), this.parts.padId);
     return tidyAsync(async () => {
-      const rewards = batchRewards(this.parts.model, b);
+      const rewards = batchRewards(this.parts.model, b, dropout);
       const loss = bradleyTerryLoss(narrow(rewards, 0, 0, b.P), narrow(rewards, 0, b.P, b.P), {
         margins: b.margins ? tensor(b.margins) : null, centerCoefficient: this.parts.cfg.center_rewards_coefficient,
       });
@@ -82,8 +83,8 @@ export class RewardObjective implements Objective {
     });
   }
 
-  micro(indices: number[], scale: number): Promise<MicroResult> {
-    return this.forward(this.parts.train, indices, scale);
+  micro(indices: number[], scale: number, _step?: number, dropout?: LoraDropout | null): Promise<MicroResult> {
+    return this.forward(this.parts.train, indices, scale, dropout);
   }
 
   async evaluate(): Promise<Record<string, number> | null> {

@@ -3,6 +3,7 @@
 import { affine, backward, detach, noGrad, sum, tidyAsync } from '../core/index.js';
 import { collateSft } from '../data/collate.js';
 import type { SftDataset, SftExample } from '../data/sft.js';
+import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
 import type { SftConfig } from './config.js';
 import { sequenceLogps, STAT_COLUMNS, targetIsArgmax, type TokenBatch } from './logps.js';
@@ -52,13 +53,13 @@ export class SftObjective implements Objective {
     this.loraDropout = parts.loraDropout;
   }
 
-  private async forward(data: SftDataset, indices: number[], scale: number | null): Promise<MicroResult> {
+  private async forward(data: SftDataset, indices: number[], scale: number | null, dropout: LoraDropout | null = null): Promise<MicroResult> {
     const b = collateSft(indices.map((i) => data.examples[i]), { padId: this.parts.padId });
     const batch: TokenBatch = { rows: b.B, T: b.T, inputIds: b.inputIds, attentionMask: b.attentionMask, completionMask: b.lossMask };
     let tokens = 0;
     for (const n of b.seqLengths) tokens += n;
     return tidyAsync(async () => {
-      const r = sequenceLogps(this.parts.policy, batch, { headOnCompletion: true, stats: true });
+      const r = sequenceLogps(this.parts.policy, batch, { headOnCompletion: true, stats: true, dropout });
       const counted = r.tokens.reduce((a, n) => a + n, 0);
       // Mean negative log-likelihood over the counted tokens of the batch.
       const loss = affine(sum(r.seq), -1 / Math.max(1, counted));
@@ -76,8 +77,8 @@ export class SftObjective implements Objective {
     return counts.map((n) => (total > 0 ? n / total : 1 / batches.length));
   }
 
-  micro(indices: number[], scale: number): Promise<MicroResult> {
-    return this.forward(this.parts.train, indices, scale);
+  micro(indices: number[], scale: number, _step?: number, dropout?: LoraDropout | null): Promise<MicroResult> {
+    return this.forward(this.parts.train, indices, scale, dropout);
   }
 
   async evaluate(): Promise<Record<string, number> | null> {

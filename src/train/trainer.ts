@@ -9,7 +9,7 @@ import { latestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint,
 import type { CommonConfig } from './config.js';
 import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
 import { progress } from './progress.js';
-import { setLoraDropout } from '../nn/linear.js';
+import { LoraDropout } from '../nn/linear.js';
 import { trainerEpochOrder } from './torch-order.js';
 import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
 
@@ -30,8 +30,11 @@ export interface Objective {
   readonly loraDropout: number;
   /** Examples in data order every epoch (a sequential sampler, TRL KTO's default) instead of shuffled. */
   readonly sequential?: boolean;
-  /** Forward + backward of the examples `indices`, the loss scaled by `scale` (its share of the step). */
-  micro(indices: number[], scale: number, step: number): Promise<MicroResult>;
+  /**
+   * Forward + backward of the examples `indices`, the loss scaled by `scale` (its share of the step),
+   * the policy's training forward with `dropout` (null when loraDropout is 0).
+   */
+  micro(indices: number[], scale: number, step: number, dropout?: LoraDropout | null): Promise<MicroResult>;
   /**
    * The share of the step's loss each micro-batch of a step carries (default: 1 / micro-batches).
    * SFT: its share of the step's loss tokens, as transformers' num_items_in_batch.
@@ -205,8 +208,8 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       for (let m = 0; m < micros; m++) {
         const indices = batches[m];
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
-        setLoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m);
-        const r = await obj.micro(indices, weights[m], step).finally(() => setLoraDropout(0, 0));
+        const dropout = obj.loraDropout > 0 ? new LoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m) : null;
+        const r = await obj.micro(indices, weights[m], step, dropout);
         if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
         stepLoss += r.loss * weights[m];
         // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).

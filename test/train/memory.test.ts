@@ -11,7 +11,7 @@ import { initModel } from '../../src/models/init.js';
 import { loadModel, trainAll } from '../../src/models/load.js';
 import { newAdapter } from '../../src/models/lora.js';
 import type { CausalLM } from '../../src/models/model.js';
-import { setLoraDropout } from '../../src/nn/linear.js';
+import { LoraDropout } from '../../src/nn/linear.js';
 import { LOSSES, splitPairs } from '../../src/train/losses.js';
 import { sequenceLogps, type LogpOptions, type TokenBatch } from '../../src/train/logps.js';
 import type { NamedParam } from '../../src/train/optim.js';
@@ -74,15 +74,15 @@ for (const arch of ARCHS) {
         if (lora) for (const { name, tensor } of params) if (name.includes('lora_B')) tensor.backend.write(tensor.storage, Float32Array.from({ length: tensor.size }, (_, i) => Math.sin(i) * 0.1));
         const run = async (on: boolean) => {
           policy.gradientCheckpointing = on;
-          setLoraDropout(lora ? 0.2 : 0, 1234);
-          try {
-            return await dpoGrads(policy, reference, b, params, { headOnCompletion: true });
-          } finally {
-            setLoraDropout(0, 0);
-          }
+          return await dpoGrads(policy, reference, b, params, { headOnCompletion: true, dropout: lora ? new LoraDropout(0.2, 1234) : null });
         };
         const plain = await run(false), ckpt = await run(true);
         assert.equal(ckpt.loss, plain.loss);
+        if (lora) {
+          policy.gradientCheckpointing = false;
+          const undropped = await dpoGrads(policy, reference, b, params, { headOnCompletion: true });
+          assert.notEqual(plain.loss, undropped.loss, 'the dropout passed with the forward options drops adapter inputs');
+        }
         if (!lora) assert.ok(Math.abs(plain.loss - fx.json.losses.sigmoid) < 1e-5, `loss ${plain.loss} vs transformers ${fx.json.losses.sigmoid}`);
         for (const { name } of params) assert.deepEqual(ckpt.grads.get(name), plain.grads.get(name), `grad.${name} (lora ${lora})`);
         release(policy);
