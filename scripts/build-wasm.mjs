@@ -15,16 +15,18 @@ const entry = join(root, 'src/backend/cpu/assembly/index.ts');
 const outDir = join(root, 'dist/src/backend/cpu');
 mkdirSync(outDir, { recursive: true });
 
-// assembly/unary.ts is generated from the table of elementwise ops (src/backend/unary-ops.ts):
-// the generator is TypeScript, bundled here with esbuild (tsc runs after this script).
+// assembly/unary.ts and assembly/binary.ts are generated from the tables of elementwise ops
+// (src/backend/elementwise-ops.ts): the generator is TypeScript, bundled here with esbuild (tsc runs
+// after this script). A file is rewritten only when its text changes.
 {
   const bundle = await build({
-    entryPoints: [join(root, 'src/backend/cpu/unary-codegen.ts')], bundle: true, format: 'esm', platform: 'neutral', write: false,
+    entryPoints: [join(root, 'src/backend/cpu/elementwise-codegen.ts')], bundle: true, format: 'esm', platform: 'neutral', write: false,
   });
   const url = `data:text/javascript;base64,${Buffer.from(bundle.outputFiles[0].text).toString('base64')}`;
-  const text = (await import(url)).assemblyUnarySource();
-  const file = join(root, 'src/backend/cpu/assembly/unary.ts');
-  if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
+  for (const [name, text] of Object.entries((await import(url)).generatedAssembly())) {
+    const file = join(root, 'src/backend/cpu/assembly', name);
+    if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
+  }
 }
 
 const common = [

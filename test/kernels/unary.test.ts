@@ -96,9 +96,11 @@ test('wasm transcendentals are exact at the edges: inf, NaN, 0, huge and tiny in
   assert.equal(UNARY_GRAD.tanh(30), 1 / Math.cosh(30) ** 2);
 });
 
-test('assembly/unary.ts is the one generated from the table of ops (src/backend/unary-ops.ts)', async () => {
+test('assembly/unary.ts and binary.ts are the ones generated from the tables of ops (src/backend/elementwise-ops.ts)', async () => {
   const { readFileSync } = await import('node:fs');
-  const { assemblyUnarySource } = await import('../../src/backend/cpu/unary-codegen.js');
-  const committed = readFileSync(new URL('../../../src/backend/cpu/assembly/unary.ts', import.meta.url), 'utf8');
-  assert.equal(committed, assemblyUnarySource(), 'src/backend/cpu/assembly/unary.ts is stale: `npm run build` regenerates it from src/backend/unary-ops.ts');
+  const { generatedAssembly } = await import('../../src/backend/cpu/elementwise-codegen.js');
+  for (const [name, text] of Object.entries(generatedAssembly())) {
+    const committed = readFileSync(new URL(`../../../src/backend/cpu/assembly/${name}`, import.meta.url), 'utf8');
+    assert.equal(committed, text, `src/backend/cpu/assembly/${name} is stale: \`npm run build\` regenerates it from src/backend/elementwise-ops.ts`);
+  }
 });

@@ -1,25 +1,14 @@
 // Elementwise reference kernels over strided views: broadcasting binary ops, where, affine, cast.
+import type { BinaryOp } from '../../core/kernels.js';
+import { BINARY_CODES, BINARY_DEFS, BINARY_OP_NAMES } from '../elementwise-ops.js';
 import type { F, I } from './types.js';
 
-/** Op codes shared with the WebAssembly kernels (assembly/elementwise.ts). Comparisons give 0 or 1. */
-export const BINARY_OPS = {
-  add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5, pow: 6, gt: 7, ge: 8, eq: 9,
-} as const;
-export type BinaryOp = keyof typeof BINARY_OPS;
+/** Op codes shared with the WebAssembly kernels (generated assembly/binary.ts). Comparisons give 0 or 1. */
+export const BINARY_OPS: Readonly<Record<BinaryOp, number>> = BINARY_CODES;
+export type { BinaryOp };
 
-/** max/min propagate NaN like torch.maximum/minimum. */
-export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  max: (a, b) => Math.max(a, b),
-  min: (a, b) => Math.min(a, b),
-  pow: (a, b) => Math.pow(a, b),
-  gt: (a, b) => (a > b ? 1 : 0),
-  ge: (a, b) => (a >= b ? 1 : 0),
-  eq: (a, b) => (a === b ? 1 : 0),
-};
+/** a (op) b in float64 (the ref forms of ../elementwise-ops.ts); max / min propagate NaN like torch.maximum / minimum. */
+export const BINARY = Object.fromEntries(BINARY_OP_NAMES.map((op) => [op, BINARY_DEFS[op].ref])) as Record<BinaryOp, (a: number, b: number) => number>;
 
 /**
  * Visits every index of `shape` in row-major order, calling `visit` with the element offsets

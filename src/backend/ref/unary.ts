@@ -1,7 +1,7 @@
 // Elementwise functions of one input and their derivatives (reference kernels), from the float64
-// forms of the table in ../unary-ops.ts.
+// forms of the table in ../elementwise-ops.ts.
 import type { UnaryOp } from '../../core/kernels.js';
-import { UNARY_CODES, UNARY_DEFS, UNARY_OP_NAMES } from '../unary-ops.js';
+import { UNARY_CODES, UNARY_DEFS, UNARY_OP_NAMES } from '../elementwise-ops.js';
 import type { F } from './types.js';
 
 export { erf, erfc } from './special.js';

@@ -4,6 +4,7 @@
 export * from './basic';
 export * from './matmul';
 export * from './unary';
+export * from './binary';
 export * from './elementwise';
 export * from './copy';
 export * from './reduce';

@@ -1,6 +1,6 @@
-// Wrappers of the elementwise unary kernels (assembly/unary.ts, generated from ../../unary-ops.ts): op names to codes, work split.
+// Wrappers of the elementwise unary kernels (assembly/unary.ts, generated from ../../elementwise-ops.ts): op names to codes, work split.
 import { UNARY_OPS, type UnaryOp } from '../../ref/unary.js';
-import { UNARY_DEFS } from '../../unary-ops.js';
+import { UNARY_DEFS } from '../../elementwise-ops.js';
 import type { KernelRuntime } from '../runtime.js';
 import { runElements } from './split.js';
 

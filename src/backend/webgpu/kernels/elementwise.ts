@@ -1,8 +1,8 @@
 // Elementwise kernels: fill, strided copy, cast, unary functions and their derivatives,
 // broadcasting binary ops, where, affine. One thread per output element over a 2D grid;
 // strided views carry up to 8 dims (after the core collapses contiguous ones).
-import type { KernelArgs, UnaryOp, BinaryOp } from '../../../core/kernels.js';
-import { UNARY_DEFS } from '../../unary-ops.js';
+import type { KernelArgs } from '../../../core/kernels.js';
+import { BINARY_DEFS, UNARY_DEFS } from '../../elementwise-ops.js';
 import { MATH, SPECIAL, at, grid, perElement } from '../wgsl.js';
 import type { GpuStorage } from '../storage.js';
 import { mergeIds } from '../storage.js';
@@ -90,7 +90,7 @@ export function cast(ctx: Ctx, a: KernelArgs['cast']): void {
   if (toInt) (a.dst as GpuStorage).ids = null;
 }
 
-// f(x) and f'(x) of each op: the wgsl forms of src/backend/unary-ops.ts.
+// f(x) and f'(x) of each unary op, a (op) b of each binary op: the wgsl forms of src/backend/elementwise-ops.ts.
 export function unary(ctx: Ctx, a: KernelArgs['unary']): void {
   f32Only(a.op, a.x);
   const k = ctx.rt.kernel(`unary_${a.op}`, () => ({
@@ -109,11 +109,6 @@ export function unaryGrad(ctx: Ctx, a: KernelArgs['unaryGrad']): void {
   }));
   ctx.rt.run(k, [buf(a.x), buf(a.dy), buf(a.dx)], [a.n], grid(a.n));
 }
-
-const BINARY: Record<BinaryOp, string> = {
-  add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b', max: 'maxn(a, b)', min: 'minn(a, b)', pow: 'pow_(a, b)',
-  gt: 'select(0.0, 1.0, a > b)', ge: 'select(0.0, 1.0, a >= b)', eq: 'select(0.0, 1.0, a == b)',
-};
 
 /** Math.pow's cases: x^0 = 1, negative bases with integer exponents, 0^y. */
 const POW = /* wgsl */ `
@@ -142,10 +137,10 @@ export function binary(ctx: Ctx, a: KernelArgs['binary']): void {
     params: [['shape', 'u32x8'], ['st_a', 'u32x8'], ['st_b', 'u32x8'], ['ndim', 'u32'], ['n', 'u32']],
     buffers: [['xa', 'f32', 'read'], ['xb', 'f32', 'read'], ['out', 'f32', 'read_write']],
     body: perElement(flat
-      ? `let a = xa[i]; let b = xb[i]; out[i] = ${BINARY[a.op]};`
+      ? `let a = xa[i]; let b = xb[i]; out[i] = ${BINARY_DEFS[a.op].wgsl};`
       : `${stridedOffsets(['st_a', 'st_b'], ['0u', '0u'])}
   let a = xa[o_st_a]; let b = xb[o_st_b];
-  out[i] = ${BINARY[a.op]};`, SPECIAL + MATH + POW),
+  out[i] = ${BINARY_DEFS[a.op].wgsl};`, SPECIAL + MATH + POW),
   }));
   ctx.rt.run(k, [buf(a.a), buf(a.b), buf(a.out)], [a.shape, a.aStrides, a.bStrides, a.shape.length, n], grid(n));
 }

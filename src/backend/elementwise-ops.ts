@@ -1,14 +1,17 @@
-// Elementwise functions of one input, each declared once, with its derivative, side by side in the
-// three forms it runs in (as MLX declares a primitive's CPU kernel, GPU kernel and vjp together):
-// - ref: float64 f and f' (the reference kernels, gradient checks, the truth the others are tested against);
-// - wasm: AssemblyScript over f32x4 lanes, f(x) and f'(x) dy; scripts/build-wasm.mjs generates the
-//   kernel file assembly/unary.ts (op codes, dispatch, loops) from these (cpu/unary-codegen.ts);
-// - wgsl: f(x) and f'(x) as WGSL expressions, spliced into the WebGPU kernels (webgpu/kernels/elementwise.ts).
-// An op's code (the integer the WebAssembly kernel is called with) is its position in this table.
-// Derivatives are written to keep full relative accuracy in the tails (no 1 - s or 1 - t^2).
-// The wasm and wgsl forms may use the helpers of assembly/math.ts, the preamble of
-// cpu/unary-codegen.ts (expNegAbs, recip1p, the GELU constants) and webgpu/wgsl.ts's MATH.
-import type { UnaryOp } from '../core/kernels.js';
+// Elementwise ops, each declared once, side by side in the three forms it runs in (as MLX declares
+// a primitive's CPU kernel, GPU kernel and vjp together):
+// - ref: float64 (the reference kernels, gradient checks, the truth the others are tested against);
+// - wasm: AssemblyScript over f32x4 lanes; scripts/build-wasm.mjs generates the kernel files
+//   assembly/unary.ts and assembly/binary.ts (op codes, dispatch, loops) from these
+//   (cpu/elementwise-codegen.ts);
+// - wgsl: WGSL expressions, spliced into the WebGPU kernels (webgpu/kernels/elementwise.ts).
+// An op's code (the integer the WebAssembly kernel is called with) is its position in its table.
+// Unary ops carry their derivative f' in each form, written to keep full relative accuracy in the
+// tails (no 1 - s or 1 - t^2); the vjps of binary ops are compositions of ops (core/ops/elementwise.ts).
+// The wasm and wgsl forms may use the helpers of assembly/math.ts, the preambles of
+// cpu/elementwise-codegen.ts (expNegAbs, recip1p, the GELU constants), webgpu/wgsl.ts's MATH and
+// SPECIAL, and webgpu/kernels/elementwise.ts's POW.
+import type { BinaryOp, UnaryOp } from '../core/kernels.js';
 import { erfc, sigmoid, softplus } from './ref/special.js';
 
 export interface UnaryDef {
@@ -193,3 +196,43 @@ export const UNARY_OP_NAMES = Object.keys(UNARY_DEFS) as UnaryOp[];
 
 /** Op codes of the WebAssembly kernels: an op's position in UNARY_DEFS. */
 export const UNARY_CODES = Object.fromEntries(UNARY_OP_NAMES.map((op, i) => [op, i])) as Record<UnaryOp, number>;
+
+export interface BinaryDef {
+  /** float64 a (op) b. */
+  ref: (a: number, b: number) => number;
+  /** AssemblyScript: a (op) b over v128 a, b, an expression or a block that returns one. */
+  wasm: string;
+  /** WGSL: a (op) b, an expression of f32 a, b. */
+  wgsl: string;
+}
+
+/** max / min propagate NaN like torch.maximum / minimum; comparisons give 0 or 1. */
+const BINARY = {
+  add: { ref: (a, b) => a + b, wasm: 'f32x4.add(a, b)', wgsl: 'a + b' },
+  sub: { ref: (a, b) => a - b, wasm: 'f32x4.sub(a, b)', wgsl: 'a - b' },
+  mul: { ref: (a, b) => a * b, wasm: 'f32x4.mul(a, b)', wgsl: 'a * b' },
+  div: { ref: (a, b) => a / b, wasm: 'f32x4.div(a, b)', wgsl: 'a / b' },
+  max: { ref: (a, b) => Math.max(a, b), wasm: 'f32x4.max(a, b)', wgsl: 'maxn(a, b)' },
+  min: { ref: (a, b) => Math.min(a, b), wasm: 'f32x4.min(a, b)', wgsl: 'minn(a, b)' },
+  pow: {
+    ref: (a, b) => Math.pow(a, b),
+    wasm: `// no SIMD form, per lane
+      let r = f32x4.splat(Mathf.pow(f32x4.extract_lane(a, 0), f32x4.extract_lane(b, 0)));
+      r = f32x4.replace_lane(r, 1, Mathf.pow(f32x4.extract_lane(a, 1), f32x4.extract_lane(b, 1)));
+      r = f32x4.replace_lane(r, 2, Mathf.pow(f32x4.extract_lane(a, 2), f32x4.extract_lane(b, 2)));
+      return f32x4.replace_lane(r, 3, Mathf.pow(f32x4.extract_lane(a, 3), f32x4.extract_lane(b, 3)));`,
+    wgsl: 'pow_(a, b)',
+  },
+  gt: { ref: (a, b) => (a > b ? 1 : 0), wasm: 'v128.and(f32x4.gt(a, b), splat(1.0))', wgsl: 'select(0.0, 1.0, a > b)' },
+  ge: { ref: (a, b) => (a >= b ? 1 : 0), wasm: 'v128.and(f32x4.ge(a, b), splat(1.0))', wgsl: 'select(0.0, 1.0, a >= b)' },
+  eq: { ref: (a, b) => (a === b ? 1 : 0), wasm: 'v128.and(f32x4.eq(a, b), splat(1.0))', wgsl: 'select(0.0, 1.0, a == b)' },
+} satisfies Record<BinaryOp, BinaryDef>;
+
+/** The binary ops, in code order. */
+export const BINARY_DEFS: Readonly<Record<BinaryOp, BinaryDef>> = BINARY;
+
+/** Every binary op, in code order. */
+export const BINARY_OP_NAMES = Object.keys(BINARY_DEFS) as BinaryOp[];
+
+/** Op codes of the WebAssembly binary kernel: an op's position in BINARY_DEFS. */
+export const BINARY_CODES = Object.fromEntries(BINARY_OP_NAMES.map((op, i) => [op, i])) as Record<BinaryOp, number>;
