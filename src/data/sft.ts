@@ -126,9 +126,9 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
         if (opts.assistantOnlyLoss) {
           const { text, spans } = generationSpans(tok, [...p, ...comp], where, c.completion);
           if (text !== pText + cText) throw new DataError(where, c.completion, `the chat template renders differently with {% generation %} markers kept`);
-          const mask = [...spanMask(tok, prompt, pText, spans), ...spanMask(tok, completion, cText, spans.map(([a, b]) => [a - pText.length, b - pText.length]))];
-          const labels = mask.map((m, i) => (m && (!completionOnly || i >= prompt.length) ? 1 : 0));
-          return { ids: [...prompt, ...completion], promptLength: 0, labels };
+          const ids = [...prompt, ...completion];
+          const labels = spanMask(tok, ids, text, spans).map((m, i) => (m && (!completionOnly || i >= prompt.length) ? 1 : 0));
+          return { ids, promptLength: 0, labels };
         }
       } else {
         prompt = encodePrompt(tok, textField(row, c.prompt, where));
@@ -170,7 +170,7 @@ export function spanMask(tok: TextTokenizer, ids: number[], text: string, spans:
     return v;
   };
   const tokenAt = (ch: number): number | null => {
-    if (ch < 0 || skip >= ids.length || end(ids.length - 1) <= ch) return null;
+    if (skip >= ids.length || end(ids.length - 1) <= ch) return null;
     let lo = skip, hi = ids.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
@@ -181,7 +181,7 @@ export function spanMask(tok: TextTokenizer, ids: number[], text: string, spans:
   };
   for (const [a, b] of spans) {
     const first = tokenAt(a);
-    if (first === null) { if (a >= 0) break; else continue; }
+    if (first === null) break; // past the end (transformers stops there too)
     const last = tokenAt(b - 1);
     for (let t = first; t < (last ? last + 1 : ids.length); t++) mask[t] = 1;
   }

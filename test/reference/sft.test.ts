@@ -34,8 +34,10 @@ const turns = (name: string, n: number): string => writeRows(root, name, prefere
   messages: [{ role: 'user', content: `Review:${r.prompt}` }, { role: 'assistant', content: r.chosen.trim() },
     { role: 'user', content: i % 2 ? 'Why?' : 'More' }, { role: 'assistant', content: r.rejected.trim() }],
 })));
+/** Prompts with an earlier assistant turn (masked by the completion mask, kept by completion_only_loss false). */
 const pcChat = (name: string, n: number): string => writeRows(root, name, preferenceRows(n).map((r) => ({
-  prompt: [{ role: 'user', content: `Review:${r.prompt}` }], completion: [{ role: 'assistant', content: r.chosen.trim() }],
+  prompt: [{ role: 'user', content: `Review:${r.prompt}` }, { role: 'assistant', content: r.rejected.trim() }, { role: 'user', content: 'Again?' }],
+  completion: [{ role: 'assistant', content: r.chosen.trim() }],
 })));
 // A template whose assistant turns are {% generation %} blocks (the end-of-turn newline inside).
 const CHAT_GEN = "{% for m in messages %}{% if m['role'] == 'assistant' %}<|assistant|>{% generation %}{{ m['content'] }}\n{% endgeneration %}" +
@@ -64,7 +66,8 @@ const CASES: Case[] = [
   { name: 'padding_free without packing, pad_to_multiple_of 8, eval', cfg: { padding_free: true, max_length: 0, pad_to_multiple_of: 8, eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'pad_to_multiple_of 8, pad_token </s> (deprecated)', cfg: { pad_to_multiple_of: 8, pad_token: '</s>' } },
   { name: 'assistant_only_loss, multi-turn messages', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT_GEN }), dataset: turns('turns8.jsonl', 8), assistant_only_loss: true } },
-  { name: 'assistant_only_loss, conversational prompt-completion', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT_GEN }), dataset: pcChat('pcchat8.jsonl', 8), assistant_only_loss: true } },
+  { name: 'assistant_only_loss, conversational prompt-completion (multi-turn prompt)', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT_GEN }), dataset: pcChat('pcchat8.jsonl', 8), assistant_only_loss: true } },
+  { name: 'assistant_only_loss with completion_only_loss false (prompt assistant turns count)', cfg: { model_name_or_path: model('llama', { chatTemplate: CHAT_GEN }), dataset: pcChat('pcchat8.jsonl', 8), assistant_only_loss: true, completion_only_loss: false } },
   { name: 'eos_token "." (completions ending with it get none)', cfg: { eos_token: '.' } },
   { name: 'loss_type dft, accumulation 2 x 2, eval', cfg: { loss_type: 'dft', per_device_train_batch_size: 2, gradient_accumulation_steps: 2, eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'loss_type nll', cfg: { loss_type: 'nll' } },
