@@ -105,7 +105,7 @@ export const SFT_OPTIONS = {
   pad_to_multiple_of: { type: 'int', default: 0, help: 'pad each micro-batch to a multiple of this many tokens (0 = off); counts in num_tokens with padding_free' },
   eos_token: { type: 'string', default: '', help: "token that ends text rows and completions (empty: the tokenizer's EOS)" },
   pad_token: { type: 'string', default: '', help: "padding token, deprecated in TRL 1.13 (empty: the tokenizer's pad token, else EOS); padding never changes the numbers" },
-  shuffle_dataset: { type: 'bool', default: false, help: 'shuffle the dataset before packing (not supported: datasets draws numpy PCG64; an error if true)' },
+  shuffle_dataset: { type: 'bool', default: false, help: "shuffle the prepared rows once with the seed (before packing, and the packed rows again), in datasets' numpy order as TRL" },
   activation_offloading: { type: 'bool', default: false, help: 'accepted with a notice: no effect in tsdpo (use gradient_checkpointing)' },
   dataset_num_proc: { type: 'int', default: 0, help: 'accepted with a notice: no effect in tsdpo (tokenizes in one process)' },
 } as const satisfies Record<string, OptionSpec>;

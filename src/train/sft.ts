@@ -7,6 +7,7 @@
 // numbers (tsdpo's attention has no segment mask).
 import { affine, backward, detach, embedding, exp, mul, noGrad, reshape, sum, tensor, tidyAsync } from '../core/index.js';
 import { padIdFor } from '../data/collate.js';
+import { numpyPermutation } from '../data/numpy-order.js';
 import { packSft, type PackingStrategy } from '../data/packing.js';
 import type { LoadOptions } from '../data/pipeline.js';
 import { labelsOf, loadSftDataset, type SftDataOptions, type SftDataset, type SftExample } from '../data/sft.js';
@@ -174,9 +175,6 @@ export function paddingFree(cfg: Partial<Pick<SftConfig, 'padding_free' | 'packi
 
 /** Checks SFTConfig combinations TRL 1.13 rejects, and the one-line notices of options with no effect here. */
 export function sftNotices(cfg: SftConfig): string[] {
-  if (cfg.shuffle_dataset) {
-    throw new Error('shuffle_dataset is not supported: TRL shuffles with datasets\' numpy PCG64 order, which tsdpo does not reproduce; shuffle the file beforehand (the training sampler still shuffles every epoch)');
-  }
   if (cfg.packing && cfg.max_length <= 0) throw new Error('packing needs max_length > 0 (the packed row length), as TRL 1.13');
   if (cfg.padding_free && !cfg.packing && cfg.max_length > 0) {
     throw new Error('padding_free without packing does not enforce max_length (TRL 1.13 rejects it): set max_length 0, or packing with packing_strategy bfd');
@@ -223,7 +221,9 @@ export async function loadSftData(cfg: SftConfig, tok: TextTokenizer, data: Load
     truncationMode: cfg.truncation_mode as 'keep_start' | 'keep_end',
     maxLength: pack || cfg.max_length <= 0 ? null : cfg.max_length, // packing cuts to max_length itself
   });
-  if (!pack) return ds;
-  const examples = packSft(ds.examples, cfg.max_length, cfg.packing_strategy as PackingStrategy);
+  // shuffle_dataset: datasets' Dataset.shuffle(seed), before packing and again after it, as TRL 1.13.
+  const shuffle = <T>(rows: T[]): T[] => (cfg.shuffle_dataset ? numpyPermutation(rows.length, cfg.seed).map((i) => rows[i]) : rows);
+  if (!pack) return { ...ds, examples: shuffle(ds.examples), sources: shuffle(ds.sources) };
+  const examples = shuffle(packSft(shuffle(ds.examples), cfg.max_length, cfg.packing_strategy as PackingStrategy));
   return { ...ds, examples, sources: [], report: { ...ds.report, rows: examples.length, format: `${ds.report.format}, packed ${cfg.packing_strategy} into ${examples.length} rows of <= ${cfg.max_length} tokens` } };
 }

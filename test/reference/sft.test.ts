@@ -72,6 +72,8 @@ const CASES: Case[] = [
   { name: 'loss_type dft, accumulation 2 x 2, eval', cfg: { loss_type: 'dft', per_device_train_batch_size: 2, gradient_accumulation_steps: 2, eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'loss_type nll', cfg: { loss_type: 'nll' } },
   { name: 'max_length 12, truncation_mode keep_end', cfg: { max_length: 12, truncation_mode: 'keep_end' } },
+  { name: 'shuffle_dataset (numpy order), with an eval split', cfg: { shuffle_dataset: true, seed: 7, per_device_train_batch_size: 2, dataset: pc('pc16.jsonl', 16), eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
+  { name: 'shuffle_dataset with packing bfd (before and after packing)', cfg: { shuffle_dataset: true, packing: true, max_length: 40, per_device_train_batch_size: 2, dataset: pc('pc16.jsonl', 16) } },
 ];
 
 const results = new Map<string, Diff>();

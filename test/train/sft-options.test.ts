@@ -12,7 +12,6 @@ test('sftNotices: the combinations TRL 1.13 rejects are errors; options with no 
   assert.throws(() => sftNotices(cfg({ padding_free: true })), /padding_free without packing .* max_length 0/);
   assert.doesNotThrow(() => sftNotices(cfg({ padding_free: true, max_length: 0 })));
   assert.throws(() => sftNotices(cfg({ packing: true, max_length: 0 })), /packing needs max_length > 0/);
-  assert.throws(() => sftNotices(cfg({ shuffle_dataset: true })), /shuffle_dataset is not supported/);
   const notes = sftNotices(cfg({ activation_offloading: true, dataset_num_proc: 4, pad_token: '</s>' }));
   assert.equal(notes.length, 3);
   assert.ok(notes.every((n) => n.startsWith('notice: ')));
