@@ -5,7 +5,7 @@ comes from trl_run.training_arguments."""
 
 SFT_KEYS = ["max_length", "truncation_mode", "completion_only_loss", "assistant_only_loss", "dataset_text_field",
             "packing", "packing_strategy", "padding_free", "pad_to_multiple_of", "eos_token", "loss_type", "eval_packing",
-            "pad_token", "shuffle_dataset", "activation_offloading", "dataset_num_proc"]
+            "pad_token", "shuffle_dataset", "activation_offloading", "dataset_num_proc", "chat_template_path"]
 
 
 def run_sft(cfg, out_dir, sampler_order):
@@ -26,7 +26,7 @@ def run_sft(cfg, out_dir, sampler_order):
             args[k] = cfg[k]
     # tsdpo spells TRL's None as 0 (max_length, pad_to_multiple_of) or "" (eos_token).
     for k, off in [("max_length", 0), ("pad_to_multiple_of", 0), ("eos_token", ""), ("pad_token", ""), ("eval_packing", ""),
-                   ("dataset_num_proc", 0)]:
+                   ("dataset_num_proc", 0), ("chat_template_path", "")]:
         if k in args and args[k] == off:
             args[k] = None
     if args.get("eval_packing") is not None:

@@ -97,6 +97,7 @@ export const SFT_OPTIONS = {
   completion_only_loss: { type: 'bool', default: true, help: 'prompt/completion data: loss on completion tokens only' },
   assistant_only_loss: { type: 'bool', default: false, help: "conversational rows: loss only on the assistant's tokens, the {% generation %} blocks of the chat template" },
   dataset_text_field: { type: 'string', default: 'text', help: 'column holding plain-text rows (language modelling on every token)' },
+  chat_template_path: { type: 'string', default: '', help: "a .jinja / .j2 file: the chat template for the data (instead of the model's), saved with the trained model" },
   loss_type: { type: 'string', default: 'chunked_nll', choices: ['chunked_nll', 'nll', 'dft'], help: 'chunked_nll and nll: mean negative log-likelihood (the same numbers; tsdpo always runs the LM head on loss positions only); dft: each token weighted by its detached probability (Dynamic Fine-Tuning, arXiv:2508.05629)' },
   packing: { type: 'bool', default: false, help: 'pack sequences into rows of max_length tokens (packing_strategy); packed sequences attend only within themselves' },
   packing_strategy: { type: 'string', default: 'bfd', choices: ['bfd', 'bfd_split', 'wrapped'], help: 'bfd: best-fit decreasing, longer sequences cut; bfd_split: longer ones split; wrapped: all tokens end to end, cut every max_length (attention crosses examples)' },

@@ -22,7 +22,7 @@ import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlph
 import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
-import { loadSftData, sftNotices, SftObjective, sftPadId } from './sft.js';
+import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
@@ -253,7 +253,7 @@ export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean 
   const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
   const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, null) : null;
   const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg }, memory });
-  if (!result.stopped) await finish(cfg, s);
+  if (!result.stopped) { await finish(cfg, s); saveChatTemplate(cfg); }
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }
 

@@ -5,6 +5,8 @@
 // with positions from 0: TRL gets that from transformers' block-diagonal mask over restarting
 // position ids; tsdpo runs each such sequence as its own row of the micro-batch, which gives the same
 // numbers (tsdpo's attention has no segment mask).
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { affine, backward, detach, embedding, exp, mul, noGrad, reshape, sum, tensor, tidyAsync } from '../core/index.js';
 import { padIdFor } from '../data/collate.js';
 import { numpyPermutation } from '../data/numpy-order.js';
@@ -12,6 +14,8 @@ import { packSft, type PackingStrategy } from '../data/packing.js';
 import type { LoadOptions } from '../data/pipeline.js';
 import { labelsOf, loadSftDataset, type SftDataOptions, type SftDataset, type SftExample } from '../data/sft.js';
 import type { CausalLM } from '../models/model.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { ChatTemplateRenderer } from '../tokenizer/chat-template.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { headLogps } from './chunked-head.js';
 import type { SftConfig } from './config.js';
@@ -203,6 +207,24 @@ export function withEosToken(tok: TextTokenizer, eosToken: string): TextTokenize
   return t;
 }
 
+/** The tokenizer with the chat template of a .jinja / .j2 file (TRL's SFTConfig.chat_template_path for a template file). */
+export function withChatTemplate(tok: TextTokenizer, path: string): TextTokenizer {
+  if (!path) return tok;
+  if (!/\.(jinja|j2)$/.test(path) || !existsSync(path) || !statSync(path).isFile()) {
+    throw new Error(`chat_template_path ${path}: expected a .jinja or .j2 template file (a tokenizer folder's template: copy its chat_template.jinja)`);
+  }
+  const renderer = new ChatTemplateRenderer(new Map([['default', readFileSync(path, 'utf8')]]),
+    { bos_token: tok.bosToken, eos_token: tok.eosToken, pad_token: tok.padToken }, path);
+  const t = Object.create(tok) as TextTokenizer;
+  Object.assign(t, { hasChatTemplate: true, chatTemplateNames: renderer.names, applyChatTemplate: renderer.render.bind(renderer) });
+  return t;
+}
+
+/** With chat_template_path, the trained model's folder gets that template as chat_template.jinja (as TRL saves it). */
+export function saveChatTemplate(cfg: SftConfig): void {
+  if (cfg.chat_template_path) writeFileAtomic(join(cfg.output_dir, 'chat_template.jinja'), readFileSync(cfg.chat_template_path, 'utf8'));
+}
+
 /** The pad id: pad_token, else the tokenizer's pad token, else EOS (TRL 1.13's rule). */
 export function sftPadId(cfg: SftConfig, tok: TextTokenizer): number {
   if (!cfg.pad_token) return padIdFor(tok);
@@ -215,7 +237,7 @@ export function sftPadId(cfg: SftConfig, tok: TextTokenizer): number {
 export async function loadSftData(cfg: SftConfig, tok: TextTokenizer, data: LoadOptions & SftDataOptions,
   path: string, split: string, isEval: boolean): Promise<SftDataset> {
   const pack = isEval && cfg.eval_packing !== '' ? cfg.eval_packing === 'true' : cfg.packing;
-  const ds = await loadSftDataset(path, withEosToken(tok, cfg.eos_token), {
+  const ds = await loadSftDataset(path, withEosToken(withChatTemplate(tok, cfg.chat_template_path), cfg.eos_token), {
     ...data, split, columns: { ...data.columns, text: cfg.dataset_text_field },
     completionOnlyLoss: cfg.completion_only_loss, assistantOnlyLoss: cfg.assistant_only_loss,
     truncationMode: cfg.truncation_mode as 'keep_start' | 'keep_end',

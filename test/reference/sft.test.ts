@@ -2,6 +2,7 @@
 // compares every metric TRL logs at every step (loss, grad_norm, learning_rate, entropy,
 // mean_token_accuracy, num_tokens, epoch; eval_* and the run summary). The TRL runs share one
 // Python process.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before } from 'node:test';
 import { initEngine } from '../../src/engine.js';
@@ -43,6 +44,8 @@ const pcChat = (name: string, n: number): string => writeRows(root, name, prefer
 const CHAT_GEN = "{% for m in messages %}{% if m['role'] == 'assistant' %}<|assistant|>{% generation %}{{ m['content'] }}\n{% endgeneration %}" +
   "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
 
+const writeText = (name: string, text: string): string => { writeFileSync(join(root, name), text); return join(root, name); };
+
 const BASE = () => ({
   model_name_or_path: model('llama'), dataset: pc('pc8.jsonl', 8), learning_rate: 1e-3, max_steps: 4,
   per_device_train_batch_size: 4, logging_steps: 1, lr_scheduler_type: 'linear', seed: 42, max_grad_norm: 1,
@@ -72,6 +75,7 @@ const CASES: Case[] = [
   { name: 'loss_type dft, accumulation 2 x 2, eval', cfg: { loss_type: 'dft', per_device_train_batch_size: 2, gradient_accumulation_steps: 2, eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'loss_type nll', cfg: { loss_type: 'nll' } },
   { name: 'max_length 12, truncation_mode keep_end', cfg: { max_length: 12, truncation_mode: 'keep_end' } },
+  { name: 'chat_template_path (a .jinja file), assistant_only_loss', cfg: { model_name_or_path: model('llama'), chat_template_path: writeText('gen.jinja', CHAT_GEN), dataset: turns('turns8.jsonl', 8), assistant_only_loss: true } },
   { name: 'shuffle_dataset (numpy order), with an eval split', cfg: { shuffle_dataset: true, seed: 7, per_device_train_batch_size: 2, dataset: pc('pc16.jsonl', 16), eval_dataset: pc('evalpc6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'shuffle_dataset with packing bfd (before and after packing)', cfg: { shuffle_dataset: true, packing: true, max_length: 40, per_device_train_batch_size: 2, dataset: pc('pc16.jsonl', 16) } },
 ];

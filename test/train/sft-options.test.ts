@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMMON_OPTIONS, defaultsOf, SFT_OPTIONS, type SftConfig } from '../../src/train/config.js';
-import { lossTokens, paddingFree, sequenceRows, sftNotices, withEosToken } from '../../src/train/sft.js';
+import { lossTokens, paddingFree, sequenceRows, sftNotices, withChatTemplate, withEosToken } from '../../src/train/sft.js';
 import { toyId, toyTokenizer } from '../helpers/assets.js';
 
 const cfg = (o: Partial<SftConfig> = {}): SftConfig => ({ ...defaultsOf({ ...COMMON_OPTIONS, ...SFT_OPTIONS }), ...o });
@@ -39,4 +39,16 @@ test('packed rows: each sequence becomes its own model row; its first token is n
   assert.equal(lossTokens(row), 2);
   // Unpacked (wrapped) the same tokens are one sequence: d is a target too.
   assert.equal(lossTokens({ ...row, seqLengths: undefined }), 3);
+});
+
+test('withChatTemplate: a .jinja file replaces the chat template; other paths are errors naming the path', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'tsdpo-tpl-'));
+  writeFileSync(join(dir, 't.jinja'), '{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{{ eos_token }}');
+  const tok = withChatTemplate(toyTokenizer(), join(dir, 't.jinja'));
+  assert.equal(tok.hasChatTemplate, true);
+  assert.equal(tok.applyChatTemplate([{ role: 'user', content: 'hi' }]), `[user]hi${toyTokenizer().eosToken}`);
+  assert.throws(() => withChatTemplate(toyTokenizer(), dir), /expected a \.jinja or \.j2 template file/);
 });
