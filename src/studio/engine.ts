@@ -11,6 +11,7 @@ import { encodePrompt } from '../data/tokenize.js';
 import { initEngine, type DeviceName } from '../engine.js';
 import { generate } from '../eval/generate.js';
 import type { RewardFn } from '../eval/sample.js';
+import { winRate } from '../eval/win-rate.js';
 import { loadModel } from '../models/load.js';
 import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
@@ -89,6 +90,28 @@ export function hasChatTemplate(dir: string): boolean {
 /** A reward judge: 'sentiment', a module file, or a reward model folder (as `tsdpo eval --reward`). */
 export function rewardJudge(spec: string): Promise<RewardFn> {
   return loadReward(spec);
+}
+
+/**
+ * The trained policy's win rate against the reference judged by `judge`: `k` completions of each of
+ * them per prompt, every policy completion against every reference one (ties 1/2), the mean over
+ * prompts and its standard error across prompts (src/eval/win-rate.ts). `pair` samples [policy, reference].
+ */
+export async function rewardWinRate(s: Sampler, judge: RewardFn, prompts: readonly string[], k: number,
+  serial: <T>(f: () => Promise<T>) => Promise<T>): Promise<{ n: number; winRate: number; stderr: number }> {
+  const pol: number[][] = [], ref: number[][] = [];
+  for (const p of prompts) {
+    const a: number[] = [], b: number[] = [];
+    for (let i = 0; i < k; i++) {
+      const [x, y] = await serial(() => s.pair(p));
+      a.push(await judge(p, x.text));
+      b.push(await judge(p, y.text));
+    }
+    pol.push(a);
+    ref.push(b);
+  }
+  const w = winRate(pol, ref);
+  return { n: w.n, winRate: w.mean, stderr: w.se };
 }
 
 /** The settings of a studio training run (TRL's names where `tsdpo dpo` has them). */

@@ -7,9 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSampler, rewardJudge, startTraining, type Sampler, type TrainHandle, type TrainSettings } from '../engine.js';
+import { loadSampler, rewardJudge, rewardWinRate, startTraining, type Sampler, type TrainHandle, type TrainSettings } from '../engine.js';
 import { encodeRows, exportFormat, writeRows } from '../store/export.js';
-import { Store, VERDICTS, meanAndStderr, type Pair, type PairKind, type Verdict } from '../store/store.js';
+import { Store, VERDICTS, type Pair, type PairKind, type Verdict } from '../store/store.js';
 
 export interface StudioOptions {
   model: string;
@@ -261,13 +261,8 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       const s = await comparer(name);
       const prompts = store.prompts(true).slice(0, Number(b.prompts ?? 32));
       if (prompts.length === 0) throw new HttpError(409, 'no held-out prompts (start the studio with --hold_out N)');
-      const scores: number[] = [];
-      for (const p of prompts) {
-        const [pol, ref] = await serial(() => s.pair(p.text));
-        const [x, y] = [await judge(p.text, pol.text), await judge(p.text, ref.text)];
-        scores.push(x > y ? 1 : x === y ? 0.5 : 0);
-      }
-      return { run: name, reward: String(b.reward ?? 'sentiment'), ...meanAndStderr(scores) };
+      const r = await rewardWinRate(s, judge, prompts.map((p) => p.text), Math.max(1, Number(b.samples ?? 4)), serial);
+      return { run: name, reward: String(b.reward ?? 'sentiment'), ...r };
     }
     throw new HttpError(404, `${req.method} ${path}: no such route`);
   };

@@ -45,6 +45,7 @@ function showPair(p) {
   $('b').textContent = p ? p.b : '';
   if (!p) say(state.kind === 'compare' ? 'No held-out prompts left to judge.' : 'No prompts left: add some on the right.');
   else say(state.kind === 'compare' ? 'Comparison: which completion is better? (blind)' : '');
+  document.body.dataset.pair = p ? String(p.id) : 'none'; // what the page shows now (tests wait on it)
   for (const id of ['a', 'b']) { $(id).classList.remove('flash'); void $(id).offsetWidth; $(id).classList.add('flash'); }
 }
 
