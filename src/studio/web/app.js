@@ -1,8 +1,8 @@
 // The studio page: the collect screen (keys 1 2 T B E S U), data (export, import, agreement),
-// training (live charts from the server's events or the tab's worker) and the comparison.
+// training on the server (live charts from its server-sent events) and the comparison.
 // Everything shown from data is set as text (textContent / value), never parsed as markup.
 const $ = (id) => document.getElementById(id);
-const state = { pair: null, kind: 'collect', busy: false, charts: null, metrics: [], tabRun: null };
+const state = { pair: null, kind: 'collect', busy: false, charts: null, metrics: [] };
 
 const labeler = () => $('labeler').value.trim();
 
@@ -201,7 +201,6 @@ function addMetrics(m) {
 
 async function startTrain(resume) {
   ensureCharts();
-  if ($('where').value === 'tab') return startInTab(resume);
   const body = { max_steps: $('steps').value, beta: $('beta').value, learning_rate: $('lr').value, resume };
   const r = await post('/api/train', body).catch((e) => ({ error: e.message }));
   if (r.error) return trainStatus(r.error);
@@ -212,7 +211,6 @@ async function startTrain(resume) {
 $('train-start').addEventListener('click', () => startTrain(false));
 $('train-resume').addEventListener('click', () => startTrain(true));
 $('train-stop').addEventListener('click', async () => {
-  if (state.tabRun) return state.tabRun.stop();
   const r = await post('/api/train/stop', {}).catch((e) => ({ error: e.message }));
   trainStatus(r.error ?? `${r.name}: stopping`);
 });
@@ -226,17 +224,6 @@ function listen() {
     state.runName = s.run;
     document.body.dataset.run = s.status;
     trainStatus(`${s.run}: ${s.status}${s.code != null && s.status === 'failed' ? ` (exit code ${s.code}; see the log below)` : ''}`);
-  });
-}
-
-// Training in this tab: the engine in a Web Worker (worker.js), which posts metrics as it goes.
-async function startInTab(resume) {
-  const { startTabTraining } = await import('/tab-train.js').catch(() => ({}));
-  if (!startTabTraining) return trainStatus('Training in the tab is not available in this build of the studio.');
-  state.metrics = resume ? state.metrics : [];
-  state.tabRun = startTabTraining({
-    steps: Number($('steps').value), beta: Number($('beta').value), lr: Number($('lr').value), resume,
-    onMetrics: addMetrics, onLog: trainLog, onStatus: (s) => { trainStatus(`in this tab: ${s}`); document.body.dataset.run = s; },
   });
 }
 

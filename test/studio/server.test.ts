@@ -1,0 +1,52 @@
+// `tsdpo studio` as a process: it listens on 127.0.0.1, refuses every request without its token
+// (401), and a kill -9 right after a label was answered loses nothing: the restarted studio has
+// every label and exports the same rows.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { join } from 'node:path';
+import { Store } from '../../src/studio/store/store.js';
+import { tempDir } from '../helpers/assets.js';
+import { DEMO_MODEL, startStudioCli, writePrompts } from './helpers.js';
+
+test('tsdpo studio: 127.0.0.1, 401 without the token, kill -9 loses no answered label', { timeout: 120_000 }, async () => {
+  const dir = tempDir();
+  const args = ['--model', DEMO_MODEL, '--prompts', writePrompts(dir), '--db', join(dir, 's.db'), '--max_new_tokens', '8'];
+  let studio = await startStudioCli(args, dir);
+  try {
+    assert.match(studio.url, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{32}$/);
+    for (const path of ['/', '/app.js', '/api/state', '/api/next?labeler=x', '/api/export?format=jsonl', '/api/events']) {
+      const r = await fetch(`${studio.base}${path}`);
+      assert.equal(r.status, 401, `${path} without the token`);
+      const wrong = await fetch(`${studio.base}${path}`, { headers: { Authorization: `Bearer ${studio.token.slice(1)}x` } });
+      assert.equal(wrong.status, 401, `${path} with a wrong token`);
+      await r.body?.cancel();
+      await wrong.body?.cancel();
+    }
+    assert.equal((await fetch(`${studio.base}/api/train`, { method: 'POST', body: '{}' })).status, 401);
+    const page = await fetch(studio.url);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
+
+    // Label, and kill -9 the moment the last answer arrived.
+    const labeled: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const pair = await (await studio.call('/api/next?labeler=ann')).json() as { id: number };
+      const r = await studio.call('/api/label', { method: 'POST', body: JSON.stringify({ pairId: pair.id, labeler: 'ann', verdict: i % 2 ? 'a' : 'b' }) });
+      assert.equal(r.status, 200, await r.text());
+      labeled.push(pair.id);
+    }
+    await studio.stop('SIGKILL');
+    const s = new Store(join(dir, 's.db'));
+    const saved = s.db.prepare("SELECT pair_id FROM labels WHERE labeler = 'ann' ORDER BY id").all().map((r) => (r as { pair_id: number }).pair_id);
+    s.close();
+    assert.deepEqual(saved, labeled, 'every answered label is in the database after kill -9');
+
+    studio = await startStudioCli(args, dir);
+    const state = await (await studio.call('/api/state?labeler=ann')).json() as { progress: { mine: number } };
+    assert.equal(state.progress.mine, 6);
+    const exported = (await (await studio.call('/api/export?format=jsonl')).text()).trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(exported.length, 6);
+  } finally {
+    await studio.stop('SIGKILL');
+  }
+});
