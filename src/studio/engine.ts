@@ -2,17 +2,21 @@
 // completions of a pair, judging by a reward, and running `tsdpo dpo` for the training tab. The
 // rest of src/studio/ imports the engine only through this file.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadReward } from '../cli/eval.js';
 import { Rng } from '../core/random.js';
-import { encodePrompt } from '../data/tokenize.js';
+import { padIdFor } from '../data/collate.js';
+import { encodePrompt, tokenizePreference, type TokenizedPair } from '../data/tokenize.js';
 import { initEngine, type DeviceName } from '../engine.js';
 import { generate } from '../eval/generate.js';
 import type { RewardFn } from '../eval/sample.js';
 import { winRate } from '../eval/win-rate.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { parseSafetensors } from '../io/safetensors-format.js';
 import { loadModel } from '../models/load.js';
+import { TOKENIZER_FILES } from '../train/run.js';
 import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
@@ -177,4 +181,44 @@ export function startTraining(s: TrainSettings, on: {
     on.onExit(code);
   });
   return { child, stop: () => { child.kill('SIGTERM'); } };
+}
+
+/**
+ * The labeled pairs tokenized for training in the tab (standard rows: the prompt, each completion
+ * with EOS, as `tsdpo dpo` tokenizes them), cut to the model's positions from the prompt's start.
+ */
+export async function tabData(modelDir: string, rows: readonly { prompt: string; chosen: string; rejected: string }[]): Promise<{ pairs: TokenizedPair[]; padId: number }> {
+  const tok = loadTokenizer(modelDir);
+  if (tok.hasChatTemplate) throw new Error(`${modelDir} has a chat template: training in the tab takes standard rows only; train on the server`);
+  const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { n_positions?: number };
+  const maxLength = Math.min(1024, config.n_positions ?? 1024); // TRL's max_length, within GPT-2's learned positions
+  const pairs: TokenizedPair[] = [];
+  for (const r of rows) {
+    const t = tokenizePreference(tok, r, { maxLength, truncationMode: 'keep_end' });
+    if (t) pairs.push(t.value);
+  }
+  return { pairs, padId: padIdFor(tok) };
+}
+
+/**
+ * Saves a part of a run trained in the tab into outDir: 'metrics' (metrics.jsonl) or 'model' (the
+ * weights as model.safetensors, checked to parse and to hold the model's tensors, with config.json
+ * and the tokenizer files copied from the model), so that the folder loads as a model.
+ */
+export function saveTabRun(modelDir: string, outDir: string, part: 'model' | 'metrics', bytes: Uint8Array): void {
+  mkdirSync(outDir, { recursive: true });
+  if (part === 'metrics') {
+    writeFileAtomic(join(outDir, 'metrics.jsonl'), bytes);
+    return;
+  }
+  const got = parseSafetensors(bytes, 'model.safetensors from the tab').tensors;
+  const want = parseSafetensors(readFileSync(join(modelDir, 'model.safetensors')), join(modelDir, 'model.safetensors')).tensors;
+  for (const [name, t] of want) {
+    const g = got.get(name);
+    if (!g || g.shape.join(',') !== t.shape.join(',')) throw new Error(`model.safetensors from the tab: tensor ${name} is ${g ? `[${g.shape}]` : 'missing'}, the model has [${t.shape}]`);
+  }
+  for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(outDir, f));
+  const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...config, torch_dtype: 'float32', dtype: 'float32' }, null, 2)}\n`);
+  writeFileAtomic(join(outDir, 'model.safetensors'), bytes); // last: a folder with weights is a finished run
 }

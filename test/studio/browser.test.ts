@@ -5,7 +5,7 @@
 // TSDPO_REQUIRE_BROWSER is set (CI), where it fails instead.
 // TSDPO_STUDIO_SCREENSHOTS=DIR saves a screenshot of each screen there (the README's pictures).
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -107,9 +107,8 @@ test('studio in Chromium: ten pairs by keyboard across a kill -9, markup shown a
   }
 });
 
-test('studio in Chromium: a DPO run started from the page lowers the loss; the comparison gives a win rate', { timeout: 150_000 }, async (t) => {
-  const browser = await launch(t);
-  if (!browser) return;
+/** A studio whose database holds 16 imported pairs: positive completions chosen, negative ones rejected. */
+async function studioWithPairs(): Promise<{ dir: string; studio: RunningStudio }> {
   const dir = tempDir();
   const db = join(dir, 's.db');
   const good = ['a wonderful, great film', 'happy and excellent', 'a lovely, perfect day'], bad = ['a terrible, awful mess', 'bad and boring', 'a sad, horrible day'];
@@ -117,6 +116,42 @@ test('studio in Chromium: a DPO run started from the page lowers the loss; the c
   writeFileSync(join(dir, 'pairs.jsonl'), `${pairs.join('\n')}\n`);
   assert.equal(runCli(['studio', 'import', '--db', db, '--input', join(dir, 'pairs.jsonl')], dir).status, 0);
   const studio = await startStudioCli(['--model', DEMO_MODEL, '--prompts', writePrompts(dir), '--db', db, '--max_new_tokens', '8'], dir);
+  return { dir, studio };
+}
+
+test('studio in Chromium: training in the tab (engine in a Web Worker) lowers the loss and saves a model folder', { timeout: 120_000 }, async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  const { dir, studio } = await studioWithPairs();
+  try {
+    const page = await open(browser, studio);
+    await page.click('[data-tab=train]');
+    await page.selectOption('#where', 'tab');
+    await page.fill('#steps', '12');
+    await page.click('#train-start');
+    await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.run ?? ''), null, { timeout: 100_000 });
+    const log = await page.textContent('#train-log') ?? '';
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'done', log);
+    const losses = await page.evaluate(() => (window as unknown as { studioMetrics: { loss: number }[] }).studioMetrics.map((m) => m.loss));
+    assert.equal(losses.length, 12);
+    assert.ok(Math.abs(losses[0] - Math.log(2)) < 1e-3, `the first step's loss is log 2 (policy = reference), got ${losses[0]}`);
+    assert.ok(losses[11] < 0.5 * losses[0], `loss ${losses[0]} -> ${losses[11]}`);
+    const name = /model saved on the server as (run-\S+-tab)/.exec(log)?.[1];
+    assert.ok(name, log);
+    const files = readdirSync(join(dir, 's-runs', name));
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'metrics.jsonl']) assert.ok(files.includes(f), `${f} in ${files}`);
+    t.diagnostic(`tab: ${log.split('\n').find((l) => l.startsWith('engine:'))}; losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'train-tab.png') });
+  } finally {
+    await studio.stop('SIGKILL');
+    await browser.close();
+  }
+});
+
+test('studio in Chromium: a DPO run started from the page lowers the loss; the comparison gives a win rate', { timeout: 150_000 }, async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  const { studio } = await studioWithPairs();
   try {
     const page = await open(browser, studio);
     await page.click('[data-tab=train]');

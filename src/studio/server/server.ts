@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSampler, rewardJudge, rewardWinRate, startTraining, type Sampler, type TrainHandle, type TrainSettings } from '../engine.js';
+import { loadSampler, rewardJudge, rewardWinRate, saveTabRun, startTraining, tabData, type Sampler, type TrainHandle, type TrainSettings } from '../engine.js';
 import { encodeRows, exportFormat, writeRows } from '../store/export.js';
 import { Store, VERDICTS, type Pair, type PairKind, type Verdict } from '../store/store.js';
 
@@ -35,10 +35,15 @@ const UPLOT = dirname(createRequire(import.meta.url).resolve('uplot'));
 const FILES: Record<string, [string, string]> = {
   '/app.js': [join(WEB, 'app.js'), 'text/javascript'],
   '/app.css': [join(WEB, 'app.css'), 'text/css'],
+  '/tab-train.js': [join(WEB, 'tab-train.js'), 'text/javascript'],
+  '/tab-worker.js': [join(WEB, 'tab-worker.js'), 'text/javascript'],
   '/uplot.js': [join(UPLOT, 'uPlot.iife.min.js'), 'text/javascript'],
   '/uplot.css': [join(UPLOT, 'uPlot.min.css'), 'text/css'],
 };
 const COOKIE = 'tsdpo_studio';
+/** The compiled engine, served to the tab's worker as ES modules (with its WebAssembly kernels). */
+const DIST = fileURLToPath(new URL('../../../', import.meta.url));
+const MODEL_FILES = new Set(['config.json', 'model.safetensors']);
 
 export const DEFAULT_GUIDELINES = [
   'Read the prompt, then both completions.',
@@ -181,7 +186,8 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
   const api = async (req: IncomingMessage, url: URL, res: ServerResponse): Promise<unknown> => {
     const labeler = (url.searchParams.get('labeler') ?? '').trim();
     const path = url.pathname;
-    const body = req.method === 'POST' ? await readBody(req) : '';
+    const raw = req.method === 'POST' ? await readBody(req) : Buffer.alloc(0);
+    const body = path === '/api/tab/save' ? '' : raw.toString('utf8');
     const json = (): Record<string, unknown> => {
       try { return body ? JSON.parse(body) : {}; } catch { throw new HttpError(400, `${path}: the body is not JSON`); }
     };
@@ -242,6 +248,21 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       const name = url.searchParams.get('name') ?? 'upload';
       return { imported: store.importRows(rows, `import:${name}`, `import:${name}`) };
     }
+    if (req.method === 'GET' && path === '/api/tab/data') {
+      return { ...(await tabData(o.model, store.exportRows())), chat: await chat() };
+    }
+    if (req.method === 'POST' && path === '/api/tab/save') {
+      const name = url.searchParams.get('name') ?? '';
+      if (!/^run-[\w-]+-tab$/.test(name)) throw new HttpError(400, `tab run name '${name}' is not run-...-tab`);
+      const part = url.searchParams.get('part');
+      if (part !== 'model' && part !== 'metrics') throw new HttpError(400, '/api/tab/save: part must be model or metrics');
+      try {
+        saveTabRun(o.model, join(o.runs, name), part, raw);
+      } catch (e) {
+        throw new HttpError(400, (e as Error).message);
+      }
+      return { saved: join(o.runs, name) };
+    }
     if (req.method === 'POST' && path === '/api/train') return pick(await startRun(json()));
     if (req.method === 'POST' && path === '/api/train/stop') {
       if (!run || run.status !== 'running' || !handle) throw new HttpError(409, 'no run is running');
@@ -284,6 +305,19 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; worker-src 'self' blob:" });
       res.end(readFileSync(join(WEB, 'index.html')));
       return;
+    }
+    if (req.method === 'GET' && url.pathname.startsWith('/api/tab/model/') && MODEL_FILES.has(url.pathname.slice(15))) {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      res.end(readFileSync(join(o.model, url.pathname.slice(15))));
+      return;
+    }
+    if (req.method === 'GET' && url.pathname.startsWith('/dist/src/') && /^[\w/.-]+\.(js|wasm)$/.test(url.pathname) && !url.pathname.includes('..')) {
+      const f = join(DIST, url.pathname.slice('/dist/'.length));
+      if (existsSync(f)) {
+        res.writeHead(200, { 'Content-Type': f.endsWith('.wasm') ? 'application/wasm' : 'text/javascript; charset=utf-8' });
+        res.end(readFileSync(f));
+        return;
+      }
     }
     const file = FILES[url.pathname];
     if (req.method === 'GET' && file) {
@@ -332,7 +366,7 @@ function pick(r: RunState): Record<string, unknown> {
   return { name: r.name, status: r.status, output: r.output };
 }
 
-function readBody(req: IncomingMessage, limit = 64 << 20): Promise<string> {
+function readBody(req: IncomingMessage, limit = 256 << 20): Promise<Buffer> {
   return new Promise((ok, fail) => {
     let size = 0;
     const parts: Buffer[] = [];
@@ -341,7 +375,7 @@ function readBody(req: IncomingMessage, limit = 64 << 20): Promise<string> {
       if (size > limit) { fail(new HttpError(413, `request body over ${limit} bytes`)); req.destroy(); return; }
       parts.push(d);
     });
-    req.on('end', () => ok(Buffer.concat(parts).toString('utf8')));
+    req.on('end', () => ok(Buffer.concat(parts)));
     req.on('error', fail);
   });
 }

@@ -1,5 +1,5 @@
 // The studio page: the collect screen (keys 1 2 T B E S U), data (export, import, agreement),
-// training on the server (live charts from its server-sent events) and the comparison.
+// training on the server or in the tab (live charts from the server's events or the worker's messages) and the comparison.
 // Everything shown from data is set as text (textContent / value), never parsed as markup.
 const $ = (id) => document.getElementById(id);
 const state = { pair: null, kind: 'collect', busy: false, charts: null, metrics: [] };
@@ -195,12 +195,14 @@ function trainLog(line) {
 
 function addMetrics(m) {
   state.metrics.push(m);
+  window.studioMetrics = state.metrics; // what the charts show (tests read it)
   drawCharts();
   if (typeof m.loss === 'number') trainStatus(`${state.runName ?? 'run'}: step ${m.step}, loss ${m.loss.toFixed(4)}`);
 }
 
 async function startTrain(resume) {
   ensureCharts();
+  if ($('where').value === 'tab') return startInTab(resume);
   const body = { max_steps: $('steps').value, beta: $('beta').value, learning_rate: $('lr').value, resume };
   const r = await post('/api/train', body).catch((e) => ({ error: e.message }));
   if (r.error) return trainStatus(r.error);
@@ -211,6 +213,7 @@ async function startTrain(resume) {
 $('train-start').addEventListener('click', () => startTrain(false));
 $('train-resume').addEventListener('click', () => startTrain(true));
 $('train-stop').addEventListener('click', async () => {
+  if (state.tabRun && document.body.dataset.run?.startsWith('running')) return state.tabRun.stop();
   const r = await post('/api/train/stop', {}).catch((e) => ({ error: e.message }));
   trainStatus(r.error ?? `${r.name}: stopping`);
 });
@@ -224,6 +227,18 @@ function listen() {
     state.runName = s.run;
     document.body.dataset.run = s.status;
     trainStatus(`${s.run}: ${s.status}${s.code != null && s.status === 'failed' ? ` (exit code ${s.code}; see the log below)` : ''}`);
+  });
+}
+
+// Training in this tab: the engine in a Web Worker (tab-worker.js), which posts metrics as it goes.
+async function startInTab(resume) {
+  const { startTabTraining } = await import('/tab-train.js');
+  if (!resume) { state.metrics = []; window.studioMetrics = state.metrics; drawCharts(); $('train-log').textContent = ''; }
+  state.runName = 'this tab';
+  state.tabRun = startTabTraining({
+    steps: Number($('steps').value), beta: Number($('beta').value), lr: Number($('lr').value), resume,
+    onMetrics: addMetrics, onLog: trainLog,
+    onStatus: (s) => { trainStatus(`in this tab: ${s}`); document.body.dataset.run = s.split(' ')[0]; },
   });
 }
 
