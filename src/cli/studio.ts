@@ -1,6 +1,6 @@
 // `tsdpo studio`: the local web app that collects preferences, trains DPO on them and compares the
 // result (src/studio/); `tsdpo studio export` / `import` move its labels to and from TRL-format files.
-import { dirname, join, parse } from 'node:path';
+import { basename, dirname, join, parse } from 'node:path';
 import { Command, Option } from 'commander';
 import { hasChatTemplate } from '../studio/engine.js';
 import { startStudio } from '../studio/server/server.js';
@@ -63,12 +63,12 @@ export function studioCommand(): Command {
     .description('Add the pairs of a preference file (prompt, chosen, rejected; .jsonl / .json / .parquet) as labeled pairs')
     .requiredOption('--db <file>', 'the studio database')
     .requiredOption('--input <file>', 'the preference file')
-    .option('--labeler <name>', 'whose labels they become (default: import:FILE)')
+    .option('--labeler <name>', 'whose labels they become (default: import:FILE-NAME)')
     .action(async (o) => {
       const rows = await readPreferenceFile(o.input);
       const store = new Store(o.db);
       try {
-        const n = store.importRows(rows, `import:${o.input}`, o.labeler ?? `import:${o.input}`);
+        const n = store.importRows(rows, `import:${basename(o.input)}`, o.labeler ?? `import:${basename(o.input)}`);
         process.stderr.write(`${n} pairs imported from ${o.input}\n`);
       } finally {
         store.close();

@@ -171,6 +171,17 @@ test('studio in Chromium: a DPO run started from the page lowers the loss; the c
     await page.waitForFunction(() => /Win rate|error|no /i.test(document.getElementById('compare-auto')!.textContent ?? '') && !/judging/.test(document.getElementById('compare-auto')!.textContent ?? ''));
     assert.match(await page.textContent('#compare-auto') ?? '', /^Win rate of the policy by sentiment: \d+\.\d% ± \d+\.\d% over 2 prompts$/);
     if (SHOTS) await page.screenshot({ path: join(SHOTS, 'compare.png') });
+    // The blind human comparison: held-out prompts in the labelling screen, the result on the Compare tab.
+    await page.click('#compare-start');
+    await page.waitForFunction(() => document.body.dataset.pairKind === 'compare');
+    await press(page, '1');
+    await press(page, '2');
+    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'compare-judge.png') });
+    await page.click('[data-tab=compare]');
+    await page.waitForFunction(() => /Win rate/.test(document.getElementById('compare-human')!.textContent ?? ''));
+    assert.match(await page.textContent('#compare-human') ?? '', /^Win rate of the policy: \d+\.\d% ± \d+\.\d% \(2 judgments; ties and both-bad count 1\/2\)$/);
+    const pairs = await (await studio.call('/api/state')).json();
+    assert.equal(pairs.progress.total, 16, 'comparison judgments are not counted as training labels');
   } finally {
     await studio.stop('SIGKILL');
     await browser.close();

@@ -34,7 +34,18 @@ function showTab(name) {
   if (name === 'compare') refreshCompare();
   if (name === 'train') ensureCharts();
 }
-for (const b of document.querySelectorAll('nav .tab')) b.addEventListener('click', () => showTab(b.dataset.tab));
+for (const b of document.querySelectorAll('nav .tab')) {
+  b.addEventListener('click', () => {
+    showTab(b.dataset.tab);
+    if (b.dataset.tab === 'collect' && state.kind !== 'collect') { state.kind = 'collect'; mode(); next(); }
+  });
+}
+
+/** Collecting training pairs, or judging the trained policy against the reference (blind). */
+function mode() {
+  document.body.dataset.kind = state.kind;
+  $('mode').textContent = state.kind === 'compare' ? 'Comparing the trained policy with the starting model on held-out prompts (blind). Collect (tab above) goes back to collecting.' : '';
+}
 
 // ---- collect ----------------------------------------------------------------------------------
 function showPair(p) {
@@ -46,6 +57,7 @@ function showPair(p) {
   if (!p) say(state.kind === 'compare' ? 'No held-out prompts left to judge.' : 'No prompts left: add some on the right.');
   else say(state.kind === 'compare' ? 'Comparison: which completion is better? (blind)' : '');
   document.body.dataset.pair = p ? String(p.id) : 'none'; // what the page shows now (tests wait on it)
+  document.body.dataset.pairKind = p ? p.kind : '';
   for (const id of ['a', 'b']) { $(id).classList.remove('flash'); void $(id).offsetWidth; $(id).classList.add('flash'); }
 }
 
@@ -252,6 +264,7 @@ async function refreshCompare() {
 }
 $('compare-start').addEventListener('click', () => {
   state.kind = 'compare';
+  mode();
   showTab('collect');
   next();
 });
@@ -269,7 +282,9 @@ $('compare-reward').addEventListener('click', async () => {
   const s = await refreshProgress();
   if (s) {
     $('guidelines').textContent = s.guidelines;
-    $('model').textContent = `model ${s.model}${s.reference ? ` · reference ${s.reference}` : ''}`;
+    const base = (p) => p.replace(/[\\/]+$/, '').split(/[\\/]/).pop();
+    $('model').textContent = `model ${base(s.model)}${s.reference ? ` · reference ${base(s.reference)}` : ''}`;
+    $('model').title = `${s.model}${s.reference ? ` · ${s.reference}` : ''}`;
     if (s.run) { state.runName = s.run.name; for (const m of s.run.metrics) state.metrics.push(m); trainStatus(`${s.run.name}: ${s.run.status}`); }
   }
   listen();
