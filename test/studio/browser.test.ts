@@ -43,6 +43,12 @@ async function press(page: Page, key: string): Promise<void> {
   await page.waitForFunction((b) => document.body.dataset.pair !== b, before, { timeout: 20_000 });
 }
 
+/** A screenshot for the docs, once the page's highlight has faded. */
+async function shot(page: Page, options: { path: string }): Promise<void> {
+  await page.waitForTimeout(600);
+  await page.screenshot(options);
+}
+
 const HTML = '<img src=x onerror="window.pwned=3">';
 
 test('studio in Chromium: ten pairs by keyboard across a kill -9, markup shown as text, export = database', { timeout: 120_000 }, async (t) => {
@@ -65,7 +71,7 @@ test('studio in Chromium: ten pairs by keyboard across a kill -9, markup shown a
     // The third prompt of the file is markup, shown as text.
     assert.equal(await page.textContent('#prompt'), '<img src=x onerror="window.pwned=1">This place is');
     await press(page, 'b'); // 4
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'collect.png') });
+    if (SHOTS) await shot(page, { path: join(SHOTS, 'collect.png') });
     await page.keyboard.press('e');
     await page.fill('#edit-text', 'A fine <b>edited</b> answer.');
     const before = await page.evaluate(() => document.body.dataset.pair);
@@ -100,7 +106,7 @@ test('studio in Chromium: ten pairs by keyboard across a kill -9, markup shown a
     assert.deepEqual(exported.trim().split('\n').map((l) => JSON.parse(l)), rows);
     assert.equal(rows.length, 1 + 7 + 1, "the imported row, ann's seven A/B labels and her edit");
     assert.ok(rows.some((r) => r.chosen === 'A fine <b>edited</b> answer.'));
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'data.png') });
+    if (SHOTS) await shot(page, { path: join(SHOTS, 'data.png') });
   } finally {
     await studio.stop('SIGKILL');
     await browser.close();
@@ -141,7 +147,7 @@ test('studio in Chromium: training in the tab (engine in a Web Worker) lowers th
     const files = readdirSync(join(dir, 's-runs', name));
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'metrics.jsonl']) assert.ok(files.includes(f), `${f} in ${files}`);
     t.diagnostic(`tab: ${log.split('\n').find((l) => l.startsWith('engine:'))}; losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'train-tab.png') });
+    if (SHOTS) await shot(page, { path: join(SHOTS, 'train-tab.png') });
   } finally {
     await studio.stop('SIGKILL');
     await browser.close();
@@ -164,19 +170,19 @@ test('studio in Chromium: a DPO run started from the page lowers the loss; the c
     assert.equal(losses.length, 12);
     assert.ok(Math.abs(losses[0] - Math.log(2)) < 1e-3, `the first step's loss is log 2 (policy = reference), got ${losses[0]}`);
     assert.ok(losses[11] < 0.5 * losses[0], `loss ${losses[0]} -> ${losses[11]}`);
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'train.png') });
+    if (SHOTS) await shot(page, { path: join(SHOTS, 'train.png') });
     await page.click('[data-tab=compare]');
     await page.fill('#reward-n', '2');
     await page.click('#compare-reward');
     await page.waitForFunction(() => /Win rate|error|no /i.test(document.getElementById('compare-auto')!.textContent ?? '') && !/judging/.test(document.getElementById('compare-auto')!.textContent ?? ''));
     assert.match(await page.textContent('#compare-auto') ?? '', /^Win rate of the policy by sentiment: \d+\.\d% ± \d+\.\d% over 2 prompts$/);
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'compare.png') });
+    if (SHOTS) await shot(page, { path: join(SHOTS, 'compare.png') });
     // The blind human comparison: held-out prompts in the labelling screen, the result on the Compare tab.
     await page.click('#compare-start');
     await page.waitForFunction(() => document.body.dataset.pairKind === 'compare');
     await press(page, '1');
     await press(page, '2');
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'compare-judge.png') });
+    if (SHOTS) await shot(page, { path: join(SHOTS, 'compare-judge.png') });
     await page.click('[data-tab=compare]');
     await page.waitForFunction(() => /Win rate/.test(document.getElementById('compare-human')!.textContent ?? ''));
     assert.match(await page.textContent('#compare-human') ?? '', /^Win rate of the policy: \d+\.\d% ± \d+\.\d% \(2 judgments; ties and both-bad count 1\/2\)$/);

@@ -9,7 +9,7 @@ const { buildModel, trainAll } = await import('/dist/src/models/build.js');
 const { collatePreference } = await import('/dist/src/data/collate.js');
 const { sequenceLogps } = await import('/dist/src/train/logps.js');
 const { LOSSES, splitPairs } = await import('/dist/src/train/losses.js');
-const { DEFAULT_OPTIMIZER, Optimizer } = await import('/dist/src/train/optim.js');
+const { clipGradNorm, DEFAULT_OPTIMIZER, Optimizer } = await import('/dist/src/train/optim.js');
 const { lrMultiplier } = await import('/dist/src/train/schedule.js');
 
 let run = null; // { policy, reference, params, opt, data, step, order, settings }
@@ -72,6 +72,9 @@ async function step() {
     E.backward(loss);
     return { loss: await loss.item(), pol: await pol.seq.toArray(), ref: await ref.toArray() };
   });
+  // As `tsdpo dpo`'s defaults: the global gradient norm clipped to 1, AdamW, linear decay, no warmup.
+  const gradNorm = await clipGradNorm(run.params, 1);
+  if (!Number.isFinite(host.loss) || !Number.isFinite(gradNorm)) throw new Error(`loss ${host.loss}, gradient norm ${gradNorm} at step ${s}: lower the learning rate`);
   const lr = settings.lr * lrMultiplier('linear', s - 1, 0, settings.steps);
   opt.update(lr);
   opt.zeroGrad();
@@ -82,7 +85,7 @@ async function step() {
     rc += c; rr += r; acc += c > r ? 1 : 0; lc += host.pol[i]; lrj += host.pol[P + i];
   }
   return {
-    step: s, epoch, loss: host.loss, learning_rate: lr, 'rewards/chosen': rc / P, 'rewards/rejected': rr / P,
+    step: s, epoch, loss: host.loss, grad_norm: gradNorm, learning_rate: lr, 'rewards/chosen': rc / P, 'rewards/rejected': rr / P,
     'rewards/accuracies': acc / P, 'rewards/margins': (rc - rr) / P, 'logps/chosen': lc / P, 'logps/rejected': lrj / P,
   };
 }
