@@ -50,3 +50,25 @@ test('tsdpo studio: 127.0.0.1, 401 without the token, kill -9 loses no answered 
     await studio.stop('SIGKILL');
   }
 });
+
+test('tsdpo studio --reference: one completion from each model, the order shown stored with the side of each', { timeout: 120_000 }, async () => {
+  const dir = tempDir();
+  const db = join(dir, 's.db');
+  const studio = await startStudioCli(['--model', DEMO_MODEL, '--reference', DEMO_MODEL, '--prompts', writePrompts(dir), '--db', db, '--max_new_tokens', '4'], dir);
+  try {
+    const shown: { a: string; b: string }[] = [];
+    for (let i = 0; i < 8; i++) {
+      const pair = await (await studio.call('/api/next?labeler=ann')).json() as { id: number; a: string; b: string };
+      assert.deepEqual(Object.keys(pair).sort(), ['a', 'b', 'id', 'kind', 'prompt'], 'the page is not told which model wrote which side');
+      shown.push(pair);
+      await studio.call('/api/label', { method: 'POST', body: JSON.stringify({ pairId: pair.id, labeler: 'ann', verdict: 'skip' }) });
+    }
+    const s = new Store(db);
+    const rows = s.db.prepare("SELECT a_text, b_text, a_source, b_source, swapped FROM pairs ORDER BY id").all() as { a_text: string; b_text: string; a_source: string; b_source: string; swapped: number }[];
+    s.close();
+    assert.deepEqual(rows.map((r) => ({ a: r.a_text, b: r.b_text })), shown.map((p) => ({ a: p.a, b: p.b })));
+    for (const r of rows) assert.deepEqual([r.a_source, r.b_source], r.swapped ? ['reference', 'policy'] : ['policy', 'reference']);
+  } finally {
+    await studio.stop('SIGKILL');
+  }
+});
