@@ -3,6 +3,7 @@
 // every label and exports the same rows.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/studio/store/store.js';
 import { tempDir } from '../helpers/assets.js';
@@ -68,6 +69,37 @@ test('tsdpo studio --reference: one completion from each model, the order shown 
     s.close();
     assert.deepEqual(rows.map((r) => ({ a: r.a_text, b: r.b_text })), shown.map((p) => ({ a: p.a, b: p.b })));
     for (const r of rows) assert.deepEqual([r.a_source, r.b_source], r.swapped ? ['reference', 'policy'] : ['policy', 'reference']);
+  } finally {
+    await studio.stop('SIGKILL');
+  }
+});
+
+test('tsdpo studio: a server run stopped after a checkpoint resumes from it and finishes', { timeout: 180_000 }, async () => {
+  const dir = tempDir();
+  const db = join(dir, 's.db');
+  const s = new Store(db);
+  s.importRows(Array.from({ length: 8 }, (_, i) => ({ prompt: `Review ${i}: it was`, chosen: ' great.', rejected: ' awful.' })), 'test', 'test');
+  s.close();
+  const studio = await startStudioCli(['--model', DEMO_MODEL, '--db', db], dir);
+  try {
+    const start = await (await studio.call('/api/train', { method: 'POST', body: JSON.stringify({ max_steps: 12 }) })).json() as { name: string; output: string };
+    const metrics = join(start.output, 'metrics.jsonl');
+    const steps = (): number[] => existsSync(metrics) ? readFileSync(metrics, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).step) : [];
+    // Stop once the checkpoint of step 5 is written (save_steps 5).
+    for (let i = 0; i < 600 && !existsSync(join(start.output, 'checkpoint-5', 'trainer_state.json')); i++) await new Promise((r) => setTimeout(r, 100));
+    const stop = await studio.call('/api/train/stop', { method: 'POST', body: '{}' });
+    assert.equal(stop.status, 200, await stop.text());
+    const state = async () => (await (await studio.call('/api/state')).json() as { run: { status: string } }).run.status;
+    for (let i = 0; i < 100 && await state() !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!existsSync(join(start.output, 'model.safetensors')), 'a stopped run has no final model');
+    const resumed = await studio.call('/api/train', { method: 'POST', body: JSON.stringify({ resume: true }) });
+    assert.equal(resumed.status, 200, await resumed.text());
+    for (let i = 0; i < 1200 && await state() === 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await state(), 'done');
+    assert.ok(existsSync(join(start.output, 'model.safetensors')));
+    const logged = steps();
+    assert.equal(logged[logged.length - 1], 12);
+    assert.ok(logged.includes(6), `the resumed run went on after step 5: ${logged}`);
   } finally {
     await studio.stop('SIGKILL');
   }

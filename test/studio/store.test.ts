@@ -55,6 +55,7 @@ test('labels make TRL rows: A/B, edits; ties and both-bad only when asked; skips
   assert.equal(s.pendingPair('bob', 'collect')?.id, p1.id, 'another labeler gets the pairs first (overlap)');
   assert.throws(() => s.label({ pairId: p1.id, labeler: 'ann', verdict: 'edit', editedSide: 'a', editedText: ' ' }), /non-empty editedText/);
   assert.throws(() => s.label({ pairId: 999, labeler: 'ann', verdict: 'a' }), /no pair 999/);
+  assert.throws(() => s.label({ pairId: p1.id, labeler: 'ann', verdict: 'edit', editedSide: 'a', editedText: 'a1' }), /is the original text/);
   const p = s.progress('ann');
   assert.equal(p.mine, 5);
   assert.equal(p.verdicts.skip, 1);

@@ -60,7 +60,7 @@ class HttpError extends Error {
 interface RunState {
   name: string;
   output: string;
-  status: 'running' | 'stopped' | 'done' | 'failed';
+  status: 'running' | 'stopping' | 'stopped' | 'done' | 'failed';
   metrics: Record<string, number>[];
   settings: TrainSettings;
 }
@@ -143,7 +143,7 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
   };
 
   const startRun = async (body: Record<string, unknown>): Promise<RunState> => {
-    if (run?.status === 'running') throw new HttpError(409, `run ${run.name} is still running: stop it first`);
+    if (handle) throw new HttpError(409, `run ${run?.name} is still running: stop it first`);
     const resume = body.resume === true;
     if (resume && (!run || run.status !== 'stopped')) throw new HttpError(409, 'no stopped run to resume');
     let settings: TrainSettings;
@@ -176,7 +176,7 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       onLog: (line) => send('log', { line }),
       onExit: (code) => {
         handle = null;
-        if (current.status === 'running') current.status = code === 0 ? 'done' : 'failed';
+        current.status = current.status === 'stopping' ? 'stopped' : code === 0 ? 'done' : 'failed';
         send('status', { run: current.name, status: current.status, code });
       },
     });
@@ -266,7 +266,7 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     if (req.method === 'POST' && path === '/api/train') return pick(await startRun(json()));
     if (req.method === 'POST' && path === '/api/train/stop') {
       if (!run || run.status !== 'running' || !handle) throw new HttpError(409, 'no run is running');
-      run.status = 'stopped';
+      run.status = 'stopping'; // 'stopped' once the process has exited
       handle.stop();
       return pick(run);
     }

@@ -130,7 +130,11 @@ export class Store {
   label(l: LabelInput): number {
     if (!VERDICTS.includes(l.verdict)) throw new Error(`label: verdict '${String(l.verdict)}' is not one of ${VERDICTS.join(', ')}`);
     if (!l.labeler || l.labeler.length > 100) throw new Error('label: a labeler name (1-100 characters) is required');
-    if (!this.pair(l.pairId)) throw new Error(`label: no pair ${l.pairId}`);
+    const pair = this.pair(l.pairId);
+    if (!pair) throw new Error(`label: no pair ${l.pairId}`);
+    if (l.verdict === 'edit' && l.editedText === (l.editedSide === 'a' ? pair.a_text : pair.b_text)) {
+      throw new Error(`label: the edit of side ${l.editedSide} is the original text; change it, or pick a verdict`);
+    }
     if (l.verdict === 'edit' && (typeof l.editedText !== 'string' || l.editedText.trim() === '' || (l.editedSide !== 'a' && l.editedSide !== 'b'))) {
       throw new Error("label: an edit needs editedSide ('a' or 'b') and a non-empty editedText");
     }
