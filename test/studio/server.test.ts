@@ -28,6 +28,12 @@ test('tsdpo studio: 127.0.0.1, 401 without the token, kill -9 loses no answered 
     assert.equal(page.status, 200);
     assert.match(page.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
 
+    // The page's import: JSON lines, a bad line named.
+    const bad = await studio.call('/api/import?name=up.jsonl', { method: 'POST', body: '{"prompt":"p","chosen":"c","rejected":"r"}\n{"prompt":"p"}\n' });
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json() as { error: string }).error, /^import: up\.jsonl line 2: missing field 'chosen'$/);
+    assert.equal((await studio.call('/api/export?format=csv')).status, 400);
+
     // Label, and kill -9 the moment the last answer arrived.
     const labeled: number[] = [];
     for (let i = 0; i < 6; i++) {

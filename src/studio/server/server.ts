@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSampler, rewardJudge, rewardWinRate, saveTabRun, startTraining, tabData, type Sampler, type TrainHandle, type TrainSettings } from '../engine.js';
-import { encodeRows, exportFormat, writeRows } from '../store/export.js';
+import { encodeRows, exportFormat, preferenceRowsOfText, writeRows } from '../store/export.js';
 import { Store, VERDICTS, type Pair, type PairKind, type Verdict } from '../store/store.js';
 
 export interface StudioOptions {
@@ -226,7 +226,9 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       return { added: store.addPrompts(texts, 'typed') };
     }
     if (req.method === 'GET' && path === '/api/export') {
-      const format = exportFormat(`x.${url.searchParams.get('format') ?? 'jsonl'}`);
+      const asked = url.searchParams.get('format') ?? 'jsonl';
+      if (asked !== 'jsonl' && asked !== 'parquet') throw new HttpError(400, `/api/export: format must be jsonl or parquet, got '${asked}'`);
+      const format = exportFormat(`x.${asked}`);
       const rows = store.exportRows({ ties: url.searchParams.get('ties') === '1', bothBad: url.searchParams.get('both_bad') === '1' });
       const bytes = encodeRows(rows, format, await chat());
       res.writeHead(200, { 'Content-Type': format === 'jsonl' ? 'application/jsonl' : 'application/vnd.apache.parquet', 'Content-Disposition': `attachment; filename="preferences.${format}"` });
@@ -234,22 +236,21 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       return undefined;
     }
     if (req.method === 'POST' && path === '/api/import') {
-      const rows = body.split('\n').filter((l) => l.trim()).map((l, i) => {
-        let r: Record<string, unknown>;
-        try { r = JSON.parse(l); } catch { throw new HttpError(400, `import: line ${i + 1} is not JSON`); }
-        const text = (v: unknown, f: string): string => {
-          if (typeof v === 'string') return v;
-          const last = Array.isArray(v) ? (v[v.length - 1] as { content?: unknown }) : undefined;
-          if (typeof last?.content === 'string') return last.content;
-          throw new HttpError(400, `import: line ${i + 1}, field '${f}' is neither a string nor a list of {role, content}`);
-        };
-        return { prompt: text(r.prompt, 'prompt'), chosen: text(r.chosen, 'chosen'), rejected: text(r.rejected, 'rejected') };
-      });
       const name = url.searchParams.get('name') ?? 'upload';
+      let rows: { prompt: string; chosen: string; rejected: string }[];
+      try {
+        rows = preferenceRowsOfText(body, name);
+      } catch (e) {
+        throw new HttpError(400, `import: ${(e as Error).message}`);
+      }
       return { imported: store.importRows(rows, `import:${name}`, `import:${name}`) };
     }
     if (req.method === 'GET' && path === '/api/tab/data') {
-      return { ...(await tabData(o.model, store.exportRows())), chat: await chat() };
+      try {
+        return await tabData(o.model, store.exportRows());
+      } catch (e) {
+        throw new HttpError(409, (e as Error).message);
+      }
     }
     if (req.method === 'POST' && path === '/api/tab/save') {
       const name = url.searchParams.get('name') ?? '';

@@ -55,18 +55,35 @@ function textOf(value: unknown, where: string, field: string): string {
   throw new Error(`${where}: field '${field}' is neither a string nor a list of {role, content} messages`);
 }
 
+/** A preference row {prompt, chosen, rejected} of a record (standard or conversational); errors name `where`. */
+export function preferenceRow(value: unknown, where: string): { prompt: string; chosen: string; rejected: string } {
+  const row = value as Record<string, unknown>;
+  if (typeof row !== 'object' || row === null) throw new Error(`${where}: expected an object with prompt, chosen and rejected`);
+  for (const f of ['prompt', 'chosen', 'rejected']) if (!(f in row)) throw new Error(`${where}: missing field '${f}'`);
+  return { prompt: textOf(row.prompt, where, 'prompt'), chosen: textOf(row.chosen, where, 'chosen'), rejected: textOf(row.rejected, where, 'rejected') };
+}
+
 /**
  * Rows {prompt, chosen, rejected} of a preference file (.jsonl / .json / .parquet, standard or
- * conversational; a conversational prompt is its last user turn's text).
+ * conversational; a conversational prompt is its last turn's text).
  */
 export async function readPreferenceFile(file: string): Promise<{ prompt: string; chosen: string; rejected: string }[]> {
   const records = await readRecordsFromFile(file);
   return records.map((r) => {
     const where = whereText(r.where);
     if (r.error) throw new Error(`${where}: ${r.error}`);
-    const row = r.value as Record<string, unknown>;
-    if (typeof row !== 'object' || row === null) throw new Error(`${where}: expected an object with prompt, chosen and rejected`);
-    for (const f of ['prompt', 'chosen', 'rejected']) if (!(f in row)) throw new Error(`${where}: missing field '${f}'`);
-    return { prompt: textOf(row.prompt, where, 'prompt'), chosen: textOf(row.chosen, where, 'chosen'), rejected: textOf(row.rejected, where, 'rejected') };
+    return preferenceRow(r.value, where);
   });
+}
+
+/** Rows of JSON lines text (an upload), errors naming `name` and the line. */
+export function preferenceRowsOfText(text: string, name: string): { prompt: string; chosen: string; rejected: string }[] {
+  const rows: { prompt: string; chosen: string; rejected: string }[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let value: unknown;
+    try { value = JSON.parse(line); } catch { throw new Error(`${name} line ${i + 1}: not JSON`); }
+    rows.push(preferenceRow(value, `${name} line ${i + 1}`));
+  });
+  return rows;
 }
