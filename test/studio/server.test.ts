@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../src/studio/store/store.js';
 import { tempDir } from '../helpers/assets.js';
+import { familyModel } from '../helpers/cli.js';
 import { DEMO_MODEL, startStudioCli, writePrompts } from './helpers.js';
 
 test('tsdpo studio: 127.0.0.1, 401 without the token, kill -9 loses no answered label', { timeout: 120_000 }, async () => {
@@ -106,6 +107,23 @@ test('tsdpo studio: a server run stopped after a checkpoint resumes from it and 
     const logged = steps();
     assert.equal(logged[logged.length - 1], 12);
     assert.ok(logged.includes(6), `the resumed run went on after step 5: ${logged}`);
+  } finally {
+    await studio.stop('SIGKILL');
+  }
+});
+
+test('tsdpo studio on a model with a chat template: prompts go in as a user turn, the export is conversational', { timeout: 120_000 }, async () => {
+  const dir = tempDir();
+  const model = familyModel('llama', join(dir, 'chat-model'));
+  const studio = await startStudioCli(['--model', model, '--prompts', writePrompts(dir, ['abc', 'de f']), '--db', join(dir, 's.db'), '--max_new_tokens', '4', '--hold_out', '0'], dir);
+  try {
+    const pair = await (await studio.call('/api/next?labeler=ann')).json() as { id: number; prompt: string };
+    assert.equal(pair.prompt, 'abc');
+    await studio.call('/api/label', { method: 'POST', body: JSON.stringify({ pairId: pair.id, labeler: 'ann', verdict: 'b' }) });
+    const row = JSON.parse(await (await studio.call('/api/export?format=jsonl')).text());
+    assert.deepEqual(row.prompt, [{ role: 'user', content: 'abc' }]);
+    assert.equal(row.chosen[0].role, 'assistant');
+    assert.equal((await studio.call('/api/export?format=parquet')).status, 400, 'Parquet takes the standard format only');
   } finally {
     await studio.stop('SIGKILL');
   }

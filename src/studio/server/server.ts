@@ -230,7 +230,12 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       if (asked !== 'jsonl' && asked !== 'parquet') throw new HttpError(400, `/api/export: format must be jsonl or parquet, got '${asked}'`);
       const format = exportFormat(`x.${asked}`);
       const rows = store.exportRows({ ties: url.searchParams.get('ties') === '1', bothBad: url.searchParams.get('both_bad') === '1' });
-      const bytes = encodeRows(rows, format, await chat());
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeRows(rows, format, await chat());
+      } catch (e) {
+        throw new HttpError(400, (e as Error).message);
+      }
       res.writeHead(200, { 'Content-Type': format === 'jsonl' ? 'application/jsonl' : 'application/vnd.apache.parquet', 'Content-Disposition': `attachment; filename="preferences.${format}"` });
       res.end(bytes);
       return undefined;
