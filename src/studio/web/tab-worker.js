@@ -68,7 +68,7 @@ async function step() {
   const host = await E.tidyAsync(async () => {
     const pol = sequenceLogps(policy, batch);
     const ref = E.noGrad(() => sequenceLogps(reference, batch).seq);
-    const loss = E.mean(LOSSES.sigmoid(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: settings.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    const loss = E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: settings.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
     E.backward(loss);
     return { loss: await loss.item(), pol: await pol.seq.toArray(), ref: await ref.toArray() };
   });
