@@ -4,7 +4,7 @@
 import { Rng, keep, matmul, noGrad, tensor, type Tensor } from '../core/index.js';
 import { fmt } from '../core/shape.js';
 import { isLoraTarget, LORA_DEFAULTS, loraScaling, parseLoraConfig, type LoraConfig } from '../io/peft-config.js';
-import { loadPeftAdapter, savePeftAdapter } from '../io/peft.js';
+import { loadPeftAdapter, savePeftAdapter, type PeftAdapter } from '../io/peft.js';
 import type { CausalLM } from './model.js';
 import { familyOf } from './registry.js';
 
@@ -55,7 +55,11 @@ function attach(model: CausalLM, config: LoraConfig, factors: Map<string, { A: T
  * modules_to_save are errors unless their module is in `modulesToSave` (the caller reads those).
  */
 export function loadAdapter(model: CausalLM, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
-  const a = loadPeftAdapter(dir);
+  return attachPeftAdapter(model, loadPeftAdapter(dir), dir, opts);
+}
+
+/** Attaches an adapter already read (io/peft.ts), e.g. one built from fetched files; errors name `dir`. */
+export function attachPeftAdapter(model: CausalLM, a: PeftAdapter, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
   const allowed = (name: string): boolean => (opts.modulesToSave ?? []).some((m) => name.startsWith(`${m}.`));
   if ([...a.extraTensors.keys()].some((k) => !allowed(k))) {
     throw new Error(`${dir}: modules_to_save tensors (${[...a.extraTensors.keys()].slice(0, 3).join(', ')}) are not supported`);
