@@ -1,11 +1,8 @@
 // `tsdpo kto`: flags (TRL 1.13 KTOConfig names) from the option tables, then the run.
 import { Command } from 'commander';
-import { COMMON_OPTIONS } from '../train/config.js';
-import { KTO_OPTIONS } from '../train/kto.js';
+import { KTO_SPECS } from '../train/kto.js';
 import { runKto } from '../train/kto-run.js';
 import { addOptions, resolveOptions } from './options.js';
-
-const KTO_SPECS = { ...COMMON_OPTIONS, ...KTO_OPTIONS };
 
 export function ktoCommand(): Command {
   const cmd = new Command('kto')

@@ -1,11 +1,10 @@
 // `tsdpo dpo` and `tsdpo sft`: flags (TRL names) from the option tables, then the run.
 import { Command } from 'commander';
-import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS } from '../train/config.js';
+import { DPO_SPECS, SFT_SPECS } from '../train/config.js';
 import { runDpo, runSft } from '../train/run.js';
 import { addOptions, resolveOptions } from './options.js';
 
-export const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
-export const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
+export { DPO_SPECS, SFT_SPECS };
 
 export function dpoCommand(): Command {
   const cmd = new Command('dpo')

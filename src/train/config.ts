@@ -96,6 +96,11 @@ export const SFT_OPTIONS = {
   dataset_text_field: { type: 'string', default: 'text', help: 'column holding plain-text rows (language modelling on every token)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** Every option of `tsdpo dpo` (COMMON_OPTIONS and DPO_OPTIONS). */
+export const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
+/** Every option of `tsdpo sft`: TRL's SFTConfig has its own learning_rate default, 2e-5. */
+export const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
+
 type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number
   : S['type'] extends 'bool' ? boolean : S['type'] extends 'list' ? string[] : string;
 export type ConfigOf<T extends Record<string, OptionSpec>> = { -readonly [K in keyof T]: ValueOf<T[K]> };

@@ -8,10 +8,11 @@ import { loadAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
 import { checkKtoConfig, computeKtoReference, KtoObjective, usesKl, weightAdvice, withKlCompletions, type KtoConfig, type KtoExample, type KtoReference } from './kto.js';
 import { progress } from './progress.js';
-import { cachedReference, evalSource, finish, refCacheFile, reportLine, setup, type Log, type RunSummary } from './run.js';
+import { cachedReference, evalSource, finish, refCacheFile, reportLine, setup, type RunOptions, type RunSummary } from './run.js';
 import { train as runTraining } from './trainer.js';
 
-function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
+/** The data options of a KTO config. */
+export function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
   return {
     // A named prompt column must exist; the default one may be absent (paired rows with an implicit prompt).
     columns: {
@@ -23,7 +24,7 @@ function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
   };
 }
 
-export async function runKto(cfg: KtoConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   checkKtoConfig(cfg);
   const s = await setup(cfg, log);
@@ -76,7 +77,7 @@ export async function runKto(cfg: KtoConfig, opts: { log?: Log; quiet?: boolean 
     cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
     saveWeights: s.saveWeights, loadWeights: s.loadWeights,
   });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'kto', ...cfg } });
+  const result = await runTraining(cfg, objective, { ...opts, record: { command: 'kto', ...cfg } });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }

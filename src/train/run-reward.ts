@@ -17,7 +17,7 @@ import type { NamedParam } from './optim.js';
 import { COMMON_OPTIONS } from './config.js';
 import type { RewardConfig } from './reward-config.js';
 import { RewardObjective } from './reward.js';
-import { evalSource, TOKENIZER_FILES, type RunSummary } from './run.js';
+import { evalSource, TOKENIZER_FILES, type RunOptions, type RunSummary } from './run.js';
 import { prepareOutputDir, publishFiles, train as runTraining } from './trainer.js';
 
 type Log = (line: string) => void;
@@ -60,7 +60,7 @@ function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, pad
   return { save, load };
 }
 
-export async function runReward(cfg: RewardConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
@@ -109,7 +109,7 @@ export async function runReward(cfg: RewardConfig, opts: { log?: Log; quiet?: bo
   const objective = new RewardObjective({
     cfg, model: sc, params, train, eval: evalData, padId, loraDropout, saveWeights: io.save, loadWeights: io.load,
   });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'reward', ...cfg } });
+  const result = await runTraining(cfg, objective, { ...opts, record: { command: 'reward', ...cfg } });
   if (!result.stopped) {
     const staging = join(cfg.output_dir, `.final-${process.pid}`);
     rmSync(staging, { recursive: true, force: true });

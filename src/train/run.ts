@@ -23,7 +23,7 @@ import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
-import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
+import { prepareOutputDir, publishFiles, train as runTraining, type TrainOptions, type TrainResult } from './trainer.js';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
 
@@ -33,6 +33,9 @@ export interface RunSummary extends TrainResult {
 }
 
 export type Log = (line: string) => void;
+
+/** How a run reports: log lines (default: stderr), no progress bar (quiet), every metrics line and step. */
+export type RunOptions = Pick<TrainOptions, 'log' | 'quiet' | 'onRecord' | 'onStep'>;
 
 export interface Setup {
   tok: TextTokenizer;
@@ -127,7 +130,8 @@ export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
   publishFiles(staging, cfg.output_dir);
 }
 
-function dataOptions(cfg: CommonConfig) {
+/** The data options (columns, truncation, skipping) of a training config. */
+export function dataOptions(cfg: CommonConfig) {
   return {
     // A named prompt column must exist; the default one may be absent (implicit prompt, Anthropic HH).
     columns: {
@@ -177,7 +181,7 @@ export async function cachedReference(file: string, compute: () => Promise<Float
   return values;
 }
 
-export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   for (const name of cfg.loss_type) if (!(name in (await import('./losses.js')).LOSSES)) throw new Error(`--loss_type: unknown loss '${name}'`);
   if (cfg.loss_weights.length > 0 && cfg.loss_weights.length !== cfg.loss_type.length) {
@@ -234,12 +238,12 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
     saveWeights: s.saveWeights, loadWeights: s.loadWeights,
   });
   const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'dpo', ...cfg }, memory });
+  const result = await runTraining(cfg, objective, { ...opts, record: { command: 'dpo', ...cfg }, memory });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }
 
-export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runSft(cfg: SftConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const s = await setup(cfg, log);
   const padId = padIdFor(s.tok);
@@ -253,7 +257,7 @@ export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean 
   if (evalData) log(reportLine('eval data', evalData.report));
   const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
   const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, null) : null;
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg }, memory });
+  const result = await runTraining(cfg, objective, { ...opts, record: { command: 'sft', ...cfg }, memory });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }
