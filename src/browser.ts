@@ -20,5 +20,5 @@ export type { TextTokenizer, ChatMessage } from './tokenizer/types.js';
 export { preparePreferenceDataset as preferenceDataset, type PreferenceDataset, type DataReport } from './data/pipeline.js';
 export { prepareSftDataset as sftDataset, type SftDataset } from './data/sft.js';
 export { prepareUnpairedDataset as unpairedDataset, type UnpairedDataset } from './data/unpaired.js';
-export { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS, DPO_SPECS, SFT_SPECS, type CommonConfig, type DpoConfig, type SftConfig, type OptionSpec } from './train/config.js';
-export { KTO_OPTIONS, KTO_SPECS, type KtoConfig } from './train/kto.js';
+export type { CommonConfig, DpoConfig, SftConfig, OptionSpec } from './train/config.js';
+export type { KtoConfig } from './train/kto.js';

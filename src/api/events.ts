@@ -43,6 +43,7 @@ export class Run<E, R> implements AsyncIterable<E>, PromiseLike<R> {
     return this.done.then(ok, fail);
   }
 
+  /** The events in order, from the first; ends with the job (throwing its error if it failed). */
   async *[Symbol.asyncIterator](): AsyncIterator<E> {
     for (;;) {
       if (this.queue.length > 0) {

@@ -45,16 +45,19 @@ async function bytesOf(d: FileData): Promise<Uint8Array> {
 export class FolderBytes {
   constructor(readonly files: ReadonlyMap<string, Uint8Array>, readonly label: string) {}
 
+  /** Whether the set holds `name`. */
   has(name: string): boolean {
     return this.files.has(name);
   }
 
+  /** The bytes of `name`; an error naming the set and its files when absent. */
   bytes(name: string): Uint8Array {
     const b = this.files.get(name);
     if (!b) throw new Error(`${this.label}: no ${name} (given: ${[...this.files.keys()].sort().join(', ') || 'nothing'})`);
     return b;
   }
 
+  /** The text (UTF-8) of `name`. */
   text(name: string): string {
     return new TextDecoder().decode(this.bytes(name));
   }

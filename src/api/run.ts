@@ -15,12 +15,12 @@ import { Run, type TrainEvent } from './events.js';
 export type { RunSummary } from '../train/run.js';
 
 /** The methods `runTraining` runs, each with its option table (TRL's names, types, defaults, help). */
-export const RUN_METHODS = {
+export const RUN_METHODS: { readonly [M in RunMethod]: Readonly<Record<string, OptionSpec>> } = {
   dpo: DPO_SPECS, sft: SFT_SPECS, kto: KTO_SPECS, reward: REWARD_SPECS, grpo: GRPO_OPTIONS, rloo: RLOO_OPTIONS,
-} as const satisfies Record<string, Record<string, OptionSpec>>;
+};
 
 /** A method of `runTraining`. */
-export type RunMethod = keyof typeof RUN_METHODS;
+export type RunMethod = 'dpo' | 'sft' | 'kto' | 'reward' | 'grpo' | 'rloo';
 
 /** The configuration of each method of `runTraining`. */
 export interface RunConfigs {

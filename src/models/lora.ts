@@ -8,6 +8,7 @@ import { loadPeftAdapter, savePeftAdapter, type PeftAdapter } from '../io/peft.j
 import type { CausalLM } from './model.js';
 import { familyOf } from './registry.js';
 
+/** An attached LoRA adapter: its PEFT config and its trainable factors. */
 export interface AdapterInfo {
   config: LoraConfig;
   /** Trainable factors, named as in adapter_model.safetensors without the prefix (path.lora_A / path.lora_B). */
@@ -16,6 +17,7 @@ export interface AdapterInfo {
 
 const attached = new WeakMap<CausalLM, AdapterInfo>();
 
+/** The adapter attached to `model`, or null. */
 export function adapterOf(model: CausalLM): AdapterInfo | null {
   return attached.get(model) ?? null;
 }
@@ -74,6 +76,7 @@ export function attachPeftAdapter(model: CausalLM, a: PeftAdapter, dir: string, 
   return attach(model, a.config, factors);
 }
 
+/** A new adapter's settings, as PEFT's LoraConfig (r, lora_alpha, target_modules, lora_dropout) and its init seed. */
 export interface NewAdapterOptions {
   r: number;
   alpha: number;

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 
 export type OptionType = 'number' | 'int' | 'string' | 'bool' | 'list';
 
+/** One option of a table: its type, default, help text and allowed values. */
 export interface OptionSpec {
   type: OptionType;
   default: unknown;
@@ -105,8 +106,11 @@ type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number
   : S['type'] extends 'bool' ? boolean : S['type'] extends 'list' ? string[] : string;
 export type ConfigOf<T extends Record<string, OptionSpec>> = { -readonly [K in keyof T]: ValueOf<T[K]> };
 
+/** The options every trainer shares (TrainingArguments' names, ModelConfig's LoRA options, tsdpo's data and device options). */
 export type CommonConfig = ConfigOf<typeof COMMON_OPTIONS>;
+/** `tsdpo dpo`'s configuration: TRL 1.13's DPOConfig names (see DPO_OPTIONS for each option's help). */
 export type DpoConfig = CommonConfig & ConfigOf<typeof DPO_OPTIONS>;
+/** `tsdpo sft`'s configuration: TRL 1.13's SFTConfig names. */
 export type SftConfig = CommonConfig & ConfigOf<typeof SFT_OPTIONS>;
 
 export function defaultsOf<T extends Record<string, OptionSpec>>(specs: T): ConfigOf<T> {

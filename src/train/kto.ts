@@ -31,6 +31,7 @@ export const KTO_OPTIONS = {
   label_column: { type: 'string', default: 'label', help: 'column holding the boolean label of unpaired rows (true = desirable)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** `tsdpo kto`'s configuration: TRL 1.13's KTOConfig names. */
 export type KtoConfig = CommonConfig & ConfigOf<typeof KTO_OPTIONS>;
 /** Every option of `tsdpo kto` (COMMON_OPTIONS and KTO_OPTIONS). */
 export const KTO_SPECS = { ...COMMON_OPTIONS, ...KTO_OPTIONS };

@@ -27,6 +27,7 @@ import { prepareOutputDir, publishFiles, train as runTraining, type TrainOptions
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
 
+/** A finished run from files: steps, every metrics line, what the data held, and the output folder. */
 export interface RunSummary extends TrainResult {
   report: Record<string, unknown>;
   output: string;
