@@ -61,9 +61,9 @@ export interface SequenceLogprob {
   tokens: number;
 }
 
-/** Ids and mask of one row, checked; text rows are tokenized as for DPO (EOS after the completion). */
-export function sequenceIds(row: unknown, where: Where, vocab: number, tok: () => TextTokenizer): { ids: number[]; mask: number[] } {
-  const bad = (msg: string): never => { throw new DataError(where, null, msg); };
+/** Ids and mask of one row, checked; text rows are tokenized as for DPO (EOS after the completion). Errors start with `where`. */
+export function sequenceIds(row: unknown, where: string, vocab: number, tok: () => TextTokenizer): { ids: number[]; mask: number[] } {
+  const bad = (msg: string): never => { throw new Error(`${where}: ${msg}`); };
   if (row === null || typeof row !== 'object' || Array.isArray(row)) bad('expected an object');
   const o = row as Record<string, unknown>;
   if (Array.isArray(o.input_ids)) {
@@ -90,8 +90,8 @@ export function sequenceIds(row: unknown, where: Where, vocab: number, tok: () =
  */
 export async function logprobs(model: CausalLM, rows: readonly SequenceRow[], o: { tokenizer?: TextTokenizer; batchSize?: number; label?: string } = {}): Promise<SequenceLogprob[]> {
   const tok = (): TextTokenizer => o.tokenizer ?? (() => { throw new Error('logprobs: text rows (prompt + completion) need the tokenizer option'); })();
-  const label = o.label ?? '<memory>';
-  const parsed = rows.map((r, i) => sequenceIds(r, { file: label, row: i }, model.vocabSize, tok));
+  const label = o.label ?? 'rows';
+  const parsed = rows.map((r, i) => sequenceIds(r, `${label}[${i}]`, model.vocabSize, tok));
   const out: SequenceLogprob[] = [];
   const bs = Math.max(1, o.batchSize ?? 8);
   for (let s = 0; s < parsed.length; s += bs) {

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { padIdFor } from '../data/collate.js';
 import { loadRewardDataset, type RewardDataset } from '../data/reward.js';
-import { initEngine, type DeviceName } from '../engine.js';
+import { initEngine } from '../engine.js';
 import { loadHfFolder } from '../io/hf.js';
 import { loadPeftAdapter } from '../io/peft.js';
 import { trainAll } from '../models/build.js';
@@ -19,8 +19,6 @@ import type { RewardConfig } from './reward-config.js';
 import { RewardObjective } from './reward.js';
 import { evalSource, TOKENIZER_FILES, type RunOptions, type RunSummary } from './run.js';
 import { prepareOutputDir, publishFiles, train as runTraining } from './trainer.js';
-
-type Log = (line: string) => void;
 
 function reportLine(name: string, r: RewardDataset['report']): string {
   return `${name}: ${r.rows} pairs from ${r.read} rows (${r.format}); dropped ${r.dropped} longer than max_length, skipped ${r.skippedInvalid} invalid`;
@@ -66,7 +64,7 @@ export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promi
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   if (cfg.center_rewards_coefficient < 0) throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
   prepareOutputDir(cfg);
-  await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
+  await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head.
   const sc = loadSequenceClassifier(cfg.model_name_or_path, { newHead: { numLabels: 1, seed: cfg.seed } });

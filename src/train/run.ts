@@ -10,7 +10,7 @@ import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.
 import { loadSftDataset, type SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
-import { initEngine, type DeviceName } from '../engine.js';
+import { initEngine } from '../engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadModel, saveModel, trainAll } from '../models/load.js';
 import { loadAdapter, newAdapter, saveAdapter } from '../models/lora.js';
@@ -52,7 +52,7 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   prepareOutputDir(cfg);
-  await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
+  await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   const policy = loadModel(cfg.model_name_or_path);
   policy.gradientCheckpointing = cfg.gradient_checkpointing;
@@ -143,7 +143,7 @@ export function dataOptions(cfg: CommonConfig) {
     maxLength: cfg.max_length > 0 ? cfg.max_length : null,
     maxPromptLength: cfg.max_prompt_length > 0 ? cfg.max_prompt_length : null,
     maxCompletionLength: cfg.max_completion_length > 0 ? cfg.max_completion_length : null,
-    truncationMode: cfg.truncation_mode as 'keep_end' | 'keep_start',
+    truncationMode: cfg.truncation_mode,
   };
 }
 

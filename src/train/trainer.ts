@@ -11,7 +11,7 @@ import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } 
 import { progress } from './progress.js';
 import { setLoraDropout } from '../nn/linear.js';
 import { trainerEpochOrder } from './torch-order.js';
-import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
+import { lrMultiplier, warmupSteps } from './schedule.js';
 
 /** One micro-batch's result: the loss already backpropagated, and metrics to average. */
 export interface MicroResult {
@@ -83,8 +83,8 @@ export async function evaluateInBatches(n: number, size: number, run: (indices: 
   return out;
 }
 
-function optimizerName(optim: string): OptimizerName {
-  return optim === 'adamw_torch' ? 'adamw' : (optim as OptimizerName);
+function optimizerName(optim: CommonConfig['optim']): OptimizerName {
+  return optim === 'adamw_torch' ? 'adamw' : optim;
 }
 
 const RUN_FILES = (e: string): boolean => e === STATE_FILE || e === 'metrics.jsonl' || e.startsWith('checkpoint-');
@@ -230,7 +230,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       }
       const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
-      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, step, warmup, total);
+      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, step, warmup, total);
       optimizer.update(lr);
       optimizer.zeroGrad();
       step++;
