@@ -76,6 +76,33 @@ export function attachPeftAdapter(model: CausalLM, a: PeftAdapter, dir: string, 
   return attach(model, a.config, factors);
 }
 
+/**
+ * Restores the attached adapter's factors in place from a PEFT folder (a checkpoint written by
+ * saveAdapter): the folder must hold every adapted module, with the same shapes, and no other.
+ * Returns the adapter read (its modules_to_save tensors for the caller).
+ */
+export function restoreAdapter(model: CausalLM, dir: string): PeftAdapter {
+  const info = adapterOf(model);
+  if (!info) throw new Error(`restoreAdapter: the model has no adapter to restore from ${dir}`);
+  const a = loadPeftAdapter(dir);
+  const problems: string[] = [];
+  for (const [path, m] of a.modules) {
+    const l = model.linears.get(path)?.lora;
+    if (!l) problems.push(`adapter has ${path}, which this run does not train`);
+    else if (fmt(l.A.shape) !== fmt(m.A.shape) || fmt(l.B.shape) !== fmt(m.B.shape)) {
+      problems.push(`${path}: lora_A ${fmt(m.A.shape)} / lora_B ${fmt(m.B.shape)}, the run's are ${fmt(l.A.shape)} / ${fmt(l.B.shape)}`);
+    }
+  }
+  for (const [path, layer] of model.linears) if (layer.lora && !a.modules.has(path)) problems.push(`adapter lacks ${path}, which this run trains`);
+  if (problems.length > 0) throw new Error(`${dir}: checkpoint adapter does not match this run:\n  ${problems.join('\n  ')}`);
+  for (const [path, m] of a.modules) {
+    const l = model.linears.get(path)!.lora!;
+    l.A.backend.write(l.A.storage, m.A.toFloat32());
+    l.B.backend.write(l.B.storage, m.B.toFloat32());
+  }
+  return a;
+}
+
 /** A new adapter's settings, as PEFT's LoraConfig (r, lora_alpha, target_modules, lora_dropout) and its init seed. */
 export interface NewAdapterOptions {
   r: number;

@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { padIdFor } from '../data/collate.js';
 import { loadRewardDataset, type RewardDataset } from '../data/reward.js';
 import { initEngine } from '../engine.js';
-import { loadHfFolder } from '../io/hf.js';
-import { loadPeftAdapter } from '../io/peft.js';
 import { trainAll } from '../models/build.js';
-import { newAdapter, saveAdapter } from '../models/lora.js';
+import { restoreModel } from '../models/load.js';
+import { newAdapter, restoreAdapter, saveAdapter } from '../models/lora.js';
 import { loadRewardAdapter, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/seqcls.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { NamedParam } from './optim.js';
@@ -32,25 +31,9 @@ function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, pad
     // PEFT's SEQ_CLS task: the score head is trained whole and saved beside the factors (modules_to_save).
     await saveAdapter(sc.model, dir, cfg.model_name_or_path, { config: { task_type: 'SEQ_CLS', modules_to_save: ['score'] }, tensors: await scoreHost() });
   };
+  // A checkpoint restores in place, with the shape checks of loading a model or an adapter; the score head beside it.
   const load = async (dir: string): Promise<void> => {
-    let tensors;
-    if (lora) {
-      const a = loadPeftAdapter(dir);
-      for (const [path, m] of a.modules) {
-        const l = sc.model.linears.get(path)?.lora;
-        if (!l) throw new Error(`${dir}: checkpoint adapter has ${path}, which this run does not train`);
-        l.A.backend.write(l.A.storage, m.A.toFloat32());
-        l.B.backend.write(l.B.storage, m.B.toFloat32());
-      }
-      tensors = a.extraTensors;
-    } else {
-      tensors = loadHfFolder(dir).tensors;
-      for (const [name, t] of sc.model.params) {
-        const raw = tensors.get(name);
-        if (!raw) throw new Error(`${dir}: checkpoint lacks tensor ${name}`);
-        t.backend.write(t.storage, raw.toFloat32());
-      }
-    }
+    const tensors = lora ? restoreAdapter(sc.model, dir).extraTensors : restoreModel(sc.model, dir, (name) => name === 'score.weight').tensors;
     const score = tensors.get('score.weight');
     if (!score) throw new Error(`${dir}: checkpoint lacks tensor score.weight`);
     sc.score.backend.write(sc.score.storage, score.toFloat32());
