@@ -70,6 +70,14 @@ export function resolveConfig<M extends Method>(method: M, given: Partial<Method
   return cfg as unknown as MethodConfigs[M];
 }
 
+/** Options of runs from files, and what takes their place in memory. */
+const FILE_OPTIONS: Record<string, string> = {
+  model_name_or_path: 'give the model (inputs.model)', dataset: 'give the rows (inputs.train)', eval_dataset: 'give the rows (inputs.eval)',
+  output_dir: 'nothing is written (use runTraining for a run into a folder)', overwrite_output_dir: 'nothing is written',
+  resume_from_checkpoint: 'there are no checkpoints (use runTraining)', adapter: 'attach it first (loadAdapter or adapterFromFiles)',
+  ref_model: 'give the reference (inputs.reference)', device: 'call initEngine first', threads: 'call initEngine first', config: 'give the options themselves',
+};
+
 const inMemory = async (): Promise<never> => {
   throw new Error('train: in-memory runs write no checkpoints (use runTraining with an output_dir in Node)');
 };
@@ -96,8 +104,12 @@ export function train<M extends Method>(method: M, inputs: TrainInputs<M>): Run<
   return new Run<TrainEvent, TrainSummary>(async (emit) => {
     const log = (message: string): void => emit({ type: 'log', message });
     await Promise.resolve(); // let the caller subscribe before the first event
+    for (const [key, instead] of Object.entries(FILE_OPTIONS)) {
+      if (inputs.config && key in inputs.config) throw new Error(`train('${method}'): option ${key} belongs to runs from files; in memory, ${instead}`);
+    }
     const cfg = { ...resolveConfig(method, inputs.config), output_dir: '' };
     const { model, tokenizer: tok } = inputs;
+    model.gradientCheckpointing = cfg.gradient_checkpointing;
     const padId = padIdFor(tok);
     const data = <D extends { report: DataReport; examples: unknown[] }>(rows: readonly unknown[] | undefined, label: string, make: (r: unknown[]) => D): D | null => {
       if (!rows) return null;

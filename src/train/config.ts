@@ -24,7 +24,7 @@ export interface OptionSpec {
 }
 
 /** Where to run: the one definition of --device, shared by every command. */
-export const DEVICE_OPTION = { type: 'string', default: 'auto', choices: ['auto', 'cpu', 'webgpu'], help: 'where to train: GPU through WebGPU when available, else CPU' } as const satisfies OptionSpec;
+export const DEVICE_OPTION = { type: 'string', default: 'auto', choices: ['auto', 'cpu', 'webgpu'], help: 'where to run: the GPU through WebGPU when available, else the CPU' } as const satisfies OptionSpec;
 
 /** Options shared by `tsdpo dpo` and `tsdpo sft`. */
 export const COMMON_OPTIONS = {

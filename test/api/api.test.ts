@@ -101,6 +101,12 @@ test('options: TRL names with their defaults; unknown names and wrong types are 
   assert.ok(LOSS_NAMES.includes('sigmoid') && LOSS_NAMES.includes('ipo'));
 });
 
+test('train in memory refuses the options of runs from files, naming what takes their place', async () => {
+  const inputs = { model: loadModel(DEMO_MODEL), tokenizer: loadTokenizer(DEMO_MODEL), train: PAIRS };
+  await assert.rejects(train('dpo', { ...inputs, config: { output_dir: 'runs/x' } }).done, /train\('dpo'\): option output_dir belongs to runs from files; in memory, nothing is written/);
+  await assert.rejects(train('sft', { ...inputs, config: { model_name_or_path: 'x' } }).done, /option model_name_or_path belongs to runs from files; in memory, give the model/);
+});
+
 test('generate, pairLogprobs and evaluate on the demo model', async () => {
   const model = loadModel(DEMO_MODEL), tokenizer = loadTokenizer(DEMO_MODEL);
   const [g] = await generate(model, tokenizer, ['The movie was'], { max_new_tokens: 5 });
