@@ -1,182 +1,71 @@
 // `tsdpo eval`: a trained policy against its reference (the model before training) on prompts,
 // judged by a reward: mean reward of each, KL(policy || reference) on the policy's samples, and
 // the policy's win rate against the reference's samples (the DPO paper's measures, Sec. 6).
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Command, Option } from 'commander';
-import { DataError, fileKind, readRecordsFromFile, type Where } from '../data/index.js';
-import { looksConversational, messagesField, renderPrompt, requireTemplate, textField } from '../data/messages.js';
-import { encodePrompt } from '../data/tokenize.js';
-import { initEngine, type DeviceName } from '../engine.js';
-import { evaluatePolicy, samplesWinRate } from '../eval/evaluate.js';
-import { reward as sentimentReward } from '../eval/reward.js';
-import { loadRewardModel, rewardModelJudge } from '../eval/reward-model.js';
-import type { EvalPrompt, RewardFn } from '../eval/sample.js';
+import { Command } from 'commander';
+import { evaluate } from '../api/infer.js';
+import { loadReward, readPrompts } from '../api/prompts.js';
+import { initEngine } from '../engine.js';
+import { EVAL_OPTIONS } from '../eval/options.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../models/load.js';
 import { loadAdapter } from '../models/lora.js';
 import { loadTokenizer } from '../tokenizer/load.js';
-import type { TextTokenizer } from '../tokenizer/types.js';
-import { progress } from '../train/progress.js';
+import { progress, type Progress } from '../train/progress.js';
+import { addOptions, resolveOptions } from './options.js';
 
-/**
- * Prompts from a file: .txt (one per non-empty line), or .jsonl / .json / .parquet rows whose
- * `field` is a string or a list of chat messages (rendered with the chat template, generation
- * prompt added). With `chat`, string prompts are wrapped as one user message. A prompt that
- * leaves no room for `maxNewTokens` within `maxPositions` (learned positions: GPT-2) is an error.
- */
-export async function readPrompts(file: string, field: string, tok: TextTokenizer, chat: boolean,
-  maxNewTokens = 0, maxPositions = Infinity): Promise<EvalPrompt[]> {
-  const rows: { text: string; where: Where }[] = [];
-  if (chat && !tok.hasChatTemplate) throw new Error(`--chat: the tokenizer of ${tok.source} has no chat template (add chat_template.jinja to the model folder)`);
-  const asChat = (text: string, where: Where) => renderPrompt(tok, [{ role: 'user', content: text }], where, field);
-  const isText = extname(file).toLowerCase() === '.txt';
-  const fieldName = isText ? null : field; // what errors name
-  if (isText) {
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      const text = line.replace(/\r$/, '');
-      const where = { file, line: i + 1 };
-      if (text.trim() !== '') rows.push({ text: chat ? asChat(text, where) : text, where });
-    });
-  } else {
-    if (fileKind(file) === null) throw new Error(`${file}: prompts must be a .txt, .jsonl, .json or .parquet file`);
-    for (const r of await readRecordsFromFile(file)) {
-      if (r.error !== undefined) throw new DataError(r.where, null, r.error);
-      if (!r.value || typeof r.value !== 'object' || Array.isArray(r.value)) throw new DataError(r.where, null, 'expected an object');
-      const row = r.value as Record<string, unknown>;
-      const conversational = looksConversational(row[field]);
-      if (conversational) requireTemplate(tok, r.where);
-      const text = conversational
-        ? renderPrompt(tok, messagesField(row, field, r.where), r.where, field)
-        : chat ? asChat(textField(row, field, r.where), r.where) : textField(row, field, r.where);
-      rows.push({ text, where: r.where });
-    }
-  }
-  if (rows.length === 0) throw new Error(`${file}: no prompts`);
-  return rows.map(({ text, where }) => {
-    const ids = encodePrompt(tok, text);
-    if (ids.length === 0) throw new DataError(where, fieldName, 'gives no tokens (the tokenizer adds no BOS to start from)');
-    if (ids.length + maxNewTokens > maxPositions) {
-      throw new DataError(where, fieldName, `the prompt has ${ids.length} tokens; with --max_new_tokens ${maxNewTokens} it needs ` +
-        `${ids.length + maxNewTokens} positions, above the model's ${maxPositions} (n_positions): shorten it or lower --max_new_tokens`);
-    }
-    return { text, ids };
-  });
-}
-
-/**
- * `sentiment` (the demo's AFINN reward of the completion), a reward model folder
- * (*ForSequenceClassification; `label` picks a classifier's label), or a module whose default (or
- * `reward`) export is the function.
- */
-export async function loadReward(spec: string, label?: string): Promise<RewardFn> {
-  if (spec === 'sentiment') return (_prompt, completion) => sentimentReward(completion);
-  if (existsSync(spec) && statSync(spec).isDirectory()) return rewardModelJudge(loadRewardModel(spec), label);
-  let mod: Record<string, unknown>;
-  try {
-    mod = await import(pathToFileURL(resolve(spec)).href) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`--reward ${spec}: cannot load the module (${(e as Error).message}); give 'sentiment', a reward model folder or a .js/.mjs file`);
-  }
-  const fn = mod.default ?? mod.reward;
-  if (typeof fn !== 'function') {
-    throw new Error(`--reward ${spec}: the module exports no function (export default (prompt, completion) => number, or export function reward)`);
-  }
-  return fn as RewardFn;
-}
-
-interface EvalCliOptions {
-  model: string; adapter?: string; reference?: string; prompts: string; prompt_field: string; reward: string; reward_label?: string;
-  samples: string; max_new_tokens: string; temperature: string; seed: string; batch_size: string; chat: boolean;
-  output?: string; json: boolean; device: DeviceName;
-}
-
-const positiveInt = (name: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number >= 1, got '${v}'`);
-  return n;
-};
+export { loadReward, readPrompts };
 
 export function evalCommand(): Command {
-  return new Command('eval')
+  const cmd = new Command('eval')
     .description('Evaluate a policy against its reference on prompts, judged by a reward: mean reward of each, ' +
       'KL(policy || reference) estimated on the policy\'s samples, and the policy\'s win rate against the reference\'s ' +
       'samples (ties 1/2). Both models sample with the same random numbers.\n' +
-      'Minimal use: tsdpo eval --model DIR --reference DIR --prompts FILE [--reward sentiment|MODULE|DIR]')
-    .requiredOption('--model <dir>', 'the policy: a Hugging Face model folder (with tokenizer files)')
-    .option('--adapter <dir>', 'PEFT LoRA adapter on --model (then the reference defaults to --model without it)')
-    .option('--reference <dir>', 'the reference: the model before training (required without --adapter)')
-    .requiredOption('--prompts <file>', '.txt (one prompt per line), or .jsonl / .json / .parquet rows')
-    .option('--prompt_field <name>', 'field of the prompt in .jsonl / .json / .parquet rows (text or chat messages)', 'prompt')
-    .option('--reward <spec>', "'sentiment' (sigmoid of the AFINN score / 2 of the completion), a reward model folder " +
-      '(*ForSequenceClassification: its score of prompt + completion; what `tsdpo reward` saves, a LoRA adapter included), ' +
-      'or a .mjs/.js module exporting ' +
-      '(prompt, completion) => number (default export or `reward`)', 'sentiment')
-    .option('--reward_label <label>', "a reward model with several labels (a classifier): the label (name or index) whose probability is the reward")
-    .option('--samples <n>', 'completions per prompt from each model', '4')
-    .option('--max_new_tokens <n>', 'tokens per completion', '32')
-    .option('--temperature <t>', 'sampling temperature, or several (0.25,0.5,1: win rate against temperature, the paper\'s ' +
-      'Fig. 2 right); KL is estimated only at 1, the models\' own distributions', '1')
-    .option('--seed <n>', 'sampling seed', '0')
-    .option('--batch_size <n>', 'sequences generated together', '32')
-    .option('--chat', 'wrap text prompts in the chat template as a user message', false)
-    .option('--output <file>', 'also write every sample as JSON lines (prompt, model, temperature, completion, reward)')
-    .option('--json', 'print one JSON line of results (per temperature) instead of the text summary', false)
-    .addOption(new Option('--device <name>', 'cpu, webgpu or auto').choices(['auto', 'cpu', 'webgpu']).default('auto'))
-    .action(async (o: EvalCliOptions) => {
-      const samples = positiveInt('samples', o.samples), maxNewTokens = positiveInt('max_new_tokens', o.max_new_tokens);
-      const batchSize = positiveInt('batch_size', o.batch_size), seed = Number(o.seed);
-      const temperatures = o.temperature.split(',').map((t) => Number(t.trim()));
-      if (!Number.isInteger(seed)) throw new Error(`--seed must be a whole number, got '${o.seed}'`);
-      if (temperatures.some((t) => !(t > 0))) throw new Error(`--temperature must be > 0 (or a comma-separated list of such), got '${o.temperature}'`);
-      if (!o.reference && !o.adapter) {
-        throw new Error('tsdpo eval: --reference is required (the model before training, e.g. the SFT model DPO started from); ' +
-          'with --adapter the reference defaults to --model without the adapter');
+      'Minimal use: tsdpo eval --model DIR --reference DIR --prompts FILE [--reward sentiment|MODULE|DIR]');
+  addOptions(cmd, EVAL_OPTIONS);
+  return cmd.action(async () => {
+    const o = resolveOptions(cmd, EVAL_OPTIONS);
+    const temperatures = o.temperature.map((t) => Number(t));
+    if (temperatures.length === 0 || temperatures.some((t) => !(t > 0))) throw new Error(`--temperature must be > 0 (or a comma-separated list of such), got '${o.temperature.join(',')}'`);
+    if (!o.reference && !o.adapter) {
+      throw new Error('tsdpo eval: --reference is required (the model before training, e.g. the SFT model DPO started from); ' +
+        'with --adapter the reference defaults to --model without the adapter');
+    }
+    await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
+    const tok = loadTokenizer(o.model);
+    const reward = await loadReward(o.reward, o.reward_label || undefined);
+    const policy = loadModel(o.model);
+    const positions = Number(policy.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
+    const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, o.max_new_tokens, positions);
+    if (o.adapter) loadAdapter(policy, o.adapter);
+    const reference = loadModel(o.reference || o.model);
+    const lines: string[] = [];
+    for (const temperature of temperatures) {
+      const bars: Record<string, Progress> = {};
+      const r = await evaluate(policy, reference, tok, prompts, reward, {
+        samples: o.samples, max_new_tokens: o.max_new_tokens, temperature, seed: o.seed, batch_size: o.batch_size,
+        onProgress: (model, done, total) => {
+          bars[model] ??= progress(`${model}, temperature ${temperature}: ${o.samples} completions x ${prompts.length} prompts`, total, { silent: o.json });
+          bars[model].update(done);
+          if (done === total) bars[model].stop();
+        },
+      });
+      const { completions, ...result } = r;
+      for (const name of o.output ? ['policy', 'reference'] as const : []) {
+        completions[name].forEach((g, i) => g.forEach((x) => lines.push(`${JSON.stringify({ prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward })}\n`)));
       }
-      await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
-      const tok = loadTokenizer(o.model);
-      const reward = await loadReward(o.reward, o.reward_label);
-      const policy = loadModel(o.model);
-      const positions = Number(policy.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
-      const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, maxNewTokens, positions);
-      if (o.adapter) loadAdapter(policy, o.adapter);
-      const reference = loadModel(o.reference ?? o.model);
-      const lines: string[] = [];
-      for (const temperature of temperatures) {
-        const opts = { samplesPerPrompt: samples, maxNewTokens, seed, batchSize, temperature, eosIds: tok.eosIds };
-        const run = async (label: string, model: typeof policy) => {
-          const bar = progress(`${label}, temperature ${temperature}: ${samples} completions x ${prompts.length} prompts`, samples * prompts.length, { silent: o.json });
-          const e = await evaluatePolicy(model, reference, tok, prompts, reward, { ...opts, onProgress: (d) => bar.update(d) });
-          bar.stop();
-          return e;
-        };
-        const pol = await run('policy', policy);
-        const ref = await run('reference', reference);
-        const win = samplesWinRate(pol.samples, ref.samples);
-        for (const [name, e] of o.output ? [['policy', pol], ['reference', ref]] as const : []) {
-          e.samples.forEach((g, i) => g.forEach((x) => lines.push(`${JSON.stringify({ prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward })}\n`)));
-        }
-        const r4 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
-        const result = {
-          prompts: prompts.length, samples_per_prompt: samples, temperature,
-          policy_reward: r4(pol.reward.mean), policy_reward_se: r4(pol.reward.se),
-          reference_reward: r4(ref.reward.mean), reference_reward_se: r4(ref.reward.se),
-          kl: r4(pol.kl.mean), kl_se: r4(pol.kl.se), win_rate: r4(win.mean), win_rate_se: r4(win.se),
-        };
-        if (o.json) {
-          process.stdout.write(`${JSON.stringify(result)}\n`);
-          continue;
-        }
-        const pm = (x: number | null, se: number | null, d: number) => (x === null ? '-' : `${x.toFixed(d)}${se === null ? '' : ` ± ${se.toFixed(d)}`}`);
-        process.stdout.write([
-          `${prompts.length} prompts x ${samples} samples per model, temperature ${temperature}, reward ${o.reward}`,
-          `policy     reward ${pm(result.policy_reward, result.policy_reward_se, 3)}   KL(policy || reference) ` +
-            `${temperature === 1 ? `${pm(result.kl, result.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
-          `reference  reward ${pm(result.reference_reward, result.reference_reward_se, 3)}`,
-          `win rate of the policy against the reference: ${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
-        ].join('\n') + '\n\n');
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        continue;
       }
-      if (o.output) writeFileAtomic(o.output, lines.join(''));
-    });
+      const pm = (x: number | null, se: number | null, d: number) => (x === null ? '-' : `${x.toFixed(d)}${se === null ? '' : ` ± ${se.toFixed(d)}`}`);
+      process.stdout.write([
+        `${prompts.length} prompts x ${o.samples} samples per model, temperature ${temperature}, reward ${o.reward}`,
+        `policy     reward ${pm(result.policy_reward, result.policy_reward_se, 3)}   KL(policy || reference) ` +
+          `${temperature === 1 ? `${pm(result.kl, result.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
+        `reference  reward ${pm(result.reference_reward, result.reference_reward_se, 3)}`,
+        `win rate of the policy against the reference: ${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
+      ].join('\n') + '\n\n');
+    }
+    if (o.output) writeFileAtomic(o.output, lines.join(''));
+  });
 }

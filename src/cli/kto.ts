@@ -1,11 +1,8 @@
 // `tsdpo kto`: flags (TRL 1.13 KTOConfig names) from the option tables, then the run.
 import { Command } from 'commander';
-import { COMMON_OPTIONS } from '../train/config.js';
-import { KTO_OPTIONS } from '../train/kto.js';
-import { runKto } from '../train/kto-run.js';
+import { KTO_SPECS } from '../train/kto.js';
+import { runTraining } from '../api/run.js';
 import { addOptions, resolveOptions } from './options.js';
-
-const KTO_SPECS = { ...COMMON_OPTIONS, ...KTO_OPTIONS };
 
 export function ktoCommand(): Command {
   const cmd = new Command('kto')
@@ -19,7 +16,7 @@ export function ktoCommand(): Command {
   addOptions(cmd, KTO_SPECS);
   cmd.action(async () => {
     const cfg = resolveOptions(cmd, KTO_SPECS);
-    const r = await runKto(cfg);
+    const r = await runTraining('kto', cfg, { terminal: true });
     if (r.stopped) process.exitCode = 2;
     else process.stderr.write(`done: ${r.steps} steps; model in ${r.output}\n`);
   });

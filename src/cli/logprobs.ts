@@ -4,60 +4,28 @@
 // chosen and rejected completions, and against a reference their log-ratio margin.
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Command, Option } from 'commander';
-import { tidyAsync } from '../core/index.js';
+import { Command } from 'commander';
+import { logprobs, pairLogprobsOf, sequenceIds, type SequenceRow } from '../api/infer.js';
 import { padIdFor } from '../data/collate.js';
 import { loadPreferenceDataset } from '../data/pipeline.js';
-import { encodeCompletion, encodePrompt } from '../data/tokenize.js';
-import { initEngine, type DeviceName } from '../engine.js';
+import { initEngine } from '../engine.js';
+import { LOGPROBS_OPTIONS, type LogprobsConfig } from '../eval/options.js';
 import { loadModel } from '../models/load.js';
 import { loadAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { computeReferenceLogps } from '../train/dpo.js';
-import { sequenceLogps } from '../train/logps.js';
+import { addOptions, resolveOptions } from './options.js';
 
-interface Options {
-  model: string;
-  input: string;
-  adapter?: string;
-  reference?: string;
-  device: DeviceName;
-  batch_size: string;
-}
-
-interface Row {
-  ids: number[];
-  mask: number[];
-}
-
-/** One input line: {input_ids, completion_mask} or {prompt, completion} (EOS appended). */
-export function parseRow(line: string, where: string, vocab: number, tok: () => TextTokenizer): Row {
+/** One input line: {input_ids, completion_mask} or {prompt, completion} (EOS appended); errors name `where` (file:line). */
+export function parseRow(line: string, where: string, vocab: number, tok: () => TextTokenizer): { ids: number[]; mask: number[] } {
   let v: unknown;
   try {
     v = JSON.parse(line);
   } catch (e) {
     throw new Error(`${where}: invalid JSON (${(e as Error).message})`);
   }
-  if (v === null || typeof v !== 'object') throw new Error(`${where}: expected an object`);
-  const o = v as Record<string, unknown>;
-  if (Array.isArray(o.input_ids)) {
-    const ids = o.input_ids, mask = o.completion_mask;
-    if (!Array.isArray(mask)) throw new Error(`${where}: field completion_mask is missing (an array aligned with input_ids)`);
-    if (mask.length !== ids.length) throw new Error(`${where}: completion_mask has ${mask.length} entries, input_ids ${ids.length}`);
-    ids.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new Error(`${where}: input_ids[${i}] = ${JSON.stringify(id)} is not a token id in [0, ${vocab})`);
-    });
-    if (mask.some((m) => m !== 0 && m !== 1)) throw new Error(`${where}: completion_mask must hold 0 and 1`);
-    return { ids: ids as number[], mask: mask as number[] };
-  }
-  if (typeof o.prompt === 'string' && typeof o.completion === 'string') {
-    const t = tok();
-    const p = encodePrompt(t, o.prompt), c = encodeCompletion(t, o.completion);
-    return { ids: [...p, ...c], mask: [...p.map(() => 0), ...c.map(() => 1)] };
-  }
-  throw new Error(`${where}: expected fields input_ids + completion_mask, or prompt + completion (strings)`);
+  return sequenceIds(v, where, vocab, tok);
 }
 
 /** The first non-blank line of a text file, read a block at a time. */
@@ -94,28 +62,18 @@ export function isPreferenceInput(path: string): boolean {
 }
 
 /** One line per pair: policy log-probs, and with a reference their log-ratio margin (beta-free). */
-async function preferenceLogprobs(o: Options, model: CausalLM, tok: TextTokenizer, bs: number): Promise<void> {
+async function preferenceLogprobs(o: LogprobsConfig, model: CausalLM, tok: TextTokenizer): Promise<void> {
   const data = await loadPreferenceDataset(o.input, tok);
   process.stderr.write(`${o.input}: ${data.report.rows} pairs (${data.report.format})\n`);
-  const padId = padIdFor(tok);
-  const policy = await computeReferenceLogps(model, false, data.examples, padId, bs);
   // The reference: --reference, else with --adapter the base model (adapter off), else none.
-  const refModel = o.reference ? loadModel(o.reference) : null;
-  const ref = refModel ? await computeReferenceLogps(refModel, true, data.examples, padId, bs)
-    : o.adapter ? await computeReferenceLogps(model, true, data.examples, padId, bs) : null;
-  data.examples.forEach((e, i) => {
-    const [pc, pr] = policy[i];
-    const line: Record<string, number> = { chosen_logp: pc, rejected_logp: pr, chosen_tokens: e.chosenIds.length, rejected_tokens: e.rejectedIds.length };
-    if (ref) {
-      const [rc, rr] = ref[i];
-      Object.assign(line, { ref_chosen_logp: rc, ref_rejected_logp: rr, margin: (pc - rc) - (pr - rr) });
-    }
+  const reference = o.reference ? loadModel(o.reference) : undefined;
+  for (const line of await pairLogprobsOf(model, data.examples, padIdFor(tok), { reference, adapterOff: !!o.adapter, batchSize: o.batch_size })) {
     process.stdout.write(`${JSON.stringify(line)}\n`);
-  });
+  }
 }
 
 export function logprobsCommand(): Command {
-  return new Command('logprobs')
+  const cmd = new Command('logprobs')
     .description('Summed log-probs of completion tokens under a model, one JSON line per sequence or per pair.\n' +
       'Minimal use: tsdpo logprobs --model DIR --input FILE')
     .addHelpText('after', `
@@ -127,34 +85,20 @@ Input:
        {"chosen_logp", "rejected_logp", "chosen_tokens", "rejected_tokens"}; with --reference (or
        --adapter: the base model) also "ref_chosen_logp", "ref_rejected_logp" and
        "margin" = (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp),
-       the implicit reward margin without beta (TRL logs beta x margin as rewards/margins).`)
-    .requiredOption('--model <dir>', 'Hugging Face model folder')
-    .requiredOption('--input <file>', 'JSONL sequences, or preference data (file or folder)')
-    .option('--adapter <dir>', 'PEFT LoRA adapter folder')
-    .option('--reference <dir>', 'preference data: reference model folder for the margin (default with --adapter: the base model)')
-    .addOption(new Option('--device <name>', 'cpu, webgpu or auto').choices(['auto', 'cpu', 'webgpu']).default('auto'))
-    .option('--batch_size <n>', 'sequences (pairs) per forward pass', '8')
-    .action(async (o: Options) => {
+       the implicit reward margin without beta (TRL logs beta x margin as rewards/margins).`);
+  addOptions(cmd, LOGPROBS_OPTIONS);
+  return cmd.action(async () => {
+      const o = resolveOptions(cmd, LOGPROBS_OPTIONS);
       await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
       const model = loadModel(o.model);
       if (o.adapter) loadAdapter(model, o.adapter);
       let tok: TextTokenizer | null = null;
       const tokenizer = (): TextTokenizer => (tok ??= loadTokenizer(o.model));
-      const bs = Math.max(1, Number(o.batch_size) || 8);
-      if (isPreferenceInput(o.input)) return preferenceLogprobs(o, model, tokenizer(), bs);
+      if (isPreferenceInput(o.input)) return preferenceLogprobs(o, model, tokenizer());
       if (o.reference) throw new Error('--reference applies to preference data (chosen / rejected rows)');
-      let pending: Row[] = [];
+      let pending: SequenceRow[] = [];
       const flush = async (): Promise<void> => {
-        if (pending.length === 0) return;
-        const T = Math.max(...pending.map((r) => r.ids.length));
-        const R = pending.length;
-        const ids = new Int32Array(R * T), att = new Int32Array(R * T), comp = new Float32Array(R * T);
-        pending.forEach((r, i) => r.ids.forEach((id, t) => { ids[i * T + t] = id; att[i * T + t] = 1; comp[i * T + t] = r.mask[t]; }));
-        const res = await tidyAsync(async () => {
-          const l = sequenceLogps(model, { rows: R, T, inputIds: ids, attentionMask: att, completionMask: comp }, { headOnCompletion: true });
-          return { seq: await l.seq.toArray(), tokens: l.tokens };
-        });
-        for (let i = 0; i < R; i++) process.stdout.write(`${JSON.stringify({ logp: res.seq[i], tokens: res.tokens[i] })}\n`);
+        for (const r of await logprobs(model, pending, { batchSize: pending.length })) process.stdout.write(`${JSON.stringify(r)}\n`);
         pending = [];
       };
       const lines = createInterface({ input: createReadStream(o.input), crlfDelay: Infinity });
@@ -162,9 +106,10 @@ Input:
       for await (const line of lines) {
         n++;
         if (line.trim() === '') continue;
-        pending.push(parseRow(line, `${o.input}:${n}`, model.vocabSize, tokenizer));
-        if (pending.length >= bs) await flush();
+        const r = parseRow(line, `${o.input}:${n}`, model.vocabSize, tokenizer);
+        pending.push({ input_ids: r.ids, completion_mask: r.mask });
+        if (pending.length >= o.batch_size) await flush();
       }
-      await flush();
+      if (pending.length > 0) await flush();
     });
 }

@@ -5,15 +5,17 @@ import { coerce, defaultsOf, readConfigFile, type ConfigOf, type OptionSpec } fr
 
 function describe(s: OptionSpec): string {
   const d = Array.isArray(s.default) ? (s.default.length ? s.default.join(',') : '(none)') : s.default === '' ? '(none)' : String(s.default);
-  return `${s.help} (default: ${d})${s.alias ? ` [alias --${s.alias}]` : ''}`;
+  return `${s.help}${s.required ? '' : ` (default: ${d})`}${s.alias ? ` [alias --${s.alias}]` : ''}`;
 }
 
 /** Adds one flag per option (bool flags take an optional true/false). */
 export function addOptions(cmd: Command, specs: Record<string, OptionSpec>): Command {
   for (const [key, s] of Object.entries(specs)) {
     // commander names a flag after its long form; aliases are separate flags mapped below.
-    const o = new Option(`--${key} ${s.type === 'bool' ? '[bool]' : s.type === 'list' ? '<list>' : '<value>'}`, describe(s));
+    const arg = { bool: '[bool]', list: '<list>', strings: '<text...>', number: '<value>', int: '<value>', string: '<value>' }[s.type];
+    const o = new Option(`--${key} ${arg}`, describe(s));
     if (s.choices) o.choices([...s.choices]);
+    if (s.required) o.makeOptionMandatory();
     cmd.addOption(o);
     if (s.alias) cmd.addOption(new Option(`--${s.alias} ${s.type === 'bool' ? '[bool]' : '<value>'}`, `same as --${key}`).hideHelp());
   }

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { PPO_SPECS, type PpoConfig } from '../rl/config.js';
 import { runPpo } from '../rl/run.js';
 import { COMMON_OPTIONS, defaultsOf } from '../train/config.js';
-import { loadReward, readPrompts } from './eval.js';
+import { loadReward, readPrompts } from '../api/prompts.js';
 import { addOptions, resolveOptions } from './options.js';
 
 export function ppoCommand(): Command {

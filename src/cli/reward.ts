@@ -1,7 +1,7 @@
 // `tsdpo reward`: train a reward model (TRL 1.13's RewardTrainer) from flags with RewardConfig's names.
 import { Command } from 'commander';
-import { rewardConfig, REWARD_SPECS } from '../train/reward-config.js';
-import { runReward } from '../train/run-reward.js';
+import { runTraining } from '../api/run.js';
+import { REWARD_SPECS } from '../train/reward-config.js';
 import { addOptions, resolveOptions } from './options.js';
 
 export function rewardCommand(): Command {
@@ -17,7 +17,7 @@ export function rewardCommand(): Command {
       'transformers and by `tsdpo eval --reward OUTPUT`.');
   addOptions(cmd, REWARD_SPECS);
   cmd.action(async () => {
-    const r = await runReward(rewardConfig(resolveOptions(cmd, REWARD_SPECS)));
+    const r = await runTraining('reward', resolveOptions(cmd, REWARD_SPECS), { terminal: true });
     if (r.stopped) process.exitCode = 2;
     else process.stderr.write(`done: ${r.steps} steps; reward model in ${r.output}\n`);
   });

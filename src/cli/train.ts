@@ -1,11 +1,10 @@
 // `tsdpo dpo` and `tsdpo sft`: flags (TRL names) from the option tables, then the run.
 import { Command } from 'commander';
-import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS } from '../train/config.js';
-import { runDpo, runSft } from '../train/run.js';
+import { DPO_SPECS, SFT_SPECS } from '../train/config.js';
+import { runTraining } from '../api/run.js';
 import { addOptions, resolveOptions } from './options.js';
 
-export const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
-export const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
+export { DPO_SPECS, SFT_SPECS };
 
 export function dpoCommand(): Command {
   const cmd = new Command('dpo')
@@ -16,7 +15,7 @@ export function dpoCommand(): Command {
   addOptions(cmd, DPO_SPECS);
   cmd.action(async () => {
     const cfg = resolveOptions(cmd, DPO_SPECS);
-    const r = await runDpo(cfg);
+    const r = await runTraining('dpo', cfg, { terminal: true });
     if (r.stopped) process.exitCode = 2;
     else process.stderr.write(`done: ${r.steps} steps; model in ${r.output}\n`);
   });
@@ -30,7 +29,7 @@ export function sftCommand(): Command {
   addOptions(cmd, SFT_SPECS);
   cmd.action(async () => {
     const cfg = resolveOptions(cmd, SFT_SPECS);
-    const r = await runSft(cfg);
+    const r = await runTraining('sft', cfg, { terminal: true });
     if (r.stopped) process.exitCode = 2;
     else process.stderr.write(`done: ${r.steps} steps; model in ${r.output}\n`);
   });

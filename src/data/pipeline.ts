@@ -23,6 +23,7 @@ export interface PreferenceDataOptions extends LoadOptions, TruncationOptions {
   skipInvalid?: boolean;
 }
 
+/** What a dataset's rows became: examples kept, truncated, dropped and skipped, and the detected format. */
 export interface DataReport {
   /** Records read from the files. */
   read: number;
@@ -41,6 +42,7 @@ export interface DataReport {
   format: string;
 }
 
+/** Tokenized preference pairs (what DPO trains on) with their origins and the report. */
 export interface PreferenceDataset {
   examples: TokenizedPair[];
   /** Where each example came from (same order). */

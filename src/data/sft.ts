@@ -66,6 +66,7 @@ export interface SftDataOptions extends LoadOptions {
   skipInvalid?: boolean;
 }
 
+/** Tokenized SFT examples (ids and loss mask) with their origins and the report. */
 export interface SftDataset {
   examples: SftExample[];
   sources: Where[];

@@ -39,6 +39,7 @@ export interface UnpairedDataOptions extends LoadOptions {
 
 export type UnpairedFormat = { kind: 'unpaired'; conversational: boolean } | { kind: 'paired'; preference: PreferenceFormat };
 
+/** Tokenized unpaired examples (what KTO trains on): completions labelled desirable or not. */
 export interface UnpairedDataset {
   examples: UnpairedExample[];
   sources: Where[];

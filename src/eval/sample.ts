@@ -24,6 +24,7 @@ export interface Scored {
  * faster (a reward model) also has `batch`.
  */
 export type RewardFn = ((prompt: string, completion: string) => number | Promise<number>) & {
+  /** Scores many completions at once (a reward model's batched forward pass). */
   batch?: (items: { prompt: string; completion: string }[]) => Promise<number[]>;
 };
 

@@ -71,16 +71,24 @@ export function loadPeftAdapter(dir: string, opts: ReadOptions = {}): PeftAdapte
     throw new Error(`${who}: no ${ADAPTER_CONFIG} in ${dir}${model}`);
   }
   const rawConfig = readJsonFile(configFile, who);
-  const config = parseLoraConfig(rawConfig, `${who}: ${configFile}`);
+  parseLoraConfig(rawConfig, `${who}: ${configFile}`);
   if (!fs.existsSync(weightsFile)) {
     const bin = fs.existsSync(path.join(dir, 'adapter_model.bin'));
     throw new Error(`${who}: no ${ADAPTER_WEIGHTS} in ${dir}` + (bin ? '; it has adapter_model.bin, but only safetensors ' +
       'is supported: convert with peft (PeftModel.from_pretrained(base, dir).save_pretrained(out))' : ''));
   }
-  const where = `${who}: ${weightsFile}`;
+  return peftAdapterFrom(dir, rawConfig, readSafetensors(weightsFile, opts).tensors, `${who}: ${weightsFile}`);
+}
+
+/**
+ * An adapter from adapter_config.json (parsed) and the tensors of adapter_model.safetensors, with
+ * the checks of loadPeftAdapter. No file access: browsers build adapters from fetched files with it.
+ */
+export function peftAdapterFrom(dir: string, rawConfig: Json, tensors: ReadonlyMap<string, RawTensor>, where: string): PeftAdapter {
+  const config = parseLoraConfig(rawConfig, where);
   const factors = new Map<string, { A?: RawTensor; B?: RawTensor }>();
   const extraTensors = new Map<string, RawTensor>();
-  for (const [key, t] of readSafetensors(weightsFile, opts).tensors) {
+  for (const [key, t] of tensors) {
     if (!key.startsWith(PREFIX)) throw new Error(`${where}: key '${key}' does not start with '${PREFIX}'`);
     const name = key.slice(PREFIX.length), m = FACTOR.exec(name);
     if (m) {

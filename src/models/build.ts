@@ -52,3 +52,34 @@ export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
     return { name, tensor };
   });
 }
+
+/**
+ * Writes host tensors into a built model's parameters in place (restoring a checkpoint), with
+ * buildModel's checks: a missing tensor, an unknown extra one, a wrong shape or dtype is an error
+ * naming it. `ignore` skips file tensors that belong to something else (a reward model's score head).
+ */
+export function restoreWeights(model: CausalLM, raw: ReadonlyMap<string, RawTensor>, where: string, ignore: (name: string) => boolean = () => false): void {
+  const family = familyOf(model.config, `${where}/config.json`);
+  const rename = family.sanitize([...raw.keys()], family.spec(model.config));
+  const problems: string[] = [];
+  const found = new Map<string, RawTensor>();
+  for (const [fileName, rt] of raw) {
+    if (ignore(fileName)) continue;
+    const name = rename.get(fileName) ?? fileName;
+    if (name === null) continue;
+    const t = model.params.get(name);
+    if (!t) problems.push(`unexpected tensor '${fileName}' ${fmt(rt.shape)} (not a parameter of this ${model.family} model)`);
+    else if (t.shape.length !== rt.shape.length || t.shape.some((d, i) => d !== rt.shape[i])) problems.push(`tensor '${fileName}' has shape ${fmt(rt.shape)}, the model's is ${fmt(t.shape)}`);
+    else if (!['F32', 'F16', 'BF16', 'F64'].includes(rt.dtype)) problems.push(`tensor '${fileName}' has dtype ${rt.dtype}; only F32, F16, BF16 (and F64) weights are supported`);
+    else found.set(name, rt);
+  }
+  for (const name of model.params.keys()) if (!found.has(name) && !problems.some((p) => p.includes(`'${name}'`))) problems.push(`missing tensor '${name}'`);
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 10).join('\n  ');
+    throw new Error(`${where}: weights do not match the model:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+  }
+  for (const [name, rt] of found) {
+    const t = model.params.get(name)!;
+    t.backend.write(t.storage, rt.toFloat32());
+  }
+}

@@ -2,10 +2,10 @@
 // in memory, which browsers use too, is build.ts.
 import type { Backend } from '../core/backend.js';
 import { loadHfFolder, saveHfFolder, type HfFolder } from '../io/hf.js';
-import { buildModel } from './build.js';
+import { buildModel, restoreWeights } from './build.js';
 import type { CausalLM, Json } from './model.js';
 
-export { buildModel, trainAll } from './build.js';
+export { buildModel, restoreWeights, trainAll } from './build.js';
 
 export interface LoadOptions {
   backend?: Backend;
@@ -19,6 +19,16 @@ export interface LoadOptions {
 export function loadModel(dir: string, opts: LoadOptions = {}): CausalLM {
   const folder: HfFolder = loadHfFolder(dir, { lazy: true });
   return buildModel(folder.config, folder.tensors, dir, opts.backend);
+}
+
+/**
+ * Restores `model`'s weights in place from a model folder (a checkpoint written by saveModel), with
+ * buildModel's checks; `ignore` skips tensors of something else in the folder.
+ */
+export function restoreModel(model: CausalLM, dir: string, ignore?: (name: string) => boolean): HfFolder {
+  const folder = loadHfFolder(dir, { lazy: true });
+  restoreWeights(model, folder.tensors, dir, ignore);
+  return folder;
 }
 
 /** Host copies of the parameters, under their HF names (tied weights once). */

@@ -4,10 +4,11 @@
 import { Rng, keep, matmul, noGrad, tensor, type Tensor } from '../core/index.js';
 import { fmt } from '../core/shape.js';
 import { isLoraTarget, LORA_DEFAULTS, loraScaling, parseLoraConfig, type LoraConfig } from '../io/peft-config.js';
-import { loadPeftAdapter, savePeftAdapter } from '../io/peft.js';
+import { loadPeftAdapter, savePeftAdapter, type PeftAdapter } from '../io/peft.js';
 import type { CausalLM } from './model.js';
 import { familyOf } from './registry.js';
 
+/** An attached LoRA adapter: its PEFT config and its trainable factors. */
 export interface AdapterInfo {
   config: LoraConfig;
   /** Trainable factors, named as in adapter_model.safetensors without the prefix (path.lora_A / path.lora_B). */
@@ -16,6 +17,7 @@ export interface AdapterInfo {
 
 const attached = new WeakMap<CausalLM, AdapterInfo>();
 
+/** The adapter attached to `model`, or null. */
 export function adapterOf(model: CausalLM): AdapterInfo | null {
   return attached.get(model) ?? null;
 }
@@ -55,7 +57,11 @@ function attach(model: CausalLM, config: LoraConfig, factors: Map<string, { A: T
  * modules_to_save are errors unless their module is in `modulesToSave` (the caller reads those).
  */
 export function loadAdapter(model: CausalLM, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
-  const a = loadPeftAdapter(dir);
+  return attachPeftAdapter(model, loadPeftAdapter(dir), dir, opts);
+}
+
+/** Attaches an adapter already read (io/peft.ts), e.g. one built from fetched files; errors name `dir`. */
+export function attachPeftAdapter(model: CausalLM, a: PeftAdapter, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
   const allowed = (name: string): boolean => (opts.modulesToSave ?? []).some((m) => name.startsWith(`${m}.`));
   if ([...a.extraTensors.keys()].some((k) => !allowed(k))) {
     throw new Error(`${dir}: modules_to_save tensors (${[...a.extraTensors.keys()].slice(0, 3).join(', ')}) are not supported`);
@@ -70,6 +76,34 @@ export function loadAdapter(model: CausalLM, dir: string, opts: { modulesToSave?
   return attach(model, a.config, factors);
 }
 
+/**
+ * Restores the attached adapter's factors in place from a PEFT folder (a checkpoint written by
+ * saveAdapter): the folder must hold every adapted module, with the same shapes, and no other.
+ * Returns the adapter read (its modules_to_save tensors for the caller).
+ */
+export function restoreAdapter(model: CausalLM, dir: string): PeftAdapter {
+  const info = adapterOf(model);
+  if (!info) throw new Error(`restoreAdapter: the model has no adapter to restore from ${dir}`);
+  const a = loadPeftAdapter(dir);
+  const problems: string[] = [];
+  for (const [path, m] of a.modules) {
+    const l = model.linears.get(path)?.lora;
+    if (!l) problems.push(`adapter has ${path}, which this run does not train`);
+    else if (fmt(l.A.shape) !== fmt(m.A.shape) || fmt(l.B.shape) !== fmt(m.B.shape)) {
+      problems.push(`${path}: lora_A ${fmt(m.A.shape)} / lora_B ${fmt(m.B.shape)}, the run's are ${fmt(l.A.shape)} / ${fmt(l.B.shape)}`);
+    }
+  }
+  for (const [path, layer] of model.linears) if (layer.lora && !a.modules.has(path)) problems.push(`adapter lacks ${path}, which this run trains`);
+  if (problems.length > 0) throw new Error(`${dir}: checkpoint adapter does not match this run:\n  ${problems.join('\n  ')}`);
+  for (const [path, m] of a.modules) {
+    const l = model.linears.get(path)!.lora!;
+    l.A.backend.write(l.A.storage, m.A.toFloat32());
+    l.B.backend.write(l.B.storage, m.B.toFloat32());
+  }
+  return a;
+}
+
+/** A new adapter's settings, as PEFT's LoraConfig (r, lora_alpha, target_modules, lora_dropout) and its init seed. */
 export interface NewAdapterOptions {
   r: number;
   alpha: number;

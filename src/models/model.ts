@@ -37,6 +37,7 @@ export interface ForwardOptions {
 
 export type Json = Record<string, unknown>;
 
+/** A causal language model of a supported family, its weights on a backend, built from config.json + safetensors. */
 export interface CausalLM {
   /** Family name from the registry (gpt2, llama, mistral, qwen2, qwen3, gemma3). */
   readonly family: string;

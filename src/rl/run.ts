@@ -15,7 +15,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { decays, Optimizer } from '../train/optim.js';
 import { progress } from '../train/progress.js';
 import { finish, setup } from '../train/run.js';
-import { lrMultiplier, warmupSteps, type ScheduleName } from '../train/schedule.js';
+import { lrMultiplier, warmupSteps } from '../train/schedule.js';
 import { trainerEpochOrder } from '../train/torch-order.js';
 import { AdaptiveKl, type KlEstimator } from './advantages.js';
 import type { PpoConfig } from './config.js';
@@ -156,7 +156,7 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
       const uo = o();
       const batch = await sampleRollouts(s.policy, picked, { ...uo, responseLength: cfg.response_length, rng });
       const d = await rolloutPhase(models, batch, uo);
-      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, u - 1, warmup, sizes.total);
+      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, u - 1, warmup, sizes.total);
       // TRL shuffles the rollouts of each PPO epoch with numpy's unseeded global generator: tsdpo seeds it.
       const permutation = (n: number, e: number): Int32Array => trainerEpochOrder(n, cfg.seed * 7919 + u, e);
       const r = await ppoEpochs(models, optimizer, batch, d, uo, acc, { lr, endOfDataloader: idx === sizes.perEpoch - 1, permutation });

@@ -70,6 +70,7 @@ export function readTokenizerFiles(dir: string): TokenizerFiles {
   };
 }
 
+/** The tokenizer of a local Hugging Face model folder (tokenizer.json, or vocab.json + merges.txt of an old GPT-2 folder). */
 export function loadTokenizer(dir: string): TextTokenizer {
   return createTokenizer(readTokenizerFiles(dir));
 }

@@ -34,11 +34,15 @@ export interface ChatTemplateOptions {
   markGeneration?: boolean;
 }
 
+/** A Hugging Face tokenizer: encode / decode, special tokens and the chat template, as transformers applies them. */
 export interface TextTokenizer {
+  /** Token ids of `text` (special tokens added by default, as transformers' encode). */
   encode(text: string, opts?: EncodeOptions): number[];
+  /** The text of `ids`. */
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   /** Id of a token string, or null if it is not in the vocabulary. */
   tokenToId(token: string): number | null;
+  /** The vocabulary entry of `id`, or null outside the vocabulary. */
   idToToken(id: number): string | null;
   bosToken: string | null;
   eosToken: string | null;
@@ -58,6 +62,7 @@ export interface TextTokenizer {
   /** Names of the chat templates it has ("default" for a single one); empty if none. */
   chatTemplateNames: string[];
   hasChatTemplate: boolean;
+  /** `messages` rendered with the chat template (the text, not yet tokenized). */
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): string;
   /** Where it was loaded from (for error messages). */
   source: string;

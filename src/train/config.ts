@@ -6,16 +6,26 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { F_DIVERGENCES, LOSS_NAMES, LOSSES, TRL_LOSSES } from './losses.js';
 
-export type OptionType = 'number' | 'int' | 'string' | 'bool' | 'list';
+/** An option's kind: a number, a whole number, text, true/false, a comma-separated list, or texts given one by one (`--prompt a b`). */
+export type OptionType = 'number' | 'int' | 'string' | 'bool' | 'list' | 'strings';
 
+/** One option of a table: its type, default, help text and allowed values. */
 export interface OptionSpec {
   type: OptionType;
   default: unknown;
   help: string;
+  /** The values a string option takes (they become its TypeScript type, a union of these). */
   choices?: readonly string[];
   /** A short flag name users may type instead (e.g. --model for --model_name_or_path). */
   alias?: string;
+  /** The smallest value a number takes. */
+  min?: number;
+  /** The command stops unless the option is given. */
+  required?: boolean;
 }
+
+/** Where to run: the one definition of --device, shared by every command. */
+export const DEVICE_OPTION = { type: 'string', default: 'auto', choices: ['auto', 'cpu', 'webgpu'], help: 'where to run: the GPU through WebGPU when available, else the CPU' } as const satisfies OptionSpec;
 
 /** Options shared by `tsdpo dpo` and `tsdpo sft`. */
 export const COMMON_OPTIONS = {
@@ -62,7 +72,7 @@ export const COMMON_OPTIONS = {
   rejected_column: { type: 'string', default: 'rejected', help: 'column holding the dispreferred completion' },
   gradient_checkpointing: { type: 'bool', default: false, help: "recompute each layer's activations in backward instead of keeping them: same numbers, far less activation memory, ~1/3 more compute (TRL 1.13 defaults to true; tsdpo to false, see docs/memory.md)" },
   memory_report: { type: 'bool', default: false, help: 'log the peak memory after the first step and at the end, split into weights, gradients, optimizer state, logits and activations' },
-  device: { type: 'string', default: 'auto', choices: ['auto', 'cpu', 'webgpu'], help: 'where to train: GPU through WebGPU when available, else CPU' },
+  device: DEVICE_OPTION,
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
   config: { type: 'string', default: '', help: 'YAML or JSON file with any of these options' },
 } as const satisfies Record<string, OptionSpec>;
@@ -112,12 +122,23 @@ export const SFT_OPTIONS = {
   dataset_num_proc: { type: 'int', default: 0, help: 'accepted with a notice: no effect in tsdpo (tokenizes in one process)' },
 } as const satisfies Record<string, OptionSpec>;
 
-type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number
-  : S['type'] extends 'bool' ? boolean : S['type'] extends 'list' ? string[] : string;
+/** Every option of `tsdpo dpo` (COMMON_OPTIONS and DPO_OPTIONS). */
+export const DPO_SPECS = { ...COMMON_OPTIONS, ...DPO_OPTIONS };
+/** Every option of `tsdpo sft`: TRL's SFTConfig has its own learning_rate default, 2e-5. */
+export const SFT_SPECS = { ...COMMON_OPTIONS, ...SFT_OPTIONS, learning_rate: { ...COMMON_OPTIONS.learning_rate, default: 2e-5 } };
+
+/** The TypeScript type of an option's value; a string option with choices is the union of its choices. */
+export type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number
+  : S['type'] extends 'bool' ? boolean : S['type'] extends 'list' | 'strings' ? string[]
+    : S extends { choices: readonly (infer C extends string)[] } ? C : string;
+/** The configuration an option table describes: one typed field per option. */
 export type ConfigOf<T extends Record<string, OptionSpec>> = { -readonly [K in keyof T]: ValueOf<T[K]> };
 
+/** The options every trainer shares (TrainingArguments' names, ModelConfig's LoRA options, tsdpo's data and device options). */
 export type CommonConfig = ConfigOf<typeof COMMON_OPTIONS>;
+/** `tsdpo dpo`'s configuration: TRL 1.13's DPOConfig names (see DPO_OPTIONS for each option's help). */
 export type DpoConfig = CommonConfig & ConfigOf<typeof DPO_OPTIONS>;
+/** `tsdpo sft`'s configuration: TRL 1.13's SFTConfig names. */
 export type SftConfig = CommonConfig & ConfigOf<typeof SFT_OPTIONS>;
 
 export function defaultsOf<T extends Record<string, OptionSpec>>(specs: T): ConfigOf<T> {
@@ -134,9 +155,19 @@ export function coerce(key: string, spec: OptionSpec, value: unknown, where: str
     case 'number':
     case 'int': {
       v = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-      if (typeof v !== 'number' || !Number.isFinite(v) || (spec.type === 'int' && !Number.isInteger(v))) bad();
+      const whole = spec.type === 'int';
+      if (spec.min !== undefined && !(typeof v === 'number' && (!whole || Number.isInteger(v)) && v >= spec.min)) {
+        const what = `must be a ${whole ? 'whole number' : 'number'} >= ${spec.min}, got '${String(value)}'`;
+        throw new Error(where === 'command line' ? `--${key} ${what}` : `${where}: option ${key} ${what}`);
+      }
+      if (typeof v !== 'number' || !Number.isFinite(v) || (whole && !Number.isInteger(v))) bad();
       break;
     }
+    case 'strings':
+      if (typeof value === 'string') v = [value];
+      else if (Array.isArray(value) && value.every((x) => typeof x === 'string')) v = [...value];
+      else bad();
+      break;
     case 'bool':
       if (typeof value === 'string') v = ['true', '1', 'yes'].includes(value.toLowerCase()) ? true : ['false', '0', 'no'].includes(value.toLowerCase()) ? false : bad();
       else if (typeof value !== 'boolean') bad();

@@ -8,7 +8,7 @@ import type { TokenizedPair } from '../data/tokenize.js';
 import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
 import type { DpoConfig } from './config.js';
-import { LOSS_NAMES, LOSSES, lossEntry, splitPairs, type FDivergence, type LossInputs, type LossOptions } from './losses.js';
+import { LOSS_NAMES, LOSSES, lossEntry, splitPairs, type LossInputs, type LossOptions } from './losses.js';
 import { pairLogpsSharedPrompt, sequenceLogps, STAT_COLUMNS, targetIsArgmax, type LogpOptions, type LogpResult, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
 import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
@@ -92,7 +92,7 @@ export function batchOf(pairs: readonly TokenizedPair[], padId: number, padToMul
 export function lossOptions(cfg: DpoConfig): LossOptions {
   return {
     beta: cfg.beta, labelSmoothing: cfg.label_smoothing, simpoGamma: cfg.simpo_gamma, discopopTau: cfg.discopop_tau,
-    fDivergence: cfg.f_divergence_type as FDivergence, fAlpha: cfg.f_alpha_divergence_coef,
+    fDivergence: cfg.f_divergence_type, fAlpha: cfg.f_alpha_divergence_coef,
   };
 }
 

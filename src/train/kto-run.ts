@@ -8,10 +8,10 @@ import { loadAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
 import { checkKtoConfig, computeKtoReference, KtoObjective, usesKl, weightAdvice, withKlCompletions, type KtoConfig, type KtoExample, type KtoReference } from './kto.js';
 import { progress } from './progress.js';
-import { cachedReference, evalSource, finish, refCacheFile, reportLine, setup, type Log, type RunSummary } from './run.js';
-import { train as runTraining } from './trainer.js';
+import { cachedReference, refCacheFile, runMethod, type RunOptions, type RunSummary } from './run.js';
 
-function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
+/** The data options of a KTO config. */
+export function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
   return {
     // A named prompt column must exist; the default one may be absent (paired rows with an implicit prompt).
     columns: {
@@ -23,60 +23,54 @@ function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
   };
 }
 
-export async function runKto(cfg: KtoConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<RunSummary> {
   checkKtoConfig(cfg);
-  const s = await setup(cfg, log);
-  const padId = padIdFor(s.tok);
-  const train = await loadUnpairedDataset(cfg.dataset, s.tok, { ...dataOptions(cfg), split: 'train' });
-  log(reportLine('train data', train.report));
-  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
-  const advice = weightAdvice(train.report.desirable, train.report.undesirable, cfg.desirable_weight, cfg.undesirable_weight);
-  if (advice) log(advice);
-  const ev = evalSource(cfg);
-  const evalData = ev ? await loadUnpairedDataset(ev.path, s.tok, { ...dataOptions(cfg), split: ev.split }) : null;
-  if (evalData) log(reportLine('eval data', evalData.report));
-  if (usesKl(cfg.loss_type) && train.examples.length % cfg.per_device_train_batch_size === 1) {
-    log(`notice: the last micro-batch of each epoch holds one example, whose KL pair is its own completion (as TRL 1.13)`);
-  }
-
-  let reference: KtoReference;
-  let refModel: CausalLM | null = null;
-  if (s.lora && !cfg.ref_model && !cfg.adapter) reference = { kind: 'adapter-off' };
-  else {
-    refModel = loadModel(cfg.ref_model || cfg.model_name_or_path);
-    // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
-    if (!cfg.ref_model && cfg.adapter) loadAdapter(refModel, cfg.adapter);
-    reference = { kind: 'model', model: refModel };
-  }
-  if (cfg.precompute_ref_log_probs) {
-    const model = refModel ?? s.policy;
-    const maxLength = cfg.max_length > 0 ? cfg.max_length : null;
-    const pass = async (examples: KtoExample[], label: string, batchSize: number): Promise<Float64Array[]> => {
-      const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
-      try {
-        return await computeKtoReference(model, refModel === null, examples, padId, maxLength, cfg.precompute_ref_batch_size || batchSize, usesKl(cfg.loss_type), (d) => bar.update(d));
-      } finally {
-        bar.stop();
+  return runMethod(cfg, opts, {
+    command: 'kto',
+    load: (path, split, s) => loadUnpairedDataset(path, s.tok, { ...dataOptions(cfg), split }),
+    notices: (train) => [
+      weightAdvice(train.report.desirable, train.report.undesirable, cfg.desirable_weight, cfg.undesirable_weight),
+      usesKl(cfg.loss_type) && train.examples.length % cfg.per_device_train_batch_size === 1
+        ? 'notice: the last micro-batch of each epoch holds one example, whose KL pair is its own completion (as TRL 1.13)' : null,
+    ].filter((l): l is string => l !== null),
+    objective: async (s, train, evalData, log) => {
+      const padId = padIdFor(s.tok);
+      let reference: KtoReference;
+      let refModel: CausalLM | null = null;
+      if (s.lora && !cfg.ref_model && !cfg.adapter) reference = { kind: 'adapter-off' };
+      else {
+        refModel = loadModel(cfg.ref_model || cfg.model_name_or_path);
+        // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
+        if (!cfg.ref_model && cfg.adapter) loadAdapter(refModel, cfg.adapter);
+        reference = { kind: 'model', model: refModel };
       }
-    };
-    // The cache key: reference weights, each example's prompt, completion and KL completion, and the cut.
-    const key = (examples: KtoExample[]): string => refCacheFile(cfg.ref_model || cfg.model_name_or_path, cfg.ref_model ? '' : cfg.adapter,
-      examples.map((e) => ({ promptIds: e.promptIds, chosenIds: e.completionIds, rejectedIds: e.klCompletionIds })), `kto max_length=${maxLength}`);
-    const bs = cfg.per_device_train_batch_size;
-    const trainEx = withKlCompletions(train.examples, bs);
-    const trainRef = await cachedReference(key(trainEx), () => pass(trainEx, 'train', bs), log);
-    const evalEx = evalData ? withKlCompletions(evalData.examples, bs) : null;
-    const evalRef = evalEx ? await cachedReference(key(evalEx), () => pass(evalEx, 'eval', cfg.per_device_eval_batch_size), log) : null;
-    reference = { kind: 'cached', train: trainRef, eval: evalRef };
-    if (refModel) for (const t of refModel.params.values()) t.dispose(); // the copy is no longer needed
-  }
-
-  const objective = new KtoObjective({
-    cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
-    saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+      if (cfg.precompute_ref_log_probs) {
+        const model = refModel ?? s.policy;
+        const maxLength = cfg.max_length > 0 ? cfg.max_length : null;
+        const pass = async (examples: KtoExample[], label: string, batchSize: number): Promise<Float64Array[]> => {
+          const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
+          try {
+            return await computeKtoReference(model, refModel === null, examples, padId, maxLength, cfg.precompute_ref_batch_size || batchSize, usesKl(cfg.loss_type), (d) => bar.update(d));
+          } finally {
+            bar.stop();
+          }
+        };
+        // The cache key: reference weights, each example's prompt, completion and KL completion, and the cut.
+        const key = (examples: KtoExample[]): string => refCacheFile(cfg.ref_model || cfg.model_name_or_path, cfg.ref_model ? '' : cfg.adapter,
+          examples.map((e) => ({ promptIds: e.promptIds, chosenIds: e.completionIds, rejectedIds: e.klCompletionIds })), `kto max_length=${maxLength}`);
+        const bs = cfg.per_device_train_batch_size;
+        const trainEx = withKlCompletions(train.examples, bs);
+        const trainRef = await cachedReference(key(trainEx), () => pass(trainEx, 'train', bs), log);
+        const evalEx = evalData ? withKlCompletions(evalData.examples, bs) : null;
+        const evalRef = evalEx ? await cachedReference(key(evalEx), () => pass(evalEx, 'eval', cfg.per_device_eval_batch_size), log) : null;
+        reference = { kind: 'cached', train: trainRef, eval: evalRef };
+        if (refModel) for (const t of refModel.params.values()) t.dispose(); // the copy is no longer needed
+      }
+      const objective = new KtoObjective({
+        cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
+        saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+      });
+      return { objective, refModel: reference.kind === 'model' ? refModel : null };
+    },
   });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'kto', ...cfg } });
-  if (!result.stopped) await finish(cfg, s);
-  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }

@@ -8,7 +8,7 @@ import { collateSft } from '../data/collate.js';
 import { klCompletions, type UnpairedDataset, type UnpairedExample } from '../data/unpaired.js';
 import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
-import type { CommonConfig, ConfigOf, OptionSpec } from './config.js';
+import { COMMON_OPTIONS, type CommonConfig, type ConfigOf, type OptionSpec } from './config.js';
 import { mixIntoReference, type HostStats } from './dpo.js';
 import { sequenceLogps, STAT_COLUMNS, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
@@ -32,7 +32,10 @@ export const KTO_OPTIONS = {
   label_column: { type: 'string', default: 'label', help: 'column holding the boolean label of unpaired rows (true = desirable)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** `tsdpo kto`'s configuration: TRL 1.13's KTOConfig names. */
 export type KtoConfig = CommonConfig & ConfigOf<typeof KTO_OPTIONS>;
+/** Every option of `tsdpo kto` (COMMON_OPTIONS and KTO_OPTIONS). */
+export const KTO_SPECS = { ...COMMON_OPTIONS, ...KTO_OPTIONS };
 
 /** Losses that estimate the KL reference point (all but apo_zero_unpaired, as TRL 1.13). */
 export const usesKl = (lossType: string): boolean => lossType !== 'apo_zero_unpaired';

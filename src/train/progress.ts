@@ -19,8 +19,8 @@ export interface ProgressOptions {
 }
 
 export function progress(label: string, total: number, opts: ProgressOptions = {}): Progress {
+  if (opts.silent) return { update: () => {}, log: () => {}, stop: () => {} }; // before touching process: browsers have none
   const stream = opts.stream ?? process.stderr;
-  if (opts.silent) return { update: () => {}, log: () => {}, stop: () => {} };
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar({
       format: `${label} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted} | {status}`,

@@ -6,21 +6,18 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { padIdFor } from '../data/collate.js';
 import { loadRewardDataset, type RewardDataset } from '../data/reward.js';
-import { initEngine, type DeviceName } from '../engine.js';
-import { loadHfFolder } from '../io/hf.js';
-import { loadPeftAdapter } from '../io/peft.js';
+import { initEngine } from '../engine.js';
 import { trainAll } from '../models/build.js';
-import { newAdapter, saveAdapter } from '../models/lora.js';
+import { restoreModel } from '../models/load.js';
+import { newAdapter, restoreAdapter, saveAdapter } from '../models/lora.js';
 import { loadRewardAdapter, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/seqcls.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { NamedParam } from './optim.js';
 import { COMMON_OPTIONS } from './config.js';
 import type { RewardConfig } from './reward-config.js';
 import { RewardObjective } from './reward.js';
-import { evalSource, TOKENIZER_FILES, type RunSummary } from './run.js';
+import { evalSource, TOKENIZER_FILES, type RunOptions, type RunSummary } from './run.js';
 import { prepareOutputDir, publishFiles, train as runTraining } from './trainer.js';
-
-type Log = (line: string) => void;
 
 function reportLine(name: string, r: RewardDataset['report']): string {
   return `${name}: ${r.rows} pairs from ${r.read} rows (${r.format}); dropped ${r.dropped} longer than max_length, skipped ${r.skippedInvalid} invalid`;
@@ -34,25 +31,9 @@ function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, pad
     // PEFT's SEQ_CLS task: the score head is trained whole and saved beside the factors (modules_to_save).
     await saveAdapter(sc.model, dir, cfg.model_name_or_path, { config: { task_type: 'SEQ_CLS', modules_to_save: ['score'] }, tensors: await scoreHost() });
   };
+  // A checkpoint restores in place, with the shape checks of loading a model or an adapter; the score head beside it.
   const load = async (dir: string): Promise<void> => {
-    let tensors;
-    if (lora) {
-      const a = loadPeftAdapter(dir);
-      for (const [path, m] of a.modules) {
-        const l = sc.model.linears.get(path)?.lora;
-        if (!l) throw new Error(`${dir}: checkpoint adapter has ${path}, which this run does not train`);
-        l.A.backend.write(l.A.storage, m.A.toFloat32());
-        l.B.backend.write(l.B.storage, m.B.toFloat32());
-      }
-      tensors = a.extraTensors;
-    } else {
-      tensors = loadHfFolder(dir).tensors;
-      for (const [name, t] of sc.model.params) {
-        const raw = tensors.get(name);
-        if (!raw) throw new Error(`${dir}: checkpoint lacks tensor ${name}`);
-        t.backend.write(t.storage, raw.toFloat32());
-      }
-    }
+    const tensors = lora ? restoreAdapter(sc.model, dir).extraTensors : restoreModel(sc.model, dir, (name) => name === 'score.weight').tensors;
     const score = tensors.get('score.weight');
     if (!score) throw new Error(`${dir}: checkpoint lacks tensor score.weight`);
     sc.score.backend.write(sc.score.storage, score.toFloat32());
@@ -60,13 +41,13 @@ function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, pad
   return { save, load };
 }
 
-export async function runReward(cfg: RewardConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   if (cfg.center_rewards_coefficient < 0) throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
   prepareOutputDir(cfg);
-  await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
+  await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head.
   const sc = loadSequenceClassifier(cfg.model_name_or_path, { newHead: { numLabels: 1, seed: cfg.seed } });
@@ -109,7 +90,7 @@ export async function runReward(cfg: RewardConfig, opts: { log?: Log; quiet?: bo
   const objective = new RewardObjective({
     cfg, model: sc, params, train, eval: evalData, padId, loraDropout, saveWeights: io.save, loadWeights: io.load,
   });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'reward', ...cfg } });
+  const result = await runTraining(cfg, objective, { ...opts, record: { command: 'reward', ...cfg } });
   if (!result.stopped) {
     const staging = join(cfg.output_dir, `.final-${process.pid}`);
     rmSync(staging, { recursive: true, force: true });

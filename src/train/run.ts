@@ -6,14 +6,14 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { listSplits } from '../data/splits.js';
-import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.js';
+import { loadPreferenceDataset, type DataReport, type PreferenceDataset } from '../data/pipeline.js';
 import type { SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
-import { initEngine, type DeviceName } from '../engine.js';
+import { initEngine } from '../engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
-import { loadModel, saveModel, trainAll } from '../models/load.js';
-import { loadAdapter, newAdapter, saveAdapter } from '../models/lora.js';
+import { loadModel, restoreModel, saveModel, trainAll } from '../models/load.js';
+import { loadAdapter, newAdapter, restoreAdapter, saveAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
@@ -24,16 +24,20 @@ import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
-import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
+import { prepareOutputDir, publishFiles, train as runTraining, type Objective, type TrainOptions, type TrainResult } from './trainer.js';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
 
+/** A finished run from files: steps, every metrics line, what the data held, and the output folder. */
 export interface RunSummary extends TrainResult {
   report: Record<string, unknown>;
   output: string;
 }
 
 export type Log = (line: string) => void;
+
+/** How a run reports: log lines (default: stderr), no progress bar (quiet), every metrics line and step. */
+export type RunOptions = Pick<TrainOptions, 'log' | 'quiet' | 'onRecord' | 'onStep'>;
 
 export interface Setup {
   tok: TextTokenizer;
@@ -49,7 +53,7 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   prepareOutputDir(cfg);
-  await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
+  await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   const policy = loadModel(cfg.model_name_or_path);
   policy.gradientCheckpointing = cfg.gradient_checkpointing;
@@ -71,25 +75,10 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
     if (lora) await saveAdapter(policy, dir, cfg.model_name_or_path);
     else await saveModel(policy, dir, { generationConfig: generationConfigOf(cfg.model_name_or_path) });
   };
+  // A checkpoint restores in place, with the shape checks of loading a model or an adapter.
   const loadWeights = async (dir: string): Promise<void> => {
-    if (lora) {
-      const { loadPeftAdapter } = await import('../io/peft.js');
-      const a = loadPeftAdapter(dir);
-      for (const [path, m] of a.modules) {
-        const l = policy.linears.get(path)?.lora;
-        if (!l) throw new Error(`${dir}: checkpoint adapter has ${path}, which this run does not train`);
-        l.A.backend.write(l.A.storage, m.A.toFloat32());
-        l.B.backend.write(l.B.storage, m.B.toFloat32());
-      }
-    } else {
-      const { loadHfFolder } = await import('../io/hf.js');
-      const folder = loadHfFolder(dir);
-      for (const [name, t] of policy.params) {
-        const raw = folder.tensors.get(name);
-        if (!raw) throw new Error(`${dir}: checkpoint lacks tensor ${name}`);
-        t.backend.write(t.storage, raw.toFloat32());
-      }
-    }
+    if (lora) restoreAdapter(policy, dir);
+    else restoreModel(policy, dir);
   };
   return { tok, policy, params, lora, loraDropout, saveWeights, loadWeights };
 }
@@ -128,7 +117,8 @@ export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
   publishFiles(staging, cfg.output_dir);
 }
 
-function dataOptions(cfg: CommonConfig) {
+/** The data options (columns, truncation, skipping) of a training config. */
+export function dataOptions(cfg: CommonConfig) {
   return {
     // A named prompt column must exist; the default one may be absent (implicit prompt, Anthropic HH).
     columns: {
@@ -139,7 +129,7 @@ function dataOptions(cfg: CommonConfig) {
     maxLength: cfg.max_length > 0 ? cfg.max_length : null,
     maxPromptLength: cfg.max_prompt_length > 0 ? cfg.max_prompt_length : null,
     maxCompletionLength: cfg.max_completion_length > 0 ? cfg.max_completion_length : null,
-    truncationMode: cfg.truncation_mode as 'keep_end' | 'keep_start',
+    truncationMode: cfg.truncation_mode,
   };
 }
 
@@ -178,79 +168,104 @@ export async function cachedReference(file: string, compute: () => Promise<Float
   return values;
 }
 
-export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   checkDpoConfig(cfg);
   for (const line of dpoNotices(cfg)) log(line);
-  const s = await setup(cfg, log);
-  const padId = padIdFor(s.tok);
-  const train = await loadPreferenceDataset(cfg.dataset, s.tok, { ...dataOptions(cfg), split: 'train' });
-  log(reportLine('train data', train.report));
-  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
-  const ev = evalSource(cfg);
-  const evalData = ev ? await loadPreferenceDataset(ev.path, s.tok, { ...dataOptions(cfg), split: ev.split }) : null;
-  if (evalData) log(reportLine('eval data', evalData.report));
-
-  const needsReference = lossesNeedReference(cfg.loss_type);
-  const loadReference = (): CausalLM => {
-    const m = loadModel(cfg.ref_model || cfg.model_name_or_path);
-    // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
-    if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
-    return m;
-  };
-  const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
-  let reference: Reference;
-  let refModel: CausalLM | null = null;
-  if (!needsReference) reference = { kind: 'none' };
-  else if (adapterOff) reference = { kind: 'adapter-off' };
-  else if (!cfg.precompute_ref_log_probs) reference = { kind: 'model', model: (refModel = loadReference()) };
-  else reference = { kind: 'none' }; // replaced by the precomputed log-probs below
-  if (needsReference && cfg.precompute_ref_log_probs) {
-    // A separate reference is loaded only when a cache misses, and freed before training begins.
-    let copy: CausalLM | null = null;
-    const refDir = cfg.ref_model || cfg.model_name_or_path;
-    const adapterDir = cfg.ref_model ? '' : cfg.adapter;
-    const pass = async (examples: PreferenceDataset['examples'], label: string, batchSize: number): Promise<Float64Array[]> => {
-      const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
-      try {
-        const model = adapterOff ? s.policy : (copy ??= loadReference());
-        return await computeReferenceLogps(model, adapterOff, examples, padId, cfg.precompute_ref_batch_size || batchSize, (d) => bar.update(d), ldAlphaOf(cfg));
-      } finally {
-        bar.stop();
+  return runMethod(cfg, opts, {
+    command: 'dpo',
+    load: (path, split, s) => loadPreferenceDataset(path, s.tok, { ...dataOptions(cfg), split }),
+    objective: async (s, train, evalData) => {
+      const padId = padIdFor(s.tok);
+      const needsReference = lossesNeedReference(cfg.loss_type);
+      const loadReference = (): CausalLM => {
+        const m = loadModel(cfg.ref_model || cfg.model_name_or_path);
+        // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
+        if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
+        return m;
+      };
+      const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
+      let reference: Reference;
+      let refModel: CausalLM | null = null;
+      if (!needsReference) reference = { kind: 'none' };
+      else if (adapterOff) reference = { kind: 'adapter-off' };
+      else if (!cfg.precompute_ref_log_probs) reference = { kind: 'model', model: (refModel = loadReference()) };
+      else reference = { kind: 'none' }; // replaced by the precomputed log-probs below
+      if (needsReference && cfg.precompute_ref_log_probs) {
+        // A separate reference is loaded only when a cache misses, and freed before training begins.
+        let copy: CausalLM | null = null;
+        const refDir = cfg.ref_model || cfg.model_name_or_path;
+        const adapterDir = cfg.ref_model ? '' : cfg.adapter;
+        const pass = async (examples: PreferenceDataset['examples'], label: string, batchSize: number): Promise<Float64Array[]> => {
+          const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
+          try {
+            const model = adapterOff ? s.policy : (copy ??= loadReference());
+            return await computeReferenceLogps(model, adapterOff, examples, padId, cfg.precompute_ref_batch_size || batchSize, (d) => bar.update(d), ldAlphaOf(cfg));
+          } finally {
+            bar.stop();
+          }
+        };
+        const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
+        const trainRef = await cachedReference(refCacheFile(refDir, adapterDir, train.examples, salt), () => pass(train.examples, 'train', cfg.per_device_train_batch_size), log);
+        const evalRef = evalData ? await cachedReference(refCacheFile(refDir, adapterDir, evalData.examples, salt), () => pass(evalData.examples, 'eval', cfg.per_device_eval_batch_size), log) : null;
+        reference = { kind: 'cached', train: trainRef, eval: evalRef };
+        if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
       }
-    };
-    const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
-    const trainRef = await cachedReference(refCacheFile(refDir, adapterDir, train.examples, salt), () => pass(train.examples, 'train', cfg.per_device_train_batch_size), log);
-    const evalRef = evalData ? await cachedReference(refCacheFile(refDir, adapterDir, evalData.examples, salt), () => pass(evalData.examples, 'eval', cfg.per_device_eval_batch_size), log) : null;
-    reference = { kind: 'cached', train: trainRef, eval: evalRef };
-    if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
-  }
-
-  const objective = new DpoObjective({
-    cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
-    saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+      const objective = new DpoObjective({
+        cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
+        saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+      });
+      return { objective, refModel };
+    },
   });
-  const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'dpo', ...cfg }, memory });
-  if (!result.stopped) await finish(cfg, s);
-  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }
 
-export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
+export async function runSft(cfg: SftConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   for (const n of sftNotices(cfg)) log(n);
-  const s = await setup(cfg, log);
-  const padId = sftPadId(cfg, s.tok);
-  const train = await loadSftData(cfg, s.tok, dataOptions(cfg), cfg.dataset, 'train', false);
-  log(reportLine('train data', train.report));
-  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
-  const ev = evalSource(cfg);
-  const evalData = ev ? await loadSftData(cfg, s.tok, dataOptions(cfg), ev.path, ev.split, true) : null;
-  if (evalData) log(reportLine('eval data', evalData.report));
-  const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
-  const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, null) : null;
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg }, memory });
-  if (!result.stopped) { await finish(cfg, s); saveChatTemplate(cfg); }
-  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
+  return runMethod(cfg, { ...opts, log }, {
+    command: 'sft',
+    load: (path, split, s, isEval) => loadSftData(cfg, s.tok, dataOptions(cfg), path, split, isEval),
+    objective: async (s, train, evalData) => ({
+      objective: new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId: sftPadId(cfg, s.tok), loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights }),
+    }),
+    afterSave: () => saveChatTemplate(cfg),
+  });
 }
 
+/** What one method adds to the run skeleton: how to read a split, and its objective. */
+export interface MethodParts<D extends { examples: unknown[]; report: DataReport }> {
+  /** The command's name (recorded in trainer_state.json). */
+  command: string;
+  /** Reads and tokenizes one split of a dataset path (isEval: the eval split, which SFT may pack differently). */
+  load(path: string, split: string, s: Setup, isEval: boolean): Promise<D>;
+  /** Notices about the training data, logged after its report (e.g. KTO's weight advice). */
+  notices?(train: D): string[];
+  /** The objective over the loaded data, and the separate reference model if there is one (for --memory_report). */
+  objective(s: Setup, train: D, evalData: D | null, log: Log): Promise<{ objective: Objective; refModel?: CausalLM | null }>;
+  /** Files written beside the saved model once training ends (e.g. SFT's chat template). */
+  afterSave?(): void;
+}
+
+/**
+ * The one skeleton of a training run from files, shared by dpo, sft and kto: engine, tokenizer and
+ * model (setup), the train and eval splits with their reports, the method's objective, the loop, and
+ * the final model written into output_dir.
+ */
+export async function runMethod<C extends CommonConfig & { disable_dropout?: boolean }, D extends { examples: unknown[]; report: DataReport }>(
+  cfg: C, opts: RunOptions, parts: MethodParts<D>): Promise<RunSummary> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const s = await setup(cfg, log);
+  const train = await parts.load(cfg.dataset, 'train', s, false);
+  log(reportLine('train data', train.report));
+  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
+  for (const line of parts.notices?.(train) ?? []) log(line);
+  const ev = evalSource(cfg);
+  const evalData = ev ? await parts.load(ev.path, ev.split, s, true) : null;
+  if (evalData) log(reportLine('eval data', evalData.report));
+  const { objective, refModel = null } = await parts.objective(s, train, evalData, log);
+  const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
+  const result = await runTraining(cfg, objective, { ...opts, record: { command: parts.command, ...cfg }, memory });
+  if (!result.stopped) { await finish(cfg, s); parts.afterSave?.(); }
+  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
+}

@@ -234,19 +234,37 @@ export function sftPadId(cfg: SftConfig, tok: TextTokenizer): number {
   return id;
 }
 
-/** Loads, tokenizes and (with packing) packs one SFT split as TRL 1.13's SFTTrainer prepares it. */
-export async function loadSftData(cfg: SftConfig, tok: TextTokenizer, data: LoadOptions & SftDataOptions,
-  path: string, split: string, isEval: boolean): Promise<SftDataset> {
-  const pack = isEval && cfg.eval_packing !== '' ? cfg.eval_packing === 'true' : cfg.packing;
-  const ds = await loadSftDataset(path, withEosToken(withChatTemplate(tok, cfg.chat_template_path), cfg.eos_token), {
+/** Whether a split is packed: eval_packing decides for the eval split when set, else packing. */
+function packs(cfg: SftConfig, isEval: boolean): boolean {
+  return isEval && cfg.eval_packing !== '' ? cfg.eval_packing === 'true' : cfg.packing;
+}
+
+/** The tokenizer SFT's rows go through: chat_template_path and eos_token applied. */
+export function sftTokenizer(cfg: SftConfig, tok: TextTokenizer): TextTokenizer {
+  return withEosToken(withChatTemplate(tok, cfg.chat_template_path), cfg.eos_token);
+}
+
+/** The tokenization options of one SFT split (dataset_text_field, the loss masks, truncation). */
+export function sftDataOptions(cfg: SftConfig, data: LoadOptions & SftDataOptions, split: string, isEval: boolean): LoadOptions & SftDataOptions {
+  return {
     ...data, split, columns: { ...data.columns, text: cfg.dataset_text_field },
     completionOnlyLoss: cfg.completion_only_loss, assistantOnlyLoss: cfg.assistant_only_loss,
     truncationMode: cfg.truncation_mode as 'keep_start' | 'keep_end',
-    maxLength: pack || cfg.max_length <= 0 ? null : cfg.max_length, // packing cuts to max_length itself
-  });
+    maxLength: packs(cfg, isEval) || cfg.max_length <= 0 ? null : cfg.max_length, // packing cuts to max_length itself
+  };
+}
+
+/** A tokenized split shuffled (shuffle_dataset) and packed (packing) as TRL 1.13's SFTTrainer prepares it. */
+export function arrangeSftData(cfg: SftConfig, ds: SftDataset, isEval: boolean): SftDataset {
   // shuffle_dataset: datasets' Dataset.shuffle(seed), before packing and again after it, as TRL 1.13.
   const shuffle = <T>(rows: T[]): T[] => (cfg.shuffle_dataset ? numpyPermutation(rows.length, cfg.seed).map((i) => rows[i]) : rows);
-  if (!pack) return { ...ds, examples: shuffle(ds.examples), sources: shuffle(ds.sources) };
+  if (!packs(cfg, isEval)) return { ...ds, examples: shuffle(ds.examples), sources: shuffle(ds.sources) };
   const examples = shuffle(packSft(shuffle(ds.examples), cfg.max_length, cfg.packing_strategy as PackingStrategy));
   return { ...ds, examples, sources: [], report: { ...ds.report, rows: examples.length, format: `${ds.report.format}, packed ${cfg.packing_strategy} into ${examples.length} rows of <= ${cfg.max_length} tokens` } };
+}
+
+/** Loads, tokenizes and (with packing) packs one SFT split as TRL 1.13's SFTTrainer prepares it. */
+export async function loadSftData(cfg: SftConfig, tok: TextTokenizer, data: LoadOptions & SftDataOptions,
+  path: string, split: string, isEval: boolean): Promise<SftDataset> {
+  return arrangeSftData(cfg, await loadSftDataset(path, sftTokenizer(cfg, tok), sftDataOptions(cfg, data, split, isEval)), isEval);
 }

@@ -11,7 +11,7 @@ import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } 
 import { progress } from './progress.js';
 import { LoraDropout } from '../nn/linear.js';
 import { trainerEpochOrder } from './torch-order.js';
-import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
+import { lrMultiplier, warmupSteps } from './schedule.js';
 
 /** One micro-batch's result: the loss already backpropagated, and metrics to average. */
 export interface MicroResult {
@@ -86,8 +86,8 @@ export async function evaluateInBatches(n: number, size: number, run: (indices: 
   return out;
 }
 
-function optimizerName(optim: string): OptimizerName {
-  return optim === 'adamw_torch' ? 'adamw' : (optim as OptimizerName);
+function optimizerName(optim: CommonConfig['optim']): OptimizerName {
+  return optim === 'adamw_torch' ? 'adamw' : optim;
 }
 
 const RUN_FILES = (e: string): boolean => e === STATE_FILE || e === 'metrics.jsonl' || e.startsWith('checkpoint-');
@@ -133,11 +133,21 @@ export interface TrainOptions {
   record?: Record<string, unknown>;
   /** Logs the memory split (train/memory.ts) after the first step and at the end (--memory_report). */
   memory?: { line(optimizer: Optimizer, when: string): string } | null;
+  /** Called with every metrics line as it is recorded (train, eval and the final summary). */
+  onRecord?: (line: Record<string, number>) => void;
+  /** Called after every optimizer step with the step's loss. */
+  onStep?: (step: number, total: number, loss: number) => void;
 }
 
+/**
+ * Runs the loop. With an output_dir it writes metrics.jsonl, checkpoints and trainer_state.json there
+ * (Node); with output_dir '' it keeps everything in memory (library use, browsers): no files, no
+ * checkpoints, no resume, the metrics only in the result and through `onRecord`.
+ */
 export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOptions = {}): Promise<TrainResult> {
   const out = cfg.output_dir;
-  const metricsFile = join(out, 'metrics.jsonl');
+  const files = out !== '';
+  const metricsFile = files ? join(out, 'metrics.jsonl') : '';
   const total = totalSteps(cfg, obj.size);
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
@@ -150,6 +160,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   let step = 0;
   let history: Record<string, number>[] = [];
 
+  if (cfg.resume_from_checkpoint && !files) throw new Error('resume_from_checkpoint needs an output_dir holding the run');
   if (cfg.resume_from_checkpoint) {
     const ck = latestCheckpoint(out);
     if (ck) {
@@ -166,13 +177,14 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       (opts.log ?? defaultLog)(`--resume: no checkpoint in ${out} yet; starting from step 0`);
     }
   }
-  if (step === 0) writeFileSync(metricsFile, '');
+  if (step === 0 && files) writeFileSync(metricsFile, '');
 
   const bar = progress('train', total, { silent: opts.quiet });
   const log = (line: string): void => (opts.log ? opts.log(line) : bar.log(line));
   const record = (line: Record<string, number>): void => {
     history.push(line);
-    appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
+    if (files) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
+    opts.onRecord?.(line);
   };
   const state = (): TrainerState => ({
     global_step: step, epoch: epochOf(), sampler: sampler.state(), optimizer_step: optimizer.step, log_history: history,
@@ -181,6 +193,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   // As transformers: epochs done + micro-batches done in this epoch / micro-batches per epoch.
   const epochOf = (): number => { const p = sampler.position; return p.epoch + Math.ceil(p.index / bs) / Math.ceil(obj.size / bs); };
   const checkpoint = async (): Promise<void> => {
+    if (!files) return;
     const dir = await saveCheckpoint(out, state(), optimizer, (d) => obj.saveWeights(d), cfg.save_total_limit);
     log(`checkpoint ${dir}`);
   };
@@ -220,7 +233,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       }
       const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
-      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type as ScheduleName, step, warmup, total);
+      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, step, warmup, total);
       optimizer.update(lr);
       optimizer.zeroGrad();
       step++;
@@ -231,6 +244,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       count++;
       await obj.afterStep?.(step);
       bar.update(step, `loss ${stepLoss.toFixed(4)}`);
+      opts.onStep?.(step, total, stepLoss);
       if (opts.memory && (step === startStep + 1 || step === total)) log(opts.memory.line(optimizer, `step ${step}`));
 
       const evalEvery = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
@@ -271,12 +285,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     record(summary);
   } catch (e) {
     if (!(e instanceof NonFiniteLossError)) throw e;
-    stopped = `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`;
+    stopped = files ? `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`
+      : `${e.message}; stopped (e.g. lower the learning_rate).`;
     log(stopped);
   } finally {
     bar.stop();
   }
-  writeJsonAtomic(join(out, STATE_FILE), state());
+  if (files) writeJsonAtomic(join(out, STATE_FILE), state());
   optimizer.dispose();
   return { steps: step, history, stopped };
 }

@@ -99,7 +99,7 @@ test('a resumed reward run (full model, and LoRA + score head) logs the losses o
   const specs = defaultsOf(REWARD_SPECS);
   const cfg = (out: string, more: Partial<typeof specs> = {}) => ({
     ...rewardConfig({ ...specs, model_name_or_path: model, dataset: data, max_steps: 6, save_steps: 3, logging_steps: 1, per_device_train_batch_size: 4, learning_rate: 1e-3, ...more }),
-    device: 'cpu', output_dir: join(root, out),
+    device: 'cpu' as const, output_dir: join(root, out),
   });
   const quiet = { quiet: true, log: () => {} };
   for (const lora of [{}, { use_peft: true, lora_r: 4 }]) {
