@@ -2,7 +2,8 @@
 // one machine or many. The folder holds the reference runner (scripts/reference/trl_run.py: tsdpo's
 // option names -> DPOConfig / SFTConfig, the one the parity tests check), the config translated field
 // by field, the data as JSON lines, accelerate configs, pinned requirements and launch.sh.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
@@ -12,7 +13,8 @@ import type { OptionSpec } from '../train/config.js';
 import { lossTerms } from '../train/dpo.js';
 import type { DpoConfig } from '../train/config.js';
 
-export type ExportTrainer = 'dpo' | 'sft';
+export const EXPORT_TRAINERS = ['dpo', 'sft', 'reward', 'kto', 'grpo', 'rloo'] as const;
+export type ExportTrainer = typeof EXPORT_TRAINERS[number];
 
 /** Options that steer only how or where tsdpo computes, each with why it is not carried. */
 export const NOT_CARRIED: Record<string, string> = {
@@ -24,18 +26,24 @@ export const NOT_CARRIED: Record<string, string> = {
   skip_invalid: 'the rows were checked and written to data/ by the export',
   overwrite_output_dir: 'the run writes into output/ (launch.sh)',
   resume_from_checkpoint: "use TRL's own checkpoints in output/ (TrainingArguments.resume_from_checkpoint)",
-  save_steps: 'the script saves the final model in output/; set TRL checkpoints in the script if needed',
-  save_total_limit: 'as save_steps',
   output_dir: 'the run writes into output/ (launch.sh)',
   max_prompt_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   max_completion_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   simpo_gamma: "tsdpo's own loss (TRL has SimPO in CPOTrainer)",
+  memory_report: "tsdpo's own memory report (torch has its profilers)",
 };
 
-/** Options of `tsdpo sft` that TRL's SFTTrainer lacks. */
-const SFT_NOT_CARRIED: Record<string, string> = {
-  chosen_column: "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
-  rejected_column: 'as chosen_column',
+/** Per trainer, the options its TRL trainer lacks (beyond NOT_CARRIED). */
+const TRAINER_NOT_CARRIED: Record<ExportTrainer, Record<string, string>> = {
+  dpo: {},
+  sft: {
+    chosen_column: "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
+    rejected_column: 'as chosen_column',
+  },
+  reward: {},
+  kto: { truncation_mode: "TRL 1.13's KTOConfig always keeps the start of prompt + completion (tsdpo kto accepts keep_start only)" },
+  grpo: {},
+  rloo: {},
 };
 
 /** The versions the exported script was tested with (test/reference/export.test.ts, the reference venv). */
@@ -46,6 +54,8 @@ export interface ExportResult {
   carried: Record<string, unknown>;
   notCarried: Record<string, string>;
 }
+
+const require = createRequire(import.meta.url);
 
 /** The repository's root (dist/src/export/trl.js sits three folders below it). */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -68,7 +78,7 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(dir, 'accelerate'), { recursive: true });
   const carried: Record<string, unknown> = {}, notCarried: Record<string, string> = {};
-  const dropped = trainer === 'sft' ? { ...NOT_CARRIED, ...SFT_NOT_CARRIED } : NOT_CARRIED;
+  const dropped = { ...NOT_CARRIED, ...TRAINER_NOT_CARRIED[trainer] };
   for (const key of Object.keys(specs)) {
     const v = cfg[key];
     if (key in dropped) {
@@ -88,12 +98,15 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
     const own = (carried.loss_type as string[]).filter((l) => ['reference_free', 'simpo'].includes(l));
     if (own.length) throw new Error(`export: loss_type ${own.join(', ')} is tsdpo's own; TRL 1.13's DPOTrainer has no such loss`);
   }
+  if (trainer === 'grpo' || trainer === 'rloo') carried.reward_funcs = rewardFuncs(cfg.reward_funcs as string[], dir);
+  for (const k of ['ref_model', 'adapter']) if (carried[k]) carried[k] = resolve(String(carried[k]));
   // Data: the train split (and the eval split) as JSON lines.
   const data = String(cfg.dataset);
   carried.model_name_or_path = resolve(String(cfg.model_name_or_path));
   const trainRows = await writeJsonLines(resolveSplitFiles(data, 'train'), join(dir, 'data', 'train.jsonl'));
   carried.dataset = 'data/train.jsonl';
-  const evalPath = cfg.eval_dataset ? String(cfg.eval_dataset) : existsSync(data) && listSplits(data).includes('test') ? data : '';
+  const evaluates = 'eval_dataset' in specs;
+  const evalPath = !evaluates ? '' : cfg.eval_dataset ? String(cfg.eval_dataset) : existsSync(data) && listSplits(data).includes('test') ? data : '';
   if (evalPath) {
     await writeJsonLines(resolveSplitFiles(evalPath, listSplits(evalPath).includes('test') ? 'test' : 'train'), join(dir, 'data', 'eval.jsonl'));
     carried.eval_dataset = 'data/eval.jsonl';
@@ -110,6 +123,24 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
   writeFileSync(join(dir, 'launch.sh'), launchScript(trainer, numProcesses), { mode: 0o755 });
   writeFileSync(join(dir, 'README.md'), readme(trainer, trainRows, carried, notCarried, numProcesses));
   return { dir, carried, notCarried };
+}
+
+/**
+ * GRPO / RLOO rewards as the runner takes them: 'sentiment' (the AFINN lexicon, copied into
+ * DIR/sentiment/ for the runner's Python port, trl_rollout.py) and reward model folders (absolute
+ * paths; TRL loads them as *ForSequenceClassification). A JS module cannot run under Python.
+ */
+function rewardFuncs(specs: readonly string[], dir: string): string[] {
+  return specs.map((spec) => {
+    if (spec === 'sentiment') {
+      mkdirSync(join(dir, 'sentiment'), { recursive: true });
+      for (const f of ['labels.json', 'negators.json']) copyFileSync(require.resolve(`sentiment/languages/en/${f}`), join(dir, 'sentiment', f));
+      return spec;
+    }
+    if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
+    throw new Error(`export: reward function ${spec} is a JavaScript module; TRL's reward_funcs are Python: write it as a Python function ` +
+      '(prompts, completions, **kwargs) -> list of floats in trl_rollout.py\'s REWARDS, or use sentiment or a reward model folder');
+  });
 }
 
 function writeAccelerateConfigs(dir: string, n: number): void {
@@ -145,7 +176,7 @@ if [ "\${USE_CPU:-0}" = 1 ]; then config=accelerate/cpu.yaml; fi
 mkdir -p output
 USE_CPU="\${USE_CPU:-0}" TSDPO_SHARE_BATCH=1 HF_HUB_OFFLINE=1 "$ACCELERATE" launch \\
   --config_file "\${ACCELERATE_CONFIG:-$config}" --num_processes "\${NUM_PROCESSES:-${n}}" \\
-  trl_run.py --trainer ${trainer} --config config.json --out output/log_history.jsonl --output_dir output
+  trl_run.py --trainer ${trainer} --config config.json --out output/log_history.jsonl --output_dir output "$@"
 `;
 }
 
