@@ -9,7 +9,8 @@ import { DataError, fileKind, readRecordsFromFile, type Where } from '../data/in
 import { looksConversational, messagesField, renderPrompt, requireTemplate, textField } from '../data/messages.js';
 import { encodePrompt } from '../data/tokenize.js';
 import { initEngine, type DeviceName } from '../engine.js';
-import { evaluatePolicy, samplesWinRate } from '../eval/evaluate.js';
+import { evaluatePolicy } from '../eval/evaluate.js';
+import { evalResult, formatResult, parseShard, shardLines, shardRange, type SampleLine } from '../eval/shard.js';
 import { reward as sentimentReward } from '../eval/reward.js';
 import { loadRewardModel, rewardModelJudge } from '../eval/reward-model.js';
 import type { EvalPrompt, RewardFn } from '../eval/sample.js';
@@ -89,7 +90,7 @@ export async function loadReward(spec: string, label?: string): Promise<RewardFn
 interface EvalCliOptions {
   model: string; adapter?: string; reference?: string; prompts: string; prompt_field: string; reward: string; reward_label?: string;
   samples: string; max_new_tokens: string; temperature: string; seed: string; batch_size: string; chat: boolean;
-  output?: string; json: boolean; device: DeviceName;
+  output?: string; json: boolean; device: DeviceName; shard?: string;
 }
 
 const positiveInt = (name: string, v: string): number => {
@@ -123,6 +124,7 @@ export function evalCommand(): Command {
     .option('--chat', 'wrap text prompts in the chat template as a user message', false)
     .option('--output <file>', 'also write every sample as JSON lines (prompt, model, temperature, completion, reward)')
     .option('--json', 'print one JSON line of results (per temperature) instead of the text summary', false)
+    .option('--shard <i/n>', 'evaluate part i of n of the prompts and write it to --output (no summary); `tsdpo merge-shards` merges the n files into the whole run\'s result')
     .addOption(new Option('--device <name>', 'cpu, webgpu or auto').choices(['auto', 'cpu', 'webgpu']).default('auto'))
     .action(async (o: EvalCliOptions) => {
       const samples = positiveInt('samples', o.samples), maxNewTokens = positiveInt('max_new_tokens', o.max_new_tokens);
@@ -139,12 +141,16 @@ export function evalCommand(): Command {
       const reward = await loadReward(o.reward, o.reward_label);
       const policy = loadModel(o.model);
       const positions = Number(policy.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
-      const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, maxNewTokens, positions);
+      const all = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, maxNewTokens, positions);
+      const shard = o.shard ? parseShard(o.shard) : null, [first, end] = shard ? shardRange(all.length, shard) : [0, all.length];
+      if (shard && !o.output) throw new Error('tsdpo eval --shard: give --output FILE for the shard\'s samples');
+      const prompts = all.slice(first, end), shardSamples: SampleLine[] = [];
       if (o.adapter) loadAdapter(policy, o.adapter);
       const reference = loadModel(o.reference ?? o.model);
       const lines: string[] = [];
       for (const temperature of temperatures) {
-        const opts = { samplesPerPrompt: samples, maxNewTokens, seed, batchSize, temperature, eosIds: tok.eosIds };
+        // Row seeds and the whole run's prompt width: a shard's samples are the whole run's (eval/shard.ts).
+        const opts = { samplesPerPrompt: samples, maxNewTokens, seed, batchSize, temperature, eosIds: tok.eosIds, rowSeeds: { firstPrompt: first }, promptWidth: Math.max(...all.map((p) => p.ids.length)) };
         const run = async (label: string, model: typeof policy) => {
           const bar = progress(`${label}, temperature ${temperature}: ${samples} completions x ${prompts.length} prompts`, samples * prompts.length, { silent: o.json });
           const e = await evaluatePolicy(model, reference, tok, prompts, reward, { ...opts, onProgress: (d) => bar.update(d) });
@@ -153,30 +159,24 @@ export function evalCommand(): Command {
         };
         const pol = await run('policy', policy);
         const ref = await run('reference', reference);
-        const win = samplesWinRate(pol.samples, ref.samples);
         for (const [name, e] of o.output ? [['policy', pol], ['reference', ref]] as const : []) {
-          e.samples.forEach((g, i) => g.forEach((x) => lines.push(`${JSON.stringify({ prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward })}\n`)));
+          e.samples.forEach((g, i) => g.forEach((x, j) => {
+            const line: SampleLine = { prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward };
+            if (!shard) lines.push(`${JSON.stringify(line)}\n`);
+            else shardSamples.push({ ...line, prompt_index: first + i, sample: j, ...(name === 'policy' && pol.klTerms.length ? { kl_term: pol.klTerms[i * samples + j] } : {}) });
+          }));
         }
-        const r4 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
-        const result = {
-          prompts: prompts.length, samples_per_prompt: samples, temperature,
-          policy_reward: r4(pol.reward.mean), policy_reward_se: r4(pol.reward.se),
-          reference_reward: r4(ref.reward.mean), reference_reward_se: r4(ref.reward.se),
-          kl: r4(pol.kl.mean), kl_se: r4(pol.kl.se), win_rate: r4(win.mean), win_rate_se: r4(win.se),
-        };
+        if (shard) continue;
+        const result = evalResult({ temperature, policy: pol.samples.map((g) => g.map((x) => x.reward)), reference: ref.samples.map((g) => g.map((x) => x.reward)), klTerms: pol.klTerms }, samples);
         if (o.json) {
           process.stdout.write(`${JSON.stringify(result)}\n`);
           continue;
         }
-        const pm = (x: number | null, se: number | null, d: number) => (x === null ? '-' : `${x.toFixed(d)}${se === null ? '' : ` ± ${se.toFixed(d)}`}`);
-        process.stdout.write([
-          `${prompts.length} prompts x ${samples} samples per model, temperature ${temperature}, reward ${o.reward}`,
-          `policy     reward ${pm(result.policy_reward, result.policy_reward_se, 3)}   KL(policy || reference) ` +
-            `${temperature === 1 ? `${pm(result.kl, result.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
-          `reference  reward ${pm(result.reference_reward, result.reference_reward_se, 3)}`,
-          `win rate of the policy against the reference: ${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
-        ].join('\n') + '\n\n');
+        process.stdout.write(formatResult(result, o.reward));
       }
-      if (o.output) writeFileAtomic(o.output, lines.join(''));
+      if (shard) {
+        const settings = { model: o.model, adapter: o.adapter ?? null, reference: o.reference ?? null, prompts: o.prompts, reward: o.reward, samples_per_prompt: samples, max_new_tokens: maxNewTokens, temperatures, seed, chat: o.chat };
+        writeFileAtomic(o.output!, shardLines({ shard: `${shard.index}/${shard.count}`, prompts: all.length, first_prompt: first, end_prompt: end, settings }, shardSamples));
+      } else if (o.output) writeFileAtomic(o.output, lines.join(''));
     });
 }

@@ -10,6 +10,7 @@ import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.
 import { loadSftDataset, type SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
+import { parseShard } from '../eval/shard.js';
 import { initEngine, type DeviceName } from '../engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadModel, saveModel, trainAll } from '../models/load.js';
@@ -22,6 +23,7 @@ import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlph
 import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
+import { shardedReference } from './ref-shard.js';
 import { SftObjective } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
 
@@ -201,6 +203,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
     if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
     return m;
   };
+  if (cfg.shard && !(needsReference && cfg.precompute_ref_log_probs)) throw new Error(`--shard ${cfg.shard}: splits the reference pass of precompute_ref_log_probs; set --precompute_ref_log_probs (with a loss that uses the reference)`);
   const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
   let reference: Reference;
   let refModel: CausalLM | null = null;
@@ -223,8 +226,13 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
       }
     };
     const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
-    const trainRef = await cachedReference(refCacheFile(refDir, adapterDir, train.examples, salt), () => pass(train.examples, 'train', cfg.per_device_train_batch_size), log);
-    const evalRef = evalData ? await cachedReference(refCacheFile(refDir, adapterDir, evalData.examples, salt), () => pass(evalData.examples, 'eval', cfg.per_device_eval_batch_size), log) : null;
+    // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
+    const shard = cfg.shard ? parseShard(cfg.shard) : null;
+    const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) => shardedReference(refCacheFile(refDir, adapterDir, ex, salt), ex.length,
+      cfg.precompute_ref_batch_size || bs, shard, (a, b) => pass(ex.slice(a, b), label, bs), log);
+    const trainRef = await refPass(train.examples, 'train', cfg.per_device_train_batch_size);
+    const evalRef = evalData ? await refPass(evalData.examples, 'eval', cfg.per_device_eval_batch_size) : null;
+    if (shard || !trainRef) return { steps: 0, history: [], report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
     reference = { kind: 'cached', train: trainRef, eval: evalRef };
     if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
   }
