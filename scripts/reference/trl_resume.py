@@ -44,6 +44,7 @@ def convert(trainer, src, dst):
     import torch
     from safetensors.torch import load_file
     from transformers import Trainer, TrainerState
+    from transformers.trainer_callback import ExportableState
     from transformers.optimization import get_scheduler
 
     with open(os.path.join(src, "trainer_state.json")) as f:
@@ -84,16 +85,39 @@ def convert(trainer, src, dst):
     state = TrainerState(epoch=ts["epoch"], global_step=int(ts["global_step"]), max_steps=total,
                          logging_steps=trainer.args.logging_steps, eval_steps=trainer.args.eval_steps,
                          save_steps=trainer.args.save_steps, train_batch_size=trainer._train_batch_size,
-                         num_train_epochs=math.ceil(trainer.args.num_train_epochs), log_history=ts.get("log_history", []))
+                         num_train_epochs=math.ceil(trainer.args.num_train_epochs), log_history=ts.get("log_history", []),
+                         stateful_callbacks=[cb for cb in trainer.callback_handler.callbacks + [trainer.control]
+                                             if isinstance(cb, ExportableState)])
     state.save_to_json(os.path.join(tmp, "trainer_state.json"))
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
 
 
+def _cpu_map_location():
+    """transformers 5.17 loads a multi-process run's optimizer.pt with map_location=args.device, which is
+    torch.device("cpu", 0) for CPU processes, and torch.load cannot restore onto "cpu:0": map it to "cpu"."""
+    import torch
+    if getattr(torch.load, "_tsdpo_cpu", False):
+        return
+    load = torch.load
+
+    def patched(*a, map_location=None, **kw):
+        if isinstance(map_location, torch.device) and map_location.type == "cpu":
+            map_location = "cpu"
+        return load(*a, map_location=map_location, **kw)
+
+    patched._tsdpo_cpu = True
+    torch.load = patched
+
+
 def resume_path(trainer, path):
     """`path` for Trainer.train(resume_from_checkpoint=...): a TRL checkpoint as is, a tsdpo one converted
     (by the main process, into output_dir/tsdpo-<name>) first."""
-    if not path or not is_tsdpo_checkpoint(path):
+    if not path:
+        return path
+    if trainer.args.device.type == "cpu":
+        _cpu_map_location()
+    if not is_tsdpo_checkpoint(path):
         return path
     dst = os.path.join(trainer.args.output_dir, "tsdpo-" + os.path.basename(os.path.normpath(path)))
     if trainer.accelerator.is_main_process:

@@ -30,7 +30,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 # tsdpo options that only steer how tsdpo computes (same numbers either way) or where it runs.
 TSDPO_ONLY = {"device", "threads", "completion_only_head", "share_prompt", "config", "skip_invalid",
               "overwrite_output_dir", "resume_from_checkpoint", "save_steps", "save_total_limit", "output_dir",
-              "memory_report"}
+              "memory_report", "shard"}
 
 # tsdpo name -> TrainingArguments / DPOConfig name, where they differ.
 RENAMES = {"optim": lambda v: ("optim", "adamw_torch" if v == "adamw" else v)}

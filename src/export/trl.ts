@@ -31,6 +31,7 @@ export const NOT_CARRIED: Record<string, string> = {
   max_completion_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   simpo_gamma: "tsdpo's own loss (TRL has SimPO in CPOTrainer)",
   memory_report: "tsdpo's own memory report (torch has its profilers)",
+  shard: "tsdpo's split of its reference pass over runs; TRL's precompute_ref_log_probs runs in the data-parallel processes",
 };
 
 /** Per trainer, the options its TRL trainer lacks (beyond NOT_CARRIED). */
