@@ -86,7 +86,7 @@ export const DPO_OPTIONS = {
   disable_dropout: { type: 'bool', default: true, help: 'no dropout in the policy and the reference (TRL default); false keeps lora_dropout while training' },
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs in one pass before training and cache them on disk' },
   precompute_ref_batch_size: { type: 'int', default: 0, help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)' },
-  shard: { type: 'string', default: '', help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: docs/scaling.md)' },
+  shard: { type: 'string', default: '', help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: README, Scaling out)' },
   completion_only_head: { type: 'bool', default: true, help: 'run the LM head only on completion positions (same numbers, less work)' },
   share_prompt: { type: 'bool', default: false, help: "compute each pair's prompt once for its chosen and rejected completions (same numbers, less work)" },
 } as const satisfies Record<string, OptionSpec>;

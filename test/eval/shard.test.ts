@@ -34,35 +34,38 @@ test('parseShard / shardRange: i/n, whole units, every row in exactly one part',
   }
 });
 
-test('dpo --precompute_ref_log_probs --shard 0/2 and 1/2, merged by the next run, equal the unsharded pass', () => {
-  const data = tinyPreferences(root, 10);
-  // 10 pairs in batches of 4: part 0 runs batch 0 (pairs 0-3), part 1 batches 1-2 (pairs 4-9).
-  const args = (out: string) => ['dpo', '--model', DEMO_MODEL, '--data', data, '--output', out, '--device', 'cpu', '--precompute_ref_log_probs',
-    '--per_device_train_batch_size', '4', '--max_steps', '1', '--save_steps', '0', '--learning_rate', '1e-3'];
-  const whole = join(root, 'cache-whole'), sharded = join(root, 'cache-sharded');
-  tsdpo(args(join(root, 'run-whole')), { TSDPO_CACHE_DIR: whole });
-  for (const i of [0, 1]) {
-    const r = tsdpo([...args(join(root, 'run-sharded')), '--shard', `${i}/2`], { TSDPO_CACHE_DIR: sharded });
-    assert.match(r.stderr, new RegExp(`examples ${i === 0 ? '0\\.\\.3' : '4\\.\\.9'} of 10 \\(part ${i}/2\\) written to`));
-    assert.doesNotMatch(r.stderr, /step=1/, 'a shard run stops before training');
-  }
-  const r = tsdpo(args(join(root, 'run-sharded')), { TSDPO_CACHE_DIR: sharded });
-  assert.match(r.stderr, /merged 2 shards/);
-  const cache = (dir: string) => readdirSync(dir).filter((f) => /^ref-logps-[0-9a-f]+\.json$/.test(f));
-  assert.deepEqual(cache(sharded), cache(whole), 'the same cache key');
-  const [file] = cache(whole);
-  const want = JSON.parse(readFileSync(join(whole, file), 'utf8')) as number[][];
-  assert.equal(want.length, 10);
-  assert.deepEqual(JSON.parse(readFileSync(join(sharded, file), 'utf8')), want);
-  const metrics = (out: string) => readFileSync(join(root, out, 'metrics.jsonl'), 'utf8').split('\n')[0].replace(/"tokens_per_second":[\d.]+/, '');
-  assert.equal(metrics('run-sharded'), metrics('run-whole'));
-});
+// 10 pairs in batches of 4: dpo's part 0 runs batch 0 (pairs 0-3), part 1 batches 1-2 (pairs 4-9); kto
+// unpairs them into 20 examples: part 0 runs batches 0-1 (0-7), part 1 batches 2-4 (8-19).
+for (const [trainer, parts] of [['dpo', ['0\\.\\.3 of 10', '4\\.\\.9 of 10']], ['kto', ['0\\.\\.7 of 20', '8\\.\\.19 of 20']]] as const) {
+  test(`${trainer} --precompute_ref_log_probs --shard 0/2 and 1/2, merged by the next run, equal the unsharded pass`, () => {
+    const data = tinyPreferences(root, 10);
+    const args = (out: string) => [trainer, '--model', DEMO_MODEL, '--data', data, '--output', join(root, trainer, out), '--device', 'cpu',
+      '--precompute_ref_log_probs', '--per_device_train_batch_size', '4', '--max_steps', '1', '--save_steps', '0', '--learning_rate', '1e-3'];
+    const whole = join(root, trainer, 'cache-whole'), sharded = join(root, trainer, 'cache-sharded');
+    tsdpo(args('run-whole'), { TSDPO_CACHE_DIR: whole });
+    for (const i of [0, 1]) {
+      const r = tsdpo([...args('run-sharded'), '--shard', `${i}/2`], { TSDPO_CACHE_DIR: sharded });
+      assert.match(r.stderr, new RegExp(`examples ${parts[i]} \\(part ${i}/2\\) written to`));
+      assert.doesNotMatch(r.stderr, /step=1/, 'a shard run stops before training');
+    }
+    const r = tsdpo(args('run-sharded'), { TSDPO_CACHE_DIR: sharded });
+    assert.match(r.stderr, /merged 2 shards/);
+    const cache = (dir: string) => readdirSync(dir).filter((f) => /^ref-logps-[0-9a-f]+\.json$/.test(f));
+    assert.deepEqual(cache(sharded), cache(whole), 'the same cache key');
+    const [file] = cache(whole);
+    const want = JSON.parse(readFileSync(join(whole, file), 'utf8')) as number[][];
+    assert.equal(want.length, trainer === 'dpo' ? 10 : 20);
+    assert.deepEqual(JSON.parse(readFileSync(join(sharded, file), 'utf8')), want);
+    const metrics = (out: string) => readFileSync(join(root, trainer, out, 'metrics.jsonl'), 'utf8').split('\n')[0].replace(/"tokens_per_second":[\d.]+/, '');
+    assert.equal(metrics('run-sharded'), metrics('run-whole'));
+  });
+}
 
 test('eval --shard 0/2 and 1/2, merged by tsdpo merge-shards, equal the unsharded eval', () => {
   const prompts = join(root, 'prompts.txt');
   writeFileSync(prompts, 'The movie was\nThis film was\nThe plot of this long story was\nThe acting\nThe ending was\n');
   // 5 prompts x 3 samples in batches of 4: generation batches cross prompt and shard boundaries.
-  const base = ['eval', '--device', 'cpu', '--model', join(root, 'run-whole'), '--reference', DEMO_MODEL, '--prompts', prompts,
+  const base = ['eval', '--device', 'cpu', '--model', join(root, 'dpo', 'run-whole'), '--reference', DEMO_MODEL, '--prompts', prompts,
     '--samples', '3', '--max_new_tokens', '8', '--batch_size', '4', '--seed', '3', '--temperature', '1,0.7'];
   const whole = tsdpo([...base, '--json', '--output', join(root, 'whole.jsonl')]);
   const one = join(root, 'one.jsonl');
