@@ -181,6 +181,27 @@ USE_CPU="\${USE_CPU:-0}" TSDPO_SHARE_BATCH=1 HF_HUB_OFFLINE=1 "$ACCELERATE" laun
 `;
 }
 
+const SAMPLING_NOTE = `
+## Sampling
+TRL samples the completions with torch's random numbers, tsdpo with its own generator: the two runs train
+on different completions, so their metrics agree in kind, not value. \`sentiment\` is tsdpo's reward in
+Python (\`trl_rollout.py\`, its AFINN lexicon in \`sentiment/\`); reward model folders load in TRL as
+*ForSequenceClassification. A JavaScript reward module does not export: write it as a Python function in
+\`trl_rollout.py\`'s REWARDS.
+`;
+
+/** What to know about each trainer's exported run. */
+const NOTES: Record<ExportTrainer, string> = {
+  dpo: '', sft: '', kto: '',
+  reward: `
+## Reward model
+A causal LM folder as model_name_or_path gets a new score head on either side, drawn by different
+generators (tsdpo's, torch's): start both from the same *ForSequenceClassification folder for the same run.
+`,
+  grpo: SAMPLING_NOTE,
+  rloo: SAMPLING_NOTE,
+};
+
 function readme(trainer: ExportTrainer, rows: number, carried: Record<string, unknown>, notCarried: Record<string, string>, n: number): string {
   const lines = Object.entries(notCarried).map(([k, why]) => `- \`${k}\`: ${why}`);
   return `# A tsdpo ${trainer} run for TRL 1.13 + accelerate
@@ -219,6 +240,16 @@ srun bash -c 'accelerate launch --config_file accelerate/multi_node.yaml --num_m
 \`\`\`
 (with \`TSDPO_SHARE_BATCH=1\` in the environment to keep the global batch, as launch.sh does).
 
+## Checkpoints
+\`save_steps\` > 0 keeps TRL checkpoints in \`output/checkpoint-N/\` (they load in \`tsdpo eval\`, \`logprobs\` and
+\`generate\`). \`bash launch.sh --resume_from_checkpoint DIR\` continues a TRL checkpoint, or one written by
+tsdpo (\`OUTPUT/checkpoint-N/\` of \`tsdpo ${trainer}\`): \`trl_resume.py\` converts it first, into
+\`output/tsdpo-checkpoint-N/\`. Carried over: the weights, AdamW's moments and step count, the learning-rate
+schedule's position, global_step, epoch and the log history. Not carried: random-number state (tsdpo's
+generators are not torch's; nothing is random with dropout off) and the position inside an epoch (TRL
+replays its own data order and skips the batches already trained). Full-weight AdamW runs only (a LoRA
+checkpoint is refused). TRL's num_tokens counter restarts at a resume, as with its own checkpoints.
+${NOTES[trainer]}
 ## Not carried
 Every other option of \`tsdpo ${trainer}\` is in config.json under its TRL 1.13 name.
 
