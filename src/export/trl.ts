@@ -22,10 +22,10 @@ export const NOT_CARRIED: Record<string, string> = {
   threads: 'torch sets its own threads per process',
   completion_only_head: 'tsdpo computes the LM head on completion positions only; the same numbers',
   share_prompt: "tsdpo runs each pair's prompt once; the same numbers",
-  config: 'this folder holds the config (config.yaml)',
+  config: 'this folder holds the config (config.json)',
   skip_invalid: 'the rows were checked and written to data/ by the export',
   overwrite_output_dir: 'the run writes into output/ (launch.sh)',
-  resume_from_checkpoint: "use TRL's own checkpoints in output/ (TrainingArguments.resume_from_checkpoint)",
+  resume_from_checkpoint: 'launch.sh --resume_from_checkpoint DIR continues a checkpoint of TRL or of tsdpo (README.md: Checkpoints)',
   output_dir: 'the run writes into output/ (launch.sh)',
   max_prompt_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   max_completion_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
@@ -80,6 +80,8 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
   mkdirSync(join(dir, 'accelerate'), { recursive: true });
   const carried: Record<string, unknown> = {}, notCarried: Record<string, string> = {};
   const dropped = { ...NOT_CARRIED, ...TRAINER_NOT_CARRIED[trainer] };
+  // GRPOConfig / RLOOConfig have max_completion_length (the tokens sampled), unlike DPO / SFT's configs.
+  if (trainer === 'grpo' || trainer === 'rloo') delete dropped.max_completion_length;
   for (const key of Object.keys(specs)) {
     const v = cfg[key];
     if (key in dropped) {

@@ -86,7 +86,10 @@ for (const trainer of ['grpo', 'rloo'] as const) {
     const missing = [...tsNames].filter((k) => !trlNames.has(k) && !LOOP.has(k));
     const extra = [...trlNames].filter((k) => !tsNames.has(k) && !LOOP.has(k));
     assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, 'tsdpo and TRL log the same metrics');
-    for (const l of steps(r.trl)) assert.ok(l.reward > 0 && l.reward < 1, `TRL's sentiment reward ${l.reward} is in (0, 1)`);
+    for (const l of steps(r.trl)) {
+      assert.ok(l.reward > 0 && l.reward < 1, `TRL's sentiment reward ${l.reward} is in (0, 1)`);
+      assert.ok(l['completions/max_length'] <= 6, `max_completion_length 6 is carried (TRL sampled ${l['completions/max_length']} tokens)`);
+    }
   });
 }
 
