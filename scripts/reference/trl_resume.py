@@ -9,12 +9,14 @@ groups: decayed, then not decayed), scheduler.pt (the LR schedule after N steps)
 TrainerState JSON. What carries over: the weights, the AdamW moments and step count, the schedule
 position, global_step, epoch and log_history. What does not: the random-number state (tsdpo's
 generators are not torch's; with dropout off nothing random remains) and tsdpo's sampler position
-within an epoch (TRL replays its own order and skips the batches already trained on). Full-weight
-AdamW runs only: a LoRA checkpoint or another optimizer is refused, naming why.
+within an epoch (TRL replays its own order and skips the batches already trained on). AdamW
+runs only (all weights, or a LoRA adapter: tsdpo's <module>.lora_A is PEFT's
+base_model.model.<module>.lora_A.default.weight); another optimizer is refused, naming why.
 """
 import json
 import math
 import os
+import re
 import shutil
 
 TSDPO_ONLY_FILES = {"trainer_state.json", "optimizer.safetensors"}
@@ -49,8 +51,6 @@ def convert(trainer, src, dst):
 
     with open(os.path.join(src, "trainer_state.json")) as f:
         ts = json.load(f)
-    if os.path.exists(os.path.join(src, "adapter_config.json")):
-        raise ValueError(f"{src}: a LoRA checkpoint; converting tsdpo's adapter optimizer state to PEFT's parameter names is not supported")
     config = ts.get("config", {})
     if config.get("optim", "adamw") not in ("adamw", "adamw_torch"):
         raise ValueError(f"{src}: optim {config['optim']}: only AdamW state converts (torch's AdamW state_dict)")
@@ -60,10 +60,21 @@ def convert(trainer, src, dst):
     groups = [[n for n, _ in named if n in decay], [n for n, _ in named if n not in decay]]
     moments = load_file(os.path.join(src, "optimizer.safetensors"))
     copies = {n: torch.nn.Parameter(p.detach().clone()) for n, p in named}
+    lora = os.path.exists(os.path.join(src, "adapter_config.json"))
+    if lora != hasattr(model, "peft_config"):
+        raise ValueError(f"{src}: a {'LoRA' if lora else 'full-weight'} checkpoint, but this run trains "
+                         f"{'all weights' if lora else 'a LoRA adapter'} (use_peft / adapter in config.json)")
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
     opt = cls([{"params": [copies[n] for n in g], "weight_decay": wd} for g, wd in zip(groups, [trainer.args.weight_decay, 0.0])], **kwargs)
     step = int(ts["optimizer_step"])
-    for n, p in copies.items():
+    def tsdpo_name(n):
+        # PEFT's base_model.model.<path>.lora_A.default.weight is tsdpo's <path>.lora_A (src/models/lora.ts).
+        if not lora:
+            return n
+        return re.sub(r"\.(lora_[AB])\.default\.weight$", r".\1", n.removeprefix("base_model.model."))
+
+    for p_name, p in copies.items():
+        n = tsdpo_name(p_name)
         if f"{n}.0" not in moments:
             raise ValueError(f"{src}/optimizer.safetensors: no state for parameter {n} (tied or renamed weights?); it holds "
                              f"{len(moments) // 2} parameters, the model {len(copies)}")

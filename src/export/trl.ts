@@ -249,8 +249,8 @@ tsdpo (\`OUTPUT/checkpoint-N/\` of \`tsdpo ${trainer}\`): \`trl_resume.py\` conv
 \`output/tsdpo-checkpoint-N/\`. Carried over: the weights, AdamW's moments and step count, the learning-rate
 schedule's position, global_step, epoch and the log history. Not carried: random-number state (tsdpo's
 generators are not torch's; nothing is random with dropout off) and the position inside an epoch (TRL
-replays its own data order and skips the batches already trained). Full-weight AdamW runs only (a LoRA
-checkpoint is refused). TRL's num_tokens counter restarts at a resume, as with its own checkpoints.
+replays its own data order and skips the batches already trained). AdamW runs, of all weights or of a LoRA
+adapter (use_peft as in the tsdpo run). TRL's num_tokens counter restarts at a resume, as with its own checkpoints.
 ${NOTES[trainer]}
 ## Not carried
 Every other option of \`tsdpo ${trainer}\` is in config.json under its TRL 1.13 name.

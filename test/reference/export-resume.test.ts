@@ -26,17 +26,17 @@ NOT_COMPARED.num_tokens = "TRL's token counter restarts at a resume (it is not i
 const avail = referenceAvailable();
 const root = tempDir('tsdpo-ref-export-resume-');
 const IDS = [[1, 10, 20, 30, 40, 50, 3, 7, 9]];
-let ts = '', exported = '', trl: Record<string, number>[] | null = null, stderr = '';
+interface Run { ts: string; exported: string; trl: Record<string, number>[] | null; stderr: string }
+const runs = new Map<string, Run>();
 
-before(() => {
-  if (!avail.ok) return;
-  const cfgFile = join(root, 'dpo.yaml');
+/** tsdpo dpo 4 steps (checkpoints at 2 and 4), its export, and the export resuming tsdpo's checkpoint-2. */
+function resumed(name: string, extra: Record<string, unknown>): Run {
+  const cfgFile = join(root, `${name}.yaml`);
   writeFileSync(cfgFile, toYaml({
     model_name_or_path: tinyFamily(root, 'llama'), dataset: writeRows(root, 'pairs.jsonl', preferenceRows(8)), learning_rate: 1e-3,
-    max_steps: 4, per_device_train_batch_size: 8, logging_steps: 1, seed: 42, device: 'cpu', save_steps: 2,
+    max_steps: 4, per_device_train_batch_size: 8, logging_steps: 1, seed: 42, device: 'cpu', save_steps: 2, ...extra,
   }));
-  ts = join(root, 'ts');
-  exported = join(root, 'export');
+  const ts = join(root, `ts-${name}`), exported = join(root, `export-${name}`);
   const a = runCli(['dpo', '--config', cfgFile, '--output', ts]);
   assert.equal(a.status, 0, a.stderr);
   const e = runCli(['export', '--to', 'trl', '--config', cfgFile, '--output', exported]);
@@ -44,26 +44,37 @@ before(() => {
   const l = spawnSync('bash', [join(exported, 'launch.sh'), '--resume_from_checkpoint', join(ts, 'checkpoint-2')], {
     encoding: 'utf8', env: { ...pythonEnv(root), USE_CPU: '1', NUM_PROCESSES: '2', PYTHON: VENV_PYTHON, OMP_NUM_THREADS: '1' },
   });
-  stderr = l.stderr.slice(-3000);
   const log = join(exported, 'output', 'log_history.jsonl');
-  if (l.status === 0 && existsSync(log)) trl = readFileSync(log, 'utf8').split('\n').filter((x) => x.trim()).map((x) => JSON.parse(x) as Record<string, number>);
-}, { timeout: 600_000 });
+  const trl = l.status === 0 && existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((x) => x.trim()).map((x) => JSON.parse(x) as Record<string, number>) : null;
+  return { ts, exported, trl, stderr: l.stderr.slice(-3000) };
+}
 
-test("TRL resumes tsdpo's checkpoint-2: its steps 3 and 4 are tsdpo's", { skip: avail.ok ? false : avail.why }, () => {
-  assert.ok(trl, `launch.sh failed:\n${stderr}`);
+before(() => {
+  if (!avail.ok) return;
+  runs.set('all weights', resumed('full', {}));
+  // A LoRA checkpoint: tsdpo's <module>.lora_A state is PEFT's base_model.model.<module>.lora_A.default.weight.
+  runs.set('LoRA', resumed('lora', { use_peft: true, lora_r: 4, lora_alpha: 8, lora_dropout: 0 }));
+}, { timeout: 900_000 });
+
+for (const name of ['all weights', 'LoRA']) {
+  test(`TRL resumes tsdpo's checkpoint-2 (${name}): its steps 3 and 4 are tsdpo's`, { skip: avail.ok ? false : avail.why }, () => {
+    const { ts, exported, trl, stderr } = runs.get(name) ?? ({} as Run);
+    assert.ok(trl, `launch.sh failed:\n${stderr}`);
   const after = (h: Record<string, number>[]) => h.filter((l) => l.step > 2 && 'loss' in l);
   assert.equal(after(trl).length, 2, 'TRL logged steps 3 and 4');
-  const diff = compareHistories(after(trl), after(readMetrics(ts)));
-  if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ resume: 'dpo', max: diff.max }));
-  assert.deepEqual(diff.problems, []);
-  // Steps 1 and 2 are tsdpo's log history, carried in the converted trainer_state.json.
-  assert.deepEqual(trl.filter((l) => l.step <= 2 && 'loss' in l).map((l) => l.loss), readMetrics(ts).filter((l) => l.step <= 2 && 'loss' in l).map((l) => l.loss));
-  for (const f of ['optimizer.pt', 'scheduler.pt', 'trainer_state.json', 'model.safetensors']) {
-    assert.ok(existsSync(join(exported, 'output', 'tsdpo-checkpoint-2', f)), `the converted checkpoint has ${f}`);
-  }
-});
+    const diff = compareHistories(after(trl), after(readMetrics(ts)));
+    if (process.env.TSDPO_REFERENCE_REPORT) console.log(JSON.stringify({ resume: name, max: diff.max }));
+    assert.deepEqual(diff.problems, []);
+    // Steps 1 and 2 are tsdpo's log history, carried in the converted trainer_state.json.
+    assert.deepEqual(trl.filter((l) => l.step <= 2 && 'loss' in l).map((l) => l.loss), readMetrics(ts).filter((l) => l.step <= 2 && 'loss' in l).map((l) => l.loss));
+    for (const f of ['optimizer.pt', 'scheduler.pt', 'trainer_state.json', name === 'LoRA' ? 'adapter_model.safetensors' : 'model.safetensors']) {
+      assert.ok(existsSync(join(exported, 'output', 'tsdpo-checkpoint-2', f)), `the converted checkpoint has ${f}`);
+    }
+  });
+}
 
 test("a TRL checkpoint folder loads in tsdpo (transformers' logits) and in tsdpo logprobs / generate / eval", { skip: avail.ok ? false : avail.why }, async () => {
+  const { exported, trl, stderr } = runs.get('all weights') ?? ({} as Run);
   assert.ok(trl, `launch.sh failed:\n${stderr}`);
   const ckpt = join(exported, 'output', 'checkpoint-4');
   for (const f of ['trainer_state.json', 'optimizer.pt', 'model.safetensors']) assert.ok(existsSync(join(ckpt, f)), `TRL's checkpoint has ${f}`);
