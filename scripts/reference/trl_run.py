@@ -160,7 +160,7 @@ def train_log_history(trainer_cls, sampler_order, setup=None, **kwargs):
 DPO_KEYS = ["beta", "loss_type", "loss_weights", "label_smoothing", "precompute_ref_log_probs", "max_length",
             "truncation_mode", "use_weighting", "ld_alpha", "f_divergence_type", "f_alpha_divergence_coef",
             "discopop_tau", "precompute_ref_batch_size", "pad_to_multiple_of", "disable_dropout", "sync_ref_model",
-            "ref_model_mixup_alpha", "ref_model_sync_steps"]
+            "ref_model_mixup_alpha", "ref_model_sync_steps", "padding_free"]
 
 
 def run_dpo(cfg, out_dir, sampler_order):
@@ -178,7 +178,8 @@ def run_dpo(cfg, out_dir, sampler_order):
         if k in cfg:
             args[k] = cfg[k]
     # tsdpo spells TRL's None as 0 / -1 / an empty list.
-    for k, off in [("max_length", 0), ("precompute_ref_batch_size", 0), ("ld_alpha", -1), ("loss_weights", [])]:
+    for k, off in [("max_length", 0), ("precompute_ref_batch_size", 0), ("ld_alpha", -1), ("loss_weights", []),
+                   ("pad_to_multiple_of", 0)]:
         if k in args and args[k] == off:
             args[k] = None
     model, peft_config = load_policy(cfg)

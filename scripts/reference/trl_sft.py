@@ -4,7 +4,8 @@ Options use tsdpo's names (src/train/config.ts, SFT_OPTIONS); the shared Trainin
 comes from trl_run.training_arguments."""
 
 SFT_KEYS = ["max_length", "truncation_mode", "completion_only_loss", "assistant_only_loss", "dataset_text_field",
-            "packing", "packing_strategy", "padding_free", "pad_to_multiple_of", "eos_token", "loss_type"]
+            "packing", "packing_strategy", "padding_free", "pad_to_multiple_of", "eos_token", "loss_type", "eval_packing",
+            "pad_token", "shuffle_dataset", "activation_offloading", "dataset_num_proc", "chat_template_path"]
 
 
 def run_sft(cfg, out_dir, sampler_order):
@@ -24,9 +25,12 @@ def run_sft(cfg, out_dir, sampler_order):
         if k in cfg:
             args[k] = cfg[k]
     # tsdpo spells TRL's None as 0 (max_length, pad_to_multiple_of) or "" (eos_token).
-    for k, off in [("max_length", 0), ("pad_to_multiple_of", 0), ("eos_token", "")]:
+    for k, off in [("max_length", 0), ("pad_to_multiple_of", 0), ("eos_token", ""), ("pad_token", ""), ("eval_packing", ""),
+                   ("dataset_num_proc", 0), ("chat_template_path", "")]:
         if k in args and args[k] == off:
             args[k] = None
+    if args.get("eval_packing") is not None:
+        args["eval_packing"] = args["eval_packing"] == "true"
     model, peft_config = base.load_policy(cfg)
     tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
     train = base.load_rows(cfg["dataset"])

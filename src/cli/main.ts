@@ -12,6 +12,7 @@ import { ppoCommand } from './ppo.js';
 import { pretrainCommand } from './pretrain.js';
 import { rewardCommand } from './reward.js';
 import { grpoCommand, rlooCommand } from './rl.js';
+import { studioCommand } from './studio.js';
 import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(exportCommand())
     .addCommand(mergeShardsCommand())
     .addCommand(pretrainCommand())
-    .addCommand(demoCommand());
+    .addCommand(demoCommand())
+    .addCommand(studioCommand());
   await program.parseAsync(argv);
 }

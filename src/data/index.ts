@@ -15,8 +15,10 @@ export {
   type DataReport, type LoadOptions, type PreferenceDataOptions, type PreferenceDataset,
 } from './pipeline.js';
 export {
-  loadSftDataset, prepareSftDataset, detectSftFormat, sftIds,
+  loadSftDataset, prepareSftDataset, detectSftFormat, sftIds, labelsOf, spanMask,
   type SftColumns, type SftDataOptions, type SftDataset, type SftExample, type SftFormat,
 } from './sft.js';
+export { packSft, PACKING_STRATEGIES, type PackingStrategy } from './packing.js';
+export { numpyPermutation } from './numpy-order.js';
 export { collatePreference, collateSft, padIdFor, type CollateOptions, type PreferenceBatch, type SftBatch } from './collate.js';
 export { EpochSampler, epochPermutation, type DataPosition, type SamplerOptions, type SamplerState } from './sampler.js';

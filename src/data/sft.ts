@@ -6,8 +6,11 @@
 //   preference         {prompt?, chosen, rejected}: prompt + chosen, the exact chosen sequence DPO sees
 // Prompt and completion are encoded separately, with BOS once at the start when the tokenizer adds BOS,
 // as for DPO (src/data/tokenize.ts), so SFT-then-DPO sees the same token boundaries. Sequences longer
-// than maxLength keep their start; an example whose prompt alone fills maxLength is dropped.
-import type { TextTokenizer } from '../tokenizer/types.js';
+// than maxLength keep their start (truncationMode keep_end: their end); as TRL 1.13, an example left with
+// no loss token is dropped. assistantOnlyLoss: loss only on the tokens inside the chat template's
+// {% generation %} blocks (transformers' assistant_masks), and with the completion mask when both apply.
+import { splitGenerationMarkers } from '../tokenizer/chat-template.js';
+import type { ChatMessage, TextTokenizer } from '../tokenizer/types.js';
 import { DataError, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, renderCompletion, renderPrompt, textField } from './messages.js';
 import {
@@ -37,6 +40,15 @@ export interface SftExample {
   ids: number[];
   /** Loss is taken on ids[promptLength..]; 0 = every token. */
   promptLength: number;
+  /** Per token, 1 where it counts in the loss (TRL's labels != -100); when present it replaces promptLength. */
+  labels?: number[];
+  /** A packed example: the lengths of the sequences laid end to end in ids (each attends only within itself). */
+  seqLengths?: number[];
+}
+
+/** Per token 1 = counts in the loss (a target when it is not the first token of its sequence). */
+export function labelsOf(e: SftExample): number[] {
+  return e.labels ?? e.ids.map((_, i) => (i >= e.promptLength ? 1 : 0));
 }
 
 export interface SftDataOptions extends LoadOptions {
@@ -45,6 +57,10 @@ export interface SftDataOptions extends LoadOptions {
   maxLength?: number | null;
   /** prompt-completion data: loss on the completion only (default true); false = on every token. */
   completionOnlyLoss?: boolean;
+  /** Which end of a sequence longer than maxLength to keep (TRL 1.13: keep_start; keep_end is deprecated). */
+  truncationMode?: 'keep_start' | 'keep_end';
+  /** Conversational rows: loss only on the template's {% generation %} blocks (TRL's assistant_only_loss). */
+  assistantOnlyLoss?: boolean;
   /** For preference rows without a prompt column: see PreferenceDataOptions.promptStyle. */
   promptStyle?: PromptStyleOption;
   skipInvalid?: boolean;
@@ -92,8 +108,11 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
     case 'text':
       return { ids: sftText(tok, textField(row, c.text, where), c.text === 'text'), promptLength: 0 };
     case 'messages': {
-      const text = tok.applyChatTemplate(messagesField(row, c.messages, where));
-      return { ids: encodePrompt(tok, text), promptLength: 0 };
+      const msgs = messagesField(row, c.messages, where);
+      if (!opts.assistantOnlyLoss) return { ids: encodePrompt(tok, tok.applyChatTemplate(msgs)), promptLength: 0 };
+      const { text, spans } = generationSpans(tok, msgs, where, c.messages);
+      const ids = encodePrompt(tok, text);
+      return { ids, promptLength: 0, labels: spanMask(tok, ids, text, spans) };
     }
     case 'prompt-completion': {
       let prompt: number[], completion: number[];
@@ -101,8 +120,16 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
         const p = messagesField(row, c.prompt, where);
         const pText = renderPrompt(tok, p, where, c.prompt);
         prompt = encodePrompt(tok, pText);
-        const cText = renderCompletion(tok, p, pText, messagesField(row, c.completion, where), where, c.completion);
+        const comp = messagesField(row, c.completion, where);
+        const cText = renderCompletion(tok, p, pText, comp, where, c.completion);
         completion = tok.encode(cText, { addSpecialTokens: false });
+        if (opts.assistantOnlyLoss) {
+          const { text, spans } = generationSpans(tok, [...p, ...comp], where, c.completion);
+          if (text !== pText + cText) throw new DataError(where, c.completion, `the chat template renders differently with {% generation %} markers kept`);
+          const ids = [...prompt, ...completion];
+          const labels = spanMask(tok, ids, text, spans).map((m, i) => (m && (!completionOnly || i >= prompt.length) ? 1 : 0));
+          return { ids, promptLength: 0, labels };
+        }
       } else {
         prompt = encodePrompt(tok, textField(row, c.prompt, where));
         completion = encodeCompletion(tok, textField(row, c.completion, where));
@@ -115,6 +142,50 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
       return { ids: [...prompt, ...encodeCompletion(tok, t.chosen)], promptLength: completionOnly ? prompt.length : 0 };
     }
   }
+}
+
+/** The conversation rendered with its {% generation %} block spans (what transformers' assistant_masks come from). */
+function generationSpans(tok: TextTokenizer, msgs: ChatMessage[], where: Where, field: string) {
+  const out = splitGenerationMarkers(tok.applyChatTemplate(msgs, { markGeneration: true }));
+  if (out.spans.length === 0 || out.spans.every(([a, b]) => a === b)) {
+    throw new DataError(where, field, `assistant_only_loss: the chat template of ${tok.source} marks no assistant tokens ` +
+      `here; it needs {% generation %} ... {% endgeneration %} around the assistant's reply`);
+  }
+  return out;
+}
+
+/**
+ * 1 on the tokens of ids that cover a character of a span of text (transformers' char_to_token rule:
+ * from the token holding a span's first character to the one holding its last). Token ends come
+ * from the decoded length of each prefix (binary search), so any tokenizer works without offsets;
+ * a BOS that encodePrompt put in front of the text is skipped.
+ */
+export function spanMask(tok: TextTokenizer, ids: number[], text: string, spans: ReadonlyArray<readonly [number, number]>): number[] {
+  const mask = new Array<number>(ids.length).fill(0);
+  const skip = ids.length > 0 && ids[0] === tok.bosId && tok.bosToken !== null && !text.startsWith(tok.bosToken) ? 1 : 0;
+  const ends = new Map<number, number>();
+  const end = (i: number): number => { // characters decoded up to and including token i
+    let v = ends.get(i);
+    if (v === undefined) ends.set(i, (v = tok.decode(ids.slice(skip, i + 1)).length));
+    return v;
+  };
+  const tokenAt = (ch: number): number | null => {
+    if (skip >= ids.length || end(ids.length - 1) <= ch) return null;
+    let lo = skip, hi = ids.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (end(mid) > ch) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  for (const [a, b] of spans) {
+    const first = tokenAt(a);
+    if (first === null) break; // past the end (transformers stops there too)
+    const last = tokenAt(b - 1);
+    for (let t = first; t < (last ? last + 1 : ids.length); t++) mask[t] = 1;
+  }
+  return mask;
 }
 
 export function describeSftFormat(f: SftFormat | null): string {
@@ -151,6 +222,10 @@ export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokeni
           throw new Error(`prepareSftDataset: ${whereText(rec.where)} is conversational but the tokenizer of ` +
             `${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`);
         }
+        if (opts.assistantOnlyLoss && !(format.kind === 'messages' || (format.kind === 'prompt-completion' && format.conversational))) {
+          throw new Error(`prepareSftDataset: assistant_only_loss needs conversational rows (messages, or prompt + ` +
+            `completion messages); ${whereText(rec.where)} is ${describeSftFormat(format)}`);
+        }
       }
       ex = sftIds(rec.value, format, tok, rec.where, opts);
     } catch (e) {
@@ -158,10 +233,19 @@ export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokeni
       continue;
     }
     const max = opts.maxLength;
-    if (max != null && ex.ids.length > max) {
-      if (ex.promptLength >= max) { report.dropped++; continue; }
-      ex = { ids: ex.ids.slice(0, max), promptLength: ex.promptLength };
-      report.truncated++;
+    if (max != null) {
+      // As TRL 1.13: cut to max_length (keep_start, or keep_end), then drop examples with no label left.
+      let labels = labelsOf(ex);
+      const long = ex.ids.length > max;
+      if (long) {
+        const cut = <T>(a: T[]): T[] => (opts.truncationMode === 'keep_end' ? a.slice(-max) : a.slice(0, max));
+        labels = cut(labels);
+        ex = ex.labels || opts.truncationMode === 'keep_end'
+          ? { ids: cut(ex.ids), promptLength: 0, labels }
+          : { ids: cut(ex.ids), promptLength: ex.promptLength };
+      }
+      if (!labels.includes(1)) { report.dropped++; continue; }
+      if (long) report.truncated++;
     }
     examples.push(ex);
     sources.push(rec.where);

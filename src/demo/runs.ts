@@ -72,7 +72,7 @@ const report = (rows: number): PreferenceDataset['report'] => ({
   read: rows, rows, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files: [], format: 'sampled by the demo',
 });
 
-function runConfig(s: RunSettings, outDir: string, beta: number): DpoConfig & SftConfig {
+function runConfig(s: RunSettings, outDir: string, beta: number): DpoConfig & Omit<SftConfig, 'loss_type'> {
   const evalEvery = Math.max(1, Math.round(s.steps / s.checkpoints));
   return {
     ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS, ...SFT_OPTIONS }),

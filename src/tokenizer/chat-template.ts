@@ -1,11 +1,47 @@
 // Chat templates: which ones a model folder has, and rendering them as transformers' apply_chat_template
 // does (Jinja with trim_blocks/lstrip_blocks, variables messages, tools, documents, add_generation_prompt
-// and the special-token strings; continue_final_message by the marker-and-cut rule).
+// and the special-token strings; continue_final_message by the marker-and-cut rule; {% generation %}
+// blocks, whose bounds transformers records for return_assistant_tokens_mask).
 import { Template } from '@huggingface/jinja';
 import type { ChatMessage, ChatTemplateOptions } from './types.js';
 
 // transformers appends this marker to the final message, renders, and cuts the text at the marker.
 const CONTINUE_TAG = 'CONTINUE_FINAL_MESSAGE_TAG ';
+
+// {% generation %} ... {% endgeneration %} (transformers' Jinja extension) become these two private-use
+// characters in the rendered text, so the block bounds survive rendering. Each tag is rewritten as a
+// block that prints its marker, so trim_blocks, lstrip_blocks and the -%} / {%- whitespace control act
+// as on the original tag.
+export const GENERATION_START = '\uE000';
+export const GENERATION_END = '\uE001';
+const GENERATION_TAG = /\{%(-?)\s*(end)?generation\s*(-?)%\}/g;
+
+function markGenerationTags(template: string): string {
+  return template.replace(GENERATION_TAG, (_m, lstrip: string, end: string | undefined, rstrip: string) =>
+    `{%${lstrip} if true %}${end ? GENERATION_END : GENERATION_START}{% endif ${rstrip}%}`);
+}
+
+/** Whether a template has {% generation %} blocks (needed for assistant-only loss). */
+export function hasGenerationBlocks(template: string): boolean {
+  return new RegExp(GENERATION_TAG.source).test(template);
+}
+
+/**
+ * The text without generation markers, and each {% generation %} block's [start, end) character span
+ * in it (the spans transformers' apply_chat_template records).
+ */
+export function splitGenerationMarkers(marked: string): { text: string; spans: Array<[number, number]> } {
+  const spans: Array<[number, number]> = [];
+  let text = '', open = -1;
+  for (const ch of marked) {
+    if (ch === GENERATION_START) open = text.length;
+    else if (ch === GENERATION_END) {
+      if (open >= 0) spans.push([open, text.length]);
+      open = -1;
+    } else text += ch;
+  }
+  return { text, spans };
+}
 
 /** Templates by name. A folder's chat_template.jinja (or the single string in tokenizer_config) is "default". */
 export type ChatTemplates = Map<string, string>;
@@ -87,7 +123,7 @@ export class ChatTemplateRenderer {
     }
     let template = this.compiled.get(name);
     if (!template) {
-      template = new Template(text);
+      template = new Template(markGenerationTags(text));
       this.compiled.set(name, template);
     }
     const vars: Record<string, unknown> = {
@@ -111,6 +147,7 @@ export class ChatTemplateRenderer {
       const at = rendered.lastIndexOf(tag);
       rendered = rendered.startsWith(CONTINUE_TAG, at) ? rendered.slice(0, at) : rendered.slice(0, at).trimEnd();
     }
-    return rendered;
+    if (opts.markGeneration) return rendered;
+    return rendered.includes(GENERATION_START) ? splitGenerationMarkers(rendered).text : rendered;
   }
 }

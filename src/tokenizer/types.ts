@@ -27,6 +27,11 @@ export interface ChatTemplateOptions {
   templateName?: string;
   /** Extra template variables (e.g. enable_thinking for Qwen3). */
   variables?: Record<string, unknown>;
+  /**
+   * Keep the bounds of {% generation %} blocks in the text as GENERATION_START / GENERATION_END
+   * (src/tokenizer/chat-template.ts; splitGenerationMarkers removes them and gives the spans).
+   */
+  markGeneration?: boolean;
 }
 
 export interface TextTokenizer {

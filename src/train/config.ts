@@ -87,6 +87,8 @@ export const DPO_OPTIONS = {
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs in one pass before training and cache them on disk' },
   precompute_ref_batch_size: { type: 'int', default: 0, help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)' },
   shard: { type: 'string', default: '', help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: README, Scaling out)' },
+  padding_free: { type: 'bool', default: false, help: 'accepted with a notice: TRL 1.13\'s DPOTrainer falls back to padding, and so does tsdpo' },
+  pad_to_multiple_of: { type: 'int', default: 0, help: 'pad each micro-batch to a multiple of this many tokens (0 = off; the numbers do not change)' },
   completion_only_head: { type: 'bool', default: true, help: 'run the LM head only on completion positions (same numbers, less work)' },
   share_prompt: { type: 'bool', default: false, help: "compute each pair's prompt once for its chosen and rejected completions (same numbers, less work)" },
 } as const satisfies Record<string, OptionSpec>;
@@ -94,7 +96,20 @@ export const DPO_OPTIONS = {
 /** Options only `tsdpo sft` has. */
 export const SFT_OPTIONS = {
   completion_only_loss: { type: 'bool', default: true, help: 'prompt/completion data: loss on completion tokens only' },
+  assistant_only_loss: { type: 'bool', default: false, help: "conversational rows: loss only on the assistant's tokens, the {% generation %} blocks of the chat template" },
   dataset_text_field: { type: 'string', default: 'text', help: 'column holding plain-text rows (language modelling on every token)' },
+  chat_template_path: { type: 'string', default: '', help: "a .jinja / .j2 file: the chat template for the data (instead of the model's), saved with the trained model" },
+  loss_type: { type: 'string', default: 'chunked_nll', choices: ['chunked_nll', 'nll', 'dft'], help: 'chunked_nll and nll: mean negative log-likelihood (the same numbers; tsdpo always runs the LM head on loss positions only); dft: each token weighted by its detached probability (Dynamic Fine-Tuning, arXiv:2508.05629)' },
+  packing: { type: 'bool', default: false, help: 'pack sequences into rows of max_length tokens (packing_strategy); packed sequences attend only within themselves' },
+  packing_strategy: { type: 'string', default: 'bfd', choices: ['bfd', 'bfd_split', 'wrapped'], help: 'bfd: best-fit decreasing, longer sequences cut; bfd_split: longer ones split; wrapped: all tokens end to end, cut every max_length (attention crosses examples)' },
+  eval_packing: { type: 'string', default: '', choices: ['', 'true', 'false'], help: 'pack the eval data too: true or false (empty: as packing)' },
+  padding_free: { type: 'bool', default: false, help: "a micro-batch as one row of sequences, each attending only within itself with positions from 0 (TRL; bfd packing turns it on); without packing it needs max_length 0" },
+  pad_to_multiple_of: { type: 'int', default: 0, help: 'pad each micro-batch to a multiple of this many tokens (0 = off); counts in num_tokens with padding_free' },
+  eos_token: { type: 'string', default: '', help: "token that ends text rows and completions (empty: the tokenizer's EOS)" },
+  pad_token: { type: 'string', default: '', help: "padding token, deprecated in TRL 1.13 (empty: the tokenizer's pad token, else EOS); padding never changes the numbers" },
+  shuffle_dataset: { type: 'bool', default: false, help: "shuffle the prepared rows once with the seed (before packing, and the packed rows again), in datasets' numpy order as TRL" },
+  activation_offloading: { type: 'bool', default: false, help: 'accepted with a notice: no effect in tsdpo (use gradient_checkpointing)' },
+  dataset_num_proc: { type: 'int', default: 0, help: 'accepted with a notice: no effect in tsdpo (tokenizes in one process)' },
 } as const satisfies Record<string, OptionSpec>;
 
 type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int' ? number

@@ -67,6 +67,7 @@ export function dpoNotices(cfg: DpoConfig): string[] {
   const out: string[] = [];
   if (cfg.rpo_alpha > 0) out.push(`notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`);
   for (const l of cfg.loss_type.filter((x) => REFERENCE_FREE.has(x))) out.push(`notice: loss_type ${l} is tsdpo's own (not a TRL 1.13 DPOTrainer loss${l === 'simpo' ? '; TRL has SimPO in CPOTrainer' : ''})`);
+  if (cfg.padding_free) out.push('notice: padding_free is off in TRL 1.13\'s DPOTrainer (it falls back to padding); tsdpo pads too');
   if (cfg.max_prompt_length > 0) out.push(`notice: max_prompt_length is tsdpo's own (TRL 1.13 dropped it and truncates prompt + completion to max_length with truncation_mode)`);
   if (cfg.max_completion_length > 0) out.push(`notice: max_completion_length is tsdpo's own (TRL 1.13 truncates prompt + completion to max_length)`);
   if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0) out.push(`notice: truncation_mode keep_end (deprecated in TRL 1.13) keeps the end of the prompt in tsdpo; TRL 1.13 cuts the start of prompt + completion, which can differ between chosen and rejected`);
@@ -74,8 +75,8 @@ export function dpoNotices(cfg: DpoConfig): string[] {
   return out;
 }
 
-export function batchOf(pairs: readonly TokenizedPair[], padId: number): TokenBatch & { P: number; tokens: number } {
-  const b = collatePreference(pairs, { padId });
+export function batchOf(pairs: readonly TokenizedPair[], padId: number, padToMultipleOf = 1): TokenBatch & { P: number; tokens: number } {
+  const b = collatePreference(pairs, { padId, padToMultipleOf });
   let tokens = 0;
   for (const n of b.seqLengths) tokens += n;
   return { rows: b.B, T: b.T, P: b.P, inputIds: b.inputIds, attentionMask: b.attentionMask, completionMask: b.completionMask, tokens };
@@ -230,7 +231,7 @@ export class DpoObjective implements Objective {
     const { cfg, policy, padId } = this.parts;
     const data = split === 'train' ? this.parts.train : this.parts.eval!;
     const pairs = indices.map((i) => data.examples[i]);
-    const b = batchOf(pairs, padId);
+    const b = batchOf(pairs, padId, cfg.pad_to_multiple_of > 0 ? cfg.pad_to_multiple_of : 1);
     return tidyAsync(async () => {
       // The reference first: its transient activations and logits are gone before the policy's exist.
       const ref = this.refLogps(b, pairs, indices, split);

@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { listSplits } from '../data/splits.js';
 import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.js';
-import { loadSftDataset, type SftDataset } from '../data/sft.js';
+import type { SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
 import { parseShard } from '../eval/shard.js';
@@ -24,7 +24,7 @@ import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { shardedReference } from './ref-shard.js';
-import { SftObjective } from './sft.js';
+import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
@@ -249,20 +249,19 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
 
 export async function runSft(cfg: SftConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  for (const n of sftNotices(cfg)) log(n);
   const s = await setup(cfg, log);
-  const padId = padIdFor(s.tok);
-  const data = dataOptions(cfg);
-  const sftOpts = { ...data, columns: { ...data.columns, text: cfg.dataset_text_field }, completionOnlyLoss: cfg.completion_only_loss };
-  const train = await loadSftDataset(cfg.dataset, s.tok, { ...sftOpts, split: 'train' });
+  const padId = sftPadId(cfg, s.tok);
+  const train = await loadSftData(cfg, s.tok, dataOptions(cfg), cfg.dataset, 'train', false);
   log(reportLine('train data', train.report));
   if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
   const ev = evalSource(cfg);
-  const evalData = ev ? await loadSftDataset(ev.path, s.tok, { ...sftOpts, split: ev.split }) : null;
+  const evalData = ev ? await loadSftData(cfg, s.tok, dataOptions(cfg), ev.path, ev.split, true) : null;
   if (evalData) log(reportLine('eval data', evalData.report));
   const objective = new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId, loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights });
   const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, null) : null;
   const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: 'sft', ...cfg }, memory });
-  if (!result.stopped) await finish(cfg, s);
+  if (!result.stopped) { await finish(cfg, s); saveChatTemplate(cfg); }
   return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }
 

@@ -26,6 +26,7 @@ import { DEMO_MODEL, runCli, TOY_CHAT_TEMPLATE } from '../helpers/cli.js';
 const SKIPPED: Record<string, string> = {
   'npx tsdpo demo': 'the full demo takes minutes; test/demo/demo.test.ts runs its pipeline with tiny settings',
   'npx tsdpo pretrain': 'about 30 minutes of pretraining; test/demo/demo.test.ts checks the committed checkpoint against these defaults',
+  'npx tsdpo studio --model assets/demo-model --prompts prompts.txt --db labels.db': 'a server that runs until stopped; test/studio/*.test.ts start it and drive it in Chromium',
 };
 const DEVICE_COMMANDS = new Set(['dpo', 'sft', 'kto', 'reward', 'ppo', 'grpo', 'rloo', 'logprobs', 'generate', 'eval']);
 

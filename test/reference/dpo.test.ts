@@ -84,6 +84,7 @@ const CASES: Case[] = [
   { name: '2 epochs, accumulation 2 over 3 micro-batches an epoch (a short last step)', cfg: { dataset: data('train6.jsonl', 6), max_steps: -1, num_train_epochs: 2, per_device_train_batch_size: 2, gradient_accumulation_steps: 2 } },
   { name: 'logging every 2 steps (means over the window)', cfg: { ...REF(), logging_steps: 2, max_steps: 6, per_device_train_batch_size: 2, gradient_accumulation_steps: 2 } },
   { name: 'max_length 14 keep_start: completions cut, long prompts dropped', cfg: { max_length: 14 } },
+  { name: 'pad_to_multiple_of 16, padding_free (falls back to padding, as 1.13)', cfg: { pad_to_multiple_of: 16, padding_free: true } },
   { name: 'eval split every 2 steps (a short last eval batch)', cfg: { eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2, per_device_eval_batch_size: 4 } },
   { name: 'sync_ref_model every 2 steps (TR-DPO), with eval', cfg: { sync_ref_model: true, ref_model_sync_steps: 2, ref_model_mixup_alpha: 0.6, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2 } },
   { name: 'precompute_ref_log_probs', cfg: { precompute_ref_log_probs: true, eval_dataset: data('eval6.jsonl', 6, 100), eval_steps: 2 } },

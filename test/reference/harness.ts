@@ -3,6 +3,7 @@
 // logs, step by step. Expected values always come from TRL.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -54,7 +55,9 @@ export function runPython(args: string[], root: string): Promise<string> {
  */
 export function tinyFamily(root: string, family: string, opts: { which?: 'policy' | 'reference'; addBos?: boolean; chatTemplate?: string } = {}): string {
   const which = opts.which ?? 'policy';
-  const dir = join(root, `${family}-${which}${opts.addBos ? '-bos' : ''}${opts.chatTemplate ? '-chat' : ''}`);
+  // One folder per chat template: cases with different templates must not share a model folder.
+  const chat = opts.chatTemplate ? `-chat-${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 8)}` : '';
+  const dir = join(root, `${family}-${which}${opts.addBos ? '-bos' : ''}${chat}`);
   if (existsSync(dir)) return dir;
   mkdirSync(dir, { recursive: true });
   for (const f of ['config.json', 'model.safetensors', 'generation_config.json']) copyFileSync(join(HF_TINY, family, which, f), join(dir, f));
