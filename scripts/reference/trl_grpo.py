@@ -34,13 +34,10 @@ KEYS = {"grpo": SHARED_KEYS + ["loss_type", "scale_rewards"],
         "rloo": SHARED_KEYS + ["normalize_advantages", "reward_clip_range"]}
 
 
-def run(kind, cfg, out_dir, debug_out):
-    import torch
-    from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
-    from trl_run import load_policy, load_rows, training_arguments
+def config_args(kind, cfg, out_dir):
+    """GRPOConfig / RLOOConfig arguments of a tsdpo grpo / rloo config."""
+    from trl_run import training_arguments
 
-    Config, Trainer = {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}[kind]
     args = training_arguments(cfg, out_dir)
     for k in KEYS[kind]:
         if k in cfg:
@@ -57,6 +54,16 @@ def run(kind, cfg, out_dir, debug_out):
         args["reward_weights"] = [float(x) for x in args["reward_weights"]]
     # tsdpo has no dropout in the model itself (GRPOConfig's default keeps the model's).
     args["disable_dropout"] = True
+    return args
+
+
+def run(kind, cfg, out_dir, debug_out):
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+    from trl_run import load_policy, load_rows
+
+    Config, Trainer = {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}[kind]
+    args = config_args(kind, cfg, out_dir)
     model, peft_config = load_policy(cfg)
     tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
     train = load_rows(cfg["dataset"])

@@ -32,6 +32,18 @@ def run_kto(cfg, out_dir, sampler_order):
     for k in ["max_length", "precompute_ref_batch_size"]:
         if args.get(k) == 0:
             args[k] = None
+    # Processes sharing the batch (an exported run): KTOTrainer rotates the KL completions within blocks of
+    # per_device_train_batch_size when it builds the dataset, so it is built with the whole batch (tsdpo's
+    # blocks) and each process then takes its share; the KL estimate is the mean over the processes' shares.
+    share = args["per_device_train_batch_size"] if "per_device_train_batch_size" in cfg else None
+    if share is not None and share != cfg["per_device_train_batch_size"]:
+        args["per_device_train_batch_size"] = cfg["per_device_train_batch_size"]
+
+    def take_share(trainer):
+        if share is not None:
+            trainer.args.per_device_train_batch_size = share
+            trainer._train_batch_size = share
+
     model, peft_config = load_policy(cfg)
     tok = AutoTokenizer.from_pretrained(cfg["model_name_or_path"])
     names = {"prompt": "prompt", "completion": "completion", "label": "label", "chosen": "chosen", "rejected": "rejected"}
@@ -44,5 +56,5 @@ def run_kto(cfg, out_dir, sampler_order):
     train = rows(cfg["dataset"])
     evals = rows(cfg["eval_dataset"]) if cfg.get("eval_dataset") else None
 
-    return train_log_history(KTOTrainer, sampler_order, model=model, ref_model=load_reference(cfg), args=KTOConfig(**args),
+    return train_log_history(KTOTrainer, sampler_order, setup=take_share, model=model, ref_model=load_reference(cfg), args=KTOConfig(**args),
                              train_dataset=train, eval_dataset=evals, processing_class=tok, peft_config=peft_config)

@@ -61,7 +61,7 @@ def run_reward(cfg, out_dir, sampler_order):
 
     unknown = set(cfg) - TSDPO_ONLY - set(REWARD_KEYS) - {
         "model_name_or_path", "dataset", "eval_dataset", "adapter", "use_peft", "lora_r", "lora_alpha", "lora_dropout",
-        "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps", "prompt_column",
+        "lora_target_modules", "warmup_steps", "warmup_ratio", "optim", "eval_steps", "data_seed", "prompt_column",
         "chosen_column", "rejected_column", "margin_column", "score_rows", "score_dirs", "scores_out",
     } - set(training_arguments(cfg, out_dir))
     if unknown:
@@ -102,7 +102,10 @@ def run_reward(cfg, out_dir, sampler_order):
         del args["model_init_kwargs"]
     trainer = Trainer(model=model, args=RewardConfig(**args), train_dataset=train, eval_dataset=evals,
                       processing_class=tok, peft_config=peft_config)
-    trainer.train()
+    from trl_run import train
+    train(trainer)
+    if os.environ.get("TSDPO_SAVE_MODEL") == "1":  # --output_dir: keep the trained model there
+        trainer.save_model()
     if cfg.get("scores_out"):
         texts = cfg["score_rows"]
         scores = {"trl": score_texts(trainer.model, trainer.processing_class, texts)}

@@ -11,7 +11,7 @@ where jobs.json is a list of {"config": {...}, "out": "log.jsonl", "sampler_orde
 one process runs them all (TRL's import takes seconds). sampler_order, when given, is the example
 order of each epoch (tsdpo's sampler), so that both sides see the same batches.
 
-A trainer is one entry of TRAINERS: DPO now; SFT, KTO and reward trainers go beside it.
+A trainer is one entry of TRAINERS: DPO here; SFT, KTO, reward, GRPO and RLOO beside it (trl_*.py).
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 # tsdpo options that only steer how tsdpo computes (same numbers either way) or where it runs.
 TSDPO_ONLY = {"device", "threads", "completion_only_head", "share_prompt", "config", "skip_invalid",
               "overwrite_output_dir", "resume_from_checkpoint", "save_steps", "save_total_limit", "output_dir",
-              "memory_report"}
+              "memory_report", "shard"}
 
 # tsdpo name -> TrainingArguments / DPOConfig name, where they differ.
 RENAMES = {"optim": lambda v: ("optim", "adamw_torch" if v == "adamw" else v)}
@@ -99,6 +99,9 @@ def training_arguments(cfg, out_dir):
             if n % world:
                 raise ValueError(f"{k} {n} is not divisible by the {world} processes: make it a multiple of {world}")
             args[k] = n // world
+    # An exported run (--output_dir) keeps TRL checkpoints every save_steps (tsdpo's 0: the final model only).
+    if os.environ.get("TSDPO_SAVE_MODEL") == "1" and cfg.get("save_steps", 0) > 0:
+        args.update(save_strategy="steps", save_steps=cfg["save_steps"], save_total_limit=cfg.get("save_total_limit") or None)
     if cfg.get("eval_dataset"):
         args["eval_strategy"] = "steps"
         args["eval_steps"] = cfg.get("eval_steps") or cfg.get("logging_steps", 10)
@@ -132,14 +135,23 @@ def load_reference(cfg):
     return AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
 
 
-def train_log_history(trainer_cls, sampler_order, **kwargs):
-    """Trains trainer_cls(**kwargs), in sampler_order when given, and returns its log_history."""
+def train(trainer):
+    """trainer.train(), continuing --resume_from_checkpoint (a TRL checkpoint, or a tsdpo one: trl_resume.py)."""
+    from trl_resume import resume_path
+    trainer.train(resume_from_checkpoint=resume_path(trainer, os.environ.get("TSDPO_RESUME_FROM")))
+
+
+def train_log_history(trainer_cls, sampler_order, setup=None, **kwargs):
+    """Trains trainer_cls(**kwargs), in sampler_order when given, and returns its log_history. setup(trainer)
+    runs between the trainer's construction and its training."""
     class Trainer(trainer_cls):
         def _get_train_sampler(self, train_dataset=None):
             return FixedOrderSampler(sampler_order) if sampler_order else super()._get_train_sampler(train_dataset)
 
     trainer = Trainer(**kwargs)
-    trainer.train()
+    if setup:
+        setup(trainer)
+    train(trainer)
     if os.environ.get("TSDPO_SAVE_MODEL") == "1":  # --output_dir: keep the trained model there
         trainer.save_model()
     return trainer.state.log_history
@@ -185,7 +197,9 @@ from trl_sft import run_sft  # noqa: E402  (scripts/reference/trl_sft.py)
 TRAINERS["sft"] = run_sft
 TRAINERS["kto"] = lambda cfg, out_dir, order: __import__("trl_kto").run_kto(cfg, out_dir, order)  # scripts/reference/trl_kto.py
 from trl_grpo import run_grpo, run_rloo  # noqa: E402  (GRPO / RLOO on fixed completions)
-TRAINERS.update(grpo=run_grpo, rloo=run_rloo)
+from trl_rollout import run_sampled  # noqa: E402  (GRPO / RLOO sampling, as an exported run)
+TRAINERS.update(grpo=lambda cfg, out, order: run_grpo(cfg, out, order) if "completions" in cfg else run_sampled("grpo", cfg, out),
+                rloo=lambda cfg, out, order: run_rloo(cfg, out, order) if "completions" in cfg else run_sampled("rloo", cfg, out))
 
 
 def main():
@@ -195,6 +209,7 @@ def main():
     p.add_argument("--out", help="where to write log_history (JSON lines) for --config")
     p.add_argument("--jobs", help="JSON list of {config, out, sampler_order?}")
     p.add_argument("--output_dir", help="keep the run here and save the trained model (default: a temporary folder)")
+    p.add_argument("--resume_from_checkpoint", help="continue this checkpoint folder (TRL's, or tsdpo's: converted by trl_resume.py)")
     a = p.parse_args()
     if a.jobs:
         with open(a.jobs) as f:
@@ -209,6 +224,8 @@ def main():
     main_process = int(os.environ.get("RANK", "0")) == 0  # under accelerate, one process writes
     if a.output_dir:
         os.environ["TSDPO_SAVE_MODEL"] = "1"
+    if a.resume_from_checkpoint:
+        os.environ["TSDPO_RESUME_FROM"] = os.path.abspath(a.resume_from_checkpoint)
     for job in jobs:
         with tempfile.TemporaryDirectory(prefix="trl-run-") as tmp:
             try:

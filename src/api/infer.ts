@@ -198,7 +198,9 @@ export async function evaluate(policy: CausalLM, reference: CausalLM, tokenizer:
   const samples = o.samples ?? 4, maxNewTokens = o.max_new_tokens ?? 32, temperature = o.temperature ?? 1;
   const positions = Number(policy.config.n_positions ?? Infinity);
   const ps = prompts.map((p, row) => (typeof p === 'string' ? evalPrompts(tokenizer, [{ text: p, where: { file: '<prompts>', row } }], maxNewTokens, positions)[0] : p));
-  const opts = { samplesPerPrompt: samples, maxNewTokens, seed: o.seed ?? 0, batchSize: o.batch_size ?? 32, temperature, eosIds: tokenizer.eosIds };
+  // Row seeds: each completion draws from its own generator, so a prompt's samples do not depend on its
+  // batch, and a shard of the prompts (eval/shard.ts) gives the whole run's samples.
+  const opts = { samplesPerPrompt: samples, maxNewTokens, seed: o.seed ?? 0, batchSize: o.batch_size ?? 32, temperature, eosIds: tokenizer.eosIds, rowSeeds: { firstPrompt: 0 } };
   const pol = await evaluatePolicy(policy, reference, tokenizer, ps, reward, { ...opts, onProgress: (d, n) => o.onProgress?.('policy', d, n) });
   const ref = await evaluatePolicy(reference, reference, tokenizer, ps, reward, { ...opts, onProgress: (d, n) => o.onProgress?.('reference', d, n) });
   const win = samplesWinRate(pol.samples, ref.samples);

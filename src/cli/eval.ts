@@ -6,6 +6,7 @@ import { evaluate } from '../api/infer.js';
 import { loadReward, readPrompts } from '../api/prompts.js';
 import { initEngine } from '../engine.js';
 import { EVAL_OPTIONS } from '../eval/options.js';
+import { evaluateShard, parseShard, shardLines } from '../eval/shard.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../models/load.js';
 import { loadAdapter } from '../models/lora.js';
@@ -38,6 +39,18 @@ export function evalCommand(): Command {
     const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, o.max_new_tokens, positions);
     if (o.adapter) loadAdapter(policy, o.adapter);
     const reference = loadModel(o.reference || o.model);
+    if (o.shard) {
+      // Part i of n: its samples (with their KL terms) go to --output; `tsdpo merge-shards` summarises the parts.
+      if (!o.output) throw new Error('tsdpo eval --shard: give --output FILE for the shard\'s samples');
+      const shard = parseShard(o.shard);
+      const part = await evaluateShard(policy, reference, tok, prompts, reward, shard, {
+        samples: o.samples, max_new_tokens: o.max_new_tokens, seed: o.seed, batch_size: o.batch_size, temperatures,
+      });
+      const settings = { model: o.model, adapter: o.adapter || null, reference: o.reference || null, prompts: o.prompts, reward: o.reward,
+        samples_per_prompt: o.samples, max_new_tokens: o.max_new_tokens, temperatures, seed: o.seed, chat: o.chat };
+      writeFileAtomic(o.output, shardLines({ ...part.header, settings }, part.samples));
+      return;
+    }
     const lines: string[] = [];
     for (const temperature of temperatures) {
       const bars: Record<string, Progress> = {};

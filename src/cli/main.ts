@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { logprobsCommand } from './logprobs.js';
+import { mergeShardsCommand } from './merge-shards.js';
 import { ppoCommand } from './ppo.js';
 import { pretrainCommand } from './pretrain.js';
 import { rewardCommand } from './reward.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<void> {
     .addCommand(generateCommand())
     .addCommand(evalCommand())
     .addCommand(exportCommand())
+    .addCommand(mergeShardsCommand())
     .addCommand(pretrainCommand())
     .addCommand(demoCommand())
     .addCommand(studioCommand());

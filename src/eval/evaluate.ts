@@ -14,6 +14,8 @@ export interface PolicyEval {
   kl: MeanEstimate;
   /** [prompt][sample] */
   samples: Scored[][];
+  /** log pi(y|x) - log pi_ref(y|x) of each sample, prompt-major (what kl averages); empty where kl is NaN. */
+  klTerms: Float64Array;
 }
 
 export type EvalOptions = Omit<SampleOptions, 'k'> & { samplesPerPrompt: number };
@@ -24,11 +26,12 @@ export async function evaluatePolicy(policy: CausalLM, ref: CausalLM, tok: TextT
   const samples = await sampleScored(policy, tok, prompts, reward, { ...o, k: o.samplesPerPrompt });
   const flat = samples.flatMap((g, i) => g.map((s) => ({ promptIds: prompts[i].ids, completionIds: s.ids, reward: s.reward })));
   const rewardEstimate = meanEstimate(flat.map((s) => s.reward));
-  const kl = (o.temperature ?? 1) !== 1 ? { mean: NaN, se: NaN, n: 0 }
+  const kl = (o.temperature ?? 1) !== 1 ? { mean: NaN, se: NaN, n: 0, terms: new Float64Array(0) }
     // The reference against itself: the estimate is 0 sample by sample; no need to compute it.
-    : policy === ref ? { mean: 0, se: 0, n: flat.length }
-      : await estimateKl(policy, ref, flat, tok.padId ?? tok.eosId ?? 0, Math.min(64, o.batchSize));
-  return { reward: rewardEstimate, kl: { mean: kl.mean, se: kl.se, n: kl.n }, samples };
+    : policy === ref ? { mean: 0, se: 0, n: flat.length, terms: new Float64Array(flat.length) }
+      : await estimateKl(policy, ref, flat, tok.padId ?? tok.eosId ?? 0, Math.min(64, o.batchSize))
+        .then((e) => ({ ...e, terms: Float64Array.from(e.policyLogps, (p, i) => p - e.refLogps[i]) }));
+  return { reward: rewardEstimate, kl: { mean: kl.mean, se: kl.se, n: kl.n }, samples, klTerms: kl.terms };
 }
 
 /** Win rate of the samples of `a` against those of `b`, prompt by prompt (ties 1/2). */

@@ -19,6 +19,8 @@ export interface GenerateOptions {
   /** Fills finished rows and left padding. */
   padId?: number;
   rng?: Rng;
+  /** One generator per row (then `rng` is unused): a row's tokens do not depend on the other rows of the batch. */
+  rowRngs?: readonly Rng[];
   /** LoRA adapter on (default) or off. */
   adapter?: boolean;
 }
@@ -74,7 +76,7 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
           chosen[b] = pad;
           continue;
         }
-        const { id, logp } = pickToken(row, o, rng);
+        const { id, logp } = pickToken(row, o, o.rowRngs?.[b] ?? rng);
         chosen[b] = id;
         tokens[b].push(id);
         logps[b].push(logp);

@@ -51,6 +51,10 @@ export const EVAL_OPTIONS = {
   chat: { type: 'bool', default: false, help: 'wrap text prompts in the chat template as a user message' },
   output: { type: 'string', default: '', help: 'also write every sample as JSON lines (prompt, model, temperature, completion, reward)' },
   json: { type: 'bool', default: false, help: 'print one JSON line of results (per temperature) instead of the text summary' },
+  shard: {
+    type: 'string', default: '', help: "i/n: evaluate part i of n of the prompts and write it to --output (no summary); " +
+      "`tsdpo merge-shards` merges the n files into the whole run's result",
+  },
   device: DEVICE_OPTION,
 } as const satisfies Record<string, OptionSpec>;
 

@@ -46,6 +46,24 @@ export interface SampleOptions {
   /** Tokens that end a completion (default: the tokenizer's EOS). */
   eosIds?: number[];
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Seed every completion by itself: completion j of prompt i draws from Rng([seed, firstPrompt + i, j, 0x5eed])
+   * (row seeds), so a prompt's samples do not depend on which other prompts share its batches: a run
+   * over a shard of the prompts (firstPrompt = the shard's first index) gives the whole run's samples.
+   */
+  rowSeeds?: { firstPrompt: number };
+}
+
+/** The generator of completion `sample` of prompt `prompt` (SampleOptions.rowSeeds). */
+export function rowRng(seed: number, prompt: number, sample: number): Rng {
+  // Four words through splitmix-style mixing of each (Rng takes a state of four words, never all zero).
+  const mix = (x: number): number => {
+    let z = (x + 0x9e3779b9) >>> 0;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  return new Rng([mix(seed), mix(prompt ^ 0x243f6a88), mix(sample ^ 0x85a308d3), mix(seed + prompt * 31 + sample) | 1]);
 }
 
 /**
@@ -56,8 +74,8 @@ export async function sampleScored(model: CausalLM, tok: TextTokenizer, prompts:
   o: SampleOptions): Promise<Scored[][]> {
   const eos = tok.eosId;
   if (eos === null) throw new Error(`sampleScored: the tokenizer of ${tok.source} has no EOS token`);
-  const rows: number[] = [];
-  prompts.forEach((_, i) => { for (let j = 0; j < o.k; j++) rows.push(i); });
+  const rows: number[] = [], sampleOf: number[] = [];
+  prompts.forEach((_, i) => { for (let j = 0; j < o.k; j++) { rows.push(i); sampleOf.push(j); } });
   const rng = new Rng(o.seed);
   const out: Scored[][] = prompts.map(() => []);
   const batches = Math.ceil(rows.length / o.batchSize), size = Math.ceil(rows.length / Math.max(1, batches));
@@ -65,11 +83,12 @@ export async function sampleScored(model: CausalLM, tok: TextTokenizer, prompts:
   for (let start = 0; start < rows.length; start += size) {
     const chunk = rows.slice(start, start + size);
     const ids = chunk.map((i) => prompts[i].ids);
+    const rowRngs = o.rowSeeds ? chunk.map((i, r) => rowRng(o.seed, o.rowSeeds!.firstPrompt + i, sampleOf[start + r])) : undefined;
     // Pad the last batch to the common size and add the width row (both dropped below).
     while (ids.length < size) ids.push(prompts[chunk[0]].ids);
     ids.push(new Array<number>(width).fill(eos));
     const g = await tidyAsync(() => generate(model, ids, {
-      maxNewTokens: o.maxNewTokens, doSample: true, temperature: o.temperature ?? 1, topK: 0, topP: 1, eosIds: o.eosIds ?? [eos], padId: eos, rng,
+      maxNewTokens: o.maxNewTokens, doSample: true, temperature: o.temperature ?? 1, topK: 0, topP: 1, eosIds: o.eosIds ?? [eos], padId: eos, rng, rowRngs,
     }));
     const texts = chunk.map((_, r) => tok.decode(g.tokens[r], { skipSpecialTokens: true }));
     const items = chunk.map((i, r) => ({ prompt: prompts[i].text, completion: texts[r] }));

@@ -2,7 +2,8 @@
 // one machine or many. The folder holds the reference runner (scripts/reference/trl_run.py: tsdpo's
 // option names -> DPOConfig / SFTConfig, the one the parity tests check), the config translated field
 // by field, the data as JSON lines, accelerate configs, pinned requirements and launch.sh.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
@@ -12,7 +13,8 @@ import type { OptionSpec } from '../train/config.js';
 import { lossTerms } from '../train/dpo.js';
 import type { DpoConfig } from '../train/config.js';
 
-export type ExportTrainer = 'dpo' | 'sft';
+export const EXPORT_TRAINERS = ['dpo', 'sft', 'reward', 'kto', 'grpo', 'rloo'] as const;
+export type ExportTrainer = typeof EXPORT_TRAINERS[number];
 
 /** Options that steer only how or where tsdpo computes, each with why it is not carried. */
 export const NOT_CARRIED: Record<string, string> = {
@@ -20,22 +22,29 @@ export const NOT_CARRIED: Record<string, string> = {
   threads: 'torch sets its own threads per process',
   completion_only_head: 'tsdpo computes the LM head on completion positions only; the same numbers',
   share_prompt: "tsdpo runs each pair's prompt once; the same numbers",
-  config: 'this folder holds the config (config.yaml)',
+  config: 'this folder holds the config (config.json)',
   skip_invalid: 'the rows were checked and written to data/ by the export',
   overwrite_output_dir: 'the run writes into output/ (launch.sh)',
-  resume_from_checkpoint: "use TRL's own checkpoints in output/ (TrainingArguments.resume_from_checkpoint)",
-  save_steps: 'the script saves the final model in output/; set TRL checkpoints in the script if needed',
-  save_total_limit: 'as save_steps',
+  resume_from_checkpoint: 'launch.sh --resume_from_checkpoint DIR continues a checkpoint of TRL or of tsdpo (README.md: Checkpoints)',
   output_dir: 'the run writes into output/ (launch.sh)',
   max_prompt_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   max_completion_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   simpo_gamma: "tsdpo's own loss (TRL has SimPO in CPOTrainer)",
+  memory_report: "tsdpo's own memory report (torch has its profilers)",
+  shard: "tsdpo's split of its reference pass over runs; TRL's precompute_ref_log_probs runs in the data-parallel processes",
 };
 
-/** Options of `tsdpo sft` that TRL's SFTTrainer lacks. */
-const SFT_NOT_CARRIED: Record<string, string> = {
-  chosen_column: "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
-  rejected_column: 'as chosen_column',
+/** Per trainer, the options its TRL trainer lacks (beyond NOT_CARRIED). */
+const TRAINER_NOT_CARRIED: Record<ExportTrainer, Record<string, string>> = {
+  dpo: {},
+  sft: {
+    chosen_column: "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
+    rejected_column: 'as chosen_column',
+  },
+  reward: {},
+  kto: { truncation_mode: "TRL 1.13's KTOConfig always keeps the start of prompt + completion (tsdpo kto accepts keep_start only)" },
+  grpo: {},
+  rloo: {},
 };
 
 /** The versions the exported script was tested with (test/reference/export.test.ts, the reference venv). */
@@ -46,6 +55,8 @@ export interface ExportResult {
   carried: Record<string, unknown>;
   notCarried: Record<string, string>;
 }
+
+const require = createRequire(import.meta.url);
 
 /** The repository's root (dist/src/export/trl.js sits three folders below it). */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -68,7 +79,9 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(dir, 'accelerate'), { recursive: true });
   const carried: Record<string, unknown> = {}, notCarried: Record<string, string> = {};
-  const dropped = trainer === 'sft' ? { ...NOT_CARRIED, ...SFT_NOT_CARRIED } : NOT_CARRIED;
+  const dropped = { ...NOT_CARRIED, ...TRAINER_NOT_CARRIED[trainer] };
+  // GRPOConfig / RLOOConfig have max_completion_length (the tokens sampled), unlike DPO / SFT's configs.
+  if (trainer === 'grpo' || trainer === 'rloo') delete dropped.max_completion_length;
   for (const key of Object.keys(specs)) {
     const v = cfg[key];
     if (key in dropped) {
@@ -88,12 +101,15 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
     const own = (carried.loss_type as string[]).filter((l) => ['reference_free', 'simpo'].includes(l));
     if (own.length) throw new Error(`export: loss_type ${own.join(', ')} is tsdpo's own; TRL 1.13's DPOTrainer has no such loss`);
   }
+  if (trainer === 'grpo' || trainer === 'rloo') carried.reward_funcs = rewardFuncs(cfg.reward_funcs as string[], dir);
+  for (const k of ['ref_model', 'adapter']) if (carried[k]) carried[k] = resolve(String(carried[k]));
   // Data: the train split (and the eval split) as JSON lines.
   const data = String(cfg.dataset);
   carried.model_name_or_path = resolve(String(cfg.model_name_or_path));
   const trainRows = await writeJsonLines(resolveSplitFiles(data, 'train'), join(dir, 'data', 'train.jsonl'));
   carried.dataset = 'data/train.jsonl';
-  const evalPath = cfg.eval_dataset ? String(cfg.eval_dataset) : existsSync(data) && listSplits(data).includes('test') ? data : '';
+  const evaluates = 'eval_dataset' in specs;
+  const evalPath = !evaluates ? '' : cfg.eval_dataset ? String(cfg.eval_dataset) : existsSync(data) && listSplits(data).includes('test') ? data : '';
   if (evalPath) {
     await writeJsonLines(resolveSplitFiles(evalPath, listSplits(evalPath).includes('test') ? 'test' : 'train'), join(dir, 'data', 'eval.jsonl'));
     carried.eval_dataset = 'data/eval.jsonl';
@@ -110,6 +126,24 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
   writeFileSync(join(dir, 'launch.sh'), launchScript(trainer, numProcesses), { mode: 0o755 });
   writeFileSync(join(dir, 'README.md'), readme(trainer, trainRows, carried, notCarried, numProcesses));
   return { dir, carried, notCarried };
+}
+
+/**
+ * GRPO / RLOO rewards as the runner takes them: 'sentiment' (the AFINN lexicon, copied into
+ * DIR/sentiment/ for the runner's Python port, trl_rollout.py) and reward model folders (absolute
+ * paths; TRL loads them as *ForSequenceClassification). A JS module cannot run under Python.
+ */
+function rewardFuncs(specs: readonly string[], dir: string): string[] {
+  return specs.map((spec) => {
+    if (spec === 'sentiment') {
+      mkdirSync(join(dir, 'sentiment'), { recursive: true });
+      for (const f of ['labels.json', 'negators.json']) copyFileSync(require.resolve(`sentiment/languages/en/${f}`), join(dir, 'sentiment', f));
+      return spec;
+    }
+    if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
+    throw new Error(`export: reward function ${spec} is a JavaScript module; TRL's reward_funcs are Python: write it as a Python function ` +
+      '(prompts, completions, **kwargs) -> list of floats in trl_rollout.py\'s REWARDS, or use sentiment or a reward model folder');
+  });
 }
 
 function writeAccelerateConfigs(dir: string, n: number): void {
@@ -145,9 +179,30 @@ if [ "\${USE_CPU:-0}" = 1 ]; then config=accelerate/cpu.yaml; fi
 mkdir -p output
 USE_CPU="\${USE_CPU:-0}" TSDPO_SHARE_BATCH=1 HF_HUB_OFFLINE=1 "$ACCELERATE" launch \\
   --config_file "\${ACCELERATE_CONFIG:-$config}" --num_processes "\${NUM_PROCESSES:-${n}}" \\
-  trl_run.py --trainer ${trainer} --config config.json --out output/log_history.jsonl --output_dir output
+  trl_run.py --trainer ${trainer} --config config.json --out output/log_history.jsonl --output_dir output "$@"
 `;
 }
+
+const SAMPLING_NOTE = `
+## Sampling
+TRL samples the completions with torch's random numbers, tsdpo with its own generator: the two runs train
+on different completions, so their metrics agree in kind, not value. \`sentiment\` is tsdpo's reward in
+Python (\`trl_rollout.py\`, its AFINN lexicon in \`sentiment/\`); reward model folders load in TRL as
+*ForSequenceClassification. A JavaScript reward module does not export: write it as a Python function in
+\`trl_rollout.py\`'s REWARDS.
+`;
+
+/** What to know about each trainer's exported run. */
+const NOTES: Record<ExportTrainer, string> = {
+  dpo: '', sft: '', kto: '',
+  reward: `
+## Reward model
+A causal LM folder as model_name_or_path gets a new score head on either side, drawn by different
+generators (tsdpo's, torch's): start both from the same *ForSequenceClassification folder for the same run.
+`,
+  grpo: SAMPLING_NOTE,
+  rloo: SAMPLING_NOTE,
+};
 
 function readme(trainer: ExportTrainer, rows: number, carried: Record<string, unknown>, notCarried: Record<string, string>, n: number): string {
   const lines = Object.entries(notCarried).map(([k, why]) => `- \`${k}\`: ${why}`);
@@ -187,6 +242,16 @@ srun bash -c 'accelerate launch --config_file accelerate/multi_node.yaml --num_m
 \`\`\`
 (with \`TSDPO_SHARE_BATCH=1\` in the environment to keep the global batch, as launch.sh does).
 
+## Checkpoints
+\`save_steps\` > 0 keeps TRL checkpoints in \`output/checkpoint-N/\` (they load in \`tsdpo eval\`, \`logprobs\` and
+\`generate\`). \`bash launch.sh --resume_from_checkpoint DIR\` continues a TRL checkpoint, or one written by
+tsdpo (\`OUTPUT/checkpoint-N/\` of \`tsdpo ${trainer}\`): \`trl_resume.py\` converts it first, into
+\`output/tsdpo-checkpoint-N/\`. Carried over: the weights, AdamW's moments and step count, the learning-rate
+schedule's position, global_step, epoch and the log history. Not carried: random-number state (tsdpo's
+generators are not torch's; nothing is random with dropout off) and the position inside an epoch (TRL
+replays its own data order and skips the batches already trained). AdamW runs, of all weights or of a LoRA
+adapter (use_peft as in the tsdpo run). TRL's num_tokens counter restarts at a resume, as with its own checkpoints.
+${NOTES[trainer]}
 ## Not carried
 Every other option of \`tsdpo ${trainer}\` is in config.json under its TRL 1.13 name.
 

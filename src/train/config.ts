@@ -97,6 +97,7 @@ export const DPO_OPTIONS = {
   disable_dropout: { type: 'bool', default: true, help: 'no dropout in the policy and the reference (TRL default); false keeps lora_dropout while training' },
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs in one pass before training and cache them on disk' },
   precompute_ref_batch_size: { type: 'int', default: 0, help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)' },
+  shard: { type: 'string', default: '', help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: README, Scaling out)' },
   padding_free: { type: 'bool', default: false, help: 'accepted with a notice: TRL 1.13\'s DPOTrainer falls back to padding, and so does tsdpo' },
   pad_to_multiple_of: { type: 'int', default: 0, help: 'pad each micro-batch to a multiple of this many tokens (0 = off; the numbers do not change)' },
   completion_only_head: { type: 'bool', default: true, help: 'run the LM head only on completion positions (same numbers, less work)' },

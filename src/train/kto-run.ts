@@ -8,7 +8,9 @@ import { loadAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
 import { checkKtoConfig, computeKtoReference, KtoObjective, usesKl, weightAdvice, withKlCompletions, type KtoConfig, type KtoExample, type KtoReference } from './kto.js';
 import { progress } from './progress.js';
-import { cachedReference, refCacheFile, runMethod, type RunOptions, type RunSummary } from './run.js';
+import { parseShard } from '../eval/shard.js';
+import { shardedReference } from './ref-shard.js';
+import { refCacheFile, runMethod, type RunOptions, type RunSummary } from './run.js';
 
 /** The data options of a KTO config. */
 export function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
@@ -44,6 +46,7 @@ export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<Run
         if (!cfg.ref_model && cfg.adapter) loadAdapter(refModel, cfg.adapter);
         reference = { kind: 'model', model: refModel };
       }
+      if (cfg.shard && !cfg.precompute_ref_log_probs) throw new Error(`--shard ${cfg.shard}: splits the reference pass of precompute_ref_log_probs; set --precompute_ref_log_probs`);
       if (cfg.precompute_ref_log_probs) {
         const model = refModel ?? s.policy;
         const maxLength = cfg.max_length > 0 ? cfg.max_length : null;
@@ -60,9 +63,14 @@ export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<Run
           examples.map((e) => ({ promptIds: e.promptIds, chosenIds: e.completionIds, rejectedIds: e.klCompletionIds })), `kto max_length=${maxLength}`);
         const bs = cfg.per_device_train_batch_size;
         const trainEx = withKlCompletions(train.examples, bs);
-        const trainRef = await cachedReference(key(trainEx), () => pass(trainEx, 'train', bs), log);
+        // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
+        const shard = cfg.shard ? parseShard(cfg.shard) : null;
+        const refPass = (ex: KtoExample[], label: string, b: number) => shardedReference(key(ex), ex.length, cfg.precompute_ref_batch_size || b, shard,
+          (start, end) => pass(ex.slice(start, end), label, b), log);
+        const trainRef = await refPass(trainEx, 'train', bs);
         const evalEx = evalData ? withKlCompletions(evalData.examples, bs) : null;
-        const evalRef = evalEx ? await cachedReference(key(evalEx), () => pass(evalEx, 'eval', cfg.per_device_eval_batch_size), log) : null;
+        const evalRef = evalEx ? await refPass(evalEx, 'eval', cfg.per_device_eval_batch_size) : null;
+        if (shard || !trainRef) return { objective: null };
         reference = { kind: 'cached', train: trainRef, eval: evalRef };
         if (refModel) for (const t of refModel.params.values()) t.dispose(); // the copy is no longer needed
       }

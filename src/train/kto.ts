@@ -27,6 +27,7 @@ export const KTO_OPTIONS = {
   ref_model_sync_steps: { type: 'int', default: 512, help: 'TR-DPO: steps between syncs' },
   precompute_ref_log_probs: { type: 'bool', default: false, help: 'compute reference log-probs (completions and KL pairs) in one pass before training and cache them on disk' },
   precompute_ref_batch_size: { type: 'int', default: 0, help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)' },
+  shard: { type: 'string', default: '', help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: README, Scaling out)' },
   disable_dropout: { type: 'bool', default: true, help: 'no dropout in the policy and the reference (TRL default); false keeps lora_dropout while training' },
   completion_column: { type: 'string', default: 'completion', help: 'column holding the completion of unpaired rows' },
   label_column: { type: 'string', default: 'label', help: 'column holding the boolean label of unpaired rows (true = desirable)' },

@@ -10,6 +10,7 @@ import { loadPreferenceDataset, type DataReport, type PreferenceDataset } from '
 import type { SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
+import { parseShard } from '../eval/shard.js';
 import { initEngine } from '../engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { loadModel, restoreModel, saveModel, trainAll } from '../models/load.js';
@@ -23,6 +24,7 @@ import { needsReference as lossesNeedReference } from './losses.js';
 import type { NamedParam } from './optim.js';
 import { MemoryReport } from './memory.js';
 import { progress } from './progress.js';
+import { shardedReference } from './ref-shard.js';
 import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type Objective, type TrainOptions, type TrainResult } from './trainer.js';
 
@@ -184,6 +186,7 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
         if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
         return m;
       };
+      if (cfg.shard && !(needsReference && cfg.precompute_ref_log_probs)) throw new Error(`--shard ${cfg.shard}: splits the reference pass of precompute_ref_log_probs; set --precompute_ref_log_probs (with a loss that uses the reference)`);
       const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
       let reference: Reference;
       let refModel: CausalLM | null = null;
@@ -206,8 +209,13 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
           }
         };
         const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
-        const trainRef = await cachedReference(refCacheFile(refDir, adapterDir, train.examples, salt), () => pass(train.examples, 'train', cfg.per_device_train_batch_size), log);
-        const evalRef = evalData ? await cachedReference(refCacheFile(refDir, adapterDir, evalData.examples, salt), () => pass(evalData.examples, 'eval', cfg.per_device_eval_batch_size), log) : null;
+        // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
+        const shard = cfg.shard ? parseShard(cfg.shard) : null;
+        const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) => shardedReference(refCacheFile(refDir, adapterDir, ex, salt), ex.length,
+          cfg.precompute_ref_batch_size || bs, shard, (a, b) => pass(ex.slice(a, b), label, bs), log);
+        const trainRef = await refPass(train.examples, 'train', cfg.per_device_train_batch_size);
+        const evalRef = evalData ? await refPass(evalData.examples, 'eval', cfg.per_device_eval_batch_size) : null;
+        if (shard || !trainRef) return { objective: null };
         reference = { kind: 'cached', train: trainRef, eval: evalRef };
         if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
       }
@@ -241,8 +249,11 @@ export interface MethodParts<D extends { examples: unknown[]; report: DataReport
   load(path: string, split: string, s: Setup, isEval: boolean): Promise<D>;
   /** Notices about the training data, logged after its report (e.g. KTO's weight advice). */
   notices?(train: D): string[];
-  /** The objective over the loaded data, and the separate reference model if there is one (for --memory_report). */
-  objective(s: Setup, train: D, evalData: D | null, log: Log): Promise<{ objective: Objective; refModel?: CausalLM | null }>;
+  /**
+   * The objective over the loaded data, and the separate reference model if there is one (for --memory_report);
+   * null when the run ends before training (a --shard part of the reference pass).
+   */
+  objective(s: Setup, train: D, evalData: D | null, log: Log): Promise<{ objective: Objective | null; refModel?: CausalLM | null }>;
   /** Files written beside the saved model once training ends (e.g. SFT's chat template). */
   afterSave?(): void;
 }
@@ -264,8 +275,10 @@ export async function runMethod<C extends CommonConfig & { disable_dropout?: boo
   const evalData = ev ? await parts.load(ev.path, ev.split, s, true) : null;
   if (evalData) log(reportLine('eval data', evalData.report));
   const { objective, refModel = null } = await parts.objective(s, train, evalData, log);
+  const report = { train: train.report, eval: evalData?.report ?? null };
+  if (objective === null) return { steps: 0, history: [], report, output: cfg.output_dir };
   const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
   const result = await runTraining(cfg, objective, { ...opts, record: { command: parts.command, ...cfg }, memory });
   if (!result.stopped) { await finish(cfg, s); parts.afterSave?.(); }
-  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
+  return { ...result, report, output: cfg.output_dir };
 }
