@@ -3,6 +3,7 @@
 // temporaries), and what else was live when training began. Weights, gradients and optimizer state are counted from their tensors; logits
 // from the head's largest chunk (chunked-head.ts); the rest is the peak minus all of those.
 import type { Backend } from '../core/backend.js';
+import { BYTES } from '../core/dtype.js';
 import type { Tensor } from '../core/tensor.js';
 import type { CausalLM } from '../models/model.js';
 import { headMemory } from './chunked-head.js';
@@ -29,7 +30,7 @@ export function tensorBytes(ts: Iterable<Tensor>, seen = new Set<unknown>()): nu
   for (const t of ts) {
     if (t.disposed || seen.has(t.storage)) continue;
     seen.add(t.storage);
-    n += t.size * (t.dtype === 'f64' ? 8 : 4);
+    n += t.size * BYTES[t.dtype];
   }
   return n;
 }
