@@ -24,6 +24,17 @@ export interface MemorySplit {
   start: number;
 }
 
+/**
+ * The dtype that frozen weights (a reference model, a LoRA base) load in for frozen_dtype: bf16 where
+ * the backend has kernels for it, else f32 with a notice.
+ */
+export function frozenDtypeOf(cfg: { frozen_dtype: string }, backend: Backend, log: (line: string) => void): 'f32' | 'bf16' {
+  if (cfg.frozen_dtype !== 'bfloat16') return 'f32';
+  if (backend.supports('bf16')) return 'bf16';
+  log(`notice: frozen_dtype bfloat16 is not available on the ${backend.name} backend; frozen weights stay float32`);
+  return 'f32';
+}
+
 /** Bytes of the live tensors among ts, each storage counted once. */
 export function tensorBytes(ts: Iterable<Tensor>, seen = new Set<unknown>()): number {
   let n = 0;

@@ -20,7 +20,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
 import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, REFERENCE_FREE, type Reference } from './dpo.js';
 import type { NamedParam } from './optim.js';
-import { MemoryReport } from './memory.js';
+import { frozenDtypeOf, MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { SftObjective } from './sft.js';
 import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
@@ -40,6 +40,8 @@ export interface Setup {
   params: NamedParam[];
   lora: boolean;
   loraDropout: number;
+  /** What frozen models (reference, LoRA base) load as (frozen_dtype). */
+  frozenDtype: 'f32' | 'bf16';
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
 }
@@ -50,9 +52,10 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
   prepareOutputDir(cfg);
   await initEngine({ device: cfg.device as DeviceName, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
-  const policy = loadModel(cfg.model_name_or_path);
-  policy.gradientCheckpointing = cfg.gradient_checkpointing;
   const lora = cfg.use_peft || cfg.adapter !== '';
+  const frozenDtype = frozenDtypeOf(cfg, getBackend(), log);
+  const policy = loadModel(cfg.model_name_or_path, { frozenDtype: lora ? frozenDtype : 'f32' });
+  policy.gradientCheckpointing = cfg.gradient_checkpointing;
   let params: NamedParam[];
   let loraDropout = 0;
   if (lora) {
@@ -90,7 +93,7 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
       }
     }
   };
-  return { tok, policy, params, lora, loraDropout, saveWeights, loadWeights };
+  return { tok, policy, params, lora, loraDropout, frozenDtype, saveWeights, loadWeights };
 }
 
 function countAll(m: CausalLM): number {
@@ -196,7 +199,7 @@ export async function runDpo(cfg: DpoConfig, opts: { log?: Log; quiet?: boolean 
 
   const needsReference = cfg.loss_type.some((l) => !REFERENCE_FREE.has(l));
   const loadReference = (): CausalLM => {
-    const m = loadModel(cfg.ref_model || cfg.model_name_or_path);
+    const m = loadModel(cfg.ref_model || cfg.model_name_or_path, { frozenDtype: s.frozenDtype });
     // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
     if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
     return m;

@@ -197,3 +197,36 @@ describe('frozen bf16 weights against transformers', () => {
     assert.throws(() => trainAll(model), /bfloat16 frozen weight/);
   });
 });
+
+describe('frozen_dtype bfloat16 in a DPO run', () => {
+  test('the reference (full fine-tuning) and the LoRA base hold half the bytes; the first loss matches the float32 run', async () => {
+    await initEngine({ device: 'cpu' });
+    const { join } = await import('node:path');
+    const { readFileSync } = await import('node:fs');
+    const { defaultsOf, COMMON_OPTIONS, DPO_OPTIONS } = await import('../../src/train/config.js');
+    const { runDpo } = await import('../../src/train/run.js');
+    const { tempRoot, tinyModel, tinyPreferences } = await import('../train/tiny.js');
+    const root = tempRoot();
+    const model = await tinyModel(root, 3);
+    const data = tinyPreferences(root, 8);
+    const run = async (name: string, over: Record<string, unknown>): Promise<{ report: string; loss: number }> => {
+      const lines: string[] = [];
+      const cfg = { ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }), device: 'cpu', model_name_or_path: model, dataset: data, output_dir: join(root, name),
+        max_steps: 1, per_device_train_batch_size: 4, logging_steps: 1, save_steps: 0, memory_report: true, ...over };
+      await runDpo(cfg as Parameters<typeof runDpo>[0], { quiet: true, log: (l) => lines.push(l) });
+      const metrics = readFileSync(join(root, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      return { report: lines.filter((l) => l.startsWith('memory (cpu, step '))[0], loss: metrics[0].loss };
+    };
+    const MiB = 2 ** 20;
+    const num = (line: string, re: RegExp): number => Number(re.exec(line)![1]) * MiB;
+    const full32 = await run('full32', {}), full16 = await run('full16', { frozen_dtype: 'bfloat16' });
+    const ratio = num(full16.report, /reference ([\d.]+)/) / num(full32.report, /reference ([\d.]+)/);
+    assert.ok(ratio > 0.49 && ratio < 0.53, `bf16 reference / f32 reference = ${ratio}: ${full16.report}`);
+    assert.equal(num(full16.report, /policy ([\d.]+)/), num(full32.report, /policy ([\d.]+)/), 'the trained policy stays f32');
+    assert.ok(Math.abs(full16.loss - full32.loss) < 1e-3, `loss ${full16.loss} vs ${full32.loss}`);
+    const lora32 = await run('lora32', { use_peft: true }), lora16 = await run('lora16', { use_peft: true, frozen_dtype: 'bfloat16' });
+    const base = num(lora16.report, /policy ([\d.]+)/) / num(lora32.report, /policy ([\d.]+)/);
+    assert.ok(base > 0.49 && base < 0.55, `LoRA base (+ adapter) bf16 / f32 = ${base}: ${lora16.report}`);
+    assert.ok(Math.abs(lora16.loss - lora32.loss) < 1e-3, `loss ${lora16.loss} vs ${lora32.loss}`);
+  });
+});
