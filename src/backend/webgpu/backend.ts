@@ -10,6 +10,7 @@ import { idInfoOf, mergeIds, type GpuStorage } from './storage.js';
 import { USAGE } from './pool.js';
 import type { Ctx } from './kernels/context.js';
 import { makeKernels } from './kernels/index.js';
+import { pagedKernels, pageLayout } from './paged.js';
 
 export type WebGpuOptions = GpuOptions & RuntimeOptions;
 
@@ -36,7 +37,7 @@ export class WebGpuBackend implements Backend {
   constructor(readonly rt: GpuRuntime, readonly fallbackAdapter = false) {
     const small = (): GPUBuffer => rt.device.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC });
     const ctx: Ctx = { rt, dummy: small(), sink: small() };
-    this.kernels = makeKernels(ctx);
+    this.kernels = pagedKernels(ctx, makeKernels(ctx));
   }
 
   /** The adapter, e.g. "nvidia-h200" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
@@ -48,13 +49,20 @@ export class WebGpuBackend implements Backend {
     return dtype === 'f32' || dtype === 'i32';
   }
 
-  alloc(dtype: DType, size: number): GpuStorage {
+  /** Largest tensor a kernel binds whole; larger ones are split by rows (paged.ts). */
+  get bindingLimit(): number {
+    return this.rt.maxBinding;
+  }
+
+  alloc(dtype: DType, size: number, shape?: readonly number[]): GpuStorage {
     if (!this.supports(dtype)) throw new Error(`webgpu: ${dtype} tensors are not supported on WebGPU (float32 and int32 only; use the cpu device for float64)`);
     const bytes = Math.max(1, size) * BYTES[dtype];
     if (bytes > this.rt.maxBinding) {
-      throw new Error(`webgpu: a ${dtype} tensor of ${size} elements needs ${bytes} bytes, above this device's limit of ` +
-        `${this.rt.maxBinding} bytes per buffer (maxStorageBufferBindingSize on ${this.rt.adapterName}); ` +
-        'use smaller batches or sequences (or --device cpu)');
+      const { pageElems, rowElems, count } = pageLayout('webgpu', dtype, size, shape, this.rt.maxBinding, this.rt.adapterName);
+      const buffers = Array.from({ length: count }, (_, i) => this.rt.storage.acquire(Math.min(pageElems, size - i * pageElems) * BYTES[dtype]));
+      for (const b of buffers) this.live += b.size;
+      if (this.live > this.peak) this.peak = this.live;
+      return { backend: this, dtype, size, refs: 0, buffer: buffers[0], pages: { buffers, pageElems, rowElems } };
     }
     const buffer = this.rt.storage.acquire(bytes);
     this.live += buffer.size;
@@ -64,8 +72,10 @@ export class WebGpuBackend implements Backend {
 
   free(s: Storage): void {
     const g = s as GpuStorage;
-    this.live -= g.buffer.size;
-    this.rt.storage.release(g.buffer);
+    for (const b of g.pages?.buffers ?? [g.buffer]) {
+      this.live -= b.size;
+      this.rt.storage.release(b);
+    }
   }
 
   liveBytes(): number {
@@ -84,11 +94,31 @@ export class WebGpuBackend implements Backend {
     } else {
       arr = data instanceof Float32Array ? data : Float32Array.from(data);
     }
-    this.rt.upload(g.buffer, offset * 4, arr);
+    const pages = g.pages;
+    if (!pages) {
+      this.rt.upload(g.buffer, offset * 4, arr);
+      return;
+    }
+    // Each page takes its part of [offset, offset + n).
+    for (let i = 0; i < pages.buffers.length; i++) {
+      const p0 = i * pages.pageElems, p1 = Math.min(s.size, p0 + pages.pageElems);
+      const from = Math.max(offset, p0), to = Math.min(offset + arr.length, p1);
+      if (from < to) this.rt.upload(pages.buffers[i], (from - p0) * 4, arr.subarray(from - offset, to - offset));
+    }
   }
 
   async read(s: Storage, start = 0, end = s.size): Promise<TypedArray> {
     if (start < 0 || end > s.size || start > end) throw new Error(`webgpu read: range [${start}, ${end}) of ${s.size} elements`);
+    const pages = (s as GpuStorage).pages;
+    if (pages) {
+      const out = new Float32Array(end - start);
+      for (let i = 0; i < pages.buffers.length; i++) {
+        const p0 = i * pages.pageElems, p1 = Math.min(s.size, p0 + pages.pageElems);
+        const from = Math.max(start, p0), to = Math.min(end, p1);
+        if (from < to) out.set(new Float32Array(await this.rt.read(pages.buffers[i], (from - p0) * 4, (to - from) * 4)), from - start);
+      }
+      return out;
+    }
     const bytes = await this.rt.read((s as GpuStorage).buffer, start * 4, (end - start) * 4);
     return s.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
   }
