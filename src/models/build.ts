@@ -46,7 +46,7 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
     }
     // bf16 bits go in as stored; other dtypes are rounded to nearest even (torch's .to(bfloat16)).
     const t = bf16 && rt.shape.length >= 2
-      ? keep(tensor(rt.dtype === 'BF16' ? rt.data as Uint16Array : rt.toFloat32(), rt.shape, 'bf16', backend))
+      ? keep(tensor(rt.toBf16(), rt.shape, 'bf16', backend))
       : keep(tensor(rt.toFloat32(), rt.shape, 'f32', backend));
     t.name = name!;
     params.set(name!, t);
