@@ -63,7 +63,7 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
 /** Sets requiresGrad on every parameter (full fine-tuning). */
 export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
   return [...model.params].map(([name, tensor]) => {
-    if (tensor.dtype === 'bf16') throw new Error(`trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; load the model to train with float32 weights`);
+    if (tensor.dtype === 'bf16') throw new Error(`trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; load the model to train with float32 weights (frozen_dtype float32)`);
     tensor.requiresGrad = true;
     return { name, tensor };
   });

@@ -57,7 +57,7 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): Tensor {
 /** Rows of weight [V, D] picked by ids (i32, any shape) -> [...ids.shape, D]. Also a row gather. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (weight.dtype === 'bf16') {
-    if (weight.requiresGrad) throw new Error(`embedding: ${weight.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32)`);
+    if (weight.requiresGrad) throw new Error(`embedding: ${weight.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`);
   } else {
     expectFloat('embedding', weight, 'weight');
   }

@@ -41,7 +41,7 @@ export function expectWeight(op: string, x: Tensor, w: Tensor): void {
     return;
   }
   if (x.dtype !== 'f32') throw new Error(`${op}: the bfloat16 weight ${w.describe()} multiplies f32 inputs only, got ${x.describe()}`);
-  if (w.requiresGrad) throw new Error(`${op}: ${w.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32)`);
+  if (w.requiresGrad) throw new Error(`${op}: ${w.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`);
 }
 
 export function expectDtype(op: string, x: Tensor, dtype: DType, what = 'input'): void {
