@@ -7,7 +7,7 @@
 //   .venv-ref/bin/python bench/make_qwen_like.py --out /tmp/qwen24 --layers 24
 //   npm run bench:memory -- --model /tmp/qwen24 --lora [--base ../other-checkout] [--steps 2] [--no-trl]
 //   npm run bench:memory -- --model /tmp/qwen4 [--base ...]        full fine-tuning
-//   --only 'tsdpo|TRL 1.13' runs the sides of those labels only
+//   --only 'tsdpo|TRL 1.13' runs the sides of those labels only; --frozen adds a side with frozen_dtype bfloat16
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,6 +41,7 @@ const other = arg('base', '');
 if (other) sides.push({ label: 'base', cmd: tsdpo(resolve(other)), cfg: { ...base, device: 'cpu' } });
 sides.push({ label: 'tsdpo', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true } });
 sides.push({ label: 'tsdpo gradient_checkpointing', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true, gradient_checkpointing: true } });
+if (flag('frozen')) sides.push({ label: 'tsdpo gradient_checkpointing frozen_dtype bfloat16', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true, gradient_checkpointing: true, frozen_dtype: 'bfloat16' } });
 if (!lora) sides.push({ label: 'tsdpo gradient_checkpointing precompute_ref_log_probs', cmd: tsdpo(ROOT), cfg: { ...base, device: 'cpu', memory_report: true, gradient_checkpointing: true, precompute_ref_log_probs: true } });
 const python = join(ROOT, '.venv-ref/bin/python');
 if (!flag('no-trl') && existsSync(python)) {
@@ -69,8 +70,9 @@ function run(s: Side, i: number): Result {
 }
 
 const cfgText = readFileSync(join(model, 'config.json'), 'utf8');
-const layers = JSON.parse(cfgText).num_hidden_layers;
-console.log(`# DPO ${lora ? 'LoRA' : 'full'}: Qwen2.5-0.5B shape with ${layers} layers, ${base.per_device_train_batch_size} pairs x max_length ${base.max_length}, ${steps} steps${other ? `; base = ${other}` : ''}`);
+const { num_hidden_layers: layers, hidden_size: hidden } = JSON.parse(cfgText);
+const shape = ({ 896: 'Qwen2.5-0.5B', 1536: 'Qwen2.5-1.5B', 2048: 'Qwen2.5-3B' } as Record<number, string>)[hidden] ?? `hidden ${hidden}`;
+console.log(`# DPO ${lora ? 'LoRA' : 'full'}: ${shape} shape with ${layers} layers, ${base.per_device_train_batch_size} pairs x max_length ${base.max_length}, ${steps} steps${other ? `; base = ${other}` : ''}`);
 sides.forEach((s, i) => {
   if (only && !only.split('|').some((o) => s.label === o)) return;
   const r = run(s, i);

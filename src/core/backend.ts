@@ -15,8 +15,8 @@ export interface Storage {
 export interface Backend {
   readonly name: string;
   supports(dtype: DType): boolean;
-  /** Uninitialised memory for `size` elements. */
-  alloc(dtype: DType, size: number): Storage;
+  /** Uninitialised memory for `size` elements (`shape` lets a backend split a tensor by rows). */
+  alloc(dtype: DType, size: number, shape?: readonly number[]): Storage;
   free(storage: Storage): void;
   /** Copies host data into the storage, starting at element `offset`. */
   write(storage: Storage, data: ArrayLike<number>, offset?: number): void;
@@ -27,6 +27,8 @@ export interface Backend {
   readonly kernels: KernelTable;
   /** Bytes held by live storages, for memory tests and reports. */
   liveBytes(): number;
+  /** Largest tensor (bytes) a kernel binds whole, where the device has such a limit (WebGPU). */
+  readonly bindingLimit?: number;
   /** Highest liveBytes since the last resetPeak, where the backend tracks it (CPU, WebGPU). */
   readonly peak?: number;
   resetPeak?(): void;

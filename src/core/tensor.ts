@@ -171,7 +171,7 @@ export function empty(shape: Shape, dtype: DType = 'f32', backend: Backend = get
     if (!Number.isInteger(d) || d < 0) throw new Error(`empty: invalid shape ${fmt(shape)}`);
   }
   if (!backend.supports(dtype)) throw new Error(`backend ${backend.name} does not support ${dtype}`);
-  return new Tensor(backend.alloc(dtype, sizeOf(shape)), shape);
+  return new Tensor(backend.alloc(dtype, sizeOf(shape), shape), shape);
 }
 
 export function full(shape: Shape, value: number, dtype: DType = 'f32', backend: Backend = getBackend()): Tensor {

@@ -1,7 +1,7 @@
 // RawTensor: one tensor as stored in a checkpoint file (dtype, shape, raw values), before any
 // tensor engine sees it. Values may be read from the file only when first asked for (lazy).
 import { bytesOf, DTYPES, dtypeSize, numel, viewAs, type DType, type TypedData } from './dtype.js';
-import { bf16ToF32, f16ToF32 } from './half.js';
+import { bf16ToF32, f16ToF32, f32ToBf16 } from './half.js';
 
 export interface RawTensor {
   readonly name: string;
@@ -14,6 +14,9 @@ export interface RawTensor {
   /** Values as float32. F32 returns the stored array itself (no copy); other dtypes convert into
    *  a new array (F16/BF16 exactly, F64 rounded). A lazy tensor is read but not kept. */
   toFloat32(): Float32Array;
+  /** bfloat16 bit patterns: BF16 as stored (no copy), other float dtypes rounded to nearest even.
+   *  A lazy tensor is read but not kept. */
+  toBf16(): Uint16Array;
   /** Integer values as int32. I32 returns the stored array; I64/U64/U32 are checked to fit. */
   toInt32(): Int32Array;
 }
@@ -60,6 +63,10 @@ class StoredTensor implements RawTensor {
       }
       default: return Float32Array.from(d as Float64Array);
     }
+  }
+
+  toBf16(): Uint16Array {
+    return this.dtype === 'BF16' ? this.peek() as Uint16Array : f32ToBf16(this.toFloat32());
   }
 
   toInt32(): Int32Array {

@@ -8,8 +8,20 @@ import type { RawTensor } from '../io/raw-tensor.js';
 import type { CausalLM, Json } from './model.js';
 import { familyOf } from './registry.js';
 
-/** Builds a model from config.json + named host tensors (float32 on the backend). */
-export function buildModel(config: Json, raw: Map<string, RawTensor>, where: string, backend: Backend = getBackend()): CausalLM {
+export interface BuildOptions {
+  /**
+   * 'bf16': keep every matrix (embeddings, projections, LM head) as bfloat16, as most checkpoints
+   * store them, for a model that is not trained (a reference, a LoRA base); matmuls widen them to
+   * f32 and accumulate in f32. Norm weights and biases stay f32. Default 'f32'.
+   */
+  frozenDtype?: 'f32' | 'bf16';
+}
+
+/** Builds a model from config.json + named host tensors (float32 on the backend, or see BuildOptions). */
+export function buildModel(config: Json, raw: Map<string, RawTensor>, where: string, backend: Backend = getBackend(),
+  opts: BuildOptions = {}): CausalLM {
+  const bf16 = opts.frozenDtype === 'bf16';
+  if (bf16 && !backend.supports('bf16')) throw new Error(`${where}: the ${backend.name} backend cannot keep weights in bfloat16 (frozen_dtype float32 works everywhere)`);
   const family = familyOf(config, `${where}/config.json`);
   const spec = family.spec(config);
   const expected = family.shapes(spec);
@@ -32,7 +44,10 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
       problems.push(`tensor '${fileName}' has dtype ${rt.dtype}; only F32, F16, BF16 (and F64) weights are supported`);
       continue;
     }
-    const t = keep(tensor(rt.toFloat32(), rt.shape, 'f32', backend));
+    // bf16 bits go in as stored; other dtypes are rounded to nearest even (torch's .to(bfloat16)).
+    const t = bf16 && rt.shape.length >= 2
+      ? keep(tensor(rt.toBf16(), rt.shape, 'bf16', backend))
+      : keep(tensor(rt.toFloat32(), rt.shape, 'f32', backend));
     t.name = name!;
     params.set(name!, t);
   }
@@ -48,6 +63,7 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
 /** Sets requiresGrad on every parameter (full fine-tuning). */
 export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
   return [...model.params].map(([name, tensor]) => {
+    if (tensor.dtype === 'bf16') throw new Error(`trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; load the model to train with float32 weights (frozen_dtype float32)`);
     tensor.requiresGrad = true;
     return { name, tensor };
   });

@@ -2,12 +2,12 @@
 // in memory, which browsers use too, is build.ts.
 import type { Backend } from '../core/backend.js';
 import { loadHfFolder, saveHfFolder, type HfFolder } from '../io/hf.js';
-import { buildModel, restoreWeights } from './build.js';
+import { buildModel, restoreWeights, type BuildOptions } from './build.js';
 import type { CausalLM, Json } from './model.js';
 
 export { buildModel, restoreWeights, trainAll } from './build.js';
 
-export interface LoadOptions {
+export interface LoadOptions extends BuildOptions {
   backend?: Backend;
 }
 
@@ -18,7 +18,7 @@ export interface LoadOptions {
  */
 export function loadModel(dir: string, opts: LoadOptions = {}): CausalLM {
   const folder: HfFolder = loadHfFolder(dir, { lazy: true });
-  return buildModel(folder.config, folder.tensors, dir, opts.backend);
+  return buildModel(folder.config, folder.tensors, dir, opts.backend, opts);
 }
 
 /**

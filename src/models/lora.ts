@@ -162,6 +162,7 @@ export function mergeAdapter(model: CausalLM): void {
     for (const layer of model.linears.values()) {
       const l = layer.lora;
       if (!l) continue;
+      if (layer.weight.dtype === 'bf16') throw new Error(`mergeAdapter: ${layer.weight.describe()} is a bfloat16 frozen weight; load the base model as float32 to merge into it`);
       // B A is [out, in]; Conv1D weights are [in, out], so they take (B A)^T = A^T B^T.
       const delta = layer.fanInFanOut ? matmul(l.A, l.B, { transA: true, transB: true }) : matmul(l.B, l.A);
       const w = layer.weight;

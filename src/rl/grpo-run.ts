@@ -40,7 +40,7 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
   let reference: RlReference = { kind: 'none' };
   if (cfg.beta !== 0 && s.lora && !cfg.adapter) reference = { kind: 'adapter-off' };
   else if (cfg.beta !== 0) {
-    const model = loadModel(cfg.model_name_or_path);
+    const model = loadModel(cfg.model_name_or_path, { frozenDtype: s.frozenDtype });
     if (cfg.adapter) loadAdapter(model, cfg.adapter);
     reference = { kind: 'model', model };
   }

@@ -112,7 +112,7 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
 
   let ref: CausalLM | null = null;
   if (!s.lora || cfg.ref_model || cfg.adapter) {
-    ref = loadModel(cfg.ref_model || cfg.model_name_or_path);
+    ref = loadModel(cfg.ref_model || cfg.model_name_or_path, { frozenDtype: s.frozenDtype });
     if (!cfg.ref_model && cfg.adapter) loadAdapter(ref, cfg.adapter);
   }
   const isFolder = existsSync(cfg.reward) && statSync(cfg.reward).isDirectory();

@@ -44,7 +44,8 @@ export interface HeadLogps {
 export function headLogps(model: CausalLM, hidden: Tensor, targets: Int32Array, opts: { stats?: StatsFn; chunkRows?: number } = {}): HeadLogps {
   const N = hidden.shape[0];
   if (hidden.ndim !== 2 || targets.length !== N) throw new Error(`headLogps: hidden ${hidden.describe()} must be (N, C) with N = ${targets.length} targets`);
-  const rows = opts.chunkRows ?? headChunkRows(model.vocabSize);
+  const limit = hidden.backend.bindingLimit ?? Infinity; // a chunk's logits fit one binding
+  const rows = opts.chunkRows ?? headChunkRows(model.vocabSize, Math.min(HEAD_CHUNK_BYTES, limit));
   const tgt = tensor(targets, [N], 'i32');
   const stats = opts.stats;
   noteLogits(Math.min(N, rows), model.vocabSize, gradEnabled() && hidden.requiresGrad);

@@ -71,6 +71,7 @@ export const COMMON_OPTIONS = {
   chosen_column: { type: 'string', default: 'chosen', help: 'column holding the preferred completion' },
   rejected_column: { type: 'string', default: 'rejected', help: 'column holding the dispreferred completion' },
   gradient_checkpointing: { type: 'bool', default: false, help: "recompute each layer's activations in backward instead of keeping them: same numbers, far less activation memory, ~1/3 more compute (TRL 1.13 defaults to true; tsdpo to false, see docs/memory.md)" },
+  frozen_dtype: { type: 'string', default: 'float32', choices: ['float32', 'bfloat16'], help: "tsdpo-only: bfloat16 keeps the weight matrices of models that do not train (the reference, a LoRA base) in 16 bits, as the checkpoint stores them (other checkpoints are rounded), computing in float32: half their memory; trained weights, gradients and optimizer state stay float32 (see docs/memory.md)" },
   memory_report: { type: 'bool', default: false, help: 'log the peak memory after the first step and at the end, split into weights, gradients, optimizer state, logits and activations' },
   device: DEVICE_OPTION,
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },

@@ -56,6 +56,7 @@ export function checkDpoConfig(cfg: DpoConfig): void {
     if (why) throw new Error(`loss_type ${e.name} ${why}`);
   }
   if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
+  if (cfg.sync_ref_model && cfg.frozen_dtype === 'bfloat16') throw new Error('sync_ref_model: the reference is updated from the policy, so it cannot be a bfloat16 frozen copy; set frozen_dtype float32');
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
   if (cfg.ld_alpha !== -1 && (cfg.ld_alpha < 0 || cfg.ld_alpha > 1)) throw new Error(`ld_alpha is ${cfg.ld_alpha}; it must lie in [0, 1] (or -1 for off)`);
   // f-DPO's log Z(x) term cancels only in the chosen - rejected difference (TRL's list).

@@ -41,7 +41,7 @@ export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<Run
       let refModel: CausalLM | null = null;
       if (s.lora && !cfg.ref_model && !cfg.adapter) reference = { kind: 'adapter-off' };
       else {
-        refModel = loadModel(cfg.ref_model || cfg.model_name_or_path);
+        refModel = loadModel(cfg.ref_model || cfg.model_name_or_path, { frozenDtype: s.frozenDtype });
         // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
         if (!cfg.ref_model && cfg.adapter) loadAdapter(refModel, cfg.adapter);
         reference = { kind: 'model', model: refModel };

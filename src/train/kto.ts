@@ -54,6 +54,7 @@ export function checkKtoConfig(cfg: KtoConfig): void {
       `the KL completion of each example is fixed against its neighbours in data order`);
   }
   if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter)) throw new Error('--sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false');
+  if (cfg.sync_ref_model && cfg.frozen_dtype === 'bfloat16') throw new Error('--sync_ref_model: the reference is updated from the policy, so it cannot be a bfloat16 frozen copy; set frozen_dtype float32');
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs) throw new Error('--sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
   if (cfg.truncation_mode !== 'keep_start') throw new Error(`--truncation_mode ${cfg.truncation_mode}: KTO keeps the start of prompt + completion only (TRL 1.13 KTOConfig has no truncation_mode)`);
   for (const k of ['max_prompt_length', 'max_completion_length'] as const) {

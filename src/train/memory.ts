@@ -3,6 +3,7 @@
 // temporaries), and what else was live when training began. Weights, gradients and optimizer state are counted from their tensors; logits
 // from the head's largest chunk (chunked-head.ts); the rest is the peak minus all of those.
 import type { Backend } from '../core/backend.js';
+import { BYTES } from '../core/dtype.js';
 import type { Tensor } from '../core/tensor.js';
 import type { CausalLM } from '../models/model.js';
 import { headMemory } from './chunked-head.js';
@@ -23,13 +24,24 @@ export interface MemorySplit {
   start: number;
 }
 
+/**
+ * The dtype that frozen weights (a reference model, a LoRA base) load in for frozen_dtype: bf16 where
+ * the backend has kernels for it, else f32 with a notice.
+ */
+export function frozenDtypeOf(cfg: { frozen_dtype: string }, backend: Backend, log: (line: string) => void): 'f32' | 'bf16' {
+  if (cfg.frozen_dtype !== 'bfloat16') return 'f32';
+  if (backend.supports('bf16')) return 'bf16';
+  log(`notice: frozen_dtype bfloat16 is not available on the ${backend.name} backend; frozen weights stay float32`);
+  return 'f32';
+}
+
 /** Bytes of the live tensors among ts, each storage counted once. */
 export function tensorBytes(ts: Iterable<Tensor>, seen = new Set<unknown>()): number {
   let n = 0;
   for (const t of ts) {
     if (t.disposed || seen.has(t.storage)) continue;
     seen.add(t.storage);
-    n += t.size * (t.dtype === 'f64' ? 8 : 4);
+    n += t.size * BYTES[t.dtype];
   }
   return n;
 }

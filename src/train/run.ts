@@ -22,7 +22,7 @@ import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } fro
 import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, type Reference } from './dpo.js';
 import { needsReference as lossesNeedReference } from './losses.js';
 import type { NamedParam } from './optim.js';
-import { MemoryReport } from './memory.js';
+import { frozenDtypeOf, MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { shardedReference } from './ref-shard.js';
 import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
@@ -47,6 +47,8 @@ export interface Setup {
   params: NamedParam[];
   lora: boolean;
   loraDropout: number;
+  /** What frozen models (reference, LoRA base) load as (frozen_dtype). */
+  frozenDtype: 'f32' | 'bf16';
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
 }
@@ -57,9 +59,10 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
   prepareOutputDir(cfg);
   await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
-  const policy = loadModel(cfg.model_name_or_path);
-  policy.gradientCheckpointing = cfg.gradient_checkpointing;
   const lora = cfg.use_peft || cfg.adapter !== '';
+  const frozenDtype = frozenDtypeOf(cfg, getBackend(), log);
+  const policy = loadModel(cfg.model_name_or_path, { frozenDtype: lora ? frozenDtype : 'f32' });
+  policy.gradientCheckpointing = cfg.gradient_checkpointing;
   let params: NamedParam[];
   let loraDropout = 0;
   if (lora) {
@@ -82,7 +85,7 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
     if (lora) restoreAdapter(policy, dir);
     else restoreModel(policy, dir);
   };
-  return { tok, policy, params, lora, loraDropout, saveWeights, loadWeights };
+  return { tok, policy, params, lora, loraDropout, frozenDtype, saveWeights, loadWeights };
 }
 
 function countAll(m: CausalLM): number {
@@ -181,7 +184,7 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
       const padId = padIdFor(s.tok);
       const needsReference = lossesNeedReference(cfg.loss_type);
       const loadReference = (): CausalLM => {
-        const m = loadModel(cfg.ref_model || cfg.model_name_or_path);
+        const m = loadModel(cfg.ref_model || cfg.model_name_or_path, { frozenDtype: s.frozenDtype });
         // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
         if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
         return m;

@@ -261,6 +261,6 @@ describe('webgpu: bad input gives clear errors', { skip }, () => {
     assert.throws(() => E.zeros([4], 'f64', be), /does not support f64/);
     const limit = be.rt.maxBinding;
     assert.throws(() => E.empty([Math.ceil(limit / 4) + 1], 'f32', be),
-      (e: Error) => e.message.includes(`needs ${(Math.ceil(limit / 4) + 1) * 4} bytes`) && e.message.includes(`limit of ${limit} bytes`));
+      (e: Error) => e.message.includes(`of ${(Math.ceil(limit / 4) + 1) * 4} bytes`) && e.message.includes(`maxStorageBufferBindingSize of ${limit} bytes`));
   });
 });

@@ -4,6 +4,7 @@
 import type { Backend, Storage } from '../../core/backend.js';
 import { BYTES, type DType, type TypedArray } from '../../core/dtype.js';
 import type { KernelArgs, KernelTable } from '../../core/kernels.js';
+import { bf16ToF32, f32ToBf16 } from '../../io/half.js';
 import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
 import { nativeAttention, nativeAttentionGrad, nativeMatmul } from './native.js';
@@ -61,7 +62,7 @@ export class CpuBackend implements Backend {
   }
 
   supports(dtype: DType): boolean {
-    return dtype === 'f32' || dtype === 'f64' || dtype === 'i32';
+    return dtype === 'f32' || dtype === 'f64' || dtype === 'i32' || dtype === 'bf16';
   }
 
   alloc(dtype: DType, size: number): CpuStorage {
@@ -88,15 +89,25 @@ export class CpuBackend implements Backend {
       case 'f32': return h.f32.subarray(p / 4 + start, p / 4 + end);
       case 'f64': return h.f64.subarray(p / 8 + start, p / 8 + end);
       case 'i32': return h.i32.subarray(p / 4 + start, p / 4 + end);
+      case 'bf16': throw new Error(`cpu backend: a bf16 storage of ${s.size} elements has no f32 view (frozen weights are read by matmul and embedding only)`);
     }
   }
 
+  /** The 16-bit patterns of a bf16 storage (valid until the memory grows). */
+  bits(s: Storage, start = 0, end = s.size): Uint16Array {
+    const p = (s as CpuStorage).ptr / 2;
+    return new Uint16Array(this.rt.memory.buffer, 2 * (p + start), end - start);
+  }
+
+  /** Copies values in; a bf16 storage takes bf16 bit patterns (a Uint16Array) or numbers, rounded to nearest even. */
   write(s: Storage, data: ArrayLike<number>, offset = 0): void {
     if (offset + data.length > s.size) throw new Error(`cpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
-    this.view(s).set(data, offset);
+    if (s.dtype === 'bf16') this.bits(s).set(data instanceof Uint16Array ? data : f32ToBf16(Float32Array.from(data)), offset);
+    else this.view(s).set(data, offset);
   }
 
   readSync(s: Storage, start = 0, end = s.size): TypedArray {
+    if (s.dtype === 'bf16') return bf16ToF32(this.bits(s, start, end));
     return this.view(s, start, end).slice();
   }
 
@@ -119,6 +130,34 @@ export class CpuBackend implements Backend {
     }
   }
 
+  /** C (+)= op(A) op(B) with B a bf16 frozen weight, A and C f32: f32 accumulation over B widened exactly. */
+  private matmulBf16(a: KernelArgs['matmul'], lda: number, ldb: number): void {
+    if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32') throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
+    const p = (s: Storage): number => (s as CpuStorage).ptr;
+    if (this.useFast) {
+      fast.matmulBf16B(this.rt, this.useNative ? nativeMatmul : fast.matmulF32, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K,
+        transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0, accumulate: a.accumulate ? 1 : 0, batch: a.batch,
+        strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
+    } else {
+      ref.matmul(this.view(a.a) as Float32Array, bf16ToF32(this.bits(a.b)), this.view(a.c) as Float32Array, a.M, a.N, a.K, lda, ldb, a.N, a.transA ? 1 : 0, a.transB ? 1 : 0,
+        a.accumulate ? 1 : 0, a.batch, a.strideA, a.strideB, a.strideC);
+    }
+  }
+
+  /** Rows of a bf16 embedding table, widened to the f32 output. */
+  private embeddingBf16(a: KernelArgs['embedding']): void {
+    if (a.out.dtype !== 'f32') throw new Error(`cpu embedding: a bf16 table gathers into f32, got ${a.out.dtype}`);
+    const p = (s: Storage): number => (s as CpuStorage).ptr;
+    if (this.useFast) {
+      this.explained(() => fast.embeddingBf16(this.rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
+        () => ref.checkIds('embedding', this.view(a.ids) as Int32Array, a.N, a.V));
+    } else {
+      const ids = this.view(a.ids) as Int32Array, w = this.bits(a.weight), out = this.view(a.out);
+      ref.checkIds('embedding', ids, a.N, a.V);
+      for (let r = 0; r < a.N; r++) out.set(bf16ToF32(w.subarray(ids[r] * a.D, (ids[r] + 1) * a.D)), r * a.D);
+    }
+  }
+
   private makeKernels(): KernelTable {
     const rt = this.rt;
     const v = (s: Storage): any => this.view(s); // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -131,7 +170,10 @@ export class CpuBackend implements Backend {
     const copy: K<'copy'> = (a) => {
       const meta = [...a.shape, ...a.srcStrides, ...a.dstStrides];
       const eb = BYTES[a.src.dtype];
-      if (this.useFast && eb === 4 && a.dst.dtype === a.src.dtype) {
+      if (a.src.dtype === 'bf16' || a.dst.dtype === 'bf16') {
+        if (a.src.dtype !== a.dst.dtype) throw new Error(`cpu copy: ${a.src.dtype} -> ${a.dst.dtype} (use cast)`);
+        ref.copyStrided(this.bits(a.src, a.srcOffset), this.bits(a.dst, a.dstOffset), a.shape.length, meta, 2);
+      } else if (this.useFast && eb === 4 && a.dst.dtype === a.src.dtype) {
         fast.copyStrided(rt, p(a.src) + a.srcOffset * 4, p(a.dst) + a.dstOffset * 4, a.shape.length, meta, 4);
       } else {
         ref.copyStrided(this.view(a.src, a.srcOffset), this.view(a.dst, a.dstOffset), a.shape.length, meta, eb);
@@ -139,7 +181,12 @@ export class CpuBackend implements Backend {
     };
     const cast: K<'cast'> = (a) => {
       const from = a.src.dtype, to = a.dst.dtype;
-      if (from !== 'i32' && to !== 'i32') v(a.dst).set(this.view(a.src, 0, a.n));
+      if (from === 'bf16' || to === 'bf16') {
+        const wide = from === 'bf16' ? bf16ToF32(this.bits(a.src, 0, a.n)) : Float32Array.from(this.view(a.src, 0, a.n));
+        if (to === 'bf16') this.bits(a.dst).set(f32ToBf16(wide));
+        else if (to === 'i32') ref.cast(wide, v(a.dst), a.n, 1);
+        else v(a.dst).set(wide);
+      } else if (from !== 'i32' && to !== 'i32') v(a.dst).set(this.view(a.src, 0, a.n));
       else if (this.fastFor(a.src, a.dst) && from !== to) fast.cast(rt, p(a.src), p(a.dst), a.n, from === 'i32' ? 0 : 1);
       else ref.cast(v(a.src), v(a.dst), a.n, from === 'i32' ? 0 : 1);
     };
@@ -159,7 +206,9 @@ export class CpuBackend implements Backend {
         : ref.reduce(a.op, v(a.x), v(a.out), a.outer, a.red, a.inner),
       matmul: (a) => {
         const lda = a.transA ? a.M : a.K, ldb = a.transB ? a.K : a.N;
-        if (this.fastFor(a.a)) {
+        if (a.b.dtype === 'bf16') {
+          this.matmulBf16(a, lda, ldb);
+        } else if (this.fastFor(a.a)) {
           (this.useNative ? nativeMatmul : fast.matmulF32)(rt, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K,
             transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0, accumulate: a.accumulate ? 1 : 0, batch: a.batch,
             strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
@@ -182,7 +231,9 @@ export class CpuBackend implements Backend {
       logSoftmaxGatherGrad: (a) => this.fastFor(a.logits)
         ? fast.logsoftmaxGatherGrad(rt, p(a.logits), p(a.targets), p(a.dy), p(a.dlogits), a.N, a.V)
         : ref.logsoftmaxGatherGrad(v(a.logits), v(a.targets), v(a.dy), v(a.dlogits), a.N, a.V),
-      embedding: (a) => this.fastFor(a.weight)
+      embedding: (a) => a.weight.dtype === 'bf16'
+        ? this.embeddingBf16(a)
+        : this.fastFor(a.weight)
         ? this.explained(() => fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V), () => ref.checkIds('embedding', v(a.ids), a.N, a.V))
         : ref.embedding(v(a.weight), v(a.ids), v(a.out), a.N, a.D, a.V),
       embeddingGrad: (a) => this.fastFor(a.dy)

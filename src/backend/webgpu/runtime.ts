@@ -99,6 +99,11 @@ export interface RuntimeOptions {
    * many as were ever in use at once (env TSDPO_WEBGPU_MAX_IDLE_MB sets a fixed number instead).
    */
   maxIdleBytes?: number;
+  /**
+   * Largest storage binding to use, below the device's maxStorageBufferBindingSize (tests force a
+   * small one to exercise split tensors; env TSDPO_WEBGPU_MAX_BINDING, in bytes, does the same).
+   */
+  maxBinding?: number;
 }
 
 export class GpuRuntime {
@@ -143,7 +148,9 @@ export class GpuRuntime {
 
   constructor(readonly device: GPUDevice, readonly adapterName: string, opts: RuntimeOptions = {}) {
     this.limits = device.limits;
-    this.maxBinding = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    const envBinding = typeof process !== 'undefined' ? Number(process.env?.TSDPO_WEBGPU_MAX_BINDING ?? NaN) : NaN;
+    const forced = opts.maxBinding ?? (Number.isFinite(envBinding) && envBinding > 0 ? envBinding : Infinity);
+    this.maxBinding = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize, forced);
     this.debug = opts.debug ?? false;
     this.perSubmit = this.debug ? 1 : Math.max(1, opts.perSubmit ?? 256);
     this.paramAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);

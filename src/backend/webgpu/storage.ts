@@ -17,9 +17,19 @@ export interface IdInfo {
 }
 
 export interface GpuStorage extends Storage {
+  /** The buffer (the first page of a split tensor). */
   readonly buffer: GPUBuffer;
+  /** A tensor above the binding limit, split by rows into several buffers (paged.ts). */
+  readonly pages?: Pages;
   /** What the host knows about its values (i32 only): undefined = nothing written yet, null = unknown. */
   ids?: IdInfo | null;
+}
+
+/** Page i holds elements [i * pageElems, min(size, (i + 1) * pageElems)), whole rows of rowElems. */
+export interface Pages {
+  readonly buffers: GPUBuffer[];
+  readonly pageElems: number;
+  readonly rowElems: number;
 }
 
 const IGNORE = -100;

@@ -5,7 +5,7 @@ import { fmt, sizeOf } from '../shape.js';
 import { ownedView, viewOf, type Tensor } from '../tensor.js';
 import { sum, sumTo } from './reduce.js';
 import { broadcastTo } from './shape.js';
-import { alloc, checked, expectFloat, expectSameDtype, kernelsOf } from './util.js';
+import { alloc, checked, expectFloat, expectWeight, kernelsOf } from './util.js';
 
 export interface MatmulOptions {
   /** Use a's last two dims transposed (a stored [..., K, M]). */
@@ -21,7 +21,7 @@ export interface MatmulOptions {
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
   expectFloat('matmul', a);
-  expectSameDtype('matmul', a, b);
+  expectWeight('matmul', a, b);
   if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul: operands need at least 2 dims, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   const [M, Ka] = transA ? [a.shape[a.ndim - 1], a.shape[a.ndim - 2]] : [a.shape[a.ndim - 2], a.shape[a.ndim - 1]];
   const [Kb, N] = transB ? [b.shape[b.ndim - 1], b.shape[b.ndim - 2]] : [b.shape[b.ndim - 2], b.shape[b.ndim - 1]];
@@ -111,7 +111,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { trans
     throw new Error(`linear: input ${x.describe()} does not match weight ${w.describe()} (expects last dim ${inF})`);
   }
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${bias.describe()} does not match weight ${w.describe()}`);
-  expectSameDtype('linear', x, w);
+  expectWeight('linear', x, w);
   const N = x.size / inF;
   const y = product(viewOf(x, [N, inF]), w, N, outF, inF, false, !t, 1, 0, 0); // (N, out)
   if (bias) {

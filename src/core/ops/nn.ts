@@ -56,12 +56,16 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): Tensor {
 
 /** Rows of weight [V, D] picked by ids (i32, any shape) -> [...ids.shape, D]. Also a row gather. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
-  expectFloat('embedding', weight, 'weight');
+  if (weight.dtype === 'bf16') {
+    if (weight.requiresGrad) throw new Error(`embedding: ${weight.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`);
+  } else {
+    expectFloat('embedding', weight, 'weight');
+  }
   expectDtype('embedding', ids, 'i32', 'ids');
   if (weight.ndim !== 2) throw new Error(`embedding: weight must be [V, D], got ${fmt(weight.shape)}`);
   const [V, D] = weight.shape;
   const N = ids.size;
-  const out = alloc([...ids.shape, D], weight.dtype, weight);
+  const out = alloc([...ids.shape, D], weight.dtype === 'bf16' ? 'f32' : weight.dtype, weight); // (N..., D)
   const k = kernelsOf('embedding', weight, ids);
   k.embedding({ weight: weight.storage, ids: ids.storage, out: out.storage, N, D, V });
   record(out, 'embedding', [weight, ids], (dy) => {

@@ -28,6 +28,20 @@ export function alloc(shape: Shape, dtype: DType, like: Tensor): Tensor {
 
 export function expectFloat(op: string, x: Tensor, what = 'input'): void {
   if (x.dtype === 'i32') throw new Error(`${op}: ${what} ${x.describe()} must be a float tensor`);
+  if (x.dtype === 'bf16') throw new Error(`${op}: ${what} ${x.describe()} is a bfloat16 frozen weight, which only matmul / linear (as the weight) and embedding read`);
+}
+
+/**
+ * A weight operand that may be a bfloat16 frozen weight beside an f32 input (matmul's b, linear's
+ * weight, embedding's table): otherwise the dtypes must match. A bf16 weight takes no gradient.
+ */
+export function expectWeight(op: string, x: Tensor, w: Tensor): void {
+  if (w.dtype !== 'bf16') {
+    expectSameDtype(op, x, w);
+    return;
+  }
+  if (x.dtype !== 'f32') throw new Error(`${op}: the bfloat16 weight ${w.describe()} multiplies f32 inputs only, got ${x.describe()}`);
+  if (w.requiresGrad) throw new Error(`${op}: ${w.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`);
 }
 
 export function expectDtype(op: string, x: Tensor, dtype: DType, what = 'input'): void {

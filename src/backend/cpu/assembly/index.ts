@@ -15,3 +15,4 @@ export * from './rope';
 export * from './optim';
 export * from './random';
 export * from './attention';
+export * from './bf16';

@@ -11,3 +11,4 @@ export * from './reduce.js';
 export * from './rope.js';
 export * from './softmax.js';
 export * from './unary.js';
+export * from './bf16.js';
