@@ -192,7 +192,8 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
   if (klCoefs.length > 0) {
     log(`[3/5] reward model: all pairs of the ${cfg.samples_per_prompt} samples of each training prompt, ${cfg.rm_epochs} epoch(s)`);
     const r = await trainRewardModel({
-      modelDir, prompts: trainPrompts, groups, heldOutFraction: 0.1, epochs: cfg.rm_epochs, batchSize: 2 * cfg.batch_size,
+      modelDir, prompts: cfg.rm_prompts > 0 ? trainPrompts.slice(0, cfg.rm_prompts) : trainPrompts,
+      groups: cfg.rm_prompts > 0 ? groups.slice(0, cfg.rm_prompts) : groups, heldOutFraction: 0.1, epochs: cfg.rm_epochs, batchSize: 2 * cfg.batch_size,
       learningRate: cfg.rm_learning_rate, evaluations: 4, seed: cfg.seed, outDir: out, quiet: cfg.quiet,
     });
     rm = loadRewardModel(r.dir);
@@ -246,7 +247,7 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
     const r = ppo
       ? await tracePpo(spec, { ...settings, ...hooks }, {
         prompts: trainPrompts, rewardDir: spec.kind === 'ppo' ? rewardModel!.dir : null, rm: spec.kind === 'ppo' ? rm : null,
-        updates: cfg.ppo_updates, rolloutBatch: cfg.ppo_batch, learningRate: cfg.ppo_learning_rate, maxNewTokens: cfg.max_new_tokens, threads: cfg.threads,
+        updates: cfg.ppo_updates, rolloutBatch: cfg.ppo_batch, epochs: cfg.ppo_epochs, learningRate: cfg.ppo_learning_rate, maxNewTokens: cfg.max_new_tokens, threads: cfg.threads,
       })
       : await traceRun(spec, { ...settings, ...hooks });
     runs.push(r);

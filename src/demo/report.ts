@@ -68,7 +68,7 @@ function verdict(r: DemoResult, label: string, c: FrontierCheck, kind: 'ppo' | '
   const why = below.every((p) => p.kl <= ppoMax)
     ? `there ${label} reached more reward for the same KL`
     : `some lie past ${label}'s largest KL (${f(ppoMax, 2)}), where its frontier is held flat at its best reward`;
-  return `${head}: no, not everywhere (${where}${below.length > 3 ? '; ...' : ''}); ${why}.`;
+  return `${head}: ${c.onOrAbove === 0 ? 'no' : 'not everywhere'} (${where}${below.length > 3 ? '; ...' : ''}); ${why}.`;
 }
 
 /** The reward model's numbers in words. */
@@ -207,12 +207,12 @@ Preferred-FT checkpoints (a point counts as on a frontier when within one standa
 Unlikelihood maximises log p(chosen) and minimises &alpha; log p(rejected) (token means, so &alpha; = 0 is Preferred-FT), with DPO's steps and learning rate.
 PPO (dashed lines) trains with the learned reward model below, PPO-GT with the ground-truth reward itself, each at the KL coefficient shown
 (the &beta; of the RLHF objective, per token, k1 estimator), ${c.ppo_updates} updates of ${c.ppo_batch} rollouts from the training prompts sampled at temperature 1
-(so PPO's KL and the evaluation's KL are the same quantity), 4 PPO epochs of 2 mini-batches, learning rate ${c.ppo_learning_rate};
+(so PPO's KL and the evaluation's KL are the same quantity), ${c.ppo_epochs} PPO epochs of one mini-batch per update, learning rate ${c.ppo_learning_rate};
 each is evaluated at ${c.checkpoints} evenly spaced updates exactly as the DPO runs are.</p>
 <ul>${frontierLines(r).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
 ${rm ? `<h2>Reward model</h2>
 <p class="note">Trained by the loop of <code>tsdpo reward</code> (Bradley-Terry loss) from the starting model with a new score head, on all pairs of the
-${c.samples_per_prompt} samples of each training prompt whose ground-truth rewards differ (${rm.trainPairs} pairs from 90% of the prompts; ${rm.heldOutPairs} pairs of the other 10% choose the checkpoint),
+${c.samples_per_prompt} samples of each training prompt whose ground-truth rewards differ (${rm.trainPairs} pairs from 90% of ${c.rm_prompts > 0 ? `the first ${c.rm_prompts}` : 'the'} training prompts; ${rm.heldOutPairs} pairs of the other 10% choose the checkpoint),
 ${rm.steps} steps of ${2 * c.batch_size} pairs (${c.rm_epochs} epoch(s)), learning rate ${c.rm_learning_rate}. Held-out pair accuracy at each evaluation:
 ${rm.curve.map((x) => `step ${x.step}: ${f(x.accuracy, 3)}`).join(', ')}; the weights of step ${rm.bestStep} are kept.
 Accuracy against the ground truth on the held-out IMDb prompts (every pair of ${c.samples_per_prompt} samples of the starting model with different rewards):

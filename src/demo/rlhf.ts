@@ -151,6 +151,8 @@ export interface PpoSettings {
   rm: RewardModel | null;
   updates: number;
   rolloutBatch: number;
+  /** PPO epochs per update (one mini-batch each). */
+  epochs: number;
   learningRate: number;
   maxNewTokens: number;
   threads: number;
@@ -164,7 +166,7 @@ export async function tracePpo(spec: RunSpec, s: RunSettings, p: PpoSettings): P
     ...defaultsOf(COMMON_OPTIONS), ...defaultsOf(PPO_OPTIONS),
     model_name_or_path: s.modelDir, dataset: 'the demo\'s training prompts', output_dir: outDir, overwrite_output_dir: true, device: 'cpu',
     threads: p.threads, seed: s.seed, learning_rate: p.learningRate, lr_scheduler_type: 'constant', warmup_steps: 0,
-    per_device_train_batch_size: p.rolloutBatch / 2, gradient_accumulation_steps: 2, num_mini_batches: 2, num_ppo_epochs: 4,
+    per_device_train_batch_size: p.rolloutBatch, gradient_accumulation_steps: 1, num_mini_batches: 1, num_ppo_epochs: p.epochs,
     total_episodes: p.updates * p.rolloutBatch, local_rollout_forward_batch_size: p.rolloutBatch,
     // Rollouts as the evaluation samples: temperature 1, up to max_new_tokens, stopping at EOS.
     response_length: p.maxNewTokens, temperature: 1, stop_token: 'eos',
