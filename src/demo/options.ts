@@ -32,18 +32,18 @@ export const DEMO_OPTIONS = {
   ppo_learning_rate: { type: 'number', default: 3e-4, help: 'PPO: AdamW learning rate of the policy and the value model (constant)' },
   temperatures: { type: 'list', default: ['0.25', '0.5', '0.75', '1'], help: 'sampling temperatures of the win rate against the chosen completions (DPO, PPO, Preferred-FT); the first and 1 also over DPO\'s training' },
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
-  quick: { type: 'bool', default: false, help: 'a smaller run (about a minute) with the QUICK settings, for CI' },
+  quick: { type: 'bool', default: false, help: 'a smaller run (one strength per method) with the QUICK settings, for CI' },
   json: { type: 'bool', default: false, help: 'print one JSON summary line on stdout at the end' },
   quiet: { type: 'bool', default: false, help: 'no progress output on stderr' },
 } as const satisfies Record<string, OptionSpec>;
 
 export type DemoConfig = ConfigOf<typeof DEMO_OPTIONS>;
 
-/** What --quick changes: a minute on two cores, same pipeline. */
+/** What --quick changes: one strength per method and smaller samples, same pipeline. */
 export const QUICK_DEMO: Partial<DemoConfig> = {
   train_prompts: 512, samples_per_prompt: 4, max_new_tokens: 12, eval_prompts: 40, eval_samples: 4, ref_samples: 8,
   best_of: ['2', '4'], betas: ['0.1'], learning_rate: 5e-4, steps: 24, batch_size: 16, checkpoints: 2,
-  unlikelihood_alphas: ['0.1'], rm_epochs: 1, rm_prompts: 0, ppo_kl_coefs: ['0.05'], ppo_updates: 10,
+  unlikelihood_alphas: ['0.1'], rm_epochs: 1, rm_prompts: 384, ppo_kl_coefs: ['0.05'], ppo_updates: 8,
 };
 
 /** DEMO_OPTIONS with the defaults --quick uses (for resolving flags over them). */

@@ -112,12 +112,28 @@ function frontierSeries(r: DemoResult): ChartSeries[] {
     { name: 'best-of-N', points: [start, ...bon.map((x) => ({ x: x.kl, y: x.reward, label: `N=${x.n}` }))], line: true, color: '#7f7f7f' },
   ];
   for (const run of r.runs) {
+    const same = r.runs.filter((x) => x.kind === run.kind);
     series.push({
       name: chartName(run), points: [start, ...run.points.map((p) => ({ x: p.kl, y: p.reward }))], line: true,
-      color: run.kind === 'preferred-ft' ? '#ff7f0e' : undefined, dashed: run.kind === 'ppo' || run.kind === 'ppo-gt',
+      color: methodColor(run.kind, same.indexOf(run), same.length), dashed: run.kind === 'ppo' || run.kind === 'ppo-gt',
     });
   }
   return series;
+}
+
+/** Shades of one hue per method (dark to light by strength), so that 15 series stay readable. */
+const SHADES: Record<string, string[]> = {
+  dpo: ['#08306b', '#2171b5', '#6baed6', '#9ecae1'],
+  ppo: ['#67000d', '#cb181d', '#fb6a4a', '#fcae91'],
+  'ppo-gt': ['#00441b', '#238b45', '#74c476', '#a1d99b'],
+  unlikelihood: ['#3f007d', '#807dba', '#bcbddc'],
+  'preferred-ft': ['#ff7f0e'],
+};
+
+function methodColor(kind: string, i: number, n: number): string | undefined {
+  const shades = SHADES[kind];
+  if (!shades || n > shades.length) return undefined;
+  return shades[n === 1 ? Math.min(1, shades.length - 1) : i];
 }
 
 /** A run's legend name: the table's, with beta and alpha as Greek letters. */
