@@ -330,7 +330,7 @@ export function summaryJson(r: DemoResult): Record<string, unknown> {
       win_rates_vs_chosen: {
         prompts: w.prompts, temperatures: w.temperatures,
         by_temperature: w.byTemperature.map((x) => ({ name: x.name, win_rate: x.points.map((p) => round(p.winRate)), win_rate_se: x.points.map((p) => round(p.winRateSe)) })),
-        over_training: { name: w.overTraining.name, temperatures: w.overTraining.temperatures, points: w.overTraining.points.map((p) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, k === 'step' ? v : round(v)]))) },
+        over_training: { name: w.overTraining.name, temperatures: w.overTraining.temperatures, points: w.overTraining.points.map((p) => ({ step: p.step, win_rate: Object.fromEntries(w.overTraining.temperatures.map((t) => [String(t), round(p[String(t)])])) })) },
       },
     } : {}),
     seconds: Math.round(r.seconds.total ?? 0),
