@@ -11,7 +11,7 @@ export function demoCommand(): Command {
       'sample review completions from the committed small model, pair them by a sentiment reward, train DPO at several ' +
       'betas and the paper\'s baselines (Preferred-FT, Unlikelihood, a reward model with PPO, PPO-GT on the true reward, best-of-N), ' +
       'and chart reward against KL and win rates by temperature and over training. ' +
-      'Several minutes on two cores (--quick: one strength per method, about a minute and a half).')
+      'Several minutes on two cores (--quick: one strength per method and smaller samples, a few times faster).')
     .addHelpText('after', '\nWrites OUTPUT/report.html (self-contained), frontier.svg, winrate-temperature.svg, winrate-training.svg, ' +
       'summary.json, pairs.jsonl and reward-model/.');
   addOptions(cmd, DEMO_OPTIONS);
