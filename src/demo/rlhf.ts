@@ -7,7 +7,7 @@
 //     evaluation's KL are the same quantity, evaluated on the held-out prompts as the DPO runs are.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadRewardModel, scoreSequences, type RewardModel } from '../eval/reward-model.js';
+import { scoreSequences, type RewardModel } from '../eval/reward-model.js';
 import type { CausalLM } from '../models/model.js';
 import { loadSequenceClassifier, saveSequenceClassifier } from '../models/seqcls.js';
 import { trainAll } from '../models/build.js';
@@ -201,4 +201,3 @@ export async function tracePpo(spec: RunSpec, s: RunSettings, p: PpoSettings): P
   return { ...spec, points, history, finalSamples: last, seconds: (performance.now() - t0) / 1000 };
 }
 
-export { loadRewardModel };
