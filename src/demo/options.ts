@@ -21,18 +21,29 @@ export const DEMO_OPTIONS = {
   steps: { type: 'int', default: 60, help: 'optimizer steps per run' },
   batch_size: { type: 'int', default: 32, help: 'pairs (DPO) or chosen completions (Preferred-FT) per step' },
   checkpoints: { type: 'int', default: 3, help: 'evaluations per run, evenly spaced (each is a point on the frontier chart)' },
+  unlikelihood_alphas: { type: 'list', default: ['0.05', '0.2'], help: 'Unlikelihood baseline: weights alpha of the -log p(rejected) term, one run each (same steps and learning rate as DPO)' },
+  rm_epochs: { type: 'number', default: 2, help: 'reward model: passes over all 6 pairs of the 4 samples of each training prompt (labelled by the ground-truth reward)' },
+  rm_prompts: { type: 'int', default: 1024, help: 'reward model: training prompts whose samples it is trained on (the first of the seeded order; 0 = all); a tenth of them choose the checkpoint' },
+  rm_learning_rate: { type: 'number', default: 1e-3, help: 'reward model: AdamW learning rate (linear decay); the weights of the best held-out evaluation are kept' },
+  ppo_kl_coefs: { type: 'list', default: ['0.01', '0.05', '0.2'], help: 'PPO and PPO-GT: KL coefficients (the beta of the RLHF objective), one run of each per value; empty = no PPO runs' },
+  ppo_updates: { type: 'int', default: 20, help: 'PPO updates per run (each samples ppo_batch rollouts at temperature 1, then ppo_epochs passes over them)' },
+  ppo_batch: { type: 'int', default: 32, help: 'PPO rollouts per update (from the training prompts)' },
+  ppo_epochs: { type: 'int', default: 2, help: 'PPO epochs per update (passes of clipped policy + value updates over its rollouts, one mini-batch each)' },
+  ppo_learning_rate: { type: 'number', default: 3e-4, help: 'PPO: AdamW learning rate of the policy and the value model (constant)' },
+  temperatures: { type: 'list', default: ['0.25', '0.5', '0.75', '1'], help: 'sampling temperatures of the win rate against the chosen completions (DPO, PPO, Preferred-FT); the first and 1 also over DPO\'s training' },
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
-  quick: { type: 'bool', default: false, help: 'a smaller run (about a minute) with the QUICK settings, for CI' },
+  quick: { type: 'bool', default: false, help: 'a smaller run (one strength per method) with the QUICK settings, for CI' },
   json: { type: 'bool', default: false, help: 'print one JSON summary line on stdout at the end' },
   quiet: { type: 'bool', default: false, help: 'no progress output on stderr' },
 } as const satisfies Record<string, OptionSpec>;
 
 export type DemoConfig = ConfigOf<typeof DEMO_OPTIONS>;
 
-/** What --quick changes: a minute on two cores, same pipeline. */
+/** What --quick changes: one strength per method and smaller samples, same pipeline. */
 export const QUICK_DEMO: Partial<DemoConfig> = {
   train_prompts: 512, samples_per_prompt: 4, max_new_tokens: 12, eval_prompts: 40, eval_samples: 4, ref_samples: 8,
-  best_of: ['2', '4'], learning_rate: 5e-4, steps: 24, batch_size: 16, checkpoints: 2,
+  best_of: ['2', '4'], betas: ['0.1'], learning_rate: 5e-4, steps: 24, batch_size: 16, checkpoints: 2,
+  unlikelihood_alphas: ['0.1'], rm_epochs: 1, rm_prompts: 384, ppo_kl_coefs: ['0.05'], ppo_updates: 8,
 };
 
 /** DEMO_OPTIONS with the defaults --quick uses (for resolving flags over them). */
@@ -55,9 +66,10 @@ export function defaultDemoModel(): string {
 }
 
 /** The numbers of a config, checked (list options parsed); throws naming the option. */
-export function checkDemoConfig(c: DemoConfig): { betas: number[]; bestOf: number[] } {
+export function checkDemoConfig(c: DemoConfig): { betas: number[]; bestOf: number[]; alphas: number[]; klCoefs: number[]; temperatures: number[] } {
   const bad = (k: string, v: unknown, hint: string) => new Error(`tsdpo demo: --${k} is ${JSON.stringify(v)} (${hint})`);
   if (!(c.train_prompts >= 0)) throw bad('train_prompts', c.train_prompts, '0 (all) or more');
+  if (!(c.rm_prompts >= 0)) throw bad('rm_prompts', c.rm_prompts, '0 (all) or more');
   for (const s of c.train_sets) if (!['imdb', 'amazon', 'yelp'].includes(s)) throw bad('train_sets', c.train_sets, 'imdb, amazon and/or yelp');
   for (const k of ['eval_prompts', 'eval_samples', 'ref_samples', 'max_new_tokens', 'steps', 'batch_size', 'checkpoints'] as const) {
     if (!(c[k] >= 1)) throw bad(k, c[k], 'at least 1');
@@ -69,6 +81,16 @@ export function checkDemoConfig(c: DemoConfig): { betas: number[]; bestOf: numbe
   if (bestOf.some((n) => !(Number.isInteger(n) && n >= 2 && n <= c.ref_samples))) {
     throw bad('best_of', c.best_of, `integers from 2 to ref_samples (${c.ref_samples})`);
   }
-  if (!(c.learning_rate > 0)) throw bad('learning_rate', c.learning_rate, 'positive');
-  return { betas, bestOf };
+  for (const k of ['learning_rate', 'rm_learning_rate', 'ppo_learning_rate', 'rm_epochs'] as const) if (!(c[k] > 0)) throw bad(k, c[k], 'positive');
+  const alphas = c.unlikelihood_alphas.filter((x) => x !== '').map(Number);
+  if (alphas.some((a) => !(a >= 0))) throw bad('unlikelihood_alphas', c.unlikelihood_alphas, 'numbers >= 0, e.g. 0.05,0.2');
+  const klCoefs = c.ppo_kl_coefs.filter((x) => x !== '').map(Number);
+  if (klCoefs.some((k) => !(k >= 0))) throw bad('ppo_kl_coefs', c.ppo_kl_coefs, 'numbers >= 0, e.g. 0.05,0.1,0.2');
+  if (!(c.ppo_updates >= 1)) throw bad('ppo_updates', c.ppo_updates, 'at least 1');
+  if (!(c.ppo_batch >= 1)) throw bad('ppo_batch', c.ppo_batch, 'at least 1');
+  if (!(c.ppo_epochs >= 1)) throw bad('ppo_epochs', c.ppo_epochs, 'at least 1');
+  if (klCoefs.length > 0 && c.ppo_batch > (c.train_prompts || Infinity)) throw bad('ppo_batch', c.ppo_batch, `at most train_prompts (${c.train_prompts})`);
+  const temperatures = c.temperatures.map(Number);
+  if (temperatures.length === 0 || temperatures.some((t) => !(t > 0))) throw bad('temperatures', c.temperatures, 'positive numbers, e.g. 0.25,0.5,0.75,1');
+  return { betas, bestOf, alphas, klCoefs, temperatures };
 }

@@ -1,5 +1,5 @@
-// The demo's trained policies: DPO at one beta, or Preferred-FT (SFT on the chosen completions, the
-// paper's baseline), each a full fine-tune of a fresh copy of the starting model through the shared
+// The demo's trained policies on the preference pairs: DPO at one beta, Preferred-FT (SFT on the
+// chosen completions) or Unlikelihood (unlikelihood.ts), the paper's baselines, each a full fine-tune of a fresh copy of the starting model through the shared
 // training loop (src/train/trainer.ts). The loop's evaluation hook samples the held-out prompts at
 // evenly spaced steps, so each run traces a curve in the reward-vs-KL plane.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -13,9 +13,10 @@ import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS, defaultsOf, type DpoConfig, t
 import { DpoObjective } from '../train/dpo.js';
 import { SftObjective } from '../train/sft.js';
 import { prepareOutputDir, train, type Objective } from '../train/trainer.js';
-import { evaluatePolicy, samplesWinRate, type EvalOptions, type PolicyEval } from '../eval/evaluate.js';
+import { evaluatePolicy, samplesWinRate, type EvalOptions } from '../eval/evaluate.js';
 import type { DemoPair } from './pairs.js';
 import { demoReward, type DemoPrompt, type Scored } from './sample.js';
+import { UnlikelihoodObjective } from './unlikelihood.js';
 
 /** What a policy is measured by on the held-out prompts, each with its standard error. */
 export interface Measures {
@@ -30,12 +31,21 @@ export interface Measures {
 
 export interface CurvePoint extends Measures {
   step: number;
+  /** PPO with the learned reward model: that model's mean score of the same samples (reward hacking shows here). */
+  rmScore?: number;
 }
 
-export interface RunResult {
+export type RunKind = 'dpo' | 'preferred-ft' | 'unlikelihood' | 'ppo' | 'ppo-gt';
+
+/** What to train: `beta` is DPO's beta or PPO's KL coefficient (the same beta of the RLHF objective, Eq. 3); `alpha` Unlikelihood's weight. */
+export interface RunSpec {
   name: string;
-  kind: 'dpo' | 'preferred-ft';
+  kind: RunKind;
   beta: number | null;
+  alpha?: number;
+}
+
+export interface RunResult extends RunSpec {
   /** One point per evaluation, in step order (step 0, the starting model, is not repeated here). */
   points: CurvePoint[];
   /** Training metrics lines of the loop (loss, rewards/accuracies, ...). */
@@ -66,6 +76,17 @@ export interface RunSettings {
   quiet: boolean;
   /** Called after each evaluation (for a status line). */
   onPoint?: (p: CurvePoint) => void;
+  /** Called after each evaluation with the policy and its held-out samples (temperature 1), for extra measures. */
+  atCheckpoint?: (policy: CausalLM, p: CurvePoint, samples: Scored[][]) => Promise<void>;
+  /** Called with the final policy before it is freed. */
+  atEnd?: (policy: CausalLM) => Promise<void>;
+}
+
+/** One evaluation of `policy` on the held-out prompts: a point of its curve, and its samples. */
+export async function evaluatePoint(policy: CausalLM, step: number, s: RunSettings): Promise<{ point: CurvePoint; samples: Scored[][] }> {
+  const e = await evaluatePolicy(policy, s.ref, s.tok, s.evalPrompts, demoReward, s.eval);
+  const win = samplesWinRate(e.samples, s.baseline);
+  return { point: { step, reward: e.reward.mean, rewardSe: e.reward.se, kl: e.kl.mean, klSe: e.kl.se, winRate: win.mean, winRateSe: win.se }, samples: e.samples };
 }
 
 const report = (rows: number): PreferenceDataset['report'] => ({
@@ -84,8 +105,9 @@ function runConfig(s: RunSettings, outDir: string, beta: number): DpoConfig & Om
   };
 }
 
-/** Trains one policy (DPO at `beta`, or Preferred-FT when beta is null) and evaluates it along the way. */
-export async function traceRun(name: string, beta: number | null, s: RunSettings): Promise<RunResult> {
+/** Trains one policy on the pairs (DPO, Preferred-FT or Unlikelihood) and evaluates it along the way. */
+export async function traceRun(spec: RunSpec, s: RunSettings): Promise<RunResult> {
+  const { name, kind, beta } = spec;
   const t0 = performance.now();
   const outDir = join(s.outDir, name);
   const cfg = runConfig(s, outDir, beta ?? 0.1);
@@ -99,28 +121,30 @@ export async function traceRun(name: string, beta: number | null, s: RunSettings
     else mkdirSync(dir, { recursive: true });
   };
   const loadWeights = async (): Promise<void> => { throw new Error('demo runs do not resume'); };
-  const inner: Objective = beta === null
-    ? new SftObjective({
+  const inner: Objective = kind === 'unlikelihood'
+    ? new UnlikelihoodObjective({ policy, params, pairs: s.pairs, padId, alpha: spec.alpha ?? 0, saveWeights, loadWeights })
+    : kind === 'preferred-ft' ? new SftObjective({
       cfg, policy, params, padId, saveWeights, loadWeights, eval: null, loraDropout: 0,
       train: { examples: s.pairs.map((p) => ({ ids: [...p.promptIds, ...p.chosenIds], promptLength: p.promptIds.length })), sources: [], format: null, report: report(s.pairs.length) } satisfies SftDataset,
     })
-    : new DpoObjective({
+    : kind === 'dpo' ? new DpoObjective({
       cfg, policy, params, padId, saveWeights, loadWeights, eval: null, loraDropout: 0,
       reference: { kind: 'cached', train: s.refLogps, eval: null },
       train: { examples: s.pairs, sources: [], format: null, report: report(s.pairs.length) },
-    });
+    })
+    : unknownKind(kind);
   const points: CurvePoint[] = [];
-  let last: PolicyEval | null = null;
+  let last: Scored[][] = [];
   let step = 0;
   const objective: Objective = {
     size: inner.size, params: inner.params, loraDropout: 0,
     micro: (indices, scale, st) => { step = st + 1; return inner.micro(indices, scale, st); },
     evaluate: async () => {
-      last = await evaluatePolicy(policy, s.ref, s.tok, s.evalPrompts, demoReward, s.eval);
-      const win = samplesWinRate(last.samples, s.baseline);
-      const p = { step, reward: last.reward.mean, rewardSe: last.reward.se, kl: last.kl.mean, klSe: last.kl.se, winRate: win.mean, winRateSe: win.se };
+      const { point: p, samples } = await evaluatePoint(policy, step, s);
+      last = samples;
       points.push(p);
       s.onPoint?.(p);
+      await s.atCheckpoint?.(policy, p, samples);
       return { reward: p.reward, kl: p.kl };
     },
     saveWeights, loadWeights,
@@ -129,10 +153,11 @@ export async function traceRun(name: string, beta: number | null, s: RunSettings
   if (r.stopped) throw new Error(`demo run ${name}: ${r.stopped}`);
   for (const e of readdirSync(outDir)) if (e.startsWith('checkpoint-') || e === 'trainer_state.json') rmSync(join(outDir, e), { recursive: true, force: true });
   if (s.saveModel) await saveModel(policy, join(outDir, 'model'));
+  await s.atEnd?.(policy);
   for (const t of policy.params.values()) t.dispose();
-  const finalSamples = (last as PolicyEval | null)?.samples ?? [];
-  return {
-    name, kind: beta === null ? 'preferred-ft' : 'dpo', beta, points, history: r.history.filter((h) => 'loss' in h),
-    finalSamples, seconds: (performance.now() - t0) / 1000,
-  };
+  return { ...spec, points, history: r.history.filter((h) => 'loss' in h), finalSamples: last, seconds: (performance.now() - t0) / 1000 };
+}
+
+function unknownKind(kind: string): never {
+  throw new Error(`traceRun: kind '${kind}' is not trained on pairs (dpo, preferred-ft or unlikelihood; PPO runs are rlhf.ts's)`);
 }

@@ -31,6 +31,8 @@ export interface PpoRunOptions {
   readPrompts(tok: TextTokenizer, maxNewTokens: number, maxPositions: number): Promise<EvalPrompt[]>;
   /** Resolves a --reward that is not a folder ('sentiment' or a module) to a function. */
   rewardFunction(spec: string): Promise<RewardFn>;
+  /** Called after each update with the policy being trained (the demo evaluates it at chosen updates). */
+  afterUpdate?(update: number, total: number, policy: CausalLM): Promise<void>;
 }
 
 export interface PpoRunResult {
@@ -175,6 +177,7 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
       if (!Number.isFinite(line['loss/policy_avg']) || !Number.isFinite(line['loss/value_avg'])) {
         throw new Error(`ppo: non-finite loss at update ${u} (policy ${line['loss/policy_avg']}, value ${line['loss/value_avg']}); try a lower learning_rate`);
       }
+      await opts.afterUpdate?.(u, sizes.total, s.policy);
     }
   } finally {
     bar.stop();
