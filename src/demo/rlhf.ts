@@ -101,8 +101,8 @@ export async function trainRewardModel(s: RewardModelSettings): Promise<RewardMo
   const steps = Math.max(1, Math.round((s.epochs * trainEx.length) / s.batchSize));
   const runDir = join(s.outDir, 'reward-run'), dir = join(s.outDir, 'reward-model');
   const cfg = {
-    ...rewardConfig(defaultsOf(REWARD_SPECS)), model_name_or_path: s.modelDir, output_dir: runDir, overwrite_output_dir: true, device: 'cpu',
-    learning_rate: s.learningRate, lr_scheduler_type: 'linear', warmup_steps: Math.ceil(steps / 20), max_steps: steps,
+    ...rewardConfig(defaultsOf(REWARD_SPECS)), model_name_or_path: s.modelDir, output_dir: runDir, overwrite_output_dir: true, device: 'cpu' as const,
+    learning_rate: s.learningRate, lr_scheduler_type: 'linear' as const, warmup_steps: Math.ceil(steps / 20), max_steps: steps,
     per_device_train_batch_size: s.batchSize, per_device_eval_batch_size: 64, gradient_accumulation_steps: 1, weight_decay: 0, max_grad_norm: 1,
     logging_steps: Math.max(1, Math.round(steps / 20)), eval_steps: Math.max(1, Math.round(steps / s.evaluations)), save_steps: 0, seed: s.seed,
   };
@@ -164,7 +164,7 @@ export async function tracePpo(spec: RunSpec, s: RunSettings, p: PpoSettings): P
   const outDir = join(s.outDir, spec.name);
   const cfg: PpoConfig = {
     ...defaultsOf(COMMON_OPTIONS), ...defaultsOf(PPO_OPTIONS),
-    model_name_or_path: s.modelDir, dataset: 'the demo\'s training prompts', output_dir: outDir, overwrite_output_dir: true, device: 'cpu',
+    model_name_or_path: s.modelDir, dataset: 'the demo\'s training prompts', output_dir: outDir, overwrite_output_dir: true, device: 'cpu' as const,
     threads: p.threads, seed: s.seed, learning_rate: p.learningRate, lr_scheduler_type: 'constant', warmup_steps: 0,
     per_device_train_batch_size: p.rolloutBatch, gradient_accumulation_steps: 1, num_mini_batches: 1, num_ppo_epochs: p.epochs,
     total_episodes: p.updates * p.rolloutBatch, local_rollout_forward_batch_size: p.rolloutBatch,
