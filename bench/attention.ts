@@ -9,8 +9,15 @@ import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { attentionBuffers, time } from './helpers.js';
 import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
 
-
-interface Shape { B: number; T: number; S: number; H: number; Hkv: number; Dh: number; causal: boolean }
+interface Shape {
+  B: number;
+  T: number;
+  S: number;
+  H: number;
+  Hkv: number;
+  Dh: number;
+  causal: boolean;
+}
 
 function bench(rt: KernelRuntime, shape: Shape): void {
   const { B, T, S, H, Dh } = shape;
@@ -19,16 +26,32 @@ function bench(rt: KernelRuntime, shape: Shape): void {
   const base = B * H * T * S * Dh;
   const fwd = time(() => attentionF32(rt, args), 5, 40);
   const bwd = time(() => attentionGradF32(rt, args), 5, 40);
-  for (const [kernel, t, flops] of [['attention', fwd, 4 * base], ['attention_grad', bwd, 10 * base]] as const) {
-    console.log(JSON.stringify({
-      bench: kernel, ...shape, threads: rt.threads, relaxed: rt.relaxed,
-      ms: +(t.best * 1e3).toFixed(2), median_ms: +(t.median * 1e3).toFixed(2),
-      gflops: +(flops / t.best / 1e9).toFixed(2), flops: 'non-causal count',
-    }));
+  for (const [kernel, t, flops] of [
+    ['attention', fwd, 4 * base],
+    ['attention_grad', bwd, 10 * base],
+  ] as const) {
+    console.log(
+      JSON.stringify({
+        bench: kernel,
+        ...shape,
+        threads: rt.threads,
+        relaxed: rt.relaxed,
+        ms: +(t.best * 1e3).toFixed(2),
+        median_ms: +(t.median * 1e3).toFixed(2),
+        gflops: +(flops / t.best / 1e9).toFixed(2),
+        flops: 'non-causal count',
+      }),
+    );
   }
-  console.log(JSON.stringify({
-    bench: 'attention fwd+bwd', ...shape, threads: rt.threads, relaxed: rt.relaxed, ms: +((fwd.best + bwd.best) * 1e3).toFixed(2),
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'attention fwd+bwd',
+      ...shape,
+      threads: rt.threads,
+      relaxed: rt.relaxed,
+      ms: +((fwd.best + bwd.best) * 1e3).toFixed(2),
+    }),
+  );
   for (const ptr of Object.values(p)) rt.free(ptr);
 }
 

@@ -36,7 +36,14 @@ interface Preset {
 }
 
 const gpt2 = (n_embd: number, n_head: number, n_layer: number, vocab_size: number): Json => ({
-  model_type: 'gpt2', n_embd, n_head, n_layer, vocab_size, n_positions: 1024, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5,
+  model_type: 'gpt2',
+  n_embd,
+  n_head,
+  n_layer,
+  vocab_size,
+  n_positions: 1024,
+  activation_function: 'gelu_new',
+  layer_norm_epsilon: 1e-5,
 });
 
 const PRESETS: Record<string, Preset> = {
@@ -44,19 +51,39 @@ const PRESETS: Record<string, Preset> = {
   'gpt2-medium': { config: gpt2(1024, 16, 24, 50257), pairs: 16, T: 256 },
   'llama-1b': {
     config: {
-      model_type: 'llama', hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
-      num_key_value_heads: 4, vocab_size: 32000, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000,
-      hidden_act: 'silu', tie_word_embeddings: false,
+      model_type: 'llama',
+      hidden_size: 2048,
+      intermediate_size: 5632,
+      num_hidden_layers: 22,
+      num_attention_heads: 32,
+      num_key_value_heads: 4,
+      vocab_size: 32000,
+      max_position_embeddings: 2048,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      hidden_act: 'silu',
+      tie_word_embeddings: false,
     },
-    pairs: 16, T: 256,
+    pairs: 16,
+    T: 256,
   },
   'qwen2.5-0.5b': {
     config: {
-      model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
-      num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
-      hidden_act: 'silu', tie_word_embeddings: true,
+      model_type: 'qwen2',
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      vocab_size: 151936,
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      hidden_act: 'silu',
+      tie_word_embeddings: true,
     },
-    pairs: 8, T: 256,
+    pairs: 8,
+    T: 256,
   },
   small: { config: gpt2(128, 4, 2, 2048), pairs: 2, T: 64 },
   tiny: { config: gpt2(64, 4, 2, 512), pairs: 2, T: 32 },
@@ -69,7 +96,8 @@ function arg(name: string, fallback: string): string {
 
 /** Uniform noise with standard deviation `std` from a small LCG (fast for 100M+ values). */
 function noise(n: number, std: number, seed: number): Float32Array {
-  const out = new Float32Array(n), a = std * Math.sqrt(3) * 2 / 4294967296;
+  const out = new Float32Array(n),
+    a = (std * Math.sqrt(3) * 2) / 4294967296;
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -86,7 +114,11 @@ function randomModel(config: Json, backend: Backend): CausalLM {
   for (const [name, shape] of family.shapes(family.spec(config))) {
     const n = shape.reduce((x, y) => x * y, 1);
     const isNorm = /(ln_|norm)/.test(name) && name.endsWith('weight');
-    const data = isNorm ? new Float32Array(n).fill(1) : name.endsWith('bias') ? new Float32Array(n) : noise(n, 0.02, seed++);
+    const data = isNorm
+      ? new Float32Array(n).fill(1)
+      : name.endsWith('bias')
+        ? new Float32Array(n)
+        : noise(n, 0.02, seed++);
     raw.set(name, tensorFrom(name, 'F32', shape, data));
   }
   return buildModel(config, raw, 'random', backend);
@@ -97,13 +129,23 @@ function randomModel(config: Json, backend: Backend): CausalLM {
  * `bodyTokens` positions through the decoder (sequences of up to T) and `headRows` through the LM head.
  * With frozen weights (LoRA) the backward computes input gradients only: 3x forward in all.
  */
-function stepFlops(model: CausalLM, config: Json, bodyTokens: number, T: number, headRows: number, forwards = 4): number {
+function stepFlops(
+  model: CausalLM,
+  config: Json,
+  bodyTokens: number,
+  T: number,
+  headRows: number,
+  forwards = 4,
+): number {
   let linear = 0;
   for (const [name, t] of model.params) {
     if (t.ndim === 2 && !/wte|wpe|embed_tokens|lm_head/.test(name)) linear += t.size;
   }
-  const C = model.hiddenSize, V = model.vocabSize, L = model.numLayers;
-  const heads = Number(config.num_attention_heads ?? config.n_head), Dh = C / heads;
+  const C = model.hiddenSize,
+    V = model.vocabSize,
+    L = model.numLayers;
+  const heads = Number(config.num_attention_heads ?? config.n_head),
+    Dh = C / heads;
   const avgKeys = (T + 1) / 2; // causal
   const perToken = 2 * linear + L * 4 * heads * Dh * avgKeys; // weights + (q k^T, p v)
   const forward = bodyTokens * perToken + headRows * 2 * C * V;
@@ -111,7 +153,9 @@ function stepFlops(model: CausalLM, config: Json, bodyTokens: number, T: number,
 }
 
 function batchOf(rows: number, T: number, V: number, prompt: number): TokenBatch {
-  const ids = new Int32Array(rows * T), mask = new Int32Array(rows * T).fill(1), comp = new Float32Array(rows * T);
+  const ids = new Int32Array(rows * T),
+    mask = new Int32Array(rows * T).fill(1),
+    comp = new Float32Array(rows * T);
   let s = 7;
   for (let i = 0; i < ids.length; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -131,16 +175,27 @@ function adapterOf(be: Backend): string {
 }
 
 /** TFLOP/s of C = op(A) op(B) at m x k x n on the device, with tile configuration `tile`. */
-async function benchMatmul(be: Backend, tile: string, m: number, k: number, n: number, transA: boolean, transB: boolean): Promise<void> {
+async function benchMatmul(
+  be: Backend,
+  tile: string,
+  m: number,
+  k: number,
+  n: number,
+  transA: boolean,
+  transB: boolean,
+): Promise<void> {
   forceMatmulTile(tile === 'auto' ? null : tile);
   const a = E.tensor(noise(m * k, 1, 3), transA ? [k, m] : [m, k], 'f32', be);
   const b = E.tensor(noise(k * n, 1, 4), transB ? [n, k] : [k, n], 'f32', be);
   const run = (): E.Tensor => E.matmul(a, b, { transA, transB });
-  const sync = async (t: E.Tensor): Promise<void> => { await E.tidyAsync(() => E.sum(E.narrow(E.reshape(t, [m * n]), 0, 0, 1)).item()); };
+  const sync = async (t: E.Tensor): Promise<void> => {
+    await E.tidyAsync(() => E.sum(E.narrow(E.reshape(t, [m * n]), 0, 0, 1)).item());
+  };
   const warm = run();
   await sync(warm);
   warm.dispose();
-  const reps = 10, t0 = performance.now();
+  const reps = 10,
+    t0 = performance.now();
   const outs: E.Tensor[] = [];
   for (let i = 0; i < reps; i++) outs.push(run());
   await sync(outs[reps - 1]);
@@ -149,7 +204,20 @@ async function benchMatmul(be: Backend, tile: string, m: number, k: number, n: n
   a.dispose();
   b.dispose();
   forceMatmulTile(null);
-  console.log(JSON.stringify({ bench: 'gpu-matmul', adapter: adapterOf(be), tile, m, k, n, transA, transB, ms: +(s / reps * 1000).toFixed(3), tflops: +(2 * m * n * k * reps / s / 1e12).toFixed(2) }));
+  console.log(
+    JSON.stringify({
+      bench: 'gpu-matmul',
+      adapter: adapterOf(be),
+      tile,
+      m,
+      k,
+      n,
+      transA,
+      transB,
+      ms: +((s / reps) * 1000).toFixed(3),
+      tflops: +((2 * m * n * k * reps) / s / 1e12).toFixed(2),
+    }),
+  );
 }
 
 /** The matmuls of a DPO step at `tokens` rows of width d (MLP 4 d, vocabulary V), and square^3. */
@@ -175,18 +243,24 @@ async function main(): Promise<void> {
   // --vocab / --layers shrink a preset (real widths on a software adapter with a 128 MiB buffer limit).
   const config: Json = { ...known.config };
   if (arg('vocab', '')) config.vocab_size = Number(arg('vocab', ''));
-  if (arg('layers', '')) config[config.model_type === 'gpt2' ? 'n_layer' : 'num_hidden_layers'] = Number(arg('layers', ''));
+  if (arg('layers', ''))
+    config[config.model_type === 'gpt2' ? 'n_layer' : 'num_hidden_layers'] = Number(arg('layers', ''));
   const preset: Preset = { ...known, config };
-  const steps = Number(arg('steps', '5')), warmup = Number(arg('warmup', '2'));
+  const steps = Number(arg('steps', '5')),
+    warmup = Number(arg('warmup', '2'));
   // all: the LM head on every position (what the PyTorch peer does); completion: on completion
   // positions only; shared: also each pair's prompt once for both completions (the trainer's savings).
-  const head = arg('head', 'all'), headOnCompletion = head !== 'all';
-  if (!['all', 'completion', 'shared'].includes(head)) throw new Error(`gpu-dpo: --head must be all, completion or shared, got '${head}'`);
-  const pairs = Number(arg('pairs', String(preset.pairs))), T = Number(arg('T', String(preset.T)));
+  const head = arg('head', 'all'),
+    headOnCompletion = head !== 'all';
+  if (!['all', 'completion', 'shared'].includes(head))
+    throw new Error(`gpu-dpo: --head must be all, completion or shared, got '${head}'`);
+  const pairs = Number(arg('pairs', String(preset.pairs))),
+    T = Number(arg('T', String(preset.T)));
   const prompt = Number(arg('prompt', String(Math.floor(T / 4))));
   const t0 = performance.now();
   if (process.argv.includes('--fast')) {
-    process.env.TSDPO_DAWN_FLAGS = 'enable-dawn-features=allow_unsafe_apis,disable_robustness,disable_workgroup_init;disable-dawn-features=timestamp_quantization';
+    process.env.TSDPO_DAWN_FLAGS =
+      'enable-dawn-features=allow_unsafe_apis,disable_robustness,disable_workgroup_init;disable-dawn-features=timestamp_quantization';
   }
   const be = await initEngine({ device: arg('device', 'webgpu') as DeviceName });
   if (process.argv.includes('--matmul')) {
@@ -200,7 +274,8 @@ async function main(): Promise<void> {
   // With LoRA the reference is the policy with its adapter off: no second model.
   const reference = loraR > 0 ? policy : randomModel(preset.config, be);
   const targets = policy.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
-  const params = loraR > 0 ? newAdapter(policy, { r: loraR, alpha: 2 * loraR, targetModules: targets }).params : trainAll(policy);
+  const params =
+    loraR > 0 ? newAdapter(policy, { r: loraR, alpha: 2 * loraR, targetModules: targets }).params : trainAll(policy);
   const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0.01 });
   const rows = 2 * pairs;
   const batch = batchOf(rows, T, policy.vocabSize, prompt);
@@ -213,18 +288,35 @@ async function main(): Promise<void> {
   const sharedLoss = (): E.Tensor => {
     const ref = E.noGrad(() => E.tidy(() => pairLogpsSharedPrompt(reference, shared, 0).seq));
     const pol = pairLogpsSharedPrompt(policy, shared, 0);
-    return E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    return E.mean(
+      LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), {
+        beta: 0.1,
+        labelSmoothing: 0,
+        simpoGamma: 0,
+      }).losses,
+    );
   };
   const loraLoss = (): E.Tensor => {
     const ref = E.noGrad(() => E.tidy(() => sequenceLogps(policy, batch, { headOnCompletion, adapter: false }).seq));
     const pol = sequenceLogps(policy, batch, { headOnCompletion });
-    return E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    return E.mean(
+      LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, pairs), {
+        beta: 0.1,
+        labelSmoothing: 0,
+        simpoGamma: 0,
+      }).losses,
+    );
   };
   let recordMs = 0; // host time spent recording the step's work (before the loss is read)
   const step = async (): Promise<number> => {
     const r0 = performance.now();
     const loss = E.tidy(() => {
-      const l = head === 'shared' ? sharedLoss() : loraR > 0 ? loraLoss() : batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
+      const l =
+        head === 'shared'
+          ? sharedLoss()
+          : loraR > 0
+            ? loraLoss()
+            : batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
       E.backward(l);
       return l;
     });
@@ -239,29 +331,56 @@ async function main(): Promise<void> {
   let loss = 0;
   for (let i = 0; i < warmup; i++) loss = await step();
   const warmS = (performance.now() - t1) / 1000;
-  const s0 = stats(be), t2 = performance.now();
+  const s0 = stats(be),
+    t2 = performance.now();
   recordMs = 0;
   for (let i = 0; i < steps; i++) loss = await step();
-  const s = (performance.now() - t2) / 1000, s1 = stats(be);
+  const s = (performance.now() - t2) / 1000,
+    s1 = stats(be);
   const headRows = headOnCompletion ? Array.from(batch.completionMask).reduce((x, y) => x + y, 0) - rows : rows * T;
   const bodyTokens = head === 'shared' ? pairs * prompt + rows * (T - prompt) : rows * T;
   const flops = stepFlops(policy, preset.config, bodyTokens, T, headRows, loraR > 0 ? 3 : 4) * steps;
-  console.log(JSON.stringify({
-    bench: 'gpu-dpo', preset: presetName, adapter: adapterOf(be), device: be.name, pairs, T, head, prompt, steps,
-    step_ms: +(s / steps * 1000).toFixed(1), record_ms: +(recordMs / steps).toFixed(1), tokens_per_s: Math.round(rows * T * steps / s), tflops: +(flops / s / 1e12).toFixed(2),
-    loss: +loss.toFixed(5), init_s: +initS.toFixed(1), warmup_s: +warmS.toFixed(1),
-    dispatches_per_step: (s1.dispatches - s0.dispatches) / steps, submits_per_step: (s1.submits - s0.submits) / steps,
-    reads_per_step: (s1.reads - s0.reads) / steps, fast: process.argv.includes('--fast'), tile: tile || 'auto', lora: loraR,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'gpu-dpo',
+      preset: presetName,
+      adapter: adapterOf(be),
+      device: be.name,
+      pairs,
+      T,
+      head,
+      prompt,
+      steps,
+      step_ms: +((s / steps) * 1000).toFixed(1),
+      record_ms: +(recordMs / steps).toFixed(1),
+      tokens_per_s: Math.round((rows * T * steps) / s),
+      tflops: +(flops / s / 1e12).toFixed(2),
+      loss: +loss.toFixed(5),
+      init_s: +initS.toFixed(1),
+      warmup_s: +warmS.toFixed(1),
+      dispatches_per_step: (s1.dispatches - s0.dispatches) / steps,
+      submits_per_step: (s1.submits - s0.submits) / steps,
+      reads_per_step: (s1.reads - s0.reads) / steps,
+      fast: process.argv.includes('--fast'),
+      tile: tile || 'auto',
+      lora: loraR,
+    }),
+  );
   const rt = (be as Partial<WebGpuBackend>).rt;
   if (process.argv.includes('--profile') && rt?.startProfile()) {
     await step();
     const kernels = await rt.stopProfile();
     const total = kernels.reduce((x, k) => x + k.ms, 0);
-    console.log(JSON.stringify({
-      bench: 'gpu-profile', preset: presetName, head, adapter: adapterOf(be), gpu_ms: +total.toFixed(2),
-      kernels: kernels.map((k) => ({ kernel: k.kernel, ms: +k.ms.toFixed(3), count: k.count })),
-    }));
+    console.log(
+      JSON.stringify({
+        bench: 'gpu-profile',
+        preset: presetName,
+        head,
+        adapter: adapterOf(be),
+        gpu_ms: +total.toFixed(2),
+        kernels: kernels.map((k) => ({ kernel: k.kernel, ms: +k.ms.toFixed(3), count: k.count })),
+      }),
+    );
   }
   opt.dispose();
 }

@@ -21,14 +21,29 @@ export function randomFill(rt: KernelRuntime, ptr: number, n: number, amp = 1): 
   for (let i = 0; i < n; i++) f32[(ptr >> 2) + i] = (Math.random() * 2 - 1) * amp;
 }
 
-export interface AttentionShape { B: number; T: number; S: number; H: number; Hkv: number; Dh: number }
+export interface AttentionShape {
+  B: number;
+  T: number;
+  S: number;
+  H: number;
+  Hkv: number;
+  Dh: number;
+}
 
 /** Addresses of q, k, v, dout (random; q and k in [-2, 2)) and of the outputs of a fused attention call; free them with rt.free. */
 export function attentionBuffers(rt: KernelRuntime, { B, T, S, H, Hkv, Dh }: AttentionShape) {
-  const nq = B * T * H * Dh, nk = B * S * Hkv * Dh;
+  const nq = B * T * H * Dh,
+    nk = B * S * Hkv * Dh;
   const p = {
-    q: rt.malloc(nq * 4), k: rt.malloc(nk * 4), v: rt.malloc(nk * 4), out: rt.malloc(nq * 4),
-    lse: rt.malloc(B * H * T * 4), dout: rt.malloc(nq * 4), dq: rt.malloc(nq * 4), dk: rt.malloc(nk * 4), dv: rt.malloc(nk * 4),
+    q: rt.malloc(nq * 4),
+    k: rt.malloc(nk * 4),
+    v: rt.malloc(nk * 4),
+    out: rt.malloc(nq * 4),
+    lse: rt.malloc(B * H * T * 4),
+    dout: rt.malloc(nq * 4),
+    dq: rt.malloc(nq * 4),
+    dk: rt.malloc(nk * 4),
+    dv: rt.malloc(nk * 4),
   };
   randomFill(rt, p.q, nq, 2);
   randomFill(rt, p.k, nk, 2);

@@ -18,18 +18,33 @@ function step(name: string, bytes: number, fn: () => void): void {
   fn();
   const s = (performance.now() - t0) / 1000;
   const m = process.memoryUsage();
-  console.log(JSON.stringify({ bench: 'io', step: name, file_mb: mb(fs.statSync(file).size), seconds: +s.toFixed(3),
-    mb_per_s: Math.round(mb(bytes) / s), rss_mb: mb(m.rss), array_buffers_mb: mb(m.arrayBuffers) }));
+  console.log(
+    JSON.stringify({
+      bench: 'io',
+      step: name,
+      file_mb: mb(fs.statSync(file).size),
+      seconds: +s.toFixed(3),
+      mb_per_s: Math.round(mb(bytes) / s),
+      rss_mb: mb(m.rss),
+      array_buffers_mb: mb(m.arrayBuffers),
+    }),
+  );
 }
 
 try {
   const source = new Float32Array(perTensor).map((_, i) => Math.sin(i));
-  const tensors: TensorToWrite[] = Array.from({ length: count }, (_, i) =>
-    ({ name: `layers.${i}.weight`, dtype: 'BF16', shape: [perTensor / 4096, 4096], data: source }));
+  const tensors: TensorToWrite[] = Array.from({ length: count }, (_, i) => ({
+    name: `layers.${i}.weight`,
+    dtype: 'BF16',
+    shape: [perTensor / 4096, 4096],
+    data: source,
+  }));
   fs.writeFileSync(file, '');
   step('write_bf16_from_f32', count * perTensor * 2, () => writeSafetensors(file, tensors));
   let total = 0;
-  step('read_eager', count * perTensor * 2, () => { total = readSafetensors(file).tensors.size; });
+  step('read_eager', count * perTensor * 2, () => {
+    total = readSafetensors(file).tensors.size;
+  });
   if (total !== count) throw new Error('bench: wrong tensor count');
   step('read_lazy_to_f32_one_at_a_time', count * perTensor * 2, () => {
     for (const t of readSafetensors(file, { lazy: true }).tensors.values()) t.toFloat32();

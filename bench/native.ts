@@ -12,10 +12,15 @@
 import { availableParallelism } from 'node:os';
 import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
 import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
-import { loadNative, nativeAttention, nativeAttentionGrad, nativeLoadError, nativeMatmul } from '../src/backend/cpu/native.js';
+import {
+  loadNative,
+  nativeAttention,
+  nativeAttentionGrad,
+  nativeLoadError,
+  nativeMatmul,
+} from '../src/backend/cpu/native.js';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { attentionBuffers, randomFill, time } from './helpers.js';
-
 
 const addon = await loadNative();
 if (addon === null) {
@@ -32,9 +37,15 @@ const kernel = addon.info().kernel;
 
 /** GFLOP/s of C = op(A) op(B) at m x k x n for nn, nt (x W^T) and tn (A^T dC) layouts. */
 function benchMatmul(rt: KernelRuntime, shapes: number[][]): void {
-  const layouts: [string, 0 | 1, 0 | 1][] = [['nn', 0, 0], ['nt', 0, 1], ['tn', 1, 0]];
+  const layouts: [string, 0 | 1, 0 | 1][] = [
+    ['nn', 0, 0],
+    ['nt', 0, 1],
+    ['tn', 1, 0],
+  ];
   for (const [m, k, n] of shapes) {
-    const a = rt.malloc(m * k * 4), b = rt.malloc(k * n * 4), c = rt.malloc(m * n * 4);
+    const a = rt.malloc(m * k * 4),
+      b = rt.malloc(k * n * 4),
+      c = rt.malloc(m * n * 4);
     randomFill(rt, a, m * k);
     randomFill(rt, b, k * n);
     for (const [trans, transA, transB] of layouts) {
@@ -42,38 +53,80 @@ function benchMatmul(rt: KernelRuntime, shapes: number[][]): void {
       const impls: [string, () => void][] = [['native', () => nativeMatmul(rt, args)]];
       if (withWasm) impls.push(['wasm', () => matmulF32(rt, args)]);
       for (const [impl, run] of impls) {
-        const { best, median } = time(run, 3, 10), flops = 2 * m * n * k;
-        console.log(JSON.stringify({
-          bench: 'matmul', impl, m, k, n, threads: rt.threads, trans, gflops: +(flops / best / 1e9).toFixed(2),
-          median_gflops: +(flops / median / 1e9).toFixed(2), ...(impl === 'native' ? { kernel } : { relaxed: rt.relaxed }),
-        }));
+        const { best, median } = time(run, 3, 10),
+          flops = 2 * m * n * k;
+        console.log(
+          JSON.stringify({
+            bench: 'matmul',
+            impl,
+            m,
+            k,
+            n,
+            threads: rt.threads,
+            trans,
+            gflops: +(flops / best / 1e9).toFixed(2),
+            median_gflops: +(flops / median / 1e9).toFixed(2),
+            ...(impl === 'native' ? { kernel } : { relaxed: rt.relaxed }),
+          }),
+        );
       }
     }
-    rt.free(a); rt.free(b); rt.free(c);
+    rt.free(a);
+    rt.free(b);
+    rt.free(c);
   }
 }
 
-interface Shape { preset: string; B: number; T: number; S: number; H: number; Hkv: number; Dh: number }
+interface Shape {
+  preset: string;
+  B: number;
+  T: number;
+  S: number;
+  H: number;
+  Hkv: number;
+  Dh: number;
+}
 
 function benchAttention(rt: KernelRuntime, { preset, ...shape }: Shape): void {
   const { B, T, S, H, Dh } = shape;
   const p = attentionBuffers(rt, shape);
-  const args = { ...p, mask: 0, ...shape, causal: true, scale: 1 / Math.sqrt(Dh) }, base = B * H * T * S * Dh;
-  const impls: [string, () => void, () => void][] = [['native', () => nativeAttention(rt, args), () => nativeAttentionGrad(rt, args)]];
+  const args = { ...p, mask: 0, ...shape, causal: true, scale: 1 / Math.sqrt(Dh) },
+    base = B * H * T * S * Dh;
+  const impls: [string, () => void, () => void][] = [
+    ['native', () => nativeAttention(rt, args), () => nativeAttentionGrad(rt, args)],
+  ];
   if (withWasm) impls.push(['wasm', () => attentionF32(rt, args), () => attentionGradF32(rt, args)]);
   for (const [impl, fwd, bwd] of impls) {
-    for (const [bench, run, flops] of [['attention', fwd, 4 * base], ['attention_grad', bwd, 10 * base]] as const) {
+    for (const [bench, run, flops] of [
+      ['attention', fwd, 4 * base],
+      ['attention_grad', bwd, 10 * base],
+    ] as const) {
       const t = time(run, 3, 20);
-      console.log(JSON.stringify({
-        bench, impl, preset, ...shape, causal: true, threads: rt.threads, ms: +(t.best * 1e3).toFixed(3),
-        median_ms: +(t.median * 1e3).toFixed(3), gflops: +(flops / t.best / 1e9).toFixed(2), flops: 'non-causal count',
-      }));
+      console.log(
+        JSON.stringify({
+          bench,
+          impl,
+          preset,
+          ...shape,
+          causal: true,
+          threads: rt.threads,
+          ms: +(t.best * 1e3).toFixed(3),
+          median_ms: +(t.median * 1e3).toFixed(3),
+          gflops: +(flops / t.best / 1e9).toFixed(2),
+          flops: 'non-causal count',
+        }),
+      );
     }
   }
   for (const ptr of Object.values(p)) rt.free(ptr);
 }
 
-const shapes = option('shapes')?.split(',').map((s) => s.split('x').map(Number)) ?? [[1024, 1024, 1024], [512, 768, 3072]];
+const shapes = option('shapes')
+  ?.split(',')
+  .map((s) => s.split('x').map(Number)) ?? [
+  [1024, 1024, 1024],
+  [512, 768, 3072],
+];
 const attentionShapes: Shape[] = [
   { preset: 'small', B: 8, T: 128, S: 128, H: 8, Hkv: 8, Dh: 32 },
   { preset: 'gpt2', B: 4, T: 128, S: 128, H: 12, Hkv: 12, Dh: 64 },

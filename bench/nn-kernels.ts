@@ -14,7 +14,13 @@ import { rope } from '../src/backend/cpu/fast/rope.js';
 import * as sm from '../src/backend/cpu/fast/softmax.js';
 import { unary, unaryGrad } from '../src/backend/cpu/fast/unary.js';
 
-const N = 1024, C = 768, F = 3072, V = 50257, NV = 512, H = 12, Dh = 64;
+const N = 1024,
+  C = 768,
+  F = 3072,
+  V = 50257,
+  NV = 512,
+  H = 12,
+  Dh = 64;
 
 interface Case {
   name: string;
@@ -34,40 +40,143 @@ function fill(rt: KernelRuntime, n: number, f: (i: number) => number): number {
 
 function cases(rt: KernelRuntime): Case[] {
   const r = (n: number, s = 1): number => fill(rt, n, () => (Math.random() - 0.5) * 2 * s);
-  const x = r(N * F, 3), dy = r(N * F), out = r(N * F);
-  const xc = r(N * C), w = r(C), b = r(C), mean = r(N), rstd = fill(rt, N, () => 1), dw = r(C), db = r(C);
-  const logits = r(NV * V, 3), dlogits = r(NV * V), tg = rt.malloc(NV * 4), lp = r(NV), dlp = r(NV);
-  rt.heap().i32.set(Array.from({ length: NV }, () => Math.floor(Math.random() * V)), tg / 4);
-  const wte = r(V * C), ids = rt.malloc(N * 4), dwte = r(V * C);
-  rt.heap().i32.set(Array.from({ length: N }, () => Math.floor(Math.random() * V)), ids / 4);
-  const cos = r(N * Dh / 2), sin = r(N * Dh / 2);
-  const p = r(N * F), g = r(N * F), m = r(N * F), v = fill(rt, N * F, () => 1), sq = rt.malloc(8 * 64);
-  const NF = N * F, NC = N * C;
+  const x = r(N * F, 3),
+    dy = r(N * F),
+    out = r(N * F);
+  const xc = r(N * C),
+    w = r(C),
+    b = r(C),
+    mean = r(N),
+    rstd = fill(rt, N, () => 1),
+    dw = r(C),
+    db = r(C);
+  const logits = r(NV * V, 3),
+    dlogits = r(NV * V),
+    tg = rt.malloc(NV * 4),
+    lp = r(NV),
+    dlp = r(NV);
+  rt.heap().i32.set(
+    Array.from({ length: NV }, () => Math.floor(Math.random() * V)),
+    tg / 4,
+  );
+  const wte = r(V * C),
+    ids = rt.malloc(N * 4),
+    dwte = r(V * C);
+  rt.heap().i32.set(
+    Array.from({ length: N }, () => Math.floor(Math.random() * V)),
+    ids / 4,
+  );
+  const cos = r((N * Dh) / 2),
+    sin = r((N * Dh) / 2);
+  const p = r(N * F),
+    g = r(N * F),
+    m = r(N * F),
+    v = fill(rt, N * F, () => 1),
+    sq = rt.malloc(8 * 64);
+  const NF = N * F,
+    NC = N * C;
   return [
     { name: 'gelu_tanh [1024, 3072]', elems: NF, bytes: 8 * NF, run: () => unary(rt, 'gelu_tanh', x, out, NF) },
-    { name: 'gelu_tanh_grad [1024, 3072]', elems: NF, bytes: 12 * NF, run: () => unaryGrad(rt, 'gelu_tanh', x, dy, out, NF) },
+    {
+      name: 'gelu_tanh_grad [1024, 3072]',
+      elems: NF,
+      bytes: 12 * NF,
+      run: () => unaryGrad(rt, 'gelu_tanh', x, dy, out, NF),
+    },
     { name: 'gelu_erf [1024, 3072]', elems: NF, bytes: 8 * NF, run: () => unary(rt, 'gelu_erf', x, out, NF) },
     { name: 'silu [1024, 3072]', elems: NF, bytes: 8 * NF, run: () => unary(rt, 'silu', x, out, NF) },
     { name: 'exp [1024, 3072]', elems: NF, bytes: 8 * NF, run: () => unary(rt, 'exp', x, out, NF) },
-    { name: 'add [1024, 3072]', elems: NF, bytes: 12 * NF, run: () => ew.binary(rt, 'add', x, dy, out, 2, [N, F, F, 1, F, 1]) },
-    { name: 'add bias [1024, 3072] + [3072]', elems: NF, bytes: 8 * NF, run: () => ew.binary(rt, 'add', x, dy, out, 2, [N, F, F, 1, 0, 1]) },
-    { name: 'mul [1024, 768]', elems: NC, bytes: 12 * NC, run: () => ew.binary(rt, 'mul', xc, dy, out, 2, [N, C, C, 1, C, 1]) },
-    { name: 'copy_strided [8, 128, 12, 64] -> [8, 12, 128, 64]', elems: NC, bytes: 8 * NC,
-      run: () => copyStrided(rt, xc, out, 4, [8, H, 128, Dh, 128 * C, Dh, C, 1, H * 128 * Dh, 128 * Dh, Dh, 1]) },
-    { name: 'reduce sum [1024, 768] -> [768]', elems: NC, bytes: 4 * NC, run: () => reduce(rt, 'sum', xc, out, 1, N, C) },
-    { name: 'layernorm [1024, 768]', elems: NC, bytes: 8 * NC, run: () => norm.layernorm(rt, xc, w, b, out, mean, rstd, N, C, 1e-5) },
-    { name: 'layernorm_grad [1024, 768]', elems: NC, bytes: 12 * NC, run: () => norm.layernormGrad(rt, xc, w, mean, rstd, dy, out, N, C) },
-    { name: 'layernorm_wgrad [1024, 768]', elems: NC, bytes: 8 * NC, run: () => norm.layernormWgrad(rt, xc, mean, rstd, dy, dw, db, N, C) },
-    { name: 'rmsnorm [1024, 768]', elems: NC, bytes: 8 * NC, run: () => norm.rmsnorm(rt, xc, w, out, rstd, N, C, 1e-5, 0) },
+    {
+      name: 'add [1024, 3072]',
+      elems: NF,
+      bytes: 12 * NF,
+      run: () => ew.binary(rt, 'add', x, dy, out, 2, [N, F, F, 1, F, 1]),
+    },
+    {
+      name: 'add bias [1024, 3072] + [3072]',
+      elems: NF,
+      bytes: 8 * NF,
+      run: () => ew.binary(rt, 'add', x, dy, out, 2, [N, F, F, 1, 0, 1]),
+    },
+    {
+      name: 'mul [1024, 768]',
+      elems: NC,
+      bytes: 12 * NC,
+      run: () => ew.binary(rt, 'mul', xc, dy, out, 2, [N, C, C, 1, C, 1]),
+    },
+    {
+      name: 'copy_strided [8, 128, 12, 64] -> [8, 12, 128, 64]',
+      elems: NC,
+      bytes: 8 * NC,
+      run: () => copyStrided(rt, xc, out, 4, [8, H, 128, Dh, 128 * C, Dh, C, 1, H * 128 * Dh, 128 * Dh, Dh, 1]),
+    },
+    {
+      name: 'reduce sum [1024, 768] -> [768]',
+      elems: NC,
+      bytes: 4 * NC,
+      run: () => reduce(rt, 'sum', xc, out, 1, N, C),
+    },
+    {
+      name: 'layernorm [1024, 768]',
+      elems: NC,
+      bytes: 8 * NC,
+      run: () => norm.layernorm(rt, xc, w, b, out, mean, rstd, N, C, 1e-5),
+    },
+    {
+      name: 'layernorm_grad [1024, 768]',
+      elems: NC,
+      bytes: 12 * NC,
+      run: () => norm.layernormGrad(rt, xc, w, mean, rstd, dy, out, N, C),
+    },
+    {
+      name: 'layernorm_wgrad [1024, 768]',
+      elems: NC,
+      bytes: 8 * NC,
+      run: () => norm.layernormWgrad(rt, xc, mean, rstd, dy, dw, db, N, C),
+    },
+    {
+      name: 'rmsnorm [1024, 768]',
+      elems: NC,
+      bytes: 8 * NC,
+      run: () => norm.rmsnorm(rt, xc, w, out, rstd, N, C, 1e-5, 0),
+    },
     { name: 'softmax [1024, 768]', elems: NC, bytes: 8 * NC, run: () => sm.softmax(rt, xc, out, N, C) },
-    { name: 'logsoftmax_gather [512, 50257]', elems: NV * V, bytes: 4 * NV * V, run: () => sm.logsoftmaxGather(rt, logits, tg, lp, NV, V) },
-    { name: 'logsoftmax_gather_grad [512, 50257]', elems: NV * V, bytes: 8 * NV * V,
-      run: () => sm.logsoftmaxGatherGrad(rt, logits, tg, dlp, dlogits, NV, V) },
-    { name: 'embedding [1024] of [50257, 768]', elems: NC, bytes: 8 * NC, run: () => embedding(rt, wte, ids, out, N, C, V) },
-    { name: 'embedding_grad [1024, 768]', elems: NC, bytes: 12 * NC, run: () => embeddingGrad(rt, dy, ids, dwte, N, C, V) },
-    { name: 'rope [1, 1024, 12, 64]', elems: NC, bytes: 8 * NC, run: () => rope(rt, xc, cos, sin, out, 1, N, H, Dh, Dh, 1) },
-    { name: 'adamw 3.1M params', elems: NF, bytes: 28 * NF,
-      run: () => optim.adamw(rt, p, g, m, v, NF, 1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.001) },
+    {
+      name: 'logsoftmax_gather [512, 50257]',
+      elems: NV * V,
+      bytes: 4 * NV * V,
+      run: () => sm.logsoftmaxGather(rt, logits, tg, lp, NV, V),
+    },
+    {
+      name: 'logsoftmax_gather_grad [512, 50257]',
+      elems: NV * V,
+      bytes: 8 * NV * V,
+      run: () => sm.logsoftmaxGatherGrad(rt, logits, tg, dlp, dlogits, NV, V),
+    },
+    {
+      name: 'embedding [1024] of [50257, 768]',
+      elems: NC,
+      bytes: 8 * NC,
+      run: () => embedding(rt, wte, ids, out, N, C, V),
+    },
+    {
+      name: 'embedding_grad [1024, 768]',
+      elems: NC,
+      bytes: 12 * NC,
+      run: () => embeddingGrad(rt, dy, ids, dwte, N, C, V),
+    },
+    {
+      name: 'rope [1, 1024, 12, 64]',
+      elems: NC,
+      bytes: 8 * NC,
+      run: () => rope(rt, xc, cos, sin, out, 1, N, H, Dh, Dh, 1),
+    },
+    {
+      name: 'adamw 3.1M params',
+      elems: NF,
+      bytes: 28 * NF,
+      run: () => optim.adamw(rt, p, g, m, v, NF, 1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.001),
+    },
     { name: 'sumsq 3.1M', elems: NF, bytes: 4 * NF, run: () => optim.sumsq(rt, g, NF, sq) },
   ];
 }
@@ -90,10 +199,17 @@ for (const threads of [1, 2]) {
     }
     // the fastest call is the one least disturbed by other processes on a shared machine
     const ms = Math.min(...times);
-    console.log(JSON.stringify({
-      kernel: c.name, threads, relaxed: rt.relaxed, ms: +ms.toFixed(3), medianMs: +median(times).toFixed(3),
-      GBps: +(c.bytes / ms / 1e6).toFixed(2), Melems: +(c.elems / ms / 1e3).toFixed(1),
-    }));
+    console.log(
+      JSON.stringify({
+        kernel: c.name,
+        threads,
+        relaxed: rt.relaxed,
+        ms: +ms.toFixed(3),
+        medianMs: +median(times).toFixed(3),
+        GBps: +(c.bytes / ms / 1e6).toFixed(2),
+        Melems: +(c.elems / ms / 1e3).toFixed(1),
+      }),
+    );
   }
   await rt.close();
 }

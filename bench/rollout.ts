@@ -17,4 +17,14 @@ const t0 = performance.now();
 const g = await generate(model, prompts, { maxNewTokens: N, doSample: true, temperature: 1, rng: new Rng(1) });
 const secs = (performance.now() - t0) / 1000;
 const tokens = g.tokens.reduce((a, t) => a + t.length, 0);
-console.log(JSON.stringify({ engine: 'tsdpo generate (cpu)', B, N, threads, tokens, seconds: Number(secs.toFixed(3)), tokens_per_second: Math.round(tokens / secs) }));
+console.log(
+  JSON.stringify({
+    engine: 'tsdpo generate (cpu)',
+    B,
+    N,
+    threads,
+    tokens,
+    seconds: Number(secs.toFixed(3)),
+    tokens_per_second: Math.round(tokens / secs),
+  }),
+);

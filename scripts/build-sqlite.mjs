@@ -10,25 +10,42 @@ import { dirname, join, resolve } from 'node:path';
 
 const require = createRequire(import.meta.url);
 const say = (what) => console.log(`tsdpo: ${what}`);
-const loads = () => spawnSync(process.execPath, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], { cwd: join(dirname(new URL(import.meta.url).pathname), '..') }).status === 0;
+const loads = () =>
+  spawnSync(process.execPath, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], {
+    cwd: join(dirname(new URL(import.meta.url).pathname), '..'),
+  }).status === 0;
 
 let pkg;
-try { pkg = dirname(require.resolve('better-sqlite3/package.json')); } catch { process.exit(0); } // not installed (production subset)
+try {
+  pkg = dirname(require.resolve('better-sqlite3/package.json'));
+} catch {
+  process.exit(0);
+} // not installed (production subset)
 if (loads()) process.exit(0);
 
-const nodedir = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')]
-  .find((d) => d && existsSync(join(d, 'include', 'node', 'node_api.h')));
+const nodedir = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..')].find(
+  (d) => d && existsSync(join(d, 'include', 'node', 'node_api.h')),
+);
 const gyp = [
   process.env.npm_config_node_gyp,
   join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
 ].find((p) => p && existsSync(p));
 if (!nodedir || !gyp) {
-  say(`better-sqlite3 not built (${!nodedir ? 'no Node headers next to this node' : 'node-gyp not found'}); tsdpo studio will not start`);
+  say(
+    `better-sqlite3 not built (${!nodedir ? 'no Node headers next to this node' : 'node-gyp not found'}); tsdpo studio will not start`,
+  );
   process.exit(0);
 }
 say('building better-sqlite3 from source (SQLite, about a minute)');
 const r = spawnSync(process.execPath, [gyp, 'rebuild', '--release', `--nodedir=${nodedir}`, '--jobs', 'max'], {
-  cwd: pkg, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 900_000, env: { ...process.env, npm_config_nodedir: nodedir },
+  cwd: pkg,
+  stdio: ['ignore', 'ignore', 'pipe'],
+  encoding: 'utf8',
+  timeout: 900_000,
+  env: { ...process.env, npm_config_nodedir: nodedir },
 });
-if (r.status !== 0 || !loads()) say(`better-sqlite3 not built: ${(r.stderr ?? '').split('\n').find((l) => /error/i.test(l)) ?? `node-gyp exited with ${r.status}`}; tsdpo studio will not start`);
+if (r.status !== 0 || !loads())
+  say(
+    `better-sqlite3 not built: ${(r.stderr ?? '').split('\n').find((l) => /error/i.test(l)) ?? `node-gyp exited with ${r.status}`}; tsdpo studio will not start`,
+  );
 else say('better-sqlite3 built');

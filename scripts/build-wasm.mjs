@@ -20,7 +20,11 @@ mkdirSync(outDir, { recursive: true });
 // after this script). A file is rewritten only when its text changes.
 {
   const bundle = await build({
-    entryPoints: [join(root, 'src/backend/cpu/elementwise-codegen.ts')], bundle: true, format: 'esm', platform: 'neutral', write: false,
+    entryPoints: [join(root, 'src/backend/cpu/elementwise-codegen.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    write: false,
   });
   const url = `data:text/javascript;base64,${Buffer.from(bundle.outputFiles[0].text).toString('base64')}`;
   for (const [name, text] of Object.entries((await import(url)).generatedAssembly())) {
@@ -30,10 +34,26 @@ mkdirSync(outDir, { recursive: true });
 }
 
 const common = [
-  entry, '-O3', '--noAssert', '--runtime', 'stub', '--enable', 'simd', '--enable', 'threads',
-  '--importMemory', '--sharedMemory', '--initialMemory', '32', '--maximumMemory', '65536',
+  entry,
+  '-O3',
+  '--noAssert',
+  '--runtime',
+  'stub',
+  '--enable',
+  'simd',
+  '--enable',
+  'threads',
+  '--importMemory',
+  '--sharedMemory',
+  '--initialMemory',
+  '32',
+  '--maximumMemory',
+  '65536',
   // Static data of the module lives in the first 1 MiB; the JS allocator hands out memory above it.
 ];
-for (const [name, extra] of [['kernels-simd', []], ['kernels-relaxed', ['--enable', 'relaxed-simd']]]) {
+for (const [name, extra] of [
+  ['kernels-simd', []],
+  ['kernels-relaxed', ['--enable', 'relaxed-simd']],
+]) {
   execFileSync(process.execPath, [asc, ...common, ...extra, '-o', join(outDir, `${name}.wasm`)], { stdio: 'inherit' });
 }

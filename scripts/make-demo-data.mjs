@@ -26,16 +26,34 @@ const data = writeDemoData(outDir, {
   modelMaxLength: Number(values['max-length']),
 });
 const chars = (docs) => docs.reduce((n, d) => n + d.text.length, 0);
-console.log(JSON.stringify({
-  outDir,
-  seconds: (Date.now() - t0) / 1000,
-  trainDocs: data.corpus.train.length, trainChars: chars(data.corpus.train),
-  heldOutDocs: data.corpus.heldOut.length, heldOutChars: chars(data.corpus.heldOut),
-  vocabSize: data.bpe.vocab.length, bytesPerToken: data.bytesPerToken,
-}));
+console.log(
+  JSON.stringify({
+    outDir,
+    seconds: (Date.now() - t0) / 1000,
+    trainDocs: data.corpus.train.length,
+    trainChars: chars(data.corpus.train),
+    heldOutDocs: data.corpus.heldOut.length,
+    heldOutChars: chars(data.corpus.heldOut),
+    vocabSize: data.bpe.vocab.length,
+    bytesPerToken: data.bytesPerToken,
+  }),
+);
 if (values.rows) {
   for (const s of data.corpus.sources) {
-    console.log(`| ${[s.id, `${s.pkg}@${s.version}`, s.file, s.what, s.packageLicence, s.textLicence,
-      s.docs, s.sentences, s.chars, s.heldOutDocs, s.repeat].join(' | ')} |`);
+    console.log(
+      `| ${[
+        s.id,
+        `${s.pkg}@${s.version}`,
+        s.file,
+        s.what,
+        s.packageLicence,
+        s.textLicence,
+        s.docs,
+        s.sentences,
+        s.chars,
+        s.heldOutDocs,
+        s.repeat,
+      ].join(' | ')} |`,
+    );
   }
 }

@@ -32,8 +32,9 @@ export function cpuBackend(opts: EngineOptions = {}): Promise<CpuBackend> {
   const key = `${opts.threads ?? 0}/${opts.fast ?? true}/${native}`;
   if (cpu === null || key !== cpuKey) {
     cpuKey = key;
-    cpu = Promise.all([KernelRuntime.create({ threads: opts.threads }), native ? loadNative() : null])
-      .then(([rt, addon]) => new CpuBackend(rt, { fast: opts.fast, native: addon !== null }));
+    cpu = Promise.all([KernelRuntime.create({ threads: opts.threads }), native ? loadNative() : null]).then(
+      ([rt, addon]) => new CpuBackend(rt, { fast: opts.fast, native: addon !== null }),
+    );
   }
   return cpu;
 }
@@ -56,10 +57,13 @@ export async function webgpuBackend(allowFallback = true): Promise<WebGpuBackend
   if (gpu === null) {
     const made = WebGpuBackend.create({ allowFallback });
     gpu = made;
-    made.catch(() => { if (gpu === made) gpu = null; });
+    made.catch(() => {
+      if (gpu === made) gpu = null;
+    });
   }
   const b = await gpu;
-  if (b.fallbackAdapter && !allowFallback) throw new Error(`webgpu: the only WebGPU adapter, ${b.adapter}, runs on the CPU`);
+  if (b.fallbackAdapter && !allowFallback)
+    throw new Error(`webgpu: the only WebGPU adapter, ${b.adapter}, runs on the CPU`);
   return b;
 }
 

@@ -9,7 +9,15 @@ export { loadTokenizer } from './tokenizer/load.js';
 export { loadPreferenceDataset } from './data/pipeline.js';
 export { loadSftDataset } from './data/sft.js';
 export { loadUnpairedDataset } from './data/unpaired.js';
-export { runTraining, runConfig, RUN_METHODS, type RunMethod, type RunConfigs, type RunSummary, type RunTrainingOptions } from './api/run.js';
+export {
+  runTraining,
+  runConfig,
+  RUN_METHODS,
+  type RunMethod,
+  type RunConfigs,
+  type RunSummary,
+  type RunTrainingOptions,
+} from './api/run.js';
 export { loadReward, readPrompts } from './api/prompts.js';
 /** The demo's reward: sigmoid(AFINN sentiment score / 2) of a completion, in (0, 1). */
 export { reward as sentimentReward } from './eval/reward.js';

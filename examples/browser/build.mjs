@@ -10,7 +10,15 @@ const out = here('./out/');
 mkdirSync(out, { recursive: true });
 // Node-only modules (file reading and writing) are in the graph but stubbed by package.json's "browser"
 // field; esbuild warns about each of their imports, which the browser entry never calls.
-const common = { bundle: true, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'warning', logOverride: { 'import-is-undefined': 'silent', 'empty-glob': 'silent' } };
+const common = {
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  logLevel: 'warning',
+  logOverride: { 'import-is-undefined': 'silent', 'empty-glob': 'silent' },
+};
 await build({ ...common, entryPoints: [here('./dpo-worker.mjs')], outfile: `${out}dpo-worker.js` });
 await build({ ...common, entryPoints: [here('../../dist/src/backend/cpu/worker.js')], outfile: `${out}worker.js` });
-for (const f of ['kernels-relaxed.wasm', 'kernels-simd.wasm']) copyFileSync(here(`../../dist/src/backend/cpu/${f}`), `${out}${f}`);
+for (const f of ['kernels-relaxed.wasm', 'kernels-simd.wasm'])
+  copyFileSync(here(`../../dist/src/backend/cpu/${f}`), `${out}${f}`);

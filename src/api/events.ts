@@ -27,8 +27,14 @@ export class Run<E, R> implements AsyncIterable<E>, PromiseLike<R> {
   /** Starts `job`, which reports through the `emit` it is given. */
   constructor(job: (emit: (e: E) => void) => Promise<R>) {
     this.done = job((e) => this.push(e)).then(
-      (r) => { this.end(null); return r; },
-      (err) => { this.end(err ?? new Error('run failed')); throw err; },
+      (r) => {
+        this.end(null);
+        return r;
+      },
+      (err) => {
+        this.end(err ?? new Error('run failed'));
+        throw err;
+      },
     );
     this.done.catch(() => {}); // reported through the iterator or whoever awaits `done`
   }
@@ -39,7 +45,10 @@ export class Run<E, R> implements AsyncIterable<E>, PromiseLike<R> {
     return this;
   }
 
-  then<A = R, B = never>(ok?: ((r: R) => A | PromiseLike<A>) | null, fail?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+  then<A = R, B = never>(
+    ok?: ((r: R) => A | PromiseLike<A>) | null,
+    fail?: ((e: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
     return this.done.then(ok, fail);
   }
 
@@ -54,7 +63,9 @@ export class Run<E, R> implements AsyncIterable<E>, PromiseLike<R> {
         if (this.failure !== null) throw this.failure;
         return;
       }
-      await new Promise<void>((r) => { this.wake = r; });
+      await new Promise<void>((r) => {
+        this.wake = r;
+      });
     }
   }
 

@@ -23,9 +23,10 @@ export type FileSet = Record<string, FileData> | Iterable<File>;
 
 /** The files of a FileSet as bytes by file name; `label` names the set in errors. */
 export async function readFileSet(files: FileSet, label = 'files'): Promise<FolderBytes> {
-  const entries: [string, FileData][] = Symbol.iterator in files
-    ? [...(files as Iterable<File>)].map((f) => [f.name, f])
-    : Object.entries(files as Record<string, FileData>);
+  const entries: [string, FileData][] =
+    Symbol.iterator in files
+      ? [...(files as Iterable<File>)].map((f) => [f.name, f])
+      : Object.entries(files as Record<string, FileData>);
   const map = new Map<string, Uint8Array>();
   for (const [path, data] of entries) {
     const name = path.split('/').pop()!;
@@ -43,7 +44,10 @@ async function bytesOf(d: FileData): Promise<Uint8Array> {
 
 /** A folder's files in memory; errors name the folder's label and the file. */
 export class FolderBytes {
-  constructor(readonly files: ReadonlyMap<string, Uint8Array>, readonly label: string) {}
+  constructor(
+    readonly files: ReadonlyMap<string, Uint8Array>,
+    readonly label: string,
+  ) {}
 
   /** Whether the set holds `name`. */
   has(name: string): boolean {
@@ -53,7 +57,8 @@ export class FolderBytes {
   /** The bytes of `name`; an error naming the set and its files when absent. */
   bytes(name: string): Uint8Array {
     const b = this.files.get(name);
-    if (!b) throw new Error(`${this.label}: no ${name} (given: ${[...this.files.keys()].sort().join(', ') || 'nothing'})`);
+    if (!b)
+      throw new Error(`${this.label}: no ${name} (given: ${[...this.files.keys()].sort().join(', ') || 'nothing'})`);
     return b;
   }
 
@@ -73,7 +78,8 @@ export class FolderBytes {
     } catch (e) {
       throw new Error(`${this.label}: ${name} is not valid JSON (${(e as Error).message})`);
     }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${this.label}: ${name} should hold a JSON object`);
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+      throw new Error(`${this.label}: ${name} should hold a JSON object`);
     return v as Json;
   }
 
@@ -85,13 +91,16 @@ export class FolderBytes {
 
 /** Reads a set of files once, or passes an already-read set through. */
 const folder = async (files: FileSet | FolderBytes, label: string): Promise<FolderBytes> =>
-  (files instanceof FolderBytes ? files : readFileSet(files, label));
+  files instanceof FolderBytes ? files : readFileSet(files, label);
 
 /**
  * A causal LM from the files of a Hugging Face model folder: config.json and model.safetensors, or
  * model.safetensors.index.json and its shards. Every tensor is checked against config.json.
  */
-export async function modelFromFiles(files: FileSet | FolderBytes, opts: { label?: string; backend?: Backend } = {}): Promise<CausalLM> {
+export async function modelFromFiles(
+  files: FileSet | FolderBytes,
+  opts: { label?: string; backend?: Backend } = {},
+): Promise<CausalLM> {
   const f = await folder(files, opts.label ?? 'model files');
   const config = f.json('config.json');
   let tensors: Map<string, RawTensor>;
@@ -100,20 +109,28 @@ export async function modelFromFiles(files: FileSet | FolderBytes, opts: { label
     const map = f.json('model.safetensors.index.json').weight_map;
     if (!map || typeof map !== 'object') throw new Error(`${f.label}: model.safetensors.index.json has no weight_map`);
     tensors = new Map();
-    for (const shard of new Set(Object.values(map as Record<string, string>))) for (const [k, t] of f.tensors(shard)) tensors.set(k, t);
+    for (const shard of new Set(Object.values(map as Record<string, string>)))
+      for (const [k, t] of f.tensors(shard)) tensors.set(k, t);
   } else {
-    throw new Error(`${f.label}: expected model.safetensors or model.safetensors.index.json (given: ${[...f.files.keys()].sort().join(', ')})`);
+    throw new Error(
+      `${f.label}: expected model.safetensors or model.safetensors.index.json (given: ${[...f.files.keys()].sort().join(', ')})`,
+    );
   }
   return buildModel(config, tensors, f.label, opts.backend);
 }
 
 /** The tokenizer of a Hugging Face model folder's files (tokenizer.json, and the config files beside it). */
-export async function tokenizerFromFiles(files: FileSet | FolderBytes, opts: { label?: string } = {}): Promise<TextTokenizer> {
+export async function tokenizerFromFiles(
+  files: FileSet | FolderBytes,
+  opts: { label?: string } = {},
+): Promise<TextTokenizer> {
   const f = await folder(files, opts.label ?? 'tokenizer files');
-  if (!f.has('tokenizer.json')) throw new Error(`${f.label}: no tokenizer.json (tsdpo reads Hugging Face fast tokenizers)`);
+  if (!f.has('tokenizer.json'))
+    throw new Error(`${f.label}: no tokenizer.json (tsdpo reads Hugging Face fast tokenizers)`);
   let chatTemplateFile: string | null = null;
   if (f.has('chat_template.jinja')) chatTemplateFile = f.text('chat_template.jinja');
-  else if (typeof f.json('chat_template.json', true)?.chat_template === 'string') chatTemplateFile = f.json('chat_template.json').chat_template as string;
+  else if (typeof f.json('chat_template.json', true)?.chat_template === 'string')
+    chatTemplateFile = f.json('chat_template.json').chat_template as string;
   return createTokenizer({
     tokenizerJson: f.json('tokenizer.json'),
     tokenizerConfig: f.json('tokenizer_config.json', true),
@@ -126,8 +143,17 @@ export async function tokenizerFromFiles(files: FileSet | FolderBytes, opts: { l
 }
 
 /** Attaches a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) to `model`. */
-export async function adapterFromFiles(model: CausalLM, files: FileSet | FolderBytes, opts: { label?: string } = {}): Promise<AdapterInfo> {
+export async function adapterFromFiles(
+  model: CausalLM,
+  files: FileSet | FolderBytes,
+  opts: { label?: string } = {},
+): Promise<AdapterInfo> {
   const f = await folder(files, opts.label ?? 'adapter files');
-  const adapter = peftAdapterFrom(f.label, f.json('adapter_config.json'), f.tensors('adapter_model.safetensors'), `${f.label}/adapter_model.safetensors`);
+  const adapter = peftAdapterFrom(
+    f.label,
+    f.json('adapter_config.json'),
+    f.tensors('adapter_model.safetensors'),
+    `${f.label}/adapter_model.safetensors`,
+  );
   return attachPeftAdapter(model, adapter, f.label);
 }

@@ -4,7 +4,15 @@
 // metrics.jsonl, checkpoints and the trained model (or adapter).
 import { GRPO_OPTIONS, RLOO_OPTIONS, type GrpoConfig, type RlooConfig } from '../rl/grpo-config.js';
 import { runGrpo, runRloo } from '../rl/grpo-run.js';
-import { coerce, defaultsOf, DPO_SPECS, SFT_SPECS, type DpoConfig, type OptionSpec, type SftConfig } from '../train/config.js';
+import {
+  coerce,
+  defaultsOf,
+  DPO_SPECS,
+  SFT_SPECS,
+  type DpoConfig,
+  type OptionSpec,
+  type SftConfig,
+} from '../train/config.js';
 import { KTO_SPECS, type KtoConfig } from '../train/kto.js';
 import { runKto } from '../train/kto-run.js';
 import { rewardConfig, REWARD_SPECS, type RewardConfig } from '../train/reward-config.js';
@@ -16,7 +24,12 @@ export type { RunSummary } from '../train/run.js';
 
 /** The methods `runTraining` runs, each with its option table (TRL's names, types, defaults, help). */
 export const RUN_METHODS: { readonly [M in RunMethod]: Readonly<Record<string, OptionSpec>> } = {
-  dpo: DPO_SPECS, sft: SFT_SPECS, kto: KTO_SPECS, reward: REWARD_SPECS, grpo: GRPO_OPTIONS, rloo: RLOO_OPTIONS,
+  dpo: DPO_SPECS,
+  sft: SFT_SPECS,
+  kto: KTO_SPECS,
+  reward: REWARD_SPECS,
+  grpo: GRPO_OPTIONS,
+  rloo: RLOO_OPTIONS,
 };
 
 /** A method of `runTraining`. */
@@ -59,7 +72,11 @@ export interface RunTrainingOptions {
  * once; the run reports events (`for await (const e of run)`; metrics and steps for dpo, sft, kto
  * and reward) and resolves to a summary. It initialises the engine on config.device itself.
  */
-export function runTraining<M extends RunMethod>(method: M, config: Partial<RunConfigs[M]>, o: RunTrainingOptions = {}): Run<TrainEvent, RunSummary> {
+export function runTraining<M extends RunMethod>(
+  method: M,
+  config: Partial<RunConfigs[M]>,
+  o: RunTrainingOptions = {},
+): Run<TrainEvent, RunSummary> {
   return new Run<TrainEvent, RunSummary>(async (emit) => {
     await Promise.resolve(); // let the caller subscribe before the first event
     const opts: RunOptions = {
@@ -69,12 +86,18 @@ export function runTraining<M extends RunMethod>(method: M, config: Partial<RunC
     };
     const cfg = runConfig(method, config);
     switch (method) {
-      case 'dpo': return runDpo(cfg as DpoConfig, opts);
-      case 'sft': return runSft(cfg as SftConfig, opts);
-      case 'kto': return runKto(cfg as KtoConfig, opts);
-      case 'reward': return runReward(cfg as RewardConfig, opts);
-      case 'grpo': return runGrpo(cfg as GrpoConfig, { log: opts.log, quiet: opts.quiet });
-      default: return runRloo(cfg as RlooConfig, { log: opts.log, quiet: opts.quiet });
+      case 'dpo':
+        return runDpo(cfg as DpoConfig, opts);
+      case 'sft':
+        return runSft(cfg as SftConfig, opts);
+      case 'kto':
+        return runKto(cfg as KtoConfig, opts);
+      case 'reward':
+        return runReward(cfg as RewardConfig, opts);
+      case 'grpo':
+        return runGrpo(cfg as GrpoConfig, { log: opts.log, quiet: opts.quiet });
+      default:
+        return runRloo(cfg as RlooConfig, { log: opts.log, quiet: opts.quiet });
     }
   });
 }

@@ -28,7 +28,12 @@ export interface UnaryDef {
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT2 = Math.SQRT1_2;
 /** The float32 constants of the wasm and wgsl forms (the same digits as the float64 ones above). */
-export const F32_CONSTANTS = { SQRT_2_OVER_PI: 0.7978845608028654, GELU_C: 0.044715, INV_SQRT2: 0.7071067811865476, INV_SQRT_2PI: 0.3989422804014327 };
+export const F32_CONSTANTS = {
+  SQRT_2_OVER_PI: 0.7978845608028654,
+  GELU_C: 0.044715,
+  INV_SQRT2: 0.7071067811865476,
+  INV_SQRT_2PI: 0.3989422804014327,
+};
 const C = F32_CONSTANTS;
 
 const DEFS = {
@@ -90,7 +95,10 @@ const DEFS = {
   },
   relu: {
     ref: { f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0) },
-    wasm: { f: 'v128.and(x, f32x4.gt(x, splat(0)))', grad: 'f32x4.mul(v128.and(splat(1.0), f32x4.gt(x, splat(0))), dy)' },
+    wasm: {
+      f: 'v128.and(x, f32x4.gt(x, splat(0)))',
+      grad: 'f32x4.mul(v128.and(splat(1.0), f32x4.gt(x, splat(0))), dy)',
+    },
     wgsl: { f: 'select(0.0, x, x > 0.0)', df: 'select(0.0, 1.0, x > 0.0)' },
     cheap: true,
   },
@@ -100,7 +108,8 @@ const DEFS = {
       f: (x) => x * sigmoid(2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)),
       df: (x) => {
         // d/dx x s(2u) = s + 2 x s (1 - s) u', u' = sqrt(2/pi) (1 + 3 0.044715 x^2)
-        const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x), s = sigmoid(2 * u);
+        const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x),
+          s = sigmoid(2 * u);
         return s + 2 * x * s * sigmoid(-2 * u) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
       },
     },
@@ -133,7 +142,7 @@ fn gelu_tanh_grad(x: f32) -> f32 {
   gelu_erf: {
     ref: {
       f: (x) => 0.5 * x * erfc(-x * INV_SQRT2),
-      df: (x) => 0.5 * erfc(-x * INV_SQRT2) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI),
+      df: (x) => 0.5 * erfc(-x * INV_SQRT2) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI),
     },
     wasm: {
       f: 'f32x4.mul(f32x4.mul(splat(0.5), x), erfc4(f32x4.mul(x, splat(-INV_SQRT2))))',
@@ -141,7 +150,10 @@ fn gelu_tanh_grad(x: f32) -> f32 {
       const pdf = f32x4.mul(exp4(f32x4.mul(f32x4.mul(x, x), splat(-0.5))), splat(INV_SQRT_2PI));
       return f32x4.mul(madd(x, pdf, phi), dy);`,
     },
-    wgsl: { f: `0.5 * x * erfc_(x * ${-C.INV_SQRT2})`, df: `0.5 * erfc_(x * ${-C.INV_SQRT2}) + x * exp_(-0.5 * x * x) * ${C.INV_SQRT_2PI}` },
+    wgsl: {
+      f: `0.5 * x * erfc_(x * ${-C.INV_SQRT2})`,
+      df: `0.5 * erfc_(x * ${-C.INV_SQRT2}) + x * exp_(-0.5 * x * x) * ${C.INV_SQRT_2PI}`,
+    },
   },
   /** x sigmoid(x); d/dx = s (1 + x (1 - s)). */
   silu: {
@@ -161,7 +173,10 @@ fn gelu_tanh_grad(x: f32) -> f32 {
   },
   rsqrt: {
     ref: { f: (x) => 1 / Math.sqrt(x), df: (x) => -0.5 / (x * Math.sqrt(x)) },
-    wasm: { f: 'f32x4.div(splat(1.0), f32x4.sqrt(x))', grad: 'f32x4.div(f32x4.mul(splat(-0.5), dy), f32x4.mul(x, f32x4.sqrt(x)))' },
+    wasm: {
+      f: 'f32x4.div(splat(1.0), f32x4.sqrt(x))',
+      grad: 'f32x4.div(f32x4.mul(splat(-0.5), dy), f32x4.mul(x, f32x4.sqrt(x)))',
+    },
     wgsl: { f: 'select(1.0 / sqrt(x), nan_f32(), x < 0.0)', df: '-0.5 / (x * sqrt(x))' },
   },
   square: {
@@ -224,8 +239,16 @@ const BINARY = {
     wgsl: 'pow_(a, b)',
   },
   gt: { ref: (a, b) => (a > b ? 1 : 0), wasm: 'v128.and(f32x4.gt(a, b), splat(1.0))', wgsl: 'select(0.0, 1.0, a > b)' },
-  ge: { ref: (a, b) => (a >= b ? 1 : 0), wasm: 'v128.and(f32x4.ge(a, b), splat(1.0))', wgsl: 'select(0.0, 1.0, a >= b)' },
-  eq: { ref: (a, b) => (a === b ? 1 : 0), wasm: 'v128.and(f32x4.eq(a, b), splat(1.0))', wgsl: 'select(0.0, 1.0, a == b)' },
+  ge: {
+    ref: (a, b) => (a >= b ? 1 : 0),
+    wasm: 'v128.and(f32x4.ge(a, b), splat(1.0))',
+    wgsl: 'select(0.0, 1.0, a >= b)',
+  },
+  eq: {
+    ref: (a, b) => (a === b ? 1 : 0),
+    wasm: 'v128.and(f32x4.eq(a, b), splat(1.0))',
+    wgsl: 'select(0.0, 1.0, a == b)',
+  },
 } satisfies Record<BinaryOp, BinaryDef>;
 
 /** The binary ops, in code order. */

@@ -7,13 +7,18 @@ import { addOptions, resolveOptions } from './options.js';
 
 export function demoCommand(): Command {
   const cmd = new Command('demo')
-    .description('The DPO paper\'s controlled-sentiment experiment (arXiv:2305.18290, Fig. 2 and 3) in miniature, offline: ' +
-      'sample review completions from the committed small model, pair them by a sentiment reward, train DPO at several ' +
-      'betas and the paper\'s baselines (Preferred-FT, Unlikelihood, a reward model with PPO, PPO-GT on the true reward, best-of-N), ' +
-      'and chart reward against KL and win rates by temperature and over training. ' +
-      'Several minutes on two cores (--quick: one strength per method and smaller samples, a few times faster).')
-    .addHelpText('after', '\nWrites OUTPUT/report.html (self-contained), frontier.svg, winrate-temperature.svg, winrate-training.svg, ' +
-      'summary.json, pairs.jsonl and reward-model/.');
+    .description(
+      "The DPO paper's controlled-sentiment experiment (arXiv:2305.18290, Fig. 2 and 3) in miniature, offline: " +
+        'sample review completions from the committed small model, pair them by a sentiment reward, train DPO at several ' +
+        "betas and the paper's baselines (Preferred-FT, Unlikelihood, a reward model with PPO, PPO-GT on the true reward, best-of-N), " +
+        'and chart reward against KL and win rates by temperature and over training. ' +
+        'Several minutes on two cores (--quick: one strength per method and smaller samples, a few times faster).',
+    )
+    .addHelpText(
+      'after',
+      '\nWrites OUTPUT/report.html (self-contained), frontier.svg, winrate-temperature.svg, winrate-training.svg, ' +
+        'summary.json, pairs.jsonl and reward-model/.',
+    );
   addOptions(cmd, DEMO_OPTIONS);
   cmd.action(async () => {
     const quick = cmd.opts().quick !== undefined && cmd.opts().quick !== 'false' && cmd.opts().quick !== false;

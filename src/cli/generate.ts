@@ -9,13 +9,16 @@ import { loadTokenizer } from '../tokenizer/load.js';
 import { addOptions, resolveOptions } from './options.js';
 
 export function generateCommand(): Command {
-  const cmd = new Command('generate').description('Generate continuations of prompts; prints one JSON line per prompt.');
+  const cmd = new Command('generate').description(
+    'Generate continuations of prompts; prints one JSON line per prompt.',
+  );
   addOptions(cmd, GENERATE_OPTIONS);
   return cmd.action(async () => {
     const o = resolveOptions(cmd, GENERATE_OPTIONS);
     await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
     const model = loadModel(o.model);
     if (o.adapter) loadAdapter(model, o.adapter);
-    for (const g of await generate(model, loadTokenizer(o.model), o.prompt, o)) process.stdout.write(`${JSON.stringify(g)}\n`);
+    for (const g of await generate(model, loadTokenizer(o.model), o.prompt, o))
+      process.stdout.write(`${JSON.stringify(g)}\n`);
   });
 }

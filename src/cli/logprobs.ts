@@ -18,7 +18,12 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { addOptions, resolveOptions } from './options.js';
 
 /** One input line: {input_ids, completion_mask} or {prompt, completion} (EOS appended); errors name `where` (file:line). */
-export function parseRow(line: string, where: string, vocab: number, tok: () => TextTokenizer): { ids: number[]; mask: number[] } {
+export function parseRow(
+  line: string,
+  where: string,
+  vocab: number,
+  tok: () => TextTokenizer,
+): { ids: number[]; mask: number[] } {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -67,16 +72,24 @@ async function preferenceLogprobs(o: LogprobsConfig, model: CausalLM, tok: TextT
   process.stderr.write(`${o.input}: ${data.report.rows} pairs (${data.report.format})\n`);
   // The reference: --reference, else with --adapter the base model (adapter off), else none.
   const reference = o.reference ? loadModel(o.reference) : undefined;
-  for (const line of await pairLogprobsOf(model, data.examples, padIdFor(tok), { reference, adapterOff: !!o.adapter, batchSize: o.batch_size })) {
+  for (const line of await pairLogprobsOf(model, data.examples, padIdFor(tok), {
+    reference,
+    adapterOff: !!o.adapter,
+    batchSize: o.batch_size,
+  })) {
     process.stdout.write(`${JSON.stringify(line)}\n`);
   }
 }
 
 export function logprobsCommand(): Command {
   const cmd = new Command('logprobs')
-    .description('Summed log-probs of completion tokens under a model, one JSON line per sequence or per pair.\n' +
-      'Minimal use: tsdpo logprobs --model DIR --input FILE')
-    .addHelpText('after', `
+    .description(
+      'Summed log-probs of completion tokens under a model, one JSON line per sequence or per pair.\n' +
+        'Minimal use: tsdpo logprobs --model DIR --input FILE',
+    )
+    .addHelpText(
+      'after',
+      `
 Input:
   JSON lines of sequences: {"input_ids": [...], "completion_mask": [...]} or {"prompt": "...", "completion": "..."}
     -> one {"logp", "tokens"} line per input line.
@@ -85,31 +98,33 @@ Input:
        {"chosen_logp", "rejected_logp", "chosen_tokens", "rejected_tokens"}; with --reference (or
        --adapter: the base model) also "ref_chosen_logp", "ref_rejected_logp" and
        "margin" = (chosen_logp - ref_chosen_logp) - (rejected_logp - ref_rejected_logp),
-       the implicit reward margin without beta (TRL logs beta x margin as rewards/margins).`);
+       the implicit reward margin without beta (TRL logs beta x margin as rewards/margins).`,
+    );
   addOptions(cmd, LOGPROBS_OPTIONS);
   return cmd.action(async () => {
-      const o = resolveOptions(cmd, LOGPROBS_OPTIONS);
-      await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
-      const model = loadModel(o.model);
-      if (o.adapter) loadAdapter(model, o.adapter);
-      let tok: TextTokenizer | null = null;
-      const tokenizer = (): TextTokenizer => (tok ??= loadTokenizer(o.model));
-      if (isPreferenceInput(o.input)) return preferenceLogprobs(o, model, tokenizer());
-      if (o.reference) throw new Error('--reference applies to preference data (chosen / rejected rows)');
-      let pending: SequenceRow[] = [];
-      const flush = async (): Promise<void> => {
-        for (const r of await logprobs(model, pending, { batchSize: pending.length })) process.stdout.write(`${JSON.stringify(r)}\n`);
-        pending = [];
-      };
-      const lines = createInterface({ input: createReadStream(o.input), crlfDelay: Infinity });
-      let n = 0;
-      for await (const line of lines) {
-        n++;
-        if (line.trim() === '') continue;
-        const r = parseRow(line, `${o.input}:${n}`, model.vocabSize, tokenizer);
-        pending.push({ input_ids: r.ids, completion_mask: r.mask });
-        if (pending.length >= o.batch_size) await flush();
-      }
-      if (pending.length > 0) await flush();
-    });
+    const o = resolveOptions(cmd, LOGPROBS_OPTIONS);
+    await initEngine({ device: o.device, log: (l) => process.stderr.write(`${l}\n`) });
+    const model = loadModel(o.model);
+    if (o.adapter) loadAdapter(model, o.adapter);
+    let tok: TextTokenizer | null = null;
+    const tokenizer = (): TextTokenizer => (tok ??= loadTokenizer(o.model));
+    if (isPreferenceInput(o.input)) return preferenceLogprobs(o, model, tokenizer());
+    if (o.reference) throw new Error('--reference applies to preference data (chosen / rejected rows)');
+    let pending: SequenceRow[] = [];
+    const flush = async (): Promise<void> => {
+      for (const r of await logprobs(model, pending, { batchSize: pending.length }))
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+      pending = [];
+    };
+    const lines = createInterface({ input: createReadStream(o.input), crlfDelay: Infinity });
+    let n = 0;
+    for await (const line of lines) {
+      n++;
+      if (line.trim() === '') continue;
+      const r = parseRow(line, `${o.input}:${n}`, model.vocabSize, tokenizer);
+      pending.push({ input_ids: r.ids, completion_mask: r.mask });
+      if (pending.length >= o.batch_size) await flush();
+    }
+    if (pending.length > 0) await flush();
+  });
 }

@@ -17,7 +17,8 @@ import { dpoCommand, sftCommand } from './train.js';
 
 /** package.json's version (dist/src/cli/main.js sits three folders below the package root). */
 function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -4,7 +4,13 @@ import { Command, Option } from 'commander';
 import { coerce, defaultsOf, readConfigFile, type ConfigOf, type OptionSpec } from '../train/config.js';
 
 function describe(s: OptionSpec): string {
-  const d = Array.isArray(s.default) ? (s.default.length ? s.default.join(',') : '(none)') : s.default === '' ? '(none)' : String(s.default);
+  const d = Array.isArray(s.default)
+    ? s.default.length
+      ? s.default.join(',')
+      : '(none)'
+    : s.default === ''
+      ? '(none)'
+      : String(s.default);
   return `${s.help}${s.required ? '' : ` (default: ${d})`}${s.alias ? ` [alias --${s.alias}]` : ''}`;
 }
 
@@ -12,12 +18,22 @@ function describe(s: OptionSpec): string {
 export function addOptions(cmd: Command, specs: Record<string, OptionSpec>): Command {
   for (const [key, s] of Object.entries(specs)) {
     // commander names a flag after its long form; aliases are separate flags mapped below.
-    const arg = { bool: '[bool]', list: '<list>', strings: '<text...>', number: '<value>', int: '<value>', string: '<value>' }[s.type];
+    const arg = {
+      bool: '[bool]',
+      list: '<list>',
+      strings: '<text...>',
+      number: '<value>',
+      int: '<value>',
+      string: '<value>',
+    }[s.type];
     const o = new Option(`--${key} ${arg}`, describe(s));
     if (s.choices) o.choices([...s.choices]);
     if (s.required) o.makeOptionMandatory();
     cmd.addOption(o);
-    if (s.alias) cmd.addOption(new Option(`--${s.alias} ${s.type === 'bool' ? '[bool]' : '<value>'}`, `same as --${key}`).hideHelp());
+    if (s.alias)
+      cmd.addOption(
+        new Option(`--${s.alias} ${s.type === 'bool' ? '[bool]' : '<value>'}`, `same as --${key}`).hideHelp(),
+      );
   }
   return cmd;
 }

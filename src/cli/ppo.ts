@@ -8,11 +8,16 @@ import { addOptions, resolveOptions } from './options.js';
 
 export function ppoCommand(): Command {
   const cmd = new Command('ppo')
-    .description('Proximal Policy Optimization against a reward (the RLHF pipeline DPO replaces), as TRL 0.28\'s PPOTrainer.\n' +
-      'Minimal use: tsdpo ppo --model DIR --data PROMPTS --reward RM_DIR|sentiment|MODULE --output DIR')
-    .addHelpText('after', '\nPer update: sample a batch of responses, score them (a reward model at EOS, or a function of the text), ' +
-      'KL-penalise per token against the reference, GAE advantages, then num_ppo_epochs clipped policy + value updates.\n' +
-      'Metrics (objective/*, policy/*, loss/*, val/*) go to OUTPUT/metrics.jsonl, one line per update.');
+    .description(
+      "Proximal Policy Optimization against a reward (the RLHF pipeline DPO replaces), as TRL 0.28's PPOTrainer.\n" +
+        'Minimal use: tsdpo ppo --model DIR --data PROMPTS --reward RM_DIR|sentiment|MODULE --output DIR',
+    )
+    .addHelpText(
+      'after',
+      '\nPer update: sample a batch of responses, score them (a reward model at EOS, or a function of the text), ' +
+        'KL-penalise per token against the reference, GAE advantages, then num_ppo_epochs clipped policy + value updates.\n' +
+        'Metrics (objective/*, policy/*, loss/*, val/*) go to OUTPUT/metrics.jsonl, one line per update.',
+    );
   addOptions(cmd, PPO_SPECS);
   cmd.action(async () => {
     const cfg = { ...defaultsOf(COMMON_OPTIONS), ...resolveOptions(cmd, PPO_SPECS) } as PpoConfig;

@@ -8,13 +8,15 @@ import { readPreferenceFile, writeRows } from '../studio/store/export.js';
 import { Store } from '../studio/store/store.js';
 
 export function studioCommand(): Command {
-  const cmd = new Command('studio')
-    .description('Collect preferences in the browser, train DPO on them and compare, in one local web app.\n' +
+  const cmd = new Command('studio').description(
+    'Collect preferences in the browser, train DPO on them and compare, in one local web app.\n' +
       'Minimal use: tsdpo studio --model DIR --prompts FILE --db FILE (then open the URL it prints;\n' +
-      'its options: tsdpo studio serve --help)');
+      'its options: tsdpo studio serve --help)',
+  );
   // `serve` is the default subcommand, so that `tsdpo studio --model ...` serves and the options of
   // `export` / `import` (--db too) stay theirs.
-  const serve = cmd.command('serve', { isDefault: true })
+  const serve = cmd
+    .command('serve', { isDefault: true })
     .description('Serve the studio (the default: `tsdpo studio --model ...` is `tsdpo studio serve --model ...`)')
     .option('--model <dir>', 'Hugging Face model folder that writes the completions (the policy to train)')
     .option('--reference <dir>', 'a second model: each pair has one completion from --model and one from it')
@@ -26,23 +28,38 @@ export function studioCommand(): Command {
     .option('--hold_out <n>', 'every n-th prompt of --prompts is held out for the comparison (0: none)', '5')
     .option('--max_new_tokens <n>', 'tokens per sampled completion', '32')
     .option('--guidelines <file>', 'labelling guidelines shown beside the pair (text)')
-    .addOption(new Option('--device <name>', 'cpu, webgpu or auto (sampling and server-side training)').choices(['auto', 'cpu', 'webgpu']).default('cpu'))
+    .addOption(
+      new Option('--device <name>', 'cpu, webgpu or auto (sampling and server-side training)')
+        .choices(['auto', 'cpu', 'webgpu'])
+        .default('cpu'),
+    )
     .action(async (o) => {
       if (!o.model) serve.error('error: --model <dir> is required');
       if (!o.db) serve.error('error: --db <file> is required');
       const { readFileSync } = await import('node:fs');
       const p = parse(o.db);
       const studio = await startStudio({
-        model: o.model, reference: o.reference, db: o.db, prompts: o.prompts, port: Number(o.port), host: o.host,
-        runs: o.runs ?? join(dirname(o.db), `${p.name}-runs`), device: o.device, maxNewTokens: Number(o.max_new_tokens),
-        holdOutEvery: Number(o.hold_out), guidelines: o.guidelines ? readFileSync(o.guidelines, 'utf8') : undefined,
+        model: o.model,
+        reference: o.reference,
+        db: o.db,
+        prompts: o.prompts,
+        port: Number(o.port),
+        host: o.host,
+        runs: o.runs ?? join(dirname(o.db), `${p.name}-runs`),
+        device: o.device,
+        maxNewTokens: Number(o.max_new_tokens),
+        holdOutEvery: Number(o.hold_out),
+        guidelines: o.guidelines ? readFileSync(o.guidelines, 'utf8') : undefined,
       });
       process.stdout.write(`${studio.url}\n`);
-      const stop = (): void => { void studio.close().then(() => process.exit(0)); };
+      const stop = (): void => {
+        void studio.close().then(() => process.exit(0));
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-  cmd.command('export')
+  cmd
+    .command('export')
     .description('Write the labeled pairs as TRL rows (prompt, chosen, rejected): .jsonl or .parquet')
     .requiredOption('--db <file>', 'the studio database')
     .requiredOption('--output <file>', 'FILE.jsonl or FILE.parquet')
@@ -59,8 +76,11 @@ export function studioCommand(): Command {
         store.close();
       }
     });
-  cmd.command('import')
-    .description('Add the pairs of a preference file (prompt, chosen, rejected; .jsonl / .json / .parquet) as labeled pairs')
+  cmd
+    .command('import')
+    .description(
+      'Add the pairs of a preference file (prompt, chosen, rejected; .jsonl / .json / .parquet) as labeled pairs',
+    )
     .requiredOption('--db <file>', 'the studio database')
     .requiredOption('--input <file>', 'the preference file')
     .option('--labeler <name>', 'whose labels they become (default: import:FILE-NAME)')

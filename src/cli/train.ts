@@ -8,10 +8,15 @@ export { DPO_SPECS, SFT_SPECS };
 
 export function dpoCommand(): Command {
   const cmd = new Command('dpo')
-    .description('Direct Preference Optimization of a causal LM on (prompt, chosen, rejected) data.\n' +
-      'Minimal use: tsdpo dpo --model DIR --data FILE --output DIR')
-    .addHelpText('after', '\nData: JSONL / JSON / Parquet, or a folder with train/test files; standard, conversational,\n' +
-      'implicit-prompt and Anthropic-HH formats (docs/data.md). Metrics go to OUTPUT/metrics.jsonl.');
+    .description(
+      'Direct Preference Optimization of a causal LM on (prompt, chosen, rejected) data.\n' +
+        'Minimal use: tsdpo dpo --model DIR --data FILE --output DIR',
+    )
+    .addHelpText(
+      'after',
+      '\nData: JSONL / JSON / Parquet, or a folder with train/test files; standard, conversational,\n' +
+        'implicit-prompt and Anthropic-HH formats (docs/data.md). Metrics go to OUTPUT/metrics.jsonl.',
+    );
   addOptions(cmd, DPO_SPECS);
   cmd.action(async () => {
     const cfg = resolveOptions(cmd, DPO_SPECS);
@@ -23,9 +28,10 @@ export function dpoCommand(): Command {
 }
 
 export function sftCommand(): Command {
-  const cmd = new Command('sft')
-    .description('Supervised fine-tuning (cross-entropy on completions) — how a DPO starting model is made.\n' +
-      'Minimal use: tsdpo sft --model DIR --data FILE --output DIR');
+  const cmd = new Command('sft').description(
+    'Supervised fine-tuning (cross-entropy on completions) — how a DPO starting model is made.\n' +
+      'Minimal use: tsdpo sft --model DIR --data FILE --output DIR',
+  );
   addOptions(cmd, SFT_SPECS);
   cmd.action(async () => {
     const cfg = resolveOptions(cmd, SFT_SPECS);

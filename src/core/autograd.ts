@@ -35,7 +35,9 @@ export function noGrad<T>(fn: () => T): T {
   try {
     const r = fn();
     if (r instanceof Promise) {
-      return r.finally(() => { gradDepth--; }) as T;
+      return r.finally(() => {
+        gradDepth--;
+      }) as T;
     }
     gradDepth--;
     return r;
@@ -60,13 +62,23 @@ export function withGrad<T>(fn: () => T): T {
 }
 
 /** Attaches a node to `out` when any input needs a gradient; returns `out`. */
-export function record(out: Tensor, op: string, inputs: readonly Tensor[], vjp: (dy: Tensor) => readonly (Tensor | null)[]): Tensor {
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: readonly Tensor[],
+  vjp: (dy: Tensor) => readonly (Tensor | null)[],
+): Tensor {
   recordMany([out], op, inputs, (dys) => vjp(dys[0]!));
   return out;
 }
 
 /** record for ops with several outputs (split): one node shared by all of them. */
-export function recordMany(outs: readonly Tensor[], op: string, inputs: readonly Tensor[], vjp: Node['vjp']): readonly Tensor[] {
+export function recordMany(
+  outs: readonly Tensor[],
+  op: string,
+  inputs: readonly Tensor[],
+  vjp: Node['vjp'],
+): readonly Tensor[] {
   if (gradDepth === 0 && inputs.some((t) => t.requiresGrad)) {
     const node: Node = { op, inputs: [...inputs], outputs: [...outs], vjp };
     for (const o of outs) {
@@ -146,59 +158,62 @@ export interface BackwardOptions {
 export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   const h = hooks!;
   const grad = opts.grad;
-  if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not depend on any tensor with requiresGrad`);
+  if (!root.requiresGrad)
+    throw new Error(`backward: ${root.describe()} does not depend on any tensor with requiresGrad`);
   if (grad === undefined && root.size !== 1) {
     throw new Error(`backward: root ${root.describe()} is not a scalar; pass its gradient`);
   }
   if (grad !== undefined && !sameShape(grad.shape, root.shape)) {
     throw new Error(`backward: gradient shape ${fmt(grad.shape)} differs from root ${fmt(root.shape)}`);
   }
-  tidy(() => noGrad(() => {
-    const order = topoOrder(root.node!);
-    const grads = new Map<Tensor, Tensor>();
-    grads.set(root, grad ?? h.ones(root));
-    for (let i = order.length - 1; i >= 0; i--) {
-      const node = order[i];
-      const dys = node.outputs.map((o) => grads.get(o) ?? null);
-      if (dys.every((d) => d === null)) continue;
-      for (const o of node.outputs) grads.delete(o);
-      const needing = node.inputs.map((x, k) => (x.requiresGrad ? k : -1)).filter((k) => k >= 0);
-      const only = needing.length === 1 ? node.inputs[needing[0]] : null;
-      if (node.vjpInto && only && only.node === null && only.grad !== null) {
-        node.vjpInto(dys, needing[0], only.grad);
-        for (const d of dys) if (d !== null && d !== grad) d.dispose();
-        if (opts.free) for (const o of node.outputs) if (o !== root) o.dispose();
-        continue;
-      }
-      const gs = node.vjp(dys);
-      // A vjp may hand a dy itself (or one tensor twice) to several inputs: give each holder its
-      // own view, so that disposing one never frees another's gradient.
-      const held = new Set<Tensor>(dys.filter((d): d is Tensor => d !== null));
-      node.inputs.forEach((x, k) => {
-        let g = gs[k];
-        if (g == null || !x.requiresGrad) return;
-        if (held.has(g)) g = viewOf(g, g.shape);
-        held.add(g);
-        if (!sameShape(g.shape, x.shape)) {
-          throw new Error(`backward: vjp of ${node.op} gave gradient ${fmt(g.shape)} for input ${fmt(x.shape)}`);
+  tidy(() =>
+    noGrad(() => {
+      const order = topoOrder(root.node!);
+      const grads = new Map<Tensor, Tensor>();
+      grads.set(root, grad ?? h.ones(root));
+      for (let i = order.length - 1; i >= 0; i--) {
+        const node = order[i];
+        const dys = node.outputs.map((o) => grads.get(o) ?? null);
+        if (dys.every((d) => d === null)) continue;
+        for (const o of node.outputs) grads.delete(o);
+        const needing = node.inputs.map((x, k) => (x.requiresGrad ? k : -1)).filter((k) => k >= 0);
+        const only = needing.length === 1 ? node.inputs[needing[0]] : null;
+        if (node.vjpInto && only && only.node === null && only.grad !== null) {
+          node.vjpInto(dys, needing[0], only.grad);
+          for (const d of dys) if (d !== null && d !== grad) d.dispose();
+          if (opts.free) for (const o of node.outputs) if (o !== root) o.dispose();
+          continue;
         }
-        if (x.node === null) accumulateLeaf(x, g, h);
-        else {
-          const prev = grads.get(x);
-          if (prev === undefined) grads.set(x, g);
-          else {
-            grads.set(x, h.add(prev, g));
-            prev.dispose();
-            g.dispose();
+        const gs = node.vjp(dys);
+        // A vjp may hand a dy itself (or one tensor twice) to several inputs: give each holder its
+        // own view, so that disposing one never frees another's gradient.
+        const held = new Set<Tensor>(dys.filter((d): d is Tensor => d !== null));
+        node.inputs.forEach((x, k) => {
+          let g = gs[k];
+          if (g == null || !x.requiresGrad) return;
+          if (held.has(g)) g = viewOf(g, g.shape);
+          held.add(g);
+          if (!sameShape(g.shape, x.shape)) {
+            throw new Error(`backward: vjp of ${node.op} gave gradient ${fmt(g.shape)} for input ${fmt(x.shape)}`);
           }
-        }
-      });
-      for (const g of gs) if (g != null && !held.has(g)) g.dispose(); // gradients nobody needs
-      for (const d of dys) if (d !== null && d !== grad) d.dispose();
-      // Every consumer of this node's outputs came before it in this order: they are done.
-      if (opts.free) for (const o of node.outputs) if (o !== root) o.dispose();
-    }
-  }));
+          if (x.node === null) accumulateLeaf(x, g, h);
+          else {
+            const prev = grads.get(x);
+            if (prev === undefined) grads.set(x, g);
+            else {
+              grads.set(x, h.add(prev, g));
+              prev.dispose();
+              g.dispose();
+            }
+          }
+        });
+        for (const g of gs) if (g != null && !held.has(g)) g.dispose(); // gradients nobody needs
+        for (const d of dys) if (d !== null && d !== grad) d.dispose();
+        // Every consumer of this node's outputs came before it in this order: they are done.
+        if (opts.free) for (const o of node.outputs) if (o !== root) o.dispose();
+      }
+    }),
+  );
 }
 
 function accumulateLeaf(x: Tensor, g: Tensor, h: BackwardHooks): void {

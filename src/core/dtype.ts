@@ -14,9 +14,12 @@ export function isFloat(dtype: DType): boolean {
 export function makeArray(dtype: DType, sizeOrData: number | ArrayLike<number>): TypedArray {
   switch (dtype) {
     case 'f32':
-    case 'bf16': return typeof sizeOrData === 'number' ? new Float32Array(sizeOrData) : Float32Array.from(sizeOrData);
-    case 'f64': return typeof sizeOrData === 'number' ? new Float64Array(sizeOrData) : Float64Array.from(sizeOrData);
-    case 'i32': return typeof sizeOrData === 'number' ? new Int32Array(sizeOrData) : Int32Array.from(sizeOrData);
+    case 'bf16':
+      return typeof sizeOrData === 'number' ? new Float32Array(sizeOrData) : Float32Array.from(sizeOrData);
+    case 'f64':
+      return typeof sizeOrData === 'number' ? new Float64Array(sizeOrData) : Float64Array.from(sizeOrData);
+    case 'i32':
+      return typeof sizeOrData === 'number' ? new Int32Array(sizeOrData) : Int32Array.from(sizeOrData);
   }
 }
 

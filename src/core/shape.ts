@@ -31,7 +31,8 @@ export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
   const n = Math.max(a.length, b.length);
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) {
-    const da = a[a.length - n + i] ?? 1, db = b[b.length - n + i] ?? 1;
+    const da = a[a.length - n + i] ?? 1,
+      db = b[b.length - n + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
       throw new Error(`${op}: shapes ${fmt(a)} and ${fmt(b)} do not broadcast (dim ${i - n}: ${da} vs ${db})`);
     }
@@ -42,7 +43,8 @@ export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
 
 /** Strides that read a tensor of `shape` as if broadcast to `target` (0 on broadcast dims). */
 export function broadcastStrides(shape: Shape, target: Shape): number[] {
-  const own = stridesOf(shape), off = target.length - shape.length;
+  const own = stridesOf(shape),
+    off = target.length - shape.length;
   return target.map((_, i) => (i < off || shape[i - off] === 1 ? 0 : own[i - off]));
 }
 
@@ -57,7 +59,10 @@ export function axisOf(axis: number, ndim: number, op: string): number {
  * Merges adjacent dims that are contiguous in every stride set, so kernels iterate over fewer,
  * longer dims. Returns the merged shape and strides (same order as given).
  */
-export function collapseDims(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+export function collapseDims(
+  shape: Shape,
+  strides: readonly (readonly number[])[],
+): { shape: number[]; strides: number[][] } {
   const outShape: number[] = [];
   const outStrides: number[][] = strides.map(() => []);
   for (let i = 0; i < shape.length; i++) {
@@ -65,7 +70,9 @@ export function collapseDims(shape: Shape, strides: readonly (readonly number[])
     const last = outShape.length - 1;
     if (last >= 0 && strides.every((s, k) => outStrides[k][last] === s[i] * shape[i])) {
       outShape[last] *= shape[i];
-      strides.forEach((s, k) => { outStrides[k][last] = s[i]; });
+      strides.forEach((s, k) => {
+        outStrides[k][last] = s[i];
+      });
     } else {
       outShape.push(shape[i]);
       strides.forEach((s, k) => outStrides[k].push(s[i]));

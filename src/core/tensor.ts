@@ -25,7 +25,8 @@ export class Tensor {
 
   constructor(storage: Storage, shape: Shape) {
     const size = sizeOf(shape);
-    if (size !== storage.size) throw new Error(`Tensor: shape ${fmt(shape)} needs ${size} elements, storage has ${storage.size}`);
+    if (size !== storage.size)
+      throw new Error(`Tensor: shape ${fmt(shape)} needs ${size} elements, storage has ${storage.size}`);
     this._storage = storage;
     this.shape = Object.freeze([...shape]);
     this.dtype = storage.dtype;
@@ -109,7 +110,12 @@ export function keep<T extends Tensor | null | undefined>(t: T): T {
 function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
   if (value instanceof Tensor) out.add(value);
   else if (depth < 4 && Array.isArray(value)) for (const v of value) collect(v, out, depth + 1);
-  else if (depth < 4 && value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+  else if (
+    depth < 4 &&
+    value !== null &&
+    typeof value === 'object' &&
+    Object.getPrototypeOf(value) === Object.prototype
+  ) {
     for (const v of Object.values(value)) collect(v, out, depth + 1);
   }
 }

@@ -49,12 +49,16 @@ export function padIdFor(tok: Pick<TextTokenizer, 'padId' | 'eosId'>): number {
 }
 
 function paddedLength(maxLen: number, multiple = 1): number {
-  if (!Number.isInteger(multiple) || multiple < 1) throw new Error(`collate: padToMultipleOf is ${multiple}; expected a positive integer`);
+  if (!Number.isInteger(multiple) || multiple < 1)
+    throw new Error(`collate: padToMultipleOf is ${multiple}; expected a positive integer`);
   return Math.ceil(maxLen / multiple) * multiple;
 }
 
 /** Pack (prompt, completion) sequences; completion positions get mask 1. */
-function pack(seqs: Array<{ prompt: readonly number[]; rest: readonly number[]; lossFrom: number }>, opts: CollateOptions) {
+function pack(
+  seqs: Array<{ prompt: readonly number[]; rest: readonly number[]; lossFrom: number }>,
+  opts: CollateOptions,
+) {
   const B = seqs.length;
   if (B === 0) throw new Error('collate: empty batch');
   const T = paddedLength(Math.max(...seqs.map((s) => s.prompt.length + s.rest.length)), opts.padToMultipleOf);
@@ -82,7 +86,12 @@ export function collatePreference(pairs: readonly TokenizedPair[], opts: Collate
   ];
   const { B, T, inputIds, attentionMask, lossMask, seqLengths } = pack(seqs, opts);
   return {
-    B, T, P: pairs.length, inputIds, attentionMask, completionMask: lossMask,
+    B,
+    T,
+    P: pairs.length,
+    inputIds,
+    attentionMask,
+    completionMask: lossMask,
     promptLengths: Int32Array.from(seqs, (s) => s.prompt.length),
     completionLengths: Int32Array.from(seqs, (s) => s.rest.length),
     seqLengths,
@@ -93,5 +102,13 @@ export function collatePreference(pairs: readonly TokenizedPair[], opts: Collate
 export function collateSft(examples: readonly SftExample[], opts: CollateOptions = {}): SftBatch {
   const seqs = examples.map((e) => ({ prompt: e.ids, rest: [] as number[], lossFrom: e.promptLength }));
   const { B, T, inputIds, attentionMask, lossMask, seqLengths } = pack(seqs, opts);
-  return { B, T, inputIds, attentionMask, lossMask, seqLengths, promptLengths: Int32Array.from(examples, (e) => e.promptLength) };
+  return {
+    B,
+    T,
+    inputIds,
+    attentionMask,
+    lossMask,
+    seqLengths,
+    promptLengths: Int32Array.from(examples, (e) => e.promptLength),
+  };
 }

@@ -16,7 +16,11 @@ export function whereText(w: Where): string {
 
 /** A bad record: names the file, the line or row, and the field. */
 export class DataError extends Error {
-  constructor(readonly where: Where, readonly field: string | null, readonly problem: string) {
+  constructor(
+    readonly where: Where,
+    readonly field: string | null,
+    readonly problem: string,
+  ) {
     super(`${whereText(where)}${field === null ? '' : `: field '${field}'`}: ${problem}`);
     this.name = 'DataError';
   }

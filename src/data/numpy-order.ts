@@ -3,12 +3,15 @@
 // LCG), and the permutation is a Fisher-Yates shuffle of 0..n-1 whose indices come from bounded draws by
 // masked rejection (32-bit draws, two per 64-bit output, for bounds below 2^32). Checked against numpy
 // by test/reference/sft.test.ts's shuffle_dataset case.
-const M32 = 0xffffffffn, M64 = (1n << 64n) - 1n, M128 = (1n << 128n) - 1n;
+const M32 = 0xffffffffn,
+  M64 = (1n << 64n) - 1n,
+  M128 = (1n << 128n) - 1n;
 const mul32 = (a: number, b: number): number => Math.imul(a, b) >>> 0;
 
 /** SeedSequence(seed).generate_state(words) as uint32 words (numpy's bit_generator.pyx). */
 export function seedSequenceState(seed: number, words: number): number[] {
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`seedSequenceState: seed ${seed} must be a non-negative integer`);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new Error(`seedSequenceState: seed ${seed} must be a non-negative integer`);
   const entropy: number[] = [];
   for (let s = BigInt(seed); s > 0n || entropy.length === 0; s >>= 32n) entropy.push(Number(s & M32));
   let hashConst = 0x43b0d7e5;
@@ -47,7 +50,8 @@ export class Pcg64 {
   constructor(seed: number) {
     const w = seedSequenceState(seed, 8).map(BigInt);
     const u64 = (i: number): bigint => w[2 * i] | (w[2 * i + 1] << 32n);
-    const initState = (u64(0) << 64n) | u64(1), initSeq = (u64(2) << 64n) | u64(3);
+    const initState = (u64(0) << 64n) | u64(1),
+      initSeq = (u64(2) << 64n) | u64(3);
     this.inc = ((initSeq << 1n) | 1n) & M128;
     this.step();
     this.state = (this.state + initState) & M128;
@@ -60,12 +64,17 @@ export class Pcg64 {
 
   next64(): bigint {
     this.step();
-    const x = ((this.state >> 64n) ^ this.state) & M64, rot = this.state >> 122n;
+    const x = ((this.state >> 64n) ^ this.state) & M64,
+      rot = this.state >> 122n;
     return ((x >> rot) | (x << ((64n - rot) & 63n))) & M64;
   }
 
   next32(): number {
-    if (this.half !== null) { const h = this.half; this.half = null; return h; }
+    if (this.half !== null) {
+      const h = this.half;
+      this.half = null;
+      return h;
+    }
     const v = this.next64();
     this.half = Number(v >> 32n);
     return Number(v & M32);
@@ -81,7 +90,8 @@ export function numpyPermutation(n: number, seed: number): number[] {
     let mask = i;
     for (const s of [1, 2, 4, 8, 16]) mask |= mask >>> s;
     let j: number;
-    do j = (g.next32() & mask) >>> 0; while (j > i);
+    do j = (g.next32() & mask) >>> 0;
+    while (j > i);
     [a[i], a[j]] = [a[j], a[i]];
   }
   return a;

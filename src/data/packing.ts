@@ -17,14 +17,19 @@ export const PACKING_STRATEGIES: readonly PackingStrategy[] = ['bfd', 'bfd_split
 /** Rows datasets' map hands to one packing call (its default batch_size). */
 export const PACK_BATCH = 1000;
 
-interface Seq { ids: number[]; labels: number[] }
+interface Seq {
+  ids: number[];
+  labels: number[];
+}
 
 function packBfd(seqs: Seq[], L: number, split: boolean): SftExample[] {
   const pieces: Seq[] = [];
   for (const s of seqs) {
     if (s.ids.length === 0) continue;
     if (!split) pieces.push({ ids: s.ids.slice(0, L), labels: s.labels.slice(0, L) });
-    else for (let a = 0; a < s.ids.length; a += L) pieces.push({ ids: s.ids.slice(a, a + L), labels: s.labels.slice(a, a + L) });
+    else
+      for (let a = 0; a < s.ids.length; a += L)
+        pieces.push({ ids: s.ids.slice(a, a + L), labels: s.labels.slice(a, a + L) });
   }
   // Longest first; a stable sort keeps equal lengths in data order (Arrow's sort is stable).
   const order = pieces.map((_, i) => i).sort((a, b) => pieces[b].ids.length - pieces[a].ids.length);
@@ -51,27 +56,37 @@ function packBfd(seqs: Seq[], L: number, split: boolean): SftExample[] {
     if (left > 0) room[left]++;
   }
   return rows.map((row) => {
-    const ids: number[] = [], labels: number[] = [];
-    for (const i of row) { ids.push(...pieces[i].ids); labels.push(...pieces[i].labels); }
+    const ids: number[] = [],
+      labels: number[] = [];
+    for (const i of row) {
+      ids.push(...pieces[i].ids);
+      labels.push(...pieces[i].labels);
+    }
     return { ids, promptLength: 0, labels, seqLengths: row.map((i) => pieces[i].ids.length) };
   });
 }
 
 function packWrapped(seqs: Seq[], L: number): SftExample[] {
-  const ids = seqs.flatMap((s) => s.ids), labels = seqs.flatMap((s) => s.labels);
+  const ids = seqs.flatMap((s) => s.ids),
+    labels = seqs.flatMap((s) => s.labels);
   const out: SftExample[] = [];
-  for (let a = 0; a < ids.length; a += L) out.push({ ids: ids.slice(a, a + L), promptLength: 0, labels: labels.slice(a, a + L) });
+  for (let a = 0; a < ids.length; a += L)
+    out.push({ ids: ids.slice(a, a + L), promptLength: 0, labels: labels.slice(a, a + L) });
   return out;
 }
 
 /** Pack examples into rows of at most seqLength tokens (see the top of this file). */
 export function packSft(examples: readonly SftExample[], seqLength: number, strategy: PackingStrategy): SftExample[] {
-  if (!Number.isInteger(seqLength) || seqLength < 1) throw new Error(`packSft: seqLength is ${seqLength}; packing needs max_length > 0`);
-  if (!PACKING_STRATEGIES.includes(strategy)) throw new Error(`packSft: packing_strategy '${strategy}'; expected ${PACKING_STRATEGIES.join(', ')}`);
+  if (!Number.isInteger(seqLength) || seqLength < 1)
+    throw new Error(`packSft: seqLength is ${seqLength}; packing needs max_length > 0`);
+  if (!PACKING_STRATEGIES.includes(strategy))
+    throw new Error(`packSft: packing_strategy '${strategy}'; expected ${PACKING_STRATEGIES.join(', ')}`);
   const out: SftExample[] = [];
   for (let a = 0; a < examples.length; a += PACK_BATCH) {
     const seqs = examples.slice(a, a + PACK_BATCH).map((e) => ({ ids: e.ids, labels: labelsOf(e) }));
-    out.push(...(strategy === 'wrapped' ? packWrapped(seqs, seqLength) : packBfd(seqs, seqLength, strategy === 'bfd_split')));
+    out.push(
+      ...(strategy === 'wrapped' ? packWrapped(seqs, seqLength) : packBfd(seqs, seqLength, strategy === 'bfd_split')),
+    );
   }
   return out;
 }

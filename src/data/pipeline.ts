@@ -5,8 +5,12 @@ import { DataError, whereText, type Where } from './errors.js';
 import { readRecordsFromFile, type RawRecord, type ReadOptions } from './read.js';
 import { resolveSplitFiles } from './splits.js';
 import {
-  asRow, detectPreferenceFormat, preferenceText,
-  type PreferenceColumns, type PreferenceFormat, type PromptStyleOption,
+  asRow,
+  detectPreferenceFormat,
+  preferenceText,
+  type PreferenceColumns,
+  type PreferenceFormat,
+  type PromptStyleOption,
 } from './preference.js';
 import { tokenizePreference, type TokenizedPair, type TruncationOptions } from './tokenize.js';
 
@@ -52,7 +56,10 @@ export interface PreferenceDataset {
 }
 
 /** Read every record of a dataset path (file or folder) for a split. */
-export async function loadRecords(path: string, opts: LoadOptions = {}): Promise<{ records: RawRecord[]; files: string[] }> {
+export async function loadRecords(
+  path: string,
+  opts: LoadOptions = {},
+): Promise<{ records: RawRecord[]; files: string[] }> {
   const files = resolveSplitFiles(path, opts.split ?? 'train');
   const records: RawRecord[] = [];
   for (const f of files) records.push(...(await readRecordsFromFile(f, opts)));
@@ -62,7 +69,8 @@ export async function loadRecords(path: string, opts: LoadOptions = {}): Promise
 export function checkTruncationOptions(fn: string, o: TruncationOptions): void {
   for (const k of ['maxLength', 'maxPromptLength', 'maxCompletionLength'] as const) {
     const v = o[k];
-    if (v != null && (!Number.isInteger(v) || v < 1)) throw new Error(`${fn}: ${k} is ${v}; expected a positive integer or null`);
+    if (v != null && (!Number.isInteger(v) || v < 1))
+      throw new Error(`${fn}: ${k} is ${v}; expected a positive integer or null`);
   }
   if (o.truncationMode !== undefined && o.truncationMode !== 'keep_end' && o.truncationMode !== 'keep_start') {
     throw new Error(`${fn}: truncationMode is '${o.truncationMode}'; expected 'keep_end' or 'keep_start'`);
@@ -77,8 +85,11 @@ export function describeFormat(f: PreferenceFormat | null): string {
 
 /** Records whose `where` is unknown (plain rows in memory) are numbered as rows of "<memory>". */
 export function asRecords(rows: RawRecord[] | unknown[]): RawRecord[] {
-  return rows.map((r, row) => (r && typeof r === 'object' && 'where' in r && 'value' in r
-    ? r as RawRecord : { value: r, where: { file: '<memory>', row } }));
+  return rows.map((r, row) =>
+    r && typeof r === 'object' && 'where' in r && 'value' in r
+      ? (r as RawRecord)
+      : { value: r, where: { file: '<memory>', row } },
+  );
 }
 
 /** Row-level errors become DataErrors naming the row (a chat template's own errors included). */
@@ -91,7 +102,13 @@ export function asDataError(e: unknown, where: Where): DataError {
  * A row's error: thrown on, or (skipInvalid) counted in the report and skipped. Errors whose message
  * starts with `fn:` are not row problems and always stop.
  */
-export function skipOrThrow(e: unknown, where: Where, report: DataReport, skipInvalid: boolean | undefined, fn: string): void {
+export function skipOrThrow(
+  e: unknown,
+  where: Where,
+  report: DataReport,
+  skipInvalid: boolean | undefined,
+  fn: string,
+): void {
   if (!(e instanceof Error) || e.message.startsWith(`${fn}:`)) throw e;
   const err = asDataError(e, where);
   if (!skipInvalid) throw err;
@@ -100,16 +117,29 @@ export function skipOrThrow(e: unknown, where: Where, report: DataReport, skipIn
 }
 
 /** Tokenize preference rows already in memory (RawRecords with their origin, or plain row objects). */
-export function preparePreferenceDataset(rows: RawRecord[] | unknown[], tok: TextTokenizer,
-  opts: PreferenceDataOptions = {}, files: string[] = []): PreferenceDataset {
+export function preparePreferenceDataset(
+  rows: RawRecord[] | unknown[],
+  tok: TextTokenizer,
+  opts: PreferenceDataOptions = {},
+  files: string[] = [],
+): PreferenceDataset {
   checkTruncationOptions('preparePreferenceDataset', opts);
   if (tok.eosId === null) {
-    throw new Error(`preparePreferenceDataset: the tokenizer of ${tok.source} has no EOS token to close completions ` +
-      `(eos_token in tokenizer_config.json, or eos_token_id in generation_config.json / config.json)`);
+    throw new Error(
+      `preparePreferenceDataset: the tokenizer of ${tok.source} has no EOS token to close completions ` +
+        `(eos_token in tokenizer_config.json, or eos_token_id in generation_config.json / config.json)`,
+    );
   }
   const records = asRecords(rows);
   const report: DataReport = {
-    read: records.length, rows: 0, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files, format: '',
+    read: records.length,
+    rows: 0,
+    truncated: 0,
+    dropped: 0,
+    skippedInvalid: 0,
+    invalid: [],
+    files,
+    format: '',
   };
   const examples: TokenizedPair[] = [];
   const sources: Where[] = [];
@@ -122,18 +152,26 @@ export function preparePreferenceDataset(rows: RawRecord[] | unknown[], tok: Tex
         format = detectPreferenceFormat(asRow(rec.value, rec.where), rec.where, opts.columns, opts.promptStyle);
         if (format.conversational && !tok.hasChatTemplate) {
           // Not a row problem: stop even with skipInvalid.
-          throw new Error(`preparePreferenceDataset: ${whereText(rec.where)} is conversational (lists of ` +
-            `{role, content}) but the tokenizer of ${tok.source} has no chat template; add chat_template.jinja ` +
-            `to the model folder, or use text data`);
+          throw new Error(
+            `preparePreferenceDataset: ${whereText(rec.where)} is conversational (lists of ` +
+              `{role, content}) but the tokenizer of ${tok.source} has no chat template; add chat_template.jinja ` +
+              `to the model folder, or use text data`,
+          );
         }
       }
       // Conversational completions end where the chat template closes the turn: no EOS added (TRL 1.13).
-      out = tokenizePreference(tok, preferenceText(rec.value, format, tok, rec.where, opts.columns), { ...opts, eos: !format.conversational });
+      out = tokenizePreference(tok, preferenceText(rec.value, format, tok, rec.where, opts.columns), {
+        ...opts,
+        eos: !format.conversational,
+      });
     } catch (e) {
       skipOrThrow(e, rec.where, report, opts.skipInvalid, 'preparePreferenceDataset');
       continue;
     }
-    if (out === null) { report.dropped++; continue; }
+    if (out === null) {
+      report.dropped++;
+      continue;
+    }
     if (out.truncated) report.truncated++;
     examples.push(out.value);
     sources.push(rec.where);
@@ -144,8 +182,11 @@ export function preparePreferenceDataset(rows: RawRecord[] | unknown[], tok: Tex
 }
 
 /** Load and tokenize a preference dataset from a .jsonl/.json/.parquet file or a dataset folder. */
-export async function loadPreferenceDataset(path: string, tok: TextTokenizer,
-  opts: PreferenceDataOptions = {}): Promise<PreferenceDataset> {
+export async function loadPreferenceDataset(
+  path: string,
+  tok: TextTokenizer,
+  opts: PreferenceDataOptions = {},
+): Promise<PreferenceDataset> {
   checkTruncationOptions('loadPreferenceDataset', opts);
   const { records, files } = await loadRecords(path, opts);
   return preparePreferenceDataset(records, tok, opts, files);

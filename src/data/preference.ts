@@ -9,7 +9,13 @@
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types.js';
 import { DataError, typeName, type Where } from './errors.js';
 import {
-  looksConversational, messagesField, renderCompletion, renderPrompt, requireTemplate, sameJson, textField,
+  looksConversational,
+  messagesField,
+  renderCompletion,
+  renderPrompt,
+  requireTemplate,
+  sameJson,
+  textField,
 } from './messages.js';
 
 export interface PreferenceColumns {
@@ -51,13 +57,21 @@ export function asRow(value: unknown, where: Where): Record<string, unknown> {
 }
 
 /** The dataset format, read off its first row (as TRL does with next(iter(dataset))). */
-export function detectPreferenceFormat(row: Record<string, unknown>, where: Where,
-  columns: PreferenceColumns = {}, style: PromptStyleOption = 'auto'): PreferenceFormat {
+export function detectPreferenceFormat(
+  row: Record<string, unknown>,
+  where: Where,
+  columns: PreferenceColumns = {},
+  style: PromptStyleOption = 'auto',
+): PreferenceFormat {
   const col = columnsOf(columns);
   for (const f of [col.chosen, col.rejected]) {
     if (row[f] === undefined || row[f] === null) {
-      throw new DataError(where, f, `is missing (the row has ${Object.keys(row).join(', ') || 'no fields'}; ` +
-        `map columns with the prompt/chosen/rejected column options)`);
+      throw new DataError(
+        where,
+        f,
+        `is missing (the row has ${Object.keys(row).join(', ') || 'no fields'}; ` +
+          `map columns with the prompt/chosen/rejected column options)`,
+      );
     }
   }
   const conversational = looksConversational(row[col.chosen]);
@@ -67,8 +81,12 @@ export function detectPreferenceFormat(row: Record<string, unknown>, where: Wher
     const promptConv = looksConversational(row[col.prompt]);
     if (promptConv === conversational) return { conversational, prompt: 'explicit' };
     if (promptConv) {
-      throw new DataError(where, col.prompt, `is a list of messages but '${col.chosen}' is ${typeName(row[col.chosen])}; ` +
-        `prompt and completions must both be text or both be messages`);
+      throw new DataError(
+        where,
+        col.prompt,
+        `is a list of messages but '${col.chosen}' is ${typeName(row[col.chosen])}; ` +
+          `prompt and completions must both be text or both be messages`,
+      );
     }
     // A text prompt beside conversational completions that repeat it: TRL extracts the prompt.
     return { conversational, prompt: 'implicit' };
@@ -77,7 +95,11 @@ export function detectPreferenceFormat(row: Record<string, unknown>, where: Wher
   const chosen = row[col.chosen];
   const isHH = typeof chosen === 'string' && chosen.includes(HH_ASSISTANT) && chosen.includes(HH_HUMAN);
   if (style === 'hh' && !isHH) {
-    throw new DataError(where, col.chosen, `does not look like Anthropic HH text ("\\n\\nHuman: ... \\n\\nAssistant: ...")`);
+    throw new DataError(
+      where,
+      col.chosen,
+      `does not look like Anthropic HH text ("\\n\\nHuman: ... \\n\\nAssistant: ...")`,
+    );
   }
   return { conversational, prompt: isHH ? 'hh' : 'implicit' };
 }
@@ -87,8 +109,12 @@ export function detectPreferenceFormat(row: Record<string, unknown>, where: Wher
  * the completions. When one is a prefix of the other, Python's loop leaves the index at the last shared
  * position, so both completions keep at least one element; that is kept here.
  */
-export function sharedPrefixLength<T>(c: readonly T[], r: readonly T[], eq: (a: T, b: T) => boolean,
-  isSpace: (x: T) => boolean): number {
+export function sharedPrefixLength<T>(
+  c: readonly T[],
+  r: readonly T[],
+  eq: (a: T, b: T) => boolean,
+  isSpace: (x: T) => boolean,
+): number {
   const n = Math.min(c.length, r.length);
   for (let i = 0; i < n; i++) {
     if (!eq(c[i], r[i])) return i > 0 && isSpace(c[i - 1]) ? i - 1 : i;
@@ -104,8 +130,13 @@ function hhSplit(text: string, where: Where, field: string): [string, string] {
 }
 
 /** One row -> rendered (prompt, chosen, rejected) text; DataError naming the field on bad input. */
-export function preferenceText(value: unknown, fmt: PreferenceFormat, tok: TextTokenizer | null, where: Where,
-  columns: PreferenceColumns = {}): PreferenceText {
+export function preferenceText(
+  value: unknown,
+  fmt: PreferenceFormat,
+  tok: TextTokenizer | null,
+  where: Where,
+  columns: PreferenceColumns = {},
+): PreferenceText {
   const col = columnsOf(columns);
   const row = asRow(value, where);
   if (!fmt.conversational) {
@@ -116,16 +147,26 @@ export function preferenceText(value: unknown, fmt: PreferenceFormat, tok: TextT
     if (fmt.prompt === 'hh') {
       const [prompt, c] = hhSplit(chosen, where, col.chosen);
       if (!rejected.startsWith(prompt)) {
-        throw new DataError(where, col.rejected, `does not start with the same dialogue as '${col.chosen}' ` +
-          `(up to its last "\\n\\nAssistant:"), so the HH prompt is ambiguous`);
+        throw new DataError(
+          where,
+          col.rejected,
+          `does not start with the same dialogue as '${col.chosen}' ` +
+            `(up to its last "\\n\\nAssistant:"), so the HH prompt is ambiguous`,
+        );
       }
       const r = rejected.slice(prompt.length);
       if (c.length === 0) throw new DataError(where, col.chosen, 'has an empty last Assistant turn');
       if (r.length === 0) throw new DataError(where, col.rejected, 'has an empty last Assistant turn');
       return { prompt, chosen: c, rejected: r };
     }
-    const cc = Array.from(chosen), rr = Array.from(rejected); // code points, as Python indexes strings
-    const k = sharedPrefixLength(cc, rr, (a, b) => a === b, (x) => x === ' ');
+    const cc = Array.from(chosen),
+      rr = Array.from(rejected); // code points, as Python indexes strings
+    const k = sharedPrefixLength(
+      cc,
+      rr,
+      (a, b) => a === b,
+      (x) => x === ' ',
+    );
     return { prompt: cc.slice(0, k).join(''), chosen: cc.slice(k).join(''), rejected: rr.slice(k).join('') };
   }
 
@@ -140,8 +181,11 @@ export function preferenceText(value: unknown, fmt: PreferenceFormat, tok: TextT
   } else {
     const k = sharedPrefixLength(chosenMsgs, rejectedMsgs, sameJson, () => false);
     if (k === 0) {
-      throw new DataError(where, col.chosen, `shares no leading message with '${col.rejected}', so no prompt ` +
-        `can be extracted (give a prompt column)`);
+      throw new DataError(
+        where,
+        col.chosen,
+        `shares no leading message with '${col.rejected}', so no prompt ` + `can be extracted (give a prompt column)`,
+      );
     }
     prompt = chosenMsgs.slice(0, k);
     chosen = chosenMsgs.slice(k);

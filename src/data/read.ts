@@ -42,7 +42,10 @@ function lineOfOffset(text: string, offset: number): number {
 function locateJsonError(text: string): { line: number; row?: number } | null {
   const start = text.search(/\S/);
   if (start < 0 || text[start] !== '[') return null;
-  let depth = 0, inString = false, elemStart = start + 1, row = 0;
+  let depth = 0,
+    inString = false,
+    elemStart = start + 1,
+    row = 0;
   for (let i = start; i < text.length; i++) {
     const ch = text[i];
     if (inString) {
@@ -57,7 +60,9 @@ function locateJsonError(text: string): { line: number; row?: number } | null {
       if ((ch === ',' && depth === 1) || depth === 0) {
         const elem = text.slice(elemStart, i);
         if (elem.trim() !== '' || ch === ',') {
-          try { JSON.parse(elem); } catch {
+          try {
+            JSON.parse(elem);
+          } catch {
             return { line: lineOfOffset(text, elemStart + (elem.length - elem.trimStart().length)), row };
           }
         }
@@ -109,8 +114,12 @@ function rowsOfObject(file: string, obj: Record<string, unknown>, field: string 
       }));
     }
   }
-  throw new DataError({ file }, field ?? null, `is ${typeName(data)} but should be a list of rows or an object of ` +
-    `equal-length columns${field === undefined ? ` (a dict like {"train": [...]} needs the field option)` : ''}`);
+  throw new DataError(
+    { file },
+    field ?? null,
+    `is ${typeName(data)} but should be a list of rows or an object of ` +
+      `equal-length columns${field === undefined ? ` (a dict like {"train": [...]} needs the field option)` : ''}`,
+  );
 }
 
 function readJson(file: string, text: string, opts: ReadOptions): RawRecord[] {
@@ -120,8 +129,13 @@ function readJson(file: string, text: string, opts: ReadOptions): RawRecord[] {
   // object is one JSON document.
   if (body.startsWith('{') && opts.field === undefined) {
     let whole: unknown;
-    try { whole = JSON.parse(body); } catch { return readJsonLines(file, text); }
-    if (nonBlank === 1) return [{ value: whole, where: { file, line: text.split('\n').findIndex((l) => l.trim() !== '') + 1 } }];
+    try {
+      whole = JSON.parse(body);
+    } catch {
+      return readJsonLines(file, text);
+    }
+    if (nonBlank === 1)
+      return [{ value: whole, where: { file, line: text.split('\n').findIndex((l) => l.trim() !== '') + 1 } }];
     return rowsOfObject(file, whole as Record<string, unknown>, undefined);
   }
   let whole: unknown;
@@ -129,12 +143,21 @@ function readJson(file: string, text: string, opts: ReadOptions): RawRecord[] {
     whole = JSON.parse(body);
   } catch (e) {
     const at = locateJsonError(text);
-    throw new DataError(at ? { file, line: at.line } : { file }, null,
-      `malformed JSON${at?.row !== undefined ? ` in row index ${at.row}` : ''} (${(e as Error).message})`);
+    throw new DataError(
+      at ? { file, line: at.line } : { file },
+      null,
+      `malformed JSON${at?.row !== undefined ? ` in row index ${at.row}` : ''} (${(e as Error).message})`,
+    );
   }
-  if (Array.isArray(whole) && opts.field === undefined) return whole.map((value, row) => ({ value, where: { file, row } }));
-  if (whole && typeof whole === 'object' && !Array.isArray(whole)) return rowsOfObject(file, whole as Record<string, unknown>, opts.field);
-  throw new DataError({ file }, null, `holds ${typeName(whole)}; expected JSON lines, a list of rows, or an object of columns`);
+  if (Array.isArray(whole) && opts.field === undefined)
+    return whole.map((value, row) => ({ value, where: { file, row } }));
+  if (whole && typeof whole === 'object' && !Array.isArray(whole))
+    return rowsOfObject(file, whole as Record<string, unknown>, opts.field);
+  throw new DataError(
+    { file },
+    null,
+    `holds ${typeName(whole)}; expected JSON lines, a list of rows, or an object of columns`,
+  );
 }
 
 async function readParquet(file: string): Promise<RawRecord[]> {
@@ -151,8 +174,11 @@ async function readParquet(file: string): Promise<RawRecord[]> {
 export async function readRecordsFromFile(file: string, opts: ReadOptions = {}): Promise<RawRecord[]> {
   const kind = fileKind(file);
   if (kind === null) {
-    throw new DataError({ file }, null, `unknown file type '${extname(file) || basename(file)}' ` +
-      `(tsdpo reads .jsonl, .json and .parquet)`);
+    throw new DataError(
+      { file },
+      null,
+      `unknown file type '${extname(file) || basename(file)}' ` + `(tsdpo reads .jsonl, .json and .parquet)`,
+    );
   }
   if (kind === 'parquet') return readParquet(file);
   let text: string;

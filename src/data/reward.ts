@@ -38,8 +38,14 @@ export interface RewardDataset {
 }
 
 /** Token ids of (prompt +) one completion of a row. */
-function sequenceIds(tok: TextTokenizer, row: Record<string, unknown>, fmt: PreferenceFormat, field: string,
-  promptField: string, where: Where): number[] {
+function sequenceIds(
+  tok: TextTokenizer,
+  row: Record<string, unknown>,
+  fmt: PreferenceFormat,
+  field: string,
+  promptField: string,
+  where: Where,
+): number[] {
   if (!fmt.conversational) {
     const eos = tok.eosToken!;
     let text = textField(row, field, where);
@@ -49,31 +55,57 @@ function sequenceIds(tok: TextTokenizer, row: Record<string, unknown>, fmt: Pref
   }
   const prompt = fmt.prompt === 'explicit' ? messagesField(row, promptField, where) : [];
   // As apply_chat_template(tokenize=True): the rendered text is encoded without added special tokens.
-  return tok.encode(tok.applyChatTemplate([...prompt, ...messagesField(row, field, where)]), { addSpecialTokens: false });
+  return tok.encode(tok.applyChatTemplate([...prompt, ...messagesField(row, field, where)]), {
+    addSpecialTokens: false,
+  });
 }
 
 function marginOf(row: Record<string, unknown>, field: string, where: Where): number {
   const v = row[field];
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new DataError(where, field, `is ${typeName(v)}${typeof v === 'number' ? ` (${v})` : ''}; expected a finite number ` +
-      '(the first row has a margin, so every row needs one)');
+    throw new DataError(
+      where,
+      field,
+      `is ${typeName(v)}${typeof v === 'number' ? ` (${v})` : ''}; expected a finite number ` +
+        '(the first row has a margin, so every row needs one)',
+    );
   }
   return v;
 }
 
 /** Tokenize reward rows already in memory (RawRecords with their origin, or plain row objects). */
-export function prepareRewardDataset(rows: RawRecord[] | unknown[], tok: TextTokenizer, opts: RewardDataOptions = {},
-  files: string[] = []): RewardDataset {
+export function prepareRewardDataset(
+  rows: RawRecord[] | unknown[],
+  tok: TextTokenizer,
+  opts: RewardDataOptions = {},
+  files: string[] = [],
+): RewardDataset {
   const max = opts.maxLength ?? null;
-  if (max !== null && (!Number.isInteger(max) || max < 1)) throw new Error(`prepareRewardDataset: maxLength is ${max}; expected a positive integer or null`);
+  if (max !== null && (!Number.isInteger(max) || max < 1))
+    throw new Error(`prepareRewardDataset: maxLength is ${max}; expected a positive integer or null`);
   if (tok.eosToken === null) {
-    throw new Error(`prepareRewardDataset: the tokenizer of ${tok.source} has no EOS token to close text rows ` +
-      '(eos_token in tokenizer_config.json)');
+    throw new Error(
+      `prepareRewardDataset: the tokenizer of ${tok.source} has no EOS token to close text rows ` +
+        '(eos_token in tokenizer_config.json)',
+    );
   }
-  const col = { prompt: opts.columns?.prompt ?? 'prompt', chosen: opts.columns?.chosen ?? 'chosen', rejected: opts.columns?.rejected ?? 'rejected' };
+  const col = {
+    prompt: opts.columns?.prompt ?? 'prompt',
+    chosen: opts.columns?.chosen ?? 'chosen',
+    rejected: opts.columns?.rejected ?? 'rejected',
+  };
   const marginCol = opts.columns?.margin ?? 'margin';
   const records = asRecords(rows);
-  const report: DataReport = { read: records.length, rows: 0, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files, format: '' };
+  const report: DataReport = {
+    read: records.length,
+    rows: 0,
+    truncated: 0,
+    dropped: 0,
+    skippedInvalid: 0,
+    invalid: [],
+    files,
+    format: '',
+  };
   const examples: RewardExample[] = [];
   const sources: Where[] = [];
   let format: PreferenceFormat | null = null;
@@ -88,14 +120,25 @@ export function prepareRewardDataset(rows: RawRecord[] | unknown[], tok: TextTok
         hasMargin = row[marginCol] !== undefined && row[marginCol] !== null;
         if (format.conversational && !tok.hasChatTemplate) {
           // Not a row problem: stop even with skipInvalid.
-          throw new Error(`prepareRewardDataset: ${whereText(rec.where)} is conversational (lists of {role, content}) but ` +
-            `the tokenizer of ${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`);
+          throw new Error(
+            `prepareRewardDataset: ${whereText(rec.where)} is conversational (lists of {role, content}) but ` +
+              `the tokenizer of ${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`,
+          );
         }
       }
       if (format.conversational) requireTemplate(tok, rec.where);
-      if (format.conversational && format.prompt === 'implicit' && row[col.prompt] != null && !looksConversational(row[col.prompt])) {
-        throw new DataError(rec.where, col.prompt, `is ${typeName(row[col.prompt])} but '${col.chosen}' is a list of messages; ` +
-          'prompt and completions must both be text or both be messages');
+      if (
+        format.conversational &&
+        format.prompt === 'implicit' &&
+        row[col.prompt] != null &&
+        !looksConversational(row[col.prompt])
+      ) {
+        throw new DataError(
+          rec.where,
+          col.prompt,
+          `is ${typeName(row[col.prompt])} but '${col.chosen}' is a list of messages; ` +
+            'prompt and completions must both be text or both be messages',
+        );
       }
       ex = {
         chosenIds: sequenceIds(tok, row, format, col.chosen, col.prompt, rec.where),
@@ -106,7 +149,10 @@ export function prepareRewardDataset(rows: RawRecord[] | unknown[], tok: TextTok
       skipOrThrow(e, rec.where, report, opts.skipInvalid, 'prepareRewardDataset');
       continue;
     }
-    if (max !== null && (ex.chosenIds.length > max || ex.rejectedIds.length > max)) { report.dropped++; continue; }
+    if (max !== null && (ex.chosenIds.length > max || ex.rejectedIds.length > max)) {
+      report.dropped++;
+      continue;
+    }
     examples.push(ex);
     sources.push(rec.where);
   }
@@ -116,7 +162,11 @@ export function prepareRewardDataset(rows: RawRecord[] | unknown[], tok: TextTok
 }
 
 /** Load and tokenize reward rows from a .jsonl/.json/.parquet file or a dataset folder. */
-export async function loadRewardDataset(path: string, tok: TextTokenizer, opts: RewardDataOptions = {}): Promise<RewardDataset> {
+export async function loadRewardDataset(
+  path: string,
+  tok: TextTokenizer,
+  opts: RewardDataOptions = {},
+): Promise<RewardDataset> {
   const { records, files } = await loadRecords(path, opts);
   return prepareRewardDataset(records, tok, opts, files);
 }

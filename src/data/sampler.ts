@@ -26,7 +26,6 @@ export interface SamplerOptions {
   permutation?: (size: number, seed: number, epoch: number) => Int32Array;
 }
 
-
 /** Mix seed and epoch into one 32-bit seed (murmur3 finalizer). */
 function mix(seed: number, epoch: number): number {
   let h = (seed ^ Math.imul(epoch + 1, 0x9e3779b1)) >>> 0;
@@ -43,7 +42,9 @@ export function epochPermutation(size: number, seed: number, epoch: number, shuf
   const rand = mulberry32(mix(seed, epoch));
   for (let i = size - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
-    const t = p[i]; p[i] = p[j]; p[j] = t;
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
   }
   return p;
 }
@@ -60,17 +61,21 @@ export class EpochSampler {
   private readonly permute: (epoch: number) => Int32Array;
 
   constructor(size: number, opts: SamplerOptions = {}) {
-    if (!Number.isInteger(size) || size < 1) throw new Error(`EpochSampler: size is ${size}; the dataset has no examples`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new Error(`EpochSampler: size is ${size}; the dataset has no examples`);
     this.size = size;
     this.seed = (opts.seed ?? 0) >>> 0;
     this.shuffle = opts.shuffle ?? true;
     this.dropLast = opts.dropLast ?? false;
     const custom = opts.permutation;
-    this.permute = (e) => (custom && this.shuffle ? custom(size, this.seed, e) : epochPermutation(size, this.seed, e, this.shuffle));
+    this.permute = (e) =>
+      custom && this.shuffle ? custom(size, this.seed, e) : epochPermutation(size, this.seed, e, this.shuffle);
     this.order = this.permute(0);
   }
 
-  get position(): DataPosition { return { epoch: this.epoch, index: this.index }; }
+  get position(): DataPosition {
+    return { epoch: this.epoch, index: this.index };
+  }
 
   private orderOf(epoch: number): Int32Array {
     if (this.orderEpoch !== epoch) {
@@ -84,7 +89,9 @@ export class EpochSampler {
   next(batchSize: number): { indices: number[]; epoch: number } {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`EpochSampler.next: batchSize is ${batchSize}`);
     if (this.dropLast && batchSize > this.size) {
-      throw new Error(`EpochSampler.next: batchSize ${batchSize} > dataset size ${this.size} with dropLast: no batch fits`);
+      throw new Error(
+        `EpochSampler.next: batchSize ${batchSize} > dataset size ${this.size} with dropLast: no batch fits`,
+      );
     }
     if (this.index >= this.size || (this.dropLast && this.size - this.index < batchSize)) {
       this.epoch++;
@@ -106,8 +113,10 @@ export class EpochSampler {
   restore(s: SamplerState | DataPosition): void {
     if ('size' in s) {
       if (s.size !== this.size || s.seed !== this.seed || s.shuffle !== this.shuffle) {
-        throw new Error(`EpochSampler.restore: saved for size ${s.size}, seed ${s.seed}, shuffle ${s.shuffle}; ` +
-          `this sampler has size ${this.size}, seed ${this.seed}, shuffle ${this.shuffle} (same data and seed?)`);
+        throw new Error(
+          `EpochSampler.restore: saved for size ${s.size}, seed ${s.seed}, shuffle ${s.shuffle}; ` +
+            `this sampler has size ${this.size}, seed ${this.seed}, shuffle ${this.shuffle} (same data and seed?)`,
+        );
       }
     }
     if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.index) || s.index < 0 || s.index > this.size) {

@@ -13,12 +13,14 @@ import { splitGenerationMarkers } from '../tokenizer/chat-template.js';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types.js';
 import { DataError, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, renderCompletion, renderPrompt, textField } from './messages.js';
+import { asRecords, describeFormat, loadRecords, skipOrThrow, type DataReport, type LoadOptions } from './pipeline.js';
 import {
-  asRecords, describeFormat, loadRecords, skipOrThrow, type DataReport, type LoadOptions,
-} from './pipeline.js';
-import {
-  asRow, detectPreferenceFormat, preferenceText,
-  type PreferenceColumns, type PreferenceFormat, type PromptStyleOption,
+  asRow,
+  detectPreferenceFormat,
+  preferenceText,
+  type PreferenceColumns,
+  type PreferenceFormat,
+  type PromptStyleOption,
 } from './preference.js';
 import type { RawRecord } from './read.js';
 import { encodeCompletion, encodePrompt } from './tokenize.js';
@@ -75,8 +77,13 @@ export interface SftDataset {
 }
 
 function cols(c: SftDataOptions['columns'] = {}) {
-  return { text: c.text ?? 'text', prompt: c.prompt ?? 'prompt', completion: c.completion ?? 'completion',
-    messages: c.messages ?? 'messages', chosen: c.chosen ?? 'chosen' };
+  return {
+    text: c.text ?? 'text',
+    prompt: c.prompt ?? 'prompt',
+    completion: c.completion ?? 'completion',
+    messages: c.messages ?? 'messages',
+    chosen: c.chosen ?? 'chosen',
+  };
 }
 
 export function detectSftFormat(row: Record<string, unknown>, where: Where, opts: SftDataOptions = {}): SftFormat {
@@ -88,8 +95,12 @@ export function detectSftFormat(row: Record<string, unknown>, where: Where, opts
     return { kind: 'preference', preference: detectPreferenceFormat(row, where, opts.columns, opts.promptStyle) };
   }
   if (has(c.text)) return { kind: 'text' };
-  throw new DataError(where, null, `has fields ${Object.keys(row).join(', ') || '(none)'}; SFT data needs ` +
-    `'${c.text}', '${c.prompt}' + '${c.completion}', '${c.messages}', or preference '${c.chosen}'/'rejected' columns`);
+  throw new DataError(
+    where,
+    null,
+    `has fields ${Object.keys(row).join(', ') || '(none)'}; SFT data needs ` +
+      `'${c.text}', '${c.prompt}' + '${c.completion}', '${c.messages}', or preference '${c.chosen}'/'rejected' columns`,
+  );
 }
 
 /** Plain text and EOS. TRL 1.13 appends EOS only to a column named `text` (not to another dataset_text_field): so do we. */
@@ -100,8 +111,13 @@ function sftText(tok: TextTokenizer, text: string, addEos: boolean): number[] {
 }
 
 /** One row -> ids and loss start, before truncation. */
-export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where: Where,
-  opts: SftDataOptions = {}): SftExample {
+export function sftIds(
+  value: unknown,
+  fmt: SftFormat,
+  tok: TextTokenizer,
+  where: Where,
+  opts: SftDataOptions = {},
+): SftExample {
   const c = cols(opts.columns);
   const row = asRow(value, where);
   const completionOnly = opts.completionOnlyLoss ?? true;
@@ -126,9 +142,16 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
         completion = tok.encode(cText, { addSpecialTokens: false });
         if (opts.assistantOnlyLoss) {
           const { text, spans } = generationSpans(tok, [...p, ...comp], where, c.completion);
-          if (text !== pText + cText) throw new DataError(where, c.completion, `the chat template renders differently with {% generation %} markers kept`);
+          if (text !== pText + cText)
+            throw new DataError(
+              where,
+              c.completion,
+              `the chat template renders differently with {% generation %} markers kept`,
+            );
           const ids = [...prompt, ...completion];
-          const labels = spanMask(tok, ids, text, spans).map((m, i) => (m && (!completionOnly || i >= prompt.length) ? 1 : 0));
+          const labels = spanMask(tok, ids, text, spans).map((m, i) =>
+            m && (!completionOnly || i >= prompt.length) ? 1 : 0,
+          );
           return { ids, promptLength: 0, labels };
         }
       } else {
@@ -149,8 +172,12 @@ export function sftIds(value: unknown, fmt: SftFormat, tok: TextTokenizer, where
 function generationSpans(tok: TextTokenizer, msgs: ChatMessage[], where: Where, field: string) {
   const out = splitGenerationMarkers(tok.applyChatTemplate(msgs, { markGeneration: true }));
   if (out.spans.length === 0 || out.spans.every(([a, b]) => a === b)) {
-    throw new DataError(where, field, `assistant_only_loss: the chat template of ${tok.source} marks no assistant tokens ` +
-      `here; it needs {% generation %} ... {% endgeneration %} around the assistant's reply`);
+    throw new DataError(
+      where,
+      field,
+      `assistant_only_loss: the chat template of ${tok.source} marks no assistant tokens ` +
+        `here; it needs {% generation %} ... {% endgeneration %} around the assistant's reply`,
+    );
   }
   return out;
 }
@@ -161,18 +188,26 @@ function generationSpans(tok: TextTokenizer, msgs: ChatMessage[], where: Where, 
  * from the decoded length of each prefix (binary search), so any tokenizer works without offsets;
  * a BOS that encodePrompt put in front of the text is skipped.
  */
-export function spanMask(tok: TextTokenizer, ids: number[], text: string, spans: ReadonlyArray<readonly [number, number]>): number[] {
+export function spanMask(
+  tok: TextTokenizer,
+  ids: number[],
+  text: string,
+  spans: ReadonlyArray<readonly [number, number]>,
+): number[] {
   const mask = new Array<number>(ids.length).fill(0);
-  const skip = ids.length > 0 && ids[0] === tok.bosId && tok.bosToken !== null && !text.startsWith(tok.bosToken) ? 1 : 0;
+  const skip =
+    ids.length > 0 && ids[0] === tok.bosId && tok.bosToken !== null && !text.startsWith(tok.bosToken) ? 1 : 0;
   const ends = new Map<number, number>();
-  const end = (i: number): number => { // characters decoded up to and including token i
+  const end = (i: number): number => {
+    // characters decoded up to and including token i
     let v = ends.get(i);
     if (v === undefined) ends.set(i, (v = tok.decode(ids.slice(skip, i + 1)).length));
     return v;
   };
   const tokenAt = (ch: number): number | null => {
     if (skip >= ids.length || end(ids.length - 1) <= ch) return null;
-    let lo = skip, hi = ids.length - 1;
+    let lo = skip,
+      hi = ids.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (end(mid) > ch) hi = mid;
@@ -196,19 +231,32 @@ export function describeSftFormat(f: SftFormat | null): string {
   return f.kind;
 }
 
-const needsTemplate = (f: SftFormat) => f.kind === 'messages' ||
-  (f.kind === 'prompt-completion' && f.conversational) || (f.kind === 'preference' && f.preference.conversational);
+const needsTemplate = (f: SftFormat) =>
+  f.kind === 'messages' ||
+  (f.kind === 'prompt-completion' && f.conversational) ||
+  (f.kind === 'preference' && f.preference.conversational);
 
 /** Tokenize SFT rows already in memory. */
-export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokenizer, opts: SftDataOptions = {},
-  files: string[] = []): SftDataset {
+export function prepareSftDataset(
+  rows: RawRecord[] | unknown[],
+  tok: TextTokenizer,
+  opts: SftDataOptions = {},
+  files: string[] = [],
+): SftDataset {
   if (opts.maxLength != null && (!Number.isInteger(opts.maxLength) || opts.maxLength < 1)) {
     throw new Error(`prepareSftDataset: maxLength is ${opts.maxLength}; expected a positive integer or null`);
   }
   if (tok.eosId === null) throw new Error(`prepareSftDataset: the tokenizer of ${tok.source} has no EOS token`);
   const records = asRecords(rows);
   const report: DataReport = {
-    read: records.length, rows: 0, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files, format: '',
+    read: records.length,
+    rows: 0,
+    truncated: 0,
+    dropped: 0,
+    skippedInvalid: 0,
+    invalid: [],
+    files,
+    format: '',
   };
   const examples: SftExample[] = [];
   const sources: Where[] = [];
@@ -220,12 +268,19 @@ export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokeni
       if (format === null) {
         format = detectSftFormat(asRow(rec.value, rec.where), rec.where, opts);
         if (needsTemplate(format) && !tok.hasChatTemplate) {
-          throw new Error(`prepareSftDataset: ${whereText(rec.where)} is conversational but the tokenizer of ` +
-            `${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`);
+          throw new Error(
+            `prepareSftDataset: ${whereText(rec.where)} is conversational but the tokenizer of ` +
+              `${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`,
+          );
         }
-        if (opts.assistantOnlyLoss && !(format.kind === 'messages' || (format.kind === 'prompt-completion' && format.conversational))) {
-          throw new Error(`prepareSftDataset: assistant_only_loss needs conversational rows (messages, or prompt + ` +
-            `completion messages); ${whereText(rec.where)} is ${describeSftFormat(format)}`);
+        if (
+          opts.assistantOnlyLoss &&
+          !(format.kind === 'messages' || (format.kind === 'prompt-completion' && format.conversational))
+        ) {
+          throw new Error(
+            `prepareSftDataset: assistant_only_loss needs conversational rows (messages, or prompt + ` +
+              `completion messages); ${whereText(rec.where)} is ${describeSftFormat(format)}`,
+          );
         }
       }
       ex = sftIds(rec.value, format, tok, rec.where, opts);
@@ -241,11 +296,15 @@ export function prepareSftDataset(rows: RawRecord[] | unknown[], tok: TextTokeni
       if (long) {
         const cut = <T>(a: T[]): T[] => (opts.truncationMode === 'keep_end' ? a.slice(-max) : a.slice(0, max));
         labels = cut(labels);
-        ex = ex.labels || opts.truncationMode === 'keep_end'
-          ? { ids: cut(ex.ids), promptLength: 0, labels }
-          : { ids: cut(ex.ids), promptLength: ex.promptLength };
+        ex =
+          ex.labels || opts.truncationMode === 'keep_end'
+            ? { ids: cut(ex.ids), promptLength: 0, labels }
+            : { ids: cut(ex.ids), promptLength: ex.promptLength };
       }
-      if (!labels.includes(1)) { report.dropped++; continue; }
+      if (!labels.includes(1)) {
+        report.dropped++;
+        continue;
+      }
       if (long) report.truncated++;
     }
     examples.push(ex);

@@ -27,7 +27,11 @@ function listDataFiles(dir: string, depth = 0): string[] {
 
 /** Split names a relative path (without extension) belongs to. */
 function splitsOf(relPath: string): string[] {
-  const p = relPath.split(sep).join('/').toLowerCase().replace(/\.[^./]*$/, '');
+  const p = relPath
+    .split(sep)
+    .join('/')
+    .toLowerCase()
+    .replace(/\.[^./]*$/, '');
   return Object.entries(SPLIT_KEYWORDS)
     .filter(([, kws]) => kws.some((kw) => new RegExp(`(^|[-._ 0-9/])${kw}([-._ 0-9/]|$)`).test(p)))
     .map(([split]) => split);
@@ -51,8 +55,10 @@ export function resolveSplitFiles(path: string, split = 'train'): string[] {
   const canonical = Object.keys(SPLIT_KEYWORDS).find((k) => SPLIT_KEYWORDS[k].includes(split)) ?? split;
   const chosen = bySplit.get(canonical);
   if (!chosen) {
-    throw new Error(`resolveSplitFiles: no '${split}' split under ${path}; found splits ` +
-      `${[...bySplit.keys()].map((s) => `'${s}'`).join(', ')} in ${files.map((f) => relative(path, f)).join(', ')}`);
+    throw new Error(
+      `resolveSplitFiles: no '${split}' split under ${path}; found splits ` +
+        `${[...bySplit.keys()].map((s) => `'${s}'`).join(', ')} in ${files.map((f) => relative(path, f)).join(', ')}`,
+    );
   }
   return chosen;
 }

@@ -39,8 +39,10 @@ export function encodePrompt(tok: TextTokenizer, text: string): number[] {
 export function encodeCompletion(tok: TextTokenizer, text: string, eos = true): number[] {
   if (!eos) return tok.encode(text, { addSpecialTokens: false });
   if (tok.eosId === null) {
-    throw new Error(`encodeCompletion: the tokenizer of ${tok.source} has no EOS token (eos_token in ` +
-      `tokenizer_config.json, or eos_token_id in generation_config.json / config.json)`);
+    throw new Error(
+      `encodeCompletion: the tokenizer of ${tok.source} has no EOS token (eos_token in ` +
+        `tokenizer_config.json, or eos_token_id in generation_config.json / config.json)`,
+    );
   }
   const ids = tok.encode(text, { addSpecialTokens: false });
   if (ids[ids.length - 1] !== tok.eosId) ids.push(tok.eosId);
@@ -48,7 +50,12 @@ export function encodeCompletion(tok: TextTokenizer, text: string, eos = true): 
 }
 
 /** A prompt cut to `max` tokens; keep_end keeps a leading BOS in place. */
-export function truncatePrompt(ids: number[], max: number, mode: 'keep_end' | 'keep_start', bosId: number | null): number[] {
+export function truncatePrompt(
+  ids: number[],
+  max: number,
+  mode: 'keep_end' | 'keep_start',
+  bosId: number | null,
+): number[] {
   if (ids.length <= max) return ids;
   if (mode === 'keep_start') return ids.slice(0, max);
   if (bosId !== null && ids[0] === bosId && max >= 1) return [bosId, ...ids.slice(ids.length - (max - 1))];
@@ -61,8 +68,12 @@ export interface Truncated<T> {
 }
 
 /** Apply the truncation rules to a prompt and its completions; null when the prompt leaves no room. */
-export function truncateExample(prompt: number[], completions: number[][], opts: TruncationOptions,
-  bosId: number | null): Truncated<{ prompt: number[]; completions: number[][] }> | null {
+export function truncateExample(
+  prompt: number[],
+  completions: number[][],
+  opts: TruncationOptions,
+  bosId: number | null,
+): Truncated<{ prompt: number[]; completions: number[][] }> | null {
   const mode = opts.truncationMode ?? 'keep_end';
   let truncated = false;
   let p = prompt;
@@ -88,11 +99,18 @@ export function truncateExample(prompt: number[], completions: number[][], opts:
  * Tokenize one preference example; null when dropped (prompt fills maxLength). eos false: no EOS
  * after the completions (conversational rows, as TRL 1.13).
  */
-export function tokenizePreference(tok: TextTokenizer, text: { prompt: string; chosen: string; rejected: string },
-  opts: TruncationOptions & { eos?: boolean } = {}): Truncated<TokenizedPair> | null {
+export function tokenizePreference(
+  tok: TextTokenizer,
+  text: { prompt: string; chosen: string; rejected: string },
+  opts: TruncationOptions & { eos?: boolean } = {},
+): Truncated<TokenizedPair> | null {
   const eos = opts.eos ?? true;
-  const t = truncateExample(encodePrompt(tok, text.prompt),
-    [encodeCompletion(tok, text.chosen, eos), encodeCompletion(tok, text.rejected, eos)], opts, tok.bosId);
+  const t = truncateExample(
+    encodePrompt(tok, text.prompt),
+    [encodeCompletion(tok, text.chosen, eos), encodeCompletion(tok, text.rejected, eos)],
+    opts,
+    tok.bosId,
+  );
   if (t === null) return null;
   const [chosenIds, rejectedIds] = t.value.completions;
   return { value: { promptIds: t.value.prompt, chosenIds, rejectedIds }, truncated: t.truncated };

@@ -34,7 +34,18 @@ export interface LineChart {
   xZero?: boolean;
 }
 
-const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#17becf', '#8c564b', '#e377c2', '#bcbd22', '#ff7f0e', '#7f7f7f'];
+const PALETTE = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#9467bd',
+  '#17becf',
+  '#8c564b',
+  '#e377c2',
+  '#bcbd22',
+  '#ff7f0e',
+  '#7f7f7f',
+];
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
 
 /** The Vega specification of a chart (exposed for tests and for anyone who wants to restyle it). */
@@ -44,21 +55,45 @@ export function chartSpec(c: LineChart): vega.Spec {
   const free = PALETTE.filter((p) => !fixed.has(p));
   let next = 0;
   const colors = c.series.map((s) => s.color ?? free[next++ % free.length]);
-  const rows = c.series.flatMap((s, si) => s.points.map((p, i) => ({
-    series: s.name, order: i, x: p.x, y: p.y, label: p.label ?? '', line: s.line ?? false, dash: s.dashed ?? false,
-    symbol: (s.symbols ?? true) && !p.hidden, si,
-  })));
+  const rows = c.series.flatMap((s, si) =>
+    s.points.map((p, i) => ({
+      series: s.name,
+      order: i,
+      x: p.x,
+      y: p.y,
+      label: p.label ?? '',
+      line: s.line ?? false,
+      dash: s.dashed ?? false,
+      symbol: (s.symbols ?? true) && !p.hidden,
+      si,
+    })),
+  );
   return {
-    width: c.width ?? 560, height: c.height ?? 360, padding: 8, background: 'white',
+    width: c.width ?? 560,
+    height: c.height ?? 360,
+    padding: 8,
+    background: 'white',
     title: { text: c.title, fontSize: 14 },
-    config: { title: { font: FONT }, axis: { labelFont: FONT, titleFont: FONT }, legend: { labelFont: FONT, titleFont: FONT }, text: { font: FONT } },
+    config: {
+      title: { font: FONT },
+      axis: { labelFont: FONT, titleFont: FONT },
+      legend: { labelFont: FONT, titleFont: FONT },
+      text: { font: FONT },
+    },
     data: [
       { name: 'points', values: rows },
       { name: 'lines', source: 'points', transform: [{ type: 'filter', expr: 'datum.line' }] },
       { name: 'dots', source: 'points', transform: [{ type: 'filter', expr: 'datum.symbol' }] },
     ],
     scales: [
-      { name: 'x', type: 'linear', domain: { data: 'points', field: 'x' }, range: 'width', nice: true, zero: c.xZero ?? false },
+      {
+        name: 'x',
+        type: 'linear',
+        domain: { data: 'points', field: 'x' },
+        range: 'width',
+        nice: true,
+        zero: c.xZero ?? false,
+      },
       { name: 'y', type: 'linear', domain: { data: 'points', field: 'y' }, range: 'height', nice: true, zero: false },
       { name: 'color', type: 'ordinal', domain: c.series.map((s) => s.name), range: colors },
     ],
@@ -71,27 +106,50 @@ export function chartSpec(c: LineChart): vega.Spec {
       {
         type: 'group',
         from: { facet: { name: 'one', data: 'lines', groupby: 'series' } },
-        marks: [{
-          type: 'line', from: { data: 'one' }, sort: { field: 'datum.order' },
-          encode: { enter: {
-            x: { scale: 'x', field: 'x' }, y: { scale: 'y', field: 'y' }, stroke: { scale: 'color', field: 'series' },
-            strokeWidth: { value: 2 }, strokeDash: { signal: 'datum.dash ? [6, 4] : [1, 0]' }, strokeOpacity: { value: 0.8 },
-          } },
-        }],
+        marks: [
+          {
+            type: 'line',
+            from: { data: 'one' },
+            sort: { field: 'datum.order' },
+            encode: {
+              enter: {
+                x: { scale: 'x', field: 'x' },
+                y: { scale: 'y', field: 'y' },
+                stroke: { scale: 'color', field: 'series' },
+                strokeWidth: { value: 2 },
+                strokeDash: { signal: 'datum.dash ? [6, 4] : [1, 0]' },
+                strokeOpacity: { value: 0.8 },
+              },
+            },
+          },
+        ],
       },
       {
-        type: 'symbol', from: { data: 'dots' },
-        encode: { enter: {
-          x: { scale: 'x', field: 'x' }, y: { scale: 'y', field: 'y' }, fill: { scale: 'color', field: 'series' },
-          size: { value: 50 }, stroke: { value: 'white' }, strokeWidth: { value: 0.8 },
-        } },
+        type: 'symbol',
+        from: { data: 'dots' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'x' },
+            y: { scale: 'y', field: 'y' },
+            fill: { scale: 'color', field: 'series' },
+            size: { value: 50 },
+            stroke: { value: 'white' },
+            strokeWidth: { value: 0.8 },
+          },
+        },
       },
       {
-        type: 'text', from: { data: 'dots' },
-        encode: { enter: {
-          x: { scale: 'x', field: 'x', offset: 6 }, y: { scale: 'y', field: 'y', offset: -6 }, text: { field: 'label' },
-          fontSize: { value: 10 }, fill: { value: '#444' },
-        } },
+        type: 'text',
+        from: { data: 'dots' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'x', offset: 6 },
+            y: { scale: 'y', field: 'y', offset: -6 },
+            text: { field: 'label' },
+            fontSize: { value: 10 },
+            fill: { value: '#444' },
+          },
+        },
       },
     ],
   };
@@ -113,7 +171,9 @@ export async function loadVega(): Promise<typeof vega> {
   try {
     return await import('vega');
   } catch (e) {
-    throw new Error('demo charts: the npm package "vega" is not installed; it is an optional peer dependency of tsdpo, ' +
-      `needed by the demo's report only: \`npm install vega\` (a clone of tsdpo has it after \`npm ci\`) (${(e as Error).message})`);
+    throw new Error(
+      'demo charts: the npm package "vega" is not installed; it is an optional peer dependency of tsdpo, ' +
+        `needed by the demo's report only: \`npm install vega\` (a clone of tsdpo has it after \`npm ci\`) (${(e as Error).message})`,
+    );
   }
 }

@@ -10,9 +10,9 @@ import { ByteLevelBpe } from '../tokenizer/bpe.js';
 import { toTokenizerConfig, toTokenizerJson } from '../tokenizer/hf-json.js';
 
 export interface DemoDataOptions {
-  corpus: Partial<CorpusOptions>;      // see DEFAULT_CORPUS
+  corpus: Partial<CorpusOptions>; // see DEFAULT_CORPUS
   tokenizer: Partial<BpeTrainOptions>; // see DEFAULT_BPE_TRAIN (vocab 2048, <|endoftext|> last)
-  modelMaxLength: number;              // tokenizer_config.json's model_max_length
+  modelMaxLength: number; // tokenizer_config.json's model_max_length
 }
 
 export const DEFAULT_DEMO_DATA: DemoDataOptions = { corpus: {}, tokenizer: {}, modelMaxLength: 256 };
@@ -25,7 +25,8 @@ export interface DemoData {
 
 /** UTF-8 bytes per token of `docs` under `enc` (the tokenizer's compression). */
 export function bytesPerToken(enc: ByteLevelBpe, docs: readonly Doc[]): number {
-  let bytes = 0, tokens = 0;
+  let bytes = 0,
+    tokens = 0;
   for (const d of docs) {
     bytes += Buffer.byteLength(d.text, 'utf8');
     tokens += enc.encode(d.text).length;
@@ -37,14 +38,24 @@ export function bytesPerToken(enc: ByteLevelBpe, docs: readonly Doc[]): number {
 export function makeDemoData(options: Partial<DemoDataOptions> = {}): DemoData {
   const o = { ...DEFAULT_DEMO_DATA, ...options };
   const corpus = buildCorpus(o.corpus);
-  const bpe = trainBpe(corpus.train.map((d) => d.text), { ...DEFAULT_BPE_TRAIN, ...o.tokenizer });
+  const bpe = trainBpe(
+    corpus.train.map((d) => d.text),
+    { ...DEFAULT_BPE_TRAIN, ...o.tokenizer },
+  );
   const enc = new ByteLevelBpe(bpe);
   const kindOf = new Map(corpus.sources.map((s) => [s.id, s.kind]));
   return {
-    corpus, bpe,
+    corpus,
+    bpe,
     bytesPerToken: {
-      review: bytesPerToken(enc, corpus.heldOut.filter((d) => kindOf.get(d.source) === 'review')),
-      prose: bytesPerToken(enc, corpus.heldOut.filter((d) => kindOf.get(d.source) === 'prose')),
+      review: bytesPerToken(
+        enc,
+        corpus.heldOut.filter((d) => kindOf.get(d.source) === 'review'),
+      ),
+      prose: bytesPerToken(
+        enc,
+        corpus.heldOut.filter((d) => kindOf.get(d.source) === 'prose'),
+      ),
     },
   };
 }
@@ -63,8 +74,10 @@ export function writeDemoData(dir: string, options: Partial<DemoDataOptions> = {
   writeFileSync(join(dir, 'train.txt'), lines(corpus.train));
   writeFileSync(join(dir, 'heldout.txt'), lines(corpus.heldOut));
   writeFileSync(join(dir, 'tokenizer.json'), `${JSON.stringify(toTokenizerJson(bpe), null, 2)}\n`);
-  writeFileSync(join(dir, 'tokenizer_config.json'),
-    `${JSON.stringify(toTokenizerConfig(bpe, { modelMaxLength: o.modelMaxLength }), null, 2)}\n`);
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    `${JSON.stringify(toTokenizerConfig(bpe, { modelMaxLength: o.modelMaxLength }), null, 2)}\n`,
+  );
   const manifest = {
     corpus: {
       options: corpus.options,
@@ -75,7 +88,9 @@ export function writeDemoData(dir: string, options: Partial<DemoDataOptions> = {
       sources: corpus.sources,
     },
     tokenizer: {
-      vocabSize: bpe.vocab.length, merges: bpe.merges.length, specialTokens: bpe.specialTokens,
+      vocabSize: bpe.vocab.length,
+      merges: bpe.merges.length,
+      specialTokens: bpe.specialTokens,
       bytesPerTokenHeldOut: data.bytesPerToken,
     },
   };

@@ -19,12 +19,15 @@ export interface Pairs {
 
 /** Best vs worst completion per prompt (first of equals), ties skipped. groups[i] are prompt i's samples. */
 export function buildPairs(prompts: readonly DemoPrompt[], groups: readonly (readonly Scored[])[]): Pairs {
-  if (prompts.length !== groups.length) throw new Error(`buildPairs: ${prompts.length} prompts but ${groups.length} groups of samples`);
+  if (prompts.length !== groups.length)
+    throw new Error(`buildPairs: ${prompts.length} prompts but ${groups.length} groups of samples`);
   const pairs: DemoPair[] = [];
   let skippedTies = 0;
   groups.forEach((g, i) => {
-    if (g.length < 2) throw new Error(`buildPairs: prompt ${i} has ${g.length} samples; at least 2 are needed for a pair`);
-    let best = 0, worst = 0;
+    if (g.length < 2)
+      throw new Error(`buildPairs: prompt ${i} has ${g.length} samples; at least 2 are needed for a pair`);
+    let best = 0,
+      worst = 0;
     for (let j = 1; j < g.length; j++) {
       if (g[j].reward > g[best].reward) best = j;
       if (g[j].reward < g[worst].reward) worst = j;
@@ -34,8 +37,12 @@ export function buildPairs(prompts: readonly DemoPrompt[], groups: readonly (rea
       return;
     }
     pairs.push({
-      prompt: prompts[i].text, chosen: g[best], rejected: g[worst],
-      promptIds: prompts[i].ids, chosenIds: g[best].ids, rejectedIds: g[worst].ids,
+      prompt: prompts[i].text,
+      chosen: g[best],
+      rejected: g[worst],
+      promptIds: prompts[i].ids,
+      chosenIds: g[best].ids,
+      rejectedIds: g[worst].ids,
     });
   });
   return { pairs, skippedTies };

@@ -25,7 +25,11 @@ import { writeDemoData } from './make-data.js';
 /** `tsdpo pretrain` options; these defaults produced the committed assets/demo-model/. */
 export const PRETRAIN_OPTIONS = {
   output: { type: 'string', default: 'assets/demo-model', help: 'folder the model (HF format) is written to' },
-  data_dir: { type: 'string', default: 'runs/demo-data', help: 'folder for the corpus and tokenizer (written by writeDemoData, rebuilt every run)' },
+  data_dir: {
+    type: 'string',
+    default: 'runs/demo-data',
+    help: 'folder for the corpus and tokenizer (written by writeDemoData, rebuilt every run)',
+  },
   n_layer: { type: 'int', default: 4, help: 'transformer blocks' },
   n_embd: { type: 'int', default: 192, help: 'hidden size' },
   n_head: { type: 'int', default: 4, help: 'attention heads' },
@@ -39,9 +43,18 @@ export const PRETRAIN_OPTIONS = {
   adam_beta2: { type: 'number', default: 0.95, help: 'AdamW beta2 (beta1 0.9)' },
   max_grad_norm: { type: 'number', default: 1, help: 'global gradient-norm clipping' },
   eval_steps: { type: 'int', default: 200, help: 'held-out loss on eval_blocks blocks every this many steps' },
-  eval_blocks: { type: 'int', default: 64, help: 'held-out blocks of the periodic evaluation (the final one uses all)' },
+  eval_blocks: {
+    type: 'int',
+    default: 64,
+    help: 'held-out blocks of the periodic evaluation (the final one uses all)',
+  },
   seed: { type: 'int', default: 0, help: 'seed of the initial weights and of the block order' },
-  save_dtype: { type: 'string', default: 'float16', choices: ['float16', 'float32'], help: 'dtype of model.safetensors (float16 halves the file; the held-out loss is measured on the saved weights)' },
+  save_dtype: {
+    type: 'string',
+    default: 'float16',
+    choices: ['float16', 'float32'],
+    help: 'dtype of model.safetensors (float16 halves the file; the held-out loss is measured on the saved weights)',
+  },
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -82,7 +95,8 @@ export function packBlocks(stream: Int32Array, T: number): Blocks {
 /** Inputs and targets [B, T] of the blocks `which` (host arrays). */
 export function blockBatch(b: Blocks, which: readonly number[]): { ids: Int32Array; targets: Int32Array } {
   const { T } = b;
-  const ids = new Int32Array(which.length * T), targets = new Int32Array(which.length * T);
+  const ids = new Int32Array(which.length * T),
+    targets = new Int32Array(which.length * T);
   which.forEach((blk, r) => {
     if (!(blk >= 0 && blk < b.count)) throw new Error(`blockBatch: block ${blk} is out of range (0..${b.count - 1})`);
     ids.set(b.stream.subarray(blk * T, blk * T + T), r * T);
@@ -99,7 +113,8 @@ function batchNll(model: CausalLM, ids: Int32Array, targets: Int32Array, B: numb
 
 /** Mean next-token loss (nats) over blocks [from, to) of `b`, batch by batch, no gradient. */
 export async function meanLoss(model: CausalLM, b: Blocks, batchSize: number, count = b.count): Promise<number> {
-  let total = 0, tokens = 0;
+  let total = 0,
+    tokens = 0;
   for (let i = 0; i < Math.min(count, b.count); i += batchSize) {
     const which = Array.from({ length: Math.min(batchSize, count - i, b.count - i) }, (_, k) => i + k);
     const { ids, targets } = blockBatch(b, which);
@@ -121,12 +136,29 @@ export function permutation(n: number, seed: number): Int32Array {
 }
 
 export function gpt2Config(cfg: PretrainConfig, vocab: number, eosId: number): Record<string, unknown> {
-  if (cfg.n_embd % cfg.n_head !== 0) throw new Error(`pretrain: n_embd ${cfg.n_embd} is not divisible by n_head ${cfg.n_head}`);
+  if (cfg.n_embd % cfg.n_head !== 0)
+    throw new Error(`pretrain: n_embd ${cfg.n_embd} is not divisible by n_head ${cfg.n_head}`);
   return {
-    model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: vocab, n_positions: cfg.n_positions, n_ctx: cfg.n_positions,
-    n_embd: cfg.n_embd, n_layer: cfg.n_layer, n_head: cfg.n_head, n_inner: null, activation_function: 'gelu_new',
-    resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5, initializer_range: 0.02,
-    bos_token_id: eosId, eos_token_id: eosId, tie_word_embeddings: true, scale_attn_weights: true, use_cache: true,
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: vocab,
+    n_positions: cfg.n_positions,
+    n_ctx: cfg.n_positions,
+    n_embd: cfg.n_embd,
+    n_layer: cfg.n_layer,
+    n_head: cfg.n_head,
+    n_inner: null,
+    activation_function: 'gelu_new',
+    resid_pdrop: 0,
+    embd_pdrop: 0,
+    attn_pdrop: 0,
+    layer_norm_epsilon: 1e-5,
+    initializer_range: 0.02,
+    bos_token_id: eosId,
+    eos_token_id: eosId,
+    tie_word_embeddings: true,
+    scale_attn_weights: true,
+    use_cache: true,
   };
 }
 
@@ -146,7 +178,10 @@ export interface PretrainResult {
 type Log = (line: string) => void;
 
 /** Pre-trains the demo model and writes it into cfg.output. */
-export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: boolean } = {}): Promise<PretrainResult> {
+export async function pretrain(
+  cfg: PretrainConfig,
+  opts: { log?: Log; quiet?: boolean } = {},
+): Promise<PretrainResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   await initEngine({ device: 'cpu', threads: cfg.threads || undefined, log });
   const t0 = performance.now();
@@ -158,42 +193,66 @@ export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: b
   const eosId = enc.specialId(EOS_TOKEN);
   const kindOf = new Map(data.corpus.sources.map((s) => [s.id, s.kind]));
   const T = cfg.n_positions;
-  const tokenize = (docs: { text: string }[]) => packBlocks(tokenStream(docs.map((d) => d.text), enc, eosId), T);
+  const tokenize = (docs: { text: string }[]) =>
+    packBlocks(
+      tokenStream(
+        docs.map((d) => d.text),
+        enc,
+        eosId,
+      ),
+      T,
+    );
   const train = tokenize(data.corpus.train);
   const held = tokenize(data.corpus.heldOut);
   const heldReview = tokenize(data.corpus.heldOut.filter((d) => kindOf.get(d.source) === 'review'));
   const heldProse = tokenize(data.corpus.heldOut.filter((d) => kindOf.get(d.source) === 'prose'));
-  log(`tokens: train ${train.stream.length} (${train.count} blocks of ${T}), held-out ${held.stream.length}; ` +
-    `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(
+    `tokens: train ${train.stream.length} (${train.count} blocks of ${T}), held-out ${held.stream.length}; ` +
+      `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 
   const config = gpt2Config(cfg, enc.vocabSize, eosId);
   const model = initModel(config, cfg.seed);
   const params = trainAll(model);
   const parameters = params.reduce((n, p) => n + p.tensor.size, 0);
-  log(`model: GPT-2, ${cfg.n_layer} layers, d ${cfg.n_embd}, ${cfg.n_head} heads, context ${T}: ${(parameters / 1e6).toFixed(2)}M parameters`);
+  log(
+    `model: GPT-2, ${cfg.n_layer} layers, d ${cfg.n_embd}, ${cfg.n_head} heads, context ${T}: ${(parameters / 1e6).toFixed(2)}M parameters`,
+  );
   // Weight decay on matrices only (GPT-2 / nanoGPT practice): biases and LayerNorm gains keep theirs.
   const isMatrix = (p: NamedParam) => p.tensor.ndim >= 2;
   const adam = { name: 'adamw', beta1: 0.9, beta2: cfg.adam_beta2, eps: 1e-8, momentum: 0, alpha: 0.99 } as const;
   const optimizers = [
     new Optimizer(params.filter(isMatrix), { ...adam, weightDecay: cfg.weight_decay }),
-    new Optimizer(params.filter((p) => !isMatrix(p)), { ...adam, weightDecay: 0 }),
+    new Optimizer(
+      params.filter((p) => !isMatrix(p)),
+      { ...adam, weightDecay: 0 },
+    ),
   ];
 
   const metrics: Record<string, number>[] = [];
   const record = (line: Record<string, number>) => metrics.push(line);
 
   const B = cfg.batch_size;
-  let order = permutation(train.count, cfg.seed), epoch = 0, cursor = 0;
+  let order = permutation(train.count, cfg.seed),
+    epoch = 0,
+    cursor = 0;
   const nextBlocks = (): number[] => {
     const out: number[] = [];
     while (out.length < B) {
-      if (cursor === order.length) { epoch++; order = permutation(train.count, cfg.seed + epoch); cursor = 0; }
+      if (cursor === order.length) {
+        epoch++;
+        order = permutation(train.count, cfg.seed + epoch);
+        cursor = 0;
+      }
       out.push(order[cursor++]);
     }
     return out;
   };
   const bar = progress('pretrain', cfg.max_steps, { silent: opts.quiet });
-  let lossSum = 0, lossCount = 0, lastLoss = NaN, windowStart = performance.now();
+  let lossSum = 0,
+    lossCount = 0,
+    lastLoss = NaN,
+    windowStart = performance.now();
   try {
     for (let step = 0; step < cfg.max_steps; step++) {
       const { ids, targets } = blockBatch(train, nextBlocks());
@@ -203,10 +262,12 @@ export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: b
         backward(mean);
         return mean.item();
       });
-      if (!Number.isFinite(loss)) throw new Error(`pretrain: loss is ${loss} at step ${step + 1} (lower --learning_rate?)`);
+      if (!Number.isFinite(loss))
+        throw new Error(`pretrain: loss is ${loss} at step ${step + 1} (lower --learning_rate?)`);
       const gradNorm = await clipGradNorm(params, cfg.max_grad_norm);
       const mult = lrMultiplier('cosine', step, cfg.warmup_steps, cfg.max_steps);
-      const lr = cfg.learning_rate * (step < cfg.warmup_steps ? mult : cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * mult);
+      const lr =
+        cfg.learning_rate * (step < cfg.warmup_steps ? mult : cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * mult);
       for (const o of optimizers) {
         o.update(lr);
         o.zeroGrad();
@@ -218,7 +279,13 @@ export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: b
       const done = step + 1;
       if (done % 50 === 0 || done === cfg.max_steps) {
         const secs = (performance.now() - windowStart) / 1000;
-        record({ step: done, loss: lossSum / lossCount, learning_rate: lr, grad_norm: gradNorm, tokens_per_second: Math.round((lossCount * B * T) / secs) });
+        record({
+          step: done,
+          loss: lossSum / lossCount,
+          learning_rate: lr,
+          grad_norm: gradNorm,
+          tokens_per_second: Math.round((lossCount * B * T) / secs),
+        });
         lossSum = 0;
         lossCount = 0;
         windowStart = performance.now();
@@ -226,7 +293,9 @@ export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: b
       if (done % cfg.eval_steps === 0 && done < cfg.max_steps) {
         const ev = await meanLoss(model, held, B, cfg.eval_blocks);
         record({ step: done, eval_loss: ev });
-        bar.log(`step ${done}: train loss ${loss.toFixed(3)}, held-out loss ${ev.toFixed(3)} (first ${cfg.eval_blocks} blocks)`);
+        bar.log(
+          `step ${done}: train loss ${loss.toFixed(3)}, held-out loss ${ev.toFixed(3)} (first ${cfg.eval_blocks} blocks)`,
+        );
       }
     }
   } finally {
@@ -236,18 +305,34 @@ export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: b
 
   if (cfg.save_dtype === 'float16') {
     // Round to float16 first, so that the held-out loss below is that of the weights as saved.
-    for (const t of model.params.values()) t.backend.write(t.storage, f16ToF32(f32ToF16(Float32Array.from(await t.toArray()))));
+    for (const t of model.params.values())
+      t.backend.write(t.storage, f16ToF32(f32ToF16(Float32Array.from(await t.toArray()))));
   }
   log('held-out loss (all held-out text) ...');
   const loss = await meanLoss(model, held, B);
   const heldOut = {
-    loss, perplexity: Math.exp(loss), blocks: held.count,
-    reviewLoss: await meanLoss(model, heldReview, B), proseLoss: await meanLoss(model, heldProse, B),
+    loss,
+    perplexity: Math.exp(loss),
+    blocks: held.count,
+    reviewLoss: await meanLoss(model, heldReview, B),
+    proseLoss: await meanLoss(model, heldProse, B),
   };
-  record({ step: cfg.max_steps, eval_loss: heldOut.loss, eval_review_loss: heldOut.reviewLoss, eval_prose_loss: heldOut.proseLoss });
+  record({
+    step: cfg.max_steps,
+    eval_loss: heldOut.loss,
+    eval_review_loss: heldOut.reviewLoss,
+    eval_prose_loss: heldOut.proseLoss,
+  });
   const seconds = (performance.now() - t0) / 1000;
   const result: PretrainResult = {
-    steps: cfg.max_steps, tokens: cfg.max_steps * B * T, trainTokens: train.stream.length, seconds, parameters, heldOut, trainLossLast: lastLoss, output: cfg.output,
+    steps: cfg.max_steps,
+    tokens: cfg.max_steps * B * T,
+    trainTokens: train.stream.length,
+    seconds,
+    parameters,
+    heldOut,
+    trainLossLast: lastLoss,
+    output: cfg.output,
   };
   // The tokenizer files and the corpus manifest (sources, licences, sizes) travel with the model.
   const copy = (f: string) => readFileSync(join(cfg.data_dir, f), 'utf8');
@@ -258,7 +343,8 @@ export async function pretrain(cfg: PretrainConfig, opts: { log?: Log; quiet?: b
     tensors: [...(await hostParams(model)).values()].map((t) => ({ ...t, dtype })),
     generationConfig: { bos_token_id: eosId, eos_token_id: eosId, pad_token_id: eosId },
     extraFiles: {
-      'tokenizer.json': copy('tokenizer.json'), 'tokenizer_config.json': copy('tokenizer_config.json'),
+      'tokenizer.json': copy('tokenizer.json'),
+      'tokenizer_config.json': copy('tokenizer_config.json'),
       'corpus-manifest.json': copy('manifest.json'),
       'metrics.jsonl': metrics.map((l) => `${JSON.stringify(l)}\n`).join(''),
       'README.md': modelCard(cfg, result),

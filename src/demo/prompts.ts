@@ -8,10 +8,10 @@ import { fnv1a, isHeldOut } from './text.js';
 
 export interface PromptOptions {
   split: 'train' | 'heldout';
-  sets: ReviewSet[];        // review sets to draw from; IMDb alone matches the paper
-  minWords: number;         // shortest prefix, in words
-  maxWords: number;         // longest prefix (always at least one word of the sentence is left)
-  heldOutFraction: number;  // must equal the corpus's reviewHeldOutFraction for the split to agree
+  sets: ReviewSet[]; // review sets to draw from; IMDb alone matches the paper
+  minWords: number; // shortest prefix, in words
+  maxWords: number; // longest prefix (always at least one word of the sentence is left)
+  heldOutFraction: number; // must equal the corpus's reviewHeldOutFraction for the split to agree
 }
 
 export const DEFAULT_PROMPTS: PromptOptions = {
@@ -23,10 +23,10 @@ export const DEFAULT_PROMPTS: PromptOptions = {
 };
 
 export interface Prompt {
-  prompt: string;    // the prefix, no trailing space (GPT-2 BPE puts the space on the next word)
-  sentence: string;  // the sentence it was cut from
-  label: 0 | 1;      // that sentence's human sentiment label (1 = positive)
-  source: string;    // 'reviews/imdb', ...
+  prompt: string; // the prefix, no trailing space (GPT-2 BPE puts the space on the next word)
+  sentence: string; // the sentence it was cut from
+  label: 0 | 1; // that sentence's human sentiment label (1 = positive)
+  source: string; // 'reviews/imdb', ...
 }
 
 // Prompts of one split, in file order, duplicates dropped.
@@ -56,7 +56,9 @@ function promptsOf(o: PromptOptions, heldOut: boolean): Prompt[] {
 export function imdbPrompts(options: Partial<PromptOptions> = {}): Prompt[] {
   const o: PromptOptions = { ...DEFAULT_PROMPTS, ...options };
   if (!(Number.isInteger(o.minWords) && o.minWords >= 1 && Number.isInteger(o.maxWords) && o.maxWords >= o.minWords)) {
-    throw new Error(`imdbPrompts: minWords ${o.minWords} / maxWords ${o.maxWords} must be integers with 1 <= minWords <= maxWords`);
+    throw new Error(
+      `imdbPrompts: minWords ${o.minWords} / maxWords ${o.maxWords} must be integers with 1 <= minWords <= maxWords`,
+    );
   }
   if (o.split !== 'train' && o.split !== 'heldout') {
     throw new Error(`imdbPrompts: split is ${JSON.stringify(o.split)} (use "train" or "heldout")`);

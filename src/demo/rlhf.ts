@@ -23,7 +23,8 @@ import { demoReward, type DemoPrompt, type Scored } from './sample.js';
 
 /** Every pair of a prompt's samples whose ground-truth rewards differ, the higher one chosen (4 samples: up to 6 pairs). */
 export function allPairs(prompts: readonly DemoPrompt[], groups: readonly (readonly Scored[])[]): RewardExample[] {
-  if (prompts.length !== groups.length) throw new Error(`allPairs: ${prompts.length} prompts but ${groups.length} groups of samples`);
+  if (prompts.length !== groups.length)
+    throw new Error(`allPairs: ${prompts.length} prompts but ${groups.length} groups of samples`);
   const out: RewardExample[] = [];
   groups.forEach((g, i) => {
     for (let a = 0; a < g.length; a++) {
@@ -31,7 +32,11 @@ export function allPairs(prompts: readonly DemoPrompt[], groups: readonly (reado
         if (g[a].reward === g[b].reward) continue;
         const [w, l] = g[a].reward > g[b].reward ? [g[a], g[b]] : [g[b], g[a]];
         // The ids PPO's reward model scores: prompt (with its leading EOS) + completion (EOS when reached).
-        out.push({ chosenIds: [...prompts[i].ids, ...w.ids], rejectedIds: [...prompts[i].ids, ...l.ids], margin: null });
+        out.push({
+          chosenIds: [...prompts[i].ids, ...w.ids],
+          rejectedIds: [...prompts[i].ids, ...l.ids],
+          margin: null,
+        });
       }
     }
   });
@@ -42,7 +47,11 @@ export function allPairs(prompts: readonly DemoPrompt[], groups: readonly (reado
  * How often the reward model orders two completions of a prompt as the ground truth does, over every
  * pair of `groups[i]` with different ground-truth rewards (an equal score counts 1/2).
  */
-export async function rewardModelAccuracy(rm: RewardModel, prompts: readonly DemoPrompt[], groups: readonly (readonly Scored[])[]): Promise<{ accuracy: number; se: number; pairs: number }> {
+export async function rewardModelAccuracy(
+  rm: RewardModel,
+  prompts: readonly DemoPrompt[],
+  groups: readonly (readonly Scored[])[],
+): Promise<{ accuracy: number; se: number; pairs: number }> {
   const rows = groups.flatMap((g, i) => g.map((s) => [...prompts[i].ids, ...s.ids]));
   const scores = (await scoreSequences(rm, rows, 64)).map((x) => x[0]);
   const hits: number[] = [];
@@ -51,13 +60,15 @@ export async function rewardModelAccuracy(rm: RewardModel, prompts: readonly Dem
     for (let a = 0; a < g.length; a++) {
       for (let b = a + 1; b < g.length; b++) {
         if (g[a].reward === g[b].reward) continue;
-        const truth = Math.sign(g[a].reward - g[b].reward), said = Math.sign(scores[k + a] - scores[k + b]);
+        const truth = Math.sign(g[a].reward - g[b].reward),
+          said = Math.sign(scores[k + a] - scores[k + b]);
         hits.push(said === 0 ? 0.5 : said === truth ? 1 : 0);
       }
     }
     k += g.length;
   }
-  const n = hits.length, mean = hits.reduce((x, y) => x + y, 0) / Math.max(1, n);
+  const n = hits.length,
+    mean = hits.reduce((x, y) => x + y, 0) / Math.max(1, n);
   const sd = Math.sqrt(hits.reduce((x, y) => x + (y - mean) ** 2, 0) / Math.max(1, n - 1));
   return { accuracy: mean, se: sd / Math.sqrt(Math.max(1, n)), pairs: n };
 }
@@ -96,15 +107,32 @@ export async function trainRewardModel(s: RewardModelSettings): Promise<RewardMo
   const trainEx = allPairs(s.prompts.slice(0, cut), s.groups.slice(0, cut));
   const heldEx = allPairs(s.prompts.slice(cut), s.groups.slice(cut));
   if (trainEx.length < s.batchSize || heldEx.length === 0) {
-    throw new Error(`demo reward model: ${trainEx.length} training and ${heldEx.length} held-out pairs; raise --train_prompts`);
+    throw new Error(
+      `demo reward model: ${trainEx.length} training and ${heldEx.length} held-out pairs; raise --train_prompts`,
+    );
   }
   const steps = Math.max(1, Math.round((s.epochs * trainEx.length) / s.batchSize));
-  const runDir = join(s.outDir, 'reward-run'), dir = join(s.outDir, 'reward-model');
+  const runDir = join(s.outDir, 'reward-run'),
+    dir = join(s.outDir, 'reward-model');
   const cfg = {
-    ...rewardConfig(defaultsOf(REWARD_SPECS)), model_name_or_path: s.modelDir, output_dir: runDir, overwrite_output_dir: true, device: 'cpu' as const,
-    learning_rate: s.learningRate, lr_scheduler_type: 'linear' as const, warmup_steps: Math.ceil(steps / 20), max_steps: steps,
-    per_device_train_batch_size: s.batchSize, per_device_eval_batch_size: 64, gradient_accumulation_steps: 1, weight_decay: 0, max_grad_norm: 1,
-    logging_steps: Math.max(1, Math.round(steps / 20)), eval_steps: Math.max(1, Math.round(steps / s.evaluations)), save_steps: 0, seed: s.seed,
+    ...rewardConfig(defaultsOf(REWARD_SPECS)),
+    model_name_or_path: s.modelDir,
+    output_dir: runDir,
+    overwrite_output_dir: true,
+    device: 'cpu' as const,
+    learning_rate: s.learningRate,
+    lr_scheduler_type: 'linear' as const,
+    warmup_steps: Math.ceil(steps / 20),
+    max_steps: steps,
+    per_device_train_batch_size: s.batchSize,
+    per_device_eval_batch_size: 64,
+    gradient_accumulation_steps: 1,
+    weight_decay: 0,
+    max_grad_norm: 1,
+    logging_steps: Math.max(1, Math.round(steps / 20)),
+    eval_steps: Math.max(1, Math.round(steps / s.evaluations)),
+    save_steps: 0,
+    seed: s.seed,
   };
   prepareOutputDir(cfg);
   // Seeded as `tsdpo reward` makes the new one-label head.
@@ -115,31 +143,94 @@ export async function trainRewardModel(s: RewardModelSettings): Promise<RewardMo
   // Pad 0 on the right (masked); the score is read at each sequence's last token, EOS when the sample reached it, as PPO reads it.
   const PAD = 0;
   const inner = new RewardObjective({
-    cfg, model: sc, params, padId: PAD, loraDropout: 0,
-    train: { examples: trainEx, sources: [], format: null, hasMargin: false, report: { read: trainEx.length, rows: trainEx.length, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files: [], format: 'sampled by the demo' } },
-    eval: { examples: heldEx, sources: [], format: null, hasMargin: false, report: { read: heldEx.length, rows: heldEx.length, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files: [], format: 'sampled by the demo' } },
+    cfg,
+    model: sc,
+    params,
+    padId: PAD,
+    loraDropout: 0,
+    train: {
+      examples: trainEx,
+      sources: [],
+      format: null,
+      hasMargin: false,
+      report: {
+        read: trainEx.length,
+        rows: trainEx.length,
+        truncated: 0,
+        dropped: 0,
+        skippedInvalid: 0,
+        invalid: [],
+        files: [],
+        format: 'sampled by the demo',
+      },
+    },
+    eval: {
+      examples: heldEx,
+      sources: [],
+      format: null,
+      hasMargin: false,
+      report: {
+        read: heldEx.length,
+        rows: heldEx.length,
+        truncated: 0,
+        dropped: 0,
+        skippedInvalid: 0,
+        invalid: [],
+        files: [],
+        format: 'sampled by the demo',
+      },
+    },
     // The loop's own checkpoints are kept small (no weights); the best weights go to `dir` instead.
-    saveWeights: async (d: string) => { mkdirSync(d, { recursive: true }); }, loadWeights: async () => { throw new Error('demo runs do not resume'); },
+    saveWeights: async (d: string) => {
+      mkdirSync(d, { recursive: true });
+    },
+    loadWeights: async () => {
+      throw new Error('demo runs do not resume');
+    },
   });
   const curve: { step: number; accuracy: number }[] = [];
-  let step = 0, best = -1, bestStep = 0;
-  const r = await train(cfg, {
-    size: inner.size, params: inner.params, loraDropout: 0,
-    micro: (idx, scale, st) => { step = st + 1; return inner.micro(idx, scale); },
-    evaluate: async () => {
-      const m = await inner.evaluate();
-      const acc = m?.accuracy ?? NaN;
-      curve.push({ step, accuracy: acc });
-      if (acc > best) { best = acc; bestStep = step; await saveSequenceClassifier(sc, dir, PAD); }
-      return m;
+  let step = 0,
+    best = -1,
+    bestStep = 0;
+  const r = await train(
+    cfg,
+    {
+      size: inner.size,
+      params: inner.params,
+      loraDropout: 0,
+      micro: (idx, scale, st) => {
+        step = st + 1;
+        return inner.micro(idx, scale);
+      },
+      evaluate: async () => {
+        const m = await inner.evaluate();
+        const acc = m?.accuracy ?? NaN;
+        curve.push({ step, accuracy: acc });
+        if (acc > best) {
+          best = acc;
+          bestStep = step;
+          await saveSequenceClassifier(sc, dir, PAD);
+        }
+        return m;
+      },
+      saveWeights: inner.saveWeights.bind(inner),
+      loadWeights: inner.loadWeights.bind(inner),
     },
-    saveWeights: inner.saveWeights.bind(inner), loadWeights: inner.loadWeights.bind(inner),
-  }, { log: () => {}, quiet: s.quiet, record: { command: 'demo', run: 'reward-model' } });
+    { log: () => {}, quiet: s.quiet, record: { command: 'demo', run: 'reward-model' } },
+  );
   if (r.stopped) throw new Error(`demo reward model: ${r.stopped}`);
   rmSync(runDir, { recursive: true, force: true });
   for (const t of sc.model.params.values()) t.dispose();
   sc.score.dispose();
-  return { dir, trainPairs: trainEx.length, heldOutPairs: heldEx.length, steps, curve, bestStep, seconds: (performance.now() - t0) / 1000 };
+  return {
+    dir,
+    trainPairs: trainEx.length,
+    heldOutPairs: heldEx.length,
+    steps,
+    curve,
+    bestStep,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 export interface PpoSettings {
@@ -163,29 +254,51 @@ export async function tracePpo(spec: RunSpec, s: RunSettings, p: PpoSettings): P
   const t0 = performance.now();
   const outDir = join(s.outDir, spec.name);
   const cfg: PpoConfig = {
-    ...defaultsOf(COMMON_OPTIONS), ...defaultsOf(PPO_OPTIONS),
-    model_name_or_path: s.modelDir, dataset: 'the demo\'s training prompts', output_dir: outDir, overwrite_output_dir: true, device: 'cpu' as const,
-    threads: p.threads, seed: s.seed, learning_rate: p.learningRate, lr_scheduler_type: 'constant', warmup_steps: 0,
-    per_device_train_batch_size: p.rolloutBatch, gradient_accumulation_steps: 1, num_mini_batches: 1, num_ppo_epochs: p.epochs,
-    total_episodes: p.updates * p.rolloutBatch, local_rollout_forward_batch_size: p.rolloutBatch,
+    ...defaultsOf(COMMON_OPTIONS),
+    ...defaultsOf(PPO_OPTIONS),
+    model_name_or_path: s.modelDir,
+    dataset: "the demo's training prompts",
+    output_dir: outDir,
+    overwrite_output_dir: true,
+    device: 'cpu' as const,
+    threads: p.threads,
+    seed: s.seed,
+    learning_rate: p.learningRate,
+    lr_scheduler_type: 'constant',
+    warmup_steps: 0,
+    per_device_train_batch_size: p.rolloutBatch,
+    gradient_accumulation_steps: 1,
+    num_mini_batches: 1,
+    num_ppo_epochs: p.epochs,
+    total_episodes: p.updates * p.rolloutBatch,
+    local_rollout_forward_batch_size: p.rolloutBatch,
     // Rollouts as the evaluation samples: temperature 1, up to max_new_tokens, stopping at EOS.
-    response_length: p.maxNewTokens, temperature: 1, stop_token: 'eos',
+    response_length: p.maxNewTokens,
+    temperature: 1,
+    stop_token: 'eos',
     // Pad must differ from EOS; an id past the vocabulary never reaches the model (fed as 0).
     pad_token_id: s.ref.vocabSize,
-    reward: p.rewardDir ?? 'sentiment', kl_coef: spec.beta!, adap_kl_ctrl: false,
+    reward: p.rewardDir ?? 'sentiment',
+    kl_coef: spec.beta!,
+    adap_kl_ctrl: false,
   };
   const every = Math.max(1, Math.round(p.updates / s.checkpoints));
   const points: CurvePoint[] = [];
   let last: Scored[][] = [];
   const r = await runPpo(cfg, {
-    log: () => {}, quiet: s.quiet,
+    log: () => {},
+    quiet: s.quiet,
     readPrompts: async () => p.prompts,
     rewardFunction: async () => demoReward,
     afterUpdate: async (u: number, total: number, policy: CausalLM) => {
       if (u % every !== 0 && u !== total) return;
       const { point, samples } = await evaluatePoint(policy, u, s);
       if (p.rm) {
-        const scores = await scoreSequences(p.rm, samples.flatMap((g, i) => g.map((x) => [...s.evalPrompts[i].ids, ...x.ids])), 64);
+        const scores = await scoreSequences(
+          p.rm,
+          samples.flatMap((g, i) => g.map((x) => [...s.evalPrompts[i].ids, ...x.ids])),
+          64,
+        );
         point.rmScore = scores.reduce((a, x) => a + x[0], 0) / scores.length;
       }
       last = samples;
@@ -196,8 +309,13 @@ export async function tracePpo(spec: RunSpec, s: RunSettings, p: PpoSettings): P
     },
   });
   // The run's metrics.jsonl stays; the weights are not kept (as the other runs' checkpoints).
-  for (const f of readdirSync(outDir)) if (f !== 'metrics.jsonl') rmSync(join(outDir, f), { recursive: true, force: true });
-  const history = r.history.map((h) => ({ step: h.step, loss: h['loss/policy_avg'], score: h['objective/scores'], kl: h['objective/kl'] }));
+  for (const f of readdirSync(outDir))
+    if (f !== 'metrics.jsonl') rmSync(join(outDir, f), { recursive: true, force: true });
+  const history = r.history.map((h) => ({
+    step: h.step,
+    loss: h['loss/policy_avg'],
+    score: h['objective/scores'],
+    kl: h['objective/kl'],
+  }));
   return { ...spec, points, history, finalSamples: last, seconds: (performance.now() - t0) / 1000 };
 }
-

@@ -9,7 +9,14 @@ import type { SftDataset } from '../data/sft.js';
 import { loadModel, saveModel, trainAll } from '../models/load.js';
 import type { CausalLM } from '../models/model.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { COMMON_OPTIONS, DPO_OPTIONS, SFT_OPTIONS, defaultsOf, type DpoConfig, type SftConfig } from '../train/config.js';
+import {
+  COMMON_OPTIONS,
+  DPO_OPTIONS,
+  SFT_OPTIONS,
+  defaultsOf,
+  type DpoConfig,
+  type SftConfig,
+} from '../train/config.js';
 import { DpoObjective } from '../train/dpo.js';
 import { SftObjective } from '../train/sft.js';
 import { prepareOutputDir, train, type Objective } from '../train/trainer.js';
@@ -83,25 +90,59 @@ export interface RunSettings {
 }
 
 /** One evaluation of `policy` on the held-out prompts: a point of its curve, and its samples. */
-export async function evaluatePoint(policy: CausalLM, step: number, s: RunSettings): Promise<{ point: CurvePoint; samples: Scored[][] }> {
+export async function evaluatePoint(
+  policy: CausalLM,
+  step: number,
+  s: RunSettings,
+): Promise<{ point: CurvePoint; samples: Scored[][] }> {
   const e = await evaluatePolicy(policy, s.ref, s.tok, s.evalPrompts, demoReward, s.eval);
   const win = samplesWinRate(e.samples, s.baseline);
-  return { point: { step, reward: e.reward.mean, rewardSe: e.reward.se, kl: e.kl.mean, klSe: e.kl.se, winRate: win.mean, winRateSe: win.se }, samples: e.samples };
+  return {
+    point: {
+      step,
+      reward: e.reward.mean,
+      rewardSe: e.reward.se,
+      kl: e.kl.mean,
+      klSe: e.kl.se,
+      winRate: win.mean,
+      winRateSe: win.se,
+    },
+    samples: e.samples,
+  };
 }
 
 const report = (rows: number): PreferenceDataset['report'] => ({
-  read: rows, rows, truncated: 0, dropped: 0, skippedInvalid: 0, invalid: [], files: [], format: 'sampled by the demo',
+  read: rows,
+  rows,
+  truncated: 0,
+  dropped: 0,
+  skippedInvalid: 0,
+  invalid: [],
+  files: [],
+  format: 'sampled by the demo',
 });
 
 function runConfig(s: RunSettings, outDir: string, beta: number): DpoConfig & Omit<SftConfig, 'loss_type'> {
   const evalEvery = Math.max(1, Math.round(s.steps / s.checkpoints));
   return {
     ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS, ...SFT_OPTIONS }),
-    output_dir: outDir, overwrite_output_dir: true, device: 'cpu',
-    learning_rate: s.learningRate, lr_scheduler_type: 'constant_with_warmup', warmup_steps: Math.min(10, Math.ceil(s.steps / 10)),
-    max_steps: s.steps, per_device_train_batch_size: s.batchSize, gradient_accumulation_steps: 1,
-    logging_steps: Math.max(1, Math.round(s.steps / 40)), eval_steps: evalEvery, save_steps: 0,
-    weight_decay: 0, max_grad_norm: 1, seed: s.seed, beta, loss_type: ['sigmoid'],
+    output_dir: outDir,
+    overwrite_output_dir: true,
+    device: 'cpu',
+    learning_rate: s.learningRate,
+    lr_scheduler_type: 'constant_with_warmup',
+    warmup_steps: Math.min(10, Math.ceil(s.steps / 10)),
+    max_steps: s.steps,
+    per_device_train_batch_size: s.batchSize,
+    gradient_accumulation_steps: 1,
+    logging_steps: Math.max(1, Math.round(s.steps / 40)),
+    eval_steps: evalEvery,
+    save_steps: 0,
+    weight_decay: 0,
+    max_grad_norm: 1,
+    seed: s.seed,
+    beta,
+    loss_type: ['sigmoid'],
   };
 }
 
@@ -120,25 +161,65 @@ export async function traceRun(spec: RunSpec, s: RunSettings): Promise<RunResult
     if (s.saveModel) await saveModel(policy, dir);
     else mkdirSync(dir, { recursive: true });
   };
-  const loadWeights = async (): Promise<void> => { throw new Error('demo runs do not resume'); };
-  const inner: Objective = kind === 'unlikelihood'
-    ? new UnlikelihoodObjective({ policy, params, pairs: s.pairs, padId, alpha: spec.alpha ?? 0, saveWeights, loadWeights })
-    : kind === 'preferred-ft' ? new SftObjective({
-      cfg, policy, params, padId, saveWeights, loadWeights, eval: null, loraDropout: 0,
-      train: { examples: s.pairs.map((p) => ({ ids: [...p.promptIds, ...p.chosenIds], promptLength: p.promptIds.length })), sources: [], format: null, report: report(s.pairs.length) } satisfies SftDataset,
-    })
-    : kind === 'dpo' ? new DpoObjective({
-      cfg, policy, params, padId, saveWeights, loadWeights, eval: null, loraDropout: 0,
-      reference: { kind: 'cached', train: s.refLogps, eval: null },
-      train: { examples: s.pairs, sources: [], format: null, report: report(s.pairs.length) },
-    })
-    : unknownKind(kind);
+  const loadWeights = async (): Promise<void> => {
+    throw new Error('demo runs do not resume');
+  };
+  const inner: Objective =
+    kind === 'unlikelihood'
+      ? new UnlikelihoodObjective({
+          policy,
+          params,
+          pairs: s.pairs,
+          padId,
+          alpha: spec.alpha ?? 0,
+          saveWeights,
+          loadWeights,
+        })
+      : kind === 'preferred-ft'
+        ? new SftObjective({
+            cfg,
+            policy,
+            params,
+            padId,
+            saveWeights,
+            loadWeights,
+            eval: null,
+            loraDropout: 0,
+            train: {
+              examples: s.pairs.map((p) => ({
+                ids: [...p.promptIds, ...p.chosenIds],
+                promptLength: p.promptIds.length,
+              })),
+              sources: [],
+              format: null,
+              report: report(s.pairs.length),
+            } satisfies SftDataset,
+          })
+        : kind === 'dpo'
+          ? new DpoObjective({
+              cfg,
+              policy,
+              params,
+              padId,
+              saveWeights,
+              loadWeights,
+              eval: null,
+              loraDropout: 0,
+              reference: { kind: 'cached', train: s.refLogps, eval: null },
+              train: { examples: s.pairs, sources: [], format: null, report: report(s.pairs.length) },
+            })
+          : unknownKind(kind);
   const points: CurvePoint[] = [];
   let last: Scored[][] = [];
   let step = 0;
   const objective: Objective = {
-    size: inner.size, params: inner.params, loraDropout: 0,
-    micro: (indices, scale, st) => { step = st + 1; return inner.micro(indices, scale, st); },
+    size: inner.size,
+    params: inner.params,
+    loraDropout: 0,
+    micro: (indices, scale, st) => {
+      step = st + 1;
+      return inner.micro(indices, scale, st);
+    },
     evaluate: async () => {
       const { point: p, samples } = await evaluatePoint(policy, step, s);
       last = samples;
@@ -147,17 +228,28 @@ export async function traceRun(spec: RunSpec, s: RunSettings): Promise<RunResult
       await s.atCheckpoint?.(policy, p, samples);
       return { reward: p.reward, kl: p.kl };
     },
-    saveWeights, loadWeights,
+    saveWeights,
+    loadWeights,
   };
   const r = await train(cfg, objective, { log: () => {}, quiet: s.quiet, record: { command: 'demo', run: name } });
   if (r.stopped) throw new Error(`demo run ${name}: ${r.stopped}`);
-  for (const e of readdirSync(outDir)) if (e.startsWith('checkpoint-') || e === 'trainer_state.json') rmSync(join(outDir, e), { recursive: true, force: true });
+  for (const e of readdirSync(outDir))
+    if (e.startsWith('checkpoint-') || e === 'trainer_state.json')
+      rmSync(join(outDir, e), { recursive: true, force: true });
   if (s.saveModel) await saveModel(policy, join(outDir, 'model'));
   await s.atEnd?.(policy);
   for (const t of policy.params.values()) t.dispose();
-  return { ...spec, points, history: r.history.filter((h) => 'loss' in h), finalSamples: last, seconds: (performance.now() - t0) / 1000 };
+  return {
+    ...spec,
+    points,
+    history: r.history.filter((h) => 'loss' in h),
+    finalSamples: last,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 function unknownKind(kind: string): never {
-  throw new Error(`traceRun: kind '${kind}' is not trained on pairs (dpo, preferred-ft or unlikelihood; PPO runs are rlhf.ts's)`);
+  throw new Error(
+    `traceRun: kind '${kind}' is not trained on pairs (dpo, preferred-ft or unlikelihood; PPO runs are rlhf.ts's)`,
+  );
 }

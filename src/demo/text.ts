@@ -6,12 +6,25 @@ import { mulberry32 } from '../core/random.js';
 // Windows-1252 characters that show up as C1 control codes in the review fixtures
 // ("\x96" for a dash, "\x85" for an ellipsis): text decoded as Latin-1 by mistake.
 const CP1252: Record<string, string> = {
-  '\x85': '...', '\x91': "'", '\x92': "'", '\x93': '"', '\x94': '"', '\x96': '-', '\x97': '-',
+  '\x85': '...',
+  '\x91': "'",
+  '\x92': "'",
+  '\x93': '"',
+  '\x94': '"',
+  '\x96': '-',
+  '\x97': '-',
 };
 // Typographic punctuation folded to ASCII so that the tiny model sees one spelling of each.
 const TYPOGRAPHIC: Record<string, string> = {
-  '\u2018': "'", '\u2019': "'", '\u201c': '"', '\u201d': '"', '\u2013': '-', '\u2014': ' - ',
-  '\u2011': '-', '\u2026': '...', '\u00a0': ' ',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201c': '"',
+  '\u201d': '"',
+  '\u2013': '-',
+  '\u2014': ' - ',
+  '\u2011': '-',
+  '\u2026': '...',
+  '\u00a0': ' ',
 };
 
 /**
@@ -43,8 +56,33 @@ export function wordCount(s: string): number {
 
 // Words after which a full stop does not end a sentence.
 const ABBREVIATIONS = new Set([
-  'mr', 'mrs', 'ms', 'dr', 'st', 'jr', 'sr', 'vs', 'etc', 'no', 'co', 'gen', 'gov', 'rev', 'capt',
-  'col', 'lt', 'sgt', 'prof', 'hon', 'messrs', 'mt', 'u.s', 'e.g', 'i.e', 'a.m', 'p.m',
+  'mr',
+  'mrs',
+  'ms',
+  'dr',
+  'st',
+  'jr',
+  'sr',
+  'vs',
+  'etc',
+  'no',
+  'co',
+  'gen',
+  'gov',
+  'rev',
+  'capt',
+  'col',
+  'lt',
+  'sgt',
+  'prof',
+  'hon',
+  'messrs',
+  'mt',
+  'u.s',
+  'e.g',
+  'i.e',
+  'a.m',
+  'p.m',
 ]);
 
 /**
@@ -116,7 +154,6 @@ export function fmix32(h: number): number {
 export function isHeldOut(text: string, fraction: number): boolean {
   return fmix32(fnv1a(text)) / 0x100000000 < fraction;
 }
-
 
 /** Fisher-Yates shuffle of a copy of `xs` with a seeded generator. */
 export function shuffled<T>(xs: readonly T[], seed: number): T[] {

@@ -36,19 +36,30 @@ export class UnlikelihoodObjective implements Objective {
 
   micro(indices: number[], scale: number): Promise<MicroResult> {
     const { policy, padId, alpha } = this.parts;
-    const b = batchOf(indices.map((i) => this.parts.pairs[i]), padId); // rows chosen_0..chosen_{P-1}, rejected_0..
+    const b = batchOf(
+      indices.map((i) => this.parts.pairs[i]),
+      padId,
+    ); // rows chosen_0..chosen_{P-1}, rejected_0..
     const P = b.P;
     return tidyAsync(async () => {
       const lp = sequenceLogps(policy, b); // seq: (2P) summed completion log-probs
-      let lenC = 0, lenR = 0;
-      for (let i = 0; i < P; i++) { lenC += Math.max(1, lp.tokens[i]); lenR += Math.max(1, lp.tokens[P + i]); }
+      let lenC = 0,
+        lenR = 0;
+      for (let i = 0; i < P; i++) {
+        lenC += Math.max(1, lp.tokens[i]);
+        lenR += Math.max(1, lp.tokens[P + i]);
+      }
       const chosen = affine(sum(narrow(lp.seq, 0, 0, P)), 1 / lenC); // (1) token-mean log p(y_w)
       const rejected = affine(sum(narrow(lp.seq, 0, P, P)), 1 / lenR); // (1) token-mean log p(y_l)
       const loss = add(affine(chosen, -1), affine(rejected, alpha));
       const [lossOut, c, r] = [detach(loss), detach(chosen), detach(rejected)];
       backward(scale === 1 ? loss : affine(loss, scale), { free: true });
       const [value, cv, rv] = await Promise.all([lossOut.item(), c.item(), r.item()]);
-      return { loss: value, metrics: { 'logps/chosen_per_token': cv, 'logps/rejected_per_token': rv }, tokens: b.tokens };
+      return {
+        loss: value,
+        metrics: { 'logps/chosen_per_token': cv, 'logps/rejected_per_token': rv },
+        tokens: b.tokens,
+      };
     });
   }
 

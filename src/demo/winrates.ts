@@ -15,17 +15,22 @@ import { demoReward, type DemoPrompt, type Scored } from './sample.js';
 export function chosenRewards(groups: readonly (readonly Scored[])[]): (number | null)[] {
   return groups.map((g) => {
     const rs = g.map((s) => s.reward);
-    const hi = Math.max(...rs), lo = Math.min(...rs);
+    const hi = Math.max(...rs),
+      lo = Math.min(...rs);
     return hi > lo ? hi : null;
   });
 }
 
 /** Win rate of a policy's samples [prompt][sample] against the chosen completions, over the prompts that have one. */
 export function winVsChosen(samples: readonly (readonly Scored[])[], chosen: readonly (number | null)[]): MeanEstimate {
-  if (samples.length !== chosen.length) throw new Error(`winVsChosen: ${samples.length} prompts of samples, ${chosen.length} of chosen completions`);
+  if (samples.length !== chosen.length)
+    throw new Error(`winVsChosen: ${samples.length} prompts of samples, ${chosen.length} of chosen completions`);
   const keep = chosen.map((c, i) => (c === null ? -1 : i)).filter((i) => i >= 0);
   if (keep.length === 0) throw new Error('winVsChosen: no held-out prompt has a chosen completion (all samples tied)');
-  return winRate(keep.map((i) => samples[i].map((s) => s.reward)), keep.map((i) => [chosen[i]!]));
+  return winRate(
+    keep.map((i) => samples[i].map((s) => s.reward)),
+    keep.map((i) => [chosen[i]!]),
+  );
 }
 
 export interface TemperatureSettings {
@@ -40,12 +45,22 @@ export interface TemperatureSettings {
  * Win rate vs chosen at each temperature. `atOne`: the policy's samples at temperature 1 when
  * already drawn with the same seed (they are then the same samples).
  */
-export async function winByTemperature(policy: CausalLM, temperatures: readonly number[], s: TemperatureSettings,
-  atOne: Scored[][] | null = null): Promise<MeanEstimate[]> {
+export async function winByTemperature(
+  policy: CausalLM,
+  temperatures: readonly number[],
+  s: TemperatureSettings,
+  atOne: Scored[][] | null = null,
+): Promise<MeanEstimate[]> {
   const out: MeanEstimate[] = [];
   for (const t of temperatures) {
-    const samples = t === 1 && atOne ? atOne
-      : await sampleScored(policy, s.tok, s.prompts, demoReward, { ...s.sample, k: s.sample.samplesPerPrompt, temperature: t });
+    const samples =
+      t === 1 && atOne
+        ? atOne
+        : await sampleScored(policy, s.tok, s.prompts, demoReward, {
+            ...s.sample,
+            k: s.sample.samplesPerPrompt,
+            temperature: t,
+          });
     out.push(winVsChosen(samples, s.chosen));
   }
   return out;

@@ -29,16 +29,24 @@ export function pickBest(rewards: readonly number[]): number {
 }
 
 /** Expected reward, KL and win rate of best-of-n over the empirical distribution of one prompt's rewards. */
-export function bestOfNOnePrompt(rewards: readonly number[], n: number): { reward: number; kl: number; winRate: number } {
+export function bestOfNOnePrompt(
+  rewards: readonly number[],
+  n: number,
+): { reward: number; kl: number; winRate: number } {
   if (!(Number.isInteger(n) && n >= 1)) throw new Error(`bestOfN: n must be an integer >= 1, got ${n}`);
   const M = rewards.length;
   if (M === 0) throw new Error('bestOfN: a prompt has no reference samples');
   const sorted = [...rewards].sort((a, b) => a - b);
-  let reward = 0, kl = 0, winRate = 0, below = 0;
+  let reward = 0,
+    kl = 0,
+    winRate = 0,
+    below = 0;
   for (let i = 0; i < M;) {
     let j = i;
     while (j < M && sorted[j] === sorted[i]) j++;
-    const p = (j - i) / M, F = j / M, Fprev = below;
+    const p = (j - i) / M,
+      F = j / M,
+      Fprev = below;
     const q = F ** n - Fprev ** n;
     reward += q * sorted[i];
     winRate += q * (Fprev + p / 2);
@@ -50,9 +58,17 @@ export function bestOfNOnePrompt(rewards: readonly number[], n: number): { rewar
 }
 
 /** Best-of-n averaged over prompts: `rewards[i]` holds the reference samples' rewards for prompt i. */
-export function bestOfN(rewards: readonly (readonly number[])[], n: number): { reward: number; kl: number; klBound: number; winRate: MeanEstimate } {
+export function bestOfN(
+  rewards: readonly (readonly number[])[],
+  n: number,
+): { reward: number; kl: number; klBound: number; winRate: MeanEstimate } {
   if (rewards.length === 0) throw new Error('bestOfN: no prompts');
   const each = rewards.map((row) => bestOfNOnePrompt(row, n));
   const mean = (f: (e: { reward: number; kl: number }) => number) => each.reduce((s, e) => s + f(e), 0) / each.length;
-  return { reward: mean((e) => e.reward), kl: mean((e) => e.kl), klBound: bestOfNKlBound(n), winRate: meanEstimate(each.map((e) => e.winRate)) };
+  return {
+    reward: mean((e) => e.reward),
+    kl: mean((e) => e.kl),
+    klBound: bestOfNKlBound(n),
+    winRate: meanEstimate(each.map((e) => e.winRate)),
+  };
 }

@@ -37,11 +37,13 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
   const B = prompts.length;
   if (B === 0) return { tokens: [], logps: [] };
   if (prompts.some((p) => p.length === 0)) throw new Error('generate: empty prompt (give at least a BOS token)');
-  const pad = o.padId ?? 0, eos = new Set(o.eosIds ?? []);
+  const pad = o.padId ?? 0,
+    eos = new Set(o.eosIds ?? []);
   const rng = o.rng ?? new Rng(0);
   const L = Math.max(...prompts.map((p) => p.length));
   // Left padding: every prompt ends at column L - 1, so the next token is predicted for all rows at once.
-  const ids = new Int32Array(B * L).fill(pad), mask: number[][] = [];
+  const ids = new Int32Array(B * L).fill(pad),
+    mask: number[][] = [];
   const positions = new Int32Array(B * L);
   prompts.forEach((p, b) => {
     const off = L - p.length;
@@ -53,19 +55,27 @@ export async function generate(model: CausalLM, prompts: number[][], o: Generate
   });
   const next = Int32Array.from(prompts, (p) => p.length); // position of the next token per row
   const cache = model.newCache();
-  const tokens: number[][] = prompts.map(() => []), logps: number[][] = prompts.map(() => []);
+  const tokens: number[][] = prompts.map(() => []),
+    logps: number[][] = prompts.map(() => []);
   const done = new Array<boolean>(B).fill(false);
   try {
-    let stepIds = ids, stepPos = positions, T = L;
+    let stepIds = ids,
+      stepPos = positions,
+      T = L;
     for (let step = 0; step < o.maxNewTokens && !done.every(Boolean); step++) {
       const flatMask = Float32Array.from(mask.flat());
-      const out = noGrad(() => tidy(() => {
-        const hidden = model.body(tensor(stepIds, [B, T], 'i32'), {
-          attentionMask: tensor(flatMask, [B, mask[0].length]), positions: stepPos, cache, adapter: o.adapter,
-        });
-        const last = reshape(narrow(hidden, 1, T - 1, 1), [B, model.hiddenSize]);
-        return model.head(last); // (B, V)
-      }));
+      const out = noGrad(() =>
+        tidy(() => {
+          const hidden = model.body(tensor(stepIds, [B, T], 'i32'), {
+            attentionMask: tensor(flatMask, [B, mask[0].length]),
+            positions: stepPos,
+            cache,
+            adapter: o.adapter,
+          });
+          const last = reshape(narrow(hidden, 1, T - 1, 1), [B, model.hiddenSize]);
+          return model.head(last); // (B, V)
+        }),
+      );
       const logits = await out.toArray();
       out.dispose(); // the one tensor tidy hands back: freed here, not left to the caller's scope
       const V = logits.length / B;
@@ -119,7 +129,7 @@ export function pickToken(row: Float32Array, o: GenerateOptions, rng: Rng): { id
     for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
     const w = new Float64Array(row.length);
     let total = 0;
-    for (let i = 0; i < row.length; i++) total += (w[i] = Math.exp((row[i] - max) / temp));
+    for (let i = 0; i < row.length; i++) total += w[i] = Math.exp((row[i] - max) / temp);
     const lse = temp === 1 ? max + Math.log(total) : logSumExp(row);
     let u = rng.next() * total;
     for (let i = 0; i < row.length; i++) {
@@ -140,7 +150,8 @@ export function pickToken(row: Float32Array, o: GenerateOptions, rng: Rng): { id
   let total = probs.reduce((a, b) => a + b, 0);
   const topP = o.topP ?? 1;
   if (topP < 1) {
-    let acc = 0, keep = 0;
+    let acc = 0,
+      keep = 0;
     while (keep < probs.length && acc / total < topP) acc += probs[keep++];
     probs.length = Math.max(1, keep);
     order = order.slice(0, probs.length);
@@ -154,4 +165,3 @@ export function pickToken(row: Float32Array, o: GenerateOptions, rng: Rng): { id
   const id = order[probs.length - 1];
   return { id, logp: row[id] - lse };
 }
-

@@ -22,12 +22,17 @@ export function completionBatch(items: readonly PromptCompletion[], padId: numbe
   if (items.length === 0) throw new Error('completionBatch: no sequences');
   const T = Math.ceil(Math.max(...items.map((s) => s.promptIds.length + s.completionIds.length)) / 8) * 8;
   const R = items.length;
-  const inputIds = new Int32Array(R * T).fill(padId), attentionMask = new Int32Array(R * T), completionMask = new Int32Array(R * T);
+  const inputIds = new Int32Array(R * T).fill(padId),
+    attentionMask = new Int32Array(R * T),
+    completionMask = new Int32Array(R * T);
   items.forEach((s, r) => {
     if (s.promptIds.length === 0 || s.completionIds.length === 0) {
-      throw new Error(`completionBatch: sequence ${r} has ${s.promptIds.length} prompt and ${s.completionIds.length} completion tokens (both must be >= 1)`);
+      throw new Error(
+        `completionBatch: sequence ${r} has ${s.promptIds.length} prompt and ${s.completionIds.length} completion tokens (both must be >= 1)`,
+      );
     }
-    const P = s.promptIds.length, n = P + s.completionIds.length;
+    const P = s.promptIds.length,
+      n = P + s.completionIds.length;
     inputIds.set(s.promptIds, r * T);
     inputIds.set(s.completionIds, r * T + P);
     attentionMask.fill(1, r * T, r * T + n);
@@ -37,13 +42,20 @@ export function completionBatch(items: readonly PromptCompletion[], padId: numbe
 }
 
 /** log p(completion | prompt) under `model` for every item, in batches (no gradient). */
-export async function completionLogps(model: CausalLM, items: readonly PromptCompletion[], padId: number,
-  batchSize = 64, onProgress?: (done: number) => void): Promise<Float64Array> {
+export async function completionLogps(
+  model: CausalLM,
+  items: readonly PromptCompletion[],
+  padId: number,
+  batchSize = 64,
+  onProgress?: (done: number) => void,
+): Promise<Float64Array> {
   const out = new Float64Array(items.length);
   for (let i = 0; i < items.length; i += batchSize) {
     const chunk = items.slice(i, i + batchSize);
     const b = completionBatch(chunk, padId);
-    const seq = await noGrad(() => tidyAsync(async () => sequenceLogps(model, b, { headOnCompletion: true }).seq.toArray()));
+    const seq = await noGrad(() =>
+      tidyAsync(async () => sequenceLogps(model, b, { headOnCompletion: true }).seq.toArray()),
+    );
     out.set(Float64Array.from(seq), i);
     onProgress?.(i + chunk.length);
   }
@@ -70,13 +82,19 @@ export function meanEstimate(xs: ArrayLike<number>): MeanEstimate {
 
 /** The Monte-Carlo KL estimate from log-probs of the same samples under pi and pi_ref. */
 export function klFromLogps(policy: ArrayLike<number>, ref: ArrayLike<number>): MeanEstimate {
-  if (policy.length !== ref.length) throw new Error(`klFromLogps: ${policy.length} policy log-probs vs ${ref.length} reference log-probs`);
+  if (policy.length !== ref.length)
+    throw new Error(`klFromLogps: ${policy.length} policy log-probs vs ${ref.length} reference log-probs`);
   return meanEstimate(Float64Array.from(policy, (p, i) => p - ref[i]));
 }
 
 /** KL(pi || pi_ref) estimated on completions sampled from pi. */
-export async function estimateKl(policy: CausalLM, ref: CausalLM, samples: readonly PromptCompletion[], padId: number,
-  batchSize = 64): Promise<MeanEstimate & { policyLogps: Float64Array; refLogps: Float64Array }> {
+export async function estimateKl(
+  policy: CausalLM,
+  ref: CausalLM,
+  samples: readonly PromptCompletion[],
+  padId: number,
+  batchSize = 64,
+): Promise<MeanEstimate & { policyLogps: Float64Array; refLogps: Float64Array }> {
   const policyLogps = await completionLogps(policy, samples, padId, batchSize);
   const refLogps = policy === ref ? policyLogps : await completionLogps(ref, samples, padId, batchSize);
   return { ...klFromLogps(policyLogps, refLogps), policyLogps, refLogps };

@@ -37,7 +37,9 @@ export function loadRewardModel(dir: string): RewardModel {
   if (existsSync(join(dir, ADAPTER_CONFIG))) {
     const base = String(loadPeftAdapter(dir).config.base_model_name_or_path ?? '');
     if (!base || !existsSync(base)) {
-      throw new Error(`${dir}: a PEFT adapter whose base model '${base}' (base_model_name_or_path in ${ADAPTER_CONFIG}) is not a folder here`);
+      throw new Error(
+        `${dir}: a PEFT adapter whose base model '${base}' (base_model_name_or_path in ${ADAPTER_CONFIG}) is not a folder here`,
+      );
     }
     // The base's own head (or a placeholder for a causal LM base) is replaced by the adapter's.
     const sc = loadSequenceClassifier(base, { newHead: { numLabels: 1, seed: 0 } });
@@ -59,24 +61,33 @@ export function pooledIndex(ids: readonly number[], pad: number | null): number 
 }
 
 /** Score logits [num_labels] of each token sequence, in batches of `batchSize`. */
-export async function scoreSequences(rm: RewardModel, rows: readonly (readonly number[])[], batchSize = 16): Promise<Float32Array[]> {
+export async function scoreSequences(
+  rm: RewardModel,
+  rows: readonly (readonly number[])[],
+  batchSize = 16,
+): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   const L = rm.score.shape[0];
   for (let s = 0; s < rows.length; s += batchSize) {
     const chunk = rows.slice(s, s + batchSize);
-    const B = chunk.length, T = Math.max(...chunk.map((r) => r.length));
+    const B = chunk.length,
+      T = Math.max(...chunk.map((r) => r.length));
     if (chunk.some((r) => r.length === 0)) throw new Error('scoreSequences: an empty sequence');
-    const ids = new Int32Array(B * T).fill(rm.padTokenId ?? 0), mask = new Float32Array(B * T), at = new Int32Array(B);
+    const ids = new Int32Array(B * T).fill(rm.padTokenId ?? 0),
+      mask = new Float32Array(B * T),
+      at = new Int32Array(B);
     chunk.forEach((r, b) => {
       ids.set(r, b * T);
       mask.fill(1, b * T, b * T + r.length);
       at[b] = b * T + pooledIndex(r, rm.padTokenId);
     });
-    const logits = await noGrad(() => tidyAsync(async () => {
-      const hidden = rm.model.body(tensor(ids, [B, T], 'i32'), { attentionMask: tensor(mask, [B, T]) }); // (B, T, C)
-      const pooled = embedding(reshape(hidden, [B * T, rm.model.hiddenSize]), tensor(at, [B], 'i32')); // (B, C)
-      return linear(pooled, rm.score).toArray(); // (B, L)
-    }));
+    const logits = await noGrad(() =>
+      tidyAsync(async () => {
+        const hidden = rm.model.body(tensor(ids, [B, T], 'i32'), { attentionMask: tensor(mask, [B, T]) }); // (B, T, C)
+        const pooled = embedding(reshape(hidden, [B * T, rm.model.hiddenSize]), tensor(at, [B], 'i32')); // (B, C)
+        return linear(pooled, rm.score).toArray(); // (B, L)
+      }),
+    );
     for (let b = 0; b < B; b++) out.push(Float32Array.from(logits.subarray(b * L, (b + 1) * L)));
   }
   return out;
@@ -86,15 +97,21 @@ export async function scoreSequences(rm: RewardModel, rows: readonly (readonly n
  * The reward of prompt + completion (tokenized by the reward model's own tokenizer, BOS as it
  * adds it): the score with one label; with several, the probability of `label` (index or name).
  */
-export function rewardModelJudge(rm: RewardModel, label?: string): RewardFn & { batch: (items: { prompt: string; completion: string }[]) => Promise<number[]> } {
+export function rewardModelJudge(
+  rm: RewardModel,
+  label?: string,
+): RewardFn & { batch: (items: { prompt: string; completion: string }[]) => Promise<number[]> } {
   const L = rm.labels.length;
   let index = 0;
   if (L > 1) {
     if (label === undefined) {
-      throw new Error(`${rm.dir}: the reward model has ${L} labels (${rm.labels.join(', ')}): choose one with --reward_label (name or index)`);
+      throw new Error(
+        `${rm.dir}: the reward model has ${L} labels (${rm.labels.join(', ')}): choose one with --reward_label (name or index)`,
+      );
     }
     index = /^\d+$/.test(label) ? Number(label) : rm.labels.indexOf(label);
-    if (index < 0 || index >= L) throw new Error(`--reward_label ${label}: not one of ${rm.labels.map((l, i) => `${i} (${l})`).join(', ')}`);
+    if (index < 0 || index >= L)
+      throw new Error(`--reward_label ${label}: not one of ${rm.labels.map((l, i) => `${i} (${l})`).join(', ')}`);
   } else if (label !== undefined && label !== '0' && label !== rm.labels[0]) {
     throw new Error(`--reward_label ${label}: the reward model has one label (its score is the reward)`);
   }
@@ -106,7 +123,12 @@ export function rewardModelJudge(rm: RewardModel, label?: string): RewardFn & { 
   };
   const tok: TextTokenizer = loadTokenizer(rm.dir);
   const batch = async (items: { prompt: string; completion: string }[]): Promise<number[]> =>
-    (await scoreSequences(rm, items.map((x) => encodePrompt(tok, x.prompt + x.completion)))).map(value);
+    (
+      await scoreSequences(
+        rm,
+        items.map((x) => encodePrompt(tok, x.prompt + x.completion)),
+      )
+    ).map(value);
   const one = async (prompt: string, completion: string): Promise<number> => (await batch([{ prompt, completion }]))[0];
   return Object.assign(one, { batch });
 }

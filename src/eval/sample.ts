@@ -70,34 +70,62 @@ export function rowRng(seed: number, prompt: number, sample: number): Rng {
  * k completions of each prompt by sampling (no top-k / top-p), each scored by `reward`. Returns
  * [prompt][k]. The same seed gives every model the same random numbers.
  */
-export async function sampleScored(model: CausalLM, tok: TextTokenizer, prompts: readonly EvalPrompt[], reward: RewardFn,
-  o: SampleOptions): Promise<Scored[][]> {
+export async function sampleScored(
+  model: CausalLM,
+  tok: TextTokenizer,
+  prompts: readonly EvalPrompt[],
+  reward: RewardFn,
+  o: SampleOptions,
+): Promise<Scored[][]> {
   const eos = tok.eosId;
   if (eos === null) throw new Error(`sampleScored: the tokenizer of ${tok.source} has no EOS token`);
-  const rows: number[] = [], sampleOf: number[] = [];
-  prompts.forEach((_, i) => { for (let j = 0; j < o.k; j++) { rows.push(i); sampleOf.push(j); } });
+  const rows: number[] = [],
+    sampleOf: number[] = [];
+  prompts.forEach((_, i) => {
+    for (let j = 0; j < o.k; j++) {
+      rows.push(i);
+      sampleOf.push(j);
+    }
+  });
   const rng = new Rng(o.seed);
   const out: Scored[][] = prompts.map(() => []);
-  const batches = Math.ceil(rows.length / o.batchSize), size = Math.ceil(rows.length / Math.max(1, batches));
+  const batches = Math.ceil(rows.length / o.batchSize),
+    size = Math.ceil(rows.length / Math.max(1, batches));
   const width = Math.max(o.promptWidth ?? 0, ...prompts.map((p) => p.ids.length));
   for (let start = 0; start < rows.length; start += size) {
     const chunk = rows.slice(start, start + size);
     const ids = chunk.map((i) => prompts[i].ids);
-    const rowRngs = o.rowSeeds ? chunk.map((i, r) => rowRng(o.seed, o.rowSeeds!.firstPrompt + i, sampleOf[start + r])) : undefined;
+    const rowRngs = o.rowSeeds
+      ? chunk.map((i, r) => rowRng(o.seed, o.rowSeeds!.firstPrompt + i, sampleOf[start + r]))
+      : undefined;
     // Pad the last batch to the common size and add the width row (both dropped below).
     while (ids.length < size) ids.push(prompts[chunk[0]].ids);
     ids.push(new Array<number>(width).fill(eos));
-    const g = await tidyAsync(() => generate(model, ids, {
-      maxNewTokens: o.maxNewTokens, doSample: true, temperature: o.temperature ?? 1, topK: 0, topP: 1, eosIds: o.eosIds ?? [eos], padId: eos, rng, rowRngs,
-    }));
+    const g = await tidyAsync(() =>
+      generate(model, ids, {
+        maxNewTokens: o.maxNewTokens,
+        doSample: true,
+        temperature: o.temperature ?? 1,
+        topK: 0,
+        topP: 1,
+        eosIds: o.eosIds ?? [eos],
+        padId: eos,
+        rng,
+        rowRngs,
+      }),
+    );
     const texts = chunk.map((_, r) => tok.decode(g.tokens[r], { skipSpecialTokens: true }));
     const items = chunk.map((i, r) => ({ prompt: prompts[i].text, completion: texts[r] }));
-    const values = reward.batch ? await reward.batch(items) : await Promise.all(items.map((x) => reward(x.prompt, x.completion)));
+    const values = reward.batch
+      ? await reward.batch(items)
+      : await Promise.all(items.map((x) => reward(x.prompt, x.completion)));
     for (const [r, i] of chunk.entries()) {
       const value = values[r];
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new Error(`reward: got ${String(value)} for prompt ${i} (${JSON.stringify(prompts[i].text.slice(0, 60))}) and completion ` +
-          `${JSON.stringify(texts[r].slice(0, 60))}; a reward must be a finite number`);
+        throw new Error(
+          `reward: got ${String(value)} for prompt ${i} (${JSON.stringify(prompts[i].text.slice(0, 60))}) and completion ` +
+            `${JSON.stringify(texts[r].slice(0, 60))}; a reward must be a finite number`,
+        );
       }
       out[i].push({ ids: g.tokens[r], text: texts[r], reward: value });
     }

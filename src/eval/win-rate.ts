@@ -15,7 +15,11 @@ export function winRateOnePrompt(a: readonly number[], b: readonly number[]): nu
 }
 
 /** `policy[i]` and `baseline[i]`: the rewards of the two policies' samples for prompt i. */
-export function winRate(policy: readonly (readonly number[])[], baseline: readonly (readonly number[])[]): MeanEstimate {
-  if (policy.length !== baseline.length) throw new Error(`winRate: ${policy.length} prompts for the policy, ${baseline.length} for the baseline`);
+export function winRate(
+  policy: readonly (readonly number[])[],
+  baseline: readonly (readonly number[])[],
+): MeanEstimate {
+  if (policy.length !== baseline.length)
+    throw new Error(`winRate: ${policy.length} prompts for the policy, ${baseline.length} for the baseline`);
   return meanEstimate(policy.map((a, i) => winRateOnePrompt(a, baseline[i])));
 }

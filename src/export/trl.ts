@@ -14,7 +14,7 @@ import { lossTerms } from '../train/dpo.js';
 import type { DpoConfig } from '../train/config.js';
 
 export const EXPORT_TRAINERS = ['dpo', 'sft', 'reward', 'kto', 'grpo', 'rloo'] as const;
-export type ExportTrainer = typeof EXPORT_TRAINERS[number];
+export type ExportTrainer = (typeof EXPORT_TRAINERS)[number];
 
 /** Options that steer only how or where tsdpo computes, each with why it is not carried. */
 export const NOT_CARRIED: Record<string, string> = {
@@ -25,30 +25,43 @@ export const NOT_CARRIED: Record<string, string> = {
   config: 'this folder holds the config (config.json)',
   skip_invalid: 'the rows were checked and written to data/ by the export',
   overwrite_output_dir: 'the run writes into output/ (launch.sh)',
-  resume_from_checkpoint: 'launch.sh --resume_from_checkpoint DIR continues a checkpoint of TRL or of tsdpo (README.md: Checkpoints)',
+  resume_from_checkpoint:
+    'launch.sh --resume_from_checkpoint DIR continues a checkpoint of TRL or of tsdpo (README.md: Checkpoints)',
   output_dir: 'the run writes into output/ (launch.sh)',
   max_prompt_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   max_completion_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   simpo_gamma: "tsdpo's own loss (TRL has SimPO in CPOTrainer)",
   memory_report: "tsdpo's own memory report (torch has its profilers)",
-  shard: "tsdpo's split of its reference pass over runs; TRL's precompute_ref_log_probs runs in the data-parallel processes",
+  shard:
+    "tsdpo's split of its reference pass over runs; TRL's precompute_ref_log_probs runs in the data-parallel processes",
 };
 
 /** Per trainer, the options its TRL trainer lacks (beyond NOT_CARRIED). */
 const TRAINER_NOT_CARRIED: Record<ExportTrainer, Record<string, string>> = {
   dpo: {},
   sft: {
-    chosen_column: "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
+    chosen_column:
+      "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
     rejected_column: 'as chosen_column',
   },
   reward: {},
-  kto: { truncation_mode: "TRL 1.13's KTOConfig always keeps the start of prompt + completion (tsdpo kto accepts keep_start only)" },
+  kto: {
+    truncation_mode:
+      "TRL 1.13's KTOConfig always keeps the start of prompt + completion (tsdpo kto accepts keep_start only)",
+  },
   grpo: {},
   rloo: {},
 };
 
 /** The versions the exported script was tested with (test/reference/export.test.ts, the reference venv). */
-export const REQUIREMENTS = ['torch==2.13.0', 'transformers==5.17.0', 'trl==1.13.0', 'peft==0.21.0', 'accelerate==1.15.0', 'datasets'];
+export const REQUIREMENTS = [
+  'torch==2.13.0',
+  'transformers==5.17.0',
+  'trl==1.13.0',
+  'peft==0.21.0',
+  'accelerate==1.15.0',
+  'datasets',
+];
 
 export interface ExportResult {
   dir: string;
@@ -73,12 +86,19 @@ async function writeJsonLines(files: string[], out: string): Promise<number> {
  * carried into config.yaml (under its TRL name: tsdpo uses TRL's) or listed as not carried with the
  * reason; options left at their defaults are carried only where TRL's default differs from tsdpo's.
  */
-export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, OptionSpec>, cfg: Record<string, unknown>, dir: string, numProcesses = 2): Promise<ExportResult> {
+export async function exportToTrl(
+  trainer: ExportTrainer,
+  specs: Record<string, OptionSpec>,
+  cfg: Record<string, unknown>,
+  dir: string,
+  numProcesses = 2,
+): Promise<ExportResult> {
   if (!cfg.model_name_or_path) throw new Error('export: --model is required');
   if (!cfg.dataset) throw new Error('export: --data is required');
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(dir, 'accelerate'), { recursive: true });
-  const carried: Record<string, unknown> = {}, notCarried: Record<string, string> = {};
+  const carried: Record<string, unknown> = {},
+    notCarried: Record<string, string> = {};
   const dropped = { ...NOT_CARRIED, ...TRAINER_NOT_CARRIED[trainer] };
   // GRPOConfig / RLOOConfig have max_completion_length (the tokens sampled), unlike DPO / SFT's configs.
   if (trainer === 'grpo' || trainer === 'rloo') delete dropped.max_completion_length;
@@ -97,9 +117,11 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
     carried.loss_type = terms.map(([name]) => name);
     carried.loss_weights = terms.some(([, w]) => w !== 1) ? terms.map(([, w]) => w) : [];
     delete carried.rpo_alpha;
-    if (Number(cfg.rpo_alpha) > 0) notCarried.rpo_alpha = `carried as loss_type ${(carried.loss_type as string[]).join(',')} with loss_weights ${(carried.loss_weights as number[]).join(',')} (TRL 1.13's equivalent)`;
+    if (Number(cfg.rpo_alpha) > 0)
+      notCarried.rpo_alpha = `carried as loss_type ${(carried.loss_type as string[]).join(',')} with loss_weights ${(carried.loss_weights as number[]).join(',')} (TRL 1.13's equivalent)`;
     const own = (carried.loss_type as string[]).filter((l) => ['reference_free', 'simpo'].includes(l));
-    if (own.length) throw new Error(`export: loss_type ${own.join(', ')} is tsdpo's own; TRL 1.13's DPOTrainer has no such loss`);
+    if (own.length)
+      throw new Error(`export: loss_type ${own.join(', ')} is tsdpo's own; TRL 1.13's DPOTrainer has no such loss`);
   }
   if (trainer === 'grpo' || trainer === 'rloo') carried.reward_funcs = rewardFuncs(cfg.reward_funcs as string[], dir);
   for (const k of ['ref_model', 'adapter']) if (carried[k]) carried[k] = resolve(String(carried[k]));
@@ -109,9 +131,18 @@ export async function exportToTrl(trainer: ExportTrainer, specs: Record<string, 
   const trainRows = await writeJsonLines(resolveSplitFiles(data, 'train'), join(dir, 'data', 'train.jsonl'));
   carried.dataset = 'data/train.jsonl';
   const evaluates = 'eval_dataset' in specs;
-  const evalPath = !evaluates ? '' : cfg.eval_dataset ? String(cfg.eval_dataset) : existsSync(data) && listSplits(data).includes('test') ? data : '';
+  const evalPath = !evaluates
+    ? ''
+    : cfg.eval_dataset
+      ? String(cfg.eval_dataset)
+      : existsSync(data) && listSplits(data).includes('test')
+        ? data
+        : '';
   if (evalPath) {
-    await writeJsonLines(resolveSplitFiles(evalPath, listSplits(evalPath).includes('test') ? 'test' : 'train'), join(dir, 'data', 'eval.jsonl'));
+    await writeJsonLines(
+      resolveSplitFiles(evalPath, listSplits(evalPath).includes('test') ? 'test' : 'train'),
+      join(dir, 'data', 'eval.jsonl'),
+    );
     carried.eval_dataset = 'data/eval.jsonl';
   } else {
     delete carried.eval_dataset;
@@ -137,28 +168,79 @@ function rewardFuncs(specs: readonly string[], dir: string): string[] {
   return specs.map((spec) => {
     if (spec === 'sentiment') {
       mkdirSync(join(dir, 'sentiment'), { recursive: true });
-      for (const f of ['labels.json', 'negators.json']) copyFileSync(require.resolve(`sentiment/languages/en/${f}`), join(dir, 'sentiment', f));
+      for (const f of ['labels.json', 'negators.json'])
+        copyFileSync(require.resolve(`sentiment/languages/en/${f}`), join(dir, 'sentiment', f));
       return spec;
     }
     if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
-    throw new Error(`export: reward function ${spec} is a JavaScript module; TRL's reward_funcs are Python: write it as a Python function ` +
-      '(prompts, completions, **kwargs) -> list of floats in trl_rollout.py\'s REWARDS, or use sentiment or a reward model folder');
+    throw new Error(
+      `export: reward function ${spec} is a JavaScript module; TRL's reward_funcs are Python: write it as a Python function ` +
+        "(prompts, completions, **kwargs) -> list of floats in trl_rollout.py's REWARDS, or use sentiment or a reward model folder",
+    );
   });
 }
 
 function writeAccelerateConfigs(dir: string, n: number): void {
-  const base = { compute_environment: 'LOCAL_MACHINE', debug: false, downcast_bf16: 'no', machine_rank: 0, main_training_function: 'main', mixed_precision: 'no', rdzv_backend: 'static', same_network: true, tpu_env: [], tpu_use_cluster: false, tpu_use_sudo: false, use_cpu: false };
+  const base = {
+    compute_environment: 'LOCAL_MACHINE',
+    debug: false,
+    downcast_bf16: 'no',
+    machine_rank: 0,
+    main_training_function: 'main',
+    mixed_precision: 'no',
+    rdzv_backend: 'static',
+    same_network: true,
+    tpu_env: [],
+    tpu_use_cluster: false,
+    tpu_use_sudo: false,
+    use_cpu: false,
+  };
   const files: Record<string, object> = {
     'single_node.yaml': { ...base, distributed_type: 'MULTI_GPU', num_machines: 1, num_processes: n, gpu_ids: 'all' },
     // CPU processes: accelerate's torchrun launcher (that of MULTI_GPU) starts them, and the script's
     // TrainingArguments(use_cpu=True) (USE_CPU=1) joins them with gloo. What launch.sh takes with USE_CPU=1.
     'cpu.yaml': { ...base, distributed_type: 'MULTI_GPU', num_machines: 1, num_processes: n },
     // Filled in by the cluster's launcher (see README.md): machine rank, main address, process count.
-    'multi_node.yaml': { ...base, distributed_type: 'MULTI_GPU', num_machines: 2, num_processes: 2 * n, main_process_ip: 'MAIN_NODE_ADDRESS', main_process_port: 29500 },
-    'deepspeed_zero2.yaml': { ...base, distributed_type: 'DEEPSPEED', num_machines: 1, num_processes: n, deepspeed_config: { zero_stage: 2, offload_optimizer_device: 'none', offload_param_device: 'none', zero3_init_flag: false, gradient_accumulation_steps: 'auto', gradient_clipping: 'auto' } },
-    'deepspeed_zero3.yaml': { ...base, distributed_type: 'DEEPSPEED', num_machines: 1, num_processes: n, deepspeed_config: { zero_stage: 3, offload_optimizer_device: 'none', offload_param_device: 'none', zero3_init_flag: true, zero3_save_16bit_model: true, gradient_accumulation_steps: 'auto', gradient_clipping: 'auto' } },
+    'multi_node.yaml': {
+      ...base,
+      distributed_type: 'MULTI_GPU',
+      num_machines: 2,
+      num_processes: 2 * n,
+      main_process_ip: 'MAIN_NODE_ADDRESS',
+      main_process_port: 29500,
+    },
+    'deepspeed_zero2.yaml': {
+      ...base,
+      distributed_type: 'DEEPSPEED',
+      num_machines: 1,
+      num_processes: n,
+      deepspeed_config: {
+        zero_stage: 2,
+        offload_optimizer_device: 'none',
+        offload_param_device: 'none',
+        zero3_init_flag: false,
+        gradient_accumulation_steps: 'auto',
+        gradient_clipping: 'auto',
+      },
+    },
+    'deepspeed_zero3.yaml': {
+      ...base,
+      distributed_type: 'DEEPSPEED',
+      num_machines: 1,
+      num_processes: n,
+      deepspeed_config: {
+        zero_stage: 3,
+        offload_optimizer_device: 'none',
+        offload_param_device: 'none',
+        zero3_init_flag: true,
+        zero3_save_16bit_model: true,
+        gradient_accumulation_steps: 'auto',
+        gradient_clipping: 'auto',
+      },
+    },
   };
-  for (const [name, cfg] of Object.entries(files)) writeFileSync(join(dir, 'accelerate', name), toYaml(cfg, { version: '1.1' }));
+  for (const [name, cfg] of Object.entries(files))
+    writeFileSync(join(dir, 'accelerate', name), toYaml(cfg, { version: '1.1' }));
 }
 
 function launchScript(trainer: ExportTrainer, n: number): string {
@@ -194,7 +276,9 @@ Python (\`trl_rollout.py\`, its AFINN lexicon in \`sentiment/\`); reward model f
 
 /** What to know about each trainer's exported run. */
 const NOTES: Record<ExportTrainer, string> = {
-  dpo: '', sft: '', kto: '',
+  dpo: '',
+  sft: '',
+  kto: '',
   reward: `
 ## Reward model
 A causal LM folder as model_name_or_path gets a new score head on either side, drawn by different
@@ -204,7 +288,13 @@ generators (tsdpo's, torch's): start both from the same *ForSequenceClassificati
   rloo: SAMPLING_NOTE,
 };
 
-function readme(trainer: ExportTrainer, rows: number, carried: Record<string, unknown>, notCarried: Record<string, string>, n: number): string {
+function readme(
+  trainer: ExportTrainer,
+  rows: number,
+  carried: Record<string, unknown>,
+  notCarried: Record<string, string>,
+  n: number,
+): string {
   const lines = Object.entries(notCarried).map(([k, why]) => `- \`${k}\`: ${why}`);
   return `# A tsdpo ${trainer} run for TRL 1.13 + accelerate
 
@@ -261,5 +351,7 @@ ${lines.join('\n')}
 
 /** The not-carried table, for --help. */
 export function notCarriedHelp(): string {
-  return Object.entries(NOT_CARRIED).map(([k, why]) => `  ${k}: ${why}`).join('\n');
+  return Object.entries(NOT_CARRIED)
+    .map(([k, why]) => `  ${k}: ${why}`)
+    .join('\n');
 }

@@ -64,7 +64,8 @@ export function writeJsonAtomic(target: string, value: unknown): void {
  *  `<dir>.old-<pid>`: a crash between the two renames leaves the previous version there. */
 export function replaceDirAtomic(dir: string, fill: (tmpDir: string) => void): void {
   const abs = path.resolve(dir);
-  const tmp = `${abs}.tmp-${process.pid}`, old = `${abs}.old-${process.pid}`;
+  const tmp = `${abs}.tmp-${process.pid}`,
+    old = `${abs}.old-${process.pid}`;
   const existing = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (existing && !existing.isDirectory()) {
     throw new Error(`replaceDirAtomic: ${abs} exists and is not a folder; remove it or pick another path`);

@@ -2,8 +2,16 @@
 // array that holds each one's raw values (F16 and BF16 keep their raw 16-bit patterns).
 
 export type TypedData =
-  | Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
-  | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
 
 interface DTypeInfo {
   /** Bytes per element. */
@@ -34,7 +42,17 @@ export type DType = keyof typeof DTYPES;
 
 /** Dtypes the safetensors format defines that tsdpo refuses: quantized and complex types. */
 const UNSUPPORTED = [
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64', 'I4', 'U4',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F8_E4M3FNUZ',
+  'F8_E5M2FNUZ',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F4',
+  'C64',
+  'I4',
+  'U4',
 ];
 
 export function isDType(s: unknown): s is DType {
@@ -49,8 +67,10 @@ export function dtypeSize(dtype: DType): number {
 export function dtypeProblem(dtype: unknown): string {
   const supported = Object.keys(DTYPES).join(', ');
   if (typeof dtype === 'string' && UNSUPPORTED.includes(dtype)) {
-    return `unsupported (quantized/low-precision dtypes are not supported: dequantize the ` +
-      `checkpoint to BF16, F16 or F32 first; supported: ${supported})`;
+    return (
+      `unsupported (quantized/low-precision dtypes are not supported: dequantize the ` +
+      `checkpoint to BF16, F16 or F32 first; supported: ${supported})`
+    );
   }
   return `unknown (supported: ${supported})`;
 }

@@ -14,7 +14,10 @@ function halfToF32Bits(h: number): number {
   if (man === 0) return sign >>> 0; // +-0
   // subnormal man * 2^-24: shift the leading 1 up to bit 10, lowering the exponent as we go
   let e = 113;
-  while ((man & 0x400) === 0) { man <<= 1; e--; }
+  while ((man & 0x400) === 0) {
+    man <<= 1;
+    e--;
+  }
   return (sign | (e << 23) | ((man & 0x3ff) << 13)) >>> 0;
 }
 
@@ -65,15 +68,20 @@ export function f32ToF16Bits(x: number): number {
   const man = u & 0x7fffff;
   if (e === 128) return sign | 0x7c00 | (man !== 0 ? 0x200 | (man >>> 13) : 0); // inf, NaN (quiet)
   if (e > 15) return sign | 0x7c00;
-  if (e >= -14) { // normal range: keep 10 of 23 mantissa bits; a carry may ripple into the exponent
-    const h = ((e + 15) << 10) | (man >>> 13), rest = man & 0x1fff;
-    return sign | (h + (rest > 0x1000 || (rest === 0x1000 && (h & 1)) ? 1 : 0));
+  if (e >= -14) {
+    // normal range: keep 10 of 23 mantissa bits; a carry may ripple into the exponent
+    const h = ((e + 15) << 10) | (man >>> 13),
+      rest = man & 0x1fff;
+    return sign | (h + (rest > 0x1000 || (rest === 0x1000 && h & 1) ? 1 : 0));
   }
   if (e < -25) return sign; // below half the smallest subnormal (2^-25)
   // subnormal: value in units of 2^-24 is (1.man * 2^23) >> shift
-  const full = man | 0x800000, shift = -e - 1; // 14..24
-  const h = full >>> shift, rest = full & ((1 << shift) - 1), half = 1 << (shift - 1);
-  return sign | (h + (rest > half || (rest === half && (h & 1)) ? 1 : 0));
+  const full = man | 0x800000,
+    shift = -e - 1; // 14..24
+  const h = full >>> shift,
+    rest = full & ((1 << shift) - 1),
+    half = 1 << (shift - 1);
+  return sign | (h + (rest > half || (rest === half && h & 1) ? 1 : 0));
 }
 
 /** float32 values -> bfloat16 bits, round to nearest even. */

@@ -34,9 +34,19 @@ export interface LoraConfig {
 
 /** The defaults of peft's LoraConfig for the fields above. */
 export const LORA_DEFAULTS: Omit<LoraConfig, 'r' | 'lora_alpha' | 'target_modules'> = {
-  peft_type: 'LORA', lora_dropout: 0, bias: 'none', fan_in_fan_out: false, use_rslora: false,
-  modules_to_save: null, base_model_name_or_path: null, task_type: 'CAUSAL_LM', rank_pattern: {},
-  alpha_pattern: {}, exclude_modules: null, layers_to_transform: null, layers_pattern: null,
+  peft_type: 'LORA',
+  lora_dropout: 0,
+  bias: 'none',
+  fan_in_fan_out: false,
+  use_rslora: false,
+  modules_to_save: null,
+  base_model_name_or_path: null,
+  task_type: 'CAUSAL_LM',
+  rank_pattern: {},
+  alpha_pattern: {},
+  exclude_modules: null,
+  layers_to_transform: null,
+  layers_pattern: null,
 };
 
 /** Fields that switch on LoRA variants tsdpo does not implement, with their "off" test. */
@@ -44,7 +54,11 @@ const UNSUPPORTED: [key: string, off: (v: unknown) => boolean, what: string][] =
   ['use_dora', (v) => !v, 'DoRA (use_dora: true)'],
   ['lora_bias', (v) => !v, 'a bias on lora_B (lora_bias: true)'],
   ['use_qalora', (v) => !v, 'QA-LoRA (use_qalora: true)'],
-  ['target_parameters', (v) => v == null || (Array.isArray(v) && v.length === 0), 'LoRA on parameters (target_parameters)'],
+  [
+    'target_parameters',
+    (v) => v == null || (Array.isArray(v) && v.length === 0),
+    'LoRA on parameters (target_parameters)',
+  ],
   ['layer_replication', (v) => v == null, 'layer_replication'],
   ['alora_invocation_tokens', (v) => v == null, 'activated LoRA (alora_invocation_tokens)'],
   ['trainable_token_indices', (v) => v == null, 'trainable_token_indices'],
@@ -64,13 +78,19 @@ export function parseLoraConfig(raw: Json, where: string): LoraConfig {
   if (c.bias !== 'none') {
     throw new Error(`${where}: bias ${JSON.stringify(c.bias)} is not supported; only 'none' (base biases stay frozen)`);
   }
-  if (!Number.isInteger(c.r) || (c.r as number) <= 0) throw new Error(`${where}: r must be a positive integer, got ${JSON.stringify(c.r)}`);
-  if (typeof c.lora_alpha !== 'number') throw new Error(`${where}: lora_alpha must be a number, got ${JSON.stringify(c.lora_alpha)}`);
+  if (!Number.isInteger(c.r) || (c.r as number) <= 0)
+    throw new Error(`${where}: r must be a positive integer, got ${JSON.stringify(c.r)}`);
+  if (typeof c.lora_alpha !== 'number')
+    throw new Error(`${where}: lora_alpha must be a number, got ${JSON.stringify(c.lora_alpha)}`);
   if (typeof c.target_modules !== 'string' && !isStrings(c.target_modules)) {
-    throw new Error(`${where}: target_modules must be a list of module names or a regex string, got ${JSON.stringify(c.target_modules)}`);
+    throw new Error(
+      `${where}: target_modules must be a list of module names or a regex string, got ${JSON.stringify(c.target_modules)}`,
+    );
   }
   if (c.modules_to_save != null && !isStrings(c.modules_to_save)) {
-    throw new Error(`${where}: modules_to_save must be a list of module names, got ${JSON.stringify(c.modules_to_save)}`);
+    throw new Error(
+      `${where}: modules_to_save must be a list of module names, got ${JSON.stringify(c.modules_to_save)}`,
+    );
   }
   for (const key of ['rank_pattern', 'alpha_pattern']) {
     const p = c[key] ?? {};
@@ -87,7 +107,9 @@ function regex(source: string, what: string, given: string): RegExp {
   try {
     return new RegExp(source);
   } catch (e) {
-    throw new Error(`peft: ${what} ${JSON.stringify(given)} is not a regex JavaScript can run (${(e as Error).message})`);
+    throw new Error(
+      `peft: ${what} ${JSON.stringify(given)} is not a regex JavaScript can run (${(e as Error).message})`,
+    );
   }
 }
 
@@ -106,18 +128,30 @@ export function matchesTarget(modulePath: string, target: readonly string[] | st
  *  modules_to_save, target_modules, layers_to_transform / layers_pattern). */
 export function isLoraTarget(modulePath: string, config: LoraConfig): boolean {
   const ex = config.exclude_modules;
-  if (ex && (typeof ex === 'string' ? regex(`^(?:${ex})$`, 'exclude_modules', ex).test(modulePath)
-    : ex.some((e) => modulePath === e || modulePath.endsWith(`.${e}`)))) return false;
-  if (config.modules_to_save?.some((m) => regex(`^(.*\\.)?${m}($|\\..*)`, 'modules_to_save', m).test(modulePath))) return false;
+  if (
+    ex &&
+    (typeof ex === 'string'
+      ? regex(`^(?:${ex})$`, 'exclude_modules', ex).test(modulePath)
+      : ex.some((e) => modulePath === e || modulePath.endsWith(`.${e}`)))
+  )
+    return false;
+  if (config.modules_to_save?.some((m) => regex(`^(.*\\.)?${m}($|\\..*)`, 'modules_to_save', m).test(modulePath)))
+    return false;
   if (!matchesTarget(modulePath, config.target_modules)) return false;
   const layers = config.layers_to_transform;
-  if (typeof config.target_modules === 'string' || layers == null || (Array.isArray(layers) && layers.length === 0)) return true;
+  if (typeof config.target_modules === 'string' || layers == null || (Array.isArray(layers) && layers.length === 0))
+    return true;
   // The layer index is the first numbered path segment after `.<pattern>.` (any segment if no pattern).
-  const patterns = config.layers_pattern == null || config.layers_pattern.length === 0 ? null
-    : typeof config.layers_pattern === 'string' ? [config.layers_pattern] : config.layers_pattern;
+  const patterns =
+    config.layers_pattern == null || config.layers_pattern.length === 0
+      ? null
+      : typeof config.layers_pattern === 'string'
+        ? [config.layers_pattern]
+        : config.layers_pattern;
   let m: RegExpMatchArray | null = null;
   if (!patterns) m = modulePath.match(/^.*?\.[^.]*\.(\d+)\./);
-  else for (const p of patterns) if ((m = modulePath.match(regex(`^.*?\\.${p}\\.(\\d+)\\.`, 'layers_pattern', p)))) break;
+  else
+    for (const p of patterns) if ((m = modulePath.match(regex(`^.*?\\.${p}\\.(\\d+)\\.`, 'layers_pattern', p)))) break;
   if (!m) return false;
   const i = Number(m[1]);
   return typeof layers === 'number' ? i === layers : layers.includes(i);

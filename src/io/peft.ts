@@ -43,7 +43,11 @@ export interface PeftAdapter {
 }
 
 /** One factor to save: float32 data by default. */
-export interface LoraWeight { shape: readonly number[]; data: TypedData; dtype?: DType }
+export interface LoraWeight {
+  shape: readonly number[];
+  data: TypedData;
+  dtype?: DType;
+}
 
 export interface PeftAdapterToSave {
   /** Merged over peft's defaults (task_type CAUSAL_LM); r, lora_alpha and target_modules are required. */
@@ -56,7 +60,11 @@ export interface PeftAdapterToSave {
 
 /** What peft writes besides LoraConfig's fields, for a plain trained adapter. */
 const WRITTEN_DEFAULTS: Json = {
-  ...LORA_DEFAULTS, use_dora: false, inference_mode: true, init_lora_weights: true, revision: null,
+  ...LORA_DEFAULTS,
+  use_dora: false,
+  inference_mode: true,
+  init_lora_weights: true,
+  revision: null,
 };
 
 const FACTOR = /^(.+)\.lora_([AB])\.weight$/;
@@ -65,17 +73,25 @@ const FACTOR = /^(.+)\.lora_([AB])\.weight$/;
 export function loadPeftAdapter(dir: string, opts: ReadOptions = {}): PeftAdapter {
   const who = 'loadPeftAdapter';
   requireFolder(dir, who);
-  const configFile = path.join(dir, ADAPTER_CONFIG), weightsFile = path.join(dir, ADAPTER_WEIGHTS);
+  const configFile = path.join(dir, ADAPTER_CONFIG),
+    weightsFile = path.join(dir, ADAPTER_WEIGHTS);
   if (!fs.existsSync(configFile)) {
-    const model = fs.existsSync(path.join(dir, 'config.json')) ? ' (it has config.json: a full model? use loadHfFolder)' : '';
+    const model = fs.existsSync(path.join(dir, 'config.json'))
+      ? ' (it has config.json: a full model? use loadHfFolder)'
+      : '';
     throw new Error(`${who}: no ${ADAPTER_CONFIG} in ${dir}${model}`);
   }
   const rawConfig = readJsonFile(configFile, who);
   parseLoraConfig(rawConfig, `${who}: ${configFile}`);
   if (!fs.existsSync(weightsFile)) {
     const bin = fs.existsSync(path.join(dir, 'adapter_model.bin'));
-    throw new Error(`${who}: no ${ADAPTER_WEIGHTS} in ${dir}` + (bin ? '; it has adapter_model.bin, but only safetensors ' +
-      'is supported: convert with peft (PeftModel.from_pretrained(base, dir).save_pretrained(out))' : ''));
+    throw new Error(
+      `${who}: no ${ADAPTER_WEIGHTS} in ${dir}` +
+        (bin
+          ? '; it has adapter_model.bin, but only safetensors ' +
+            'is supported: convert with peft (PeftModel.from_pretrained(base, dir).save_pretrained(out))'
+          : ''),
+    );
   }
   return peftAdapterFrom(dir, rawConfig, readSafetensors(weightsFile, opts).tensors, `${who}: ${weightsFile}`);
 }
@@ -84,20 +100,28 @@ export function loadPeftAdapter(dir: string, opts: ReadOptions = {}): PeftAdapte
  * An adapter from adapter_config.json (parsed) and the tensors of adapter_model.safetensors, with
  * the checks of loadPeftAdapter. No file access: browsers build adapters from fetched files with it.
  */
-export function peftAdapterFrom(dir: string, rawConfig: Json, tensors: ReadonlyMap<string, RawTensor>, where: string): PeftAdapter {
+export function peftAdapterFrom(
+  dir: string,
+  rawConfig: Json,
+  tensors: ReadonlyMap<string, RawTensor>,
+  where: string,
+): PeftAdapter {
   const config = parseLoraConfig(rawConfig, where);
   const factors = new Map<string, { A?: RawTensor; B?: RawTensor }>();
   const extraTensors = new Map<string, RawTensor>();
   for (const [key, t] of tensors) {
     if (!key.startsWith(PREFIX)) throw new Error(`${where}: key '${key}' does not start with '${PREFIX}'`);
-    const name = key.slice(PREFIX.length), m = FACTOR.exec(name);
+    const name = key.slice(PREFIX.length),
+      m = FACTOR.exec(name);
     if (m) {
       const f = factors.get(m[1]) ?? {};
       f[m[2] as 'A' | 'B'] = t;
       factors.set(m[1], f);
     } else if (/\.lora_|\.lora_magnitude_vector/.test(name)) {
-      throw new Error(`${where}: key '${key}' is a LoRA variant tsdpo does not support ` +
-        `(only <module>.lora_A.weight / lora_B.weight, saved without the adapter name)`);
+      throw new Error(
+        `${where}: key '${key}' is a LoRA variant tsdpo does not support ` +
+          `(only <module>.lora_A.weight / lora_B.weight, saved without the adapter name)`,
+      );
     } else {
       extraTensors.set(name, t);
     }
@@ -113,28 +137,38 @@ export function peftAdapterFrom(dir: string, rawConfig: Json, tensors: ReadonlyM
 /** Checks that a module is targeted by the config and that A [r, in], B [out, r] fit its rank. */
 function checkModule(p: string, a: readonly number[], b: readonly number[], config: LoraConfig, where: string) {
   if (!isLoraTarget(p, config)) {
-    throw new Error(`${where}: has LoRA factors for ${p}, which the config's target_modules ` +
-      `${JSON.stringify(config.target_modules)} does not select`);
+    throw new Error(
+      `${where}: has LoRA factors for ${p}, which the config's target_modules ` +
+        `${JSON.stringify(config.target_modules)} does not select`,
+    );
   }
   const s = loraScaling(config, p);
   if (a.length !== 2 || b.length !== 2 || a[0] !== s.r || b[1] !== s.r) {
-    throw new Error(`${where}: module ${p} has lora_A [${a.join(', ')}] and lora_B [${b.join(', ')}]; ` +
-      `expected [r, in] and [out, r] with r = ${s.r} (r / rank_pattern in ${ADAPTER_CONFIG})`);
+    throw new Error(
+      `${where}: module ${p} has lora_A [${a.join(', ')}] and lora_B [${b.join(', ')}]; ` +
+        `expected [r, in] and [out, r] with r = ${s.r} (r / rank_pattern in ${ADAPTER_CONFIG})`,
+    );
   }
   return s;
 }
 
 /** Checks an adapter against its base model's weights: `<path>.weight` must be [out, in]
  *  ([in, out] with fan_in_fan_out) for every adapted module. */
-export function checkAdapterAgainstBase(adapter: PeftAdapter, base: ReadonlyMap<string, { shape: readonly number[] }>): void {
+export function checkAdapterAgainstBase(
+  adapter: PeftAdapter,
+  base: ReadonlyMap<string, { shape: readonly number[] }>,
+): void {
   for (const m of adapter.modules.values()) {
     const w = base.get(`${m.path}.weight`);
-    const out = m.B.shape[0], inp = m.A.shape[1];
+    const out = m.B.shape[0],
+      inp = m.A.shape[1];
     const want = adapter.config.fan_in_fan_out ? [inp, out] : [out, inp];
     if (!w) throw new Error(`checkAdapterAgainstBase: the base model has no ${m.path}.weight (wrong base model?)`);
     if (w.shape.length !== 2 || w.shape[0] !== want[0] || w.shape[1] !== want[1]) {
-      throw new Error(`checkAdapterAgainstBase: ${m.path}.weight is [${w.shape.join(', ')}] but the adapter's ` +
-        `B A is [${want.join(', ')}]${adapter.config.fan_in_fan_out ? ' (fan_in_fan_out)' : ''} (wrong base model?)`);
+      throw new Error(
+        `checkAdapterAgainstBase: ${m.path}.weight is [${w.shape.join(', ')}] but the adapter's ` +
+          `B A is [${want.join(', ')}]${adapter.config.fan_in_fan_out ? ' (fan_in_fan_out)' : ''} (wrong base model?)`,
+      );
     }
   }
 }

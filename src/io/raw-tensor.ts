@@ -28,8 +28,13 @@ class StoredTensor implements RawTensor {
   private cached: TypedData | undefined;
   readonly byteLength: number;
 
-  constructor(readonly name: string, readonly dtype: DType, readonly shape: readonly number[],
-    private readonly source: ByteSource, private readonly origin: string) {
+  constructor(
+    readonly name: string,
+    readonly dtype: DType,
+    readonly shape: readonly number[],
+    private readonly source: ByteSource,
+    private readonly origin: string,
+  ) {
     this.byteLength = numel(shape) * dtypeSize(dtype);
     if (typeof source !== 'function') this.cached = this.check(source);
   }
@@ -53,35 +58,47 @@ class StoredTensor implements RawTensor {
   toFloat32(): Float32Array {
     const d = this.peek();
     switch (this.dtype) {
-      case 'F32': return d as Float32Array;
-      case 'BF16': return bf16ToF32(d as Uint16Array);
-      case 'F16': return f16ToF32(d as Uint16Array);
-      case 'I64': case 'U64': {
+      case 'F32':
+        return d as Float32Array;
+      case 'BF16':
+        return bf16ToF32(d as Uint16Array);
+      case 'F16':
+        return f16ToF32(d as Uint16Array);
+      case 'I64':
+      case 'U64': {
         const out = new Float32Array(d.length);
         for (let i = 0; i < d.length; i++) out[i] = Number((d as BigInt64Array)[i]);
         return out;
       }
-      default: return Float32Array.from(d as Float64Array);
+      default:
+        return Float32Array.from(d as Float64Array);
     }
   }
 
   toBf16(): Uint16Array {
-    return this.dtype === 'BF16' ? this.peek() as Uint16Array : f32ToBf16(this.toFloat32());
+    return this.dtype === 'BF16' ? (this.peek() as Uint16Array) : f32ToBf16(this.toFloat32());
   }
 
   toInt32(): Int32Array {
     const d = this.peek();
     switch (this.dtype) {
-      case 'I32': return d as Int32Array;
-      case 'I64': case 'U64': return int64ToInt32(d as BigInt64Array, this.dtype === 'U64', this.where());
+      case 'I32':
+        return d as Int32Array;
+      case 'I64':
+      case 'U64':
+        return int64ToInt32(d as BigInt64Array, this.dtype === 'U64', this.where());
       case 'U32': {
         const i = (d as Uint32Array).findIndex((v) => v > 0x7fffffff);
         if (i >= 0) throw new Error(`RawTensor.toInt32: ${this.where()} holds ${d[i]} at index ${i}, beyond int32`);
         return new Int32Array(d.buffer, d.byteOffset, d.length);
       }
-      case 'F32': case 'F64': case 'F16': case 'BF16':
+      case 'F32':
+      case 'F64':
+      case 'F16':
+      case 'BF16':
         throw new Error(`RawTensor.toInt32: ${this.where()} is ${this.dtype}, not an integer dtype (use toFloat32)`);
-      default: return Int32Array.from(d as Uint8Array);
+      default:
+        return Int32Array.from(d as Uint8Array);
     }
   }
 
@@ -95,7 +112,8 @@ function int64ToInt32(d: BigInt64Array, unsigned: boolean, where: string): Int32
   const w = new Int32Array(d.buffer, d.byteOffset, d.length * 2); // little-endian: lo, hi
   const out = new Int32Array(d.length);
   for (let i = 0; i < d.length; i++) {
-    const lo = w[2 * i], hi = w[2 * i + 1];
+    const lo = w[2 * i],
+      hi = w[2 * i + 1];
     if (hi !== (unsigned ? 0 : lo >> 31) || (unsigned && lo < 0)) {
       throw new Error(`RawTensor.toInt32: ${where} holds ${d[i]} at index ${i}, outside the int32 range`);
     }
@@ -106,8 +124,13 @@ function int64ToInt32(d: BigInt64Array, unsigned: boolean, where: string): Int32
 
 /** A RawTensor over bytes in memory (aligned to the dtype's size) or a lazy byte reader.
  *  `origin` names the file in error messages. */
-export function rawTensor(name: string, dtype: DType, shape: readonly number[], source: ByteSource,
-  origin = 'memory'): RawTensor {
+export function rawTensor(
+  name: string,
+  dtype: DType,
+  shape: readonly number[],
+  source: ByteSource,
+  origin = 'memory',
+): RawTensor {
   return new StoredTensor(name, dtype, Object.freeze([...shape]), source, origin);
 }
 
@@ -115,8 +138,10 @@ export function rawTensor(name: string, dtype: DType, shape: readonly number[], 
 export function tensorFrom(name: string, dtype: DType, shape: readonly number[], data: TypedData): RawTensor {
   const want = DTYPES[dtype].array;
   if (!(data instanceof want) || data.length !== numel(shape)) {
-    throw new Error(`tensorFrom: '${name}' of shape [${shape.join(', ')}] needs ${numel(shape)} ${dtype} ` +
-      `values in a ${want.name}, got ${data.length} in a ${data.constructor.name}`);
+    throw new Error(
+      `tensorFrom: '${name}' of shape [${shape.join(', ')}] needs ${numel(shape)} ${dtype} ` +
+        `values in a ${want.name}, got ${data.length} in a ${data.constructor.name}`,
+    );
   }
   return rawTensor(name, dtype, shape, bytesOf(data));
 }

@@ -39,11 +39,15 @@ export interface SafetensorsHeader {
 /** Reads N from the first 8 bytes; `where` prefixes errors ("readSafetensors: FILE"). */
 export function parseHeaderLength(first: Uint8Array, fileBytes: number, where: string): number {
   if (fileBytes < 8 || first.byteLength < 8) {
-    throw new Error(`${where}: file is ${fileBytes} bytes, too short for the 8-byte header length (not a safetensors file?)`);
+    throw new Error(
+      `${where}: file is ${fileBytes} bytes, too short for the 8-byte header length (not a safetensors file?)`,
+    );
   }
   const n = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(fileBytes - 8)) {
-    throw new Error(`${where}: header length ${n} is beyond the file (${fileBytes} bytes): truncated, or not a safetensors file`);
+    throw new Error(
+      `${where}: header length ${n} is beyond the file (${fileBytes} bytes): truncated, or not a safetensors file`,
+    );
   }
   if (n > BigInt(MAX_HEADER_BYTES)) {
     throw new Error(`${where}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit of the format`);
@@ -68,15 +72,21 @@ export function parseHeader(json: Uint8Array, fileBytes: number, where: string):
   } catch (e) {
     throw new Error(`${where}: header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: header is not a JSON object`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new Error(`${where}: header is not a JSON object`);
 
-  const dataStart = 8 + json.byteLength, dataBytes = fileBytes - dataStart;
+  const dataStart = 8 + json.byteLength,
+    dataBytes = fileBytes - dataStart;
   const metadata: Record<string, string> = {};
   const entries: TensorEntry[] = [];
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v) ||
-        !Object.values(v).every((s) => typeof s === 'string')) {
+      if (
+        typeof v !== 'object' ||
+        v === null ||
+        Array.isArray(v) ||
+        !Object.values(v).every((s) => typeof s === 'string')
+      ) {
         throw new Error(`${where}: __metadata__ must map strings to strings, got ${JSON.stringify(v)}`);
       }
       Object.assign(metadata, v);
@@ -86,22 +96,29 @@ export function parseHeader(json: Uint8Array, fileBytes: number, where: string):
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   // The entries must tile [0, dataBytes): no overlap, no gap, nothing after the last one.
-  let at = 0, prev: TensorEntry | undefined;
+  let at = 0,
+    prev: TensorEntry | undefined;
   for (const e of entries) {
     if (e.begin < at) {
-      throw new Error(`${where}: tensors '${prev!.name}' [${prev!.begin}, ${prev!.end}] and '${e.name}' ` +
-        `[${e.begin}, ${e.end}] overlap`);
+      throw new Error(
+        `${where}: tensors '${prev!.name}' [${prev!.begin}, ${prev!.end}] and '${e.name}' ` +
+          `[${e.begin}, ${e.end}] overlap`,
+      );
     }
     if (e.begin > at) {
-      throw new Error(`${where}: ${e.begin - at} bytes before tensor '${e.name}' (data_offsets [${e.begin}, ` +
-        `${e.end}]) belong to no tensor; offsets must cover the data area without gaps`);
+      throw new Error(
+        `${where}: ${e.begin - at} bytes before tensor '${e.name}' (data_offsets [${e.begin}, ` +
+          `${e.end}]) belong to no tensor; offsets must cover the data area without gaps`,
+      );
     }
     at = e.end;
     prev = e;
   }
   if (at !== dataBytes) {
-    throw new Error(`${where}: the data area has ${dataBytes} bytes but the tensors end at ${at}: ` +
-      `${dataBytes - at} trailing bytes belong to no tensor`);
+    throw new Error(
+      `${where}: the data area has ${dataBytes} bytes but the tensors end at ${at}: ` +
+        `${dataBytes - at} trailing bytes belong to no tensor`,
+    );
   }
   return { dataStart, entries, metadata };
 }
@@ -119,12 +136,16 @@ function parseEntry(name: string, v: unknown, dataBytes: number, where: string):
   const [begin, end] = off as [number, number];
   const bytes = numel(shape) * dtypeSize(dtype);
   if (bytes !== end - begin) {
-    throw new Error(`${where}: shape [${shape.join(', ')}] of ${dtype} needs ${bytes} bytes but ` +
-      `data_offsets [${begin}, ${end}] span ${end - begin}`);
+    throw new Error(
+      `${where}: shape [${shape.join(', ')}] of ${dtype} needs ${bytes} bytes but ` +
+        `data_offsets [${begin}, ${end}] span ${end - begin}`,
+    );
   }
   if (end > dataBytes) {
-    throw new Error(`${where}: data_offsets [${begin}, ${end}] reach past the end of the data area ` +
-      `(${dataBytes} bytes): the file is truncated or its header is wrong`);
+    throw new Error(
+      `${where}: data_offsets [${begin}, ${end}] reach past the end of the data area ` +
+        `(${dataBytes} bytes): the file is truncated or its header is wrong`,
+    );
   }
   return { name, dtype, shape: shape as number[], begin, end };
 }
@@ -135,10 +156,14 @@ const WRITE_RANK: DType[] = ['U64', 'I64', 'F64', 'F32', 'U32', 'I32', 'BF16', '
 
 /** Lays out `tensors` and encodes the header (8-byte length + JSON padded with spaces to a
  *  multiple of 8). Returns the bytes to write first and the entries in data-area order. */
-export function encodeHeader(tensors: readonly { name: string; dtype: DType; shape: readonly number[] }[],
-  metadata: Record<string, string>): { head: Uint8Array; entries: TensorEntry[] } {
-  const order = [...tensors].sort((a, b) =>
-    WRITE_RANK.indexOf(a.dtype) - WRITE_RANK.indexOf(b.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+export function encodeHeader(
+  tensors: readonly { name: string; dtype: DType; shape: readonly number[] }[],
+  metadata: Record<string, string>,
+): { head: Uint8Array; entries: TensorEntry[] } {
+  const order = [...tensors].sort(
+    (a, b) =>
+      WRITE_RANK.indexOf(a.dtype) - WRITE_RANK.indexOf(b.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
   // Written by hand, not JSON.stringify(object): an object would move names like "0" first.
   const parts = [`"__metadata__":${JSON.stringify(metadata)}`];
   const entries: TensorEntry[] = [];
@@ -146,7 +171,9 @@ export function encodeHeader(tensors: readonly { name: string; dtype: DType; sha
   for (const t of order) {
     const end = at + numel(t.shape) * dtypeSize(t.dtype);
     entries.push({ name: t.name, dtype: t.dtype, shape: [...t.shape], begin: at, end });
-    parts.push(`${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [at, end] })}`);
+    parts.push(
+      `${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [at, end] })}`,
+    );
     at = end;
   }
   const text = new TextEncoder().encode(`{${parts.join(',')}}`);

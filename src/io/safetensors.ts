@@ -7,7 +7,11 @@ import { bytesOf, DTYPES, dtypeProblem, isDType, numel, type DType, type TypedDa
 import { f32ToBf16, f32ToF16 } from './half.js';
 import { rawTensor, type RawTensor } from './raw-tensor.js';
 import {
-  encodeHeader, parseHeader, parseHeaderLength, type Safetensors, type SafetensorsHeader,
+  encodeHeader,
+  parseHeader,
+  parseHeaderLength,
+  type Safetensors,
+  type SafetensorsHeader,
 } from './safetensors-format.js';
 
 export { parseSafetensors, type Safetensors } from './safetensors-format.js';
@@ -80,8 +84,10 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
     const { dataStart, entries, metadata } = headerOf(fd, stat.size, where);
     const tensors = new Map<string, RawTensor>();
     for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const pos = dataStart + e.begin, len = e.end - e.begin;
-      const source = opts.lazy ? () => readLater(file, stat, pos, len, `${where}: tensor '${e.name}'`)
+      const pos = dataStart + e.begin,
+        len = e.end - e.begin;
+      const source = opts.lazy
+        ? () => readLater(file, stat, pos, len, `${where}: tensor '${e.name}'`)
         : readAt(fd, pos, len, `${where}: tensor '${e.name}'`);
       tensors.set(e.name, rawTensor(e.name, e.dtype, e.shape, source, file));
     }
@@ -106,7 +112,8 @@ function readLater(file: string, was: fs.Stats, pos: number, len: number, where:
 
 /** The bytes to store for `t`, converting float32 data to a narrower float dtype if asked. */
 function encodeData(t: TensorToWrite, where: string): Uint8Array {
-  const d = t.data, want = DTYPES[t.dtype].array;
+  const d = t.data,
+    want = DTYPES[t.dtype].array;
   let out: TypedData | undefined;
   if (d instanceof want) out = d;
   else if (d instanceof Float32Array && t.dtype === 'BF16') out = f32ToBf16(d);
@@ -114,12 +121,16 @@ function encodeData(t: TensorToWrite, where: string): Uint8Array {
   else if (d instanceof Float32Array && t.dtype === 'F64') out = Float64Array.from(d);
   else if (d instanceof Float64Array && t.dtype === 'F32') out = Float32Array.from(d);
   if (!out) {
-    throw new Error(`${where}: tensor '${t.name}' is ${t.dtype}, which needs a ${want.name}` +
-      `${t.dtype === 'BF16' || t.dtype === 'F16' ? ' (raw bits) or a Float32Array' : ''}; got a ${d.constructor.name}`);
+    throw new Error(
+      `${where}: tensor '${t.name}' is ${t.dtype}, which needs a ${want.name}` +
+        `${t.dtype === 'BF16' || t.dtype === 'F16' ? ' (raw bits) or a Float32Array' : ''}; got a ${d.constructor.name}`,
+    );
   }
   if (out.length !== numel(t.shape)) {
-    throw new Error(`${where}: tensor '${t.name}' of shape [${t.shape.join(', ')}] needs ${numel(t.shape)} ` +
-      `values, got ${out.length}`);
+    throw new Error(
+      `${where}: tensor '${t.name}' of shape [${t.shape.join(', ')}] needs ${numel(t.shape)} ` +
+        `values, got ${out.length}`,
+    );
   }
   return bytesOf(out);
 }
@@ -127,20 +138,27 @@ function encodeData(t: TensorToWrite, where: string): Uint8Array {
 /** Writes `tensors` to `file` atomically, in the layout of the safetensors library (header keys
  *  in data order: larger dtypes first, then by name; padded to 8 bytes), with `__metadata__`
  *  {format: 'pt', ...metadata}. Float32 data written as F32 round-trips bit-exactly. */
-export function writeSafetensors(file: string, tensors: Iterable<TensorToWrite> | ReadonlyMap<string, TensorToWrite>,
-  metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Iterable<TensorToWrite> | ReadonlyMap<string, TensorToWrite>,
+  metadata: Record<string, string> = {},
+): void {
   const where = `writeSafetensors: ${file}`;
   const isMap = typeof (tensors as ReadonlyMap<string, TensorToWrite>).get === 'function';
-  const list: TensorToWrite[] = isMap ? [...(tensors as ReadonlyMap<string, TensorToWrite>).values()]
+  const list: TensorToWrite[] = isMap
+    ? [...(tensors as ReadonlyMap<string, TensorToWrite>).values()]
     : [...(tensors as Iterable<TensorToWrite>)];
   const byName = new Map<string, TensorToWrite>();
   for (const t of list) {
     if (!t.name || t.name === '__metadata__' || byName.has(t.name)) {
       throw new Error(`${where}: tensor name ${JSON.stringify(t.name)} is empty, reserved or repeated`);
     }
-    if (!isDType(t.dtype as string)) throw new Error(`${where}: tensor '${t.name}': dtype ${JSON.stringify(t.dtype)} is ${dtypeProblem(t.dtype)}`);
+    if (!isDType(t.dtype as string))
+      throw new Error(`${where}: tensor '${t.name}': dtype ${JSON.stringify(t.dtype)} is ${dtypeProblem(t.dtype)}`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new Error(`${where}: tensor '${t.name}': shape [${t.shape.join(', ')}] is not a list of non-negative integers`);
+      throw new Error(
+        `${where}: tensor '${t.name}': shape [${t.shape.join(', ')}] is not a list of non-negative integers`,
+      );
     }
     byName.set(t.name, t);
   }

@@ -18,10 +18,18 @@ export interface BuildOptions {
 }
 
 /** Builds a model from config.json + named host tensors (float32 on the backend, or see BuildOptions). */
-export function buildModel(config: Json, raw: Map<string, RawTensor>, where: string, backend: Backend = getBackend(),
-  opts: BuildOptions = {}): CausalLM {
+export function buildModel(
+  config: Json,
+  raw: Map<string, RawTensor>,
+  where: string,
+  backend: Backend = getBackend(),
+  opts: BuildOptions = {},
+): CausalLM {
   const bf16 = opts.frozenDtype === 'bf16';
-  if (bf16 && !backend.supports('bf16')) throw new Error(`${where}: the ${backend.name} backend cannot keep weights in bfloat16 (frozen_dtype float32 works everywhere)`);
+  if (bf16 && !backend.supports('bf16'))
+    throw new Error(
+      `${where}: the ${backend.name} backend cannot keep weights in bfloat16 (frozen_dtype float32 works everywhere)`,
+    );
   const family = familyOf(config, `${where}/config.json`);
   const spec = family.spec(config);
   const expected = family.shapes(spec);
@@ -33,7 +41,9 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
     if (name === null) continue;
     const want = expected.get(name!);
     if (!want) {
-      problems.push(`unexpected tensor '${fileName}' ${fmt(rt.shape)} (not part of a ${family.modelTypes[0]} model with this config)`);
+      problems.push(
+        `unexpected tensor '${fileName}' ${fmt(rt.shape)} (not part of a ${family.modelTypes[0]} model with this config)`,
+      );
       continue;
     }
     if (want.length !== rt.shape.length || want.some((d, i) => d !== rt.shape[i])) {
@@ -45,9 +55,10 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
       continue;
     }
     // bf16 bits go in as stored; other dtypes are rounded to nearest even (torch's .to(bfloat16)).
-    const t = bf16 && rt.shape.length >= 2
-      ? keep(tensor(rt.toBf16(), rt.shape, 'bf16', backend))
-      : keep(tensor(rt.toFloat32(), rt.shape, 'f32', backend));
+    const t =
+      bf16 && rt.shape.length >= 2
+        ? keep(tensor(rt.toBf16(), rt.shape, 'bf16', backend))
+        : keep(tensor(rt.toFloat32(), rt.shape, 'f32', backend));
     t.name = name!;
     params.set(name!, t);
   }
@@ -55,7 +66,9 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
   if (problems.length > 0) {
     for (const t of params.values()) t.dispose();
     const shown = problems.slice(0, 10).join('\n  ');
-    throw new Error(`${where}: weights do not match config.json:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+    throw new Error(
+      `${where}: weights do not match config.json:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`,
+    );
   }
   return family.build(spec, config, params);
 }
@@ -63,7 +76,10 @@ export function buildModel(config: Json, raw: Map<string, RawTensor>, where: str
 /** Sets requiresGrad on every parameter (full fine-tuning). */
 export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
   return [...model.params].map(([name, tensor]) => {
-    if (tensor.dtype === 'bf16') throw new Error(`trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; load the model to train with float32 weights (frozen_dtype float32)`);
+    if (tensor.dtype === 'bf16')
+      throw new Error(
+        `trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; load the model to train with float32 weights (frozen_dtype float32)`,
+      );
     tensor.requiresGrad = true;
     return { name, tensor };
   });
@@ -74,7 +90,12 @@ export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
  * buildModel's checks: a missing tensor, an unknown extra one, a wrong shape or dtype is an error
  * naming it. `ignore` skips file tensors that belong to something else (a reward model's score head).
  */
-export function restoreWeights(model: CausalLM, raw: ReadonlyMap<string, RawTensor>, where: string, ignore: (name: string) => boolean = () => false): void {
+export function restoreWeights(
+  model: CausalLM,
+  raw: ReadonlyMap<string, RawTensor>,
+  where: string,
+  ignore: (name: string) => boolean = () => false,
+): void {
   const family = familyOf(model.config, `${where}/config.json`);
   const rename = family.sanitize([...raw.keys()], family.spec(model.config));
   const problems: string[] = [];
@@ -84,15 +105,21 @@ export function restoreWeights(model: CausalLM, raw: ReadonlyMap<string, RawTens
     const name = rename.get(fileName) ?? fileName;
     if (name === null) continue;
     const t = model.params.get(name);
-    if (!t) problems.push(`unexpected tensor '${fileName}' ${fmt(rt.shape)} (not a parameter of this ${model.family} model)`);
-    else if (t.shape.length !== rt.shape.length || t.shape.some((d, i) => d !== rt.shape[i])) problems.push(`tensor '${fileName}' has shape ${fmt(rt.shape)}, the model's is ${fmt(t.shape)}`);
-    else if (!['F32', 'F16', 'BF16', 'F64'].includes(rt.dtype)) problems.push(`tensor '${fileName}' has dtype ${rt.dtype}; only F32, F16, BF16 (and F64) weights are supported`);
+    if (!t)
+      problems.push(`unexpected tensor '${fileName}' ${fmt(rt.shape)} (not a parameter of this ${model.family} model)`);
+    else if (t.shape.length !== rt.shape.length || t.shape.some((d, i) => d !== rt.shape[i]))
+      problems.push(`tensor '${fileName}' has shape ${fmt(rt.shape)}, the model's is ${fmt(t.shape)}`);
+    else if (!['F32', 'F16', 'BF16', 'F64'].includes(rt.dtype))
+      problems.push(`tensor '${fileName}' has dtype ${rt.dtype}; only F32, F16, BF16 (and F64) weights are supported`);
     else found.set(name, rt);
   }
-  for (const name of model.params.keys()) if (!found.has(name) && !problems.some((p) => p.includes(`'${name}'`))) problems.push(`missing tensor '${name}'`);
+  for (const name of model.params.keys())
+    if (!found.has(name) && !problems.some((p) => p.includes(`'${name}'`))) problems.push(`missing tensor '${name}'`);
   if (problems.length > 0) {
     const shown = problems.slice(0, 10).join('\n  ');
-    throw new Error(`${where}: weights do not match the model:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`);
+    throw new Error(
+      `${where}: weights do not match the model:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`,
+    );
   }
   for (const [name, rt] of found) {
     const t = model.params.get(name)!;

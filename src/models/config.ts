@@ -10,7 +10,8 @@ export function num(config: Json, key: string, fallback?: number): number {
     if (fallback !== undefined) return fallback;
     throw new Error(`config.json: missing number field '${key}'`);
   }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config.json: field '${key}' must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new Error(`config.json: field '${key}' must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -31,12 +32,14 @@ export function layerTypes(config: Json, layers: number, allSliding = false): st
 
 /** The DecoderSpec fields every Llama-style config shares; families override what differs. */
 export function llamaLikeSpec(family: string, c: Json, over: Partial<DecoderSpec> = {}): DecoderSpec {
-  const hidden = num(c, 'hidden_size'), heads = num(c, 'num_attention_heads');
+  const hidden = num(c, 'hidden_size'),
+    heads = num(c, 'num_attention_heads');
   const layers = num(c, 'num_hidden_layers');
   const headDim = num(c, 'head_dim', Math.floor(hidden / heads));
   const window = c.sliding_window == null ? 0 : num(c, 'sliding_window');
   const types = layerTypes(c, layers, family === 'mistral' && window > 0);
-  if (hidden % heads !== 0 && c.head_dim == null) throw new Error(`config.json: hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}`);
+  if (hidden % heads !== 0 && c.head_dim == null)
+    throw new Error(`config.json: hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}`);
   return {
     family,
     vocab: num(c, 'vocab_size'),

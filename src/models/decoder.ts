@@ -2,11 +2,33 @@
 // RMS-normed pre-norm blocks, rotary attention with grouped-query heads, gated MLP. Each family
 // file turns its config.json into a DecoderSpec; nothing here branches on a family name.
 import { noGrad } from '../core/autograd.js';
-import { add, affine, attention, concat, embedding, gelu, linear, mul, reshape, rmsNorm, rope, silu, tanh } from '../core/ops/index.js';
+import {
+  add,
+  affine,
+  attention,
+  concat,
+  embedding,
+  gelu,
+  linear,
+  mul,
+  reshape,
+  rmsNorm,
+  rope,
+  silu,
+  tanh,
+} from '../core/ops/index.js';
 import { keep, type Tensor } from '../core/tensor.js';
 import { dense, type Dense, type LoraDropout } from '../nn/linear.js';
 import { invFreq, rotaryTables, type RopeParams } from '../nn/rope.js';
-import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes, runLayer } from './model.js';
+import {
+  defaultPositions,
+  type CausalLM,
+  type ForwardOptions,
+  type Json,
+  type KVCache,
+  type ParamShapes,
+  runLayer,
+} from './model.js';
 
 export interface DecoderSpec {
   family: string;
@@ -58,10 +80,15 @@ interface Layer {
   postAttnNorm: Tensor | null;
   preMlpNorm: Tensor;
   postMlpNorm: Tensor | null;
-  q: Dense; k: Dense; v: Dense; o: Dense;
+  q: Dense;
+  k: Dense;
+  v: Dense;
+  o: Dense;
   qNorm: Tensor | null;
   kNorm: Tensor | null;
-  gate: Dense; up: Dense; down: Dense;
+  gate: Dense;
+  up: Dense;
+  down: Dense;
   window: number;
   rope: Float64Array;
 }
@@ -69,7 +96,9 @@ interface Layer {
 /** The tensors a spec expects, by Hugging Face name. */
 export function decoderShapes(s: DecoderSpec): ParamShapes {
   const m = new Map<string, number[]>();
-  const C = s.hidden, qd = s.heads * s.headDim, kvd = s.kvHeads * s.headDim;
+  const C = s.hidden,
+    qd = s.heads * s.headDim,
+    kvd = s.kvHeads * s.headDim;
   m.set('model.embed_tokens.weight', [s.vocab, C]);
   for (let i = 0; i < s.layers; i++) {
     const p = `model.layers.${i}.`;
@@ -79,7 +108,12 @@ export function decoderShapes(s: DecoderSpec): ParamShapes {
       m.set(`${p}pre_feedforward_layernorm.weight`, [C]);
       m.set(`${p}post_feedforward_layernorm.weight`, [C]);
     }
-    for (const [name, out, inp, bias] of [['q_proj', qd, C, s.qkvBias], ['k_proj', kvd, C, s.qkvBias], ['v_proj', kvd, C, s.qkvBias], ['o_proj', C, qd, s.oBias]] as const) {
+    for (const [name, out, inp, bias] of [
+      ['q_proj', qd, C, s.qkvBias],
+      ['k_proj', kvd, C, s.qkvBias],
+      ['v_proj', kvd, C, s.qkvBias],
+      ['o_proj', C, qd, s.oBias],
+    ] as const) {
       m.set(`${p}self_attn.${name}.weight`, [out, inp]);
       if (bias) m.set(`${p}self_attn.${name}.bias`, [out]);
     }
@@ -87,7 +121,11 @@ export function decoderShapes(s: DecoderSpec): ParamShapes {
       m.set(`${p}self_attn.q_norm.weight`, [s.headDim]);
       m.set(`${p}self_attn.k_norm.weight`, [s.headDim]);
     }
-    for (const [name, out, inp] of [['gate_proj', s.intermediate, C], ['up_proj', s.intermediate, C], ['down_proj', C, s.intermediate]] as const) {
+    for (const [name, out, inp] of [
+      ['gate_proj', s.intermediate, C],
+      ['up_proj', s.intermediate, C],
+      ['down_proj', C, s.intermediate],
+    ] as const) {
       m.set(`${p}mlp.${name}.weight`, [out, inp]);
       if (s.mlpBias) m.set(`${p}mlp.${name}.bias`, [out]);
     }
@@ -109,7 +147,11 @@ export class DecoderLM implements CausalLM {
   private readonly finalNorm: Tensor;
   private readonly lmHead: Tensor;
 
-  constructor(readonly spec: DecoderSpec, readonly config: Json, readonly params: Map<string, Tensor>) {
+  constructor(
+    readonly spec: DecoderSpec,
+    readonly config: Json,
+    readonly params: Map<string, Tensor>,
+  ) {
     this.family = spec.family;
     this.vocabSize = spec.vocab;
     this.numLayers = spec.layers;
@@ -132,12 +174,19 @@ export class DecoderLM implements CausalLM {
       return {
         inputNorm: p(`${pre}input_layernorm.weight`),
         postAttnNorm: spec.sandwichNorms ? p(`${pre}post_attention_layernorm.weight`) : null,
-        preMlpNorm: spec.sandwichNorms ? p(`${pre}pre_feedforward_layernorm.weight`) : p(`${pre}post_attention_layernorm.weight`),
+        preMlpNorm: spec.sandwichNorms
+          ? p(`${pre}pre_feedforward_layernorm.weight`)
+          : p(`${pre}post_attention_layernorm.weight`),
         postMlpNorm: spec.sandwichNorms ? p(`${pre}post_feedforward_layernorm.weight`) : null,
-        q: lin(`${pre}self_attn.q_proj`), k: lin(`${pre}self_attn.k_proj`),
-        v: lin(`${pre}self_attn.v_proj`), o: lin(`${pre}self_attn.o_proj`),
-        qNorm: opt(`${pre}self_attn.q_norm.weight`), kNorm: opt(`${pre}self_attn.k_norm.weight`),
-        gate: lin(`${pre}mlp.gate_proj`), up: lin(`${pre}mlp.up_proj`), down: lin(`${pre}mlp.down_proj`),
+        q: lin(`${pre}self_attn.q_proj`),
+        k: lin(`${pre}self_attn.k_proj`),
+        v: lin(`${pre}self_attn.v_proj`),
+        o: lin(`${pre}self_attn.o_proj`),
+        qNorm: opt(`${pre}self_attn.q_norm.weight`),
+        kNorm: opt(`${pre}self_attn.k_norm.weight`),
+        gate: lin(`${pre}mlp.gate_proj`),
+        up: lin(`${pre}mlp.up_proj`),
+        down: lin(`${pre}mlp.down_proj`),
         window: spec.layerWindow[i],
         rope: freqs.get(key)!,
       };
@@ -160,7 +209,8 @@ export class DecoderLM implements CausalLM {
     const positions = opts.positions ?? defaultPositions(B, T, cache?.length ?? 0);
     const norm = (x: Tensor, w: Tensor): Tensor => rmsNorm(x, w, s.eps, s.normOffset);
     const tables = new Map<Float64Array, { cos: Tensor; sin: Tensor }>();
-    for (const l of this.layers) if (!tables.has(l.rope)) tables.set(l.rope, rotaryTables(l.rope, positions, B, T, ids.backend));
+    for (const l of this.layers)
+      if (!tables.has(l.rope)) tables.set(l.rope, rotaryTables(l.rope, positions, B, T, ids.backend));
     const f: Forward = { B, T, opts, adapter: opts.adapter ?? true, dropout: opts.dropout ?? null, tables };
 
     let x = embedding(this.embed, ids); // (B, T, C)
@@ -186,7 +236,8 @@ export class DecoderLM implements CausalLM {
    * grouped-query attention (causal, sliding window, soft-capping), the output projection.
    */
   private selfAttention(l: Layer, i: number, h: Tensor, f: Forward): Tensor {
-    const s = this.spec, { B, T } = f;
+    const s = this.spec,
+      { B, T } = f;
     const proj = (d: Dense, x: Tensor): Tensor => dense(x, d, f.adapter, f.dropout);
     let q = reshape(proj(l.q, h), [B, T, s.heads, s.headDim]); // (B, T, H, Dh)
     let k = reshape(proj(l.k, h), [B, T, s.kvHeads, s.headDim]); // (B, T, Hkv, Dh)
@@ -200,7 +251,11 @@ export class DecoderLM implements CausalLM {
     k = rope(k, cos, sin);
     [k, v] = withPast(f.opts, i, k, v); // (B, S, Hkv, Dh), S = past + T
     const a = attention(q, k, v, {
-      mask: f.opts.attentionMask ?? null, scale: s.attnScale, causal: true, window: l.window, softcap: s.attnSoftcap,
+      mask: f.opts.attentionMask ?? null,
+      scale: s.attnScale,
+      causal: true,
+      window: l.window,
+      softcap: s.attnSoftcap,
     }); // (B, T, H, Dh)
     return proj(l.o, reshape(a, [B, T, s.heads * s.headDim])); // (B, T, C)
   }
@@ -246,8 +301,10 @@ export function withPast(opts: ForwardOptions, i: number, k: Tensor, v: Tensor):
 /** Appends new keys / values to layer i of the cache (no gradient) and returns the full ones. */
 export function appendCache(cache: KVCache, i: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
   return noGrad(() => {
-    const pk = cache.k[i], pv = cache.v[i];
-    const fk = keep(pk ? concat([pk, k], 1) : k), fv = keep(pv ? concat([pv, v], 1) : v);
+    const pk = cache.k[i],
+      pv = cache.v[i];
+    const fk = keep(pk ? concat([pk, k], 1) : k),
+      fv = keep(pv ? concat([pv, v], 1) : v);
     pk?.dispose();
     pv?.dispose();
     cache.k[i] = fk;
@@ -264,4 +321,3 @@ export function activationOf(config: Json, key: string): DecoderSpec['act'] {
   if (name === 'gelu') return 'gelu_erf';
   throw new Error(`config.json: ${key} '${name}' is not supported (silu, gelu, gelu_pytorch_tanh)`);
 }
-

@@ -5,7 +5,15 @@ import type { Tensor } from '../core/tensor.js';
 import { dense, type Dense } from '../nn/linear.js';
 import { bool, num } from './config.js';
 import { withPast } from './decoder.js';
-import { defaultPositions, type CausalLM, type ForwardOptions, type Json, type KVCache, type ParamShapes, runLayer } from './model.js';
+import {
+  defaultPositions,
+  type CausalLM,
+  type ForwardOptions,
+  type Json,
+  type KVCache,
+  type ParamShapes,
+  runLayer,
+} from './model.js';
 
 export interface Gpt2Spec {
   vocab: number;
@@ -22,10 +30,13 @@ export interface Gpt2Spec {
 }
 
 function spec(c: Json): Gpt2Spec {
-  const hidden = num(c, 'n_embd'), heads = num(c, 'n_head');
+  const hidden = num(c, 'n_embd'),
+    heads = num(c, 'n_head');
   const act = String(c.activation_function ?? 'gelu_new');
-  if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu'].includes(act)) throw new Error(`config.json: activation_function '${act}' is not supported`);
-  if (bool(c, 'scale_attn_by_inverse_layer_idx', false)) throw new Error('config.json: scale_attn_by_inverse_layer_idx is not supported');
+  if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu'].includes(act))
+    throw new Error(`config.json: activation_function '${act}' is not supported`);
+  if (bool(c, 'scale_attn_by_inverse_layer_idx', false))
+    throw new Error('config.json: scale_attn_by_inverse_layer_idx is not supported');
   return {
     vocab: num(c, 'vocab_size'),
     positions: num(c, 'n_positions'),
@@ -51,7 +62,12 @@ function shapes(s: Gpt2Spec): ParamShapes {
       m.set(`${p}${ln}.weight`, [C]);
       m.set(`${p}${ln}.bias`, [C]);
     }
-    for (const [name, inp, out] of [['attn.c_attn', C, 3 * C], ['attn.c_proj', C, C], ['mlp.c_fc', C, s.inner], ['mlp.c_proj', s.inner, C]] as const) {
+    for (const [name, inp, out] of [
+      ['attn.c_attn', C, 3 * C],
+      ['attn.c_proj', C, C],
+      ['mlp.c_fc', C, s.inner],
+      ['mlp.c_proj', s.inner, C],
+    ] as const) {
       m.set(`${p}${name}.weight`, [inp, out]);
       m.set(`${p}${name}.bias`, [out]);
     }
@@ -81,14 +97,22 @@ export class Gpt2LM implements CausalLM {
   readonly linears = new Map<string, Dense>();
   gradientCheckpointing = false;
 
-  constructor(readonly spec: Gpt2Spec, readonly config: Json, readonly params: Map<string, Tensor>) {
+  constructor(
+    readonly spec: Gpt2Spec,
+    readonly config: Json,
+    readonly params: Map<string, Tensor>,
+  ) {
     this.vocabSize = spec.vocab;
     this.numLayers = spec.layers;
     this.hiddenSize = spec.hidden;
     for (let i = 0; i < spec.layers; i++) {
       for (const name of ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj']) {
         const path = `transformer.h.${i}.${name}`;
-        this.linears.set(path, { weight: params.get(`${path}.weight`)!, bias: params.get(`${path}.bias`)!, fanInFanOut: true });
+        this.linears.set(path, {
+          weight: params.get(`${path}.weight`)!,
+          bias: params.get(`${path}.bias`)!,
+          fanInFanOut: true,
+        });
       }
     }
   }
@@ -102,10 +126,14 @@ export class Gpt2LM implements CausalLM {
   }
 
   body(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    const s = this.spec, C = s.hidden, H = s.heads, Dh = C / H;
+    const s = this.spec,
+      C = s.hidden,
+      H = s.heads,
+      Dh = C / H;
     const [B, T] = ids.shape;
     const cache = opts.cache ?? null;
-    const on = opts.adapter ?? true, drop = opts.dropout ?? null;
+    const on = opts.adapter ?? true,
+      drop = opts.dropout ?? null;
     const positions = opts.positions ?? defaultPositions(B, T, cache?.length ?? 0);
     for (const pos of positions) {
       if (pos >= s.positions) throw new Error(`gpt2: position ${pos} is beyond n_positions ${s.positions}`);
@@ -119,7 +147,8 @@ export class Gpt2LM implements CausalLM {
         const h = layerNorm(x, this.p(`${pre}ln_1.weight`), this.p(`${pre}ln_1.bias`), s.eps);
         const qkv = dense(h, lin('attn.c_attn'), on, drop); // (B, T, 3C)
         const [q, k0, v0] = split(qkv, 2, [C, C, C]).map((t) => reshape(t, [B, T, H, Dh])); // (B, T, H, Dh)
-        let k = k0, v = v0;
+        let k = k0,
+          v = v0;
         [k, v] = withPast(opts, i, k, v);
         const a = attention(q, k, v, { mask: opts.attentionMask ?? null, scale: s.attnScale, causal: true });
         x = add(x, dense(reshape(a, [B, T, C]), lin('attn.c_proj'), on, drop));

@@ -32,7 +32,9 @@ export function restoreModel(model: CausalLM, dir: string, ignore?: (name: strin
 }
 
 /** Host copies of the parameters, under their HF names (tied weights once). */
-export async function hostParams(model: CausalLM): Promise<Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }>> {
+export async function hostParams(
+  model: CausalLM,
+): Promise<Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }>> {
   const out = new Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }>();
   for (const [name, t] of model.params) {
     out.set(name, { name, dtype: 'F32', shape: [...t.shape], data: Float32Array.from(await t.toArray()) });
@@ -41,7 +43,11 @@ export async function hostParams(model: CausalLM): Promise<Map<string, { name: s
 }
 
 /** Writes the model as a Hugging Face folder (config.json + model.safetensors, float32), atomically. */
-export async function saveModel(model: CausalLM, dir: string, extra: { generationConfig?: Json; extraFiles?: Record<string, string | Uint8Array> } = {}): Promise<void> {
+export async function saveModel(
+  model: CausalLM,
+  dir: string,
+  extra: { generationConfig?: Json; extraFiles?: Record<string, string | Uint8Array> } = {},
+): Promise<void> {
   const tensors = await hostParams(model);
   const config = { ...model.config, torch_dtype: 'float32', dtype: 'float32' };
   saveHfFolder(dir, { config, tensors, generationConfig: extra.generationConfig, extraFiles: extra.extraFiles });

@@ -25,20 +25,28 @@ export function adapterOf(model: CausalLM): AdapterInfo | null {
 function targetPaths(model: CausalLM, config: LoraConfig): string[] {
   const paths = [...model.linears.keys()].filter((p) => isLoraTarget(p, config));
   if (paths.length === 0) {
-    throw new Error(`lora: target_modules ${JSON.stringify(config.target_modules)} match no linear layer of this ${model.family} model ` +
-      `(e.g. ${[...model.linears.keys()].slice(0, 4).join(', ')})`);
+    throw new Error(
+      `lora: target_modules ${JSON.stringify(config.target_modules)} match no linear layer of this ${model.family} model ` +
+        `(e.g. ${[...model.linears.keys()].slice(0, 4).join(', ')})`,
+    );
   }
   return paths;
 }
 
-function attach(model: CausalLM, config: LoraConfig, factors: Map<string, { A: Tensor; B: Tensor; scaling: number }>): AdapterInfo {
+function attach(
+  model: CausalLM,
+  config: LoraConfig,
+  factors: Map<string, { A: Tensor; B: Tensor; scaling: number }>,
+): AdapterInfo {
   if (attached.has(model)) throw new Error('lora: the model already has an adapter');
   const params: AdapterInfo['params'] = [];
   for (const [path, f] of factors) {
     const layer = model.linears.get(path)!;
     const [out, inp] = layer.fanInFanOut ? [layer.weight.shape[1], layer.weight.shape[0]] : layer.weight.shape;
     if (f.A.shape[1] !== inp || f.B.shape[0] !== out || f.A.shape[0] !== f.B.shape[1]) {
-      throw new Error(`lora: ${path}: A ${fmt(f.A.shape)} / B ${fmt(f.B.shape)} do not fit a layer with in ${inp}, out ${out}`);
+      throw new Error(
+        `lora: ${path}: A ${fmt(f.A.shape)} / B ${fmt(f.B.shape)} do not fit a layer with in ${inp}, out ${out}`,
+      );
     }
     f.A.requiresGrad = true;
     f.B.requiresGrad = true;
@@ -61,16 +69,26 @@ export function loadAdapter(model: CausalLM, dir: string, opts: { modulesToSave?
 }
 
 /** Attaches an adapter already read (io/peft.ts), e.g. one built from fetched files; errors name `dir`. */
-export function attachPeftAdapter(model: CausalLM, a: PeftAdapter, dir: string, opts: { modulesToSave?: string[] } = {}): AdapterInfo {
+export function attachPeftAdapter(
+  model: CausalLM,
+  a: PeftAdapter,
+  dir: string,
+  opts: { modulesToSave?: string[] } = {},
+): AdapterInfo {
   const allowed = (name: string): boolean => (opts.modulesToSave ?? []).some((m) => name.startsWith(`${m}.`));
   if ([...a.extraTensors.keys()].some((k) => !allowed(k))) {
-    throw new Error(`${dir}: modules_to_save tensors (${[...a.extraTensors.keys()].slice(0, 3).join(', ')}) are not supported`);
+    throw new Error(
+      `${dir}: modules_to_save tensors (${[...a.extraTensors.keys()].slice(0, 3).join(', ')}) are not supported`,
+    );
   }
   const factors = new Map<string, { A: Tensor; B: Tensor; scaling: number }>();
   for (const [path, m] of a.modules) {
-    if (!model.linears.has(path)) throw new Error(`${dir}: adapter targets '${path}', which is not a linear layer of this ${model.family} model`);
+    if (!model.linears.has(path))
+      throw new Error(`${dir}: adapter targets '${path}', which is not a linear layer of this ${model.family} model`);
     factors.set(path, {
-      A: keep(tensor(m.A.toFloat32(), m.A.shape)), B: keep(tensor(m.B.toFloat32(), m.B.shape)), scaling: m.scaling,
+      A: keep(tensor(m.A.toFloat32(), m.A.shape)),
+      B: keep(tensor(m.B.toFloat32(), m.B.shape)),
+      scaling: m.scaling,
     });
   }
   return attach(model, a.config, factors);
@@ -90,11 +108,15 @@ export function restoreAdapter(model: CausalLM, dir: string): PeftAdapter {
     const l = model.linears.get(path)?.lora;
     if (!l) problems.push(`adapter has ${path}, which this run does not train`);
     else if (fmt(l.A.shape) !== fmt(m.A.shape) || fmt(l.B.shape) !== fmt(m.B.shape)) {
-      problems.push(`${path}: lora_A ${fmt(m.A.shape)} / lora_B ${fmt(m.B.shape)}, the run's are ${fmt(l.A.shape)} / ${fmt(l.B.shape)}`);
+      problems.push(
+        `${path}: lora_A ${fmt(m.A.shape)} / lora_B ${fmt(m.B.shape)}, the run's are ${fmt(l.A.shape)} / ${fmt(l.B.shape)}`,
+      );
     }
   }
-  for (const [path, layer] of model.linears) if (layer.lora && !a.modules.has(path)) problems.push(`adapter lacks ${path}, which this run trains`);
-  if (problems.length > 0) throw new Error(`${dir}: checkpoint adapter does not match this run:\n  ${problems.join('\n  ')}`);
+  for (const [path, layer] of model.linears)
+    if (layer.lora && !a.modules.has(path)) problems.push(`adapter lacks ${path}, which this run trains`);
+  if (problems.length > 0)
+    throw new Error(`${dir}: checkpoint adapter does not match this run:\n  ${problems.join('\n  ')}`);
   for (const [path, m] of a.modules) {
     const l = model.linears.get(path)!.lora!;
     l.A.backend.write(l.A.storage, m.A.toFloat32());
@@ -116,10 +138,19 @@ export interface NewAdapterOptions {
 /** A fresh adapter: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a = sqrt(5)), B = 0. */
 export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
   const targets = o.targetModules?.length ? o.targetModules : familyOf(model.config).loraTargetModules;
-  const config = parseLoraConfig({
-    ...LORA_DEFAULTS, peft_type: 'LORA', task_type: 'CAUSAL_LM', r: o.r, lora_alpha: o.alpha,
-    target_modules: targets, lora_dropout: o.dropout ?? 0, fan_in_fan_out: model.family === 'gpt2',
-  }, 'lora options');
+  const config = parseLoraConfig(
+    {
+      ...LORA_DEFAULTS,
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: o.r,
+      lora_alpha: o.alpha,
+      target_modules: targets,
+      lora_dropout: o.dropout ?? 0,
+      fan_in_fan_out: model.family === 'gpt2',
+    },
+    'lora options',
+  );
   const rng = new Rng(o.seed ?? 0);
   const factors = new Map<string, { A: Tensor; B: Tensor; scaling: number }>();
   for (const path of targetPaths(model, config)) {
@@ -128,7 +159,8 @@ export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
     const bound = 1 / Math.sqrt(inp);
     const A = Float32Array.from({ length: o.r * inp }, () => (rng.next() * 2 - 1) * bound);
     factors.set(path, {
-      A: keep(tensor(A, [o.r, inp])), B: keep(tensor(new Float32Array(out * o.r), [out, o.r])),
+      A: keep(tensor(A, [o.r, inp])),
+      B: keep(tensor(new Float32Array(out * o.r), [out, o.r])),
       scaling: loraScaling(config, path).scaling,
     });
   }
@@ -139,11 +171,18 @@ export function newAdapter(model: CausalLM, o: NewAdapterOptions): AdapterInfo {
  * Writes the adapter as a PEFT folder; `extra` adds config keys and whole tensors (modules_to_save,
  * e.g. a reward model's score head, by base-model name).
  */
-export async function saveAdapter(model: CausalLM, dir: string, baseModel = '',
-  extra: { config?: Partial<LoraConfig>; tensors?: Map<string, { shape: number[]; data: Float32Array }> } = {}): Promise<void> {
+export async function saveAdapter(
+  model: CausalLM,
+  dir: string,
+  baseModel = '',
+  extra: { config?: Partial<LoraConfig>; tensors?: Map<string, { shape: number[]; data: Float32Array }> } = {},
+): Promise<void> {
   const info = adapterOf(model);
   if (!info) throw new Error('saveAdapter: the model has no adapter');
-  const modules = new Map<string, { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }>();
+  const modules = new Map<
+    string,
+    { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }
+  >();
   for (const [path, layer] of model.linears) {
     if (!layer.lora) continue;
     modules.set(path, {
@@ -151,7 +190,11 @@ export async function saveAdapter(model: CausalLM, dir: string, baseModel = '',
       B: { shape: [...layer.lora.B.shape], data: Float32Array.from(await layer.lora.B.toArray()) },
     });
   }
-  savePeftAdapter(dir, { config: { ...info.config, base_model_name_or_path: baseModel, ...extra.config }, modules, extraTensors: extra.tensors });
+  savePeftAdapter(dir, {
+    config: { ...info.config, base_model_name_or_path: baseModel, ...extra.config },
+    modules,
+    extraTensors: extra.tensors,
+  });
 }
 
 /** Folds every adapter into its base weight (W += scaling B A) and removes the adapter. */
@@ -162,11 +205,22 @@ export function mergeAdapter(model: CausalLM): void {
     for (const layer of model.linears.values()) {
       const l = layer.lora;
       if (!l) continue;
-      if (layer.weight.dtype === 'bf16') throw new Error(`mergeAdapter: ${layer.weight.describe()} is a bfloat16 frozen weight; load the base model as float32 to merge into it`);
+      if (layer.weight.dtype === 'bf16')
+        throw new Error(
+          `mergeAdapter: ${layer.weight.describe()} is a bfloat16 frozen weight; load the base model as float32 to merge into it`,
+        );
       // B A is [out, in]; Conv1D weights are [in, out], so they take (B A)^T = A^T B^T.
       const delta = layer.fanInFanOut ? matmul(l.A, l.B, { transA: true, transB: true }) : matmul(l.B, l.A);
       const w = layer.weight;
-      w.backend.kernels.binary({ op: 'add', a: w.storage, b: scaled(delta, l.scaling).storage, out: w.storage, shape: [w.size], aStrides: [1], bStrides: [1] });
+      w.backend.kernels.binary({
+        op: 'add',
+        a: w.storage,
+        b: scaled(delta, l.scaling).storage,
+        out: w.storage,
+        shape: [w.size],
+        aStrides: [1],
+        bStrides: [1],
+      });
       delta.dispose();
       l.A.dispose();
       l.B.dispose();

@@ -84,7 +84,13 @@ export type ParamShapes = Map<string, number[]>;
  * without recording, in a scope of its own so that its intermediates are freed at once (a
  * reference or eval pass then holds one layer's activations, not all of them).
  */
-export function runLayer(model: CausalLM, opts: ForwardOptions, prefix: string, block: (x: Tensor) => Tensor, x: Tensor): Tensor {
+export function runLayer(
+  model: CausalLM,
+  opts: ForwardOptions,
+  prefix: string,
+  block: (x: Tensor) => Tensor,
+  x: Tensor,
+): Tensor {
   if (!gradEnabled()) return opts.collect ? block(x) : tidy(() => block(x));
   const ckpt = (model.gradientCheckpointing ?? false) && !opts.cache && !opts.prefix && !opts.collect;
   return ckpt ? checkpoint(block, x, blockParams(model, prefix), opts.dropout ?? null) : block(x);

@@ -11,14 +11,22 @@ import { qwen3 } from './qwen3.js';
 export const FAMILIES: Family<any>[] = [gpt2, llama, mistral, qwen2, qwen3, gemma3]; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const ARCHITECTURES: Record<string, string> = {
-  GPT2LMHeadModel: 'gpt2', LlamaForCausalLM: 'llama', MistralForCausalLM: 'mistral',
-  Qwen2ForCausalLM: 'qwen2', Qwen3ForCausalLM: 'qwen3', Gemma3ForCausalLM: 'gemma3_text',
+  GPT2LMHeadModel: 'gpt2',
+  LlamaForCausalLM: 'llama',
+  MistralForCausalLM: 'mistral',
+  Qwen2ForCausalLM: 'qwen2',
+  Qwen3ForCausalLM: 'qwen3',
+  Gemma3ForCausalLM: 'gemma3_text',
 };
 
 /** transformers' *ForSequenceClassification class of each model_type (what AutoModelForSequenceClassification builds). */
 const SEQUENCE_CLASSIFIERS: Record<string, string> = {
-  gpt2: 'GPT2ForSequenceClassification', llama: 'LlamaForSequenceClassification', mistral: 'MistralForSequenceClassification',
-  qwen2: 'Qwen2ForSequenceClassification', qwen3: 'Qwen3ForSequenceClassification', gemma3_text: 'Gemma3TextForSequenceClassification',
+  gpt2: 'GPT2ForSequenceClassification',
+  llama: 'LlamaForSequenceClassification',
+  mistral: 'MistralForSequenceClassification',
+  qwen2: 'Qwen2ForSequenceClassification',
+  qwen3: 'Qwen3ForSequenceClassification',
+  gemma3_text: 'Gemma3TextForSequenceClassification',
 };
 
 /** The *ForSequenceClassification architecture name for a config.json (its model_type's). */
@@ -39,11 +47,15 @@ export function familyOf(config: Json, where = 'config.json'): Family<unknown> {
   let type = typeof config.model_type === 'string' ? config.model_type : undefined;
   if (type === undefined && Array.isArray(config.architectures)) type = ARCHITECTURES[String(config.architectures[0])];
   if (type === 'gemma3' && config.text_config) {
-    throw new Error(`${where}: model_type 'gemma3' is the multimodal Gemma 3; use a text-only checkpoint (model_type gemma3_text)`);
+    throw new Error(
+      `${where}: model_type 'gemma3' is the multimodal Gemma 3; use a text-only checkpoint (model_type gemma3_text)`,
+    );
   }
   const family = FAMILIES.find((f) => type !== undefined && f.modelTypes.includes(type));
   if (!family) {
-    throw new Error(`${where}: model_type '${type ?? '(missing)'}' is not supported; supported: ${supportedModelTypes().join(', ')}`);
+    throw new Error(
+      `${where}: model_type '${type ?? '(missing)'}' is not supported; supported: ${supportedModelTypes().join(', ')}`,
+    );
   }
   return family;
 }

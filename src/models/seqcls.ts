@@ -45,20 +45,26 @@ export function loadSequenceClassifier(dir: string, opts: { newHead?: NewHeadOpt
   const isSeqCls = isSequenceClassifierConfig(folder.config);
   if (!isSeqCls && !opts.newHead) {
     const arch = JSON.stringify(folder.config.architectures ?? null);
-    throw new Error(`${dir}: not a reward model: config.json architectures is ${arch}; expected a ` +
-      '*ForSequenceClassification model (a decoder with a `score` head, e.g. GPT2ForSequenceClassification)');
+    throw new Error(
+      `${dir}: not a reward model: config.json architectures is ${arch}; expected a ` +
+        '*ForSequenceClassification model (a decoder with a `score` head, e.g. GPT2ForSequenceClassification)',
+    );
   }
   const body = new Map(folder.tensors);
   body.delete('score.weight');
   body.delete('lm_head.weight');
-  if (body.has('score.bias')) throw new Error(`${dir}: 'score.bias' is not expected (transformers' score head has no bias)`);
+  if (body.has('score.bias'))
+    throw new Error(`${dir}: 'score.bias' is not expected (transformers' score head has no bias)`);
   const model = buildModel({ ...folder.config, tie_word_embeddings: true }, body, dir);
   const C = model.hiddenSize;
   let score: Tensor;
   let config: Json;
   if (isSeqCls) {
     const raw = folder.tensors.get('score.weight');
-    if (!raw) throw new Error(`${dir}: no tensor 'score.weight' (the classification head of a *ForSequenceClassification model)`);
+    if (!raw)
+      throw new Error(
+        `${dir}: no tensor 'score.weight' (the classification head of a *ForSequenceClassification model)`,
+      );
     if (raw.shape.length !== 2 || raw.shape[1] !== C) {
       throw new Error(`${dir}: score.weight has shape [${raw.shape.join(', ')}]; expected [num_labels, ${C}]`);
     }
@@ -68,11 +74,18 @@ export function loadSequenceClassifier(dir: string, opts: { newHead?: NewHeadOpt
     const { numLabels, seed } = opts.newHead!;
     const std = typeof folder.config.initializer_range === 'number' ? folder.config.initializer_range : 0.02;
     const rng = new Rng(seed);
-    score = keep(tensor(Float32Array.from({ length: numLabels * C }, () => rng.normal() * std), [numLabels, C]));
+    score = keep(
+      tensor(
+        Float32Array.from({ length: numLabels * C }, () => rng.normal() * std),
+        [numLabels, C],
+      ),
+    );
     const labels = Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`);
     config = {
-      ...folder.config, architectures: [sequenceClassifierOf(folder.config, `${dir}/config.json`)],
-      id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])), label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
+      ...folder.config,
+      architectures: [sequenceClassifierOf(folder.config, `${dir}/config.json`)],
+      id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
+      label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
     };
   }
   score.name = 'score.weight';
@@ -80,9 +93,18 @@ export function loadSequenceClassifier(dir: string, opts: { newHead?: NewHeadOpt
 }
 
 /** Writes body + score.weight and config.json (with pad_token_id, which transformers pools by) into dir. */
-export async function saveSequenceClassifier(sc: SequenceClassifier, dir: string, padTokenId: number | null): Promise<void> {
+export async function saveSequenceClassifier(
+  sc: SequenceClassifier,
+  dir: string,
+  padTokenId: number | null,
+): Promise<void> {
   const tensors = await hostParams(sc.model);
-  tensors.set('score.weight', { name: 'score.weight', dtype: 'F32', shape: [...sc.score.shape], data: Float32Array.from(await sc.score.toArray()) });
+  tensors.set('score.weight', {
+    name: 'score.weight',
+    dtype: 'F32',
+    shape: [...sc.score.shape],
+    data: Float32Array.from(await sc.score.toArray()),
+  });
   const config = { ...sc.config, pad_token_id: padTokenId, torch_dtype: 'float32', dtype: 'float32' };
   saveHfFolder(dir, { config, tensors });
 }
@@ -94,11 +116,15 @@ export async function saveSequenceClassifier(sc: SequenceClassifier, dir: string
 export function loadRewardAdapter(sc: SequenceClassifier, dir: string): AdapterInfo {
   const score = loadPeftAdapter(dir).extraTensors.get('score.weight');
   if (!score) {
-    throw new Error(`${dir}: the adapter holds no score head (base_model.model.score.weight); a reward adapter keeps it ` +
-      "whole in modules_to_save (PEFT's SEQ_CLS task, modules_to_save ['score'])");
+    throw new Error(
+      `${dir}: the adapter holds no score head (base_model.model.score.weight); a reward adapter keeps it ` +
+        "whole in modules_to_save (PEFT's SEQ_CLS task, modules_to_save ['score'])",
+    );
   }
   if (score.shape.join() !== sc.score.shape.join()) {
-    throw new Error(`${dir}: score.weight has shape [${score.shape.join(', ')}]; the model's head is [${sc.score.shape.join(', ')}]`);
+    throw new Error(
+      `${dir}: score.weight has shape [${score.shape.join(', ')}]; the model's head is [${sc.score.shape.join(', ')}]`,
+    );
   }
   const info = loadAdapter(sc.model, dir, { modulesToSave: ['score'] });
   sc.score.backend.write(sc.score.storage, score.toFloat32());

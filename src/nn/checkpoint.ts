@@ -12,16 +12,18 @@ import type { LoraDropout } from './linear.js';
  * Everything the recomputation made is freed before it returns.
  */
 export function recomputeVjp(fn: (x: Tensor) => Tensor, x: Tensor, dy: Tensor, needX: boolean): Tensor | null {
-  return tidy(() => withGrad(() => {
-    const leaf = detach(x);
-    leaf.requiresGrad = needX;
-    const y = fn(leaf);
-    if (!y.requiresGrad) return null;
-    backward(y, { grad: dy, free: true });
-    const g = leaf.grad;
-    leaf.grad = null; // the leaf is disposed with the scope; its gradient is the result
-    return g;
-  }));
+  return tidy(() =>
+    withGrad(() => {
+      const leaf = detach(x);
+      leaf.requiresGrad = needX;
+      const y = fn(leaf);
+      if (!y.requiresGrad) return null;
+      backward(y, { grad: dy, free: true });
+      const g = leaf.grad;
+      leaf.grad = null; // the leaf is disposed with the scope; its gradient is the result
+      return g;
+    }),
+  );
 }
 
 /**
@@ -30,7 +32,12 @@ export function recomputeVjp(fn: (x: Tensor) => Tensor, x: Tensor, dy: Tensor, n
  * during the recomputation). `drop`, the forward's LoRA dropout, draws the same masks in the
  * recomputation. Without recording (noGrad) this is fn(x).
  */
-export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonly Tensor[], drop: LoraDropout | null = null): Tensor {
+export function checkpoint(
+  fn: (x: Tensor) => Tensor,
+  x: Tensor,
+  params: readonly Tensor[],
+  drop: LoraDropout | null = null,
+): Tensor {
   if (!gradEnabled()) return fn(x);
   const trainable = params.filter((p) => p.requiresGrad);
   if (!x.requiresGrad && trainable.length === 0) return fn(x);

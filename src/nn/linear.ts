@@ -30,7 +30,10 @@ export class LoraDropout {
   /** Masks drawn so far. */
   calls = 0;
 
-  constructor(readonly p: number, readonly seed: number) {
+  constructor(
+    readonly p: number,
+    readonly seed: number,
+  ) {
     if (!(p >= 0 && p < 1)) throw new Error(`LoraDropout: p = ${p} is not a probability in [0, 1)`);
   }
 

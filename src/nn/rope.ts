@@ -29,7 +29,12 @@ export function ropeParams(config: Json, layerType?: string, localThetaKey?: str
   const rp = config.rope_parameters as Json | undefined;
   if (rp && typeof rp === 'object') {
     // Per-layer-type dict (Gemma 3) or one dict for all layers.
-    p = layerType && rp[layerType] && typeof rp[layerType] === 'object' ? (rp[layerType] as Json) : ('rope_theta' in rp || 'rope_type' in rp ? rp : undefined);
+    p =
+      layerType && rp[layerType] && typeof rp[layerType] === 'object'
+        ? (rp[layerType] as Json)
+        : 'rope_theta' in rp || 'rope_type' in rp
+          ? rp
+          : undefined;
     if (p === undefined) throw new Error(`${where}: rope_parameters has no entry for layer type ${layerType}`);
   } else {
     const scaling = (config.rope_scaling ?? null) as Json | null;
@@ -38,21 +43,31 @@ export function ropeParams(config: Json, layerType?: string, localThetaKey?: str
       theta = Number(config[localThetaKey]);
       p = { rope_type: 'default', rope_theta: theta };
     } else {
-      p = { ...(scaling ?? {}), rope_theta: theta, rope_type: scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default' };
+      p = {
+        ...(scaling ?? {}),
+        rope_theta: theta,
+        rope_type: scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default',
+      };
     }
   }
   const type = String(p.rope_type ?? p.type ?? 'default');
   if (!SUPPORTED.includes(type)) {
     throw new Error(`${where}: rope type '${type}' is not supported (supported: ${SUPPORTED.join(', ')})`);
   }
-  const out: RopeParams = { ...(p as object), rope_type: type, rope_theta: Number(p.rope_theta ?? config.rope_theta ?? 10000) };
+  const out: RopeParams = {
+    ...(p as object),
+    rope_type: type,
+    rope_theta: Number(p.rope_theta ?? config.rope_theta ?? 10000),
+  };
   if (config.partial_rotary_factor !== undefined && out.partial_rotary_factor === undefined) {
     out.partial_rotary_factor = Number(config.partial_rotary_factor);
   }
   for (const key of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'] as const) {
-    if (type === 'llama3' && typeof out[key] !== 'number') throw new Error(`${where}: rope type llama3 needs rope_scaling.${key}`);
+    if (type === 'llama3' && typeof out[key] !== 'number')
+      throw new Error(`${where}: rope type llama3 needs rope_scaling.${key}`);
   }
-  if (type === 'linear' && typeof out.factor !== 'number') throw new Error(`${where}: rope type linear needs rope_scaling.factor`);
+  if (type === 'linear' && typeof out.factor !== 'number')
+    throw new Error(`${where}: rope type linear needs rope_scaling.factor`);
   return out;
 }
 
@@ -71,8 +86,12 @@ export function invFreq(p: RopeParams, headDim: number): Float64Array {
 
 /** Llama 3.x frequency-dependent scaling (long wavelengths slowed by `factor`, smooth in between). */
 function llama3Scale(inv: Float64Array, p: RopeParams): void {
-  const factor = p.factor!, lo = p.low_freq_factor!, hi = p.high_freq_factor!, ctx = p.original_max_position_embeddings!;
-  const lowWavelen = ctx / lo, highWavelen = ctx / hi;
+  const factor = p.factor!,
+    lo = p.low_freq_factor!,
+    hi = p.high_freq_factor!,
+    ctx = p.original_max_position_embeddings!;
+  const lowWavelen = ctx / lo,
+    highWavelen = ctx / hi;
   for (let i = 0; i < inv.length; i++) {
     const wavelen = (2 * Math.PI) / inv[i];
     if (wavelen < highWavelen) continue;
@@ -86,9 +105,16 @@ function llama3Scale(inv: Float64Array, p: RopeParams): void {
 }
 
 /** cos and sin [B, T, R/2] for positions [B*T] (row-major). */
-export function rotaryTables(inv: Float64Array, positions: Int32Array, B: number, T: number, backend?: Backend): { cos: Tensor; sin: Tensor } {
+export function rotaryTables(
+  inv: Float64Array,
+  positions: Int32Array,
+  B: number,
+  T: number,
+  backend?: Backend,
+): { cos: Tensor; sin: Tensor } {
   const half = inv.length;
-  const cos = new Float32Array(B * T * half), sin = new Float32Array(B * T * half);
+  const cos = new Float32Array(B * T * half),
+    sin = new Float32Array(B * T * half);
   for (let r = 0; r < B * T; r++) {
     const pos = positions[r];
     for (let i = 0; i < half; i++) {

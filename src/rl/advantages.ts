@@ -11,7 +11,12 @@ export const INVALID_LOGPROB = 1.0;
 /** Per row, the index of the first element where `pred` holds, or T when none does (TRL's first_true_indices). */
 export function firstTrueIndices(x: ArrayLike<number>, B: number, T: number, pred: (v: number) => boolean): Int32Array {
   const out = new Int32Array(B).fill(T);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (pred(x[b * T + t])) { out[b] = t; break; }
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++)
+      if (pred(x[b * T + t])) {
+        out[b] = t;
+        break;
+      }
   return out;
 }
 
@@ -40,33 +45,48 @@ export interface Masks {
 }
 
 export function paddingMasks(lens: Int32Array, T: number): Masks {
-  const B = lens.length, pad = new Uint8Array(B * T), padP1 = new Uint8Array(B * T);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
-    pad[b * T + t] = t > lens[b] ? 1 : 0;
-    padP1[b * T + t] = t > lens[b] + 1 ? 1 : 0;
-  }
+  const B = lens.length,
+    pad = new Uint8Array(B * T),
+    padP1 = new Uint8Array(B * T);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      pad[b * T + t] = t > lens[b] ? 1 : 0;
+      padP1[b * T + t] = t > lens[b] + 1 ? 1 : 0;
+    }
   return { pad, padP1 };
 }
 
 /** sum(x * valid) / sum(valid), valid = 1 - invalid (TRL's masked_mean). */
 export function maskedMean(x: ArrayLike<number>, invalid: Uint8Array): number {
-  let s = 0, n = 0;
-  for (let i = 0; i < invalid.length; i++) if (!invalid[i]) { s += x[i]; n++; }
+  let s = 0,
+    n = 0;
+  for (let i = 0; i < invalid.length; i++)
+    if (!invalid[i]) {
+      s += x[i];
+      n++;
+    }
   return s / n;
 }
 
 /** Masked variance with Bessel's correction (TRL's masked_var, unbiased=True). */
 export function maskedVar(x: ArrayLike<number>, invalid: Uint8Array): number {
   const m = maskedMean(x, invalid);
-  let s = 0, n = 0;
-  for (let i = 0; i < invalid.length; i++) if (!invalid[i]) { s += (x[i] - m) ** 2; n++; }
-  if (n === 0) throw new Error('maskedVar: every position is masked (try a larger batch: whitening needs several tokens)');
+  let s = 0,
+    n = 0;
+  for (let i = 0; i < invalid.length; i++)
+    if (!invalid[i]) {
+      s += (x[i] - m) ** 2;
+      n++;
+    }
+  if (n === 0)
+    throw new Error('maskedVar: every position is masked (try a larger batch: whitening needs several tokens)');
   return (s / n) * (n / (n - 1));
 }
 
 /** (x - mean) / sqrt(var + 1e-8) over the valid positions; shiftMean false adds the mean back (TRL's masked_whiten). */
 export function maskedWhiten(x: ArrayLike<number>, invalid: Uint8Array, shiftMean = true): Float64Array {
-  const m = maskedMean(x, invalid), v = maskedVar(x, invalid);
+  const m = maskedMean(x, invalid),
+    v = maskedVar(x, invalid);
   const r = 1 / Math.sqrt(v + 1e-8);
   return Float64Array.from(x, (xi) => (xi - m) * r + (shiftMean ? 0 : m));
 }
@@ -116,7 +136,8 @@ export interface Advantages {
  */
 export function computeAdvantages(x: AdvantageInputs, o: AdvantageOptions): Advantages {
   const { B, T, masks } = x;
-  const kl = new Float64Array(B * T), nonScoreReward = new Float64Array(B * T);
+  const kl = new Float64Array(B * T),
+    nonScoreReward = new Float64Array(B * T);
   const est = KL_ESTIMATORS[o.klEstimator];
   for (let i = 0; i < B * T; i++) {
     kl[i] = est(x.refLogprobs[i] - x.logprobs[i]);
@@ -154,7 +175,11 @@ export function computeAdvantages(x: AdvantageInputs, o: AdvantageOptions): Adva
  * kl_coef *= 1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon, n the rollouts of the update.
  */
 export class AdaptiveKl {
-  constructor(public value: number, readonly target: number, readonly horizon: number) {}
+  constructor(
+    public value: number,
+    readonly target: number,
+    readonly horizon: number,
+  ) {}
 
   update(currentKl: number, nSteps: number): void {
     const err = Math.min(0.2, Math.max(-0.2, currentKl / this.target - 1));

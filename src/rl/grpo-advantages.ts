@@ -35,10 +35,12 @@ export interface Advantages {
  * (batch), or not at all (none; the group std still decides stdZero), as TRL 1.13.
  */
 export function groupAdvantages(rewards: readonly number[], G: number, scale: ScaleRewards): Advantages {
-  const advantages: number[] = [], stdZero: boolean[] = [];
+  const advantages: number[] = [],
+    stdZero: boolean[] = [];
   const batchStd = rewards.length > 1 ? std(rewards) : 0;
   for (const g of groups(rewards, G)) {
-    const m = mean(g), s = scale === 'batch' ? batchStd : std(g);
+    const m = mean(g),
+      s = scale === 'batch' ? batchStd : std(g);
     for (const r of g) {
       advantages.push(scale === 'none' ? r - m : (r - m) / (s + 1e-4));
       stdZero.push(Math.abs(s) <= 1e-8); // torch.isclose(s, 0)
@@ -55,14 +57,16 @@ export function leaveOneOutAdvantages(rewards: readonly number[], G: number, nor
   let advantages: number[] = [];
   const stdZero: boolean[] = [];
   for (const g of groups(rewards, G)) {
-    const total = g.reduce((a, b) => a + b, 0), s = std(g);
+    const total = g.reduce((a, b) => a + b, 0),
+      s = std(g);
     for (const r of g) {
       advantages.push(r - (total - r) / (G - 1));
       stdZero.push(Math.abs(s) <= 1e-8);
     }
   }
   if (normalize) {
-    const m = mean(advantages), s = std(advantages);
+    const m = mean(advantages),
+      s = std(advantages);
     advantages = advantages.map((a) => (a - m) / (s + 1e-4));
   }
   return { advantages, stdZero };

@@ -27,14 +27,17 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!(cfg.temperature > 0)) throw new Error(`--temperature must be > 0, got ${cfg.temperature}`);
   if (!(cfg.top_p > 0 && cfg.top_p <= 1)) throw new Error(`--top_p must be in (0, 1], got ${cfg.top_p}`);
-  if (cfg.max_completion_length < 1) throw new Error(`--max_completion_length must be >= 1, got ${cfg.max_completion_length}`);
+  if (cfg.max_completion_length < 1)
+    throw new Error(`--max_completion_length must be >= 1, got ${cfg.max_completion_length}`);
   if (cfg.reward_clip_range && cfg.reward_clip_range.length !== 0 && cfg.reward_clip_range.length !== 2) {
     throw new Error(`--reward_clip_range takes two numbers min,max, got ${cfg.reward_clip_range.join(',')}`);
   }
   const rewards = await loadRewardFuncs(cfg.reward_funcs, cfg.reward_weights);
   const s = await setup(cfg, log);
   const prompts = await loadPrompts(cfg.dataset, s.tok, cfg.prompt_column);
-  log(`prompts: ${prompts.length} from ${cfg.dataset}; rewards: ${rewards.funcs.map((f, i) => `${f.name} x ${rewards.weights[i]}`).join(', ')}`);
+  log(
+    `prompts: ${prompts.length} from ${cfg.dataset}; rewards: ${rewards.funcs.map((f, i) => `${f.name} x ${rewards.weights[i]}`).join(', ')}`,
+  );
   // The reference (beta != 0), as TRL 1.13: a frozen copy of the model; with a new LoRA adapter the
   // base model (adapter off); with a saved adapter (--adapter) a frozen copy of that adapter.
   let reference: RlReference = { kind: 'none' };
@@ -45,10 +48,26 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
     reference = { kind: 'model', model };
   }
   const objective = new RlObjective({
-    method, cfg, policy: s.policy, params: s.params, reference, tok: s.tok, prompts, rewards, padId: padIdFor(s.tok),
-    loraDropout: s.loraDropout, rollout: opts.rollout, onMicro: opts.onMicro, saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+    method,
+    cfg,
+    policy: s.policy,
+    params: s.params,
+    reference,
+    tok: s.tok,
+    prompts,
+    rewards,
+    padId: padIdFor(s.tok),
+    loraDropout: s.loraDropout,
+    rollout: opts.rollout,
+    onMicro: opts.onMicro,
+    saveWeights: s.saveWeights,
+    loadWeights: s.loadWeights,
   });
-  const result = await runTraining(cfg, objective, { log: opts.log, quiet: opts.quiet, record: { command: method, ...cfg } });
+  const result = await runTraining(cfg, objective, {
+    log: opts.log,
+    quiet: opts.quiet,
+    record: { command: method, ...cfg },
+  });
   if (!result.stopped) await finish(cfg, s);
   return { ...result, report: { prompts: prompts.length }, output: cfg.output_dir };
 }

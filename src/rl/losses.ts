@@ -67,7 +67,15 @@ export const GRPO_LOSSES: Record<'grpo' | 'bnpo' | 'dr_grpo' | 'dapo', GrpoAggre
     return sum(mul(sum(masked, 1), tensor(w, [x.B])));
   },
   // The mean over the micro-batch's tokens.
-  bnpo: (masked, x) => affine(sum(masked), 1 / Math.max(1, x.mask.reduce((a, b) => a + b, 0))),
+  bnpo: (masked, x) =>
+    affine(
+      sum(masked),
+      1 /
+        Math.max(
+          1,
+          x.mask.reduce((a, b) => a + b, 0),
+        ),
+    ),
   // Dr. GRPO (arXiv:2503.20783): a constant denominator, B x max_completion_length.
   dr_grpo: (masked, x, o) => affine(sum(masked), 1 / (x.B * o.maxCompletionLength)),
   // DAPO (arXiv:2503.14476): the mean over every token of the generation batch, so each micro-batch

@@ -22,14 +22,18 @@ export async function loadPrompts(path: string, tok: TextTokenizer, column: stri
   for (const file of resolveSplitFiles(path, 'train')) {
     for (const r of await readRecordsFromFile(file)) {
       if (r.error !== undefined) throw new DataError(r.where, null, r.error);
-      if (!r.value || typeof r.value !== 'object' || Array.isArray(r.value)) throw new DataError(r.where, null, 'expected an object');
+      if (!r.value || typeof r.value !== 'object' || Array.isArray(r.value))
+        throw new DataError(r.where, null, 'expected an object');
       const row = r.value as Record<string, unknown>;
       if (!(column in row)) throw new DataError(r.where, column, `missing (the prompt column; set --prompt_column)`);
       const conversational = looksConversational(row[column]);
       if (conversational) requireTemplate(tok, r.where);
-      const text = conversational ? renderPrompt(tok, messagesField(row, column, r.where), r.where, column) : textField(row, column, r.where);
+      const text = conversational
+        ? renderPrompt(tok, messagesField(row, column, r.where), r.where, column)
+        : textField(row, column, r.where);
       const ids = encodePrompt(tok, text);
-      if (ids.length === 0) throw new DataError(r.where, column, 'gives no tokens (the tokenizer adds no BOS to start from)');
+      if (ids.length === 0)
+        throw new DataError(r.where, column, 'gives no tokens (the tokenizer adds no BOS to start from)');
       const columns = { ...row };
       delete columns[column];
       out.push({ value: row[column], text, ids, conversational, columns });

@@ -38,22 +38,28 @@ async function loadOne(spec: string): Promise<RewardFunc> {
   if (existsSync(spec) && statSync(spec).isDirectory()) {
     const judge = rewardModelJudge(loadRewardModel(spec));
     return {
-      name: basename(resolve(spec)), spec,
+      name: basename(resolve(spec)),
+      spec,
       score: (b) => judge.batch(b.promptTexts.map((prompt, i) => ({ prompt, completion: b.completionTexts[i] }))),
     };
   }
   let mod: Record<string, unknown>;
   try {
-    mod = await import(pathToFileURL(resolve(spec)).href) as Record<string, unknown>;
+    mod = (await import(pathToFileURL(resolve(spec)).href)) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`--reward_funcs ${spec}: cannot load the module (${(e as Error).message}); give 'sentiment', a reward model folder or a .js/.mjs file`);
+    throw new Error(
+      `--reward_funcs ${spec}: cannot load the module (${(e as Error).message}); give 'sentiment', a reward model folder or a .js/.mjs file`,
+    );
   }
   const fn = (mod.default ?? mod.reward) as ModuleFn | undefined;
   if (typeof fn !== 'function') {
-    throw new Error(`--reward_funcs ${spec}: the module exports no function (export default (prompts, completions, extra) => number[])`);
+    throw new Error(
+      `--reward_funcs ${spec}: the module exports no function (export default (prompts, completions, extra) => number[])`,
+    );
   }
   return {
-    name: fn.name && fn.name !== 'default' ? fn.name : basename(spec).replace(/\.[cm]?js$/, ''), spec,
+    name: fn.name && fn.name !== 'default' ? fn.name : basename(spec).replace(/\.[cm]?js$/, ''),
+    spec,
     score: async (b) => {
       const out = await fn(b.prompts, b.completions, { completion_ids: b.completionIds, ...b.columns });
       return out as number[];
@@ -62,13 +68,21 @@ async function loadOne(spec: string): Promise<RewardFunc> {
 }
 
 /** The reward functions of --reward_funcs, with their weights (--reward_weights, default 1 each). */
-export async function loadRewardFuncs(specs: readonly string[], weights: readonly string[]): Promise<{ funcs: RewardFunc[]; weights: number[] }> {
-  if (specs.length === 0) throw new Error('--reward_funcs: give at least one reward (sentiment, a reward model folder or a .js module)');
+export async function loadRewardFuncs(
+  specs: readonly string[],
+  weights: readonly string[],
+): Promise<{ funcs: RewardFunc[]; weights: number[] }> {
+  if (specs.length === 0)
+    throw new Error('--reward_funcs: give at least one reward (sentiment, a reward model folder or a .js module)');
   if (weights.length > 0 && weights.length !== specs.length) {
-    throw new Error(`--reward_weights has ${weights.length} values for ${specs.length} reward functions (${specs.join(', ')})`);
+    throw new Error(
+      `--reward_weights has ${weights.length} values for ${specs.length} reward functions (${specs.join(', ')})`,
+    );
   }
   const w = weights.length ? weights.map((x) => Number(x)) : specs.map(() => 1);
-  w.forEach((x, i) => { if (!Number.isFinite(x)) throw new Error(`--reward_weights: '${weights[i]}' is not a number`); });
+  w.forEach((x, i) => {
+    if (!Number.isFinite(x)) throw new Error(`--reward_weights: '${weights[i]}' is not a number`);
+  });
   const funcs: RewardFunc[] = [];
   for (const s of specs) funcs.push(await loadOne(s));
   return { funcs, weights: w };
@@ -85,20 +99,28 @@ export async function scoreAll(funcs: readonly RewardFunc[], b: RewardBatch): Pr
     try {
       values = await f.score(b);
     } catch (e) {
-      throw new Error(`reward function ${f.name} (${f.spec}) threw on a batch of ${N} completions (first prompt ${quote(b.promptTexts[0])}): ${(e as Error).message}`);
+      throw new Error(
+        `reward function ${f.name} (${f.spec}) threw on a batch of ${N} completions (first prompt ${quote(b.promptTexts[0])}): ${(e as Error).message}`,
+      );
     }
     if (!Array.isArray(values) && !ArrayBuffer.isView(values)) {
-      throw new Error(`reward function ${f.name} (${f.spec}) returned ${typeof values}; expected an array of ${N} numbers, one per completion`);
+      throw new Error(
+        `reward function ${f.name} (${f.spec}) returned ${typeof values}; expected an array of ${N} numbers, one per completion`,
+      );
     }
     const arr = values as ArrayLike<unknown>;
     if (arr.length !== N) {
-      throw new Error(`reward function ${f.name} (${f.spec}) returned ${arr.length} rewards for ${N} completions (first prompt ${quote(b.promptTexts[0])}); return one number per completion`);
+      throw new Error(
+        `reward function ${f.name} (${f.spec}) returned ${arr.length} rewards for ${N} completions (first prompt ${quote(b.promptTexts[0])}); return one number per completion`,
+      );
     }
     for (let i = 0; i < N; i++) {
       const v = arr[i];
       if (typeof v !== 'number' || !Number.isFinite(v)) {
-        throw new Error(`reward function ${f.name} (${f.spec}) returned ${String(v)} for completion ${i} of prompt ${quote(b.promptTexts[i])} ` +
-          `(completion ${quote(b.completionTexts[i])}); a reward must be a finite number`);
+        throw new Error(
+          `reward function ${f.name} (${f.spec}) returned ${String(v)} for completion ${i} of prompt ${quote(b.promptTexts[i])} ` +
+            `(completion ${quote(b.completionTexts[i])}); a reward must be a finite number`,
+        );
       }
       out[i][j] = v;
     }

@@ -34,7 +34,10 @@ export interface SamplerOptions {
   seed?: number;
 }
 
-export interface Completion { text: string; source: string }
+export interface Completion {
+  text: string;
+  source: string;
+}
 
 export interface Sampler {
   /** Whether the model has a chat template: prompts are then user turns, and exports are conversational. */
@@ -62,23 +65,38 @@ export async function loadSampler(o: SamplerOptions): Promise<Sampler> {
   const once = async (m: CausalLM, prompt: string): Promise<string> => {
     const ids = promptIds(tok, m, prompt, maxNew);
     const g = await generate(m, [ids], {
-      maxNewTokens: maxNew, doSample: true, temperature: o.temperature ?? 1, topK: 0, topP: 1,
-      eosIds: tok.eosIds, padId: tok.padId ?? tok.eosId ?? 0, rng,
+      maxNewTokens: maxNew,
+      doSample: true,
+      temperature: o.temperature ?? 1,
+      topK: 0,
+      topP: 1,
+      eosIds: tok.eosIds,
+      padId: tok.padId ?? tok.eosId ?? 0,
+      rng,
     });
     return tok.decode(g.tokens[0], { skipSpecialTokens: true });
   };
   return {
     chat: tok.hasChatTemplate,
     async pair(prompt) {
-      if (ref) return [{ text: await once(policy, prompt), source: 'policy' }, { text: await once(ref, prompt), source: 'reference' }];
-      return [{ text: await once(policy, prompt), source: 'model' }, { text: await once(policy, prompt), source: 'model' }];
+      if (ref)
+        return [
+          { text: await once(policy, prompt), source: 'policy' },
+          { text: await once(ref, prompt), source: 'reference' },
+        ];
+      return [
+        { text: await once(policy, prompt), source: 'model' },
+        { text: await once(policy, prompt), source: 'model' },
+      ];
     },
   };
 }
 
 /** Prompt ids (the chat template's user turn when there is one), cut from the left to leave room for the completion. */
 function promptIds(tok: TextTokenizer, m: CausalLM, prompt: string, maxNew: number): number[] {
-  const text = tok.hasChatTemplate ? tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true }) : prompt;
+  const text = tok.hasChatTemplate
+    ? tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true })
+    : prompt;
   let ids = encodePrompt(tok, text);
   const positions = Number(m.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
   if (ids.length + maxNew > positions) ids = ids.slice(ids.length + maxNew - positions);
@@ -101,11 +119,18 @@ export function rewardJudge(spec: string): Promise<RewardFn> {
  * them per prompt, every policy completion against every reference one (ties 1/2), the mean over
  * prompts and its standard error across prompts (src/eval/win-rate.ts). `pair` samples [policy, reference].
  */
-export async function rewardWinRate(s: Sampler, judge: RewardFn, prompts: readonly string[], k: number,
-  serial: <T>(f: () => Promise<T>) => Promise<T>): Promise<{ n: number; winRate: number; stderr: number }> {
-  const pol: number[][] = [], ref: number[][] = [];
+export async function rewardWinRate(
+  s: Sampler,
+  judge: RewardFn,
+  prompts: readonly string[],
+  k: number,
+  serial: <T>(f: () => Promise<T>) => Promise<T>,
+): Promise<{ n: number; winRate: number; stderr: number }> {
+  const pol: number[][] = [],
+    ref: number[][] = [];
   for (const p of prompts) {
-    const a: number[] = [], b: number[] = [];
+    const a: number[] = [],
+      b: number[] = [];
     for (let i = 0; i < k; i++) {
       const [x, y] = await serial(() => s.pair(p));
       a.push(await judge(p, x.text));
@@ -144,12 +169,38 @@ const CLI = fileURLToPath(new URL('../../../bin/tsdpo.js', import.meta.url));
  * new line of OUTPUT/metrics.jsonl goes to onMetrics, stderr lines to onLog, and onExit gets the exit
  * code. stop() ends it (SIGTERM); `resume: true` continues from its last checkpoint.
  */
-export function startTraining(s: TrainSettings, on: {
-  onMetrics: (m: Record<string, number>) => void; onLog: (line: string) => void; onExit: (code: number | null) => void;
-}): TrainHandle {
-  const args = [CLI, 'dpo', '--model', s.model, '--data', s.data, '--output', s.output, '--max_steps', String(s.max_steps),
-    '--beta', String(s.beta), '--learning_rate', String(s.learning_rate), '--per_device_train_batch_size', String(s.per_device_train_batch_size),
-    '--save_steps', String(s.save_steps), '--logging_steps', '1', '--device', s.device];
+export function startTraining(
+  s: TrainSettings,
+  on: {
+    onMetrics: (m: Record<string, number>) => void;
+    onLog: (line: string) => void;
+    onExit: (code: number | null) => void;
+  },
+): TrainHandle {
+  const args = [
+    CLI,
+    'dpo',
+    '--model',
+    s.model,
+    '--data',
+    s.data,
+    '--output',
+    s.output,
+    '--max_steps',
+    String(s.max_steps),
+    '--beta',
+    String(s.beta),
+    '--learning_rate',
+    String(s.learning_rate),
+    '--per_device_train_batch_size',
+    String(s.per_device_train_batch_size),
+    '--save_steps',
+    String(s.save_steps),
+    '--logging_steps',
+    '1',
+    '--device',
+    s.device,
+  ];
   if (s.resume) args.push('--resume');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const metrics = join(s.output, 'metrics.jsonl');
@@ -180,16 +231,27 @@ export function startTraining(s: TrainSettings, on: {
     poll();
     on.onExit(code);
   });
-  return { child, stop: () => { child.kill('SIGTERM'); } };
+  return {
+    child,
+    stop: () => {
+      child.kill('SIGTERM');
+    },
+  };
 }
 
 /**
  * The labeled pairs tokenized for training in the tab (standard rows: the prompt, each completion
  * with EOS, as `tsdpo dpo` tokenizes them), cut to the model's positions from the prompt's start.
  */
-export async function tabData(modelDir: string, rows: readonly { prompt: string; chosen: string; rejected: string }[]): Promise<{ pairs: TokenizedPair[]; padId: number }> {
+export async function tabData(
+  modelDir: string,
+  rows: readonly { prompt: string; chosen: string; rejected: string }[],
+): Promise<{ pairs: TokenizedPair[]; padId: number }> {
   const tok = loadTokenizer(modelDir);
-  if (tok.hasChatTemplate) throw new Error(`${modelDir} has a chat template: training in the tab takes standard rows only; train on the server`);
+  if (tok.hasChatTemplate)
+    throw new Error(
+      `${modelDir} has a chat template: training in the tab takes standard rows only; train on the server`,
+    );
   const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as { n_positions?: number };
   const maxLength = Math.min(1024, config.n_positions ?? 1024); // TRL's max_length, within GPT-2's learned positions
   const pairs: TokenizedPair[] = [];
@@ -212,13 +274,22 @@ export function saveTabRun(modelDir: string, outDir: string, part: 'model' | 'me
     return;
   }
   const got = parseSafetensors(bytes, 'model.safetensors from the tab').tensors;
-  const want = parseSafetensors(readFileSync(join(modelDir, 'model.safetensors')), join(modelDir, 'model.safetensors')).tensors;
+  const want = parseSafetensors(
+    readFileSync(join(modelDir, 'model.safetensors')),
+    join(modelDir, 'model.safetensors'),
+  ).tensors;
   for (const [name, t] of want) {
     const g = got.get(name);
-    if (!g || g.shape.join(',') !== t.shape.join(',')) throw new Error(`model.safetensors from the tab: tensor ${name} is ${g ? `[${g.shape}]` : 'missing'}, the model has [${t.shape}]`);
+    if (!g || g.shape.join(',') !== t.shape.join(','))
+      throw new Error(
+        `model.safetensors from the tab: tensor ${name} is ${g ? `[${g.shape}]` : 'missing'}, the model has [${t.shape}]`,
+      );
   }
   for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(outDir, f));
   const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...config, torch_dtype: 'float32', dtype: 'float32' }, null, 2)}\n`);
+  writeFileAtomic(
+    join(outDir, 'config.json'),
+    `${JSON.stringify({ ...config, torch_dtype: 'float32', dtype: 'float32' }, null, 2)}\n`,
+  );
   writeFileAtomic(join(outDir, 'model.safetensors'), bytes); // last: a folder with weights is a finished run
 }

@@ -8,8 +8,8 @@ import { BYTE_TO_CHAR, GPT2_SPLIT } from './byte-level.js';
 export const EOS_TOKEN = '<|endoftext|>';
 
 export interface BpeTrainOptions {
-  vocabSize: number;       // total vocabulary: 256 bytes + merges + special tokens
-  minFrequency: number;    // a pair seen fewer times than this is never merged
+  vocabSize: number; // total vocabulary: 256 bytes + merges + special tokens
+  minFrequency: number; // a pair seen fewer times than this is never merged
   specialTokens: string[]; // added after the merged tokens, so they get the last ids
 }
 
@@ -22,7 +22,7 @@ export const DEFAULT_BPE_TRAIN: BpeTrainOptions = {
 /** A trained byte-level BPE: `vocab[id]` is a token in byte characters (or a special token). */
 export interface BpeModel {
   vocab: string[];
-  merges: [string, string][];  // in rank order: merges[0] is applied first
+  merges: [string, string][]; // in rank order: merges[0] is applied first
   specialTokens: { id: number; content: string }[];
 }
 
@@ -31,9 +31,12 @@ export interface BpeModel {
 class PairHeap {
   private counts: number[] = [];
   private keys: number[] = [];
-  get size(): number { return this.counts.length; }
+  get size(): number {
+    return this.counts.length;
+  }
   private above(i: number, j: number): boolean {
-    const ci = this.counts[i]!, cj = this.counts[j]!;
+    const ci = this.counts[i]!,
+      cj = this.counts[j]!;
     return ci > cj || (ci === cj && this.keys[i]! < this.keys[j]!);
   }
   private swap(i: number, j: number): void {
@@ -52,12 +55,14 @@ class PairHeap {
   }
   pop(): [number, number] {
     const top: [number, number] = [this.counts[0]!, this.keys[0]!];
-    const lastC = this.counts.pop()!, lastK = this.keys.pop()!;
+    const lastC = this.counts.pop()!,
+      lastK = this.keys.pop()!;
     if (this.counts.length > 0) {
       this.counts[0] = lastC;
       this.keys[0] = lastK;
       for (let i = 0; ;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < this.counts.length && this.above(l, m)) m = l;
         if (r < this.counts.length && this.above(r, m)) m = r;
@@ -90,11 +95,13 @@ export function trainBpeFromCounts(wordCounts: Map<string, number>, options: Par
   const o: BpeTrainOptions = { ...DEFAULT_BPE_TRAIN, ...options };
   const target = o.vocabSize - o.specialTokens.length;
   if (!Number.isInteger(o.vocabSize) || target < 256 || o.vocabSize > KEY) {
-    throw new Error(`trainBpe: vocabSize ${o.vocabSize} must be an integer in [${256 + o.specialTokens.length}, ${KEY}] ` +
-      `(256 bytes + ${o.specialTokens.length} special tokens at least)`);
+    throw new Error(
+      `trainBpe: vocabSize ${o.vocabSize} must be an integer in [${256 + o.specialTokens.length}, ${KEY}] ` +
+        `(256 bytes + ${o.specialTokens.length} special tokens at least)`,
+    );
   }
   const utf8 = new TextEncoder();
-  const syms: Int32Array[] = [];   // symbols of each distinct word (a prefix of length lens[w] is live)
+  const syms: Int32Array[] = []; // symbols of each distinct word (a prefix of length lens[w] is live)
   const lens: number[] = [];
   const freq: number[] = [];
   for (const [w, c] of wordCounts) {
@@ -128,10 +135,12 @@ export function trainBpeFromCounts(wordCounts: Map<string, number>, options: Par
     const [count, key] = heap.pop();
     if (pairCount.get(key) !== count) continue; // stale entry
     if (count < o.minFrequency) break;
-    const a = Math.floor(key / KEY), b = key % KEY;
+    const a = Math.floor(key / KEY),
+      b = key % KEY;
     const merged = tokens[a]! + tokens[b]!;
     let id = idOf.get(merged);
-    if (id === undefined) {    // a string can arise from two different merges: keep one id
+    if (id === undefined) {
+      // a string can arise from two different merges: keep one id
       id = tokens.length;
       tokens.push(merged);
       idOf.set(merged, id);
@@ -141,14 +150,27 @@ export function trainBpeFromCounts(wordCounts: Map<string, number>, options: Par
     for (const w of where.get(key) ?? []) {
       if (visited[w] === merges.length) continue;
       visited[w] = merges.length;
-      const s = syms[w]!, n = lens[w]!, f = freq[w]!;
+      const s = syms[w]!,
+        n = lens[w]!,
+        f = freq[w]!;
       let found = false;
-      for (let i = 0; i + 1 < n; i++) if (s[i] === a && s[i + 1] === b) { found = true; break; }
+      for (let i = 0; i + 1 < n; i++)
+        if (s[i] === a && s[i + 1] === b) {
+          found = true;
+          break;
+        }
       if (!found) continue;
-      for (let i = 0; i + 1 < n; i++) { const k = s[i]! * KEY + s[i + 1]!; add(k, -f); changed.add(k); }
+      for (let i = 0; i + 1 < n; i++) {
+        const k = s[i]! * KEY + s[i + 1]!;
+        add(k, -f);
+        changed.add(k);
+      }
       let m = 0; // merge left to right, non-overlapping, in place
       for (let i = 0; i < n; i++) {
-        if (i + 1 < n && s[i] === a && s[i + 1] === b) { s[m++] = id; i++; } else s[m++] = s[i]!;
+        if (i + 1 < n && s[i] === a && s[i + 1] === b) {
+          s[m++] = id;
+          i++;
+        } else s[m++] = s[i]!;
       }
       lens[w] = m;
       for (let i = 0; i + 1 < m; i++) {

@@ -8,8 +8,8 @@ import { charsToText, preTokenize } from './byte-level.js';
 export class ByteLevelBpe {
   readonly vocab: readonly string[];
   private readonly ids: Map<string, number>;
-  private readonly ranks: Map<string, number>;       // "a b" -> rank
-  private readonly special: Map<string, number>;     // content -> id
+  private readonly ranks: Map<string, number>; // "a b" -> rank
+  private readonly special: Map<string, number>; // content -> id
   private readonly cache = new Map<string, number[]>();
 
   constructor(model: BpeModel) {
@@ -19,12 +19,17 @@ export class ByteLevelBpe {
     this.special = new Map(model.specialTokens.map((t) => [t.content, t.id]));
   }
 
-  get vocabSize(): number { return this.vocab.length; }
+  get vocabSize(): number {
+    return this.vocab.length;
+  }
 
   /** Id of a special token such as <|endoftext|>. */
   specialId(content: string): number {
     const id = this.special.get(content);
-    if (id === undefined) throw new Error(`ByteLevelBpe.specialId: no special token "${content}" (have ${[...this.special.keys()].join(', ')})`);
+    if (id === undefined)
+      throw new Error(
+        `ByteLevelBpe.specialId: no special token "${content}" (have ${[...this.special.keys()].join(', ')})`,
+      );
     return id;
   }
 
@@ -33,7 +38,10 @@ export class ByteLevelBpe {
     const out: number[] = [];
     for (const part of this.splitSpecial(text)) {
       const sid = this.special.get(part);
-      if (sid !== undefined) { out.push(sid); continue; }
+      if (sid !== undefined) {
+        out.push(sid);
+        continue;
+      }
       for (const piece of preTokenize(part)) out.push(...this.bpe(piece));
     }
     return out;
@@ -45,7 +53,8 @@ export class ByteLevelBpe {
     let chars = '';
     for (const id of ids) {
       const t = this.vocab[id];
-      if (t === undefined) throw new Error(`ByteLevelBpe.decode: id ${id} is outside the vocabulary (size ${this.vocab.length})`);
+      if (t === undefined)
+        throw new Error(`ByteLevelBpe.decode: id ${id} is outside the vocabulary (size ${this.vocab.length})`);
       if (this.special.has(t) && this.special.get(t) === id) {
         out += charsToText(chars);
         chars = '';
@@ -79,16 +88,23 @@ export class ByteLevelBpe {
     if (hit !== undefined) return hit;
     let word = Array.from(piece);
     for (;;) {
-      let best = -1, bestRank = Infinity;
+      let best = -1,
+        bestRank = Infinity;
       for (let i = 0; i + 1 < word.length; i++) {
         const r = this.ranks.get(`${word[i]} ${word[i + 1]}`);
-        if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
       }
       if (best < 0) break;
       const [a, b] = [word[best]!, word[best + 1]!];
       const next: string[] = [];
       for (let i = 0; i < word.length; i++) {
-        if (i + 1 < word.length && word[i] === a && word[i + 1] === b) { next.push(a + b); i++; } else next.push(word[i]!);
+        if (i + 1 < word.length && word[i] === a && word[i + 1] === b) {
+          next.push(a + b);
+          i++;
+        } else next.push(word[i]!);
       }
       word = next;
     }

@@ -47,7 +47,9 @@ export function charsToText(chars: string): string {
   for (let i = 0; i < chars.length; i++) {
     const b = CHAR_TO_BYTE.get(chars[i]!);
     if (b === undefined) {
-      throw new Error(`charsToText: "${chars[i]}" (U+${chars.charCodeAt(i).toString(16)}) is not a byte-level character`);
+      throw new Error(
+        `charsToText: "${chars[i]}" (U+${chars.charCodeAt(i).toString(16)}) is not a byte-level character`,
+      );
     }
     bytes[i] = b;
   }

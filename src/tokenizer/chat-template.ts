@@ -17,8 +17,11 @@ export const GENERATION_END = '\uE001';
 const GENERATION_TAG = /\{%(-?)\s*(end)?generation\s*(-?)%\}/g;
 
 function markGenerationTags(template: string): string {
-  return template.replace(GENERATION_TAG, (_m, lstrip: string, end: string | undefined, rstrip: string) =>
-    `{%${lstrip} if true %}${end ? GENERATION_END : GENERATION_START}{% endif ${rstrip}%}`);
+  return template.replace(
+    GENERATION_TAG,
+    (_m, lstrip: string, end: string | undefined, rstrip: string) =>
+      `{%${lstrip} if true %}${end ? GENERATION_END : GENERATION_START}{% endif ${rstrip}%}`,
+  );
 }
 
 /** Whether a template has {% generation %} blocks (needed for assistant-only loss). */
@@ -32,7 +35,8 @@ export function hasGenerationBlocks(template: string): boolean {
  */
 export function splitGenerationMarkers(marked: string): { text: string; spans: Array<[number, number]> } {
   const spans: Array<[number, number]> = [];
-  let text = '', open = -1;
+  let text = '',
+    open = -1;
   for (const ch of marked) {
     if (ch === GENERATION_START) open = text.length;
     else if (ch === GENERATION_END) {
@@ -63,7 +67,9 @@ export function collectChatTemplates(
       out.set(e.name, e.template);
     }
   } else if (configTemplate !== undefined && configTemplate !== null) {
-    throw new Error(`loadTokenizer: ${where} chat_template is ${typeof configTemplate}; expected a string or a list of {name, template}`);
+    throw new Error(
+      `loadTokenizer: ${where} chat_template is ${typeof configTemplate}; expected a string or a list of {name, template}`,
+    );
   }
   // A chat_template.jinja file wins over tokenizer_config's default, as in transformers.
   if (files.defaultFile) out.set('default', files.defaultFile);
@@ -81,21 +87,32 @@ export interface TemplateTokens {
 export class ChatTemplateRenderer {
   private compiled = new Map<string, Template>();
 
-  constructor(readonly templates: ChatTemplates, readonly tokens: TemplateTokens, readonly source: string) {}
+  constructor(
+    readonly templates: ChatTemplates,
+    readonly tokens: TemplateTokens,
+    readonly source: string,
+  ) {}
 
-  get names(): string[] { return [...this.templates.keys()]; }
+  get names(): string[] {
+    return [...this.templates.keys()];
+  }
 
   private pick(name: string | undefined): { name: string; text: string } {
     if (this.templates.size === 0) {
-      throw new Error(`applyChatTemplate: the tokenizer in ${this.source} has no chat template ` +
-        `(no chat_template in tokenizer_config.json, no chat_template.jinja); conversational data needs one, ` +
-        `or pass text data (prompt/chosen/rejected strings)`);
+      throw new Error(
+        `applyChatTemplate: the tokenizer in ${this.source} has no chat template ` +
+          `(no chat_template in tokenizer_config.json, no chat_template.jinja); conversational data needs one, ` +
+          `or pass text data (prompt/chosen/rejected strings)`,
+      );
     }
-    const key = name ?? (this.templates.has('default') ? 'default' : this.templates.size === 1 ? this.names[0] : undefined);
+    const key =
+      name ?? (this.templates.has('default') ? 'default' : this.templates.size === 1 ? this.names[0] : undefined);
     const text = key === undefined ? undefined : this.templates.get(key);
     if (key === undefined || text === undefined) {
-      throw new Error(`applyChatTemplate: no chat template named '${name ?? 'default'}' in ${this.source}; ` +
-        `it has ${this.names.map((n) => `'${n}'`).join(', ')}`);
+      throw new Error(
+        `applyChatTemplate: no chat template named '${name ?? 'default'}' in ${this.source}; ` +
+          `it has ${this.names.map((n) => `'${n}'`).join(', ')}`,
+      );
     }
     return { name: key, text };
   }
@@ -105,8 +122,10 @@ export class ChatTemplateRenderer {
     const addGen = opts.addGenerationPrompt ?? false;
     const cont = opts.continueFinalMessage ?? false;
     if (addGen && cont) {
-      throw new Error('applyChatTemplate: addGenerationPrompt and continueFinalMessage cannot both be set ' +
-        '(one opens a new assistant turn, the other continues the last message)');
+      throw new Error(
+        'applyChatTemplate: addGenerationPrompt and continueFinalMessage cannot both be set ' +
+          '(one opens a new assistant turn, the other continues the last message)',
+      );
     }
     let chat = messages;
     let finalText = '';
@@ -116,7 +135,9 @@ export class ChatTemplateRenderer {
         throw new Error('applyChatTemplate: continueFinalMessage needs a last message with string content');
       }
       if (!text.includes('content')) {
-        throw new Error(`applyChatTemplate: template '${name}' never reads 'content', so the final message cannot be continued`);
+        throw new Error(
+          `applyChatTemplate: template '${name}' never reads 'content', so the final message cannot be continued`,
+        );
       }
       finalText = last.content;
       chat = [...messages.slice(0, -1), { ...last, content: last.content + CONTINUE_TAG }];
@@ -127,7 +148,10 @@ export class ChatTemplateRenderer {
       this.compiled.set(name, template);
     }
     const vars: Record<string, unknown> = {
-      messages: chat, tools: null, documents: null, add_generation_prompt: addGen,
+      messages: chat,
+      tools: null,
+      documents: null,
+      add_generation_prompt: addGen,
     };
     // Special-token strings, as transformers passes its special_tokens_map (unset ones are left out).
     for (const [k, v] of Object.entries(this.tokens)) if (typeof v === 'string') vars[k] = v;
@@ -141,8 +165,10 @@ export class ChatTemplateRenderer {
     if (cont) {
       const tag = CONTINUE_TAG.trim();
       if (!rendered.includes(finalText.trim()) || !rendered.includes(tag)) {
-        throw new Error('applyChatTemplate: continueFinalMessage is set but the final message does not appear in ' +
-          `the rendered chat (the template rewrites it?). Final message: ${JSON.stringify(finalText.trim())}`);
+        throw new Error(
+          'applyChatTemplate: continueFinalMessage is set but the final message does not appear in ' +
+            `the rendered chat (the template rewrites it?). Final message: ${JSON.stringify(finalText.trim())}`,
+        );
       }
       const at = rendered.lastIndexOf(tag);
       rendered = rendered.startsWith(CONTINUE_TAG, at) ? rendered.slice(0, at) : rendered.slice(0, at).trimEnd();

@@ -19,25 +19,46 @@ export function gpt2TokenizerJson(encoder: Record<string, number>, vocabBpe: str
     const line = raw.replace(/\r$/, '');
     if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
     const parts = line.split(' ');
-    if (parts.length !== 2) throw new Error(`gpt2TokenizerJson: vocab.bpe line ${i + 1} is not a pair: ${JSON.stringify(line)}`);
+    if (parts.length !== 2)
+      throw new Error(`gpt2TokenizerJson: vocab.bpe line ${i + 1} is not a pair: ${JSON.stringify(line)}`);
     merges.push([parts[0], parts[1]]);
   }
-  const byteLevel = (addPrefixSpace: boolean, trimOffsets: boolean) =>
-    ({ type: 'ByteLevel', add_prefix_space: addPrefixSpace, trim_offsets: trimOffsets, use_regex: true });
+  const byteLevel = (addPrefixSpace: boolean, trimOffsets: boolean) => ({
+    type: 'ByteLevel',
+    add_prefix_space: addPrefixSpace,
+    trim_offsets: trimOffsets,
+    use_regex: true,
+  });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [{
-      id: eot, content: GPT2_EOT, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true,
-    }],
+    added_tokens: [
+      {
+        id: eot,
+        content: GPT2_EOT,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
     normalizer: null,
     pre_tokenizer: byteLevel(false, true),
     post_processor: byteLevel(true, false),
     decoder: byteLevel(true, true),
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: encoder, merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab: encoder,
+      merges,
     },
   };
 }
@@ -45,8 +66,13 @@ export function gpt2TokenizerJson(encoder: Record<string, number>, vocabBpe: str
 /** tokenizer_config.json of GPT-2 (GPT2Tokenizer's defaults made explicit). */
 export function gpt2TokenizerConfig(): Json {
   return {
-    tokenizer_class: 'GPT2Tokenizer', bos_token: GPT2_EOT, eos_token: GPT2_EOT, unk_token: GPT2_EOT,
-    add_prefix_space: false, model_max_length: 1024, clean_up_tokenization_spaces: false,
+    tokenizer_class: 'GPT2Tokenizer',
+    bos_token: GPT2_EOT,
+    eos_token: GPT2_EOT,
+    unk_token: GPT2_EOT,
+    add_prefix_space: false,
+    model_max_length: 1024,
+    clean_up_tokenization_spaces: false,
   };
 }
 

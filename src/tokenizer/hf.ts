@@ -49,16 +49,23 @@ export function createTokenizer(files: TokenizerFiles): TextTokenizer {
   const warnings: string[] = [];
   const index = vocabIndex(files.tokenizerJson);
   const sp = resolveSpecialTokens({
-    tokenizerConfig: cfg, specialTokensMap: files.specialTokensMap ?? null,
-    generationConfig: files.generationConfig ?? null, modelConfig: files.modelConfig ?? null,
-    tokenToId: index.tokenToId, idToToken: index.idToToken, warnings,
+    tokenizerConfig: cfg,
+    specialTokensMap: files.specialTokensMap ?? null,
+    generationConfig: files.generationConfig ?? null,
+    modelConfig: files.modelConfig ?? null,
+    tokenToId: index.tokenToId,
+    idToToken: index.idToToken,
+    warnings,
   });
 
   const tj: Json = {
     ...files.tokenizerJson,
-    post_processor: postProcessorFor(files.tokenizerJson, cfg,
+    post_processor: postProcessorFor(
+      files.tokenizerJson,
+      cfg,
       sp.bosToken !== null && sp.bosId !== null ? [sp.bosToken, sp.bosId] : null,
-      sp.eosToken !== null && sp.eosId !== null ? [sp.eosToken, sp.eosId] : null),
+      sp.eosToken !== null && sp.eosId !== null ? [sp.eosToken, sp.eosId] : null,
+    ),
   };
   // The library reads a few tokenizer_config keys; give it plain strings for the token entries, and
   // transformers v5's default of no clean-up of spaces on decode.
@@ -67,21 +74,28 @@ export function createTokenizer(files: TokenizerFiles): TextTokenizer {
     if (k in libConfig) libConfig[k] = tokenText(libConfig[k]);
   }
   libConfig.additional_special_tokens = ((cfg.additional_special_tokens ?? []) as unknown[])
-    .map(tokenText).filter((t): t is string => t !== null);
+    .map(tokenText)
+    .filter((t): t is string => t !== null);
   let lib: Tokenizer;
   try {
     lib = new Tokenizer(tj, libConfig);
   } catch (e) {
-    throw new Error(`createTokenizer: @huggingface/tokenizers cannot build the tokenizer.json of ${source}: ` +
-      `${(e as Error).message} (model type ${String((files.tokenizerJson.model as Json | undefined)?.type)})`);
+    throw new Error(
+      `createTokenizer: @huggingface/tokenizers cannot build the tokenizer.json of ${source}: ` +
+        `${(e as Error).message} (model type ${String((files.tokenizerJson.model as Json | undefined)?.type)})`,
+    );
   }
 
   const encode = (text: string, opts: EncodeOptions = {}): number[] => {
-    const ids = lib.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids as Array<number | undefined>;
+    const ids = lib.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids as Array<
+      number | undefined
+    >;
     for (const id of ids) {
       if (typeof id !== 'number') {
-        throw new Error(`encode: ${JSON.stringify(text.slice(0, 60))} has a piece with no id in ${source} ` +
-          `and the tokenizer has no unk_token`);
+        throw new Error(
+          `encode: ${JSON.stringify(text.slice(0, 60))} has a piece with no id in ${source} ` +
+            `and the tokenizer has no unk_token`,
+        );
       }
     }
     return ids as number[];
@@ -90,18 +104,31 @@ export function createTokenizer(files: TokenizerFiles): TextTokenizer {
   // What encode adds around text: probe with "a" (any vocabulary has it; "" would confuse BOS with EOS
   // when they are one token), or "" if "a" cannot be encoded.
   let probe = 'a';
-  try { encode(probe); } catch { probe = ''; }
+  try {
+    encode(probe);
+  } catch {
+    probe = '';
+  }
   const probeWith = encode(probe, { addSpecialTokens: true });
   const probeWithout = encode(probe, { addSpecialTokens: false });
   const addsBos = sp.bosId !== null && probeWith[0] === sp.bosId && probeWithout[0] !== sp.bosId;
-  const addsEos = sp.eosId !== null && probeWith[probeWith.length - 1] === sp.eosId &&
+  const addsEos =
+    sp.eosId !== null &&
+    probeWith[probeWith.length - 1] === sp.eosId &&
     probeWithout[probeWithout.length - 1] !== sp.eosId;
 
   const named: Record<string, string> = { ...(files.namedChatTemplates ?? {}) };
   const templates = collectChatTemplates(cfg.chat_template, { defaultFile: files.chatTemplateFile, named }, source);
-  const renderer = new ChatTemplateRenderer(templates, {
-    bos_token: sp.bosToken, eos_token: sp.eosToken, pad_token: sp.padToken, unk_token: sp.unkToken,
-  }, source);
+  const renderer = new ChatTemplateRenderer(
+    templates,
+    {
+      bos_token: sp.bosToken,
+      eos_token: sp.eosToken,
+      pad_token: sp.padToken,
+      unk_token: sp.unkToken,
+    },
+    source,
+  );
 
   return {
     encode,
@@ -111,10 +138,16 @@ export function createTokenizer(files: TokenizerFiles): TextTokenizer {
     },
     tokenToId: (t) => lib.token_to_id(t) ?? null,
     idToToken: (i) => lib.id_to_token(i) ?? null,
-    bosToken: sp.bosToken, eosToken: sp.eosToken, padToken: sp.padToken,
-    bosId: sp.bosId, eosId: sp.eosId, eosIds: sp.eosIds, padId: sp.padId,
+    bosToken: sp.bosToken,
+    eosToken: sp.eosToken,
+    padToken: sp.padToken,
+    bosId: sp.bosId,
+    eosId: sp.eosId,
+    eosIds: sp.eosIds,
+    padId: sp.padId,
     vocabSize: index.size,
-    addsBos, addsEos,
+    addsBos,
+    addsEos,
     chatTemplateNames: renderer.names,
     hasChatTemplate: renderer.names.length > 0,
     applyChatTemplate: (messages: ChatMessage[], opts?: ChatTemplateOptions) => renderer.render(messages, opts),

@@ -34,16 +34,23 @@ export function readTokenizerFiles(dir: string): TokenizerFiles {
   let tokenizerJson: Json;
   if (existsSync(at('tokenizer.json'))) {
     tokenizerJson = readJson(at('tokenizer.json'));
-  } else if (existsSync(at('vocab.json')) && existsSync(at('merges.txt')) &&
-             /^GPT2Tokenizer(Fast)?$/.test(String(tokenizerConfig?.tokenizer_class ?? 'GPT2Tokenizer'))) {
+  } else if (
+    existsSync(at('vocab.json')) &&
+    existsSync(at('merges.txt')) &&
+    /^GPT2Tokenizer(Fast)?$/.test(String(tokenizerConfig?.tokenizer_class ?? 'GPT2Tokenizer'))
+  ) {
     // An old GPT-2 folder (vocab.json + merges.txt only): the same byte-level BPE tokenizer.json HF builds.
-    tokenizerJson = gpt2TokenizerJson(readJson(at('vocab.json')) as Record<string, number>,
-      readFileSync(at('merges.txt'), 'utf8'));
+    tokenizerJson = gpt2TokenizerJson(
+      readJson(at('vocab.json')) as Record<string, number>,
+      readFileSync(at('merges.txt'), 'utf8'),
+    );
   } else {
     const found = readdirSync(dir).sort();
-    throw new Error(`loadTokenizer: no tokenizer.json in ${dir} (found: ${found.join(', ') || 'nothing'}). ` +
-      `tsdpo reads Hugging Face fast tokenizers; for a folder with only tokenizer.model or vocab files, ` +
-      `load it once with transformers' AutoTokenizer and save_pretrained to write tokenizer.json`);
+    throw new Error(
+      `loadTokenizer: no tokenizer.json in ${dir} (found: ${found.join(', ') || 'nothing'}). ` +
+        `tsdpo reads Hugging Face fast tokenizers; for a folder with only tokenizer.model or vocab files, ` +
+        `load it once with transformers' AutoTokenizer and save_pretrained to write tokenizer.json`,
+    );
   }
   let chatTemplateFile: string | null = null;
   if (existsSync(at('chat_template.jinja'))) chatTemplateFile = readFileSync(at('chat_template.jinja'), 'utf8');

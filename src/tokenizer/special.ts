@@ -46,7 +46,9 @@ export function resolveSpecialTokens(src: SpecialSources): SpecialTokens {
   const textConfig = (model.text_config && typeof model.text_config === 'object' ? model.text_config : {}) as Json;
   // Config ids in the order they are trusted: generation_config, config, config.text_config (multimodal models).
   const configIds = (key: string): number[] => [
-    ...idList(src.generationConfig?.[key]), ...idList(model[key]), ...idList(textConfig[key]),
+    ...idList(src.generationConfig?.[key]),
+    ...idList(model[key]),
+    ...idList(textConfig[key]),
   ];
 
   const one = (name: 'bos' | 'eos' | 'pad' | 'unk'): { text: string | null; id: number | null } => {
@@ -71,13 +73,23 @@ export function resolveSpecialTokens(src: SpecialSources): SpecialTokens {
     return { text, id };
   };
 
-  const bos = one('bos'), eos = one('eos'), pad = one('pad'), unk = one('unk');
+  const bos = one('bos'),
+    eos = one('eos'),
+    pad = one('pad'),
+    unk = one('unk');
   const eosIds: number[] = [];
   for (const id of [...(eos.id === null ? [] : [eos.id]), ...configIds('eos_token_id')]) {
     if (!eosIds.includes(id)) eosIds.push(id);
   }
   return {
-    bosToken: bos.text, eosToken: eos.text, padToken: pad.text, unkToken: unk.text,
-    bosId: bos.id, eosId: eos.id, padId: pad.id, unkId: unk.id, eosIds,
+    bosToken: bos.text,
+    eosToken: eos.text,
+    padToken: pad.text,
+    unkToken: unk.text,
+    bosId: bos.id,
+    eosId: eos.id,
+    padId: pad.id,
+    unkId: unk.id,
+    eosIds,
   };
 }

@@ -15,11 +15,14 @@ export function vocabIndex(tokenizerJson: Json): VocabIndex {
   const vocab = model.vocab;
   if (Array.isArray(vocab)) {
     // Unigram: [[piece, score], ...], id = position.
-    vocab.forEach((entry, i) => { if (Array.isArray(entry)) toId.set(String(entry[0]), i); });
+    vocab.forEach((entry, i) => {
+      if (Array.isArray(entry)) toId.set(String(entry[0]), i);
+    });
   } else if (vocab && typeof vocab === 'object') {
     for (const [tok, id] of Object.entries(vocab as Record<string, number>)) toId.set(tok, id);
   }
-  for (const t of (tokenizerJson.added_tokens ?? []) as Array<{ id: number; content: string }>) toId.set(t.content, t.id);
+  for (const t of (tokenizerJson.added_tokens ?? []) as Array<{ id: number; content: string }>)
+    toId.set(t.content, t.id);
   const toTok = new Map<number, string>();
   let size = 0;
   for (const [tok, id] of toId) {

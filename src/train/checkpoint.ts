@@ -44,11 +44,17 @@ export function latestCheckpoint(outputDir: string): { step: number; dir: string
  * Writes checkpoint-<step> atomically: `writeWeights` fills the weights into the temporary
  * folder, then optimizer state and trainer state follow; the folder appears only when complete.
  */
-export async function saveCheckpoint(outputDir: string, state: TrainerState, optimizer: Optimizer,
-  writeWeights: (dir: string) => Promise<void>, keepLast: number): Promise<string> {
+export async function saveCheckpoint(
+  outputDir: string,
+  state: TrainerState,
+  optimizer: Optimizer,
+  writeWeights: (dir: string) => Promise<void>,
+  keepLast: number,
+): Promise<string> {
   const dir = join(outputDir, `checkpoint-${state.global_step}`);
   const slots: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
-  for (const [name, t] of optimizer.stateTensors()) slots.push({ name, dtype: 'F32', shape: [...t.shape], data: Float32Array.from(await t.toArray()) });
+  for (const [name, t] of optimizer.stateTensors())
+    slots.push({ name, dtype: 'F32', shape: [...t.shape], data: Float32Array.from(await t.toArray()) });
   // Weights are read from the device first (async), then everything is written in one atomic step.
   const staging = join(outputDir, `.staging-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
@@ -61,7 +67,8 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, opt
   });
   if (keepLast > 0) {
     const all = checkpointDirs(outputDir);
-    for (const old of all.slice(0, Math.max(0, all.length - keepLast))) rmSync(old.dir, { recursive: true, force: true });
+    for (const old of all.slice(0, Math.max(0, all.length - keepLast)))
+      rmSync(old.dir, { recursive: true, force: true });
   }
   return dir;
 }

@@ -2,7 +2,17 @@
 // logits never exist at once (a 151,936-token vocabulary at 2 x 2 x 512 tokens would hold
 // 1.2 GB of logits, and as much again for their gradient). Each chunk's logits live only while
 // its log-probs (and optional statistics) are taken; backward recomputes them chunk by chunk.
-import { concat, gradEnabled, logSoftmaxGather, narrow, noGrad, record, tensor, tidy, type Tensor } from '../core/index.js';
+import {
+  concat,
+  gradEnabled,
+  logSoftmaxGather,
+  narrow,
+  noGrad,
+  record,
+  tensor,
+  tidy,
+  type Tensor,
+} from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
 import { recomputeVjp } from '../nn/checkpoint.js';
 
@@ -10,7 +20,8 @@ import { recomputeVjp } from '../nn/checkpoint.js';
  * Float32 logits one chunk may hold: 64 MiB (110 rows of a 151,936-token vocabulary).
  * TSDPO_HEAD_CHUNK_BYTES overrides it (tests run whole suites with tiny chunks).
  */
-export const HEAD_CHUNK_BYTES = (typeof process !== 'undefined' && Number(process.env?.TSDPO_HEAD_CHUNK_BYTES)) || 64 << 20;
+export const HEAD_CHUNK_BYTES =
+  (typeof process !== 'undefined' && Number(process.env?.TSDPO_HEAD_CHUNK_BYTES)) || 64 << 20;
 
 /** Rows per chunk for a vocabulary of V tokens. */
 export function headChunkRows(V: number, bytes = HEAD_CHUNK_BYTES): number {
@@ -41,9 +52,15 @@ export interface HeadLogps {
  * The picked log-probs of hidden states (N, C) (targets: N host ids, -100 = ignored). Up to
  * `chunkRows` rows this is the plain head (logits kept for backward); beyond, the chunked head.
  */
-export function headLogps(model: CausalLM, hidden: Tensor, targets: Int32Array, opts: { stats?: StatsFn; chunkRows?: number } = {}): HeadLogps {
+export function headLogps(
+  model: CausalLM,
+  hidden: Tensor,
+  targets: Int32Array,
+  opts: { stats?: StatsFn; chunkRows?: number } = {},
+): HeadLogps {
   const N = hidden.shape[0];
-  if (hidden.ndim !== 2 || targets.length !== N) throw new Error(`headLogps: hidden ${hidden.describe()} must be (N, C) with N = ${targets.length} targets`);
+  if (hidden.ndim !== 2 || targets.length !== N)
+    throw new Error(`headLogps: hidden ${hidden.describe()} must be (N, C) with N = ${targets.length} targets`);
   const limit = hidden.backend.bindingLimit ?? Infinity; // a chunk's logits fit one binding
   const rows = opts.chunkRows ?? headChunkRows(model.vocabSize, Math.min(HEAD_CHUNK_BYTES, limit));
   const tgt = tensor(targets, [N], 'i32');
@@ -56,21 +73,41 @@ export function headLogps(model: CausalLM, hidden: Tensor, targets: Int32Array, 
   }
   const starts = Array.from({ length: Math.ceil(N / rows) }, (_, i) => i * rows);
   const len = (s: number): number => Math.min(rows, N - s);
-  const pick = (s: number) => (h: Tensor): Tensor => logSoftmaxGather(model.head(h), narrow(tgt, 0, s, len(s)));
+  const pick =
+    (s: number) =>
+    (h: Tensor): Tensor =>
+      logSoftmaxGather(model.head(h), narrow(tgt, 0, s, len(s)));
   // Forward without a graph: only the (N) log-probs and the (N, k) statistics stay.
-  const [logps, values] = noGrad(() => tidy(() => {
-    const parts = starts.map((s) => tidy(() => {
-      const logits = model.head(narrow(hidden, 0, s, len(s))); // (n, V)
-      const lp = logSoftmaxGather(logits, narrow(tgt, 0, s, len(s))); // (n)
-      return [lp, stats ? stats(logits, lp) : lp];
-    }));
-    return [concat(parts.map((p) => p[0]), 0), stats ? concat(parts.map((p) => p[1]), 0) : null];
-  }));
+  const [logps, values] = noGrad(() =>
+    tidy(() => {
+      const parts = starts.map((s) =>
+        tidy(() => {
+          const logits = model.head(narrow(hidden, 0, s, len(s))); // (n, V)
+          const lp = logSoftmaxGather(logits, narrow(tgt, 0, s, len(s))); // (n)
+          return [lp, stats ? stats(logits, lp) : lp];
+        }),
+      );
+      return [
+        concat(
+          parts.map((p) => p[0]),
+          0,
+        ),
+        stats
+          ? concat(
+              parts.map((p) => p[1]),
+              0,
+            )
+          : null,
+      ];
+    }),
+  );
   if (!gradEnabled()) return { logps, stats: values };
   // The head's weights get their gradients inside the recomputation (see recomputeVjp).
   const params = [...model.params.values()].filter((p) => p.requiresGrad);
   record(logps, 'chunkedHeadLogps', [hidden, ...params], (dy) => {
-    const dh = starts.map((s) => tidy(() => recomputeVjp(pick(s), narrow(hidden, 0, s, len(s)), narrow(dy, 0, s, len(s)), hidden.requiresGrad)));
+    const dh = starts.map((s) =>
+      tidy(() => recomputeVjp(pick(s), narrow(hidden, 0, s, len(s)), narrow(dy, 0, s, len(s)), hidden.requiresGrad)),
+    );
     const dx = hidden.requiresGrad ? concat(dh as Tensor[], 0) : null;
     for (const d of dh) d?.dispose();
     return [dx, ...params.map(() => null)];

@@ -1,6 +1,24 @@
 // Completion log-probs of a batch of sequences: log p(token_t | tokens before t) summed over the
 // positions that completionMask marks, with the token pick fused into the log-softmax.
-import { affine, concat, div, embedding, exp, log, matmul, max, mul, narrow, noGrad, reshape, stack, sub, sum, tensor, type Tensor } from '../core/index.js';
+import {
+  affine,
+  concat,
+  div,
+  embedding,
+  exp,
+  log,
+  matmul,
+  max,
+  mul,
+  narrow,
+  noGrad,
+  reshape,
+  stack,
+  sub,
+  sum,
+  tensor,
+  type Tensor,
+} from '../core/index.js';
 import type { CausalLM } from '../models/model.js';
 import type { LoraDropout } from '../nn/linear.js';
 import { headLogps } from './chunked-head.js';
@@ -35,7 +53,10 @@ export interface LogpOptions {
 }
 
 /** Weight of the k-th completion token (0-based) of row r: 1 within the pair's shared length, else ld_alpha. */
-export function tokenWeight(tokens: ArrayLike<number>, ldAlpha: number | null | undefined): (r: number, k: number) => number {
+export function tokenWeight(
+  tokens: ArrayLike<number>,
+  ldAlpha: number | null | undefined,
+): (r: number, k: number) => number {
   if (ldAlpha === null || ldAlpha === undefined) return () => 1;
   const P = tokens.length / 2;
   return (r, k) => (k < Math.min(tokens[r % P], tokens[(r % P) + P]) ? 1 : ldAlpha);
@@ -90,12 +111,17 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const { targets, tokens } = shiftedTargets(b);
   const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true, dropout: opts.dropout }); // (R, T, C)
   if (!opts.headOnCompletion) {
-    const head = headLogps(model, reshape(hidden, [R * T, model.hiddenSize]), targets, { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
+    const head = headLogps(model, reshape(hidden, [R * T, model.hiddenSize]), targets, {
+      stats: opts.stats ? positionStats : undefined,
+      chunkRows: opts.headChunkRows,
+    });
     const tokenLogps = reshape(head.logps, [R, T]); // (R, T), 0 where ignored
     let seq = sum(tokenLogps, 1); // (R)
     if (opts.ldAlpha !== null && opts.ldAlpha !== undefined) {
-      const w = tokenWeight(tokens, opts.ldAlpha), weights = new Float32Array(R * T);
-      for (let r = 0; r < R; r++) for (let t = 0, k = 0; t < T; t++) if (targets[r * T + t] !== -100) weights[r * T + t] = w(r, k++);
+      const w = tokenWeight(tokens, opts.ldAlpha),
+        weights = new Float32Array(R * T);
+      for (let r = 0; r < R; r++)
+        for (let t = 0, k = 0; t < T; t++) if (targets[r * T + t] !== -100) weights[r * T + t] = w(r, k++);
       seq = sum(mul(tokenLogps, tensor(weights, [R, T])), 1);
     }
     const stats = opts.stats
@@ -105,7 +131,8 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   }
   // Gather the M completion positions, run the head on them only, then sum per row with a
   // [R, M] 0/1 matrix (a matmul keeps it differentiable and cheap).
-  const picks: number[] = [], tgt: number[] = [];
+  const picks: number[] = [],
+    tgt: number[] = [];
   for (let i = 0; i < R * T; i++) {
     if (targets[i] !== -100) {
       picks.push(i);
@@ -114,12 +141,21 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   }
   const M = picks.length;
   const owner = new Float32Array(R * M);
-  const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
-  picks.forEach((pos, j) => { const r = Math.floor(pos / T); owner[r * M + j] = w(r, seen[r]++); });
+  const w = tokenWeight(tokens, opts.ldAlpha),
+    seen = new Int32Array(R);
+  picks.forEach((pos, j) => {
+    const r = Math.floor(pos / T);
+    owner[r * M + j] = w(r, seen[r]++);
+  });
   const h = embedding(reshape(hidden, [R * T, model.hiddenSize]), tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
-  const head = headLogps(model, h, Int32Array.from(tgt), { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
+  const head = headLogps(model, h, Int32Array.from(tgt), {
+    stats: opts.stats ? positionStats : undefined,
+    chunkRows: opts.headChunkRows,
+  });
   const seq = reshape(matmul(tensor(owner, [R, M]), reshape(head.logps, [M, 1])), [R]);
-  const stats = opts.stats ? { values: head.stats!, rows: Int32Array.from(picks, (pos) => Math.floor(pos / T)) } : undefined;
+  const stats = opts.stats
+    ? { values: head.stats!, rows: Int32Array.from(picks, (pos) => Math.floor(pos / T)) }
+    : undefined;
   return { seq, tokens, stats };
 }
 
@@ -156,22 +192,37 @@ export interface PairSequences {
  * end together, their keys / values (with gradient) are shared by the chosen and the rejected
  * continuation, and the first completion token is scored from the prompt's last position.
  */
-export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSequences[], padId: number, opts: LogpOptions = {}): LogpResult {
-  const P = pairs.length, R = 2 * P, C = model.hiddenSize;
+export function pairLogpsSharedPrompt(
+  model: CausalLM,
+  pairs: readonly PairSequences[],
+  padId: number,
+  opts: LogpOptions = {},
+): LogpResult {
+  const P = pairs.length,
+    R = 2 * P,
+    C = model.hiddenSize;
   const Tp = Math.max(...pairs.map((p) => p.promptIds.length));
   const comps = [...pairs.map((p) => p.chosenIds), ...pairs.map((p) => p.rejectedIds)];
   const Tc = Math.max(...comps.map((c) => c.length));
   // Prompts, left-padded: (P, Tp); positions count real tokens from 0.
-  const pIds = new Int32Array(P * Tp).fill(padId), pMask = new Float32Array(P * Tp), pPos = new Int32Array(P * Tp).fill(1);
+  const pIds = new Int32Array(P * Tp).fill(padId),
+    pMask = new Float32Array(P * Tp),
+    pPos = new Int32Array(P * Tp).fill(1);
   pairs.forEach((p, i) => {
     const off = Tp - p.promptIds.length;
-    p.promptIds.forEach((id, t) => { pIds[i * Tp + off + t] = id; pMask[i * Tp + off + t] = 1; pPos[i * Tp + off + t] = t; });
+    p.promptIds.forEach((id, t) => {
+      pIds[i * Tp + off + t] = id;
+      pMask[i * Tp + off + t] = 1;
+      pPos[i * Tp + off + t] = t;
+    });
   });
   // Completions, right-padded: (R, Tc), continuing their prompt's positions.
-  const cIds = new Int32Array(R * Tc).fill(padId), mask = new Float32Array(R * (Tp + Tc)), cPos = new Int32Array(R * Tc);
+  const cIds = new Int32Array(R * Tc).fill(padId),
+    mask = new Float32Array(R * (Tp + Tc)),
+    cPos = new Int32Array(R * Tc);
   comps.forEach((c, r) => {
     const p = pairs[r % P];
-    mask.set(pMask.subarray((r % P) * Tp, (r % P + 1) * Tp), r * (Tp + Tc));
+    mask.set(pMask.subarray((r % P) * Tp, ((r % P) + 1) * Tp), r * (Tp + Tc));
     for (let t = 0; t < Tc; t++) {
       if (t < c.length) {
         cIds[r * Tc + t] = c[t];
@@ -180,16 +231,33 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
       cPos[r * Tc + t] = p.promptIds.length + t;
     }
   });
-  const adapter = opts.adapter ?? true, dropout = opts.dropout;
+  const adapter = opts.adapter ?? true,
+    dropout = opts.dropout;
   const kv: { k: Tensor; v: Tensor }[] = [];
-  const hp = model.body(tensor(pIds, [P, Tp], 'i32'), { attentionMask: tensor(pMask, [P, Tp]), positions: pPos, adapter, dropout, collect: kv }); // (P, Tp, C)
-  const rows = tensor(Int32Array.from({ length: R }, (_, r) => r % P), [R], 'i32');
+  const hp = model.body(tensor(pIds, [P, Tp], 'i32'), {
+    attentionMask: tensor(pMask, [P, Tp]),
+    positions: pPos,
+    adapter,
+    dropout,
+    collect: kv,
+  }); // (P, Tp, C)
+  const rows = tensor(
+    Int32Array.from({ length: R }, (_, r) => r % P),
+    [R],
+    'i32',
+  );
   const hc = model.body(tensor(cIds, [R, Tc], 'i32'), {
-    attentionMask: tensor(mask, [R, Tp + Tc]), positions: cPos, adapter, dropout, prefix: { kv, rows },
+    attentionMask: tensor(mask, [R, Tp + Tc]),
+    positions: cPos,
+    adapter,
+    dropout,
+    prefix: { kv, rows },
   }); // (R, Tc, C)
   // Rows of [last prompt position (P) ; completion positions (R * Tc)] that predict a completion token.
   const hidden = concat([reshape(narrow(hp, 1, Tp - 1, 1), [P, C]), reshape(hc, [R * Tc, C])], 0);
-  const picks: number[] = [], tgt: number[] = [], owner: number[] = [];
+  const picks: number[] = [],
+    tgt: number[] = [],
+    owner: number[] = [];
   const tokens = new Float64Array(R);
   comps.forEach((c, r) => {
     for (let t = 0; t < c.length; t++) {
@@ -201,10 +269,16 @@ export function pairLogpsSharedPrompt(model: CausalLM, pairs: readonly PairSeque
   });
   const M = picks.length;
   const own = new Float32Array(R * M);
-  const w = tokenWeight(tokens, opts.ldAlpha), seen = new Int32Array(R);
-  owner.forEach((r, j) => { own[r * M + j] = w(r, seen[r]++); });
+  const w = tokenWeight(tokens, opts.ldAlpha),
+    seen = new Int32Array(R);
+  owner.forEach((r, j) => {
+    own[r * M + j] = w(r, seen[r]++);
+  });
   const h = embedding(hidden, tensor(Int32Array.from(picks), [M], 'i32')); // (M, C)
-  const head = headLogps(model, h, Int32Array.from(tgt), { stats: opts.stats ? positionStats : undefined, chunkRows: opts.headChunkRows });
+  const head = headLogps(model, h, Int32Array.from(tgt), {
+    stats: opts.stats ? positionStats : undefined,
+    chunkRows: opts.headChunkRows,
+  });
   const seq = reshape(matmul(tensor(own, [R, M]), reshape(head.logps, [M, 1])), [R]);
   const stats = opts.stats ? { values: head.stats!, rows: Int32Array.from(owner) } : undefined;
   return { seq, tokens, stats };

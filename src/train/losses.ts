@@ -3,7 +3,25 @@
 // (loss_type). The trainer looks a loss up by name and never branches on it. Equation numbers
 // refer to arXiv:2305.18290 (DPO) unless stated.
 import {
-  add, affine, broadcastTo, detach, div, embedding, exp, logSigmoid, minimum, mul, narrow, relu, reshape, sigmoid, square, sub, sum, tensor, type Tensor,
+  add,
+  affine,
+  broadcastTo,
+  detach,
+  div,
+  embedding,
+  exp,
+  logSigmoid,
+  minimum,
+  mul,
+  narrow,
+  relu,
+  reshape,
+  sigmoid,
+  square,
+  sub,
+  sum,
+  tensor,
+  type Tensor,
 } from '../core/index.js';
 
 export interface LossInputs {
@@ -16,7 +34,12 @@ export interface LossInputs {
   chosenLengths: Tensor;
   rejectedLengths: Tensor;
   /** Host copies of the four log-prob vectors, for losses that reorder pairs (aot). */
-  host?: { policyChosen: ArrayLike<number>; policyRejected: ArrayLike<number>; refChosen: ArrayLike<number>; refRejected: ArrayLike<number> };
+  host?: {
+    policyChosen: ArrayLike<number>;
+    policyRejected: ArrayLike<number>;
+    refChosen: ArrayLike<number>;
+    refRejected: ArrayLike<number>;
+  };
 }
 
 /**
@@ -24,13 +47,25 @@ export interface LossInputs {
  * the reference, and each row's completion length (host). With host copies of policy and ref, the
  * inputs carry them too.
  */
-export function splitPairs(l: { policy: Tensor; ref: Tensor; tokens: ArrayLike<number>; policyHost?: ArrayLike<number>; refHost?: ArrayLike<number> }, P: number): LossInputs {
+export function splitPairs(
+  l: {
+    policy: Tensor;
+    ref: Tensor;
+    tokens: ArrayLike<number>;
+    policyHost?: ArrayLike<number>;
+    refHost?: ArrayLike<number>;
+  },
+  P: number,
+): LossInputs {
   // A completion truncated to nothing counts as length 1 where lengths divide, as TRL clamps.
   const lens = tensor(Float32Array.from(l.tokens, (n) => Math.max(1, n)));
   const x: LossInputs = {
-    policyChosen: narrow(l.policy, 0, 0, P), policyRejected: narrow(l.policy, 0, P, P),
-    refChosen: narrow(l.ref, 0, 0, P), refRejected: narrow(l.ref, 0, P, P),
-    chosenLengths: narrow(lens, 0, 0, P), rejectedLengths: narrow(lens, 0, P, P),
+    policyChosen: narrow(l.policy, 0, 0, P),
+    policyRejected: narrow(l.policy, 0, P, P),
+    refChosen: narrow(l.ref, 0, 0, P),
+    refRejected: narrow(l.ref, 0, P, P),
+    chosenLengths: narrow(lens, 0, 0, P),
+    rejectedLengths: narrow(lens, 0, P, P),
   };
   if (l.policyHost && l.refHost) {
     const [p, r] = [l.policyHost, l.refHost];
@@ -79,9 +114,12 @@ function scores(x: LossInputs, o: LossOptions): { chosen: Tensor; rejected: Tens
   const r = logRatios(x);
   const f = (u: Tensor): Tensor => {
     switch (o.fDivergence ?? 'reverse_kl') {
-      case 'reverse_kl': return u;
-      case 'forward_kl': return affine(exp(affine(u, -1)), -1, 1); // 1 - 1/t
-      case 'js_divergence': return affine(logSigmoid(u), 1, Math.LN2); // log(2t / (t + 1))
+      case 'reverse_kl':
+        return u;
+      case 'forward_kl':
+        return affine(exp(affine(u, -1)), -1, 1); // 1 - 1/t
+      case 'js_divergence':
+        return affine(logSigmoid(u), 1, Math.LN2); // log(2t / (t + 1))
       case 'alpha_divergence': {
         const a = o.fAlpha ?? 0.5;
         if (Math.abs(a - 1) < 1e-6) return u; // the limit is log t
@@ -118,12 +156,20 @@ function smoothedSigmoid(z: Tensor, e: number): Tensor {
 
 /** x sorted ascending over the batch [P], with gradient (the order comes from host values). */
 function sortedBy(x: Tensor, host: number[]): Tensor {
-  const order = Int32Array.from(host.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]).map(([, i]) => i));
+  const order = Int32Array.from(
+    host
+      .map((v, i) => [v, i] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, i]) => i),
+  );
   return reshape(embedding(reshape(x, [x.size, 1]), tensor(order, [order.length], 'i32')), [x.size]);
 }
 
 function hostOf(x: LossInputs, name: string): NonNullable<LossInputs['host']> {
-  if (!x.host) throw new Error(`loss ${name}: sorts pairs by value and needs host copies of the log-probs (splitPairs with policyHost / refHost)`);
+  if (!x.host)
+    throw new Error(
+      `loss ${name}: sorts pairs by value and needs host copies of the log-probs (splitPairs with policyHost / refHost)`,
+    );
   return x.host;
 }
 
@@ -159,21 +205,27 @@ const ENTRIES = {
   /** Eq. 7: -log sigma(beta h). (TRL 1.13 applies no label smoothing here.) */
   sigmoid: {
     fn: (x, o) => ({ losses: affine(logSigmoid(affine(delta(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
-    needsReference: true, trl: true, fDivergence: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
     help: 'DPO (Eq. 7, arXiv:2305.18290): -log sigma(beta h), h the chosen minus rejected log-ratio',
   },
 
   /** SLiC-style hinge: relu(1 - beta h). */
   hinge: {
     fn: (x, o) => ({ losses: relu(affine(delta(x, o), -o.beta, 1)), ...rewards(x, o.beta) }),
-    needsReference: true, trl: true, fDivergence: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
     help: 'SLiC hinge (arXiv:2305.10425): relu(1 - beta h)',
   },
 
   /** IPO (Azar et al. 2023, Eq. 17) on length-averaged log-ratios, as TRL: (h_avg - 1/(2 beta))^2. */
   ipo: {
     fn: (x, o) => ({ losses: square(affine(deltaPerToken(x, o), 1, -1 / (2 * o.beta))), ...rewards(x, o.beta) }),
-    needsReference: true, trl: true, fDivergence: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
     help: 'IPO (Eq. 17, arXiv:2310.12036) on length-averaged log-ratios: (h_avg - 1/(2 beta))^2',
   },
 
@@ -183,11 +235,19 @@ const ENTRIES = {
    */
   exo_pair: {
     fn: (x, o) => {
-      const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
-      const lw = logSigmoid(z), ll = logSigmoid(affine(z, -1));
-      return { losses: add(mul(exp(lw), affine(lw, 1, -Math.log1p(-e))), mul(exp(ll), affine(ll, 1, -Math.log(e)))), ...rewards(x, o.beta) };
+      const z = affine(delta(x, o), o.beta),
+        e = o.labelSmoothing;
+      const lw = logSigmoid(z),
+        ll = logSigmoid(affine(z, -1));
+      return {
+        losses: add(mul(exp(lw), affine(lw, 1, -Math.log1p(-e))), mul(exp(ll), affine(ll, 1, -Math.log(e)))),
+        ...rewards(x, o.beta),
+      };
     },
-    needsReference: true, trl: true, fDivergence: true, labelSmoothing: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
+    labelSmoothing: true,
     check: (o) => (o.labelSmoothing > 0 ? null : 'needs label_smoothing > 0 (the EXO paper suggests 1e-3)'),
     help: 'EXO (Eq. 16, arXiv:2402.00856): reverse KL to the label distribution (1 - e, e), e = label_smoothing > 0',
   },
@@ -195,23 +255,36 @@ const ENTRIES = {
   /** NCA (arXiv:2402.05369): -log sigma(r_w) - 0.5 log sigma(-r_w) - 0.5 log sigma(-r_l), r = beta log-ratio. */
   nca_pair: {
     fn: (x, o) => {
-      const r = logRatios(x), cw = affine(r.chosen, o.beta), cl = affine(r.rejected, o.beta);
-      const l = add(add(affine(logSigmoid(cw), -1), affine(logSigmoid(affine(cw, -1)), -0.5)), affine(logSigmoid(affine(cl, -1)), -0.5));
+      const r = logRatios(x),
+        cw = affine(r.chosen, o.beta),
+        cl = affine(r.rejected, o.beta);
+      const l = add(
+        add(affine(logSigmoid(cw), -1), affine(logSigmoid(affine(cw, -1)), -0.5)),
+        affine(logSigmoid(affine(cl, -1)), -0.5),
+      );
       return { losses: l, ...rewards(x, o.beta) };
     },
-    needsReference: true, trl: true,
+    needsReference: true,
+    trl: true,
     help: 'NCA (arXiv:2402.05369): -log sigma(r_w) - 0.5 log sigma(-r_w) - 0.5 log sigma(-r_l), r = beta log-ratio',
   },
 
   /** Robust DPO (Chowdhury et al. 2024): unbiased under label noise e. */
   robust: {
     fn: (x, o) => {
-      const z = affine(delta(x, o), o.beta), e = o.labelSmoothing;
+      const z = affine(delta(x, o), o.beta),
+        e = o.labelSmoothing;
       const l = add(affine(logSigmoid(z), -(1 - e)), affine(logSigmoid(affine(z, -1)), e));
       return { losses: affine(l, 1 / (1 - 2 * e)), ...rewards(x, o.beta) };
     },
-    needsReference: true, trl: true, fDivergence: true, labelSmoothing: true,
-    check: (o) => (o.labelSmoothing >= 0 && o.labelSmoothing < 0.5 ? null : `needs label_smoothing in [0, 0.5) (as TRL 1.13), got ${o.labelSmoothing}`),
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
+    labelSmoothing: true,
+    check: (o) =>
+      o.labelSmoothing >= 0 && o.labelSmoothing < 0.5
+        ? null
+        : `needs label_smoothing in [0, 0.5) (as TRL 1.13), got ${o.labelSmoothing}`,
     help: 'robust DPO (arXiv:2403.00409): unbiased when labels flip with probability label_smoothing',
   },
 
@@ -219,10 +292,14 @@ const ENTRIES = {
   bco_pair: {
     fn: (x, o) => {
       const r = logRatios(x);
-      const l = add(affine(logSigmoid(affine(r.chosen, o.beta)), -1), affine(logSigmoid(affine(r.rejected, -o.beta)), -1));
+      const l = add(
+        affine(logSigmoid(affine(r.chosen, o.beta)), -1),
+        affine(logSigmoid(affine(r.rejected, -o.beta)), -1),
+      );
       return { losses: l, ...rewards(x, o.beta) };
     },
-    needsReference: true, trl: true,
+    needsReference: true,
+    trl: true,
     help: 'BCO on pairs (arXiv:2404.04656): -log sigma(r_w) - log sigma(-r_l), r = beta log-ratio',
   },
 
@@ -230,9 +307,13 @@ const ENTRIES = {
   sppo_hard: {
     fn: (x, o) => {
       const r = logRatios(x);
-      return { losses: add(square(affine(r.chosen, 1, -0.5 / o.beta)), square(affine(r.rejected, 1, 0.5 / o.beta))), ...rewards(x, o.beta) };
+      return {
+        losses: add(square(affine(r.chosen, 1, -0.5 / o.beta)), square(affine(r.rejected, 1, 0.5 / o.beta))),
+        ...rewards(x, o.beta),
+      };
     },
-    needsReference: true, trl: true,
+    needsReference: true,
+    trl: true,
     help: 'SPPO, hard labels (Eq. 4.7, arXiv:2405.00675): log-ratios pulled to +1/(2 beta) and -1/(2 beta)',
   },
 
@@ -244,18 +325,26 @@ const ENTRIES = {
       const ref = sortedBy(sub(x.refChosen, x.refRejected), diff(h.refChosen, h.refRejected));
       return { losses: smoothedSigmoid(affine(sub(pol, ref), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
     },
-    needsReference: true, trl: true, labelSmoothing: true, sortsPairs: true,
+    needsReference: true,
+    trl: true,
+    labelSmoothing: true,
+    sortsPairs: true,
     help: "AOT, paired (arXiv:2406.05882): the batch's sorted policy log-odds against the sorted reference ones",
   },
 
   /** AOT, unpaired: sorted chosen log-ratios against sorted rejected log-ratios. */
   aot_unpaired: {
     fn: (x, o) => {
-      const h = hostOf(x, 'aot_unpaired'), r = logRatios(x);
-      const c = sortedBy(r.chosen, diff(h.policyChosen, h.refChosen)), l = sortedBy(r.rejected, diff(h.policyRejected, h.refRejected));
+      const h = hostOf(x, 'aot_unpaired'),
+        r = logRatios(x);
+      const c = sortedBy(r.chosen, diff(h.policyChosen, h.refChosen)),
+        l = sortedBy(r.rejected, diff(h.policyRejected, h.refRejected));
       return { losses: smoothedSigmoid(affine(sub(c, l), o.beta), o.labelSmoothing), ...rewards(x, o.beta) };
     },
-    needsReference: true, trl: true, labelSmoothing: true, sortsPairs: true,
+    needsReference: true,
+    trl: true,
+    labelSmoothing: true,
+    sortsPairs: true,
     help: "AOT, unpaired (arXiv:2406.05882): the batch's sorted chosen log-ratios against the sorted rejected ones",
   },
 
@@ -263,9 +352,13 @@ const ENTRIES = {
   apo_zero: {
     fn: (x, o) => {
       const r = logRatios(x);
-      return { losses: add(affine(sigmoid(affine(r.chosen, o.beta)), -1, 1), sigmoid(affine(r.rejected, o.beta))), ...rewards(x, o.beta) };
+      return {
+        losses: add(affine(sigmoid(affine(r.chosen, o.beta)), -1, 1), sigmoid(affine(r.rejected, o.beta))),
+        ...rewards(x, o.beta),
+      };
     },
-    needsReference: true, trl: true,
+    needsReference: true,
+    trl: true,
     help: 'APO-zero (Eq. 7, arXiv:2408.06266): raises the chosen and lowers the rejected likelihood',
   },
 
@@ -273,9 +366,16 @@ const ENTRIES = {
   apo_down: {
     fn: (x, o) => {
       const r = logRatios(x);
-      return { losses: add(sigmoid(affine(r.chosen, o.beta)), affine(sigmoid(affine(sub(r.chosen, r.rejected), o.beta)), -1, 1)), ...rewards(x, o.beta) };
+      return {
+        losses: add(
+          sigmoid(affine(r.chosen, o.beta)),
+          affine(sigmoid(affine(sub(r.chosen, r.rejected), o.beta)), -1, 1),
+        ),
+        ...rewards(x, o.beta),
+      };
     },
-    needsReference: true, trl: true,
+    needsReference: true,
+    trl: true,
     help: 'APO-down (Eq. 8, arXiv:2408.06266): lowers both likelihoods, the rejected one more',
   },
 
@@ -284,9 +384,14 @@ const ENTRIES = {
     fn: (x, o) => {
       const z = affine(delta(x, o), o.beta);
       const m = sigmoid(affine(z, 1 / (o.discopopTau ?? 0.05)));
-      return { losses: add(mul(affine(logSigmoid(z), -1), affine(m, -1, 1)), mul(exp(affine(z, -1)), m)), ...rewards(x, o.beta) };
+      return {
+        losses: add(mul(affine(logSigmoid(z), -1), affine(m, -1, 1)), mul(exp(affine(z, -1)), m)),
+        ...rewards(x, o.beta),
+      };
     },
-    needsReference: true, trl: true, fDivergence: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
     help: 'DiscoPOP (Eq. 5, arXiv:2406.08414): logistic and exponential losses blended by sigma(beta h / discopop_tau)',
   },
 
@@ -300,21 +405,29 @@ const ENTRIES = {
       const nll = affine(div(sum(x.policyChosen), sum(x.chosenLengths)), -1);
       return { losses: broadcastTo(reshape(nll, [1]), [x.policyChosen.size]), ...rewards(x, o.beta) };
     },
-    needsReference: true, trl: true, fDivergence: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
     help: 'NLL of the chosen completions per token; beside sigmoid with a weight, RPO (arXiv:2404.19733)',
   },
 
   /** Sigmoid on length-averaged scores: -log sigma(beta h_avg). */
   sigmoid_norm: {
     fn: (x, o) => ({ losses: affine(logSigmoid(affine(deltaPerToken(x, o), o.beta)), -1), ...rewards(x, o.beta) }),
-    needsReference: true, trl: true, fDivergence: true,
+    needsReference: true,
+    trl: true,
+    fDivergence: true,
     help: 'sigmoid on length-averaged log-ratios: -log sigma(beta h_avg)',
   },
 
   /** tsdpo-only (not a TRL 1.13 DPO loss): DPO without a reference, log pi_ref taken as 0. */
   reference_free: {
-    fn: (x, o) => ({ losses: affine(logSigmoid(affine(sub(x.policyChosen, x.policyRejected), o.beta)), -1), ...rewards(x, o.beta) }),
-    needsReference: false, trl: false,
+    fn: (x, o) => ({
+      losses: affine(logSigmoid(affine(sub(x.policyChosen, x.policyRejected), o.beta)), -1),
+      ...rewards(x, o.beta),
+    }),
+    needsReference: false,
+    trl: false,
     help: 'tsdpo-only: sigmoid DPO without a reference model (log pi_ref taken as 0)',
   },
 
@@ -324,7 +437,8 @@ const ENTRIES = {
       const h = sub(div(x.policyChosen, x.chosenLengths), div(x.policyRejected, x.rejectedLengths));
       return { losses: affine(logSigmoid(affine(h, o.beta, -(o.simpoGamma ?? 0.5))), -1), ...rewards(x, o.beta) };
     },
-    needsReference: false, trl: false,
+    needsReference: false,
+    trl: false,
     help: 'tsdpo-only (TRL has it in CPOTrainer): SimPO (arXiv:2405.14734), length-normalised, no reference, margin simpo_gamma',
   },
 } satisfies Record<string, LossEntry>;

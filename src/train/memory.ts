@@ -28,7 +28,11 @@ export interface MemorySplit {
  * The dtype that frozen weights (a reference model, a LoRA base) load in for frozen_dtype: bf16 where
  * the backend has kernels for it, else f32 with a notice.
  */
-export function frozenDtypeOf(cfg: { frozen_dtype: string }, backend: Backend, log: (line: string) => void): 'f32' | 'bf16' {
+export function frozenDtypeOf(
+  cfg: { frozen_dtype: string },
+  backend: Backend,
+  log: (line: string) => void,
+): 'f32' | 'bf16' {
   if (cfg.frozen_dtype !== 'bfloat16') return 'f32';
   if (backend.supports('bf16')) return 'bf16';
   log(`notice: frozen_dtype bfloat16 is not available on the ${backend.name} backend; frozen weights stay float32`);
@@ -50,7 +54,12 @@ export class MemoryReport {
   readonly start: number;
 
   /** Starts measuring: the backend's peak and the head's largest logits from now on. */
-  constructor(readonly backend: Backend, readonly policy: CausalLM, readonly params: NamedParam[], readonly reference: CausalLM | null) {
+  constructor(
+    readonly backend: Backend,
+    readonly policy: CausalLM,
+    readonly params: NamedParam[],
+    readonly reference: CausalLM | null,
+  ) {
     this.start = backend.liveBytes();
     backend.resetPeak?.();
     headMemory.peakBytes = 0;
@@ -58,7 +67,12 @@ export class MemoryReport {
 
   split(optimizer: Optimizer): MemorySplit {
     const seen = new Set<unknown>();
-    const policy = tensorBytes(this.policy.params.values(), seen) + tensorBytes(this.params.map((p) => p.tensor), seen);
+    const policy =
+      tensorBytes(this.policy.params.values(), seen) +
+      tensorBytes(
+        this.params.map((p) => p.tensor),
+        seen,
+      );
     const reference = this.reference ? tensorBytes(this.reference.params.values(), seen) : 0;
     // Every trained parameter holds a float32 gradient of its size during backward.
     const gradients = this.params.reduce((a, p) => a + 4 * p.tensor.size, 0);
@@ -72,10 +86,12 @@ export class MemoryReport {
 
   line(optimizer: Optimizer, when: string): string {
     const m = this.split(optimizer);
-    const u = m.peak >= 2 ** 30 ? ['GiB', 2 ** 30] as const : ['MiB', 2 ** 20] as const;
+    const u = m.peak >= 2 ** 30 ? (['GiB', 2 ** 30] as const) : (['MiB', 2 ** 20] as const);
     const f = (n: number): string => (n / u[1]).toFixed(u[0] === 'GiB' ? 2 : 1);
     const peakWord = this.backend.peak === undefined ? 'live' : 'peak';
-    return `memory (${this.backend.name}, ${when}): ${peakWord} ${f(m.peak)} ${u[0]} = weights ${f(m.policy + m.reference)} (policy ${f(m.policy)}, reference ${f(m.reference)})`
-      + ` + gradients ${f(m.gradients)} + optimizer ${f(m.optimizer)} + logits ${f(m.logits)} + activations and temporaries ${f(m.activations)}${m.other > 0 ? ` + other ${f(m.other)}` : ''}; live when training began ${f(m.start)}`;
+    return (
+      `memory (${this.backend.name}, ${when}): ${peakWord} ${f(m.peak)} ${u[0]} = weights ${f(m.policy + m.reference)} (policy ${f(m.policy)}, reference ${f(m.reference)})` +
+      ` + gradients ${f(m.gradients)} + optimizer ${f(m.optimizer)} + logits ${f(m.logits)} + activations and temporaries ${f(m.activations)}${m.other > 0 ? ` + other ${f(m.other)}` : ''}; live when training began ${f(m.start)}`
+    );
   }
 }

@@ -21,7 +21,13 @@ export interface OptimizerConfig {
 }
 
 export const DEFAULT_OPTIMIZER: OptimizerConfig = {
-  name: 'adamw', beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, momentum: 0, alpha: 0.99,
+  name: 'adamw',
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  momentum: 0,
+  alpha: 0.99,
 };
 
 /**
@@ -46,12 +52,16 @@ export class Optimizer {
   step = 0;
   private readonly slots = new Map<string, Slots>();
 
-  constructor(readonly params: NamedParam[], readonly config: OptimizerConfig) {}
+  constructor(
+    readonly params: NamedParam[],
+    readonly config: OptimizerConfig,
+  ) {}
 
   private slotsOf(p: NamedParam): Slots {
     let s = this.slots.get(p.name);
     if (!s) {
-      const count = this.config.name === 'adamw' ? 2 : this.config.name === 'rmsprop' ? 1 : this.config.momentum > 0 ? 1 : 0;
+      const count =
+        this.config.name === 'adamw' ? 2 : this.config.name === 'rmsprop' ? 1 : this.config.momentum > 0 ? 1 : 0;
       s = Array.from({ length: count }, () => keep(zeros(p.tensor.shape, 'f32', p.tensor.backend)));
       this.slots.set(p.name, s);
     }
@@ -61,16 +71,31 @@ export class Optimizer {
   /** Applies one update with learning rate `lr` to every parameter that has a gradient. */
   update(lr: number): void {
     this.step++;
-    const c = this.config, t = this.step;
+    const c = this.config,
+      t = this.step;
     for (const p of this.params) {
       const g = p.tensor.grad;
       if (!g) continue;
-      const k = p.tensor.backend.kernels, s = this.slotsOf(p), n = p.tensor.size;
+      const k = p.tensor.backend.kernels,
+        s = this.slotsOf(p),
+        n = p.tensor.size;
       const [P, G] = [p.tensor.storage, g.storage];
       const weightDecay = !c.decayed || c.decayed(p.name) ? c.weightDecay : 0;
       if (c.name === 'adamw') {
-        k.adamw({ p: P, g: G, m: s[0].storage, v: s[1].storage, n, lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps,
-          weightDecay, bc1: 1 - c.beta1 ** t, bc2: 1 - c.beta2 ** t });
+        k.adamw({
+          p: P,
+          g: G,
+          m: s[0].storage,
+          v: s[1].storage,
+          n,
+          lr,
+          beta1: c.beta1,
+          beta2: c.beta2,
+          eps: c.eps,
+          weightDecay,
+          bc1: 1 - c.beta1 ** t,
+          bc2: 1 - c.beta2 ** t,
+        });
       } else if (c.name === 'rmsprop') {
         k.rmsprop({ p: P, g: G, sq: s[0].storage, n, lr, alpha: c.alpha, eps: c.eps, weightDecay });
       } else {
@@ -101,7 +126,8 @@ export class Optimizer {
       this.slotsOf(p).forEach((t, i) => {
         const v = values.get(`${p.name}.${i}`);
         if (!v) throw new Error(`optimizer state: missing ${p.name}.${i}`);
-        if (v.length !== t.size) throw new Error(`optimizer state: ${p.name}.${i} has ${v.length} values, expected ${t.size}`);
+        if (v.length !== t.size)
+          throw new Error(`optimizer state: ${p.name}.${i} has ${v.length} values, expected ${t.size}`);
         t.backend.write(t.storage, v);
       });
     }
@@ -126,7 +152,9 @@ export async function clipGradNorm(params: NamedParam[], maxNorm: number): Promi
   acc.dispose();
   if (maxNorm > 0 && Number.isFinite(norm)) {
     const coef = Math.min(1, maxNorm / (norm + 1e-6));
-    if (coef < 1) for (const g of grads) g.backend.kernels.affine({ x: g.storage, out: g.storage, n: g.size, scale: coef, shift: 0 });
+    if (coef < 1)
+      for (const g of grads)
+        g.backend.kernels.affine({ x: g.storage, out: g.storage, n: g.size, scale: coef, shift: 0 });
   }
   return norm;
 }

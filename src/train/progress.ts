@@ -22,14 +22,23 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   if (opts.silent) return { update: () => {}, log: () => {}, stop: () => {} }; // before touching process: browsers have none
   const stream = opts.stream ?? process.stderr;
   if (stream.isTTY) {
-    const bar = new cliProgress.SingleBar({
-      format: `${label} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted} | {status}`,
-      stream, hideCursor: true, clearOnComplete: false, etaBuffer: 20,
-    }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      {
+        format: `${label} [{bar}] {value}/{total} | {percentage}% | ETA {eta_formatted} | {status}`,
+        stream,
+        hideCursor: true,
+        clearOnComplete: false,
+        etaBuffer: 20,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(total, 0, { status: '' });
     return {
       update: (done, status = '') => bar.update(done, { status }),
-      log: (line) => { stream.write(`\r\x1b[2K${line}\n`); bar.render(); },
+      log: (line) => {
+        stream.write(`\r\x1b[2K${line}\n`);
+        bar.render();
+      },
       stop: () => bar.stop(),
     };
   }
@@ -43,9 +52,13 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
       last = now;
       const rate = done / Math.max(1e-9, (now - start) / 1000);
       const eta = rate > 0 ? Math.round((total - done) / rate) : NaN;
-      stream.write(`${label}: ${done}/${total} (${Math.round((100 * done) / Math.max(1, total))}%)${Number.isFinite(eta) ? ` eta ${eta}s` : ''}${status ? ` ${status}` : ''}\n`);
+      stream.write(
+        `${label}: ${done}/${total} (${Math.round((100 * done) / Math.max(1, total))}%)${Number.isFinite(eta) ? ` eta ${eta}s` : ''}${status ? ` ${status}` : ''}\n`,
+      );
     },
-    log: (line) => { stream.write(`${line}\n`); },
+    log: (line) => {
+      stream.write(`${line}\n`);
+    },
     stop: () => {},
   };
 }

@@ -10,7 +10,12 @@ import { initEngine } from '../engine.js';
 import { trainAll } from '../models/build.js';
 import { restoreModel } from '../models/load.js';
 import { newAdapter, restoreAdapter, saveAdapter } from '../models/lora.js';
-import { loadRewardAdapter, loadSequenceClassifier, saveSequenceClassifier, type SequenceClassifier } from '../models/seqcls.js';
+import {
+  loadRewardAdapter,
+  loadSequenceClassifier,
+  saveSequenceClassifier,
+  type SequenceClassifier,
+} from '../models/seqcls.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { NamedParam } from './optim.js';
 import { COMMON_OPTIONS } from './config.js';
@@ -25,15 +30,21 @@ function reportLine(name: string, r: RewardDataset['report']): string {
 
 /** Writes / restores what training changes: the whole classifier, or the adapter + score head. */
 function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, padId: number) {
-  const scoreHost = async () => new Map([['score.weight', { shape: [...sc.score.shape], data: Float32Array.from(await sc.score.toArray()) }]]);
+  const scoreHost = async () =>
+    new Map([['score.weight', { shape: [...sc.score.shape], data: Float32Array.from(await sc.score.toArray()) }]]);
   const save = async (dir: string): Promise<void> => {
     if (!lora) return saveSequenceClassifier(sc, dir, padId);
     // PEFT's SEQ_CLS task: the score head is trained whole and saved beside the factors (modules_to_save).
-    await saveAdapter(sc.model, dir, cfg.model_name_or_path, { config: { task_type: 'SEQ_CLS', modules_to_save: ['score'] }, tensors: await scoreHost() });
+    await saveAdapter(sc.model, dir, cfg.model_name_or_path, {
+      config: { task_type: 'SEQ_CLS', modules_to_save: ['score'] },
+      tensors: await scoreHost(),
+    });
   };
   // A checkpoint restores in place, with the shape checks of loading a model or an adapter; the score head beside it.
   const load = async (dir: string): Promise<void> => {
-    const tensors = lora ? restoreAdapter(sc.model, dir).extraTensors : restoreModel(sc.model, dir, (name) => name === 'score.weight').tensors;
+    const tensors = lora
+      ? restoreAdapter(sc.model, dir).extraTensors
+      : restoreModel(sc.model, dir, (name) => name === 'score.weight').tensors;
     const score = tensors.get('score.weight');
     if (!score) throw new Error(`${dir}: checkpoint lacks tensor score.weight`);
     sc.score.backend.write(sc.score.storage, score.toFloat32());
@@ -45,23 +56,36 @@ export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promi
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
-  if (cfg.center_rewards_coefficient < 0) throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
+  if (cfg.center_rewards_coefficient < 0)
+    throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
   prepareOutputDir(cfg);
   await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
   // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head.
   const sc = loadSequenceClassifier(cfg.model_name_or_path, { newHead: { numLabels: 1, seed: cfg.seed } });
   if (sc.score.shape[0] !== 1) {
-    throw new Error(`${cfg.model_name_or_path}: score.weight has ${sc.score.shape[0]} labels; a reward model has one (num_labels 1)`);
+    throw new Error(
+      `${cfg.model_name_or_path}: score.weight has ${sc.score.shape[0]} labels; a reward model has one (num_labels 1)`,
+    );
   }
   const padId = padIdFor(tok);
   const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
   let loraDropout = 0;
   if (lora) {
-    const targets = cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear' ? 'all-linear' : cfg.lora_target_modules;
-    const info = cfg.adapter ? loadRewardAdapter(sc, cfg.adapter)
-      : newAdapter(sc.model, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: targets, dropout: cfg.lora_dropout, seed: cfg.seed });
+    const targets =
+      cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear'
+        ? 'all-linear'
+        : cfg.lora_target_modules;
+    const info = cfg.adapter
+      ? loadRewardAdapter(sc, cfg.adapter)
+      : newAdapter(sc.model, {
+          r: cfg.lora_r,
+          alpha: cfg.lora_alpha,
+          targetModules: targets,
+          dropout: cfg.lora_dropout,
+          seed: cfg.seed,
+        });
     params = [...info.params];
     loraDropout = cfg.disable_dropout ? 0 : info.config.lora_dropout;
   } else {
@@ -70,14 +94,19 @@ export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promi
   sc.score.requiresGrad = true;
   params.push({ name: 'score.weight', tensor: sc.score });
   const count = params.reduce((a, p) => a + p.tensor.size, 0);
-  log(`reward model from ${cfg.model_name_or_path} (${sc.model.family}${sc.newHead ? ', new score head' : ''}); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA + score' : ''} parameters`);
+  log(
+    `reward model from ${cfg.model_name_or_path} (${sc.model.family}${sc.newHead ? ', new score head' : ''}); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA + score' : ''} parameters`,
+  );
 
   const dataOpts = {
     columns: {
       prompt: cfg.prompt_column === COMMON_OPTIONS.prompt_column.default ? undefined : cfg.prompt_column,
-      chosen: cfg.chosen_column, rejected: cfg.rejected_column, margin: cfg.margin_column,
+      chosen: cfg.chosen_column,
+      rejected: cfg.rejected_column,
+      margin: cfg.margin_column,
     },
-    skipInvalid: cfg.skip_invalid, maxLength: cfg.max_length > 0 ? cfg.max_length : null,
+    skipInvalid: cfg.skip_invalid,
+    maxLength: cfg.max_length > 0 ? cfg.max_length : null,
   };
   const train = await loadRewardDataset(cfg.dataset, tok, { ...dataOpts, split: 'train' });
   log(reportLine('train data', train.report));
@@ -88,7 +117,15 @@ export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promi
 
   const io = weightsIo(cfg, sc, lora, padId);
   const objective = new RewardObjective({
-    cfg, model: sc, params, train, eval: evalData, padId, loraDropout, saveWeights: io.save, loadWeights: io.load,
+    cfg,
+    model: sc,
+    params,
+    train,
+    eval: evalData,
+    padId,
+    loraDropout,
+    saveWeights: io.save,
+    loadWeights: io.load,
   });
   const result = await runTraining(cfg, objective, { ...opts, record: { command: 'reward', ...cfg } });
   if (!result.stopped) {

@@ -26,9 +26,24 @@ import { frozenDtypeOf, MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { shardedReference } from './ref-shard.js';
 import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
-import { prepareOutputDir, publishFiles, train as runTraining, type Objective, type TrainOptions, type TrainResult } from './trainer.js';
+import {
+  prepareOutputDir,
+  publishFiles,
+  train as runTraining,
+  type Objective,
+  type TrainOptions,
+  type TrainResult,
+} from './trainer.js';
 
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'generation_config.json', 'vocab.json', 'merges.txt'];
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'chat_template.jinja',
+  'generation_config.json',
+  'vocab.json',
+  'merges.txt',
+];
 
 /** A finished run from files: steps, every metrics line, what the data held, and the output folder. */
 export interface RunSummary extends TrainResult {
@@ -68,14 +83,25 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
   if (lora) {
     const info = cfg.adapter
       ? loadAdapter(policy, cfg.adapter)
-      : newAdapter(policy, { r: cfg.lora_r, alpha: cfg.lora_alpha, targetModules: cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear' ? 'all-linear' : cfg.lora_target_modules, dropout: cfg.lora_dropout, seed: cfg.seed });
+      : newAdapter(policy, {
+          r: cfg.lora_r,
+          alpha: cfg.lora_alpha,
+          targetModules:
+            cfg.lora_target_modules.length === 1 && cfg.lora_target_modules[0] === 'all-linear'
+              ? 'all-linear'
+              : cfg.lora_target_modules,
+          dropout: cfg.lora_dropout,
+          seed: cfg.seed,
+        });
     params = info.params;
     loraDropout = cfg.disable_dropout ? 0 : info.config.lora_dropout;
   } else {
     params = trainAll(policy);
   }
   const count = params.reduce((a, p) => a + p.tensor.size, 0);
-  log(`model ${cfg.model_name_or_path} (${policy.family}, ${(countAll(policy) / 1e6).toFixed(2)}M parameters); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA' : ''} parameters`);
+  log(
+    `model ${cfg.model_name_or_path} (${policy.family}, ${(countAll(policy) / 1e6).toFixed(2)}M parameters); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA' : ''} parameters`,
+  );
   const saveWeights = async (dir: string): Promise<void> => {
     if (lora) await saveAdapter(policy, dir, cfg.model_name_or_path);
     else await saveModel(policy, dir, { generationConfig: generationConfigOf(cfg.model_name_or_path) });
@@ -101,7 +127,8 @@ function generationConfigOf(dir: string): Record<string, unknown> | undefined {
 
 /** The eval split: --eval_dataset, else the test/validation split of a --data folder. */
 export function evalSource(cfg: CommonConfig): { path: string; split: string } | null {
-  if (cfg.eval_dataset) return { path: cfg.eval_dataset, split: listSplits(cfg.eval_dataset).includes('test') ? 'test' : 'train' };
+  if (cfg.eval_dataset)
+    return { path: cfg.eval_dataset, split: listSplits(cfg.eval_dataset).includes('test') ? 'test' : 'train' };
   if (existsSync(cfg.dataset) && statSync(cfg.dataset).isDirectory()) {
     const splits = listSplits(cfg.dataset);
     const s = splits.find((x) => x === 'test' || x === 'validation');
@@ -115,10 +142,11 @@ export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
   const staging = join(cfg.output_dir, `.final-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   await s.saveWeights(staging);
-  if (!s.lora) for (const f of TOKENIZER_FILES) {
-    const src = join(cfg.model_name_or_path, f);
-    if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
-  }
+  if (!s.lora)
+    for (const f of TOKENIZER_FILES) {
+      const src = join(cfg.model_name_or_path, f);
+      if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
+    }
   publishFiles(staging, cfg.output_dir);
 }
 
@@ -128,7 +156,8 @@ export function dataOptions(cfg: CommonConfig) {
     // A named prompt column must exist; the default one may be absent (implicit prompt, Anthropic HH).
     columns: {
       prompt: cfg.prompt_column === COMMON_OPTIONS.prompt_column.default ? undefined : cfg.prompt_column,
-      chosen: cfg.chosen_column, rejected: cfg.rejected_column,
+      chosen: cfg.chosen_column,
+      rejected: cfg.rejected_column,
     },
     skipInvalid: cfg.skip_invalid,
     maxLength: cfg.max_length > 0 ? cfg.max_length : null,
@@ -143,7 +172,12 @@ export function reportLine(name: string, r: PreferenceDataset['report'] | SftDat
 }
 
 /** Cache of reference log-probs: keyed by the reference weights' identity and the tokenized data. */
-export function refCacheFile(refDir: string, adapterDir: string, examples: PreferenceDataset['examples'], salt = ''): string {
+export function refCacheFile(
+  refDir: string,
+  adapterDir: string,
+  examples: PreferenceDataset['examples'],
+  salt = '',
+): string {
   const h = createHash('sha256');
   h.update(salt);
   for (const dir of [refDir, adapterDir].filter(Boolean)) {
@@ -161,14 +195,21 @@ export function refCacheFile(refDir: string, adapterDir: string, examples: Prefe
   return join(dir, `ref-logps-${h.digest('hex').slice(0, 32)}.json`);
 }
 
-export async function cachedReference(file: string, compute: () => Promise<Float64Array[]>, log: Log): Promise<Float64Array[]> {
+export async function cachedReference(
+  file: string,
+  compute: () => Promise<Float64Array[]>,
+  log: Log,
+): Promise<Float64Array[]> {
   if (existsSync(file)) {
     log(`reference log-probs: reusing ${file}`);
     return (JSON.parse(readFileSync(file, 'utf8')) as number[][]).map((r) => Float64Array.from(r));
   }
   const values = await compute();
   mkdirSync(join(file, '..'), { recursive: true });
-  writeJsonAtomic(file, values.map((r) => Array.from(r)));
+  writeJsonAtomic(
+    file,
+    values.map((r) => Array.from(r)),
+  );
   log(`reference log-probs: cached in ${file}`);
   return values;
 }
@@ -189,7 +230,10 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
         if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
         return m;
       };
-      if (cfg.shard && !(needsReference && cfg.precompute_ref_log_probs)) throw new Error(`--shard ${cfg.shard}: splits the reference pass of precompute_ref_log_probs; set --precompute_ref_log_probs (with a loss that uses the reference)`);
+      if (cfg.shard && !(needsReference && cfg.precompute_ref_log_probs))
+        throw new Error(
+          `--shard ${cfg.shard}: splits the reference pass of precompute_ref_log_probs; set --precompute_ref_log_probs (with a loss that uses the reference)`,
+        );
       const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
       let reference: Reference;
       let refModel: CausalLM | null = null;
@@ -202,11 +246,23 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
         let copy: CausalLM | null = null;
         const refDir = cfg.ref_model || cfg.model_name_or_path;
         const adapterDir = cfg.ref_model ? '' : cfg.adapter;
-        const pass = async (examples: PreferenceDataset['examples'], label: string, batchSize: number): Promise<Float64Array[]> => {
+        const pass = async (
+          examples: PreferenceDataset['examples'],
+          label: string,
+          batchSize: number,
+        ): Promise<Float64Array[]> => {
           const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
           try {
             const model = adapterOff ? s.policy : (copy ??= loadReference());
-            return await computeReferenceLogps(model, adapterOff, examples, padId, cfg.precompute_ref_batch_size || batchSize, (d) => bar.update(d), ldAlphaOf(cfg));
+            return await computeReferenceLogps(
+              model,
+              adapterOff,
+              examples,
+              padId,
+              cfg.precompute_ref_batch_size || batchSize,
+              (d) => bar.update(d),
+              ldAlphaOf(cfg),
+            );
           } finally {
             bar.stop();
           }
@@ -214,8 +270,15 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
         const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
         // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
         const shard = cfg.shard ? parseShard(cfg.shard) : null;
-        const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) => shardedReference(refCacheFile(refDir, adapterDir, ex, salt), ex.length,
-          cfg.precompute_ref_batch_size || bs, shard, (a, b) => pass(ex.slice(a, b), label, bs), log);
+        const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) =>
+          shardedReference(
+            refCacheFile(refDir, adapterDir, ex, salt),
+            ex.length,
+            cfg.precompute_ref_batch_size || bs,
+            shard,
+            (a, b) => pass(ex.slice(a, b), label, bs),
+            log,
+          );
         const trainRef = await refPass(train.examples, 'train', cfg.per_device_train_batch_size);
         const evalRef = evalData ? await refPass(evalData.examples, 'eval', cfg.per_device_eval_batch_size) : null;
         if (shard || !trainRef) return { objective: null };
@@ -223,8 +286,16 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
         if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
       }
       const objective = new DpoObjective({
-        cfg, policy: s.policy, params: s.params, reference, train, eval: evalData, padId, loraDropout: s.loraDropout,
-        saveWeights: s.saveWeights, loadWeights: s.loadWeights,
+        cfg,
+        policy: s.policy,
+        params: s.params,
+        reference,
+        train,
+        eval: evalData,
+        padId,
+        loraDropout: s.loraDropout,
+        saveWeights: s.saveWeights,
+        loadWeights: s.loadWeights,
       });
       return { objective, refModel };
     },
@@ -234,14 +305,28 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
 export async function runSft(cfg: SftConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   for (const n of sftNotices(cfg)) log(n);
-  return runMethod(cfg, { ...opts, log }, {
-    command: 'sft',
-    load: (path, split, s, isEval) => loadSftData(cfg, s.tok, dataOptions(cfg), path, split, isEval),
-    objective: async (s, train, evalData) => ({
-      objective: new SftObjective({ cfg, policy: s.policy, params: s.params, train, eval: evalData, padId: sftPadId(cfg, s.tok), loraDropout: s.loraDropout, saveWeights: s.saveWeights, loadWeights: s.loadWeights }),
-    }),
-    afterSave: () => saveChatTemplate(cfg),
-  });
+  return runMethod(
+    cfg,
+    { ...opts, log },
+    {
+      command: 'sft',
+      load: (path, split, s, isEval) => loadSftData(cfg, s.tok, dataOptions(cfg), path, split, isEval),
+      objective: async (s, train, evalData) => ({
+        objective: new SftObjective({
+          cfg,
+          policy: s.policy,
+          params: s.params,
+          train,
+          eval: evalData,
+          padId: sftPadId(cfg, s.tok),
+          loraDropout: s.loraDropout,
+          saveWeights: s.saveWeights,
+          loadWeights: s.loadWeights,
+        }),
+      }),
+      afterSave: () => saveChatTemplate(cfg),
+    },
+  );
 }
 
 /** What one method adds to the run skeleton: how to read a split, and its objective. */
@@ -256,7 +341,12 @@ export interface MethodParts<D extends { examples: unknown[]; report: DataReport
    * The objective over the loaded data, and the separate reference model if there is one (for --memory_report);
    * null when the run ends before training (a --shard part of the reference pass).
    */
-  objective(s: Setup, train: D, evalData: D | null, log: Log): Promise<{ objective: Objective | null; refModel?: CausalLM | null }>;
+  objective(
+    s: Setup,
+    train: D,
+    evalData: D | null,
+    log: Log,
+  ): Promise<{ objective: Objective | null; refModel?: CausalLM | null }>;
   /** Files written beside the saved model once training ends (e.g. SFT's chat template). */
   afterSave?(): void;
 }
@@ -266,8 +356,10 @@ export interface MethodParts<D extends { examples: unknown[]; report: DataReport
  * model (setup), the train and eval splits with their reports, the method's objective, the loop, and
  * the final model written into output_dir.
  */
-export async function runMethod<C extends CommonConfig & { disable_dropout?: boolean }, D extends { examples: unknown[]; report: DataReport }>(
-  cfg: C, opts: RunOptions, parts: MethodParts<D>): Promise<RunSummary> {
+export async function runMethod<
+  C extends CommonConfig & { disable_dropout?: boolean },
+  D extends { examples: unknown[]; report: DataReport },
+>(cfg: C, opts: RunOptions, parts: MethodParts<D>): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const s = await setup(cfg, log);
   const train = await parts.load(cfg.dataset, 'train', s, false);
@@ -282,6 +374,9 @@ export async function runMethod<C extends CommonConfig & { disable_dropout?: boo
   if (objective === null) return { steps: 0, history: [], report, output: cfg.output_dir };
   const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
   const result = await runTraining(cfg, objective, { ...opts, record: { command: parts.command, ...cfg }, memory });
-  if (!result.stopped) { await finish(cfg, s); parts.afterSave?.(); }
+  if (!result.stopped) {
+    await finish(cfg, s);
+    parts.afterSave?.();
+  }
   return { ...result, report, output: cfg.output_dir };
 }

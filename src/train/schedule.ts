@@ -9,9 +9,12 @@ export function lrMultiplier(name: ScheduleName, step: number, warmup: number, t
   if (step < warmup) return step / Math.max(1, warmup);
   const progress = (step - warmup) / Math.max(1, total - warmup);
   switch (name) {
-    case 'constant_with_warmup': return 1;
-    case 'linear': return Math.max(0, (total - step) / Math.max(1, total - warmup));
-    case 'cosine': return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
+    case 'constant_with_warmup':
+      return 1;
+    case 'linear':
+      return Math.max(0, (total - step) / Math.max(1, total - warmup));
+    case 'cosine':
+      return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progress)));
   }
 }
 

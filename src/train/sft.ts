@@ -7,7 +7,19 @@
 // numbers (tsdpo's attention has no segment mask).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { affine, backward, detach, embedding, exp, mul, noGrad, reshape, sum, tensor, tidyAsync } from '../core/index.js';
+import {
+  affine,
+  backward,
+  detach,
+  embedding,
+  exp,
+  mul,
+  noGrad,
+  reshape,
+  sum,
+  tensor,
+  tidyAsync,
+} from '../core/index.js';
 import { padIdFor } from '../data/collate.js';
 import { numpyPermutation } from '../data/numpy-order.js';
 import { packSft, type PackingStrategy } from '../data/packing.js';
@@ -46,7 +58,8 @@ export interface SftParts {
  */
 export function tokenMetrics(stats: ArrayLike<number>): Record<string, number> {
   const n = stats.length / STAT_COLUMNS;
-  let entropy = 0, hits = 0;
+  let entropy = 0,
+    hits = 0;
   for (let i = 0; i < n; i++) {
     entropy += stats[i * STAT_COLUMNS + 1];
     if (targetIsArgmax(stats[i * STAT_COLUMNS + 2])) hits++;
@@ -60,7 +73,8 @@ const segmentsOf = (e: SftExample): number[] => e.seqLengths ?? [e.ids.length];
 /** Tokens an example's loss counts: labelled tokens that are not the first of their sequence. */
 export function lossTokens(e: SftExample): number {
   const labels = labelsOf(e);
-  let n = 0, at = 0;
+  let n = 0,
+    at = 0;
   for (const len of segmentsOf(e)) {
     for (let t = at + 1; t < at + len; t++) n += labels[t];
     at += len;
@@ -79,14 +93,20 @@ export function sequenceRows(examples: readonly SftExample[], padId: number) {
       at += len;
     }
   }
-  const R = seqs.length, T = Math.max(1, ...seqs.map((s) => s.ids.length));
-  const ids = new Int32Array(R * T).fill(padId), mask = new Float32Array(R * T);
-  const picks: number[] = [], targets: number[] = [];
+  const R = seqs.length,
+    T = Math.max(1, ...seqs.map((s) => s.ids.length));
+  const ids = new Int32Array(R * T).fill(padId),
+    mask = new Float32Array(R * T);
+  const picks: number[] = [],
+    targets: number[] = [];
   seqs.forEach((s, r) => {
     ids.set(s.ids, r * T);
     mask.fill(1, r * T, r * T + s.ids.length);
     for (let t = 0; t + 1 < s.ids.length; t++) {
-      if (s.labels[t + 1]) { picks.push(r * T + t); targets.push(s.ids[t + 1]); }
+      if (s.labels[t + 1]) {
+        picks.push(r * T + t);
+        targets.push(s.ids[t + 1]);
+      }
     }
   });
   return { R, T, ids, mask, picks: Int32Array.from(picks), targets: Int32Array.from(targets) };
@@ -113,14 +133,22 @@ export class SftObjective implements Objective {
     return Math.ceil(n / m) * m;
   }
 
-  private async forward(data: SftDataset, indices: number[], scale: number | null, dropout: LoraDropout | null = null): Promise<MicroResult> {
+  private async forward(
+    data: SftDataset,
+    indices: number[],
+    scale: number | null,
+    dropout: LoraDropout | null = null,
+  ): Promise<MicroResult> {
     const examples = indices.map((i) => data.examples[i]);
     const b = sequenceRows(examples, this.parts.padId);
     const tokens = this.batchTokens(examples);
     const dft = this.parts.cfg.loss_type === 'dft';
     const model = this.parts.policy;
     return tidyAsync(async () => {
-      const hidden = model.body(tensor(b.ids, [b.R, b.T], 'i32'), { attentionMask: tensor(b.mask, [b.R, b.T]), dropout }); // (R, T, C)
+      const hidden = model.body(tensor(b.ids, [b.R, b.T], 'i32'), {
+        attentionMask: tensor(b.mask, [b.R, b.T]),
+        dropout,
+      }); // (R, T, C)
       const M = b.picks.length;
       const h = embedding(reshape(hidden, [b.R * b.T, model.hiddenSize]), tensor(b.picks, [M], 'i32')); // (M, C)
       const head = headLogps(model, h, b.targets, { stats: positionStats });
@@ -152,7 +180,11 @@ export class SftObjective implements Objective {
     // As transformers' evaluation loop and TRL: the loss is a mean over examples of each batch's loss
     // (also with padding_free, whose batch is one row: the loop repeats each loss eval_batch_size
     // times and accelerate cuts the last batch's to the examples left), the other metrics a mean over batches.
-    let loss = 0, rows = 0, batches = 0, entropy = 0, accuracy = 0;
+    let loss = 0,
+      rows = 0,
+      batches = 0,
+      entropy = 0,
+      accuracy = 0;
     for (const idx of batchesOf(ev.examples.length, bs)) {
       const r = await noGrad(() => this.forward(ev, idx, null));
       loss += r.loss * idx.length;
@@ -180,17 +212,34 @@ export function paddingFree(cfg: Partial<Pick<SftConfig, 'padding_free' | 'packi
 
 /** Checks SFTConfig combinations TRL 1.13 rejects, and the one-line notices of options with no effect here. */
 export function sftNotices(cfg: SftConfig): string[] {
-  if (cfg.packing && cfg.max_length <= 0) throw new Error('packing needs max_length > 0 (the packed row length), as TRL 1.13');
+  if (cfg.packing && cfg.max_length <= 0)
+    throw new Error('packing needs max_length > 0 (the packed row length), as TRL 1.13');
   if (cfg.padding_free && !cfg.packing && cfg.max_length > 0) {
-    throw new Error('padding_free without packing does not enforce max_length (TRL 1.13 rejects it): set max_length 0, or packing with packing_strategy bfd');
+    throw new Error(
+      'padding_free without packing does not enforce max_length (TRL 1.13 rejects it): set max_length 0, or packing with packing_strategy bfd',
+    );
   }
-  if (cfg.pad_to_multiple_of < 0) throw new Error(`pad_to_multiple_of is ${cfg.pad_to_multiple_of}; expected a positive integer, or 0 for none`);
+  if (cfg.pad_to_multiple_of < 0)
+    throw new Error(`pad_to_multiple_of is ${cfg.pad_to_multiple_of}; expected a positive integer, or 0 for none`);
   const out: string[] = [];
-  if (cfg.activation_offloading) out.push('notice: activation_offloading has no effect in tsdpo (there is no separate device memory to offload from; gradient_checkpointing saves activation memory)');
-  if (cfg.dataset_num_proc > 0) out.push('notice: dataset_num_proc has no effect in tsdpo (rows are tokenized in one process)');
-  if (cfg.pad_token) out.push('notice: pad_token is deprecated in TRL 1.13 (set the tokenizer\'s pad token); padding never changes tsdpo\'s numbers');
-  if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0 && !cfg.packing) out.push('notice: truncation_mode keep_end is deprecated in TRL 1.13; tsdpo keeps the end of each sequence, as 1.13 does');
-  if (cfg.packing && cfg.packing_strategy === 'wrapped') out.push('notice: packing_strategy wrapped: packed rows attend across the examples they hold (as TRL 1.13 without padding_free)');
+  if (cfg.activation_offloading)
+    out.push(
+      'notice: activation_offloading has no effect in tsdpo (there is no separate device memory to offload from; gradient_checkpointing saves activation memory)',
+    );
+  if (cfg.dataset_num_proc > 0)
+    out.push('notice: dataset_num_proc has no effect in tsdpo (rows are tokenized in one process)');
+  if (cfg.pad_token)
+    out.push(
+      "notice: pad_token is deprecated in TRL 1.13 (set the tokenizer's pad token); padding never changes tsdpo's numbers",
+    );
+  if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0 && !cfg.packing)
+    out.push(
+      'notice: truncation_mode keep_end is deprecated in TRL 1.13; tsdpo keeps the end of each sequence, as 1.13 does',
+    );
+  if (cfg.packing && cfg.packing_strategy === 'wrapped')
+    out.push(
+      'notice: packing_strategy wrapped: packed rows attend across the examples they hold (as TRL 1.13 without padding_free)',
+    );
   return out;
 }
 
@@ -201,9 +250,12 @@ export function withEosToken(tok: TextTokenizer, eosToken: string): TextTokenize
   if (id === null) throw new Error(`eos_token '${eosToken}' is not in the vocabulary of ${tok.source}`);
   const t = Object.create(tok) as TextTokenizer;
   Object.assign(t, {
-    eosToken, eosId: id,
-    applyChatTemplate: (m: Parameters<TextTokenizer['applyChatTemplate']>[0], o: Parameters<TextTokenizer['applyChatTemplate']>[1] = {}) =>
-      tok.applyChatTemplate(m, { ...o, variables: { eos_token: eosToken, ...o.variables } }),
+    eosToken,
+    eosId: id,
+    applyChatTemplate: (
+      m: Parameters<TextTokenizer['applyChatTemplate']>[0],
+      o: Parameters<TextTokenizer['applyChatTemplate']>[1] = {},
+    ) => tok.applyChatTemplate(m, { ...o, variables: { eos_token: eosToken, ...o.variables } }),
   });
   return t;
 }
@@ -212,18 +264,28 @@ export function withEosToken(tok: TextTokenizer, eosToken: string): TextTokenize
 export function withChatTemplate(tok: TextTokenizer, path: string): TextTokenizer {
   if (!path) return tok;
   if (!/\.(jinja|j2)$/.test(path) || !existsSync(path) || !statSync(path).isFile()) {
-    throw new Error(`chat_template_path ${path}: expected a .jinja or .j2 template file (a tokenizer folder's template: copy its chat_template.jinja)`);
+    throw new Error(
+      `chat_template_path ${path}: expected a .jinja or .j2 template file (a tokenizer folder's template: copy its chat_template.jinja)`,
+    );
   }
-  const renderer = new ChatTemplateRenderer(new Map([['default', readFileSync(path, 'utf8')]]),
-    { bos_token: tok.bosToken, eos_token: tok.eosToken, pad_token: tok.padToken }, path);
+  const renderer = new ChatTemplateRenderer(
+    new Map([['default', readFileSync(path, 'utf8')]]),
+    { bos_token: tok.bosToken, eos_token: tok.eosToken, pad_token: tok.padToken },
+    path,
+  );
   const t = Object.create(tok) as TextTokenizer;
-  Object.assign(t, { hasChatTemplate: true, chatTemplateNames: renderer.names, applyChatTemplate: renderer.render.bind(renderer) });
+  Object.assign(t, {
+    hasChatTemplate: true,
+    chatTemplateNames: renderer.names,
+    applyChatTemplate: renderer.render.bind(renderer),
+  });
   return t;
 }
 
 /** With chat_template_path, the trained model's folder gets that template as chat_template.jinja (as TRL saves it). */
 export function saveChatTemplate(cfg: SftConfig): void {
-  if (cfg.chat_template_path) writeFileAtomic(join(cfg.output_dir, 'chat_template.jinja'), readFileSync(cfg.chat_template_path, 'utf8'));
+  if (cfg.chat_template_path)
+    writeFileAtomic(join(cfg.output_dir, 'chat_template.jinja'), readFileSync(cfg.chat_template_path, 'utf8'));
 }
 
 /** The pad id: pad_token, else the tokenizer's pad token, else EOS (TRL 1.13's rule). */
@@ -245,10 +307,18 @@ export function sftTokenizer(cfg: SftConfig, tok: TextTokenizer): TextTokenizer 
 }
 
 /** The tokenization options of one SFT split (dataset_text_field, the loss masks, truncation). */
-export function sftDataOptions(cfg: SftConfig, data: LoadOptions & SftDataOptions, split: string, isEval: boolean): LoadOptions & SftDataOptions {
+export function sftDataOptions(
+  cfg: SftConfig,
+  data: LoadOptions & SftDataOptions,
+  split: string,
+  isEval: boolean,
+): LoadOptions & SftDataOptions {
   return {
-    ...data, split, columns: { ...data.columns, text: cfg.dataset_text_field },
-    completionOnlyLoss: cfg.completion_only_loss, assistantOnlyLoss: cfg.assistant_only_loss,
+    ...data,
+    split,
+    columns: { ...data.columns, text: cfg.dataset_text_field },
+    completionOnlyLoss: cfg.completion_only_loss,
+    assistantOnlyLoss: cfg.assistant_only_loss,
     truncationMode: cfg.truncation_mode as 'keep_start' | 'keep_end',
     maxLength: packs(cfg, isEval) || cfg.max_length <= 0 ? null : cfg.max_length, // packing cuts to max_length itself
   };
@@ -257,14 +327,34 @@ export function sftDataOptions(cfg: SftConfig, data: LoadOptions & SftDataOption
 /** A tokenized split shuffled (shuffle_dataset) and packed (packing) as TRL 1.13's SFTTrainer prepares it. */
 export function arrangeSftData(cfg: SftConfig, ds: SftDataset, isEval: boolean): SftDataset {
   // shuffle_dataset: datasets' Dataset.shuffle(seed), before packing and again after it, as TRL 1.13.
-  const shuffle = <T>(rows: T[]): T[] => (cfg.shuffle_dataset ? numpyPermutation(rows.length, cfg.seed).map((i) => rows[i]) : rows);
+  const shuffle = <T>(rows: T[]): T[] =>
+    cfg.shuffle_dataset ? numpyPermutation(rows.length, cfg.seed).map((i) => rows[i]) : rows;
   if (!packs(cfg, isEval)) return { ...ds, examples: shuffle(ds.examples), sources: shuffle(ds.sources) };
   const examples = shuffle(packSft(shuffle(ds.examples), cfg.max_length, cfg.packing_strategy as PackingStrategy));
-  return { ...ds, examples, sources: [], report: { ...ds.report, rows: examples.length, format: `${ds.report.format}, packed ${cfg.packing_strategy} into ${examples.length} rows of <= ${cfg.max_length} tokens` } };
+  return {
+    ...ds,
+    examples,
+    sources: [],
+    report: {
+      ...ds.report,
+      rows: examples.length,
+      format: `${ds.report.format}, packed ${cfg.packing_strategy} into ${examples.length} rows of <= ${cfg.max_length} tokens`,
+    },
+  };
 }
 
 /** Loads, tokenizes and (with packing) packs one SFT split as TRL 1.13's SFTTrainer prepares it. */
-export async function loadSftData(cfg: SftConfig, tok: TextTokenizer, data: LoadOptions & SftDataOptions,
-  path: string, split: string, isEval: boolean): Promise<SftDataset> {
-  return arrangeSftData(cfg, await loadSftDataset(path, sftTokenizer(cfg, tok), sftDataOptions(cfg, data, split, isEval)), isEval);
+export async function loadSftData(
+  cfg: SftConfig,
+  tok: TextTokenizer,
+  data: LoadOptions & SftDataOptions,
+  path: string,
+  split: string,
+  isEval: boolean,
+): Promise<SftDataset> {
+  return arrangeSftData(
+    cfg,
+    await loadSftDataset(path, sftTokenizer(cfg, tok), sftDataOptions(cfg, data, split, isEval)),
+    isEval,
+  );
 }

@@ -39,12 +39,15 @@ export class Mt19937 {
 
 /** torch.randperm(n, generator=torch.Generator().manual_seed(seed)). */
 export function torchRandperm(n: number, seed: number): Int32Array {
-  if (n >= 0xffffffff / 20) throw new Error(`torchRandperm: n = ${n} is past the small-n algorithm torch uses below 2^32 / 20`);
+  if (n >= 0xffffffff / 20)
+    throw new Error(`torchRandperm: n = ${n} is past the small-n algorithm torch uses below 2^32 / 20`);
   const r = Int32Array.from({ length: n }, (_, i) => i);
   const g = new Mt19937(seed);
   for (let i = 0; i < n - 1; i++) {
     const z = g.next() % (n - i);
-    const t = r[i]; r[i] = r[i + z]; r[i + z] = t;
+    const t = r[i];
+    r[i] = r[i + z];
+    r[i + z] = t;
   }
   return r;
 }

@@ -1,11 +1,27 @@
 // The training loop shared by DPO and SFT: micro-batches with gradient accumulation, clipping,
 // the learning-rate schedule, metrics (metrics.jsonl + progress), evaluation, checkpoints every
 // save_steps, resuming a killed run exactly, and stopping on a non-finite loss.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { EpochSampler } from '../data/sampler.js';
 import { writeJsonAtomic } from '../io/atomic.js';
-import { latestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, STATE_FILE, type TrainerState } from './checkpoint.js';
+import {
+  latestCheckpoint,
+  readOptimizerState,
+  readTrainerState,
+  saveCheckpoint,
+  STATE_FILE,
+  type TrainerState,
+} from './checkpoint.js';
 import type { CommonConfig } from './config.js';
 import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } from './optim.js';
 import { progress } from './progress.js';
@@ -72,9 +88,14 @@ export function* batchesOf(n: number, size: number): Generator<number[]> {
  * Evaluation over n examples in batches of `size`, as transformers' evaluation loop and TRL: the loss
  * is a mean over examples, every other metric a mean over batches.
  */
-export async function evaluateInBatches(n: number, size: number, run: (indices: number[]) => Promise<MicroResult>): Promise<Record<string, number>> {
+export async function evaluateInBatches(
+  n: number,
+  size: number,
+  run: (indices: number[]) => Promise<MicroResult>,
+): Promise<Record<string, number>> {
   const sums: Record<string, number> = {};
-  let batches = 0, loss = 0;
+  let batches = 0,
+    loss = 0;
   for (const idx of batchesOf(n, size)) {
     const r = await run(idx);
     loss += r.loss * idx.length;
@@ -98,7 +119,9 @@ export function prepareOutputDir(cfg: CommonConfig): void {
   if (existsSync(cfg.output_dir) && !cfg.resume_from_checkpoint) {
     const run = readdirSync(cfg.output_dir).filter(RUN_FILES);
     if (run.length > 0 && !cfg.overwrite_output_dir) {
-      throw new Error(`${cfg.output_dir} already holds a training run (${run.slice(0, 3).join(', ')}); pass --resume to continue it or --overwrite to replace it`);
+      throw new Error(
+        `${cfg.output_dir} already holds a training run (${run.slice(0, 3).join(', ')}); pass --resume to continue it or --overwrite to replace it`,
+      );
     }
     for (const e of run) rmSync(join(cfg.output_dir, e), { recursive: true, force: true });
   }
@@ -150,17 +173,29 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   const metricsFile = files ? join(out, 'metrics.jsonl') : '';
   const total = totalSteps(cfg, obj.size);
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
-  const ga = cfg.gradient_accumulation_steps, bs = cfg.per_device_train_batch_size;
+  const ga = cfg.gradient_accumulation_steps,
+    bs = cfg.per_device_train_batch_size;
   // transformers' order (torch.randperm seeded with seed + epoch), so that a TRL run sees the same batches.
-  const sampler = new EpochSampler(obj.size, { seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed, permutation: obj.permutation ?? trainerEpochOrder, shuffle: !obj.sequential });
+  const sampler = new EpochSampler(obj.size, {
+    seed: cfg.data_seed >= 0 ? cfg.data_seed : cfg.seed,
+    permutation: obj.permutation ?? trainerEpochOrder,
+    shuffle: !obj.sequential,
+  });
   const optimizer = new Optimizer(obj.params, {
-    name: optimizerName(cfg.optim), beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_epsilon,
-    weightDecay: cfg.weight_decay, decayed: decays, momentum: 0, alpha: 0.99,
+    name: optimizerName(cfg.optim),
+    beta1: cfg.adam_beta1,
+    beta2: cfg.adam_beta2,
+    eps: cfg.adam_epsilon,
+    weightDecay: cfg.weight_decay,
+    decayed: decays,
+    momentum: 0,
+    alpha: 0.99,
   });
   let step = 0;
   let history: Record<string, number>[] = [];
 
-  if (cfg.resume_from_checkpoint && !files) throw new Error('resume_from_checkpoint needs an output_dir holding the run');
+  if (cfg.resume_from_checkpoint && !files)
+    throw new Error('resume_from_checkpoint needs an output_dir holding the run');
   if (cfg.resume_from_checkpoint) {
     const ck = latestCheckpoint(out);
     if (ck) {
@@ -187,11 +222,18 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     opts.onRecord?.(line);
   };
   const state = (): TrainerState => ({
-    global_step: step, epoch: epochOf(), sampler: sampler.state(), optimizer_step: optimizer.step, log_history: history,
+    global_step: step,
+    epoch: epochOf(),
+    sampler: sampler.state(),
+    optimizer_step: optimizer.step,
+    log_history: history,
     config: opts.record ?? {},
   });
   // As transformers: epochs done + micro-batches done in this epoch / micro-batches per epoch.
-  const epochOf = (): number => { const p = sampler.position; return p.epoch + Math.ceil(p.index / bs) / Math.ceil(obj.size / bs); };
+  const epochOf = (): number => {
+    const p = sampler.position;
+    return p.epoch + Math.ceil(p.index / bs) / Math.ceil(obj.size / bs);
+  };
   const checkpoint = async (): Promise<void> => {
     if (!files) return;
     const dir = await saveCheckpoint(out, state(), optimizer, (d) => obj.saveWeights(d), cfg.save_total_limit);
@@ -201,12 +243,20 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   // Metric sums and how many micro-batches reported each (a metric may be absent from some, e.g.
   // KTO's rewards/chosen from a micro-batch without desirable examples, GRPO's rollout metrics
   // reported once per generation: TRL averages those it has).
-  const sums: Record<string, number> = {}, counts: Record<string, number> = {};
-  let count = 0, microCount = 0, tokens = 0, windowStart = performance.now(), lastGradNorm = 0;
+  const sums: Record<string, number> = {},
+    counts: Record<string, number> = {};
+  let count = 0,
+    microCount = 0,
+    tokens = 0,
+    windowStart = performance.now(),
+    lastGradNorm = 0;
   // Tokens (attention mask) of every training micro-batch so far: TRL's num_tokens. Not part of a
   // checkpoint: a resumed run counts from its resume point.
-  let trainTokens = 0, lossSum = 0, lossSteps = 0;
-  const runStart = performance.now(), startStep = step;
+  let trainTokens = 0,
+    lossSum = 0,
+    lossSteps = 0;
+  const runStart = performance.now(),
+    startStep = step;
   let stopped: string | undefined;
   try {
     while (step < total) {
@@ -221,12 +271,19 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       for (let m = 0; m < micros; m++) {
         const indices = batches[m];
         // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
-        const dropout = obj.loraDropout > 0 ? new LoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m) : null;
+        const dropout =
+          obj.loraDropout > 0 ? new LoraDropout(obj.loraDropout, cfg.seed * 1000003 + step * 7919 + m) : null;
         const r = await obj.micro(indices, weights[m], step, dropout);
-        if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`);
+        if (!Number.isFinite(r.loss))
+          throw new NonFiniteLossError(
+            `loss is ${r.loss} at step ${step + 1} (micro-batch ${m + 1}, examples ${indices.slice(0, 8).join(', ')}${indices.length > 8 ? ', ...' : ''})`,
+          );
         stepLoss += r.loss * weights[m];
         // Metrics are means over the window's micro-batches (TRL appends one value per micro-batch).
-        for (const [k, v] of Object.entries(r.metrics)) { sums[k] = (sums[k] ?? 0) + v; counts[k] = (counts[k] ?? 0) + 1; }
+        for (const [k, v] of Object.entries(r.metrics)) {
+          sums[k] = (sums[k] ?? 0) + v;
+          counts[k] = (counts[k] ?? 0) + 1;
+        }
         microCount++;
         tokens += r.tokens;
         trainTokens += r.tokens;
@@ -252,7 +309,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         const secs = (performance.now() - windowStart) / 1000;
         // As transformers 5 (verified by test/reference): the loss and metrics are means over the
         // window's steps, grad_norm is the last step's, learning_rate the rate that step used.
-        const line: Record<string, number> = { step, epoch: epochOf(), loss: sums.loss / count, grad_norm: lastGradNorm, learning_rate: lr };
+        const line: Record<string, number> = {
+          step,
+          epoch: epochOf(),
+          loss: sums.loss / count,
+          grad_norm: lastGradNorm,
+          learning_rate: lr,
+        };
         for (const [k, v] of Object.entries(sums)) if (!(k in line)) line[k] = v / (counts[k] ?? microCount);
         line.num_tokens = trainTokens;
         line.tokens_per_second = Math.round(tokens / Math.max(1e-9, secs));
@@ -273,19 +336,24 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
           log(formatLine(line));
         }
       }
-      if ((cfg.save_steps > 0 && step % cfg.save_steps === 0) && step < total) await checkpoint();
+      if (cfg.save_steps > 0 && step % cfg.save_steps === 0 && step < total) await checkpoint();
     }
     await checkpoint();
     // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
     const secs = (performance.now() - runStart) / 1000;
     const summary: Record<string, number> = {
-      step, epoch: epochOf(), train_loss: lossSum / Math.max(1, lossSteps), train_runtime: secs,
-      train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs), train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
+      step,
+      epoch: epochOf(),
+      train_loss: lossSum / Math.max(1, lossSteps),
+      train_runtime: secs,
+      train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs),
+      train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
     };
     record(summary);
   } catch (e) {
     if (!(e instanceof NonFiniteLossError)) throw e;
-    stopped = files ? `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`
+    stopped = files
+      ? `${e.message}; stopped. The last good checkpoint in ${out} is kept (resume with --resume after fixing the cause, e.g. a lower learning_rate).`
       : `${e.message}; stopped (e.g. lower the learning_rate).`;
     log(stopped);
   } finally {
@@ -297,7 +365,11 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
 }
 
 function formatLine(line: Record<string, number>): string {
-  return Object.entries(line).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4)}`).join(' ');
+  return Object.entries(line)
+    .map(
+      ([k, v]) => `${k}=${Number.isInteger(v) ? v : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : v.toFixed(4)}`,
+    )
+    .join(' ');
 }
 
 function defaultLog(line: string): void {
@@ -306,5 +378,8 @@ function defaultLog(line: string): void {
 
 export function readMetrics(outputDir: string): Record<string, number>[] {
   const file = join(outputDir, 'metrics.jsonl');
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 }

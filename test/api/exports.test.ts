@@ -10,10 +10,10 @@ import { ROOT } from '../helpers/assets.js';
 test('`tsdpo` resolves to the Node entry; the browser entry is a subset; docs/api names every export', async () => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   assert.equal(pkg.exports['.'].node.default, `./${pkg.main}`);
-  const node = await import('tsdpo') as Record<string, unknown>;
-  const index = await import('../../src/index.js') as Record<string, unknown>;
+  const node = (await import('tsdpo')) as Record<string, unknown>;
+  const index = (await import('../../src/index.js')) as Record<string, unknown>;
   assert.equal(node.train, index.train, "import 'tsdpo' is src/index.ts");
-  const browser = await import('../../src/browser.js') as Record<string, unknown>;
+  const browser = (await import('../../src/browser.js')) as Record<string, unknown>;
   for (const k of Object.keys(browser)) assert.ok(k in node, `${k} of the browser entry is also in the Node entry`);
   const listed = readFileSync(join(ROOT, 'docs/api/README.md'), 'utf8');
   const missing = Object.keys(node).filter((k) => !listed.includes(`[${k.replace(/_/g, '\\_')}]`));

@@ -21,7 +21,10 @@ test('restoreModel writes a saved model back in place and refuses one of other s
   restoreModel(b, dir);
   assert.deepEqual(await b.params.get('transformer.h.0.mlp.c_fc.weight')!.toArray(), await w.toArray());
   const tiny = loadModel(join(FAMILY_FIXTURES, 'gpt2/policy'));
-  assert.throws(() => restoreModel(tiny, dir), /ck: weights do not match the model:\n[^]*tensor 'transformer\.h\.0\.attn\.c_attn\.weight' has shape \[192, 576\], the model's is \[64, 192\]/);
+  assert.throws(
+    () => restoreModel(tiny, dir),
+    /ck: weights do not match the model:\n[^]*tensor 'transformer\.h\.0\.attn\.c_attn\.weight' has shape \[192, 576\], the model's is \[64, 192\]/,
+  );
 });
 
 test('restoreAdapter refuses an adapter of another rank or other modules, naming the module', async () => {
@@ -34,8 +37,14 @@ test('restoreAdapter refuses an adapter of another rank or other modules, naming
   restoreAdapter(same, dir);
   const wider = loadModel(DEMO_MODEL);
   newAdapter(wider, { r: 4, alpha: 4 });
-  assert.throws(() => restoreAdapter(wider, dir), /ad: checkpoint adapter does not match this run:\n {2}transformer\.h\.0\.attn\.c_attn: lora_A \[2, 192\] \/ lora_B \[576, 2\], the run's are \[4, 192\] \/ \[576, 4\]/);
+  assert.throws(
+    () => restoreAdapter(wider, dir),
+    /ad: checkpoint adapter does not match this run:\n {2}transformer\.h\.0\.attn\.c_attn: lora_A \[2, 192\] \/ lora_B \[576, 2\], the run's are \[4, 192\] \/ \[576, 4\]/,
+  );
   const more = loadModel(DEMO_MODEL);
   newAdapter(more, { r: 2, alpha: 4, targetModules: ['c_attn', 'c_proj'] });
-  assert.throws(() => restoreAdapter(more, dir), /adapter lacks transformer\.h\.0\.attn\.c_proj, which this run trains/);
+  assert.throws(
+    () => restoreAdapter(more, dir),
+    /adapter lacks transformer\.h\.0\.attn\.c_proj, which this run trains/,
+  );
 });

@@ -43,11 +43,15 @@ try {
 }
 </script>`;
 
-test('CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in headless Chromium', { timeout: 120_000 }, async (t) => {
-  const r = await runInChromium(t, PAGE, ['--disable-gpu']);
-  if (!r) return;
-  assert.equal(r.isolated, true, 'page is cross-origin isolated');
-  assert.equal(r.threads, 2);
-  assert.ok(r.err < 1e-3, `matmul error ${r.err}`);
-  assert.ok(r.losses[4] < r.losses[0], `losses ${r.losses}`);
-});
+test(
+  'CPU backend (WebAssembly kernels, Web Workers, shared memory) trains in headless Chromium',
+  { timeout: 120_000 },
+  async (t) => {
+    const r = await runInChromium(t, PAGE, ['--disable-gpu']);
+    if (!r) return;
+    assert.equal(r.isolated, true, 'page is cross-origin isolated');
+    assert.equal(r.threads, 2);
+    assert.ok(r.err < 1e-3, `matmul error ${r.err}`);
+    assert.ok(r.losses[4] < r.losses[0], `losses ${r.losses}`);
+  },
+);

@@ -12,9 +12,15 @@ import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
+  existsSync(p),
+);
 const TYPES: Record<string, string> = {
-  '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.map': 'application/json', '.json': 'application/json',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.html': 'text/html',
+  '.map': 'application/json',
+  '.json': 'application/json',
 };
 
 /** The page's script posts its result with this: `report({ ok: true, ... })`. */
@@ -27,8 +33,13 @@ function serve(page: string, onResult: (body: string) => void): Promise<Server> 
     res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
     if (req.method === 'POST' && req.url === '/result') {
       let body = '';
-      req.on('data', (d) => { body += d; });
-      req.on('end', () => { res.end('ok'); onResult(body); });
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        res.end('ok');
+        onResult(body);
+      });
       return;
     }
     if (req.url === '/' || req.url === '/index.html') {
@@ -53,36 +64,76 @@ function serve(page: string, onResult: (body: string) => void): Promise<Server> 
  * `ok`), or null when the test was skipped for want of Chromium.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function runInChromium(t: TestContext, page: string, flags: string[], timeoutMs = 90_000): Promise<any | null> {
+export async function runInChromium(
+  t: TestContext,
+  page: string,
+  flags: string[],
+  timeoutMs = 90_000,
+): Promise<any | null> {
   if (!CHROMIUM) {
     assert.ok(!process.env.TSDPO_REQUIRE_BROWSER, 'TSDPO_REQUIRE_BROWSER is set but no Chromium was found');
-    console.log('BROWSER TEST SKIPPED: no Chromium found (.ci/run installs Debian\'s chromium)');
+    console.log("BROWSER TEST SKIPPED: no Chromium found (.ci/run installs Debian's chromium)");
     t.skip('no Chromium');
     return null;
   }
   let resolveResult: (s: string) => void = () => {};
-  const result = new Promise<string>((r) => { resolveResult = r; });
+  const result = new Promise<string>((r) => {
+    resolveResult = r;
+  });
   const server = await serve(page, (b) => resolveResult(b));
   const port = (server.address() as { port: number }).port;
   const profile = mkdtempSync(join(tmpdir(), 'tsdpo-chromium-'));
-  const browser = spawn(CHROMIUM, [
-    '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, ...flags, `http://127.0.0.1:${port}/`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }); // own process group: killed as a whole
+  const browser = spawn(
+    CHROMIUM,
+    [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${profile}`,
+      ...flags,
+      `http://127.0.0.1:${port}/`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+  ); // own process group: killed as a whole
   let browserLog = '';
-  browser.stderr!.on('data', (d) => { browserLog = (browserLog + String(d)).slice(-4000); });
+  browser.stderr!.on('data', (d) => {
+    browserLog = (browserLog + String(d)).slice(-4000);
+  });
   try {
     const seconds = Math.round(timeoutMs / 1000);
-    const body = await Promise.race([result, new Promise<string>((_, rej) => setTimeout(() => rej(new Error(`no result from the page in ${seconds} s; Chromium said:\n${browserLog}`)), timeoutMs).unref())]);
+    const body = await Promise.race([
+      result,
+      new Promise<string>((_, rej) =>
+        setTimeout(
+          () => rej(new Error(`no result from the page in ${seconds} s; Chromium said:\n${browserLog}`)),
+          timeoutMs,
+        ).unref(),
+      ),
+    ]);
     const r = JSON.parse(body);
     assert.ok(r.ok, r.error);
     return r;
   } finally {
     server.closeAllConnections();
     server.close();
-    const exited = browser.exitCode !== null || browser.signalCode !== null ? Promise.resolve() : new Promise((r) => browser.once('exit', r));
-    try { process.kill(-browser.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    const exited =
+      browser.exitCode !== null || browser.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((r) => browser.once('exit', r));
+    try {
+      process.kill(-browser.pid!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
     await exited;
-    try { rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }); } catch { /* a temp folder */ }
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    } catch {
+      /* a temp folder */
+    }
   }
 }

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { REPORT, runInChromium } from './harness.js';
 
-const page = (arch: string): string => `<!doctype html><meta charset="utf-8"><title>tsdpo webgpu</title><script type="module">
+const page = (
+  arch: string,
+): string => `<!doctype html><meta charset="utf-8"><title>tsdpo webgpu</title><script type="module">
 ${REPORT}
 try {
   const E = await import('/dist/src/core/index.js');
@@ -80,20 +82,27 @@ try {
 const FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'];
 
 for (const arch of ['gpt2', 'llama']) {
-  test(`WebGPU in headless Chromium (navigator.gpu): ${arch} log-probs, DPO loss and gradients match transformers; AdamW lowers the loss`, { timeout: 150_000 }, async (t) => {
-    const r = await runInChromium(t, page(arch), FLAGS, 120_000);
-    if (!r) return;
-    t.diagnostic(`adapter: ${r.adapter} (fallback ${r.fallback}; auto chose ${r.auto}); errors ${JSON.stringify(r.errors)}, gradients ${r.gradErr.toExponential(2)}, losses ${r.losses.map((l: number) => l.toFixed(4)).join(' ')}`);
-    if (r.fallback) {
-      assert.equal(r.auto, 'cpu', '--device auto skips a software adapter');
-      assert.match(r.notices.join('\n'), /runs on the CPU; using the CPU backend/);
-    } else {
-      assert.equal(r.auto, 'webgpu');
-    }
-    for (const [what, err] of Object.entries(r.errors as Record<string, number>)) assert.ok(err <= 1e-4, `${what}: relative error ${err} > 1e-4`);
-    assert.ok(Math.abs(r.loss - r.expectedLoss) < 1e-5, `loss ${r.loss} vs transformers ${r.expectedLoss}`);
-    assert.equal(r.grads, r.expectedGrads, 'every parameter with a fixture gradient was checked');
-    assert.ok(r.gradErr <= 1e-4, `largest gradient relative error ${r.gradErr} > 1e-4`);
-    assert.ok(r.losses[5] < r.losses[0] - 1e-3, `losses ${r.losses}`);
-  });
+  test(
+    `WebGPU in headless Chromium (navigator.gpu): ${arch} log-probs, DPO loss and gradients match transformers; AdamW lowers the loss`,
+    { timeout: 150_000 },
+    async (t) => {
+      const r = await runInChromium(t, page(arch), FLAGS, 120_000);
+      if (!r) return;
+      t.diagnostic(
+        `adapter: ${r.adapter} (fallback ${r.fallback}; auto chose ${r.auto}); errors ${JSON.stringify(r.errors)}, gradients ${r.gradErr.toExponential(2)}, losses ${r.losses.map((l: number) => l.toFixed(4)).join(' ')}`,
+      );
+      if (r.fallback) {
+        assert.equal(r.auto, 'cpu', '--device auto skips a software adapter');
+        assert.match(r.notices.join('\n'), /runs on the CPU; using the CPU backend/);
+      } else {
+        assert.equal(r.auto, 'webgpu');
+      }
+      for (const [what, err] of Object.entries(r.errors as Record<string, number>))
+        assert.ok(err <= 1e-4, `${what}: relative error ${err} > 1e-4`);
+      assert.ok(Math.abs(r.loss - r.expectedLoss) < 1e-5, `loss ${r.loss} vs transformers ${r.expectedLoss}`);
+      assert.equal(r.grads, r.expectedGrads, 'every parameter with a fixture gradient was checked');
+      assert.ok(r.gradErr <= 1e-4, `largest gradient relative error ${r.gradErr} > 1e-4`);
+      assert.ok(r.losses[5] < r.losses[0] - 1e-3, `losses ${r.losses}`);
+    },
+  );
 }

@@ -28,7 +28,8 @@ test('random allocations never overlap, and free memory is reused', async () => 
 
 test('a growing buffer (a KV cache) between temporaries does not grow the heap without bound', async () => {
   const rt = await KernelRuntime.create({ threads: 1 });
-  let peak = 0, largest = 0;
+  let peak = 0,
+    largest = 0;
   let cache = rt.malloc(4096);
   for (let S = 1; S < 3000; S++) {
     const tmp = rt.malloc(20000 + (S % 13) * 1000);
@@ -41,6 +42,9 @@ test('a growing buffer (a KV cache) between temporaries does not grow the heap w
   }
   // Free memory is merged and reused once it exceeds max(live, 64 MiB); size classes alone kept 287 MiB here.
   const bound = 2 * peak + (64 << 20) + largest;
-  assert.ok(rt.reservedBytes <= bound, `reserved ${(rt.reservedBytes / 2 ** 20).toFixed(1)} MiB for a peak of ${(peak / 2 ** 20).toFixed(1)} MiB live`);
+  assert.ok(
+    rt.reservedBytes <= bound,
+    `reserved ${(rt.reservedBytes / 2 ** 20).toFixed(1)} MiB for a peak of ${(peak / 2 ** 20).toFixed(1)} MiB live`,
+  );
   await rt.close();
 });

@@ -5,7 +5,9 @@ import { before, test } from 'node:test';
 import * as E from '../../src/core/index.js';
 import { initEngine } from '../../src/engine.js';
 
-before(async () => { await initEngine({ device: 'cpu' }); });
+before(async () => {
+  await initEngine({ device: 'cpu' });
+});
 
 test('backward twice accumulates into .grad; detach and noGrad cut the graph', async () => {
   const w = E.keep(E.param(E.tensor([1, 2, 3])));
@@ -24,7 +26,10 @@ test('shape and dtype mismatches name both shapes', () => {
     assert.throws(() => E.add(E.zeros([2, 3]), E.zeros([4, 3])), /add: shapes \[2, 3\] and \[4, 3\] do not broadcast/);
     assert.throws(() => E.matmul(E.zeros([2, 3]), E.zeros([4, 5])), /matmul: inner dims differ: \[2, 3\] @ \[4, 5\]/);
     assert.throws(() => E.add(E.zeros([2]), E.zeros([2], 'i32')), /dtypes differ/);
-    assert.throws(() => E.layerNorm(E.zeros([2, 4]), E.zeros([3]), null, 1e-5), /weight has shape \[3\], input's last dim is 4/);
+    assert.throws(
+      () => E.layerNorm(E.zeros([2, 4]), E.zeros([3]), null, 1e-5),
+      /weight has shape \[3\], input's last dim is 4/,
+    );
   });
 });
 
@@ -32,7 +37,10 @@ test('an out-of-range token id is an error naming the id and its position', () =
   E.tidy(() => {
     const w = E.zeros([10, 4]);
     assert.throws(() => E.embedding(w, E.tensor([1, 2, 12], [3], 'i32')), /id 12 at position 2 is outside \[0, 10\)/);
-    assert.throws(() => E.logSoftmaxGather(E.zeros([2, 10]), E.tensor([3, 10], [2], 'i32')), /target 10 at row 1 is outside \[0, 10\)/);
+    assert.throws(
+      () => E.logSoftmaxGather(E.zeros([2, 10]), E.tensor([3, 10], [2], 'i32')),
+      /target 10 at row 1 is outside \[0, 10\)/,
+    );
   });
 });
 
@@ -55,7 +63,8 @@ test('backward with free: same gradients, intermediates released as it goes, roo
     return { g: Array.from(await w.grad!.toArray()), hidden, loss };
   };
   await E.tidyAsync(async () => {
-    const kept = await run(false), freed = await run(true);
+    const kept = await run(false),
+      freed = await run(true);
     assert.deepEqual(freed.g, kept.g);
     assert.equal(kept.hidden.disposed, false);
     assert.equal(freed.hidden.disposed, true, 'the intermediate was freed during backward');

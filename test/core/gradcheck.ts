@@ -18,10 +18,22 @@ export function randomValues(rng: Rng, n: number, lo = -1, hi = 1): Float64Array
 }
 
 export function input(rng: Rng, shape: number[], lo = -1, hi = 1): Input {
-  return { values: randomValues(rng, shape.reduce((a, b) => a * b, 1), lo, hi), shape };
+  return {
+    values: randomValues(
+      rng,
+      shape.reduce((a, b) => a * b, 1),
+      lo,
+      hi,
+    ),
+    shape,
+  };
 }
 
-function evaluate(f: (xs: Tensor[]) => Tensor, inputs: Input[], weights: Float64Array | null): { out: Float64Array; loss: number } {
+function evaluate(
+  f: (xs: Tensor[]) => Tensor,
+  inputs: Input[],
+  weights: Float64Array | null,
+): { out: Float64Array; loss: number } {
   return tidy(() => {
     const xs = inputs.map((i) => tensor(i.int ? Int32Array.from(i.values) : i.values, i.shape, i.int ? 'i32' : 'f64'));
     const y = f(xs);
@@ -36,7 +48,14 @@ function evaluate(f: (xs: Tensor[]) => Tensor, inputs: Input[], weights: Float64
  * Asserts that autograd's gradients of every differentiable input match central differences
  * within `tol` (relative to max(1, |numeric|)).
  */
-export function gradCheck(name: string, f: (xs: Tensor[]) => Tensor, inputs: Input[], seed = 1, tol = 1e-6, h = 1e-6): void {
+export function gradCheck(
+  name: string,
+  f: (xs: Tensor[]) => Tensor,
+  inputs: Input[],
+  seed = 1,
+  tol = 1e-6,
+  h = 1e-6,
+): void {
   const rng = new Rng(seed);
   const { out } = evaluate(f, inputs, null);
   const weights = randomValues(rng, out.length);
@@ -64,7 +83,10 @@ export function gradCheck(name: string, f: (xs: Tensor[]) => Tensor, inputs: Inp
       inp.values[i] = orig;
       const numeric = (up - down) / (2 * h);
       const err = Math.abs(numeric - g[i]) / Math.max(1, Math.abs(numeric));
-      assert.ok(err <= tol, `${name}: d/d input${k}[${i}] autograd ${g[i]} vs finite difference ${numeric} (err ${err.toExponential(2)})`);
+      assert.ok(
+        err <= tol,
+        `${name}: d/d input${k}[${i}] autograd ${g[i]} vs finite difference ${numeric} (err ${err.toExponential(2)})`,
+      );
     }
   });
 }

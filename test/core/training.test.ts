@@ -7,12 +7,25 @@ import { Rng, tidy, type Tensor } from '../../src/core/index.js';
 import { initEngine } from '../../src/engine.js';
 import { DEFAULT_OPTIMIZER, Optimizer } from '../../src/train/optim.js';
 
-before(async () => { await initEngine({ device: 'cpu' }); });
+before(async () => {
+  await initEngine({ device: 'cpu' });
+});
 
 function mlp(rng: Rng): { params: { name: string; tensor: Tensor }[]; f: (x: Tensor) => Tensor } {
   const init = (shape: number[], scale: number): Tensor =>
-    E.keep(E.param(E.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.normal() * scale), shape)));
-  const w1 = init([32, 2], 1), b1 = init([32], 0.1), w2 = init([32, 32], 0.2), b2 = init([32], 0.1), w3 = init([1, 32], 0.2);
+    E.keep(
+      E.param(
+        E.tensor(
+          Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.normal() * scale),
+          shape,
+        ),
+      ),
+    );
+  const w1 = init([32, 2], 1),
+    b1 = init([32], 0.1),
+    w2 = init([32, 32], 0.2),
+    b2 = init([32], 0.1),
+    w3 = init([1, 32], 0.2);
   return {
     params: [w1, b1, w2, b2, w3].map((tensor, i) => ({ name: `p${i}`, tensor })),
     f: (x) => E.linear(E.gelu(E.linear(E.tanh(E.linear(x, w1, b1)), w2, b2), 'tanh'), w3),
@@ -21,9 +34,11 @@ function mlp(rng: Rng): { params: { name: string; tensor: Tensor }[]; f: (x: Ten
 
 /** Points in [-1, 1]^2 labelled by whether they are inside the circle of radius 0.6 (XOR-like, non-linear). */
 function data(rng: Rng, n: number): { x: Float32Array; y: Float32Array } {
-  const x = new Float32Array(2 * n), y = new Float32Array(n);
+  const x = new Float32Array(2 * n),
+    y = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    const a = rng.next() * 2 - 1, b = rng.next() * 2 - 1;
+    const a = rng.next() * 2 - 1,
+      b = rng.next() * 2 - 1;
     x[2 * i] = a;
     x[2 * i + 1] = b;
     y[i] = a * a + b * b < 0.36 ? 1 : 0;
@@ -35,7 +50,8 @@ test('an MLP learns a circle classifier (train loss falls below 0.1, held-out ac
   const rng = new Rng(3);
   const { params, f } = mlp(rng);
   const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0 });
-  const train = data(rng, 256), heldOut = data(rng, 256);
+  const train = data(rng, 256),
+    heldOut = data(rng, 256);
   let loss = Infinity;
   for (let step = 0; step < 600; step++) {
     loss = await E.tidyAsync(async () => {
@@ -61,12 +77,13 @@ test('1,000 training steps do not grow memory', async () => {
   const opt = new Optimizer(params, DEFAULT_OPTIMIZER);
   const batch = data(rng, 64);
   const backend = E.getBackend();
-  const step = (): void => tidy(() => {
-    const l = E.mean(E.square(E.reshape(f(E.tensor(batch.x, [64, 2])), [64])));
-    E.backward(l);
-    opt.update(1e-3);
-    opt.zeroGrad();
-  });
+  const step = (): void =>
+    tidy(() => {
+      const l = E.mean(E.square(E.reshape(f(E.tensor(batch.x, [64, 2])), [64])));
+      E.backward(l);
+      opt.update(1e-3);
+      opt.zeroGrad();
+    });
   for (let i = 0; i < 20; i++) step();
   const after20 = backend.liveBytes();
   for (let i = 0; i < 1000; i++) step();

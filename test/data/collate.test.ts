@@ -9,7 +9,14 @@ import { readSafetensors } from '../helpers/safetensors.js';
 
 const ARCHS = ['gpt2', 'llama', 'mistral', 'qwen2', 'qwen3', 'gemma3'];
 
-interface FixtureBatch { pairs: number; pad_id: number; eos_id: number; prompts: number[][]; chosen: number[][]; rejected: number[][] }
+interface FixtureBatch {
+  pairs: number;
+  pad_id: number;
+  eos_id: number;
+  prompts: number[][];
+  chosen: number[][];
+  rejected: number[][];
+}
 
 for (const arch of ARCHS) {
   test(`collatePreference reproduces the ${arch} fixture batch exactly`, () => {
@@ -18,7 +25,9 @@ for (const arch of ARCHS) {
     const ref = readSafetensors(join(dir, 'expected.safetensors'), ['input_ids', 'attention_mask', 'completion_mask']);
     // Completions in expected.json are without EOS; the pipeline's completions end with it.
     const pairs: TokenizedPair[] = batch.prompts.map((p, i) => ({
-      promptIds: p, chosenIds: [...batch.chosen[i], batch.eos_id], rejectedIds: [...batch.rejected[i], batch.eos_id],
+      promptIds: p,
+      chosenIds: [...batch.chosen[i], batch.eos_id],
+      rejectedIds: [...batch.rejected[i], batch.eos_id],
     }));
     const b = collatePreference(pairs, { padId: batch.pad_id });
     const [B, T] = ref.input_ids.shape;
@@ -28,10 +37,21 @@ for (const arch of ARCHS) {
     assert.deepEqual(b.inputIds, ref.input_ids.data);
     assert.deepEqual(b.attentionMask, ref.attention_mask.data);
     assert.deepEqual(b.completionMask, ref.completion_mask.data);
-    const order = [0, 1].map((i) => [batch.prompts[i], batch.chosen[i]]).concat([0, 1].map((i) => [batch.prompts[i], batch.rejected[i]]));
-    assert.deepEqual(Array.from(b.promptLengths), order.map(([p]) => p.length));
-    assert.deepEqual(Array.from(b.completionLengths), order.map(([, c]) => c.length + 1));
-    assert.deepEqual(Array.from(b.seqLengths), order.map(([p, c]) => p.length + c.length + 1));
+    const order = [0, 1]
+      .map((i) => [batch.prompts[i], batch.chosen[i]])
+      .concat([0, 1].map((i) => [batch.prompts[i], batch.rejected[i]]));
+    assert.deepEqual(
+      Array.from(b.promptLengths),
+      order.map(([p]) => p.length),
+    );
+    assert.deepEqual(
+      Array.from(b.completionLengths),
+      order.map(([, c]) => c.length + 1),
+    );
+    assert.deepEqual(
+      Array.from(b.seqLengths),
+      order.map(([p, c]) => p.length + c.length + 1),
+    );
   });
 }
 
@@ -48,7 +68,13 @@ test('collatePreference: padToMultipleOf, pad id choice', () => {
 });
 
 test('collateSft: one sequence per example, loss from promptLength', () => {
-  const b = collateSft([{ ids: [1, 2, 3, 4], promptLength: 2 }, { ids: [5, 6], promptLength: 0 }], { padId: 0 });
+  const b = collateSft(
+    [
+      { ids: [1, 2, 3, 4], promptLength: 2 },
+      { ids: [5, 6], promptLength: 0 },
+    ],
+    { padId: 0 },
+  );
   assert.equal(b.B, 2);
   assert.equal(b.T, 4);
   assert.deepEqual(Array.from(b.inputIds), [1, 2, 3, 4, 5, 6, 0, 0]);

@@ -5,8 +5,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  DataError, detectPreferenceFormat, loadPreferenceDataset, preferenceText, preparePreferenceDataset,
-  type PreferenceFormat, type RawRecord,
+  DataError,
+  detectPreferenceFormat,
+  loadPreferenceDataset,
+  preferenceText,
+  preparePreferenceDataset,
+  type PreferenceFormat,
+  type RawRecord,
 } from '../../src/data/index.js';
 import { qwen3, readJson, ROOT, tempDir, toyTokenizer } from '../helpers/assets.js';
 
@@ -15,7 +20,8 @@ const at = { file: 'd.jsonl', line: 1 };
 const standard: PreferenceFormat = { conversational: false, prompt: 'explicit' };
 const fmtOf = (row: Record<string, unknown>) => detectPreferenceFormat(row, at);
 const text = (row: Record<string, unknown>) => preferenceText(row, fmtOf(row), null, at);
-const recs = (rows: unknown[], file = 'd.jsonl'): RawRecord[] => rows.map((value, i) => ({ value, where: { file, line: i + 1 } }));
+const recs = (rows: unknown[], file = 'd.jsonl'): RawRecord[] =>
+  rows.map((value, i) => ({ value, where: { file, line: i + 1 } }));
 
 test('standard rows pass through; columns can be mapped', () => {
   const row = { prompt: 'Q: 2+2?', chosen: ' 4', rejected: ' 5' };
@@ -45,14 +51,23 @@ test('Anthropic HH: the prompt ends at the last "\\n\\nAssistant:" even when the
   // Forcing the shared-prefix rule gives TRL's answer instead.
   const f = detectPreferenceFormat(row, at, {}, 'implicit');
   assert.equal(preferenceText(row, f, null, at).prompt, dialog + ' Blue');
-  assert.throws(() => preferenceText({ chosen: row.chosen, rejected: '\n\nHuman: Other\n\nAssistant: x' }, fmtOf(row), null, at),
-    /d\.jsonl line 1: field 'rejected': does not start with the same dialogue/);
+  assert.throws(
+    () => preferenceText({ chosen: row.chosen, rejected: '\n\nHuman: Other\n\nAssistant: x' }, fmtOf(row), null, at),
+    /d\.jsonl line 1: field 'rejected': does not start with the same dialogue/,
+  );
 });
 
 test('conversational, explicit prompt: TRL chat-template rules with the Qwen3 template', () => {
   const tok = qwen3();
-  const sysUser = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What color is the sky?' }];
-  const row = { prompt: sysUser, chosen: [{ role: 'assistant', content: 'It is blue.' }], rejected: [{ role: 'assistant', content: 'It is green.' }] };
+  const sysUser = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'What color is the sky?' },
+  ];
+  const row = {
+    prompt: sysUser,
+    chosen: [{ role: 'assistant', content: 'It is blue.' }],
+    rejected: [{ role: 'assistant', content: 'It is green.' }],
+  };
   const f = fmtOf(row);
   assert.deepEqual(f, { conversational: true, prompt: 'explicit' });
   const t = preferenceText(row, f, tok, at);
@@ -72,12 +87,22 @@ test('conversational, explicit prompt: TRL chat-template rules with the Qwen3 te
 
   // A prompt ending with an assistant turn is rendered open (continued); Qwen3's template then closes it
   // before the next assistant message, so the prompt is no prefix of prompt + chosen: TRL raises, so do we.
-  const cont = { prompt: [...sysUser, { role: 'assistant', content: 'The sky is' }],
-    chosen: [{ role: 'assistant', content: ' blue.' }], rejected: [{ role: 'assistant', content: ' red.' }] };
-  assert.throws(() => preferenceText(cont, fmtOf(cont), tok, at), (e: unknown) => e instanceof Error &&
-    e.message.includes(`Prompt: ${JSON.stringify(expected.qwen3_continue)}`) && /field 'chosen': the chat template applied to prompt \+ chosen does not start with/.test(e.message));
-  assert.throws(() => preferenceText({ ...row, prompt: [{ role: 'system', content: 'x' }] }, f, tok, at),
-    /field 'prompt': ends with a 'system' message/);
+  const cont = {
+    prompt: [...sysUser, { role: 'assistant', content: 'The sky is' }],
+    chosen: [{ role: 'assistant', content: ' blue.' }],
+    rejected: [{ role: 'assistant', content: ' red.' }],
+  };
+  assert.throws(
+    () => preferenceText(cont, fmtOf(cont), tok, at),
+    (e: unknown) =>
+      e instanceof Error &&
+      e.message.includes(`Prompt: ${JSON.stringify(expected.qwen3_continue)}`) &&
+      /field 'chosen': the chat template applied to prompt \+ chosen does not start with/.test(e.message),
+  );
+  assert.throws(
+    () => preferenceText({ ...row, prompt: [{ role: 'system', content: 'x' }] }, f, tok, at),
+    /field 'prompt': ends with a 'system' message/,
+  );
 });
 
 test('bad rows: each error names the file, the line (or row index) and the field', () => {
@@ -88,56 +113,94 @@ test('bad rows: each error names the file, the line (or row index) and the field
     [{ ...good, rejected: '' }, /d\.jsonl line 2: field 'rejected': is empty/],
     [{ ...good, chosen: 7 }, /d\.jsonl line 2: field 'chosen': is a number; expected a string/],
     [{ ...good, prompt: null }, /d\.jsonl line 2: field 'prompt': is missing/],
-    [{ ...good, chosen: [{ role: 'assistant', content: 'c' }] }, /line 2: field 'chosen': is an array; expected a string/],
+    [
+      { ...good, chosen: [{ role: 'assistant', content: 'c' }] },
+      /line 2: field 'chosen': is an array; expected a string/,
+    ],
     [{ ...good, rejected: 'c' }, /d\.jsonl line 2: field 'chosen': is identical to 'rejected'/],
     ['just a string', /d\.jsonl line 2: is a string; expected an object/],
   ];
   for (const [bad, re] of cases) {
-    assert.throws(() => preparePreferenceDataset(recs([good, bad]), tok), (e: unknown) => e instanceof DataError && re.test(e.message), String(re));
+    assert.throws(
+      () => preparePreferenceDataset(recs([good, bad]), tok),
+      (e: unknown) => e instanceof DataError && re.test(e.message),
+      String(re),
+    );
   }
   // Conversational rows: the message and its key.
   const q = qwen3();
-  const conv = { prompt: [{ role: 'user', content: 'hi' }], chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }] };
+  const conv = {
+    prompt: [{ role: 'user', content: 'hi' }],
+    chosen: [{ role: 'assistant', content: 'a' }],
+    rejected: [{ role: 'assistant', content: 'b' }],
+  };
   const convCases: Array<[unknown, RegExp]> = [
-    [{ ...conv, chosen: [{ role: 'assistant', content: 'a' }, { content: 'x' }] }, /line 2: field 'chosen\[1\]\.role': is missing; expected a string/],
-    [{ ...conv, rejected: [{ role: 'assistant', content: [{ type: 'text', text: 'b' }] }] }, /field 'rejected\[0\]\.content': is an array; expected a string/],
+    [
+      { ...conv, chosen: [{ role: 'assistant', content: 'a' }, { content: 'x' }] },
+      /line 2: field 'chosen\[1\]\.role': is missing; expected a string/,
+    ],
+    [
+      { ...conv, rejected: [{ role: 'assistant', content: [{ type: 'text', text: 'b' }] }] },
+      /field 'rejected\[0\]\.content': is an array; expected a string/,
+    ],
     [{ ...conv, rejected: [] }, /field 'rejected': is an empty list of messages/],
     [{ ...conv, prompt: 'hi' }, /field 'prompt': is a string; expected a list of \{role, content\} messages/],
     [{ ...conv, rejected: conv.chosen }, /field 'chosen': is identical to 'rejected'/],
   ];
   for (const [bad, re] of convCases) {
-    assert.throws(() => preparePreferenceDataset(recs([conv, bad]), q), (e: unknown) => e instanceof DataError && re.test(e.message), String(re));
+    assert.throws(
+      () => preparePreferenceDataset(recs([conv, bad]), q),
+      (e: unknown) => e instanceof DataError && re.test(e.message),
+      String(re),
+    );
   }
   // Parquet / JSON-array rows are named by row index.
-  const rows: RawRecord[] = [good, { ...good, chosen: '' }].map((value, row) => ({ value, where: { file: 'd.parquet', row } }));
+  const rows: RawRecord[] = [good, { ...good, chosen: '' }].map((value, row) => ({
+    value,
+    where: { file: 'd.parquet', row },
+  }));
   assert.throws(() => preparePreferenceDataset(rows, tok), /d\.parquet row index 1: field 'chosen': is empty/);
 });
 
 test('files: a malformed JSON line is reported with file and line, or skipped and counted', async () => {
   const dir = tempDir();
   const f = join(dir, 'train.jsonl');
-  writeFileSync(f, [
-    JSON.stringify({ prompt: 'p', chosen: 'a', rejected: 'b' }),
-    '{"prompt": "p", "chosen": "a", ',
-    JSON.stringify({ prompt: 'p', chosen: 'a', rejected: '' }),
-    JSON.stringify({ prompt: 'q', chosen: 'c', rejected: 'd' }),
-  ].join('\n'));
+  writeFileSync(
+    f,
+    [
+      JSON.stringify({ prompt: 'p', chosen: 'a', rejected: 'b' }),
+      '{"prompt": "p", "chosen": "a", ',
+      JSON.stringify({ prompt: 'p', chosen: 'a', rejected: '' }),
+      JSON.stringify({ prompt: 'q', chosen: 'c', rejected: 'd' }),
+    ].join('\n'),
+  );
   const tok = toyTokenizer();
-  await assert.rejects(loadPreferenceDataset(dir, tok), (e: unknown) =>
-    e instanceof DataError && e.message.startsWith(`${f} line 2: malformed JSON`));
+  await assert.rejects(
+    loadPreferenceDataset(dir, tok),
+    (e: unknown) => e instanceof DataError && e.message.startsWith(`${f} line 2: malformed JSON`),
+  );
   const { report, examples, sources } = await loadPreferenceDataset(dir, tok, { skipInvalid: true });
   assert.equal(report.read, 4);
   assert.equal(report.rows, 2);
   assert.equal(report.skippedInvalid, 2);
   assert.match(report.invalid[1], /line 3: field 'rejected': is empty/);
-  assert.deepEqual(sources.map((s) => s.line), [1, 4]);
+  assert.deepEqual(
+    sources.map((s) => s.line),
+    [1, 4],
+  );
   assert.equal(examples.length, 2);
   assert.equal(report.format, 'standard, explicit prompt');
   assert.deepEqual(report.files, [f]);
 });
 
 test('conversational data without a chat template stops, even with skipInvalid', () => {
-  const conv = { prompt: [{ role: 'user', content: 'hi' }], chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }] };
-  assert.throws(() => preparePreferenceDataset(recs([conv]), toyTokenizer(), { skipInvalid: true }),
-    /d\.jsonl line 1 is conversational .* has no chat template/);
+  const conv = {
+    prompt: [{ role: 'user', content: 'hi' }],
+    chosen: [{ role: 'assistant', content: 'a' }],
+    rejected: [{ role: 'assistant', content: 'b' }],
+  };
+  assert.throws(
+    () => preparePreferenceDataset(recs([conv]), toyTokenizer(), { skipInvalid: true }),
+    /d\.jsonl line 1 is conversational .* has no chat template/,
+  );
 });

@@ -16,7 +16,9 @@ const jsonl = (rs: unknown[]) => rs.map((r) => JSON.stringify(r)).join('\n') + '
 
 function writeParquet(path: string, data: Array<Record<string, unknown>>): void {
   const names = Object.keys(data[0]);
-  const buf = parquetWriteBuffer({ columnData: names.map((name) => ({ name, data: data.map((r) => r[name]) as never })) });
+  const buf = parquetWriteBuffer({
+    columnData: names.map((name) => ({ name, data: data.map((r) => r[name]) as never })),
+  });
   writeFileSync(path, new Uint8Array(buf));
 }
 
@@ -36,25 +38,49 @@ test('.json: array of rows, object of columns, {"train": [...]} with field, JSON
   const dir = tempDir();
   const arr = join(dir, 'arr.json');
   writeFileSync(arr, JSON.stringify(rows, null, 2));
-  assert.deepEqual((await readRecordsFromFile(arr)).map((r) => [r.value, r.where.row]), [[rows[0], 0], [rows[1], 1]]);
+  assert.deepEqual(
+    (await readRecordsFromFile(arr)).map((r) => [r.value, r.where.row]),
+    [
+      [rows[0], 0],
+      [rows[1], 1],
+    ],
+  );
 
   const cols = join(dir, 'cols.json');
   writeFileSync(cols, JSON.stringify({ prompt: ['p0', 'p1'], chosen: ['c0', 'c1'], rejected: ['r0', 'r1'] }, null, 1));
-  assert.deepEqual((await readRecordsFromFile(cols)).map((r) => r.value), rows);
+  assert.deepEqual(
+    (await readRecordsFromFile(cols)).map((r) => r.value),
+    rows,
+  );
 
   const nested = join(dir, 'nested.json');
   writeFileSync(nested, JSON.stringify({ version: 1, train: rows }, null, 1));
-  assert.deepEqual((await readRecordsFromFile(nested, { field: 'train' })).map((r) => r.value), rows);
+  assert.deepEqual(
+    (await readRecordsFromFile(nested, { field: 'train' })).map((r) => r.value),
+    rows,
+  );
   await assert.rejects(readRecordsFromFile(nested), /needs the field option/);
-  await assert.rejects(readRecordsFromFile(nested, { field: 'test' }), /field 'test': not in the file \(its keys: version, train\)/);
+  await assert.rejects(
+    readRecordsFromFile(nested, { field: 'test' }),
+    /field 'test': not in the file \(its keys: version, train\)/,
+  );
 
   const lines = join(dir, 'lines.json');
   writeFileSync(lines, jsonl(rows));
-  assert.deepEqual((await readRecordsFromFile(lines)).map((r) => [r.value, r.where.line]), [[rows[0], 1], [rows[1], 2]]);
+  assert.deepEqual(
+    (await readRecordsFromFile(lines)).map((r) => [r.value, r.where.line]),
+    [
+      [rows[0], 1],
+      [rows[1], 2],
+    ],
+  );
 
   const bad = join(dir, 'bad.json');
   writeFileSync(bad, '[\n {"prompt": "a"},\n {"prompt": }\n]');
-  await assert.rejects(readRecordsFromFile(bad), (e: unknown) => e instanceof DataError && /bad\.json line 3: malformed JSON in row index 1/.test(e.message));
+  await assert.rejects(
+    readRecordsFromFile(bad),
+    (e: unknown) => e instanceof DataError && /bad\.json line 3: malformed JSON in row index 1/.test(e.message),
+  );
   await assert.rejects(readRecordsFromFile(join(dir, 'x.csv')), /unknown file type '\.csv'/);
 });
 
@@ -67,8 +93,17 @@ test('Parquet: strings and nested message lists come back as rows with row indic
   ];
   writeParquet(f, data);
   const recs = await readRecordsFromFile(f);
-  assert.deepEqual(recs.map((r) => r.value), data);
-  assert.deepEqual(recs.map((r) => r.where), [{ file: f, row: 0 }, { file: f, row: 1 }]);
+  assert.deepEqual(
+    recs.map((r) => r.value),
+    data,
+  );
+  assert.deepEqual(
+    recs.map((r) => r.where),
+    [
+      { file: f, row: 0 },
+      { file: f, row: 1 },
+    ],
+  );
   writeFileSync(join(dir, 'broken.parquet'), 'not parquet at all');
   await assert.rejects(readRecordsFromFile(join(dir, 'broken.parquet')), /broken\.parquet: cannot read Parquet/);
 });
@@ -86,12 +121,19 @@ test('dataset folders: train/test files, HF data/ shards, names without a split 
 
   const b = tempDir();
   mkdirSync(join(b, 'data'));
-  for (const [i, name] of ['train-00001-of-00002.parquet', 'train-00000-of-00002.parquet', 'test-00000-of-00001.parquet'].entries()) {
+  for (const [i, name] of [
+    'train-00001-of-00002.parquet',
+    'train-00000-of-00002.parquet',
+    'test-00000-of-00001.parquet',
+  ].entries()) {
     writeParquet(join(b, 'data', name), [{ ...rows[0], chosen: `c${i}` }]);
   }
   const { records, files } = await loadRecords(b);
   assert.deepEqual(files, [join(b, 'data/train-00000-of-00002.parquet'), join(b, 'data/train-00001-of-00002.parquet')]);
-  assert.deepEqual(records.map((r) => (r.value as { chosen: string }).chosen), ['c1', 'c0']);
+  assert.deepEqual(
+    records.map((r) => (r.value as { chosen: string }).chosen),
+    ['c1', 'c0'],
+  );
 
   const c = tempDir();
   writeFileSync(join(c, 'prefs.jsonl'), jsonl(rows));

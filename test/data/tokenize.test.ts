@@ -8,31 +8,43 @@ import { preparePreferenceDataset, tokenizePreference, truncatePrompt } from '..
 import { createTokenizer } from '../../src/tokenizer/index.js';
 import { gpt2, llama3, LLAMA3_DIR, qwen3, readJson, toyIds, toyTokenizer } from '../helpers/assets.js';
 
-const BOS = 1, EOS = 2;
-const TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
-const NO_BOS_TEMPLATE = "{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
+const BOS = 1,
+  EOS = 2;
+const TEMPLATE =
+  '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
+const NO_BOS_TEMPLATE =
+  '{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
 const conv = (c: string, r: string) => ({
-  prompt: [{ role: 'user', content: 'hi' }], chosen: [{ role: 'assistant', content: c }], rejected: [{ role: 'assistant', content: r }],
+  prompt: [{ role: 'user', content: 'hi' }],
+  chosen: [{ role: 'assistant', content: c }],
+  rejected: [{ role: 'assistant', content: r }],
 });
 const count = (ids: number[], id: number) => ids.filter((x) => x === id).length;
 
 test('text: prompt and completions encoded apart, EOS closes each completion, BOS only if the tokenizer adds it', () => {
   const row = { prompt: 'ab', chosen: 'c', rejected: 'de' };
   const plain = tokenizePreference(toyTokenizer(), row)!.value;
-  assert.deepEqual(plain, { promptIds: toyIds('ab'), chosenIds: [...toyIds('c'), EOS], rejectedIds: [...toyIds('de'), EOS] });
+  assert.deepEqual(plain, {
+    promptIds: toyIds('ab'),
+    chosenIds: [...toyIds('c'), EOS],
+    rejectedIds: [...toyIds('de'), EOS],
+  });
   const withBos = tokenizePreference(toyTokenizer({ addBos: true }), row)!.value;
   assert.deepEqual(withBos.promptIds, [BOS, ...toyIds('ab')]);
   assert.deepEqual(withBos.chosenIds, [...toyIds('c'), EOS]); // no BOS in front of a completion
   // A prompt text that already starts with BOS keeps just that one.
-  assert.deepEqual(tokenizePreference(toyTokenizer({ addBos: true }), { ...row, prompt: '<s>ab' })!.value.promptIds, [BOS, ...toyIds('ab')]);
+  assert.deepEqual(tokenizePreference(toyTokenizer({ addBos: true }), { ...row, prompt: '<s>ab' })!.value.promptIds, [
+    BOS,
+    ...toyIds('ab'),
+  ]);
 });
 
 test('BOS exactly once with chat templates: template with bos_token x tokenizer adding BOS', () => {
   const cases: Array<[boolean, string, number]> = [
-    [true, TEMPLATE, 1],          // template writes BOS, tokenizer adds BOS: not doubled
-    [true, NO_BOS_TEMPLATE, 1],   // template without BOS, tokenizer adds BOS: prepended
-    [false, TEMPLATE, 1],         // template writes BOS, tokenizer does not add it: kept as rendered
-    [false, NO_BOS_TEMPLATE, 0],  // neither
+    [true, TEMPLATE, 1], // template writes BOS, tokenizer adds BOS: not doubled
+    [true, NO_BOS_TEMPLATE, 1], // template without BOS, tokenizer adds BOS: prepended
+    [false, TEMPLATE, 1], // template writes BOS, tokenizer does not add it: kept as rendered
+    [false, NO_BOS_TEMPLATE, 0], // neither
   ];
   for (const [addBos, template, bosCount] of cases) {
     const tok = toyTokenizer({ addBos, template });
@@ -54,7 +66,11 @@ test('BOS once with the real Llama-3 template (starts with <|begin_of_text|>) an
     tokenizerConfig: { ...readJson(join(LLAMA3_DIR, 'tokenizer_config.json')), add_bos_token: true },
   });
   assert.equal(addsBos.addsBos, true);
-  const row = { prompt: [{ role: 'user', content: 'Hello world' }], chosen: [{ role: 'assistant', content: 'Hi' }], rejected: [{ role: 'assistant', content: 'Go away' }] };
+  const row = {
+    prompt: [{ role: 'user', content: 'Hello world' }],
+    chosen: [{ role: 'assistant', content: 'Hi' }],
+    rejected: [{ role: 'assistant', content: 'Go away' }],
+  };
   for (const tok of [base, addsBos]) {
     const p = preparePreferenceDataset([row], tok).examples[0].promptIds;
     assert.equal(p[0], 128000);
@@ -70,9 +86,12 @@ test('real tokenizers: no merge across the prompt/completion boundary; a text co
   assert.deepEqual(g.chosenIds, [995, 50256]);
   const q = preparePreferenceDataset([conv('Blue.', 'Red.')], qwen3()).examples[0];
   assert.deepEqual(q.promptIds.slice(0, 3), [151644, 872, 198]); // <|im_start|>user\n, no BOS
-  assert.deepEqual(q.chosenIds.slice(-2), [151645, 198]);         // the template's "<|im_end|>\n", nothing appended (TRL 1.13)
+  assert.deepEqual(q.chosenIds.slice(-2), [151645, 198]); // the template's "<|im_end|>\n", nothing appended (TRL 1.13)
   // A text completion that already ends with the EOS token gets no second one (TRL checks endswith(eos_token)).
-  assert.deepEqual(tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world<|endoftext|>', rejected: ' there' })!.value.chosenIds, [995, 50256]);
+  assert.deepEqual(
+    tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world<|endoftext|>', rejected: ' there' })!.value.chosenIds,
+    [995, 50256],
+  );
 });
 
 test('truncation: prompt to maxPromptLength (keep_end keeps BOS, keep_start), completions to fit maxLength', () => {
@@ -86,7 +105,7 @@ test('truncation: prompt to maxPromptLength (keep_end keeps BOS, keep_start), co
   const t = tokenizePreference(tok, row, { maxPromptLength: 4, maxLength: 7 })!;
   assert.equal(t.truncated, true);
   assert.deepEqual(t.value.promptIds, [BOS, ...toyIds('def')]);
-  assert.deepEqual(t.value.chosenIds, toyIds('xyz'));         // 3 left of 7: EOS cut off, as TRL cuts
+  assert.deepEqual(t.value.chosenIds, toyIds('xyz')); // 3 left of 7: EOS cut off, as TRL cuts
   assert.deepEqual(t.value.rejectedIds, [...toyIds('q'), EOS]);
   const s = tokenizePreference(tok, row, { maxPromptLength: 4, truncationMode: 'keep_start' })!;
   assert.deepEqual(s.value.promptIds, [BOS, ...toyIds('abc')]);
@@ -104,15 +123,23 @@ test('truncation: prompt to maxPromptLength (keep_end keeps BOS, keep_start), co
 test('report: rows, truncated, dropped, skippedInvalid', () => {
   const tok = toyTokenizer();
   const rows = [
-    { prompt: 'ab', chosen: 'c', rejected: 'd' },           // fits
-    { prompt: 'ab', chosen: 'cccccc', rejected: 'd' },      // chosen truncated
-    { prompt: 'abcdefgh', chosen: 'c', rejected: 'd' },     // prompt fills maxLength: dropped
-    { prompt: 'ab', chosen: 'c', rejected: 'c' },           // invalid: identical
-    { prompt: 'ab', chosen: 'c' },                          // invalid: rejected missing
+    { prompt: 'ab', chosen: 'c', rejected: 'd' }, // fits
+    { prompt: 'ab', chosen: 'cccccc', rejected: 'd' }, // chosen truncated
+    { prompt: 'abcdefgh', chosen: 'c', rejected: 'd' }, // prompt fills maxLength: dropped
+    { prompt: 'ab', chosen: 'c', rejected: 'c' }, // invalid: identical
+    { prompt: 'ab', chosen: 'c' }, // invalid: rejected missing
   ];
   const { examples, report } = preparePreferenceDataset(rows, tok, { maxLength: 6, skipInvalid: true });
-  assert.deepEqual({ read: report.read, rows: report.rows, truncated: report.truncated, dropped: report.dropped, skippedInvalid: report.skippedInvalid },
-    { read: 5, rows: 2, truncated: 1, dropped: 1, skippedInvalid: 2 });
+  assert.deepEqual(
+    {
+      read: report.read,
+      rows: report.rows,
+      truncated: report.truncated,
+      dropped: report.dropped,
+      skippedInvalid: report.skippedInvalid,
+    },
+    { read: 5, rows: 2, truncated: 1, dropped: 1, skippedInvalid: 2 },
+  );
   assert.deepEqual(examples[1].chosenIds, toyIds('cccc'));
   assert.match(report.invalid[0], /<memory> row index 3: field 'chosen': is identical to 'rejected'/);
   assert.throws(() => preparePreferenceDataset(rows, tok, { maxLength: 0 }), /maxLength is 0/);

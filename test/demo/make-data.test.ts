@@ -16,8 +16,14 @@ test('writeDemoData: writes corpus lines, tokenizer files and a manifest that ag
       modelMaxLength: 128,
     });
     const lines = (f: string) => readFileSync(join(dir, f), 'utf8').split('\n').slice(0, -1);
-    assert.deepEqual(lines('train.txt'), data.corpus.train.map((d) => d.text));
-    assert.deepEqual(lines('heldout.txt'), data.corpus.heldOut.map((d) => d.text));
+    assert.deepEqual(
+      lines('train.txt'),
+      data.corpus.train.map((d) => d.text),
+    );
+    assert.deepEqual(
+      lines('heldout.txt'),
+      data.corpus.heldOut.map((d) => d.text),
+    );
     const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
     assert.equal(config.eos_token, '<|endoftext|>');
     assert.equal(config.pad_token, '<|endoftext|>');
@@ -30,8 +36,10 @@ test('writeDemoData: writes corpus lines, tokenizer files and a manifest that ag
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
     assert.equal(manifest.tokenizer.vocabSize, 700);
     assert.equal(manifest.corpus.trainDocs, data.corpus.train.length);
-    assert.deepEqual(manifest.corpus.sources.map((s: { id: string }) => s.id),
-      ['reviews/imdb', 'reviews/amazon', 'reviews/yelp', 'gutenberg/carroll-alice']);
+    assert.deepEqual(
+      manifest.corpus.sources.map((s: { id: string }) => s.id),
+      ['reviews/imdb', 'reviews/amazon', 'reviews/yelp', 'gutenberg/carroll-alice'],
+    );
     assert.ok(data.bytesPerToken.review! > 2 && data.bytesPerToken.prose! > 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });

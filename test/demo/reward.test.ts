@@ -46,6 +46,9 @@ test('reward: agrees with the human labels of the IMDb, Amazon and Yelp sentence
     const auc = wins / (pos.length * neg.length);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     assert.ok(auc > 0.75, `${set}: AUC ${auc}`);
-    assert.ok(mean(pos) > 0.65 && mean(neg) < 0.5, `${set}: mean reward ${mean(pos)} (positive) vs ${mean(neg)} (negative)`);
+    assert.ok(
+      mean(pos) > 0.65 && mean(neg) < 0.5,
+      `${set}: mean reward ${mean(pos)} (positive) vs ${mean(neg)} (negative)`,
+    );
   }
 });

@@ -1,9 +1,7 @@
 // Text clean-up helpers of the demo corpus, against hand-worked examples and published test vectors.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  chunkSentences, fnv1a, isHeldOut, normalizeText, shuffled, splitSentences,
-} from '../../src/demo/text.js';
+import { chunkSentences, fnv1a, isHeldOut, normalizeText, shuffled, splitSentences } from '../../src/demo/text.js';
 
 test('normalizeText: whitespace, Windows-1252 leftovers, typography, Gutenberg marks', () => {
   assert.equal(normalizeText('  A very,\n very  slow\tmovie.  '), 'A very, very slow movie.');
@@ -17,9 +15,17 @@ test('normalizeText: whitespace, Windows-1252 leftovers, typography, Gutenberg m
 });
 
 test('splitSentences: ends of sentences, abbreviations and initials kept inside', () => {
-  assert.deepEqual(splitSentences('Mr. Smith went home. He slept! Did he? "Yes," she said. Then 3 more.'),
-    ['Mr. Smith went home.', 'He slept!', 'Did he?', '"Yes," she said.', 'Then 3 more.']);
-  assert.deepEqual(splitSentences('G. K. Chesterton wrote it. It is good.'), ['G. K. Chesterton wrote it.', 'It is good.']);
+  assert.deepEqual(splitSentences('Mr. Smith went home. He slept! Did he? "Yes," she said. Then 3 more.'), [
+    'Mr. Smith went home.',
+    'He slept!',
+    'Did he?',
+    '"Yes," she said.',
+    'Then 3 more.',
+  ]);
+  assert.deepEqual(splitSentences('G. K. Chesterton wrote it. It is good.'), [
+    'G. K. Chesterton wrote it.',
+    'It is good.',
+  ]);
   assert.deepEqual(splitSentences('no capital. after this'), ['no capital. after this']);
   assert.deepEqual(splitSentences('He said "stop." Then left.'), ['He said "stop."', 'Then left.']);
 });
@@ -45,9 +51,14 @@ test('isHeldOut: about the requested share, 0 holds out nothing', () => {
 
 test('shuffled: a seeded permutation, same for the same seed', () => {
   const xs = Array.from({ length: 100 }, (_, i) => i);
-  const a = shuffled(xs, 7), b = shuffled(xs, 7), c = shuffled(xs, 8);
+  const a = shuffled(xs, 7),
+    b = shuffled(xs, 7),
+    c = shuffled(xs, 8);
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
   assert.notDeepEqual(a, xs);
-  assert.deepEqual([...a].sort((p, q) => p - q), xs);
+  assert.deepEqual(
+    [...a].sort((p, q) => p - q),
+    xs,
+  );
 });

@@ -20,16 +20,33 @@ const fixtureTexts: string[] = readJson('texts.json');
 function randomTexts(n: number, seed: number): string[] {
   const rand = mulberry32(seed);
   const ranges: [number, number][] = [
-    [0x20, 0x7e], [0x20, 0x7e], [0x20, 0x7e], [0x00, 0x1f], [0x80, 0xff], [0x100, 0x24f], [0x300, 0x36f],
-    [0x370, 0x3ff], [0x400, 0x4ff], [0x590, 0x6ff], [0x2000, 0x206f], [0x3000, 0x30ff], [0x4e00, 0x4fff],
-    [0xac00, 0xad00], [0xfe00, 0xfeff], [0x1f300, 0x1faff], [0x10000, 0x1007f],
+    [0x20, 0x7e],
+    [0x20, 0x7e],
+    [0x20, 0x7e],
+    [0x00, 0x1f],
+    [0x80, 0xff],
+    [0x100, 0x24f],
+    [0x300, 0x36f],
+    [0x370, 0x3ff],
+    [0x400, 0x4ff],
+    [0x590, 0x6ff],
+    [0x2000, 0x206f],
+    [0x3000, 0x30ff],
+    [0x4e00, 0x4fff],
+    [0xac00, 0xad00],
+    [0xfe00, 0xfeff],
+    [0x1f300, 0x1faff],
+    [0x10000, 0x1007f],
   ];
   const words = [' ', '  ', '\n', '\t', "'s", "'ll", ' the', ' movie', '<|endoftext|>', '123', ' great'];
   return Array.from({ length: n }, () => {
     let s = '';
     const len = 1 + Math.floor(rand() * 30);
     for (let i = 0; i < len; i++) {
-      if (rand() < 0.2) { s += words[Math.floor(rand() * words.length)]; continue; }
+      if (rand() < 0.2) {
+        s += words[Math.floor(rand() * words.length)];
+        continue;
+      }
       const [lo, hi] = ranges[Math.floor(rand() * ranges.length)]!;
       s += String.fromCodePoint(lo + Math.floor(rand() * (hi - lo + 1)));
     }
@@ -52,9 +69,23 @@ test('byte table: GPT-2 bytes_to_unicode (space -> Ġ, newline -> Ċ, 0 -> Ā, 0
 test('trainBpe: hand-worked merges (hug 10, pug 5, pun 12, bun 4, hugs 5)', () => {
   // Pair counts: u g 20 -> "ug"; u n 16 -> "un"; h ug 15 -> "hug"; p un 12 -> "pun"; then p ug and
   // hug s tie at 5: the smaller ids win (p = 112 < hug = 258) -> "pug", then "hugs"; b un 4 -> "bun".
-  const counts = new Map([['hug', 10], ['pug', 5], ['pun', 12], ['bun', 4], ['hugs', 5]]);
+  const counts = new Map([
+    ['hug', 10],
+    ['pug', 5],
+    ['pun', 12],
+    ['bun', 4],
+    ['hugs', 5],
+  ]);
   const m = trainBpeFromCounts(counts, { vocabSize: 256 + 7 + 1, minFrequency: 1 });
-  assert.deepEqual(m.merges, [['u', 'g'], ['u', 'n'], ['h', 'ug'], ['p', 'un'], ['p', 'ug'], ['hug', 's'], ['b', 'un']]);
+  assert.deepEqual(m.merges, [
+    ['u', 'g'],
+    ['u', 'n'],
+    ['h', 'ug'],
+    ['p', 'un'],
+    ['p', 'ug'],
+    ['hug', 's'],
+    ['b', 'un'],
+  ]);
   assert.deepEqual(m.vocab.slice(256), ['ug', 'un', 'hug', 'pun', 'pug', 'hugs', 'bun', EOS_TOKEN]);
   assert.deepEqual(m.specialTokens, [{ id: 263, content: EOS_TOKEN }]);
   // minFrequency 5 stops before "bun" (count 4): the vocabulary ends short of the target.
@@ -64,7 +95,12 @@ test('trainBpe: hand-worked merges (hug 10, pug 5, pun 12, bun 4, hugs 5)', () =
 });
 
 test('trainBpe: deterministic and independent of document order', () => {
-  const docs = buildCorpus({ books: ['carroll-alice'], sotuFromYear: null, reviewRepeat: 1, shuffleSeed: null }).train.map((d) => d.text);
+  const docs = buildCorpus({
+    books: ['carroll-alice'],
+    sotuFromYear: null,
+    reviewRepeat: 1,
+    shuffleSeed: null,
+  }).train.map((d) => d.text);
   const a = trainBpe(docs, { vocabSize: 600 });
   const b = trainBpe([...docs].reverse(), { vocabSize: 600 });
   assert.equal(a.vocab.length, 600);
@@ -73,13 +109,17 @@ test('trainBpe: deterministic and independent of document order', () => {
 
 test('own encoder: decode(encode(s)) === s on fixtures and random Unicode; encodes to known merges', () => {
   const enc = new ByteLevelBpe(fromTokenizerJson(readJson('tokenizer.json')));
-  for (const s of [...fixtureTexts, ...randomTexts(400, 1)]) assert.equal(enc.decode(enc.encode(s)), s, JSON.stringify(s));
+  for (const s of [...fixtureTexts, ...randomTexts(400, 1)])
+    assert.equal(enc.decode(enc.encode(s)), s, JSON.stringify(s));
   const eos = enc.specialId(EOS_TOKEN);
   assert.equal(eos, enc.vocabSize - 1);
   assert.deepEqual(enc.encode('<|endoftext|>'), [eos]);
   assert.equal(enc.decode([...enc.encode('Good film.'), eos], true), 'Good film.');
   // " the" is among the first merges of any English BPE (Ġ t, h e, Ġt he).
-  assert.deepEqual(enc.encode(' the').map((i) => enc.vocab[i]), ['Ġthe']);
+  assert.deepEqual(
+    enc.encode(' the').map((i) => enc.vocab[i]),
+    ['Ġthe'],
+  );
 });
 
 test('@huggingface/tokenizers loads the written files and gives the same ids and text', () => {
@@ -96,11 +136,15 @@ test('@huggingface/tokenizers loads the written files and gives the same ids and
 
 test('a freshly trained tokenizer, written and loaded by @huggingface/tokenizers, encodes held-out text alike', () => {
   const corpus = buildCorpus({ books: ['austen-persuasion'], sotuFromYear: null, reviewRepeat: 2 });
-  const bpe = trainBpe(corpus.train.map((d) => d.text), { vocabSize: 512 });
+  const bpe = trainBpe(
+    corpus.train.map((d) => d.text),
+    { vocabSize: 512 },
+  );
   const tj = JSON.parse(JSON.stringify(toTokenizerJson(bpe)));
   const hf = new Tokenizer(tj, toTokenizerConfig(bpe, { modelMaxLength: 128 }));
   const enc = new ByteLevelBpe(bpe);
-  let bytes = 0, tokens = 0;
+  let bytes = 0,
+    tokens = 0;
   for (const d of corpus.heldOut) {
     const ids = enc.encode(d.text);
     assert.deepEqual(hf.encode(d.text).ids, ids, d.text);
@@ -112,13 +156,17 @@ test('a freshly trained tokenizer, written and loaded by @huggingface/tokenizers
 });
 
 const rustIds = new URL('hf_ids.json', fixtures);
-test('Rust tokenizers / transformers ids (test/fixtures/demo/hf_ids.json)', { skip: !existsSync(rustIds) && 'hf_ids.json not made yet (gen_hf_tokenizer_ids.py)' }, () => {
-  const ref = JSON.parse(readFileSync(rustIds, 'utf8'));
-  const enc = new ByteLevelBpe(fromTokenizerJson(readJson('tokenizer.json')));
-  assert.equal(ref.transformers.eos_token_id, enc.vocabSize - 1);
-  for (const c of ref.cases as { text: string; ids: number[]; transformers_ids: number[]; decoded: string }[]) {
-    assert.deepEqual(enc.encode(c.text), c.ids, `ids differ from Rust tokenizers for ${JSON.stringify(c.text)}`);
-    assert.deepEqual(c.transformers_ids, c.ids);
-    assert.equal(c.decoded, c.text);
-  }
-});
+test(
+  'Rust tokenizers / transformers ids (test/fixtures/demo/hf_ids.json)',
+  { skip: !existsSync(rustIds) && 'hf_ids.json not made yet (gen_hf_tokenizer_ids.py)' },
+  () => {
+    const ref = JSON.parse(readFileSync(rustIds, 'utf8'));
+    const enc = new ByteLevelBpe(fromTokenizerJson(readJson('tokenizer.json')));
+    assert.equal(ref.transformers.eos_token_id, enc.vocabSize - 1);
+    for (const c of ref.cases as { text: string; ids: number[]; transformers_ids: number[]; decoded: string }[]) {
+      assert.deepEqual(enc.encode(c.text), c.ids, `ids differ from Rust tokenizers for ${JSON.stringify(c.text)}`);
+      assert.deepEqual(c.transformers_ids, c.ids);
+      assert.equal(c.decoded, c.text);
+    }
+  },
+);

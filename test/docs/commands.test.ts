@@ -25,14 +25,17 @@ import { DEMO_MODEL, runCli, TOY_CHAT_TEMPLATE } from '../helpers/cli.js';
 
 const SKIPPED: Record<string, string> = {
   'npx tsdpo demo': 'the full demo takes minutes; test/demo/demo.test.ts runs its pipeline with tiny settings',
-  'npx tsdpo pretrain': 'about 30 minutes of pretraining; test/demo/demo.test.ts checks the committed checkpoint against these defaults',
-  'npx tsdpo studio --model assets/demo-model --prompts prompts.txt --db labels.db': 'a server that runs until stopped; test/studio/*.test.ts start it and drive it in Chromium',
+  'npx tsdpo pretrain':
+    'about 30 minutes of pretraining; test/demo/demo.test.ts checks the committed checkpoint against these defaults',
+  'npx tsdpo studio --model assets/demo-model --prompts prompts.txt --db labels.db':
+    'a server that runs until stopped; test/studio/*.test.ts start it and drive it in Chromium',
 };
 const DEVICE_COMMANDS = new Set(['dpo', 'sft', 'kto', 'reward', 'ppo', 'grpo', 'rloo', 'logprobs', 'generate', 'eval']);
 
 /** The `npx tsdpo` commands of a Markdown text, in order, and the ```jsonl files it defines. */
 function documentedCommands(markdown: string): { commands: string[]; files: Map<string, string> } {
-  const commands: string[] = [], files = new Map<string, string>();
+  const commands: string[] = [],
+    files = new Map<string, string>();
   const lines = markdown.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const fence = lines[i].match(/^```(\w*)/);
@@ -42,10 +45,17 @@ function documentedCommands(markdown: string): { commands: string[]; files: Map<
     const body = lines.slice(i + 1, end);
     if (fence[1] === 'sh') {
       for (const line of body) {
-        for (const part of stripComment(line).split('&&').map((p) => p.trim())) if (part.startsWith('npx tsdpo')) commands.push(part);
+        for (const part of stripComment(line)
+          .split('&&')
+          .map((p) => p.trim()))
+          if (part.startsWith('npx tsdpo')) commands.push(part);
       }
     } else if (fence[1] === 'jsonl') {
-      const name = lines.slice(0, i).reverse().find((l) => l.trim() !== '')?.match(/^`([^`]+)`/)?.[1];
+      const name = lines
+        .slice(0, i)
+        .reverse()
+        .find((l) => l.trim() !== '')
+        ?.match(/^`([^`]+)`/)?.[1];
       if (name) files.set(name, body.join('\n') + '\n');
     }
     i = end;
@@ -67,7 +77,16 @@ function words(command: string): string[] {
   return [...command.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
 }
 
-const SUBJECTS = ['The movie', 'This film', 'The plot', 'The acting', 'The ending', 'The story', 'The cast', 'The score'];
+const SUBJECTS = [
+  'The movie',
+  'This film',
+  'The plot',
+  'The acting',
+  'The ending',
+  'The story',
+  'The cast',
+  'The score',
+];
 const PAIRS = Array.from({ length: 16 }, (_, i) => ({
   prompt: `${SUBJECTS[i % 8]} was`,
   chosen: i % 2 ? ' great and fun.' : ' wonderful and moving.',
@@ -82,18 +101,31 @@ function makeFixtures(dir: string): void {
   writeFileSync(join(dir, 'prefs.jsonl'), jsonl(PAIRS));
   writeFileSync(join(dir, 'pairs.jsonl'), jsonl(PAIRS));
   writeFileSync(join(dir, 'sft.jsonl'), jsonl(PAIRS.map((p) => ({ prompt: p.prompt, completion: p.chosen }))));
-  writeFileSync(join(dir, 'prompts.txt'), `${SUBJECTS.slice(0, 4).map((s) => `${s} was`).join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'prompts.txt'),
+    `${SUBJECTS.slice(0, 4)
+      .map((s) => `${s} was`)
+      .join('\n')}\n`,
+  );
   writeFileSync(join(dir, 'judge.mjs'), 'export default (prompt, completion) => completion.split(" ").length;\n');
   const columns = ['prompt', 'chosen', 'rejected'] as const;
-  writeFileSync(join(dir, 'prefs.parquet'), new Uint8Array(parquetWriteBuffer({
-    columnData: columns.map((name) => ({ name, data: PAIRS.map((p) => p[name]) as never })),
-  })));
+  writeFileSync(
+    join(dir, 'prefs.parquet'),
+    new Uint8Array(
+      parquetWriteBuffer({
+        columnData: columns.map((name) => ({ name, data: PAIRS.map((p) => p[name]) as never })),
+      }),
+    ),
+  );
   mkdirSync(join(dir, 'my-dataset'));
   writeFileSync(join(dir, 'my-dataset', 'train.jsonl'), jsonl(PAIRS.slice(0, 12)));
   writeFileSync(join(dir, 'my-dataset', 'test.jsonl'), jsonl(PAIRS.slice(12)));
   // run.yaml and a run "killed" after its first checkpoint, for `--config run.yaml --resume`.
-  writeFileSync(join(dir, 'run.yaml'), 'model_name_or_path: ./my-sft-model\ndataset: prefs.jsonl\noutput_dir: runs/resumable\n' +
-    'max_steps: 4\nsave_steps: 2\nper_device_train_batch_size: 4\ndevice: cpu\n');
+  writeFileSync(
+    join(dir, 'run.yaml'),
+    'model_name_or_path: ./my-sft-model\ndataset: prefs.jsonl\noutput_dir: runs/resumable\n' +
+      'max_steps: 4\nsave_steps: 2\nper_device_train_batch_size: 4\ndevice: cpu\n',
+  );
   const killed = runCli(['dpo', '--config', 'run.yaml', '--max_steps', '2'], dir);
   assert.equal(killed.status, 0, killed.stderr);
 }
@@ -104,7 +136,12 @@ function firstHourOutputs(readme: string): string[] {
   return [...section.matchAll(/^\| `(runs\/[^`]+)`/gm)].map((m) => m[1]);
 }
 
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 for (const doc of DOCS) {
   const text = readFileSync(join(ROOT, doc), 'utf8');
@@ -132,6 +169,7 @@ for (const doc of DOCS) {
 
 test('the skip list names only commands that the docs show', () => {
   const all = DOCS.flatMap((d) => documentedCommands(readFileSync(join(ROOT, d), 'utf8')).commands);
-  for (const c of Object.keys(SKIPPED)) assert.ok(all.includes(c), `SKIPPED has '${c}', which no document shows any more`);
+  for (const c of Object.keys(SKIPPED))
+    assert.ok(all.includes(c), `SKIPPED has '${c}', which no document shows any more`);
   assert.ok(all.length >= 25, `${all.length} documented commands found`);
 });

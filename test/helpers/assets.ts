@@ -3,7 +3,12 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTokenizer, loadTokenizer, writeGpt2TokenizerFolder, type TextTokenizer } from '../../src/tokenizer/index.js';
+import {
+  createTokenizer,
+  loadTokenizer,
+  writeGpt2TokenizerFolder,
+  type TextTokenizer,
+} from '../../src/tokenizer/index.js';
 
 // From dist/test/helpers/assets.js the repository root is three folders up.
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -20,7 +25,10 @@ export const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'))
 const cache = new Map<string, TextTokenizer>();
 function cached(key: string, make: () => TextTokenizer): TextTokenizer {
   let t = cache.get(key);
-  if (!t) { t = make(); cache.set(key, t); }
+  if (!t) {
+    t = make();
+    cache.set(key, t);
+  }
   return t;
 }
 
@@ -39,7 +47,7 @@ export const gpt2 = () => cached('gpt2', () => loadTokenizer(gpt2Dir()));
  * One token per character: <pad>=0, <s>=1, </s>=2, then ' ', a-z, A-Z, digits and punctuation from id 3 on,
  * so token ids are predictable by hand. BOS added on encode when addBos; optional chat template.
  */
-export const TOY_CHARS = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?:;'\"-\n|<>/[]_";
+export const TOY_CHARS = ' abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?:;\'"-\n|<>/[]_';
 export function toyId(ch: string): number {
   const i = TOY_CHARS.indexOf(ch);
   if (i < 0) throw new Error(`toyId: ${JSON.stringify(ch)} not in the toy vocabulary`);
@@ -49,23 +57,40 @@ export const toyIds = (s: string) => Array.from(s, toyId);
 
 export function toyTokenizerJson(): Record<string, unknown> {
   const vocab: Record<string, number> = { '<pad>': 0, '<s>': 1, '</s>': 2 };
-  Array.from(TOY_CHARS).forEach((c, i) => { vocab[c] = i + 3; });
+  Array.from(TOY_CHARS).forEach((c, i) => {
+    vocab[c] = i + 3;
+  });
   const added = ['<pad>', '<s>', '</s>'].map((content, id) => ({
-    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   }));
   return {
-    version: '1.0', added_tokens: added, normalizer: null, pre_tokenizer: null, post_processor: null,
+    version: '1.0',
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
     decoder: { type: 'Fuse' },
     model: { type: 'BPE', vocab, merges: [], unk_token: null, fuse_unk: false, byte_fallback: false },
   };
 }
 
-export function toyTokenizer(opts: { addBos?: boolean; template?: string; pad?: boolean; eos?: boolean } = {}): TextTokenizer {
+export function toyTokenizer(
+  opts: { addBos?: boolean; template?: string; pad?: boolean; eos?: boolean } = {},
+): TextTokenizer {
   return createTokenizer({
     tokenizerJson: toyTokenizerJson(),
     tokenizerConfig: {
-      bos_token: '<s>', ...(opts.eos === false ? {} : { eos_token: '</s>' }), ...(opts.pad ? { pad_token: '<pad>' } : {}),
-      add_bos_token: opts.addBos ?? false, add_eos_token: false,
+      bos_token: '<s>',
+      ...(opts.eos === false ? {} : { eos_token: '</s>' }),
+      ...(opts.pad ? { pad_token: '<pad>' } : {}),
+      add_bos_token: opts.addBos ?? false,
+      add_eos_token: false,
       ...(opts.template ? { chat_template: opts.template } : {}),
     },
     source: 'toy tokenizer',

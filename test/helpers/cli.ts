@@ -23,9 +23,16 @@ export const TOY_CHAT_TEMPLATE =
 export function familyModel(arch: string, dir: string): string {
   cpSync(join(FAMILY_FIXTURES, arch, 'policy'), dir, { recursive: true });
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toyTokenizerJson()));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
-    bos_token: '<s>', eos_token: '</s>', pad_token: '<pad>', add_bos_token: true, add_eos_token: false,
-    chat_template: TOY_CHAT_TEMPLATE,
-  }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({
+      bos_token: '<s>',
+      eos_token: '</s>',
+      pad_token: '<pad>',
+      add_bos_token: true,
+      add_eos_token: false,
+      chat_template: TOY_CHAT_TEMPLATE,
+    }),
+  );
   return dir;
 }

@@ -2,12 +2,19 @@
 // JSON header {name: {dtype, shape, data_offsets}}, then the raw little-endian data.
 import { readFileSync } from 'node:fs';
 
-export interface Tensor { dtype: string; shape: number[]; data: Int32Array | Float32Array }
+export interface Tensor {
+  dtype: string;
+  shape: number[];
+  data: Int32Array | Float32Array;
+}
 
 export function readSafetensors(path: string, names: string[]): Record<string, Tensor> {
   const buf = readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   const out: Record<string, Tensor> = {};
   for (const name of names) {
     const h = header[name];

@@ -5,7 +5,9 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToBf16Bits, f32ToF16, f32ToF16Bits }
 
 /** binary16 value from its bits, by the IEEE 754 definition, in float64. */
 function halfValue(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    m = h & 0x3ff;
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * 2 ** (e - 15) * (1 + m / 1024);
@@ -27,8 +29,11 @@ test('f32ToF16 keeps every half value and rounds midpoints to even', () => {
     if (!Number.isNaN(v)) assert.equal(f32ToF16Bits(v), h, `h=0x${h.toString(16)}`);
     else assert.equal(f32ToF16Bits(v) & 0x7e00, 0x7e00, 'NaN stays a quiet NaN');
   }
-  for (let h = 0; h < 0x7bff; h++) { // positive finite neighbours h, h+1
-    const lo = halfValue(h), hi = halfValue(h + 1), mid = (lo + hi) / 2;
+  for (let h = 0; h < 0x7bff; h++) {
+    // positive finite neighbours h, h+1
+    const lo = halfValue(h),
+      hi = halfValue(h + 1),
+      mid = (lo + hi) / 2;
     assert.equal(Math.fround(mid), mid);
     assert.equal(f32ToF16Bits(mid), h % 2 === 0 ? h : h + 1, `tie between 0x${h.toString(16)} and its successor`);
     assert.equal(f32ToF16Bits(mid * (1 + 2 ** -20)), h + 1);
@@ -45,18 +50,25 @@ test('f32ToF16 keeps every half value and rounds midpoints to even', () => {
 });
 
 test('f32ToBf16 rounds to the nearest bfloat16, ties to even, like torch', () => {
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
-  const value = (b: number) => { u[0] = b << 16; return f[0]; };
+  const f = new Float32Array(1),
+    u = new Uint32Array(f.buffer);
+  const value = (b: number) => {
+    u[0] = b << 16;
+    return f[0];
+  };
   let seed = 12345;
   const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
   for (let i = 0; i < 20000; i++) {
     u[0] = rand();
     const x = f[0];
     if (!Number.isFinite(x)) continue;
-    const b = f32ToBf16Bits(x), got = value(b);
-    const down = value(u[0] >>> 16), up = value((u[0] >>> 16) + 1); // the two candidates by truncation
-    const dd = Math.abs(x - down), du = Math.abs(up - x);
-    const want = dd < du ? down : du < dd ? up : ((u[0] >>> 16) & 1 ? up : down);
+    const b = f32ToBf16Bits(x),
+      got = value(b);
+    const down = value(u[0] >>> 16),
+      up = value((u[0] >>> 16) + 1); // the two candidates by truncation
+    const dd = Math.abs(x - down),
+      du = Math.abs(up - x);
+    const want = dd < du ? down : du < dd ? up : (u[0] >>> 16) & 1 ? up : down;
     assert.ok(Object.is(got, want) || (!Number.isFinite(want) && !Number.isFinite(got)), `x=${x}: ${got} vs ${want}`);
   }
   assert.equal(f32ToBf16Bits(NaN), 0x7fc0);

@@ -30,7 +30,11 @@ export function splitFile(file: Uint8Array): RawFile {
 }
 
 /** Builds a safetensors file from a header (object or raw text) and a data area. */
-export function joinFile(header: Record<string, unknown> | string, data: Uint8Array, headerLength?: bigint): Uint8Array {
+export function joinFile(
+  header: Record<string, unknown> | string,
+  data: Uint8Array,
+  headerLength?: bigint,
+): Uint8Array {
   let text = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
   text = Buffer.concat([text, Buffer.alloc((8 - (text.length % 8)) % 8, 0x20)]);
   const len = Buffer.alloc(8);
@@ -49,7 +53,8 @@ export function tensorBytes(f: RawFile, name: string): Uint8Array {
 export function expectedShapes(c: Record<string, any>): Map<string, number[]> {
   const m = new Map<string, number[]>();
   if (c.model_type === 'gpt2') {
-    const E = c.n_embd, I = c.n_inner ?? 4 * E;
+    const E = c.n_embd,
+      I = c.n_inner ?? 4 * E;
     m.set('transformer.wte.weight', [c.vocab_size, E]).set('transformer.wpe.weight', [c.n_positions, E]);
     for (let i = 0; i < c.n_layer; i++) {
       const p = `transformer.h.${i}.`;
@@ -63,8 +68,11 @@ export function expectedShapes(c: Record<string, any>): Map<string, number[]> {
     if (!c.tie_word_embeddings) m.set('lm_head.weight', [c.vocab_size, E]);
     return m;
   }
-  const H = c.hidden_size, I = c.intermediate_size, nh = c.num_attention_heads;
-  const nkv = c.num_key_value_heads ?? nh, hd = c.head_dim ?? H / nh;
+  const H = c.hidden_size,
+    I = c.intermediate_size,
+    nh = c.num_attention_heads;
+  const nkv = c.num_key_value_heads ?? nh,
+    hd = c.head_dim ?? H / nh;
   const qkBias = c.model_type === 'qwen2' || c.attention_bias === true;
   const qkNorm = c.model_type === 'qwen3' || c.model_type === 'gemma3_text';
   m.set('model.embed_tokens.weight', [c.vocab_size, H]);
@@ -81,7 +89,9 @@ export function expectedShapes(c: Record<string, any>): Map<string, number[]> {
       m.set(`${p}self_attn.k_proj.bias`, [nkv * hd]).set(`${p}self_attn.v_proj.bias`, [nkv * hd]);
     }
     if (qkNorm) m.set(`${p}self_attn.q_norm.weight`, [hd]).set(`${p}self_attn.k_norm.weight`, [hd]);
-    m.set(`${p}mlp.gate_proj.weight`, [I, H]).set(`${p}mlp.up_proj.weight`, [I, H]).set(`${p}mlp.down_proj.weight`, [H, I]);
+    m.set(`${p}mlp.gate_proj.weight`, [I, H])
+      .set(`${p}mlp.up_proj.weight`, [I, H])
+      .set(`${p}mlp.down_proj.weight`, [H, I]);
   }
   m.set('model.norm.weight', [H]);
   if (!c.tie_word_embeddings) m.set('lm_head.weight', [c.vocab_size, H]);

@@ -30,7 +30,8 @@ test('bf16 weights read as f32 lie within bf16 precision of the f32 policy', () 
     const f32 = loadHfFolder(path.join(FIXTURES, arch, 'policy')).tensors;
     const bf = loadHfFolder(path.join(FIXTURES, arch, 'policy-bf16')).tensors;
     for (const [name, t] of bf) {
-      const a = t.toFloat32(), b = f32.get(name)!.toFloat32();
+      const a = t.toFloat32(),
+        b = f32.get(name)!.toFloat32();
       // round to nearest: |error| <= half an ulp <= 2^-8 |x| for 8 significant bits
       const bad = a.findIndex((x, i) => !(Math.abs(x - b[i]) <= Math.abs(b[i]) * 2 ** -8));
       assert.equal(bad, -1, `${arch} ${name}[${bad}]: ${a[bad]} vs ${b[bad]}`);
@@ -44,17 +45,25 @@ test('sharded save and load round trip (tiny shard size), index as transformers 
   const src = loadHfFolder(path.join(FIXTURES, 'llama/policy'));
   const dir = path.join(tempDir(t), 'out');
   const max = 100_000;
-  const files = saveHfFolder(dir, { config: src.config, tensors: src.tensors, generationConfig: src.generationConfig }, { maxShardBytes: max });
+  const files = saveHfFolder(
+    dir,
+    { config: src.config, tensors: src.tensors, generationConfig: src.generationConfig },
+    { maxShardBytes: max },
+  );
   const n = files.length;
   assert.ok(n > 3, `${n} shards`);
-  files.forEach((f, i) => assert.equal(f, `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`));
+  files.forEach((f, i) =>
+    assert.equal(f, `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`),
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'model.safetensors')));
   const index = JSON.parse(fs.readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8'));
   let total = 0;
-  for (const [name, x] of src.tensors) total += x.byteLength, assert.ok(files.includes(index.weight_map[name]), name);
+  for (const [name, x] of src.tensors)
+    ((total += x.byteLength), assert.ok(files.includes(index.weight_map[name]), name));
   assert.equal(index.metadata.total_size, total);
   assert.deepEqual(Object.keys(index.weight_map), Object.keys(index.weight_map).sort());
-  for (const f of files) { // every shard within the limit unless it holds one bigger tensor
+  for (const f of files) {
+    // every shard within the limit unless it holds one bigger tensor
     const raw = splitFile(fs.readFileSync(path.join(dir, f)));
     const names = Object.keys(raw.header).filter((k) => k !== '__metadata__');
     assert.ok(raw.data.byteLength <= max || names.length === 1, f);
@@ -63,15 +72,33 @@ test('sharded save and load round trip (tiny shard size), index as transformers 
   const back = loadHfFolder(dir);
   assert.deepEqual(back.config, src.config);
   assert.deepEqual(back.generationConfig, src.generationConfig);
-  assert.deepEqual(back.files, files.map((f) => path.join(dir, f)));
+  assert.deepEqual(
+    back.files,
+    files.map((f) => path.join(dir, f)),
+  );
   assert.equal(back.tensors.size, src.tensors.size);
-  for (const [name, x] of src.tensors) assert.deepEqual(bits(back.tensors.get(name)!.toFloat32()), bits(x.toFloat32()), name);
+  for (const [name, x] of src.tensors)
+    assert.deepEqual(bits(back.tensors.get(name)!.toFloat32()), bits(x.toFloat32()), name);
 
   // saving again into the same folder replaces it whole: no shard files of the old save remain
-  saveHfFolder(dir, { config: src.config, tensors: src.tensors, tokenizerConfig: { model_max_length: 128 },
-    specialTokensMap: { eos_token: '</s>' }, extraFiles: { 'tokenizer.json': '{}' } });
-  assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
-  assert.deepEqual(fs.readFileSync(path.join(dir, 'model.safetensors')), fs.readFileSync(path.join(FIXTURES, 'llama/policy/model.safetensors')));
+  saveHfFolder(dir, {
+    config: src.config,
+    tensors: src.tensors,
+    tokenizerConfig: { model_max_length: 128 },
+    specialTokensMap: { eos_token: '</s>' },
+    extraFiles: { 'tokenizer.json': '{}' },
+  });
+  assert.deepEqual(fs.readdirSync(dir).sort(), [
+    'config.json',
+    'model.safetensors',
+    'special_tokens_map.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ]);
+  assert.deepEqual(
+    fs.readFileSync(path.join(dir, 'model.safetensors')),
+    fs.readFileSync(path.join(FIXTURES, 'llama/policy/model.safetensors')),
+  );
   const again = loadHfFolder(dir);
   assert.deepEqual(again.tokenizerConfig, { model_max_length: 128 });
   assert.deepEqual(again.specialTokensMap, { eos_token: '</s>' });
@@ -92,21 +119,42 @@ test('shards and index must agree', (t) => {
     fs.writeFileSync(file, JSON.stringify(index));
   };
   let c = fresh('missing-shard');
-  const [first, second] = c.files, last = c.files[c.files.length - 1];
+  const [first, second] = c.files,
+    last = c.files[c.files.length - 1];
   assert.ok(c.files.length >= 3);
   fs.rmSync(path.join(c.dir, second));
-  assert.throws(() => loadHfFolder(c.dir), new RegExp(`shard ${second} \\(holding \\d+ tensors, e.g. '.*'\\) is missing from`));
+  assert.throws(
+    () => loadHfFolder(c.dir),
+    new RegExp(`shard ${second} \\(holding \\d+ tensors, e.g. '.*'\\) is missing from`),
+  );
   c = fresh('wrong-shard'); // model.norm.weight is last, in the last shard
-  edit(c.indexFile, (ix) => { ix.weight_map['model.norm.weight'] = first; });
-  assert.throws(() => loadHfFolder(c.dir), new RegExp(`the index places 1 tensors in ${first} that it does not hold, e.g. 'model.norm.weight'`));
+  edit(c.indexFile, (ix) => {
+    ix.weight_map['model.norm.weight'] = first;
+  });
+  assert.throws(
+    () => loadHfFolder(c.dir),
+    new RegExp(`the index places 1 tensors in ${first} that it does not hold, e.g. 'model.norm.weight'`),
+  );
   c = fresh('unlisted');
-  edit(c.indexFile, (ix) => { delete ix.weight_map['model.norm.weight']; });
-  assert.throws(() => loadHfFolder(c.dir), new RegExp(`shard ${last} holds tensor 'model.norm.weight', which the index does not list`));
+  edit(c.indexFile, (ix) => {
+    delete ix.weight_map['model.norm.weight'];
+  });
+  assert.throws(
+    () => loadHfFolder(c.dir),
+    new RegExp(`shard ${last} holds tensor 'model.norm.weight', which the index does not list`),
+  );
   c = fresh('extra');
-  edit(c.indexFile, (ix) => { ix.weight_map['lm_head.weight'] = last; });
-  assert.throws(() => loadHfFolder(c.dir), new RegExp(`places 1 tensors in ${last} that it does not hold, e.g. 'lm_head.weight'`));
+  edit(c.indexFile, (ix) => {
+    ix.weight_map['lm_head.weight'] = last;
+  });
+  assert.throws(
+    () => loadHfFolder(c.dir),
+    new RegExp(`places 1 tensors in ${last} that it does not hold, e.g. 'lm_head.weight'`),
+  );
   c = fresh('escape');
-  edit(c.indexFile, (ix) => { ix.weight_map['model.norm.weight'] = '../x.safetensors'; });
+  edit(c.indexFile, (ix) => {
+    ix.weight_map['model.norm.weight'] = '../x.safetensors';
+  });
   assert.throws(() => loadHfFolder(c.dir), /not a file name in the folder/);
 });
 
@@ -123,11 +171,22 @@ test('folders that cannot be loaded get a clear error', (t) => {
   fs.writeFileSync(file, 'x');
   assert.throws(() => loadHfFolder(file), /is a file, not a model folder/);
   assert.throws(() => loadHfFolder(mk('empty', {})), /loadHfFolder: no config.json in .*empty/);
-  assert.throws(() => loadHfFolder(mk('adapter', { 'adapter_config.json': '{}' })), /holds a PEFT adapter .* loadPeftAdapter/);
+  assert.throws(
+    () => loadHfFolder(mk('adapter', { 'adapter_config.json': '{}' })),
+    /holds a PEFT adapter .* loadPeftAdapter/,
+  );
   const noWeights = mk('no-weights', { 'config.json': '{}' });
-  assert.throws(() => loadHfFolder(noWeights), new RegExp(`expected model.safetensors or model.safetensors.index.json in ${noWeights}`));
-  assert.throws(() => loadHfFolder(mk('bin', { 'config.json': '{}', 'pytorch_model.bin': '' })),
-    /has pytorch_model.bin but only safetensors is supported: convert with python -c .*save_pretrained/);
+  assert.throws(
+    () => loadHfFolder(noWeights),
+    new RegExp(`expected model.safetensors or model.safetensors.index.json in ${noWeights}`),
+  );
+  assert.throws(
+    () => loadHfFolder(mk('bin', { 'config.json': '{}', 'pytorch_model.bin': '' })),
+    /has pytorch_model.bin but only safetensors is supported: convert with python -c .*save_pretrained/,
+  );
   assert.throws(() => loadHfFolder(mk('bad-json', { 'config.json': '{"a":' })), /config.json is not valid JSON/);
-  assert.throws(() => loadHfFolder(mk('gguf', { 'config.json': '{}', 'model.gguf': '' })), /model.gguf is not a transformers checkpoint/);
+  assert.throws(
+    () => loadHfFolder(mk('gguf', { 'config.json': '{}', 'model.gguf': '' })),
+    /model.gguf is not a transformers checkpoint/,
+  );
 });

@@ -10,8 +10,12 @@ import { checkAdapterAgainstBase, loadPeftAdapter, savePeftAdapter } from '../..
 import { bits, FIXTURES, splitFile, tempDir, tensorBytes } from './helpers.js';
 
 const LORA = path.join(FIXTURES, 'llama/lora');
-const MODULES = ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj',
-  'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj'];
+const MODULES = [
+  'model.layers.0.self_attn.q_proj',
+  'model.layers.0.self_attn.v_proj',
+  'model.layers.1.self_attn.q_proj',
+  'model.layers.1.self_attn.v_proj',
+];
 
 test('loads the peft fixture: config, scaling 2.0, factors by module path with their shapes and values', () => {
   const a = loadPeftAdapter(LORA);
@@ -35,10 +39,14 @@ test('loads the peft fixture: config, scaling 2.0, factors by module path with t
   assert.equal(a.extraTensors.size, 0);
   checkAdapterAgainstBase(a, loadHfFolder(path.join(FIXTURES, 'llama/policy')).tensors);
   // mistral has 1 KV head: v_proj is [16, 64], not the [32, 64] this adapter was made for
-  assert.throws(() => checkAdapterAgainstBase(a, loadHfFolder(path.join(FIXTURES, 'mistral/policy')).tensors),
-    /model.layers.0.self_attn.v_proj.weight is \[16, 64\] but the adapter's B A is \[32, 64\]/);
-  assert.throws(() => checkAdapterAgainstBase(a, loadHfFolder(path.join(FIXTURES, 'gpt2/policy')).tensors),
-    /the base model has no model.layers.0.self_attn.q_proj.weight/);
+  assert.throws(
+    () => checkAdapterAgainstBase(a, loadHfFolder(path.join(FIXTURES, 'mistral/policy')).tensors),
+    /model.layers.0.self_attn.v_proj.weight is \[16, 64\] but the adapter's B A is \[32, 64\]/,
+  );
+  assert.throws(
+    () => checkAdapterAgainstBase(a, loadHfFolder(path.join(FIXTURES, 'gpt2/policy')).tensors),
+    /the base model has no model.layers.0.self_attn.q_proj.weight/,
+  );
 });
 
 test("matchesTarget follows PEFT: list entries match the name or a '.name' suffix, a string is a full regex", () => {
@@ -57,13 +65,18 @@ test("matchesTarget follows PEFT: list entries match the name or a '.name' suffi
   assert.ok(matchesTarget(q, 'model\\.layers\\.0\\..*'));
   assert.ok(matchesTarget('transformer.h.0.mlp.c_fc', 'all-linear'));
   assert.ok(!matchesTarget('lm_head', 'ALL-LINEAR'));
-  assert.throws(() => matchesTarget(q, '(?P<x>q)_proj'), /target_modules "\(\?P<x>q\)_proj" is not a regex JavaScript can run/);
+  assert.throws(
+    () => matchesTarget(q, '(?P<x>q)_proj'),
+    /target_modules "\(\?P<x>q\)_proj" is not a regex JavaScript can run/,
+  );
 });
 
 test('isLoraTarget and loraScaling: layers_to_transform, exclude_modules, modules_to_save, rank/alpha patterns, rslora', () => {
   const base = { r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] };
   const cfg = (extra: object) => parseLoraConfig({ ...base, ...extra }, 'test');
-  const q0 = 'model.layers.0.self_attn.q_proj', q1 = 'model.layers.1.self_attn.q_proj', v1 = 'model.layers.1.self_attn.v_proj';
+  const q0 = 'model.layers.0.self_attn.q_proj',
+    q1 = 'model.layers.1.self_attn.q_proj',
+    v1 = 'model.layers.1.self_attn.v_proj';
   assert.ok(!isLoraTarget(q0, cfg({ layers_to_transform: [1] })));
   assert.ok(isLoraTarget(q1, cfg({ layers_to_transform: [1] })));
   assert.ok(isLoraTarget(q1, cfg({ layers_to_transform: 1, layers_pattern: 'layers' })));
@@ -71,14 +84,23 @@ test('isLoraTarget and loraScaling: layers_to_transform, exclude_modules, module
   assert.ok(!isLoraTarget(v1, cfg({ exclude_modules: ['model.layers.1.self_attn.v_proj'] })));
   assert.ok(!isLoraTarget(v1, cfg({ exclude_modules: '.*layers\\.1.*' })));
   assert.ok(isLoraTarget(q0, cfg({ exclude_modules: '.*layers\\.1.*' })));
-  assert.ok(!isLoraTarget('lm_head', parseLoraConfig({ ...base, target_modules: ['lm_head'], modules_to_save: ['lm_head'] }, 't')));
+  assert.ok(
+    !isLoraTarget(
+      'lm_head',
+      parseLoraConfig({ ...base, target_modules: ['lm_head'], modules_to_save: ['lm_head'] }, 't'),
+    ),
+  );
   assert.deepEqual(loraScaling(cfg({})), { r: 8, alpha: 16, scaling: 2 });
   assert.deepEqual(loraScaling(cfg({ use_rslora: true })), { r: 8, alpha: 16, scaling: 16 / Math.sqrt(8) });
   const patterned = cfg({ rank_pattern: { 'layers.1.self_attn.q_proj': 4 }, alpha_pattern: { v_proj: 4 } });
   assert.deepEqual(loraScaling(patterned, q1), { r: 4, alpha: 16, scaling: 4 });
   assert.deepEqual(loraScaling(patterned, q0), { r: 8, alpha: 16, scaling: 2 });
   assert.deepEqual(loraScaling(patterned, v1), { r: 8, alpha: 4, scaling: 0.5 });
-  assert.deepEqual(loraScaling(patterned, 'model.layers.11.self_attn.q_proj'), { r: 8, alpha: 16, scaling: 2 }, 'pattern keys match at a dot');
+  assert.deepEqual(
+    loraScaling(patterned, 'model.layers.11.self_attn.q_proj'),
+    { r: 8, alpha: 16, scaling: 2 },
+    'pattern keys match at a dot',
+  );
 });
 
 test('unsupported adapters are refused with the reason', (t) => {
@@ -92,14 +114,28 @@ test('unsupported adapters are refused with the reason', (t) => {
     return d;
   };
   assert.throws(() => loadPeftAdapter(variant('dora', { use_dora: true })), /DoRA \(use_dora: true\) is not supported/);
-  assert.throws(() => loadPeftAdapter(variant('ia3', { peft_type: 'IA3' })), /peft_type is "IA3"; only LORA adapters are supported/);
+  assert.throws(
+    () => loadPeftAdapter(variant('ia3', { peft_type: 'IA3' })),
+    /peft_type is "IA3"; only LORA adapters are supported/,
+  );
   assert.throws(() => loadPeftAdapter(variant('bias', { bias: 'all' })), /bias "all" is not supported; only 'none'/);
-  assert.throws(() => loadPeftAdapter(variant('lora-bias', { lora_bias: true })), /a bias on lora_B \(lora_bias: true\) is not supported/);
-  assert.throws(() => loadPeftAdapter(variant('only-q', { target_modules: ['q_proj'] })),
-    /has LoRA factors for model.layers.0.self_attn.v_proj, which the config's target_modules \["q_proj"\] does not select/);
-  assert.throws(() => loadPeftAdapter(variant('rank', { r: 8 })), /lora_A \[4, 64\] and lora_B \[64, 4\]; expected \[r, in\] and \[out, r\] with r = 8/);
+  assert.throws(
+    () => loadPeftAdapter(variant('lora-bias', { lora_bias: true })),
+    /a bias on lora_B \(lora_bias: true\) is not supported/,
+  );
+  assert.throws(
+    () => loadPeftAdapter(variant('only-q', { target_modules: ['q_proj'] })),
+    /has LoRA factors for model.layers.0.self_attn.v_proj, which the config's target_modules \["q_proj"\] does not select/,
+  );
+  assert.throws(
+    () => loadPeftAdapter(variant('rank', { r: 8 })),
+    /lora_A \[4, 64\] and lora_B \[64, 4\]; expected \[r, in\] and \[out, r\] with r = 8/,
+  );
   assert.throws(() => loadPeftAdapter(variant('r0', { r: 0 })), /r must be a positive integer, got 0/);
-  assert.throws(() => loadPeftAdapter(path.join(FIXTURES, 'llama/policy')), /no adapter_config.json in .* \(it has config.json: a full model\? use loadHfFolder\)/);
+  assert.throws(
+    () => loadPeftAdapter(path.join(FIXTURES, 'llama/policy')),
+    /no adapter_config.json in .* \(it has config.json: a full model\? use loadHfFolder\)/,
+  );
   const d = variant('bin', {});
   fs.renameSync(path.join(d, 'adapter_model.safetensors'), path.join(d, 'adapter_model.bin'));
   assert.throws(() => loadPeftAdapter(d), /it has adapter_model.bin, but only safetensors is supported/);
@@ -110,23 +146,41 @@ test('save/load round trip: the fixture is rewritten byte for byte, modules_to_s
   const a = loadPeftAdapter(LORA);
   const out = path.join(dir, 'copy');
   savePeftAdapter(out, { config: a.config, extraConfig: a.rawConfig, modules: a.modules });
-  assert.deepEqual(fs.readFileSync(path.join(out, 'adapter_model.safetensors')), fs.readFileSync(path.join(LORA, 'adapter_model.safetensors')));
-  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')),
-    JSON.parse(fs.readFileSync(path.join(LORA, 'adapter_config.json'), 'utf8')));
+  assert.deepEqual(
+    fs.readFileSync(path.join(out, 'adapter_model.safetensors')),
+    fs.readFileSync(path.join(LORA, 'adapter_model.safetensors')),
+  );
+  assert.deepEqual(
+    JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8')),
+    JSON.parse(fs.readFileSync(path.join(LORA, 'adapter_config.json'), 'utf8')),
+  );
 
   // a new adapter with rslora, a rank pattern and a saved lm_head
   const lmHead = new Float32Array(512 * 64).map((_, i) => Math.sin(i));
-  const modules = new Map<string, { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }>();
+  const modules = new Map<
+    string,
+    { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }
+  >();
   for (const p of MODULES) {
-    const r = p.includes('layers.1.self_attn.q_proj') ? 2 : 4, out = p.endsWith('q_proj') ? 64 : 32;
-    modules.set(p, { A: { shape: [r, 64], data: new Float32Array(r * 64).map((_, i) => i / 7) },
-      B: { shape: [out, r], data: new Float32Array(out * r).map((_, i) => -i / 3) } });
+    const r = p.includes('layers.1.self_attn.q_proj') ? 2 : 4,
+      out = p.endsWith('q_proj') ? 64 : 32;
+    modules.set(p, {
+      A: { shape: [r, 64], data: new Float32Array(r * 64).map((_, i) => i / 7) },
+      B: { shape: [out, r], data: new Float32Array(out * r).map((_, i) => -i / 3) },
+    });
   }
   const second = path.join(dir, 'new');
   savePeftAdapter(second, {
-    config: { r: 4, lora_alpha: 8, target_modules: '.*\\.(q|v)_proj', use_rslora: true,
-      rank_pattern: { 'layers.1.self_attn.q_proj': 2 }, modules_to_save: ['lm_head'] },
-    modules, extraTensors: new Map([['lm_head.weight', { shape: [512, 64], data: lmHead }]]),
+    config: {
+      r: 4,
+      lora_alpha: 8,
+      target_modules: '.*\\.(q|v)_proj',
+      use_rslora: true,
+      rank_pattern: { 'layers.1.self_attn.q_proj': 2 },
+      modules_to_save: ['lm_head'],
+    },
+    modules,
+    extraTensors: new Map([['lm_head.weight', { shape: [512, 64], data: lmHead }]]),
   });
   const raw = splitFile(fs.readFileSync(path.join(second, 'adapter_model.safetensors')));
   assert.ok('base_model.model.lm_head.weight' in raw.header);
@@ -147,7 +201,13 @@ test('save/load round trip: the fixture is rewritten byte for byte, modules_to_s
   assert.deepEqual([...b.modules.keys()], MODULES);
 
   // the writer refuses factors whose rank disagrees with the config
-  assert.throws(() => savePeftAdapter(path.join(dir, 'bad'), { config: { r: 8, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] }, modules: a.modules }),
-    /savePeftAdapter: .*expected \[r, in\] and \[out, r\] with r = 8/);
+  assert.throws(
+    () =>
+      savePeftAdapter(path.join(dir, 'bad'), {
+        config: { r: 8, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] },
+        modules: a.modules,
+      }),
+    /savePeftAdapter: .*expected \[r, in\] and \[out, r\] with r = 8/,
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'bad')));
 });

@@ -6,7 +6,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
 import { attentionF32, attentionGradF32 } from '../../src/backend/cpu/fast/attention.js';
-import { kernelCases, label, makeInputs, randomCases, refBackward, refForward, relErr, runFused, scoreBound, type Case, type Inputs } from './attention-cases.js';
+import {
+  kernelCases,
+  label,
+  makeInputs,
+  randomCases,
+  refBackward,
+  refForward,
+  relErr,
+  runFused,
+  scoreBound,
+  type Case,
+  type Inputs,
+} from './attention-cases.js';
 import { rng } from './helpers.js';
 
 /**
@@ -15,15 +27,18 @@ import { rng } from './helpers.js';
  * padding), then a max-subtracted softmax per row; rows without keys give 0 and -inf.
  */
 function naiveAttention(c: Case, x: Inputs): { out: Float64Array; lse: Float64Array } {
-  const { B, T, S, H, Hkv, Dh } = c, nRep = H / Hkv;
-  const out = new Float64Array(B * T * H * Dh), lse = new Float64Array(B * H * T);
+  const { B, T, S, H, Hkv, Dh } = c,
+    nRep = H / Hkv;
+  const out = new Float64Array(B * T * H * Dh),
+    lse = new Float64Array(B * H * T);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const kvHead = Math.floor(h / nRep);
       const K = (j: number, d: number) => x.k[((b * S + j) * Hkv + kvHead) * Dh + d];
       const V = (j: number, d: number) => x.v[((b * S + j) * Hkv + kvHead) * Dh + d];
       const Q = (i: number, d: number) => x.q[((b * T + i) * H + h) * Dh + d];
-      const scores: number[][] = [], allowed: boolean[][] = [];
+      const scores: number[][] = [],
+        allowed: boolean[][] = [];
       for (let i = 0; i < T; i++) {
         scores.push([]);
         allowed.push([]);
@@ -77,7 +92,8 @@ describe('attention reference vs naive attention', () => {
   for (const c of cases) {
     test(label(c), () => {
       const x = makeInputs(c, 7);
-      const want = naiveAttention(c, x), got = refForward(c, x);
+      const want = naiveAttention(c, x),
+        got = refForward(c, x);
       assert.ok(relErr('out', got.out, want.out) < 1e-12, 'out differs');
       assert.ok(relErr('lse', got.lse, want.lse) < 1e-12, 'lse differs');
     });
@@ -87,7 +103,7 @@ describe('attention reference vs naive attention', () => {
     const got = refForward(c, makeInputs(c, 3));
     for (const i of [0, 1]) {
       assert.equal(got.lse[0 * c.T + i], -Infinity);
-      for (let d = 0; d < c.Dh; d++) assert.equal(got.out[(i * c.H) * c.Dh + d], 0);
+      for (let d = 0; d < c.Dh; d++) assert.equal(got.out[i * c.H * c.Dh + d], 0);
     }
   });
 });
@@ -102,10 +118,19 @@ describe('attention reference backward vs finite differences', () => {
     { B: 2, T: 3, S: 3, H: 2, Hkv: 2, Dh: 3, causal: false, window: 0, softcap: 1, pad: [3, 1] },
   ];
   for (let n = 0; n < 4; n++) {
-    const Hkv = pick([1, 3]), S = pick([1, 3, 7]);
+    const Hkv = pick([1, 3]),
+      S = pick([1, 3, 7]);
     cases.push({
-      B: pick([1, 3]), T: pick([1, 3, 7]), S, H: Hkv * pick([1, 3]), Hkv, Dh: pick([1, 3, 7]),
-      causal: rand() < 0.7, window: pick([0, 0, 3]), softcap: pick([0, 0.8, 3]), pad: rand() < 0.5 ? null : [1, 0, 2],
+      B: pick([1, 3]),
+      T: pick([1, 3, 7]),
+      S,
+      H: Hkv * pick([1, 3]),
+      Hkv,
+      Dh: pick([1, 3, 7]),
+      causal: rand() < 0.7,
+      window: pick([0, 0, 3]),
+      softcap: pick([0, 0.8, 3]),
+      pad: rand() < 0.5 ? null : [1, 0, 2],
     });
   }
   for (const c of cases) {
@@ -121,7 +146,11 @@ describe('attention reference backward vs finite differences', () => {
       const { out, lse } = refForward(c, x);
       const grads = refBackward(c, x, out, lse);
       const eps = 1e-5;
-      for (const [name, param, grad] of [['q', x.q, grads.dq], ['k', x.k, grads.dk], ['v', x.v, grads.dv]] as const) {
+      for (const [name, param, grad] of [
+        ['q', x.q, grads.dq],
+        ['k', x.k, grads.dk],
+        ['v', x.v, grads.dv],
+      ] as const) {
         for (let i = 0; i < param.length; i++) {
           const keep = param[i];
           param[i] = keep + eps;
@@ -130,8 +159,10 @@ describe('attention reference backward vs finite differences', () => {
           const down = loss();
           param[i] = keep;
           const fd = (up - down) / (2 * eps);
-          assert.ok(Math.abs(fd - grad[i]) < 1e-7 * (1 + Math.abs(fd)),
-            `d${name}[${i}]: analytic ${grad[i]}, finite difference ${fd}`);
+          assert.ok(
+            Math.abs(fd - grad[i]) < 1e-7 * (1 + Math.abs(fd)),
+            `d${name}[${i}]: analytic ${grad[i]}, finite difference ${fd}`,
+          );
         }
       }
     });
@@ -144,7 +175,10 @@ describe('attention WebAssembly kernels vs reference (f32)', () => {
     for (const relaxed of [true, false]) {
       for (const threads of [1, 2]) {
         const rt = await KernelRuntime.create({ threads, relaxed });
-        runtimes.push({ name: `${relaxed ? (rt.relaxed ? 'relaxed' : 'relaxed unavailable, plain') : 'plain'} x${threads}`, rt });
+        runtimes.push({
+          name: `${relaxed ? (rt.relaxed ? 'relaxed' : 'relaxed unavailable, plain') : 'plain'} x${threads}`,
+          rt,
+        });
       }
     }
   });
@@ -168,14 +202,21 @@ describe('attention WebAssembly kernels vs reference (f32)', () => {
       for (const { name, rt } of runtimes) {
         const got = runFused(rt, c, x, attentionF32, attentionGradF32);
         const errs = {
-          out: relErr('out', got.out, want.out), lse: relErr('lse', got.lse, want.lse),
-          dq: relErr('dq', got.dq, wantGrad.dq), dk: relErr('dk', got.dk, wantGrad.dk), dv: relErr('dv', got.dv, wantGrad.dv),
+          out: relErr('out', got.out, want.out),
+          lse: relErr('lse', got.lse, want.lse),
+          dq: relErr('dq', got.dq, wantGrad.dq),
+          dk: relErr('dk', got.dk, wantGrad.dk),
+          dv: relErr('dv', got.dv, wantGrad.dv),
         };
         // f32 rounding of dot products of length Dh and sums over S keys stays well below these;
         // a score s carries an absolute error of about |s| eps, so the bounds grow with the scores.
         const kappa = Math.max(1, scoreBound(c, x) / 32);
         const tol: Record<string, number> = {
-          out: 5e-6 * kappa, lse: 5e-6, dq: 2e-5 * kappa, dk: 2e-5 * kappa, dv: 2e-5 * kappa,
+          out: 5e-6 * kappa,
+          lse: 5e-6,
+          dq: 2e-5 * kappa,
+          dk: 2e-5 * kappa,
+          dv: 2e-5 * kappa,
         };
         for (const [k, e] of Object.entries(errs)) {
           assert.ok(e < tol[k], `${name}: ${k} relative error ${e.toExponential(2)} (tolerance ${tol[k]})`);
@@ -188,9 +229,14 @@ describe('attention WebAssembly kernels vs reference (f32)', () => {
     const rt = runtimes[0].rt;
     const ptrs = { q: 64, k: 64, v: 64, mask: 0, out: 64, lse: 64, dout: 64, dq: 64, dk: 64, dv: 64 };
     const sizes = { B: 1, T: 1, S: 1, H: 1, Hkv: 1, Dh: 4, scale: 1, causal: true };
-    assert.throws(() => attentionF32(rt, { ...ptrs, ...sizes, H: 3, Hkv: 2 }), /attentionF32: H = 3 is not a multiple of Hkv = 2/);
+    assert.throws(
+      () => attentionF32(rt, { ...ptrs, ...sizes, H: 3, Hkv: 2 }),
+      /attentionF32: H = 3 is not a multiple of Hkv = 2/,
+    );
     assert.throws(() => attentionF32(rt, { ...ptrs, ...sizes, T: 0 }), /attentionF32: T = 0/);
-    assert.throws(() => attentionGradF32(rt, { ...ptrs, ...sizes, S: 400_000 }), /attentionGradF32: S = 400000 keys do not fit/);
+    assert.throws(
+      () => attentionGradF32(rt, { ...ptrs, ...sizes, S: 400_000 }),
+      /attentionGradF32: S = 400000 keys do not fit/,
+    );
   });
 });
-

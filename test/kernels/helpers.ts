@@ -8,12 +8,12 @@ import { mulberry32 } from '../../src/core/random.js';
 /** Seeded uniforms in [0, 1). */
 export const rng = mulberry32;
 
-
 /** Standard normals (Box-Muller), times `scale`. */
 export function randn(rand: () => number, n: number, scale = 1): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const u = 1 - rand(), v = rand();
+    const u = 1 - rand(),
+      v = rand();
     out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
   return out;
@@ -32,23 +32,38 @@ export function f32(x: ArrayLike<number>): Float64Array {
  * Asserts |actual - expected| <= atol + rtol |expected| elementwise (NaN matches NaN, infinities
  * must be equal); the message gives the worst element.
  */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string,
-  rtol = 1e-5, atol = 1e-6): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  rtol = 1e-5,
+  atol = 1e-6,
+): void {
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = -1, worstExcess = 0;
+  let worst = -1,
+    worstExcess = 0;
   for (let i = 0; i < actual.length; i++) {
-    const a = actual[i], e = expected[i];
+    const a = actual[i],
+      e = expected[i];
     if (Number.isNaN(e) && Number.isNaN(a)) continue;
     if (!Number.isFinite(e) || !Number.isFinite(a)) {
-      if (a !== e) { worst = i; worstExcess = Infinity; break; }
+      if (a !== e) {
+        worst = i;
+        worstExcess = Infinity;
+        break;
+      }
       continue;
     }
     const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
-    if (!(excess <= 0) && (worst < 0 || excess > worstExcess)) { worst = i; worstExcess = excess; }
+    if (!(excess <= 0) && (worst < 0 || excess > worstExcess)) {
+      worst = i;
+      worstExcess = excess;
+    }
   }
   if (worst >= 0) {
-    assert.fail(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
-      `(rtol ${rtol}, atol ${atol})`);
+    assert.fail(
+      `${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` + `(rtol ${rtol}, atol ${atol})`,
+    );
   }
 }
 
@@ -86,7 +101,10 @@ export async function closeRuntimes(): Promise<void> {
  */
 export class Mem {
   private ptrs: number[] = [];
-  constructor(readonly rt: KernelRuntime, readonly pad = 0) {}
+  constructor(
+    readonly rt: KernelRuntime,
+    readonly pad = 0,
+  ) {}
 
   alloc(bytes: number): number {
     const p = this.rt.malloc(bytes + this.pad + 16);

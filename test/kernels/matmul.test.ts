@@ -8,7 +8,6 @@ import { matmulF32 } from '../../src/backend/cpu/fast/matmul.js';
 import { assertClose, prepare, run, type Case } from './matmul-cases.js';
 import { rng } from './helpers.js';
 
-
 /** Runs one case on every runtime and compares with the float64 reference (matmul-cases.ts: assertClose). */
 function check(rts: KernelRuntime[], cs: Case, seed: number, minParallelMadds?: number): void {
   const r = rng(seed);
@@ -19,7 +18,12 @@ function check(rts: KernelRuntime[], cs: Case, seed: number, minParallelMadds?: 
   }
 }
 
-const TRANS: [0 | 1, 0 | 1][] = [[0, 0], [0, 1], [1, 0], [1, 1]];
+const TRANS: [0 | 1, 0 | 1][] = [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+];
 
 describe('matmul kernel vs float64 reference', () => {
   const rts: KernelRuntime[] = [];
@@ -41,20 +45,27 @@ describe('matmul kernel vs float64 reference', () => {
   it('edge sizes 1, 7, 33, 65, 130 in every transpose combination (threads split even tiny products)', () => {
     const sizes = [1, 7, 33, 65, 130];
     let seed = 1;
-    for (const M of sizes) for (const N of sizes) for (const K of sizes) {
-      for (const [transA, transB] of TRANS) {
-        check(rts, { M, N, K, transA, transB, accumulate: (seed & 1) as 0 | 1 }, seed++, 0);
-      }
-    }
+    for (const M of sizes)
+      for (const N of sizes)
+        for (const K of sizes) {
+          for (const [transA, transB] of TRANS) {
+            check(rts, { M, N, K, transA, transB, accumulate: (seed & 1) as 0 | 1 }, seed++, 0);
+          }
+        }
   });
 
   it('few rows (decoding: dot products and in-place B) with M = 2, 3, 5', () => {
     let seed = 500;
-    for (const M of [2, 3, 5]) for (const [N, K] of [[9, 5], [33, 64], [130, 37]]) {
-      for (const [transA, transB] of TRANS) {
-        check(rts, { M, N, K, transA, transB, accumulate: (seed & 1) as 0 | 1 }, seed++, 0);
+    for (const M of [2, 3, 5])
+      for (const [N, K] of [
+        [9, 5],
+        [33, 64],
+        [130, 37],
+      ]) {
+        for (const [transA, transB] of TRANS) {
+          check(rts, { M, N, K, transA, transB, accumulate: (seed & 1) as 0 | 1 }, seed++, 0);
+        }
       }
-    }
   });
 
   it('blocks of depth, rows and columns beyond one cache block (K > 256, M > 128, N > 2048)', () => {
@@ -76,7 +87,11 @@ describe('matmul kernel vs float64 reference', () => {
   it('batches, with A or B broadcast by a stride of 0', () => {
     let seed = 3000;
     for (const [transA, transB] of TRANS) {
-      for (const [broadcastA, broadcastB] of [[false, false], [true, false], [false, true]]) {
+      for (const [broadcastA, broadcastB] of [
+        [false, false],
+        [true, false],
+        [false, true],
+      ]) {
         check(rts, { M: 7, N: 33, K: 20, batch: 3, broadcastA, broadcastB, transA, transB, accumulate: 0 }, seed++, 0);
         check(rts, { M: 45, N: 12, K: 65, batch: 5, broadcastA, broadcastB, transA, transB, accumulate: 1 }, seed++, 0);
         check(rts, { M: 1, N: 5, K: 3, batch: 9, broadcastA, broadcastB, transA, transB, accumulate: 0 }, seed++, 0);

@@ -7,8 +7,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
-import { loadNative, nativeAttention, nativeAttentionGrad, nativeLoadError, type NativeAddon } from '../../src/backend/cpu/native.js';
-import { kernelCases, label, makeInputs, randomCases, refBackward, refForward, relErr, runFused, scoreBound, type Case } from './attention-cases.js';
+import {
+  loadNative,
+  nativeAttention,
+  nativeAttentionGrad,
+  nativeLoadError,
+  type NativeAddon,
+} from '../../src/backend/cpu/native.js';
+import {
+  kernelCases,
+  label,
+  makeInputs,
+  randomCases,
+  refBackward,
+  refForward,
+  relErr,
+  runFused,
+  scoreBound,
+  type Case,
+} from './attention-cases.js';
 
 const addon = await loadNative();
 const skip = addon === null ? `native addon not built: ${nativeLoadError}` : false;
@@ -38,24 +55,39 @@ describe('native attention vs float64 reference', { skip }, () => {
   for (const c of cases) {
     test(label(c), () => {
       const x = makeInputs(c, 5);
-      const want = refForward(c, x), grad = refBackward(c, x, want.out, want.lse);
+      const want = refForward(c, x),
+        grad = refBackward(c, x, want.out, want.lse);
       // The tolerances of the WebAssembly kernels' test: f32 rounding of dot products of length Dh
       // and sums over S keys; a score carries an absolute error of about |s| eps.
       const kappa = Math.max(1, scoreBound(c, x) / 32);
-      const tol: Record<string, number> = { out: 5e-6 * kappa, lse: 5e-6, dq: 2e-5 * kappa, dk: 2e-5 * kappa, dv: 2e-5 * kappa };
+      const tol: Record<string, number> = {
+        out: 5e-6 * kappa,
+        lse: 5e-6,
+        dq: 2e-5 * kappa,
+        dk: 2e-5 * kappa,
+        dv: 2e-5 * kappa,
+      };
       const wants: Record<string, Float64Array> = { ...want, ...grad };
       let first: Record<string, Float64Array> | null = null;
       for (const isa of isas) {
         assert.ok((addon as NativeAddon).select(isa), `select(${isa})`);
         for (const rt of rts) {
           for (let run = 0; run < 2; run++) {
-            const got = runFused(rt, c, x, nativeAttention, nativeAttentionGrad), where = `${isa}, threads ${rt.threads}, run ${run}`;
+            const got = runFused(rt, c, x, nativeAttention, nativeAttentionGrad),
+              where = `${isa}, threads ${rt.threads}, run ${run}`;
             for (const [name, values] of Object.entries(got)) {
               const e = relErr(name, values, wants[name]);
-              assert.ok(e < tol[name], `${where}: ${name} relative error ${e.toExponential(2)} (tolerance ${tol[name]})`);
+              assert.ok(
+                e < tol[name],
+                `${where}: ${name} relative error ${e.toExponential(2)} (tolerance ${tol[name]})`,
+              );
               if (first !== null) {
                 const i = values.findIndex((val, at) => !Object.is(val, first![name][at]));
-                assert.equal(i, -1, `${where}: ${name}[${i}] = ${values[i]} differs from the first run's ${first[name][i]}`);
+                assert.equal(
+                  i,
+                  -1,
+                  `${where}: ${name}[${i}] = ${values[i]} differs from the first run's ${first[name][i]}`,
+                );
               }
             }
             first ??= got;
@@ -66,7 +98,8 @@ describe('native attention vs float64 reference', { skip }, () => {
   }
 
   test('bad arguments are refused with a message', () => {
-    const rt = rts[0], end = rt.heap().u8.length;
+    const rt = rts[0],
+      end = rt.heap().u8.length;
     const ptrs = { q: 64, k: 64, v: 64, mask: 0, out: 64, lse: 64, dout: 64, dq: 64, dk: 64, dv: 64 };
     const sizes = { B: 1, T: 1, S: 1, H: 1, Hkv: 1, Dh: 4, scale: 1, causal: true };
     assert.throws(() => nativeAttention(rt, { ...ptrs, ...sizes, H: 3, Hkv: 2 }), /H = 3 is not a multiple of Hkv = 2/);

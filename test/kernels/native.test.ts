@@ -11,7 +11,12 @@ import { loadNative, nativeLoadError, nativeMatmul, type NativeAddon } from '../
 import { assertClose, prepare, run, type Case } from './matmul-cases.js';
 import { rng } from './helpers.js';
 
-const TRANS: [0 | 1, 0 | 1][] = [[0, 0], [0, 1], [1, 0], [1, 1]];
+const TRANS: [0 | 1, 0 | 1][] = [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+];
 
 const addon = await loadNative();
 const skip = addon === null ? `native addon not built: ${nativeLoadError}` : false;
@@ -26,7 +31,8 @@ function check(rts: KernelRuntime[], kernels: string[], cs: Case, seed: number):
   const native = addon as NativeAddon;
   const r = rng(seed);
   const p = prepare(cs, () => r() * 2 - 1);
-  let first: Float32Array | null = null, firstWhere = '';
+  let first: Float32Array | null = null,
+    firstWhere = '';
   for (const kernel of kernels) {
     assert.ok(native.select(kernel), `select(${kernel})`);
     for (const rt of rts) {
@@ -41,8 +47,10 @@ function check(rts: KernelRuntime[], kernels: string[], cs: Case, seed: number):
         }
         for (let i = 0; i < got.length; i++) {
           if (!Object.is(got[i], first[i])) {
-            assert.fail(`native matmul ${where}: C[${i}] = ${got[i]} differs from ${first[i]} computed with ${firstWhere} ` +
-              '(the summation order must not depend on threads, runs or micro-kernel: native/src/gemm.h)');
+            assert.fail(
+              `native matmul ${where}: C[${i}] = ${got[i]} differs from ${first[i]} computed with ${firstWhere} ` +
+                '(the summation order must not depend on threads, runs or micro-kernel: native/src/gemm.h)',
+            );
           }
         }
       }
@@ -72,10 +80,12 @@ describe('native matmul vs float64 reference', { skip }, () => {
   it('edge sizes 1, 7, 33, 65, 130 in every transpose combination', () => {
     const sizes = [1, 7, 33, 65, 130];
     let seed = 1;
-    for (const M of sizes) for (const N of sizes) for (const K of sizes) {
-      const [transA, transB] = TRANS[seed % 4];
-      check(rts, kernels, { M, N, K, transA, transB, accumulate: ((seed >> 2) & 1) as 0 | 1 }, seed++);
-    }
+    for (const M of sizes)
+      for (const N of sizes)
+        for (const K of sizes) {
+          const [transA, transB] = TRANS[seed % 4];
+          check(rts, kernels, { M, N, K, transA, transB, accumulate: ((seed >> 2) & 1) as 0 | 1 }, seed++);
+        }
   });
 
   it('sizes over 1000 and K over several cache blocks (threads split M or N)', () => {
@@ -94,8 +104,21 @@ describe('native matmul vs float64 reference', { skip }, () => {
     for (let seed = 5000; seed < 5040; seed++) {
       const dim = () => 1 + Math.floor(r() ** 2 * 300);
       const [transA, transB] = TRANS[Math.floor(r() * 4)];
-      check(rts, kernels, { M: dim(), N: dim(), K: dim(), transA, transB, accumulate: r() < 0.5 ? 1 : 0,
-        batch: 1 + Math.floor(r() * 3), pad: r() < 0.3 ? 3 : 0 }, seed);
+      check(
+        rts,
+        kernels,
+        {
+          M: dim(),
+          N: dim(),
+          K: dim(),
+          transA,
+          transB,
+          accumulate: r() < 0.5 ? 1 : 0,
+          batch: 1 + Math.floor(r() * 3),
+          pad: r() < 0.3 ? 3 : 0,
+        },
+        seed,
+      );
     }
   });
 
@@ -110,11 +133,35 @@ describe('native matmul vs float64 reference', { skip }, () => {
   it('batches, with A or B broadcast by a stride of 0 (batches split across threads)', () => {
     let seed = 3000;
     for (const [transA, transB] of TRANS) {
-      for (const [broadcastA, broadcastB] of [[false, false], [true, false], [false, true]]) {
-        check(rts, kernels, { M: 7, N: 33, K: 20, batch: 3, broadcastA, broadcastB, transA, transB, accumulate: 0 }, seed++);
-        check(rts, kernels, { M: 45, N: 120, K: 65, batch: 5, broadcastA, broadcastB, transA, transB, accumulate: 1 }, seed++);
-        check(rts, kernels, { M: 64, N: 64, K: 64, batch: 8, broadcastA, broadcastB, transA, transB, accumulate: 0 }, seed++);
-        check(rts, kernels, { M: 1, N: 5, K: 3, batch: 9, broadcastA, broadcastB, transA, transB, accumulate: 0 }, seed++);
+      for (const [broadcastA, broadcastB] of [
+        [false, false],
+        [true, false],
+        [false, true],
+      ]) {
+        check(
+          rts,
+          kernels,
+          { M: 7, N: 33, K: 20, batch: 3, broadcastA, broadcastB, transA, transB, accumulate: 0 },
+          seed++,
+        );
+        check(
+          rts,
+          kernels,
+          { M: 45, N: 120, K: 65, batch: 5, broadcastA, broadcastB, transA, transB, accumulate: 1 },
+          seed++,
+        );
+        check(
+          rts,
+          kernels,
+          { M: 64, N: 64, K: 64, batch: 8, broadcastA, broadcastB, transA, transB, accumulate: 0 },
+          seed++,
+        );
+        check(
+          rts,
+          kernels,
+          { M: 1, N: 5, K: 3, batch: 9, broadcastA, broadcastB, transA, transB, accumulate: 0 },
+          seed++,
+        );
       }
     }
   });
@@ -125,16 +172,23 @@ describe('native matmul vs float64 reference', { skip }, () => {
   });
 
   it('rejects operands outside the memory, misaligned offsets, a shared C across a batch and bad sizes', () => {
-    const rt = rts[0], end = rt.heap().u8.length;
+    const rt = rts[0],
+      end = rt.heap().u8.length;
     const base = { a: 0, b: 0, c: 0, M: 2, N: 3, K: 4, transA: 0, transB: 0 } as const;
     assert.throws(() => nativeMatmul(rt, { ...base, c: end - 8 }), /c at byte .* past the memory/);
     assert.throws(() => nativeMatmul(rt, { ...base, a: 2 }), /a at byte 2 .*misaligned/);
     assert.throws(() => nativeMatmul(rt, { ...base, b: end - 4, batch: 2, strideB: 0, strideC: 6 }), /b at byte/);
     assert.throws(() => nativeMatmul(rt, { ...base, batch: 2, strideC: 0 }), /strideC = 0/);
     assert.throws(() => nativeMatmul(rt, { ...base, M: -1 }), /M = -1 must be an integer in \[0, 2147483647\]/);
-    assert.throws(() => nativeMatmul(rt, { ...base, K: 2 ** 31 }), /K = 2147483648 must be an integer in \[0, 2147483647\]/);
+    assert.throws(
+      () => nativeMatmul(rt, { ...base, K: 2 ** 31 }),
+      /K = 2147483648 must be an integer in \[0, 2147483647\]/,
+    );
     assert.throws(() => nativeMatmul(rt, { ...base, c: 2 ** 31 }), /c at byte 2147483648 .* past the memory/);
-    assert.throws(() => nativeMatmul(rt, { ...base, c: 2 ** 32 }), /c = 4294967296 must be an integer in \[0, 4294967295\]/);
+    assert.throws(
+      () => nativeMatmul(rt, { ...base, c: 2 ** 32 }),
+      /c = 4294967296 must be an integer in \[0, 4294967295\]/,
+    );
     assert.throws(() => nativeMatmul(rt, { ...base, lda: 3 }), /a at byte 0 .*ld < columns/);
   });
 });

@@ -15,13 +15,18 @@ import { LOSSES } from '../../src/train/losses.js';
 import { sequenceLogps, type TokenBatch } from '../../src/train/logps.js';
 import { FIXTURES, fixture, relError } from './fixtures.js';
 
-before(async () => { await initEngine({ device: 'cpu' }); });
+before(async () => {
+  await initEngine({ device: 'cpu' });
+});
 
 function batch(): TokenBatch {
   const fx = fixture('llama');
   const ids = fx.tensors.get('input_ids')!;
   return {
-    rows: ids.shape[0], T: ids.shape[1], inputIds: ids.i32(), attentionMask: fx.tensors.get('attention_mask')!.i32(),
+    rows: ids.shape[0],
+    T: ids.shape[1],
+    inputIds: ids.i32(),
+    attentionMask: fx.tensors.get('attention_mask')!.i32(),
     completionMask: fx.tensors.get('completion_mask')!.f32,
   };
 }
@@ -35,14 +40,28 @@ test('adapter on / off log-probs and adapter gradients equal PEFT', async () => 
   const loss = await E.tidyAsync(async () => {
     const pol = sequenceLogps(model, b, { adapter: true });
     const ref = E.noGrad(() => sequenceLogps(model, b, { adapter: false }));
-    assert.ok(relError(await pol.seq.toArray(), expected.tensors.get('policy.seq_logps')!.f32) < 1e-5, 'adapter-on log-probs');
-    assert.ok(relError(await ref.seq.toArray(), expected.tensors.get('reference.seq_logps')!.f32) < 1e-5, 'adapter-off log-probs');
+    assert.ok(
+      relError(await pol.seq.toArray(), expected.tensors.get('policy.seq_logps')!.f32) < 1e-5,
+      'adapter-on log-probs',
+    );
+    assert.ok(
+      relError(await ref.seq.toArray(), expected.tensors.get('reference.seq_logps')!.f32) < 1e-5,
+      'adapter-off log-probs',
+    );
     const lens = E.tensor(Float32Array.from(pol.tokens));
-    const l = E.mean(LOSSES.sigmoid.fn({
-      policyChosen: E.narrow(pol.seq, 0, 0, 2), policyRejected: E.narrow(pol.seq, 0, 2, 2),
-      refChosen: E.narrow(ref.seq, 0, 0, 2), refRejected: E.narrow(ref.seq, 0, 2, 2),
-      chosenLengths: E.narrow(lens, 0, 0, 2), rejectedLengths: E.narrow(lens, 0, 2, 2),
-    }, { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    const l = E.mean(
+      LOSSES.sigmoid.fn(
+        {
+          policyChosen: E.narrow(pol.seq, 0, 0, 2),
+          policyRejected: E.narrow(pol.seq, 0, 2, 2),
+          refChosen: E.narrow(ref.seq, 0, 0, 2),
+          refRejected: E.narrow(ref.seq, 0, 2, 2),
+          chosenLengths: E.narrow(lens, 0, 0, 2),
+          rejectedLengths: E.narrow(lens, 0, 2, 2),
+        },
+        { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 },
+      ).losses,
+    );
     E.backward(l);
     return l.item();
   });
@@ -81,5 +100,8 @@ test('a new adapter starts at the base model (B = 0) and trains only A, B', asyn
   assert.equal(info.params.length, 2 * 4 * 2);
   const withAdapter = await E.tidy(() => sequenceLogps(model, b).seq).toArray();
   assert.deepEqual(Array.from(withAdapter), Array.from(base));
-  assert.throws(() => newAdapter(loadModel(`${FIXTURES}qwen3/policy`), { r: 4, alpha: 8, targetModules: ['nope'] }), /match no linear layer/);
+  assert.throws(
+    () => newAdapter(loadModel(`${FIXTURES}qwen3/policy`), { r: 4, alpha: 8, targetModules: ['nope'] }),
+    /match no linear layer/,
+  );
 });

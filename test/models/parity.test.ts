@@ -3,6 +3,8 @@ import { before } from 'node:test';
 import { initEngine } from '../../src/engine.js';
 import { parityTests } from './parity-suite.js';
 
-before(async () => { await initEngine({ device: 'cpu' }); });
+before(async () => {
+  await initEngine({ device: 'cpu' });
+});
 
 parityTests({ label: 'cpu' });

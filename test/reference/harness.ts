@@ -30,9 +30,16 @@ export function referenceAvailable(): { ok: true } | { ok: false; why: string } 
 /** Environment of every Python child: nothing may be downloaded, caches stay in the temp folder. */
 export function pythonEnv(root: string): NodeJS.ProcessEnv {
   return {
-    ...process.env, HF_HUB_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1',
-    HF_HOME: join(root, 'hf-home'), HF_DATASETS_CACHE: join(root, 'hf-datasets'), TQDM_DISABLE: '1',
-    OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', PYTHONHASHSEED: '0',
+    ...process.env,
+    HF_HUB_OFFLINE: '1',
+    HF_DATASETS_OFFLINE: '1',
+    TRANSFORMERS_OFFLINE: '1',
+    HF_HOME: join(root, 'hf-home'),
+    HF_DATASETS_CACHE: join(root, 'hf-datasets'),
+    TQDM_DISABLE: '1',
+    OMP_NUM_THREADS: '1',
+    MKL_NUM_THREADS: '1',
+    PYTHONHASHSEED: '0',
   };
 }
 
@@ -40,11 +47,20 @@ export function pythonEnv(root: string): NodeJS.ProcessEnv {
 export function runPython(args: string[], root: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(VENV_PYTHON, args, { env: pythonEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    let out = '',
+      err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${VENV_PYTHON} ${args.join(' ')} exited ${code}:\n${err.slice(-4000)}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`${VENV_PYTHON} ${args.join(' ')} exited ${code}:\n${err.slice(-4000)}`)),
+    );
   });
 }
 
@@ -53,29 +69,48 @@ export function runPython(args: string[], root: string): Promise<string> {
  * character tokenizer (ids 0..80 fit every fixture's 512-token vocabulary). addBos: the tokenizer
  * prepends <s>, as Llama's does.
  */
-export function tinyFamily(root: string, family: string, opts: { which?: 'policy' | 'reference'; addBos?: boolean; chatTemplate?: string } = {}): string {
+export function tinyFamily(
+  root: string,
+  family: string,
+  opts: { which?: 'policy' | 'reference'; addBos?: boolean; chatTemplate?: string } = {},
+): string {
   const which = opts.which ?? 'policy';
   // One folder per chat template: cases with different templates must not share a model folder.
-  const chat = opts.chatTemplate ? `-chat-${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 8)}` : '';
+  const chat = opts.chatTemplate
+    ? `-chat-${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 8)}`
+    : '';
   const dir = join(root, `${family}-${which}${opts.addBos ? '-bos' : ''}${chat}`);
   if (existsSync(dir)) return dir;
   mkdirSync(dir, { recursive: true });
-  for (const f of ['config.json', 'model.safetensors', 'generation_config.json']) copyFileSync(join(HF_TINY, family, which, f), join(dir, f));
+  for (const f of ['config.json', 'model.safetensors', 'generation_config.json'])
+    copyFileSync(join(HF_TINY, family, which, f), join(dir, f));
   const tj = toyTokenizerJson();
   if (opts.addBos) {
     tj.post_processor = {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     };
   }
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
-    tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<s>', eos_token: '</s>', pad_token: '<pad>',
-    add_bos_token: opts.addBos ?? false, add_eos_token: false, model_max_length: 128,
-    ...(opts.chatTemplate ? { chat_template: opts.chatTemplate } : {}),
-  }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      bos_token: '<s>',
+      eos_token: '</s>',
+      pad_token: '<pad>',
+      add_bos_token: opts.addBos ?? false,
+      add_eos_token: false,
+      model_max_length: 128,
+      ...(opts.chatTemplate ? { chat_template: opts.chatTemplate } : {}),
+    }),
+  );
   return dir;
 }
 
@@ -88,12 +123,25 @@ export function writeRows(root: string, name: string, rows: object[]): string {
 
 /** n preference rows with varied lengths: chosen positive, rejected negative. */
 export function preferenceRows(n: number, offset = 0): { prompt: string; chosen: string; rejected: string }[] {
-  const subjects = ['The movie', 'This film', 'The plot twist', 'Acting', 'The ending', 'A story', 'The cast', 'Its score'];
+  const subjects = [
+    'The movie',
+    'This film',
+    'The plot twist',
+    'Acting',
+    'The ending',
+    'A story',
+    'The cast',
+    'Its score',
+  ];
   const good = [' was great.', ' was wonderful and moving.', ' felt fresh.', ' is a joy to watch!'];
   const bad = [' was dull.', ' was awful, slow and boring.', ' felt stale.', ' is bad.'];
   return Array.from({ length: n }, (_, k) => {
     const i = k + offset;
-    return { prompt: `${subjects[i % subjects.length]}${i % 3 ? ':' : ''}`, chosen: good[i % good.length], rejected: bad[(i + 1) % bad.length] };
+    return {
+      prompt: `${subjects[i % subjects.length]}${i % 3 ? ':' : ''}`,
+      chosen: good[i % good.length],
+      rejected: bad[(i + 1) % bad.length],
+    };
   });
 }
 
@@ -122,7 +170,12 @@ export async function runTrl(root: string, trainer: string, jobs: Job[]): Promis
     // A failed job writes {"error"} to its file; the comparison reports it per case.
     if (!jobs.every((j) => existsSync(j.out))) throw e;
   });
-  return jobs.map((j) => readFileSync(j.out, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)));
+  return jobs.map((j) =>
+    readFileSync(j.out, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l)),
+  );
 }
 
 /**
@@ -131,8 +184,12 @@ export async function runTrl(root: string, trainer: string, jobs: Job[]): Promis
  */
 export const NOT_COMPARED: Record<string, string> = {
   // Wall-clock measurements: they differ from run to run on either side.
-  train_runtime: 'wall-clock time', train_samples_per_second: 'wall-clock rate', train_steps_per_second: 'wall-clock rate',
-  eval_runtime: 'wall-clock time', eval_samples_per_second: 'wall-clock rate', eval_steps_per_second: 'wall-clock rate',
+  train_runtime: 'wall-clock time',
+  train_samples_per_second: 'wall-clock rate',
+  train_steps_per_second: 'wall-clock rate',
+  eval_runtime: 'wall-clock time',
+  eval_samples_per_second: 'wall-clock rate',
+  eval_steps_per_second: 'wall-clock rate',
   // transformers' estimate of floating-point operations (6 * parameters * tokens); tsdpo does not estimate it.
   total_flos: 'a FLOP estimate of transformers, not a training quantity',
 };
@@ -171,7 +228,8 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
   const max: Record<string, number> = {};
   if (trl.length === 1 && 'error' in trl[0]) return { max, problems: [`TRL failed: ${String(trl[0].error)}`] };
   if (ts.length === 1 && 'error' in ts[0]) return { max, problems: [`tsdpo failed: ${String(ts[0].error)}`] };
-  const kind = (l: Record<string, number>): string => ('train_loss' in l ? 'summary' : Object.keys(l).some((k) => k.startsWith('eval_')) ? 'eval' : 'train');
+  const kind = (l: Record<string, number>): string =>
+    'train_loss' in l ? 'summary' : Object.keys(l).some((k) => k.startsWith('eval_')) ? 'eval' : 'train';
   const key = (l: Record<string, number>): string => `${kind(l)}@${l.step}`;
   const ours = new Map(ts.map((l) => [key(l), l]));
   for (const line of trl) {
@@ -184,7 +242,9 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
       if (k in NOT_COMPARED) continue;
       const a = mine[k];
       if (typeof a !== 'number') {
-        problems.push(`${kind(line)} step ${line.step}: TRL logs ${k}=${v}; tsdpo does not (add it, or list it in NOT_COMPARED with the reason)`);
+        problems.push(
+          `${kind(line)} step ${line.step}: TRL logs ${k}=${v}; tsdpo does not (add it, or list it in NOT_COMPARED with the reason)`,
+        );
         continue;
       }
       if (tiedRewards(line, k)) continue;
@@ -195,7 +255,8 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
     }
   }
   const trlKeys = new Set(trl.map(key));
-  for (const l of ts) if (!trlKeys.has(key(l))) problems.push(`tsdpo logs a ${kind(l)} line at step ${l.step} that TRL does not`);
+  for (const l of ts)
+    if (!trlKeys.has(key(l))) problems.push(`tsdpo logs a ${kind(l)} line at step ${l.step} that TRL does not`);
   return { max, problems };
 }
 
@@ -203,7 +264,12 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
  * One test per case, `title: name`: the comparison `before` made between tsdpo's run and TRL's must
  * have no problems (TSDPO_REFERENCE_REPORT=1 prints each case's largest differences).
  */
-export function parityTests(title: string, names: readonly string[], results: Map<string, Diff>, avail: ReturnType<typeof referenceAvailable>): void {
+export function parityTests(
+  title: string,
+  names: readonly string[],
+  results: Map<string, Diff>,
+  avail: ReturnType<typeof referenceAvailable>,
+): void {
   for (const name of names) {
     test(`${title}: ${name}`, { skip: avail.ok ? false : avail.why }, () => {
       const r = results.get(name);

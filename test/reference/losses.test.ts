@@ -24,12 +24,29 @@ print(json.dumps({
 }))
 `;
 
-test('the loss registry names and flags the losses TRL 1.13 has, as TRL does', { skip: avail.ok ? false : avail.why }, async () => {
-  const trl = JSON.parse(await runPython(['-c', SCRIPT], tempDir('tsdpo-ref-losses-'))) as Record<string, string[]>;
-  assert.deepEqual([...TRL_LOSSES].sort(), trl.losses, 'TRL_LOSSES (entries with trl: true) vs the loss types DPOTrainer computes');
-  const flagged = (flag: 'fDivergence' | 'sortsPairs'): string[] => LOSS_NAMES.filter((n) => LOSSES[n][flag]).sort();
-  assert.deepEqual(flagged('fDivergence'), trl.fDivergence, 'entries with fDivergence vs TRL\'s f_divergence_loss_types');
-  assert.deepEqual(flagged('sortsPairs'), trl.sortsPairs, 'entries with sortsPairs vs the losses TRL refuses with use_weighting');
-  for (const n of LOSS_NAMES.filter((x) => !LOSSES[x].trl)) assert.equal(LOSSES[n].needsReference, false, `${n}: tsdpo's own losses are the reference-free ones`);
-  for (const n of LOSS_NAMES) assert.ok(LOSSES[n].help.length > 0, `${n}: help`);
-});
+test(
+  'the loss registry names and flags the losses TRL 1.13 has, as TRL does',
+  { skip: avail.ok ? false : avail.why },
+  async () => {
+    const trl = JSON.parse(await runPython(['-c', SCRIPT], tempDir('tsdpo-ref-losses-'))) as Record<string, string[]>;
+    assert.deepEqual(
+      [...TRL_LOSSES].sort(),
+      trl.losses,
+      'TRL_LOSSES (entries with trl: true) vs the loss types DPOTrainer computes',
+    );
+    const flagged = (flag: 'fDivergence' | 'sortsPairs'): string[] => LOSS_NAMES.filter((n) => LOSSES[n][flag]).sort();
+    assert.deepEqual(
+      flagged('fDivergence'),
+      trl.fDivergence,
+      "entries with fDivergence vs TRL's f_divergence_loss_types",
+    );
+    assert.deepEqual(
+      flagged('sortsPairs'),
+      trl.sortsPairs,
+      'entries with sortsPairs vs the losses TRL refuses with use_weighting',
+    );
+    for (const n of LOSS_NAMES.filter((x) => !LOSSES[x].trl))
+      assert.equal(LOSSES[n].needsReference, false, `${n}: tsdpo's own losses are the reference-free ones`);
+    for (const n of LOSS_NAMES) assert.ok(LOSSES[n].help.length > 0, `${n}: help`);
+  },
+);

@@ -20,8 +20,16 @@ export interface RunningStudio {
 
 /** Prompts for the tests: plain ones, and ones with markup that the page must show as text. */
 export const PROMPTS = [
-  'The movie was', 'I think that', '<img src=x onerror="window.pwned=1">This place is', 'The food was', 'Overall the service',
-  '<script>window.pwned=2</script>My favourite', 'The actors were', 'We went there', 'The ending', 'It is a film',
+  'The movie was',
+  'I think that',
+  '<img src=x onerror="window.pwned=1">This place is',
+  'The food was',
+  'Overall the service',
+  '<script>window.pwned=2</script>My favourite',
+  'The actors were',
+  'We went there',
+  'The ending',
+  'It is a film',
 ];
 
 export function writePrompts(dir: string, prompts = PROMPTS): string {
@@ -32,9 +40,14 @@ export function writePrompts(dir: string, prompts = PROMPTS): string {
 
 /** Starts `tsdpo studio ...args --port 0` and waits for its URL. */
 export async function startStudioCli(args: string[], cwd: string): Promise<RunningStudio> {
-  const child = spawn(process.execPath, [BIN, 'studio', ...args, '--port', '0', '--device', 'cpu'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'studio', ...args, '--port', '0', '--device', 'cpu'], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
-  child.stderr!.on('data', (d) => { err += String(d); });
+  child.stderr!.on('data', (d) => {
+    err += String(d);
+  });
   const url = await new Promise<string>((ok, fail) => {
     let out = '';
     child.stdout!.on('data', (d) => {
@@ -48,8 +61,12 @@ export async function startStudioCli(args: string[], cwd: string): Promise<Runni
   const base = url.slice(0, url.indexOf('/?token='));
   const token = url.slice(url.indexOf('?token=') + 7);
   return {
-    child, url, base, token,
-    call: (path, init = {}) => fetch(`${base}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } }),
+    child,
+    url,
+    base,
+    token,
+    call: (path, init = {}) =>
+      fetch(`${base}${path}`, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } }),
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

@@ -11,10 +11,27 @@ import { SCHEMA_VERSION } from '../../src/studio/store/schema.js';
 import { Store } from '../../src/studio/store/store.js';
 import { tempDir } from '../helpers/assets.js';
 
-function pairOf(s: Store, prompt: string, a: string, b: string, kind: 'collect' | 'compare' = 'collect', sources = ['model', 'model'], run: string | null = null) {
+function pairOf(
+  s: Store,
+  prompt: string,
+  a: string,
+  b: string,
+  kind: 'collect' | 'compare' = 'collect',
+  sources = ['model', 'model'],
+  run: string | null = null,
+) {
   s.addPrompts([prompt], 'test', kind === 'compare');
   const id = (s.db.prepare('SELECT id FROM prompts WHERE text = ?').get(prompt) as { id: number }).id;
-  return s.addPair({ prompt_id: id, kind, a_text: a, b_text: b, a_source: sources[0], b_source: sources[1], swapped: 0, run });
+  return s.addPair({
+    prompt_id: id,
+    kind,
+    a_text: a,
+    b_text: b,
+    a_source: sources[0],
+    b_source: sources[1],
+    swapped: 0,
+    run,
+  });
 }
 
 test('a new database is WAL at the current schema version; a newer one is refused', () => {
@@ -32,8 +49,12 @@ test('a new database is WAL at the current schema version; a newer one is refuse
 
 test('labels make TRL rows: A/B, edits; ties and both-bad only when asked; skips and undone labels never', () => {
   const s = new Store(join(tempDir(), 's.db'));
-  const p1 = pairOf(s, 'p1', 'a1', 'b1'), p2 = pairOf(s, 'p2', 'a2', 'b2'), p3 = pairOf(s, 'p3', 'a3', 'b3');
-  const p4 = pairOf(s, 'p4', 'a4', 'b4'), p5 = pairOf(s, 'p5', 'a5', 'b5'), p6 = pairOf(s, 'p6', 'a6', 'b6');
+  const p1 = pairOf(s, 'p1', 'a1', 'b1'),
+    p2 = pairOf(s, 'p2', 'a2', 'b2'),
+    p3 = pairOf(s, 'p3', 'a3', 'b3');
+  const p4 = pairOf(s, 'p4', 'a4', 'b4'),
+    p5 = pairOf(s, 'p5', 'a5', 'b5'),
+    p6 = pairOf(s, 'p6', 'a6', 'b6');
   s.label({ pairId: p1.id, labeler: 'ann', verdict: 'a' });
   s.label({ pairId: p2.id, labeler: 'ann', verdict: 'b' });
   s.label({ pairId: p3.id, labeler: 'ann', verdict: 'edit', editedSide: 'b', editedText: 'better b3' });
@@ -53,9 +74,15 @@ test('labels make TRL rows: A/B, edits; ties and both-bad only when asked; skips
   ]);
   assert.equal(s.pendingPair('ann', 'collect')?.id, undefined, 'the skipped pair counts as seen');
   assert.equal(s.pendingPair('bob', 'collect')?.id, p1.id, 'another labeler gets the pairs first (overlap)');
-  assert.throws(() => s.label({ pairId: p1.id, labeler: 'ann', verdict: 'edit', editedSide: 'a', editedText: ' ' }), /non-empty editedText/);
+  assert.throws(
+    () => s.label({ pairId: p1.id, labeler: 'ann', verdict: 'edit', editedSide: 'a', editedText: ' ' }),
+    /non-empty editedText/,
+  );
   assert.throws(() => s.label({ pairId: 999, labeler: 'ann', verdict: 'a' }), /no pair 999/);
-  assert.throws(() => s.label({ pairId: p1.id, labeler: 'ann', verdict: 'edit', editedSide: 'a', editedText: 'a1' }), /is the original text/);
+  assert.throws(
+    () => s.label({ pairId: p1.id, labeler: 'ann', verdict: 'edit', editedSide: 'a', editedText: 'a1' }),
+    /is the original text/,
+  );
   const p = s.progress('ann');
   assert.equal(p.mine, 5);
   assert.equal(p.verdicts.skip, 1);
@@ -63,8 +90,14 @@ test('labels make TRL rows: A/B, edits; ties and both-bad only when asked; skips
 
 test('agreement counts the labeler pairs that gave the same verdict on a shared pair', () => {
   const s = new Store(join(tempDir(), 's.db'));
-  const x = pairOf(s, 'x', 'a', 'b'), y = pairOf(s, 'y', 'a', 'b'), z = pairOf(s, 'z', 'a', 'b');
-  for (const [pair, ann, bob] of [[x, 'a', 'a'], [y, 'a', 'b'], [z, 'tie', 'tie']] as const) {
+  const x = pairOf(s, 'x', 'a', 'b'),
+    y = pairOf(s, 'y', 'a', 'b'),
+    z = pairOf(s, 'z', 'a', 'b');
+  for (const [pair, ann, bob] of [
+    [x, 'a', 'a'],
+    [y, 'a', 'b'],
+    [z, 'tie', 'tie'],
+  ] as const) {
     s.label({ pairId: pair.id, labeler: 'ann', verdict: ann });
     s.label({ pairId: pair.id, labeler: 'bob', verdict: bob });
   }
@@ -73,7 +106,10 @@ test('agreement counts the labeler pairs that gave the same verdict on a shared 
   assert.equal(a.pairs, 3);
   // x: ann-bob agree, ann-cy and bob-cy not; y: disagree; z: agree -> 2 of 5.
   assert.equal(a.rate, 2 / 5);
-  assert.deepEqual(a.byLabelers.find((r) => r.a === 'ann' && r.b === 'bob'), { a: 'ann', b: 'bob', overlap: 3, agree: 2 });
+  assert.deepEqual(
+    a.byLabelers.find((r) => r.a === 'ann' && r.b === 'bob'),
+    { a: 'ann', b: 'bob', overlap: 3, agree: 2 },
+  );
 });
 
 test('the blind comparison scores the policy 1 / 0 / 1/2 whichever side it was on', () => {
@@ -99,11 +135,17 @@ test('export files (JSON lines, Parquet, conversational) read back as the databa
   const rows = s.exportRows();
   for (const f of ['out.jsonl', 'out.parquet']) {
     writeRows(join(dir, f), rows, false);
-    assert.deepEqual((await readRecordsFromFile(join(dir, f))).map((r) => r.value), rows, f);
+    assert.deepEqual(
+      (await readRecordsFromFile(join(dir, f))).map((r) => r.value),
+      rows,
+      f,
+    );
   }
   writeRows(join(dir, 'chat.jsonl'), rows, true);
   assert.deepEqual((await readRecordsFromFile(join(dir, 'chat.jsonl')))[0].value, {
-    prompt: [{ role: 'user', content: rows[0].prompt }], chosen: [{ role: 'assistant', content: 'y' }], rejected: [{ role: 'assistant', content: 'x ü' }],
+    prompt: [{ role: 'user', content: rows[0].prompt }],
+    chosen: [{ role: 'assistant', content: 'y' }],
+    rejected: [{ role: 'assistant', content: 'x ü' }],
   });
   assert.throws(() => writeRows(join(dir, 'x.csv'), rows, false), /x\.csv: export writes \.jsonl or \.parquet/);
   const t = new Store(join(dir, 't.db'));

@@ -6,7 +6,17 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createTokenizer, loadTokenizer } from '../../src/tokenizer/index.js';
-import { gpt2, llama3, LLAMA3_DIR, NM, qwen3, readJson, tempDir, toyTokenizer, toyTokenizerJson } from '../helpers/assets.js';
+import {
+  gpt2,
+  llama3,
+  LLAMA3_DIR,
+  NM,
+  qwen3,
+  readJson,
+  tempDir,
+  toyTokenizer,
+  toyTokenizerJson,
+} from '../helpers/assets.js';
 
 test('GPT-2: "Hello world" -> [15496, 995], <|endoftext|> = 50256 is BOS and EOS, no BOS added', () => {
   const t = gpt2();
@@ -23,14 +33,20 @@ test('GPT-2: "Hello world" -> [15496, 995], <|endoftext|> = 50256 is BOS and EOS
   assert.equal(t.decode([]), '');
 });
 
-test('GPT-2: same ids as gpt-3-encoder\'s own encoder on varied text', () => {
+test("GPT-2: same ids as gpt-3-encoder's own encoder on varied text", () => {
   const require = createRequire(join(NM, 'gpt-3-encoder/'));
   const ref = require('gpt-3-encoder') as { encode(s: string): number[] };
   const t = gpt2();
   const texts = [
-    'Hello world', ' leading space', "It's 2024, isn't it? I'll say we'd've done 12345 things.",
-    'tabs\tand\nnewlines\n\n  double  spaces   ', 'Ünïcödé façade — naïve café', '日本語のテキスト', 'emoji 🤖🎉 ok',
-    'camelCaseWords and snake_case_words', 'x'.repeat(40),
+    'Hello world',
+    ' leading space',
+    "It's 2024, isn't it? I'll say we'd've done 12345 things.",
+    'tabs\tand\nnewlines\n\n  double  spaces   ',
+    'Ünïcödé façade — naïve café',
+    '日本語のテキスト',
+    'emoji 🤖🎉 ok',
+    'camelCaseWords and snake_case_words',
+    'x'.repeat(40),
   ];
   for (const s of texts) assert.deepEqual(t.encode(s, { addSpecialTokens: false }), ref.encode(s), s);
   for (const s of texts) assert.equal(t.decode(t.encode(s)), s);
@@ -46,7 +62,10 @@ test('Llama-3 (lenml tokenizer.json): "Hello world" -> [9906, 1917], special tok
   // This tokenizer.json's post-processor is ByteLevel only and its tokenizer_config sets no add_bos_token,
   // so transformers adds no BOS on encode; its chat template writes <|begin_of_text|> itself.
   assert.equal(t.addsBos, false);
-  assert.deepEqual(t.encode('<|begin_of_text|><|start_header_id|>user<|end_header_id|>'), [128000, 128006, 882, 128007]);
+  assert.deepEqual(
+    t.encode('<|begin_of_text|><|start_header_id|>user<|end_header_id|>'),
+    [128000, 128006, 882, 128007],
+  );
   // tokenizer_config add_bos_token: true rebuilds the post-processor as "<|begin_of_text|> $A".
   const withBos = createTokenizer({
     tokenizerJson: readJson(join(LLAMA3_DIR, 'tokenizer.json')),
@@ -72,21 +91,34 @@ test('Qwen3 (lenml tokenizer.json): "Hello world" -> [9707, 1879], <|im_end|> EO
   assert.equal(t.idToToken(151644), '<|im_start|>');
 });
 
-test('EOS ids from generation_config.json (a list) and config.json fill in and extend the tokenizer\'s', () => {
+test("EOS ids from generation_config.json (a list) and config.json fill in and extend the tokenizer's", () => {
   // Toy vocabulary: <pad>=0, <s>=1, </s>=2.
   const tokenizerJson = toyTokenizerJson();
-  const t = createTokenizer({ tokenizerJson, tokenizerConfig: { eos_token: '</s>' }, generationConfig: { eos_token_id: [2, 0], bos_token_id: 1 } });
+  const t = createTokenizer({
+    tokenizerJson,
+    tokenizerConfig: { eos_token: '</s>' },
+    generationConfig: { eos_token_id: [2, 0], bos_token_id: 1 },
+  });
   assert.equal(t.eosId, 2);
   assert.deepEqual(t.eosIds, [2, 0]);
   assert.equal(t.bosId, 1);
   assert.equal(t.bosToken, '<s>');
   // No eos_token in tokenizer_config: generation_config gives the id, config.json adds to the list.
-  const u = createTokenizer({ tokenizerJson, tokenizerConfig: {}, generationConfig: { eos_token_id: 0 }, modelConfig: { eos_token_id: 2 } });
+  const u = createTokenizer({
+    tokenizerJson,
+    tokenizerConfig: {},
+    generationConfig: { eos_token_id: 0 },
+    modelConfig: { eos_token_id: 2 },
+  });
   assert.equal(u.eosId, 0);
   assert.equal(u.eosToken, '<pad>');
   assert.deepEqual(u.eosIds, [0, 2]);
   // special_tokens_map.json fills what tokenizer_config leaves unset; AddedToken dicts are read by content.
-  const v = createTokenizer({ tokenizerJson, tokenizerConfig: { pad_token: null }, specialTokensMap: { eos_token: { content: '</s>', special: true }, pad_token: '<pad>' } });
+  const v = createTokenizer({
+    tokenizerJson,
+    tokenizerConfig: { pad_token: null },
+    specialTokensMap: { eos_token: { content: '</s>', special: true }, pad_token: '<pad>' },
+  });
   assert.equal(v.eosId, 2);
   assert.equal(v.padId, 0);
   // A special token that is not in the vocabulary is reported and ignored.
@@ -98,10 +130,16 @@ test('EOS ids from generation_config.json (a list) and config.json fill in and e
 test('chat templates: chat_template.jinja overrides tokenizer_config, named templates, list form', () => {
   const dir = tempDir();
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toyTokenizerJson()));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
-    eos_token: '</s>',
-    chat_template: [{ name: 'default', template: 'LIST{{ messages[0].content }}' }, { name: 'tool_use', template: 'TOOL' }],
-  }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({
+      eos_token: '</s>',
+      chat_template: [
+        { name: 'default', template: 'LIST{{ messages[0].content }}' },
+        { name: 'tool_use', template: 'TOOL' },
+      ],
+    }),
+  );
   const a = loadTokenizer(dir);
   assert.deepEqual(a.chatTemplateNames, ['default', 'tool_use']);
   assert.equal(a.applyChatTemplate([{ role: 'user', content: 'x' }]), 'LISTx');
@@ -112,7 +150,10 @@ test('chat templates: chat_template.jinja overrides tokenizer_config, named temp
   const b = loadTokenizer(dir);
   assert.equal(b.applyChatTemplate([{ role: 'user', content: 'x' }], { addGenerationPrompt: true }), 'FILE</s>GEN');
   assert.equal(b.applyChatTemplate([{ role: 'user', content: 'x' }], { templateName: 'rag' }), 'RAG');
-  assert.throws(() => b.applyChatTemplate([{ role: 'user', content: 'x' }], { templateName: 'nope' }), /no chat template named 'nope'.*'default'/);
+  assert.throws(
+    () => b.applyChatTemplate([{ role: 'user', content: 'x' }], { templateName: 'nope' }),
+    /no chat template named 'nope'.*'default'/,
+  );
 });
 
 test('errors: missing tokenizer.json lists the files found; no chat template; not a folder', () => {

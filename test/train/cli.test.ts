@@ -11,7 +11,9 @@ import { readMetrics } from '../../src/train/trainer.js';
 import { tempRoot, tinyModel, tinyPreferences } from './tiny.js';
 
 const run = (...args: string[]) => runCli(args);
-let root = '', model = '', data = '';
+let root = '',
+  model = '',
+  data = '';
 
 before(async () => {
   await initEngine({ device: 'cpu' });
@@ -34,7 +36,10 @@ test('dpo --help lists every option with its default', () => {
 test('config file sets options, flags override it', () => {
   const out = join(root, 'cfg');
   const cfgFile = join(root, 'run.yaml');
-  writeFileSync(cfgFile, `model_name_or_path: ${model}\ndataset: ${data}\noutput_dir: ${out}\nmax_steps: 3\nbeta: 0.5\nlearning_rate: 1.0e-3\nlogging_steps: 1\ndevice: cpu\n`);
+  writeFileSync(
+    cfgFile,
+    `model_name_or_path: ${model}\ndataset: ${data}\noutput_dir: ${out}\nmax_steps: 3\nbeta: 0.5\nlearning_rate: 1.0e-3\nlogging_steps: 1\ndevice: cpu\n`,
+  );
   const r = run('dpo', '--config', cfgFile, '--max_steps', '2', '--per_device_train_batch_size', '2');
   assert.equal(r.status, 0, r.stderr);
   assert.equal(readMetrics(out).filter((l) => 'loss' in l).length, 2, 'flag max_steps 2 overrides the file');
@@ -44,30 +49,72 @@ test('config file sets options, flags override it', () => {
 
 test('bad data names file, line and field; --skip_invalid skips and counts', () => {
   const bad = join(root, 'bad.jsonl');
-  writeFileSync(bad, [
-    JSON.stringify({ prompt: 'A', chosen: ' good.', rejected: ' bad.' }),
-    '{"prompt": "B", "chosen": " x"',
-    JSON.stringify({ prompt: 'C', chosen: ' same', rejected: ' same' }),
-    JSON.stringify({ prompt: 'D', chosen: '', rejected: ' bad.' }),
-    JSON.stringify({ prompt: 'E', chosen: ' nice.', rejected: ' awful.' }),
-  ].join('\n'));
-  const r = run('dpo', '--model', model, '--data', bad, '--output', join(root, 'bad-out'), '--max_steps', '1', '--device', 'cpu');
+  writeFileSync(
+    bad,
+    [
+      JSON.stringify({ prompt: 'A', chosen: ' good.', rejected: ' bad.' }),
+      '{"prompt": "B", "chosen": " x"',
+      JSON.stringify({ prompt: 'C', chosen: ' same', rejected: ' same' }),
+      JSON.stringify({ prompt: 'D', chosen: '', rejected: ' bad.' }),
+      JSON.stringify({ prompt: 'E', chosen: ' nice.', rejected: ' awful.' }),
+    ].join('\n'),
+  );
+  const r = run(
+    'dpo',
+    '--model',
+    model,
+    '--data',
+    bad,
+    '--output',
+    join(root, 'bad-out'),
+    '--max_steps',
+    '1',
+    '--device',
+    'cpu',
+  );
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /bad\.jsonl line 2: malformed JSON/);
-  const s = run('dpo', '--model', model, '--data', bad, '--output', join(root, 'skip-out'), '--max_steps', '1', '--device', 'cpu', '--skip_invalid', '--per_device_train_batch_size', '2');
+  const s = run(
+    'dpo',
+    '--model',
+    model,
+    '--data',
+    bad,
+    '--output',
+    join(root, 'skip-out'),
+    '--max_steps',
+    '1',
+    '--device',
+    'cpu',
+    '--skip_invalid',
+    '--per_device_train_batch_size',
+    '2',
+  );
   assert.equal(s.status, 0, s.stderr);
   assert.match(s.stderr, /2 examples from 5 rows .*skipped 3 invalid/);
 });
 
 test('logprobs: one JSON line per input line, in order; bad lines name the line', () => {
   const input = join(root, 'lp.jsonl');
-  writeFileSync(input, [JSON.stringify({ prompt: 'The movie was', completion: ' great.' }), JSON.stringify({ input_ids: [1, 2, 3], completion_mask: [0, 1, 1] })].join('\n'));
+  writeFileSync(
+    input,
+    [
+      JSON.stringify({ prompt: 'The movie was', completion: ' great.' }),
+      JSON.stringify({ input_ids: [1, 2, 3], completion_mask: [0, 1, 1] }),
+    ].join('\n'),
+  );
   const r = run('logprobs', '--model', model, '--input', input, '--device', 'cpu');
   assert.equal(r.status, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 2);
   assert.equal(lines[1].tokens, 2);
   assert.ok(lines[0].logp < 0 && Number.isFinite(lines[0].logp));
   writeFileSync(input, JSON.stringify({ input_ids: [1, 99999], completion_mask: [0, 1] }));
-  assert.match(run('logprobs', '--model', model, '--input', input, '--device', 'cpu').stderr, /lp\.jsonl:1: input_ids\[1\] = 99999/);
+  assert.match(
+    run('logprobs', '--model', model, '--input', input, '--device', 'cpu').stderr,
+    /lp\.jsonl:1: input_ids\[1\] = 99999/,
+  );
 });

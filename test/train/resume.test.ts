@@ -11,7 +11,9 @@ import { readMetrics } from '../../src/train/trainer.js';
 import { tempRoot, tinyModel, tinyPreferences } from './tiny.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/tsdpo.js', import.meta.url));
-let root = '', model = '', data = '';
+let root = '',
+  model = '',
+  data = '';
 
 before(async () => {
   await initEngine({ device: 'cpu' });
@@ -21,13 +23,38 @@ before(async () => {
 });
 
 const args = (out: string, extra: string[] = []): string[] => [
-  BIN, 'dpo', '--model', model, '--data', data, '--output', out, '--max_steps', '60', '--save_steps', '10',
-  '--logging_steps', '1', '--per_device_train_batch_size', '4', '--learning_rate', '3e-3', '--device', 'cpu', '--threads', '2',
-  '--lr_scheduler_type', 'cosine', '--warmup_steps', '5', ...extra,
+  BIN,
+  'dpo',
+  '--model',
+  model,
+  '--data',
+  data,
+  '--output',
+  out,
+  '--max_steps',
+  '60',
+  '--save_steps',
+  '10',
+  '--logging_steps',
+  '1',
+  '--per_device_train_batch_size',
+  '4',
+  '--learning_rate',
+  '3e-3',
+  '--device',
+  'cpu',
+  '--threads',
+  '2',
+  '--lr_scheduler_type',
+  'cosine',
+  '--warmup_steps',
+  '5',
+  ...extra,
 ];
 
 test('SIGKILL mid-run, then --resume: the following losses equal an uninterrupted run', async () => {
-  const full = join(root, 'full'), killed = join(root, 'killed');
+  const full = join(root, 'full'),
+    killed = join(root, 'killed');
   const ok = spawnSync(process.execPath, args(full), { encoding: 'utf8' });
   assert.equal(ok.status, 0, ok.stderr);
   // Start the second run and kill it as soon as its first checkpoint is complete.
@@ -39,11 +66,15 @@ test('SIGKILL mid-run, then --resume: the following losses equal an uninterrupte
   }
   child.kill('SIGKILL');
   await exited;
-  assert.ok(!existsSync(join(killed, 'checkpoint-60')), 'the run was killed before finishing (make it longer if this fails)');
+  assert.ok(
+    !existsSync(join(killed, 'checkpoint-60')),
+    'the run was killed before finishing (make it longer if this fails)',
+  );
   const resumed = spawnSync(process.execPath, args(killed, ['--resume']), { encoding: 'utf8' });
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming from .*checkpoint-\d+/);
-  const a = readMetrics(full).filter((l) => 'loss' in l), b = readMetrics(killed).filter((l) => 'loss' in l);
+  const a = readMetrics(full).filter((l) => 'loss' in l),
+    b = readMetrics(killed).filter((l) => 'loss' in l);
   assert.equal(b.length, 60);
   for (let i = 0; i < 60; i++) {
     assert.equal(b[i].step, a[i].step);

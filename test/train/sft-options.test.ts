@@ -2,7 +2,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMMON_OPTIONS, defaultsOf, SFT_OPTIONS, type SftConfig } from '../../src/train/config.js';
-import { lossTokens, paddingFree, sequenceRows, sftNotices, withChatTemplate, withEosToken } from '../../src/train/sft.js';
+import {
+  lossTokens,
+  paddingFree,
+  sequenceRows,
+  sftNotices,
+  withChatTemplate,
+  withEosToken,
+} from '../../src/train/sft.js';
 import { toyId, toyTokenizer } from '../helpers/assets.js';
 
 const cfg = (o: Partial<SftConfig> = {}): SftConfig => ({ ...defaultsOf({ ...COMMON_OPTIONS, ...SFT_OPTIONS }), ...o });
@@ -16,7 +23,10 @@ test('sftNotices: the combinations TRL 1.13 rejects are errors; options with no 
   assert.equal(notes.length, 3);
   assert.ok(notes.every((n) => n.startsWith('notice: ')));
   // bfd packing turns padding_free on (TRL 1.13); wrapped does not.
-  assert.deepEqual([paddingFree(cfg({ packing: true })), paddingFree(cfg({ packing: true, packing_strategy: 'wrapped' }))], [true, false]);
+  assert.deepEqual(
+    [paddingFree(cfg({ packing: true })), paddingFree(cfg({ packing: true, packing_strategy: 'wrapped' }))],
+    [true, false],
+  );
 });
 
 test('withEosToken: the EOS id and the chat template eos_token follow eos_token; unknown tokens are errors', () => {
@@ -35,7 +45,13 @@ test('packed rows: each sequence becomes its own model row; its first token is n
   assert.deepEqual([b.R, b.T], [2, 3]);
   assert.deepEqual(Array.from(b.ids), [10, 11, 12, 13, 14, 0]);
   assert.deepEqual(Array.from(b.mask), [1, 1, 1, 1, 1, 0]);
-  assert.deepEqual([Array.from(b.picks), Array.from(b.targets)], [[1, 3], [12, 14]]);
+  assert.deepEqual(
+    [Array.from(b.picks), Array.from(b.targets)],
+    [
+      [1, 3],
+      [12, 14],
+    ],
+  );
   assert.equal(lossTokens(row), 2);
   // Unpacked (wrapped) the same tokens are one sequence: d is a target too.
   assert.equal(lossTokens({ ...row, seqLengths: undefined }), 3);
@@ -46,7 +62,10 @@ test('withChatTemplate: a .jinja file replaces the chat template; other paths ar
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'tsdpo-tpl-'));
-  writeFileSync(join(dir, 't.jinja'), '{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{{ eos_token }}');
+  writeFileSync(
+    join(dir, 't.jinja'),
+    '{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{{ eos_token }}',
+  );
   const tok = withChatTemplate(toyTokenizer(), join(dir, 't.jinja'));
   assert.equal(tok.hasChatTemplate, true);
   assert.equal(tok.applyChatTemplate([{ role: 'user', content: 'hi' }]), `[user]hi${toyTokenizer().eosToken}`);

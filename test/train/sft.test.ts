@@ -9,15 +9,32 @@ import { runSft } from '../../src/train/run.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempRoot, tinyModel } from './tiny.js';
 
-before(async () => { await initEngine({ device: 'cpu' }); });
+before(async () => {
+  await initEngine({ device: 'cpu' });
+});
 
 test('SFT on prompt/completion data: completion loss falls', async () => {
   const root = tempRoot();
   const model = await tinyModel(root, 7);
   const data = join(root, 'sft.jsonl');
-  writeFileSync(data, Array.from({ length: 16 }, (_, i) => JSON.stringify({ prompt: `Review ${i % 4}:`, completion: ' a fine film.' })).join('\n'));
-  const cfg = { ...defaultsOf({ ...COMMON_OPTIONS, ...SFT_OPTIONS }), device: 'cpu', model_name_or_path: model, dataset: data,
-    output_dir: join(root, 'out'), learning_rate: 1e-2, max_steps: 30, per_device_train_batch_size: 4, logging_steps: 1, save_steps: 0 } as SftConfig;
+  writeFileSync(
+    data,
+    Array.from({ length: 16 }, (_, i) =>
+      JSON.stringify({ prompt: `Review ${i % 4}:`, completion: ' a fine film.' }),
+    ).join('\n'),
+  );
+  const cfg = {
+    ...defaultsOf({ ...COMMON_OPTIONS, ...SFT_OPTIONS }),
+    device: 'cpu',
+    model_name_or_path: model,
+    dataset: data,
+    output_dir: join(root, 'out'),
+    learning_rate: 1e-2,
+    max_steps: 30,
+    per_device_train_batch_size: 4,
+    logging_steps: 1,
+    save_steps: 0,
+  } as SftConfig;
   await runSft(cfg, { quiet: true, log: () => {} });
   const m = readMetrics(cfg.output_dir).filter((l) => 'loss' in l);
   assert.ok(m[0].loss > 5, `initial loss ${m[0].loss} is about ln(vocab)`);

@@ -9,7 +9,12 @@ import { ROOT } from '../helpers/assets.js';
 async function bundle(contents: string, external: string[] = []): Promise<string> {
   const out = await build({
     stdin: { contents, resolveDir: ROOT, loader: 'ts', sourcefile: 'entry.ts' },
-    bundle: true, platform: 'browser', format: 'esm', write: false, external, logLevel: 'silent',
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    write: false,
+    external,
+    logLevel: 'silent',
   });
   return out.outputFiles[0].text;
 }

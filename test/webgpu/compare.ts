@@ -21,12 +21,14 @@ export interface In {
 let seed = 1;
 /** Uniform float input in [lo, hi). */
 export function inp(shape: number[], lo = -1, hi = 1): In {
-  const r = rng(seed++), n = shape.reduce((a, b) => a * b, 1);
+  const r = rng(seed++),
+    n = shape.reduce((a, b) => a * b, 1);
   return { values: Float32Array.from({ length: n }, () => lo + (hi - lo) * r()), shape };
 }
 
 export function ints(shape: number[], hi: number, lo = 0): In {
-  const r = rng(seed++), n = shape.reduce((a, b) => a * b, 1);
+  const r = rng(seed++),
+    n = shape.reduce((a, b) => a * b, 1);
   return { values: Int32Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo))), shape, int: true };
 }
 
@@ -37,9 +39,11 @@ export function fixed(values: ArrayLike<number>, shape: number[]): In {
 /** max |a - b| / max(max |b|, tiny): the error relative to the expected tensor's magnitude. */
 export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   assert.equal(actual.length, expected.length, `length ${actual.length} vs ${expected.length}`);
-  let diff = 0, mag = 0;
+  let diff = 0,
+    mag = 0;
   for (let i = 0; i < expected.length; i++) {
-    const a = actual[i], e = expected[i];
+    const a = actual[i],
+      e = expected[i];
     if (Number.isNaN(e) && Number.isNaN(a)) continue;
     if (!Number.isFinite(e) || !Number.isFinite(a)) {
       if (a !== e) return Infinity;
@@ -64,7 +68,12 @@ interface Run {
 async function runOn(be: Backend, f: (xs: Tensor[]) => Tensor, inputs: In[], backward: boolean): Promise<Run> {
   return E.tidyAsync(async () => {
     const xs = inputs.map((i) => {
-      const t = E.tensor(i.int ? Int32Array.from(i.values) : Float32Array.from(i.values), i.shape, i.int ? 'i32' : 'f32', be);
+      const t = E.tensor(
+        i.int ? Int32Array.from(i.values) : Float32Array.from(i.values),
+        i.shape,
+        i.int ? 'i32' : 'f32',
+        be,
+      );
       if (backward && !i.int && i.grad !== false) t.requiresGrad = true;
       return t;
     });
@@ -75,7 +84,8 @@ async function runOn(be: Backend, f: (xs: Tensor[]) => Tensor, inputs: In[], bac
       const r = rng(12345);
       const weights = Float32Array.from({ length: y.size }, () => r() * 2 - 1);
       E.backward(E.sum(E.mul(y, E.tensor(weights, y.shape, 'f32', be))));
-      for (let k = 0; k < xs.length; k++) grads[k] = xs[k].grad ? ((await xs[k].grad!.toArray()) as Float32Array) : null;
+      for (let k = 0; k < xs.length; k++)
+        grads[k] = xs[k].grad ? ((await xs[k].grad!.toArray()) as Float32Array) : null;
     }
     return { out, grads };
   });
@@ -85,14 +95,21 @@ async function runOn(be: Backend, f: (xs: Tensor[]) => Tensor, inputs: In[], bac
  * Asserts that f gives the same output and input gradients on WebGPU as on the CPU within `tol`
  * (relative to each tensor's magnitude).
  */
-export async function compareOp(name: string, f: (xs: Tensor[]) => Tensor, inputs: In[],
-  opts: { tol?: number; gradTol?: number; backward?: boolean } = {}): Promise<void> {
-  const tol = opts.tol ?? 1e-5, gradTol = opts.gradTol ?? tol, backward = opts.backward ?? true;
+export async function compareOp(
+  name: string,
+  f: (xs: Tensor[]) => Tensor,
+  inputs: In[],
+  opts: { tol?: number; gradTol?: number; backward?: boolean } = {},
+): Promise<void> {
+  const tol = opts.tol ?? 1e-5,
+    gradTol = opts.gradTol ?? tol,
+    backward = opts.backward ?? true;
   const cpu = await runOn(await cpuBackend({ threads: 1 }), f, inputs, backward);
   const wg = await runOn(gpu(), f, inputs, backward);
   expectClose(`${name} output`, wg.out, cpu.out, tol);
   inputs.forEach((_, k) => {
-    const c = cpu.grads[k], g = wg.grads[k];
+    const c = cpu.grads[k],
+      g = wg.grads[k];
     assert.equal(g === null, c === null, `${name}: input ${k} has a gradient on one backend only`);
     if (c && g) expectClose(`${name} gradient of input ${k}`, g, c, gradTol);
   });

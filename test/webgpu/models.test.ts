@@ -12,13 +12,16 @@ import { FIXTURES, fixture } from '../models/fixtures.js';
 import { batchOf, parityTests } from '../models/parity-suite.js';
 import { GPU, gpu } from './gpu.js';
 
-before(() => { if (GPU.backend) E.setBackend(gpu()); });
+before(() => {
+  if (GPU.backend) E.setBackend(gpu());
+});
 
 parityTests({ label: 'webgpu', skip: GPU.skip });
 
 describe('webgpu: a DPO training step reads back only what is logged', { skip: GPU.skip }, () => {
   test('forward, backward, gradient norm and AdamW record GPU work without reading it', async () => {
-    const policy = loadModel(`${FIXTURES}llama/policy`), reference = loadModel(`${FIXTURES}llama/reference`);
+    const policy = loadModel(`${FIXTURES}llama/policy`),
+      reference = loadModel(`${FIXTURES}llama/reference`);
     const batch = batchOf(fixture('llama'));
     const params = trainAll(policy);
     const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0.01 });
@@ -34,14 +37,17 @@ describe('webgpu: a DPO training step reads back only what is logged', { skip: G
     const norm = await clipGradNorm(params, 1); // one scalar
     const value = await loss.item(); // one scalar
     assert.equal(stats.reads - before0.reads, 2);
-    assert.ok(stats.dispatches > before0.dispatches && stats.submits - before0.submits < stats.dispatches - before0.dispatches);
+    assert.ok(
+      stats.dispatches > before0.dispatches && stats.submits - before0.submits < stats.dispatches - before0.dispatches,
+    );
     assert.ok(Number.isFinite(norm) && Number.isFinite(value));
     loss.dispose();
     opt.dispose();
   });
 
   test('repeated steps allocate nothing new: live memory and pooled buffers stay flat', async () => {
-    const policy = loadModel(`${FIXTURES}gpt2/policy`), reference = loadModel(`${FIXTURES}gpt2/reference`);
+    const policy = loadModel(`${FIXTURES}gpt2/policy`),
+      reference = loadModel(`${FIXTURES}gpt2/reference`);
     const batch = batchOf(fixture('gpt2'));
     const params = trainAll(policy);
     const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER, weightDecay: 0.01 });
@@ -59,7 +65,8 @@ describe('webgpu: a DPO training step reads back only what is logged', { skip: G
     };
     await step(); // creates the optimizer state
     await step();
-    const live = be.liveBytes(), pooled = be.rt.storage.totalBytes;
+    const live = be.liveBytes(),
+      pooled = be.rt.storage.totalBytes;
     await step();
     await step();
     assert.equal(be.liveBytes(), live, 'live bytes after a step');

@@ -21,35 +21,78 @@ describe('webgpu: unary ops', { skip }, () => {
   test('tails stay finite and accurate (exp, tanh, sigmoid, logSigmoid, softplus, gelu)', async () => {
     const x = fixed([-120, -90, -40, -20, -5, -1e-3, 0, 1e-6, 3, 20, 40, 88], [12]);
     x.grad = true;
-    for (const [name, f] of [['exp', E.exp], ['tanh', E.tanh], ['sigmoid', E.sigmoid], ['logSigmoid', E.logSigmoid],
-      ['softplus', E.softplus], ['gelu', E.gelu], ['silu', E.silu]] as const) {
+    for (const [name, f] of [
+      ['exp', E.exp],
+      ['tanh', E.tanh],
+      ['sigmoid', E.sigmoid],
+      ['logSigmoid', E.logSigmoid],
+      ['softplus', E.softplus],
+      ['gelu', E.gelu],
+      ['silu', E.silu],
+    ] as const) {
       await compareOp(`${name} tails`, ([a]) => f(a), [x]);
     }
   });
 });
 
 describe('webgpu: binary ops with broadcasting', { skip }, () => {
-  const shapes: [number[], number[]][] = [[[7, 3], [7, 3]], [[7, 3], [3]], [[1, 3], [7, 1]], [[2, 1, 5], [3, 1]], [[300], [1]]];
+  const shapes: [number[], number[]][] = [
+    [
+      [7, 3],
+      [7, 3],
+    ],
+    [[7, 3], [3]],
+    [
+      [1, 3],
+      [7, 1],
+    ],
+    [
+      [2, 1, 5],
+      [3, 1],
+    ],
+    [[300], [1]],
+  ];
   const ops: [string, (a: Tensor, b: Tensor) => Tensor, [number, number]][] = [
-    ['add', E.add, [-2, 2]], ['sub', E.sub, [-2, 2]], ['mul', E.mul, [-2, 2]], ['div', E.div, [0.5, 2]],
-    ['maximum', E.maximum, [-2, 2]], ['minimum', E.minimum, [-2, 2]], ['pow', E.pow, [0.5, 2]],
+    ['add', E.add, [-2, 2]],
+    ['sub', E.sub, [-2, 2]],
+    ['mul', E.mul, [-2, 2]],
+    ['div', E.div, [0.5, 2]],
+    ['maximum', E.maximum, [-2, 2]],
+    ['minimum', E.minimum, [-2, 2]],
+    ['pow', E.pow, [0.5, 2]],
   ];
   for (const [name, f, [lo, hi]] of ops) {
     test(name, async () => {
-      for (const [sa, sb] of shapes) await compareOp(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, ([a, b]) => f(a, b), [inp(sa, lo, hi), inp(sb, lo, hi)]);
+      for (const [sa, sb] of shapes)
+        await compareOp(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, ([a, b]) => f(a, b), [
+          inp(sa, lo, hi),
+          inp(sb, lo, hi),
+        ]);
     });
   }
   test('pow with negative bases and integer exponents', async () => {
-    await compareOp('pow', ([a, b]) => E.pow(a, b), [fixed([-2, -1.5, 0, 3, -2, 0], [6]), fixed([3, 2, 2, 0.5, 0, -1], [6])], { backward: false });
+    await compareOp(
+      'pow',
+      ([a, b]) => E.pow(a, b),
+      [fixed([-2, -1.5, 0, 3, -2, 0], [6]), fixed([3, 2, 2, 0.5, 0, -1], [6])],
+      { backward: false },
+    );
   });
   test('comparisons gt, ge, eq', async () => {
-    const a = fixed([1, 2, 3, 4, 2], [5]), b = fixed([2, 2, 2, 2, 2], [5]);
+    const a = fixed([1, 2, 3, 4, 2], [5]),
+      b = fixed([2, 2, 2, 2, 2], [5]);
     for (const f of [E.gt, E.ge, E.eq]) await compareOp('compare', ([x, y]) => f(x, y), [a, b]);
   });
   test('where / maskedFill', async () => {
-    const cond = fixed(Array.from({ length: 21 }, (_, i) => (i % 3 === 0 ? 1 : 0)), [7, 3]);
+    const cond = fixed(
+      Array.from({ length: 21 }, (_, i) => (i % 3 === 0 ? 1 : 0)),
+      [7, 3],
+    );
     await compareOp('where', ([c, a, b]) => E.where(c, a, b), [cond, inp([7, 3]), inp([3])]);
-    await compareOp('maskedFill', ([a, m]) => E.maskedFill(a, m, -3), [inp([7, 5]), fixed([1, 0, 0, 1, 0, 1, 1], [7, 1])]);
+    await compareOp('maskedFill', ([a, m]) => E.maskedFill(a, m, -3), [
+      inp([7, 5]),
+      fixed([1, 0, 0, 1, 0, 1, 1], [7, 1]),
+    ]);
   });
 });
 
@@ -88,7 +131,9 @@ describe('webgpu: shape ops', { skip }, () => {
     await compareOp('copy', ([a]) => E.copy(a), [inp([7])]);
   });
   test('int32 slices keep their values (targets made by narrow)', async () => {
-    await compareOp('narrow i32', ([a]) => E.cast(E.narrow(a, 1, 1, 4), 'f32'), [ints([3, 6], 50)], { backward: false });
+    await compareOp('narrow i32', ([a]) => E.cast(E.narrow(a, 1, 1, 4), 'f32'), [ints([3, 6], 50)], {
+      backward: false,
+    });
   });
 });
 
@@ -98,19 +143,37 @@ describe('webgpu: matmul', { skip }, () => {
       test(`transA=${transA} transB=${transB}: 2D across tile edges, batched with broadcast`, async () => {
         const opts = { transA, transB };
         // Unaligned and vec4-aligned rows; the last two split K into chunks.
-        for (const [M, K, N] of [[1, 1, 1], [7, 5, 9], [70, 33, 67], [130, 17, 65], [128, 64, 96], [64, 2100, 48], [36, 2101, 20]]) {
-          await compareOp(`matmul ${M}x${K}x${N}`, ([a, b]) => E.matmul(a, b, opts),
-            [inp(transA ? [K, M] : [M, K]), inp(transB ? [N, K] : [K, N])], { tol: 2e-5 });
+        for (const [M, K, N] of [
+          [1, 1, 1],
+          [7, 5, 9],
+          [70, 33, 67],
+          [130, 17, 65],
+          [128, 64, 96],
+          [64, 2100, 48],
+          [36, 2101, 20],
+        ]) {
+          await compareOp(
+            `matmul ${M}x${K}x${N}`,
+            ([a, b]) => E.matmul(a, b, opts),
+            [inp(transA ? [K, M] : [M, K]), inp(transB ? [N, K] : [K, N])],
+            { tol: 2e-5 },
+          );
         }
-        await compareOp('matmul batched', ([a, b]) => E.matmul(a, b, opts),
-          [inp(transA ? [2, 3, 5, 4] : [2, 3, 4, 5]), inp(transB ? [3, 6, 5] : [3, 5, 6])]);
-        await compareOp('matmul a 2D', ([a, b]) => E.matmul(a, b, opts),
-          [inp(transA ? [5, 4] : [4, 5]), inp(transB ? [3, 6, 5] : [3, 5, 6])]);
+        await compareOp('matmul batched', ([a, b]) => E.matmul(a, b, opts), [
+          inp(transA ? [2, 3, 5, 4] : [2, 3, 4, 5]),
+          inp(transB ? [3, 6, 5] : [3, 5, 6]),
+        ]);
+        await compareOp('matmul a 2D', ([a, b]) => E.matmul(a, b, opts), [
+          inp(transA ? [5, 4] : [4, 5]),
+          inp(transB ? [3, 6, 5] : [3, 5, 6]),
+        ]);
       });
     }
   }
   test('linear with bias (K = 200)', async () => {
-    await compareOp('linear', ([x, w, b]) => E.linear(x, w, b), [inp([2, 37, 200]), inp([70, 200]), inp([70])], { tol: 2e-5 });
+    await compareOp('linear', ([x, w, b]) => E.linear(x, w, b), [inp([2, 37, 200]), inp([70, 200]), inp([70])], {
+      tol: 2e-5,
+    });
   });
 });
 
@@ -126,12 +189,22 @@ describe('webgpu: fused nn ops', { skip }, () => {
   });
   test('embedding: repeated ids accumulate; ids from the host and made on the device', async () => {
     await compareOp('embedding', ([w, ids]) => E.embedding(w, ids), [inp([50, 13]), ints([40], 50)]);
-    await compareOp('embedding device ids', ([w, idsF]) => E.embedding(w, E.cast(idsF, 'i32')),
-      [inp([50, 13]), fixed(Array.from({ length: 40 }, (_, i) => (i * 7) % 50), [40])]);
+    await compareOp('embedding device ids', ([w, idsF]) => E.embedding(w, E.cast(idsF, 'i32')), [
+      inp([50, 13]),
+      fixed(
+        Array.from({ length: 40 }, (_, i) => (i * 7) % 50),
+        [40],
+      ),
+    ]);
   });
   test('layerNorm with and without affine (D = 300 > 256 threads)', async () => {
     await compareOp('layerNorm', ([x, w, b]) => E.layerNorm(x, w, b, 1e-5), [inp([7, 6]), inp([6]), inp([6])]);
-    await compareOp('layerNorm wide', ([x, w, b]) => E.layerNorm(x, w, b, 1e-5), [inp([130, 300]), inp([300]), inp([300])], { tol: 2e-5 });
+    await compareOp(
+      'layerNorm wide',
+      ([x, w, b]) => E.layerNorm(x, w, b, 1e-5),
+      [inp([130, 300]), inp([300]), inp([300])],
+      { tol: 2e-5 },
+    );
     await compareOp('layerNorm plain', ([x]) => E.layerNorm(x, null, null, 1e-5), [inp([3, 33])]);
   });
   test('rmsNorm, Llama and Gemma (1 + w) forms, and without a weight', async () => {
@@ -150,14 +223,30 @@ describe('webgpu: fused nn ops', { skip }, () => {
 });
 
 describe('webgpu: attention', { skip }, () => {
-  const attn = async (B: number, T: number, S: number, H: number, Hkv: number, Dh: number, opts: E.AttentionOptions, withMask: boolean): Promise<void> => {
-    const mask = fixed(Array.from({ length: B * S }, (_, i) => (i % S === 0 || (i * 7) % 5 !== 0 ? 1 : 0)), [B, S]);
-    await compareOp(`attention B${B} T${T} S${S} H${H}/${Hkv} Dh${Dh} ${JSON.stringify(opts)}${withMask ? ' masked' : ''}`,
+  const attn = async (
+    B: number,
+    T: number,
+    S: number,
+    H: number,
+    Hkv: number,
+    Dh: number,
+    opts: E.AttentionOptions,
+    withMask: boolean,
+  ): Promise<void> => {
+    const mask = fixed(
+      Array.from({ length: B * S }, (_, i) => (i % S === 0 || (i * 7) % 5 !== 0 ? 1 : 0)),
+      [B, S],
+    );
+    await compareOp(
+      `attention B${B} T${T} S${S} H${H}/${Hkv} Dh${Dh} ${JSON.stringify(opts)}${withMask ? ' masked' : ''}`,
       ([q, k, v, m]) => E.attention(q, k, v, { ...opts, mask: withMask ? m : null }),
-      [inp([B, T, H, Dh]), inp([B, S, Hkv, Dh]), inp([B, S, Hkv, Dh]), mask], { tol: 2e-5, gradTol: 5e-5 });
+      [inp([B, T, H, Dh]), inp([B, S, Hkv, Dh]), inp([B, S, Hkv, Dh]), mask],
+      { tol: 2e-5, gradTol: 5e-5 },
+    );
   };
   test('causal, grouped-query heads', () => attn(2, 7, 7, 4, 2, 3, { causal: true }, false));
-  test('padding mask, sliding window, softcap', () => attn(2, 5, 5, 2, 1, 4, { causal: true, window: 2, softcap: 2 }, true));
+  test('padding mask, sliding window, softcap', () =>
+    attn(2, 5, 5, 2, 1, 4, { causal: true, window: 2, softcap: 2 }, true));
   test('KV cache (T < S) and non-causal', async () => {
     await attn(2, 2, 6, 2, 2, 3, { causal: true }, true);
     await attn(2, 3, 4, 2, 1, 3, { causal: false }, true);
@@ -166,5 +255,6 @@ describe('webgpu: attention', { skip }, () => {
     await attn(1, 150, 150, 4, 2, 16, { causal: true }, true);
     await attn(1, 150, 150, 2, 1, 16, { causal: true, window: 40 }, false);
   });
-  test('head size 64 with a long cache (T = 70, S = 100)', () => attn(1, 70, 100, 2, 1, 64, { causal: true, scale: 0.1 }, true));
+  test('head size 64 with a long cache (T = 70, S = 100)', () =>
+    attn(1, 70, 100, 2, 1, 64, { causal: true, scale: 0.1 }, true));
 });

@@ -9,7 +9,8 @@ import { BufferPool } from '../../src/backend/webgpu/pool.js';
 const MiB = 2 ** 20;
 
 function pool(maxIdle: number | null): { pool: BufferPool; created: number[]; destroyed: number[] } {
-  const created: number[] = [], destroyed: number[] = [];
+  const created: number[] = [],
+    destroyed: number[] = [];
   const create = (size: number): GPUBuffer => {
     created.push(size);
     return { size, destroy: () => destroyed.push(size) } as unknown as GPUBuffer;
@@ -30,7 +31,7 @@ test('default: idle buffers up to the peak in use are kept, so repeated steps cr
   step(p, sizes);
   const first = created.length;
   for (let i = 0; i < 5; i++) step(p, sizes);
-  assert.equal(created.length, first, 'later steps reuse the first step\'s buffers');
+  assert.equal(created.length, first, "later steps reuse the first step's buffers");
   assert.deepEqual(destroyed, []);
   assert.equal(p.peakInUse, p.totalBytes);
   // The former fixed 8 GiB limit destroyed and re-created the largest buffers at every step.

@@ -37,11 +37,15 @@ export class CpuBackend implements Backend {
   /** Time and work per kernel when profiling (TSDPO_PROFILE=1 or profile()). */
   readonly profileData = new Map<string, { calls: number; ms: number; flops: number }>();
 
-  constructor(readonly rt: KernelRuntime, opts: CpuOptions = {}) {
+  constructor(
+    readonly rt: KernelRuntime,
+    opts: CpuOptions = {},
+  ) {
     this.useFast = opts.fast ?? true;
     this.useNative = this.useFast && (opts.native ?? false);
     const kernels = this.makeKernels();
-    this.kernels = typeof process !== 'undefined' && process.env?.TSDPO_PROFILE === '1' ? this.profiled(kernels) : kernels;
+    this.kernels =
+      typeof process !== 'undefined' && process.env?.TSDPO_PROFILE === '1' ? this.profiled(kernels) : kernels;
   }
 
   /** Wraps every kernel to accumulate its wall time (and matmul / attention FLOPs). */
@@ -84,12 +88,19 @@ export class CpuBackend implements Backend {
 
   /** A view of the storage's elements in the shared memory (valid until the memory grows). */
   view(s: Storage, start = 0, end = s.size): TypedArray {
-    const h = this.rt.heap(), p = (s as CpuStorage).ptr;
+    const h = this.rt.heap(),
+      p = (s as CpuStorage).ptr;
     switch (s.dtype) {
-      case 'f32': return h.f32.subarray(p / 4 + start, p / 4 + end);
-      case 'f64': return h.f64.subarray(p / 8 + start, p / 8 + end);
-      case 'i32': return h.i32.subarray(p / 4 + start, p / 4 + end);
-      case 'bf16': throw new Error(`cpu backend: a bf16 storage of ${s.size} elements has no f32 view (frozen weights are read by matmul and embedding only)`);
+      case 'f32':
+        return h.f32.subarray(p / 4 + start, p / 4 + end);
+      case 'f64':
+        return h.f64.subarray(p / 8 + start, p / 8 + end);
+      case 'i32':
+        return h.i32.subarray(p / 4 + start, p / 4 + end);
+      case 'bf16':
+        throw new Error(
+          `cpu backend: a bf16 storage of ${s.size} elements has no f32 view (frozen weights are read by matmul and embedding only)`,
+        );
     }
   }
 
@@ -101,8 +112,10 @@ export class CpuBackend implements Backend {
 
   /** Copies values in; a bf16 storage takes bf16 bit patterns (a Uint16Array) or numbers, rounded to nearest even. */
   write(s: Storage, data: ArrayLike<number>, offset = 0): void {
-    if (offset + data.length > s.size) throw new Error(`cpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
-    if (s.dtype === 'bf16') this.bits(s).set(data instanceof Uint16Array ? data : f32ToBf16(Float32Array.from(data)), offset);
+    if (offset + data.length > s.size)
+      throw new Error(`cpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
+    if (s.dtype === 'bf16')
+      this.bits(s).set(data instanceof Uint16Array ? data : f32ToBf16(Float32Array.from(data)), offset);
     else this.view(s).set(data, offset);
   }
 
@@ -132,15 +145,44 @@ export class CpuBackend implements Backend {
 
   /** C (+)= op(A) op(B) with B a bf16 frozen weight, A and C f32: f32 accumulation over B widened exactly. */
   private matmulBf16(a: KernelArgs['matmul'], lda: number, ldb: number): void {
-    if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32') throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
+    if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32')
+      throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
     const p = (s: Storage): number => (s as CpuStorage).ptr;
     if (this.useFast) {
-      fast.matmulBf16B(this.rt, this.useNative ? nativeMatmul : fast.matmulF32, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K,
-        transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0, accumulate: a.accumulate ? 1 : 0, batch: a.batch,
-        strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
+      fast.matmulBf16B(this.rt, this.useNative ? nativeMatmul : fast.matmulF32, {
+        a: p(a.a),
+        b: p(a.b),
+        c: p(a.c),
+        M: a.M,
+        N: a.N,
+        K: a.K,
+        transA: a.transA ? 1 : 0,
+        transB: a.transB ? 1 : 0,
+        accumulate: a.accumulate ? 1 : 0,
+        batch: a.batch,
+        strideA: a.strideA,
+        strideB: a.strideB,
+        strideC: a.strideC,
+      });
     } else {
-      ref.matmul(this.view(a.a) as Float32Array, bf16ToF32(this.bits(a.b)), this.view(a.c) as Float32Array, a.M, a.N, a.K, lda, ldb, a.N, a.transA ? 1 : 0, a.transB ? 1 : 0,
-        a.accumulate ? 1 : 0, a.batch, a.strideA, a.strideB, a.strideC);
+      ref.matmul(
+        this.view(a.a) as Float32Array,
+        bf16ToF32(this.bits(a.b)),
+        this.view(a.c) as Float32Array,
+        a.M,
+        a.N,
+        a.K,
+        lda,
+        ldb,
+        a.N,
+        a.transA ? 1 : 0,
+        a.transB ? 1 : 0,
+        a.accumulate ? 1 : 0,
+        a.batch,
+        a.strideA,
+        a.strideB,
+        a.strideC,
+      );
     }
   }
 
@@ -149,10 +191,14 @@ export class CpuBackend implements Backend {
     if (a.out.dtype !== 'f32') throw new Error(`cpu embedding: a bf16 table gathers into f32, got ${a.out.dtype}`);
     const p = (s: Storage): number => (s as CpuStorage).ptr;
     if (this.useFast) {
-      this.explained(() => fast.embeddingBf16(this.rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
-        () => ref.checkIds('embedding', this.view(a.ids) as Int32Array, a.N, a.V));
+      this.explained(
+        () => fast.embeddingBf16(this.rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
+        () => ref.checkIds('embedding', this.view(a.ids) as Int32Array, a.N, a.V),
+      );
     } else {
-      const ids = this.view(a.ids) as Int32Array, w = this.bits(a.weight), out = this.view(a.out);
+      const ids = this.view(a.ids) as Int32Array,
+        w = this.bits(a.weight),
+        out = this.view(a.out);
       ref.checkIds('embedding', ids, a.N, a.V);
       for (let r = 0; r < a.N; r++) out.set(bf16ToF32(w.subarray(ids[r] * a.D, (ids[r] + 1) * a.D)), r * a.D);
     }
@@ -166,7 +212,9 @@ export class CpuBackend implements Backend {
     const po = (s: Storage | null): number => (s === null ? 0 : (s as CpuStorage).ptr);
     type K<N extends keyof KernelArgs> = (a: KernelArgs[N]) => void;
 
-    const fill: K<'fill'> = (a) => { this.view(a.out).fill(a.value); };
+    const fill: K<'fill'> = (a) => {
+      this.view(a.out).fill(a.value);
+    };
     const copy: K<'copy'> = (a) => {
       const meta = [...a.shape, ...a.srcStrides, ...a.dstStrides];
       const eb = BYTES[a.src.dtype];
@@ -180,41 +228,95 @@ export class CpuBackend implements Backend {
       }
     };
     const cast: K<'cast'> = (a) => {
-      const from = a.src.dtype, to = a.dst.dtype;
+      const from = a.src.dtype,
+        to = a.dst.dtype;
       if (from === 'bf16' || to === 'bf16') {
-        const wide = from === 'bf16' ? bf16ToF32(this.bits(a.src, 0, a.n)) : Float32Array.from(this.view(a.src, 0, a.n));
+        const wide =
+          from === 'bf16' ? bf16ToF32(this.bits(a.src, 0, a.n)) : Float32Array.from(this.view(a.src, 0, a.n));
         if (to === 'bf16') this.bits(a.dst).set(f32ToBf16(wide));
         else if (to === 'i32') ref.cast(wide, v(a.dst), a.n, 1);
         else v(a.dst).set(wide);
       } else if (from !== 'i32' && to !== 'i32') v(a.dst).set(this.view(a.src, 0, a.n));
-      else if (this.fastFor(a.src, a.dst) && from !== to) fast.cast(rt, p(a.src), p(a.dst), a.n, from === 'i32' ? 0 : 1);
+      else if (this.fastFor(a.src, a.dst) && from !== to)
+        fast.cast(rt, p(a.src), p(a.dst), a.n, from === 'i32' ? 0 : 1);
       else ref.cast(v(a.src), v(a.dst), a.n, from === 'i32' ? 0 : 1);
     };
     return {
-      fill, copy, cast,
-      unary: (a) => this.fastFor(a.x) ? fast.unary(rt, a.op, p(a.x), p(a.out), a.n) : ref.unary(a.op, v(a.x), v(a.out), a.n),
-      unaryGrad: (a) => this.fastFor(a.x) ? fast.unaryGrad(rt, a.op, p(a.x), p(a.dy), p(a.dx), a.n) : ref.unaryGrad(a.op, v(a.x), v(a.dy), v(a.dx), a.n),
-      binary: (a) => this.fastFor(a.a)
-        ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides])
-        : ref.binary(a.op, v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides]),
-      where: (a) => this.fastFor(a.a, a.cond)
-        ? fast.where(rt, p(a.cond), p(a.a), p(a.b), p(a.out), a.shape.length, [...a.shape, ...a.condStrides, ...a.aStrides, ...a.bStrides])
-        : ref.where(v(a.cond), v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.condStrides, ...a.aStrides, ...a.bStrides]),
-      affine: (a) => this.fastFor(a.x) ? fast.affine(rt, p(a.x), p(a.out), a.scale, a.shift, a.n) : ref.affine(v(a.x), v(a.out), a.scale, a.shift, a.n),
-      reduce: (a) => this.fastFor(a.x)
-        ? fast.reduce(rt, a.op, p(a.x), p(a.out), a.outer, a.red, a.inner)
-        : ref.reduce(a.op, v(a.x), v(a.out), a.outer, a.red, a.inner),
+      fill,
+      copy,
+      cast,
+      unary: (a) =>
+        this.fastFor(a.x) ? fast.unary(rt, a.op, p(a.x), p(a.out), a.n) : ref.unary(a.op, v(a.x), v(a.out), a.n),
+      unaryGrad: (a) =>
+        this.fastFor(a.x)
+          ? fast.unaryGrad(rt, a.op, p(a.x), p(a.dy), p(a.dx), a.n)
+          : ref.unaryGrad(a.op, v(a.x), v(a.dy), v(a.dx), a.n),
+      binary: (a) =>
+        this.fastFor(a.a)
+          ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides])
+          : ref.binary(a.op, v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides]),
+      where: (a) =>
+        this.fastFor(a.a, a.cond)
+          ? fast.where(rt, p(a.cond), p(a.a), p(a.b), p(a.out), a.shape.length, [
+              ...a.shape,
+              ...a.condStrides,
+              ...a.aStrides,
+              ...a.bStrides,
+            ])
+          : ref.where(v(a.cond), v(a.a), v(a.b), v(a.out), a.shape.length, [
+              ...a.shape,
+              ...a.condStrides,
+              ...a.aStrides,
+              ...a.bStrides,
+            ]),
+      affine: (a) =>
+        this.fastFor(a.x)
+          ? fast.affine(rt, p(a.x), p(a.out), a.scale, a.shift, a.n)
+          : ref.affine(v(a.x), v(a.out), a.scale, a.shift, a.n),
+      reduce: (a) =>
+        this.fastFor(a.x)
+          ? fast.reduce(rt, a.op, p(a.x), p(a.out), a.outer, a.red, a.inner)
+          : ref.reduce(a.op, v(a.x), v(a.out), a.outer, a.red, a.inner),
       matmul: (a) => {
-        const lda = a.transA ? a.M : a.K, ldb = a.transB ? a.K : a.N;
+        const lda = a.transA ? a.M : a.K,
+          ldb = a.transB ? a.K : a.N;
         if (a.b.dtype === 'bf16') {
           this.matmulBf16(a, lda, ldb);
         } else if (this.fastFor(a.a)) {
-          (this.useNative ? nativeMatmul : fast.matmulF32)(rt, { a: p(a.a), b: p(a.b), c: p(a.c), M: a.M, N: a.N, K: a.K,
-            transA: a.transA ? 1 : 0, transB: a.transB ? 1 : 0, accumulate: a.accumulate ? 1 : 0, batch: a.batch,
-            strideA: a.strideA, strideB: a.strideB, strideC: a.strideC });
+          (this.useNative ? nativeMatmul : fast.matmulF32)(rt, {
+            a: p(a.a),
+            b: p(a.b),
+            c: p(a.c),
+            M: a.M,
+            N: a.N,
+            K: a.K,
+            transA: a.transA ? 1 : 0,
+            transB: a.transB ? 1 : 0,
+            accumulate: a.accumulate ? 1 : 0,
+            batch: a.batch,
+            strideA: a.strideA,
+            strideB: a.strideB,
+            strideC: a.strideC,
+          });
         } else {
-          ref.matmul(v(a.a), v(a.b), v(a.c), a.M, a.N, a.K, lda, ldb, a.N, a.transA ? 1 : 0, a.transB ? 1 : 0,
-            a.accumulate ? 1 : 0, a.batch, a.strideA, a.strideB, a.strideC);
+          ref.matmul(
+            v(a.a),
+            v(a.b),
+            v(a.c),
+            a.M,
+            a.N,
+            a.K,
+            lda,
+            ldb,
+            a.N,
+            a.transA ? 1 : 0,
+            a.transB ? 1 : 0,
+            a.accumulate ? 1 : 0,
+            a.batch,
+            a.strideA,
+            a.strideB,
+            a.strideC,
+          );
         }
       },
       softmax: (a) => {
@@ -225,68 +327,174 @@ export class CpuBackend implements Backend {
         if (this.fastFor(a.y)) (a.log ? fast.logSoftmaxGrad : fast.softmaxGrad)(rt, p(a.y), p(a.dy), p(a.dx), a.N, a.D);
         else (a.log ? ref.logSoftmaxGrad : ref.softmaxGrad)(v(a.y), v(a.dy), v(a.dx), a.N, a.D);
       },
-      logSoftmaxGather: (a) => this.fastFor(a.logits)
-        ? this.explained(() => fast.logsoftmaxGather(rt, p(a.logits), p(a.targets), p(a.out), a.N, a.V), () => ref.checkTargets('logSoftmaxGather', v(a.targets), a.N, a.V))
-        : ref.logsoftmaxGather(v(a.logits), v(a.targets), v(a.out), a.N, a.V),
-      logSoftmaxGatherGrad: (a) => this.fastFor(a.logits)
-        ? fast.logsoftmaxGatherGrad(rt, p(a.logits), p(a.targets), p(a.dy), p(a.dlogits), a.N, a.V)
-        : ref.logsoftmaxGatherGrad(v(a.logits), v(a.targets), v(a.dy), v(a.dlogits), a.N, a.V),
-      embedding: (a) => a.weight.dtype === 'bf16'
-        ? this.embeddingBf16(a)
-        : this.fastFor(a.weight)
-        ? this.explained(() => fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V), () => ref.checkIds('embedding', v(a.ids), a.N, a.V))
-        : ref.embedding(v(a.weight), v(a.ids), v(a.out), a.N, a.D, a.V),
-      embeddingGrad: (a) => this.fastFor(a.dy)
-        ? fast.embeddingGrad(rt, p(a.dy), p(a.ids), p(a.dweight), a.N, a.D, a.V)
-        : ref.embeddingGrad(v(a.dy), v(a.ids), v(a.dweight), a.N, a.D, a.V),
-      layerNorm: (a) => this.fastFor(a.x)
-        ? fast.layernorm(rt, p(a.x), po(a.w), po(a.b), p(a.out), p(a.mean), p(a.rstd), a.N, a.D, a.eps)
-        : ref.layernorm(v(a.x), vo(a.w), vo(a.b), v(a.out), v(a.mean), v(a.rstd), a.N, a.D, a.eps),
-      layerNormGrad: (a) => this.fastFor(a.x)
-        ? fast.layernormGrad(rt, p(a.x), po(a.w), p(a.mean), p(a.rstd), p(a.dy), p(a.dx), a.N, a.D)
-        : ref.layernormGrad(v(a.x), vo(a.w), v(a.mean), v(a.rstd), v(a.dy), v(a.dx), a.N, a.D),
-      layerNormWGrad: (a) => this.fastFor(a.x)
-        ? fast.layernormWgrad(rt, p(a.x), p(a.mean), p(a.rstd), p(a.dy), po(a.dw), po(a.db), a.N, a.D)
-        : ref.layernormWgrad(v(a.x), v(a.mean), v(a.rstd), v(a.dy), vo(a.dw), vo(a.db), a.N, a.D),
-      rmsNorm: (a) => this.fastFor(a.x)
-        ? fast.rmsnorm(rt, p(a.x), po(a.w), p(a.out), p(a.rstd), a.N, a.D, a.eps, a.offset)
-        : ref.rmsnorm(v(a.x), vo(a.w), v(a.out), v(a.rstd), a.N, a.D, a.eps, a.offset),
-      rmsNormGrad: (a) => this.fastFor(a.x)
-        ? fast.rmsnormGrad(rt, p(a.x), po(a.w), p(a.rstd), p(a.dy), p(a.dx), a.N, a.D, a.offset)
-        : ref.rmsnormGrad(v(a.x), vo(a.w), v(a.rstd), v(a.dy), v(a.dx), a.N, a.D, a.offset),
-      rmsNormWGrad: (a) => this.fastFor(a.x)
-        ? fast.rmsnormWgrad(rt, p(a.x), p(a.rstd), p(a.dy), p(a.dw), a.N, a.D)
-        : ref.rmsnormWgrad(v(a.x), v(a.rstd), v(a.dy), v(a.dw), a.N, a.D),
-      rope: (a) => this.fastFor(a.x)
-        ? fast.rope(rt, p(a.x), p(a.cos), p(a.sin), p(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign as 1 | -1)
-        : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
+      logSoftmaxGather: (a) =>
+        this.fastFor(a.logits)
+          ? this.explained(
+              () => fast.logsoftmaxGather(rt, p(a.logits), p(a.targets), p(a.out), a.N, a.V),
+              () => ref.checkTargets('logSoftmaxGather', v(a.targets), a.N, a.V),
+            )
+          : ref.logsoftmaxGather(v(a.logits), v(a.targets), v(a.out), a.N, a.V),
+      logSoftmaxGatherGrad: (a) =>
+        this.fastFor(a.logits)
+          ? fast.logsoftmaxGatherGrad(rt, p(a.logits), p(a.targets), p(a.dy), p(a.dlogits), a.N, a.V)
+          : ref.logsoftmaxGatherGrad(v(a.logits), v(a.targets), v(a.dy), v(a.dlogits), a.N, a.V),
+      embedding: (a) =>
+        a.weight.dtype === 'bf16'
+          ? this.embeddingBf16(a)
+          : this.fastFor(a.weight)
+            ? this.explained(
+                () => fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
+                () => ref.checkIds('embedding', v(a.ids), a.N, a.V),
+              )
+            : ref.embedding(v(a.weight), v(a.ids), v(a.out), a.N, a.D, a.V),
+      embeddingGrad: (a) =>
+        this.fastFor(a.dy)
+          ? fast.embeddingGrad(rt, p(a.dy), p(a.ids), p(a.dweight), a.N, a.D, a.V)
+          : ref.embeddingGrad(v(a.dy), v(a.ids), v(a.dweight), a.N, a.D, a.V),
+      layerNorm: (a) =>
+        this.fastFor(a.x)
+          ? fast.layernorm(rt, p(a.x), po(a.w), po(a.b), p(a.out), p(a.mean), p(a.rstd), a.N, a.D, a.eps)
+          : ref.layernorm(v(a.x), vo(a.w), vo(a.b), v(a.out), v(a.mean), v(a.rstd), a.N, a.D, a.eps),
+      layerNormGrad: (a) =>
+        this.fastFor(a.x)
+          ? fast.layernormGrad(rt, p(a.x), po(a.w), p(a.mean), p(a.rstd), p(a.dy), p(a.dx), a.N, a.D)
+          : ref.layernormGrad(v(a.x), vo(a.w), v(a.mean), v(a.rstd), v(a.dy), v(a.dx), a.N, a.D),
+      layerNormWGrad: (a) =>
+        this.fastFor(a.x)
+          ? fast.layernormWgrad(rt, p(a.x), p(a.mean), p(a.rstd), p(a.dy), po(a.dw), po(a.db), a.N, a.D)
+          : ref.layernormWgrad(v(a.x), v(a.mean), v(a.rstd), v(a.dy), vo(a.dw), vo(a.db), a.N, a.D),
+      rmsNorm: (a) =>
+        this.fastFor(a.x)
+          ? fast.rmsnorm(rt, p(a.x), po(a.w), p(a.out), p(a.rstd), a.N, a.D, a.eps, a.offset)
+          : ref.rmsnorm(v(a.x), vo(a.w), v(a.out), v(a.rstd), a.N, a.D, a.eps, a.offset),
+      rmsNormGrad: (a) =>
+        this.fastFor(a.x)
+          ? fast.rmsnormGrad(rt, p(a.x), po(a.w), p(a.rstd), p(a.dy), p(a.dx), a.N, a.D, a.offset)
+          : ref.rmsnormGrad(v(a.x), vo(a.w), v(a.rstd), v(a.dy), v(a.dx), a.N, a.D, a.offset),
+      rmsNormWGrad: (a) =>
+        this.fastFor(a.x)
+          ? fast.rmsnormWgrad(rt, p(a.x), p(a.rstd), p(a.dy), p(a.dw), a.N, a.D)
+          : ref.rmsnormWgrad(v(a.x), v(a.rstd), v(a.dy), v(a.dw), a.N, a.D),
+      rope: (a) =>
+        this.fastFor(a.x)
+          ? fast.rope(rt, p(a.x), p(a.cos), p(a.sin), p(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign as 1 | -1)
+          : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
       attention: (a) => {
         if (this.fastFor(a.q)) {
-          (this.useNative ? nativeAttention : fast.attentionF32)(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), B: a.B, T: a.T, S: a.S,
-            H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale, causal: a.causal, window: a.window, softcap: a.softcap });
+          (this.useNative ? nativeAttention : fast.attentionF32)(rt, {
+            q: p(a.q),
+            k: p(a.k),
+            v: p(a.v),
+            mask: po(a.mask),
+            out: p(a.out),
+            lse: p(a.lse),
+            B: a.B,
+            T: a.T,
+            S: a.S,
+            H: a.H,
+            Hkv: a.Hkv,
+            Dh: a.Dh,
+            scale: a.scale,
+            causal: a.causal,
+            window: a.window,
+            softcap: a.softcap,
+          });
         } else {
-          ref.attention(v(a.q), v(a.k), v(a.v), vo(a.mask), v(a.out), v(a.lse), a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal, a.window, a.softcap);
+          ref.attention(
+            v(a.q),
+            v(a.k),
+            v(a.v),
+            vo(a.mask),
+            v(a.out),
+            v(a.lse),
+            a.B,
+            a.T,
+            a.S,
+            a.H,
+            a.Hkv,
+            a.Dh,
+            a.scale,
+            a.causal,
+            a.window,
+            a.softcap,
+          );
         }
       },
       attentionGrad: (a) => {
         if (this.fastFor(a.q)) {
-          (this.useNative ? nativeAttentionGrad : fast.attentionGradF32)(rt, { q: p(a.q), k: p(a.k), v: p(a.v), mask: po(a.mask), out: p(a.out), lse: p(a.lse), dout: p(a.dout),
-            dq: p(a.dq), dk: p(a.dk), dv: p(a.dv), B: a.B, T: a.T, S: a.S, H: a.H, Hkv: a.Hkv, Dh: a.Dh, scale: a.scale,
-            causal: a.causal, window: a.window, softcap: a.softcap });
+          (this.useNative ? nativeAttentionGrad : fast.attentionGradF32)(rt, {
+            q: p(a.q),
+            k: p(a.k),
+            v: p(a.v),
+            mask: po(a.mask),
+            out: p(a.out),
+            lse: p(a.lse),
+            dout: p(a.dout),
+            dq: p(a.dq),
+            dk: p(a.dk),
+            dv: p(a.dv),
+            B: a.B,
+            T: a.T,
+            S: a.S,
+            H: a.H,
+            Hkv: a.Hkv,
+            Dh: a.Dh,
+            scale: a.scale,
+            causal: a.causal,
+            window: a.window,
+            softcap: a.softcap,
+          });
         } else {
-          ref.attentionGrad(v(a.q), v(a.k), v(a.v), vo(a.mask), v(a.out), v(a.lse), v(a.dout), v(a.dq), v(a.dk), v(a.dv),
-            a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal, a.window, a.softcap);
+          ref.attentionGrad(
+            v(a.q),
+            v(a.k),
+            v(a.v),
+            vo(a.mask),
+            v(a.out),
+            v(a.lse),
+            v(a.dout),
+            v(a.dq),
+            v(a.dk),
+            v(a.dv),
+            a.B,
+            a.T,
+            a.S,
+            a.H,
+            a.Hkv,
+            a.Dh,
+            a.scale,
+            a.causal,
+            a.window,
+            a.softcap,
+          );
         }
       },
-      adamw: (a) => this.fastFor(a.p)
-        ? fast.adamw(rt, p(a.p), p(a.g), p(a.m), p(a.v), a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2)
-        : ref.adamw(v(a.p), v(a.g), v(a.m), v(a.v), a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2),
-      rmsprop: (a) => this.fastFor(a.p)
-        ? fast.rmsprop(rt, p(a.p), p(a.g), p(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay)
-        : ref.rmsprop(v(a.p), v(a.g), v(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay),
-      sgd: (a) => this.fastFor(a.p)
-        ? fast.sgd(rt, p(a.p), p(a.g), po(a.buf), a.n, a.lr, a.momentum, a.weightDecay)
-        : ref.sgd(v(a.p), v(a.g), vo(a.buf), a.n, a.lr, a.momentum, a.weightDecay),
+      adamw: (a) =>
+        this.fastFor(a.p)
+          ? fast.adamw(
+              rt,
+              p(a.p),
+              p(a.g),
+              p(a.m),
+              p(a.v),
+              a.n,
+              a.lr,
+              a.beta1,
+              a.beta2,
+              a.eps,
+              a.weightDecay,
+              a.bc1,
+              a.bc2,
+            )
+          : ref.adamw(v(a.p), v(a.g), v(a.m), v(a.v), a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2),
+      rmsprop: (a) =>
+        this.fastFor(a.p)
+          ? fast.rmsprop(rt, p(a.p), p(a.g), p(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay)
+          : ref.rmsprop(v(a.p), v(a.g), v(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay),
+      sgd: (a) =>
+        this.fastFor(a.p)
+          ? fast.sgd(rt, p(a.p), p(a.g), po(a.buf), a.n, a.lr, a.momentum, a.weightDecay)
+          : ref.sgd(v(a.p), v(a.g), vo(a.buf), a.n, a.lr, a.momentum, a.weightDecay),
       sumSquares: (a) => {
         // Float64 partials per chunk, summed here.
         const chunks = fast.sumsqChunks(a.n);
@@ -304,9 +512,10 @@ export class CpuBackend implements Backend {
         }
         this.view(a.out)[a.index] += total;
       },
-      dropoutMask: (a) => this.fastFor(a.out)
-        ? fast.dropoutMask(rt, p(a.out), a.n, a.p, a.seed)
-        : ref.dropoutMask(v(a.out), a.n, a.p, a.seed),
+      dropoutMask: (a) =>
+        this.fastFor(a.out)
+          ? fast.dropoutMask(rt, p(a.out), a.n, a.p, a.seed)
+          : ref.dropoutMask(v(a.out), a.n, a.p, a.seed),
     };
   }
 }

@@ -2,7 +2,15 @@
 // wasm forms of the tables in ../elementwise-ops.ts: one switch case per op, keyed by the op's code
 // there, and one SIMD loop per op (each loop is inlined with a constant op, so the switch folds away).
 // scripts/build-wasm.mjs runs it before compiling; test/kernels/unary.test.ts checks the committed files.
-import { BINARY_CODES, BINARY_DEFS, BINARY_OP_NAMES, F32_CONSTANTS, UNARY_CODES, UNARY_DEFS, UNARY_OP_NAMES } from '../elementwise-ops.js';
+import {
+  BINARY_CODES,
+  BINARY_DEFS,
+  BINARY_OP_NAMES,
+  F32_CONSTANTS,
+  UNARY_CODES,
+  UNARY_DEFS,
+  UNARY_OP_NAMES,
+} from '../elementwise-ops.js';
 
 /** The generated kernel files, by path under src/backend/cpu/assembly/. */
 export function generatedAssembly(): Record<string, string> {
@@ -12,13 +20,19 @@ export function generatedAssembly(): Record<string, string> {
 /** `return <expr>;` for an expression, the block itself for a block. */
 function body(code: string): string {
   if (!code.includes('return ')) return `return ${code};`;
-  return `{\n${code.trim().split('\n').map((l) => `      ${l.trim()}`).join('\n')}\n    }`;
+  return `{\n${code
+    .trim()
+    .split('\n')
+    .map((l) => `      ${l.trim()}`)
+    .join('\n')}\n    }`;
 }
 
 /** The text of assembly/unary.ts. */
 export function assemblyUnarySource(): string {
   const ops = UNARY_OP_NAMES.map((op) => ({ op, code: UNARY_CODES[op], def: UNARY_DEFS[op] }));
-  const constants = Object.entries(F32_CONSTANTS).map(([k, v]) => `const ${k}: f32 = ${v};`).join('\n');
+  const constants = Object.entries(F32_CONSTANTS)
+    .map(([k, v]) => `const ${k}: f32 = ${v};`)
+    .join('\n');
   const cases = (pick: (d: (typeof ops)[number]['def']) => string): string =>
     ops.map(({ op, code, def }) => `    case ${code}: /* ${op} */ ${body(pick(def))}`).join('\n');
   const dispatch = (call: (code: number) => string): string =>

@@ -12,17 +12,72 @@ import type { KernelRuntime } from './runtime.js';
 /** What native/src/addon.cc exports. */
 export interface NativeAddon {
   /** docs/kernels.md `matmul`; `heap` is a Uint8Array over the runtime's memory, a, b, c byte offsets in it. */
-  matmul(heap: Uint8Array, threads: number, a: number, b: number, c: number, M: number, N: number, K: number,
-    lda: number, ldb: number, ldc: number, transA: number, transB: number, accumulate: number,
-    batch: number, strideA: number, strideB: number, strideC: number): void;
+  matmul(
+    heap: Uint8Array,
+    threads: number,
+    a: number,
+    b: number,
+    c: number,
+    M: number,
+    N: number,
+    K: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    transA: number,
+    transB: number,
+    accumulate: number,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    strideC: number,
+  ): void;
   /** docs/kernels.md `attention`; mask 0 for none. */
-  attention(heap: Uint8Array, threads: number, q: number, k: number, v: number, mask: number, out: number, lse: number,
-    B: number, T: number, S: number, H: number, Hkv: number, Dh: number, scale: number, causal: number,
-    window: number, softcap: number): void;
+  attention(
+    heap: Uint8Array,
+    threads: number,
+    q: number,
+    k: number,
+    v: number,
+    mask: number,
+    out: number,
+    lse: number,
+    B: number,
+    T: number,
+    S: number,
+    H: number,
+    Hkv: number,
+    Dh: number,
+    scale: number,
+    causal: number,
+    window: number,
+    softcap: number,
+  ): void;
   /** docs/kernels.md `attention_grad`. */
-  attentionGrad(heap: Uint8Array, threads: number, q: number, k: number, v: number, mask: number, out: number, lse: number,
-    dout: number, dq: number, dk: number, dv: number, B: number, T: number, S: number, H: number, Hkv: number, Dh: number,
-    scale: number, causal: number, window: number, softcap: number): void;
+  attentionGrad(
+    heap: Uint8Array,
+    threads: number,
+    q: number,
+    k: number,
+    v: number,
+    mask: number,
+    out: number,
+    lse: number,
+    dout: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    B: number,
+    T: number,
+    S: number,
+    H: number,
+    Hkv: number,
+    Dh: number,
+    scale: number,
+    causal: number,
+    window: number,
+    softcap: number,
+  ): void;
   /** The instruction set in use and those this CPU runs, e.g. { kernel: 'avx512', available: 'avx512,avx2,scalar' }. */
   info(): { kernel: string; available: string };
   /** Picks the instruction set ('auto', 'avx512', 'avx2', 'scalar'; for tests); false when this CPU lacks it. */
@@ -73,20 +128,82 @@ function loaded(fn: string): NativeAddon {
 export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
   const addon = loaded('nativeMatmul');
   const { M, N, K, transA, transB } = p;
-  const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N), ldc = p.ldc ?? N;
-  const strideA = p.strideA ?? M * K, strideB = p.strideB ?? K * N, strideC = p.strideC ?? M * N;
-  addon.matmul(rt.heap().u8, rt.threads, p.a, p.b, p.c, M, N, K, lda, ldb, ldc, transA, transB, p.accumulate ?? 0,
-    p.batch ?? 1, strideA, strideB, strideC);
+  const lda = p.lda ?? (transA ? M : K),
+    ldb = p.ldb ?? (transB ? K : N),
+    ldc = p.ldc ?? N;
+  const strideA = p.strideA ?? M * K,
+    strideB = p.strideB ?? K * N,
+    strideC = p.strideC ?? M * N;
+  addon.matmul(
+    rt.heap().u8,
+    rt.threads,
+    p.a,
+    p.b,
+    p.c,
+    M,
+    N,
+    K,
+    lda,
+    ldb,
+    ldc,
+    transA,
+    transB,
+    p.accumulate ?? 0,
+    p.batch ?? 1,
+    strideA,
+    strideB,
+    strideC,
+  );
 }
 
 /** out, lse = attention(q, k, v) by the native addon (fast/attention.ts's attentionF32). */
 export function nativeAttention(rt: KernelRuntime, a: AttentionArgs): void {
-  loaded('nativeAttention').attention(rt.heap().u8, rt.threads, a.q, a.k, a.v, a.mask, a.out, a.lse,
-    a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal ? 1 : 0, a.window ?? 0, a.softcap ?? 0);
+  loaded('nativeAttention').attention(
+    rt.heap().u8,
+    rt.threads,
+    a.q,
+    a.k,
+    a.v,
+    a.mask,
+    a.out,
+    a.lse,
+    a.B,
+    a.T,
+    a.S,
+    a.H,
+    a.Hkv,
+    a.Dh,
+    a.scale,
+    a.causal ? 1 : 0,
+    a.window ?? 0,
+    a.softcap ?? 0,
+  );
 }
 
 /** dq, dk, dv of attention by the native addon (fast/attention.ts's attentionGradF32). */
 export function nativeAttentionGrad(rt: KernelRuntime, a: AttentionGradArgs): void {
-  loaded('nativeAttentionGrad').attentionGrad(rt.heap().u8, rt.threads, a.q, a.k, a.v, a.mask, a.out, a.lse,
-    a.dout, a.dq, a.dk, a.dv, a.B, a.T, a.S, a.H, a.Hkv, a.Dh, a.scale, a.causal ? 1 : 0, a.window ?? 0, a.softcap ?? 0);
+  loaded('nativeAttentionGrad').attentionGrad(
+    rt.heap().u8,
+    rt.threads,
+    a.q,
+    a.k,
+    a.v,
+    a.mask,
+    a.out,
+    a.lse,
+    a.dout,
+    a.dq,
+    a.dk,
+    a.dv,
+    a.B,
+    a.T,
+    a.S,
+    a.H,
+    a.Hkv,
+    a.Dh,
+    a.scale,
+    a.causal ? 1 : 0,
+    a.window ?? 0,
+    a.softcap ?? 0,
+  );
 }

@@ -26,7 +26,10 @@ export function loadPlatform(): Promise<Platform> {
 
 async function nodePlatform(): Promise<Platform> {
   const [{ readFile }, os, v8, { Worker }] = await Promise.all([
-    import('node:fs/promises'), import('node:os'), import('node:v8'), import('node:worker_threads'),
+    import('node:fs/promises'),
+    import('node:os'),
+    import('node:v8'),
+    import('node:worker_threads'),
   ]);
   let flagged = false;
   return {
@@ -37,25 +40,27 @@ async function nodePlatform(): Promise<Platform> {
       flagged = true;
       return true;
     },
-    startWorker: (url, init) => new Promise((resolve, reject) => {
-      const worker = new Worker(url, { workerData: init });
-      worker.unref();
-      worker.once('message', () => resolve(worker));
-      worker.once('error', reject);
-    }),
+    startWorker: (url, init) =>
+      new Promise((resolve, reject) => {
+        const worker = new Worker(url, { workerData: init });
+        worker.unref();
+        worker.once('message', () => resolve(worker));
+        worker.once('error', reject);
+      }),
   };
 }
 
 function webPlatform(): Platform {
   return {
-    cores: () => (globalThis.navigator?.hardwareConcurrency ?? 1),
+    cores: () => globalThis.navigator?.hardwareConcurrency ?? 1,
     readAsset: async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer()),
     enableWasmRelaxedSimd: () => true,
-    startWorker: (url, init) => new Promise((resolve, reject) => {
-      const worker = new Worker(url, { type: 'module' });
-      worker.onmessage = () => resolve({ terminate: async () => worker.terminate() });
-      worker.onerror = (e) => reject(new Error(`cpu worker failed to start: ${e.message}`));
-      worker.postMessage(init);
-    }),
+    startWorker: (url, init) =>
+      new Promise((resolve, reject) => {
+        const worker = new Worker(url, { type: 'module' });
+        worker.onmessage = () => resolve({ terminate: async () => worker.terminate() });
+        worker.onerror = (e) => reject(new Error(`cpu worker failed to start: ${e.message}`));
+        worker.postMessage(init);
+      }),
   };
 }

@@ -17,10 +17,19 @@ const MAX_PAGES = 65536; // wasm32: 4 GiB
 const MAX_ARGS = 40;
 // Control block layout (int32 words) at CTRL; the float64 argument list follows at CTRL + 64.
 const CTRL = 512 * 1024;
-const W_GEN = 0, W_DONE = 1, W_KERNEL = 2, W_N = 3, W_THREADS = 4, W_ARGC = 5, W_ERROR = 6, W_GRAIN = 7;
-const W_SCRATCH = 8, W_QUIT = 9;
+const W_GEN = 0,
+  W_DONE = 1,
+  W_KERNEL = 2,
+  W_N = 3,
+  W_THREADS = 4,
+  W_ARGC = 5,
+  W_ERROR = 6,
+  W_GRAIN = 7;
+const W_SCRATCH = 8,
+  W_QUIT = 9;
 // Small integer arrays for kernels (shapes, strides): see KernelRuntime.meta.
-const META = CTRL + 1024, META_WORDS = 4096;
+const META = CTRL + 1024,
+  META_WORDS = 4096;
 
 export type KernelFn = (...args: number[]) => number;
 
@@ -35,8 +44,10 @@ export interface WorkerInit {
 /** Splits [0, n) into `parts` contiguous slices aligned to `grain`; returns slice `i`. */
 export function sliceOf(n: number, parts: number, i: number, grain: number): [number, number] {
   const units = Math.ceil(n / grain);
-  const per = Math.floor(units / parts), extra = units % parts;
-  const lo = i * per + Math.min(i, extra), hi = lo + per + (i < extra ? 1 : 0);
+  const per = Math.floor(units / parts),
+    extra = units % parts;
+  const lo = i * per + Math.min(i, extra),
+    hi = lo + per + (i < extra ? 1 : 0);
   return [Math.min(n, lo * grain), Math.min(n, hi * grain)];
 }
 
@@ -45,7 +56,9 @@ export function sliceOf(n: number, parts: number, i: number, grain: number): [nu
  * workers so that both read the same arguments the same way.
  */
 export function runSlice(ctrl: Int32Array, args: Float64Array, kernels: KernelFn[], tid: number): void {
-  const threads = ctrl[W_THREADS], n = ctrl[W_N], grain = ctrl[W_GRAIN];
+  const threads = ctrl[W_THREADS],
+    n = ctrl[W_N],
+    grain = ctrl[W_GRAIN];
   const [start, end] = sliceOf(n, threads, tid, grain);
   if (start >= end) return;
   const argc = ctrl[W_ARGC];
@@ -130,8 +143,11 @@ export class KernelRuntime {
   liveBytes = 0;
 
   private constructor(
-    memory: WebAssembly.Memory, instance: WebAssembly.Instance, names: string[],
-    workers: WorkerHandle[], relaxed: boolean,
+    memory: WebAssembly.Memory,
+    instance: WebAssembly.Instance,
+    names: string[],
+    workers: WorkerHandle[],
+    relaxed: boolean,
   ) {
     this.memory = memory;
     this.relaxed = relaxed;
@@ -163,11 +179,15 @@ export class KernelRuntime {
     const module = await WebAssembly.compile(bytes!);
     const memory = new WebAssembly.Memory({ initial: HEAP_BASE / PAGE + 64, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort: wasmAbort } });
-    const names = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+    const names = WebAssembly.Module.exports(module)
+      .filter((e) => e.kind === 'function')
+      .map((e) => e.name);
     const threads = Math.max(1, Math.floor(options.threads ?? platform.cores()));
     const workers: WorkerHandle[] = [];
     for (let tid = 1; tid < threads; tid++) {
-      workers.push(await platform.startWorker(new URL('./worker.js', import.meta.url), { module, memory, names, tid, relaxed }));
+      workers.push(
+        await platform.startWorker(new URL('./worker.js', import.meta.url), { module, memory, names, tid, relaxed }),
+      );
     }
     return new KernelRuntime(memory, instance, names, workers, relaxed);
   }
@@ -177,8 +197,10 @@ export class KernelRuntime {
     const buffer = this.memory.buffer;
     if (this.views === null || this.views.u8.byteLength !== buffer.byteLength) {
       this.views = {
-        f32: new Float32Array(buffer), i32: new Int32Array(buffer),
-        f64: new Float64Array(buffer), u8: new Uint8Array(buffer),
+        f32: new Float32Array(buffer),
+        i32: new Int32Array(buffer),
+        f64: new Float64Array(buffer),
+        u8: new Uint8Array(buffer),
       };
     }
     return this.views;
@@ -203,8 +225,10 @@ export class KernelRuntime {
       ptr = this.heapTop;
       const top = ptr + size;
       if (top > MAX_PAGES * PAGE) {
-        throw new Error(`cpu backend: out of memory allocating ${bytes} bytes ` +
-          `(${(this.liveBytes / 2 ** 30).toFixed(2)} GiB live; WebAssembly memory is limited to 4 GiB)`);
+        throw new Error(
+          `cpu backend: out of memory allocating ${bytes} bytes ` +
+            `(${(this.liveBytes / 2 ** 30).toFixed(2)} GiB live; WebAssembly memory is limited to 4 GiB)`,
+        );
       }
       const have = this.memory.buffer.byteLength;
       if (top > have) {
@@ -243,7 +267,9 @@ export class KernelRuntime {
   /** Free memory exceeds a sixteenth of the live memory (or growing would hit the 4 GiB ceiling). */
   private fragmented(size: number): boolean {
     const reserved = this.heapTop - HEAP_BASE;
-    return this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20);
+    return (
+      this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20)
+    );
   }
 
   /** Merges adjacent free blocks; a free block at the top of the heap lowers the top. */

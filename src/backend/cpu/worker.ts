@@ -8,7 +8,10 @@ if (isNode) {
   const init = workerData as WorkerInit;
   await workerLoop(init, () => parentPort!.postMessage('ready'));
 } else {
-  const scope = globalThis as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
+  const scope = globalThis as unknown as {
+    onmessage: ((e: MessageEvent) => void) | null;
+    postMessage(m: unknown): void;
+  };
   scope.onmessage = (e: MessageEvent) => {
     scope.onmessage = null;
     void workerLoop(e.data as WorkerInit, () => scope.postMessage('ready'));

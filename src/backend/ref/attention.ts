@@ -29,9 +29,22 @@ function score(q: F, qo: number, k: F, ko: number, Dh: number, scale: number, so
  * A query with no allowed key gets out 0 and lse -inf.
  */
 export function attention(
-  q: F, k: F, v: F, mask: F | null, out: F, lse: F,
-  B: number, T: number, S: number, H: number, Hkv: number, Dh: number,
-  scale: number, causal: boolean, window = 0, softcap = 0,
+  q: F,
+  k: F,
+  v: F,
+  mask: F | null,
+  out: F,
+  lse: F,
+  B: number,
+  T: number,
+  S: number,
+  H: number,
+  Hkv: number,
+  Dh: number,
+  scale: number,
+  causal: boolean,
+  window = 0,
+  softcap = 0,
 ): void {
   const group = H / Hkv;
   const s = new Float64Array(S);
@@ -39,7 +52,8 @@ export function attention(
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group);
       for (let i = 0; i < T; i++) {
-        const qo = ((b * T + i) * H + h) * Dh, oo = qo;
+        const qo = ((b * T + i) * H + h) * Dh,
+          oo = qo;
         let m = -Infinity;
         for (let j = 0; j < S; j++) {
           const keep = keyAllowed(i, j, T, S, causal, window) && (mask === null || mask[b * S + j] !== 0);
@@ -57,7 +71,8 @@ export function attention(
         lse[(b * H + h) * T + i] = l;
         for (let j = 0; j < S; j++) {
           if (s[j] === -Infinity) continue;
-          const p = Math.exp(s[j] - l), vo = ((b * S + j) * Hkv + g) * Dh;
+          const p = Math.exp(s[j] - l),
+            vo = ((b * S + j) * Hkv + g) * Dh;
           for (let d = 0; d < Dh; d++) out[oo + d] += p * v[vo + d];
         }
       }
@@ -72,9 +87,26 @@ export function attention(
  * dq, dk, dv are overwritten. Rows with lse = -inf (no allowed key) contribute nothing.
  */
 export function attentionGrad(
-  q: F, k: F, v: F, mask: F | null, out: F, lse: F, dout: F, dq: F, dk: F, dv: F,
-  B: number, T: number, S: number, H: number, Hkv: number, Dh: number,
-  scale: number, causal: boolean, window = 0, softcap = 0,
+  q: F,
+  k: F,
+  v: F,
+  mask: F | null,
+  out: F,
+  lse: F,
+  dout: F,
+  dq: F,
+  dk: F,
+  dv: F,
+  B: number,
+  T: number,
+  S: number,
+  H: number,
+  Hkv: number,
+  Dh: number,
+  scale: number,
+  causal: boolean,
+  window = 0,
+  softcap = 0,
 ): void {
   dq.fill(0, 0, B * T * H * Dh);
   dk.fill(0, 0, B * S * Hkv * Dh);

@@ -10,13 +10,18 @@ type Numeric = { [i: number]: number; readonly length: number };
  * implied here by the arrays' types and only checked for sense.
  */
 export function copyStrided(src: Numeric, dst: Numeric, ndim: number, meta: ArrayLike<number>, elemBytes = 4): void {
-  if (meta.length < 3 * ndim) throw new Error(`copyStrided: meta has ${meta.length} numbers, expected 3 * ndim = ${3 * ndim}`);
+  if (meta.length < 3 * ndim)
+    throw new Error(`copyStrided: meta has ${meta.length} numbers, expected 3 * ndim = ${3 * ndim}`);
   if (![1, 2, 4, 8].includes(elemBytes)) throw new Error(`copyStrided: elemBytes ${elemBytes} (expected 1, 2, 4 or 8)`);
-  const shape: number[] = [], ss: number[] = [], ds: number[] = [];
+  const shape: number[] = [],
+    ss: number[] = [],
+    ds: number[] = [];
   for (let d = 0; d < ndim; d++) {
     shape.push(meta[d]);
     ss.push(meta[ndim + d]);
     ds.push(meta[2 * ndim + d]);
   }
-  forEachIndex(shape, [ss, ds], ([is, id]) => { dst[id] = src[is]; });
+  forEachIndex(shape, [ss, ds], ([is, id]) => {
+    dst[id] = src[is];
+  });
 }

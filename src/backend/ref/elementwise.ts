@@ -8,14 +8,20 @@ export const BINARY_OPS: Readonly<Record<BinaryOp, number>> = BINARY_CODES;
 export type { BinaryOp };
 
 /** a (op) b in float64 (the ref forms of ../elementwise-ops.ts); max / min propagate NaN like torch.maximum / minimum. */
-export const BINARY = Object.fromEntries(BINARY_OP_NAMES.map((op) => [op, BINARY_DEFS[op].ref])) as Record<BinaryOp, (a: number, b: number) => number>;
+export const BINARY = Object.fromEntries(BINARY_OP_NAMES.map((op) => [op, BINARY_DEFS[op].ref])) as Record<
+  BinaryOp,
+  (a: number, b: number) => number
+>;
 
 /**
  * Visits every index of `shape` in row-major order, calling `visit` with the element offsets
  * `sum(idx[d] * strides[k][d])` for each stride list.
  */
-export function forEachIndex(shape: ArrayLike<number>, strides: ArrayLike<number>[],
-  visit: (offsets: number[]) => void): void {
+export function forEachIndex(
+  shape: ArrayLike<number>,
+  strides: ArrayLike<number>[],
+  visit: (offsets: number[]) => void,
+): void {
   const ndim = shape.length;
   let total = 1;
   for (let d = 0; d < ndim; d++) total *= shape[d];
@@ -52,14 +58,18 @@ export function binary(op: BinaryOp, a: F, b: F, out: F, ndim: number, meta: Arr
   const f = BINARY[op];
   const [shape, as, bs] = lists(meta, ndim, 3, 'binary');
   let o = 0;
-  forEachIndex(shape, [as, bs], ([ia, ib]) => { out[o++] = f(a[ia], b[ib]); });
+  forEachIndex(shape, [as, bs], ([ia, ib]) => {
+    out[o++] = f(a[ia], b[ib]);
+  });
 }
 
 /** out = cond != 0 ? a : b; meta = [shape, condStrides, aStrides, bStrides]. */
 export function where(cond: F, a: F, b: F, out: F, ndim: number, meta: ArrayLike<number>): void {
   const [shape, cs, as, bs] = lists(meta, ndim, 4, 'where');
   let o = 0;
-  forEachIndex(shape, [cs, as, bs], ([ic, ia, ib]) => { out[o++] = cond[ic] !== 0 ? a[ia] : b[ib]; });
+  forEachIndex(shape, [cs, as, bs], ([ic, ia, ib]) => {
+    out[o++] = cond[ic] !== 0 ? a[ia] : b[ib];
+  });
 }
 
 /** out = x * scale + shift. */

@@ -6,8 +6,10 @@ export function checkIds(fn: string, ids: I, N: number, V: number): void {
   for (let r = 0; r < N; r++) {
     const id = ids[r];
     if (!(id >= 0 && id < V)) {
-      throw new Error(`${fn}: id ${id} at position ${r} is outside [0, ${V}) (vocab size V = ${V}; ` +
-        'a tokenizer for another model?)');
+      throw new Error(
+        `${fn}: id ${id} at position ${r} is outside [0, ${V}) (vocab size V = ${V}; ` +
+          'a tokenizer for another model?)',
+      );
     }
   }
 }

@@ -13,12 +13,27 @@ import type { F } from './types.js';
  * type, so Float64Arrays give a float64 truth.
  */
 export function matmul(
-  a: F, b: F, c: F, M: number, N: number, K: number, lda: number, ldb: number, ldc: number,
-  transA: number, transB: number, accumulate: number, batch: number,
-  strideA: number, strideB: number, strideC: number,
+  a: F,
+  b: F,
+  c: F,
+  M: number,
+  N: number,
+  K: number,
+  lda: number,
+  ldb: number,
+  ldc: number,
+  transA: number,
+  transB: number,
+  accumulate: number,
+  batch: number,
+  strideA: number,
+  strideB: number,
+  strideC: number,
 ): void {
   for (let bi = 0; bi < batch; bi++) {
-    const a0 = bi * strideA, b0 = bi * strideB, c0 = bi * strideC;
+    const a0 = bi * strideA,
+      b0 = bi * strideB,
+      c0 = bi * strideC;
     for (let i = 0; i < M; i++) {
       for (let j = 0; j < N; j++) {
         let sum = 0;

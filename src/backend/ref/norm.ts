@@ -6,8 +6,17 @@ import type { F } from './types.js';
  * out = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) with the biased variance
  * (torch.nn.LayerNorm). x, out [N, D]; w, b [D] or null; mean, rstd [N] (saved for backward, or null).
  */
-export function layernorm(x: F, w: F | null, b: F | null, out: F, mean: F | null, rstd: F | null,
-  N: number, D: number, eps: number): void {
+export function layernorm(
+  x: F,
+  w: F | null,
+  b: F | null,
+  out: F,
+  mean: F | null,
+  rstd: F | null,
+  N: number,
+  D: number,
+  eps: number,
+): void {
   for (let r = 0; r < N; r++) {
     let mu = 0;
     for (let j = 0; j < D; j++) mu += x[r * D + j];
@@ -30,16 +39,19 @@ export function layernorm(x: F, w: F | null, b: F | null, out: F, mean: F | null
  */
 export function layernormGrad(x: F, w: F | null, mean: F, rstd: F, dy: F, dx: F, N: number, D: number): void {
   for (let r = 0; r < N; r++) {
-    let sg = 0, sgx = 0;
+    let sg = 0,
+      sgx = 0;
     for (let j = 0; j < D; j++) {
-      const g = dy[r * D + j] * (w ? w[j] : 1), xhat = (x[r * D + j] - mean[r]) * rstd[r];
+      const g = dy[r * D + j] * (w ? w[j] : 1),
+        xhat = (x[r * D + j] - mean[r]) * rstd[r];
       sg += g;
       sgx += g * xhat;
     }
     sg /= D;
     sgx /= D;
     for (let j = 0; j < D; j++) {
-      const g = dy[r * D + j] * (w ? w[j] : 1), xhat = (x[r * D + j] - mean[r]) * rstd[r];
+      const g = dy[r * D + j] * (w ? w[j] : 1),
+        xhat = (x[r * D + j] - mean[r]) * rstd[r];
       dx[r * D + j] = rstd[r] * (g - sg - xhat * sgx);
     }
   }
@@ -48,7 +60,8 @@ export function layernormGrad(x: F, w: F | null, mean: F, rstd: F, dy: F, dx: F,
 /** dw = sum_r xhat dy, db = sum_r dy (written, not accumulated); either may be null. */
 export function layernormWgrad(x: F, mean: F, rstd: F, dy: F, dw: F | null, db: F | null, N: number, D: number): void {
   for (let j = 0; j < D; j++) {
-    let sw = 0, sb = 0;
+    let sw = 0,
+      sb = 0;
     for (let r = 0; r < N; r++) {
       sw += (x[r * D + j] - mean[r]) * rstd[r] * dy[r * D + j];
       sb += dy[r * D + j];
@@ -62,7 +75,16 @@ export function layernormWgrad(x: F, mean: F, rstd: F, dy: F, dw: F | null, db: 
  * out = x rstd (offset + w), rstd = 1 / sqrt(mean(x^2) + eps); offset 1 gives Gemma's (1 + w).
  * w null means a weight of 1 (out = x rstd). rstd [N] or null.
  */
-export function rmsnorm(x: F, w: F | null, out: F, rstd: F | null, N: number, D: number, eps: number, offset: number): void {
+export function rmsnorm(
+  x: F,
+  w: F | null,
+  out: F,
+  rstd: F | null,
+  N: number,
+  D: number,
+  eps: number,
+  offset: number,
+): void {
   for (let r = 0; r < N; r++) {
     let ss = 0;
     for (let j = 0; j < D; j++) ss += x[r * D + j] ** 2;

@@ -8,8 +8,20 @@ import type { F } from './types.js';
  *   p -= lr (m / bc1) / (sqrt(v / bc2) + eps)
  * with bias corrections bc1 = 1 - b1^t, bc2 = 1 - b2^t for step t (1-based) given by the caller.
  */
-export function adamw(p: F, g: F, m: F, v: F, n: number, lr: number, beta1: number, beta2: number,
-  eps: number, weightDecay: number, bc1: number, bc2: number): void {
+export function adamw(
+  p: F,
+  g: F,
+  m: F,
+  v: F,
+  n: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  bc1: number,
+  bc2: number,
+): void {
   for (let i = 0; i < n; i++) {
     p[i] -= lr * weightDecay * p[i];
     m[i] = beta1 * m[i] + (1 - beta1) * g[i];
@@ -22,7 +34,16 @@ export function adamw(p: F, g: F, m: F, v: F, n: number, lr: number, beta1: numb
  * torch.optim.RMSprop without momentum, not centered:
  *   g += wd p;  sq = alpha sq + (1 - alpha) g^2;  p -= lr g / (sqrt(sq) + eps)
  */
-export function rmsprop(p: F, g: F, sq: F, n: number, lr: number, alpha: number, eps: number, weightDecay: number): void {
+export function rmsprop(
+  p: F,
+  g: F,
+  sq: F,
+  n: number,
+  lr: number,
+  alpha: number,
+  eps: number,
+  weightDecay: number,
+): void {
   for (let i = 0; i < n; i++) {
     const gi = g[i] + weightDecay * p[i];
     sq[i] = alpha * sq[i] + (1 - alpha) * gi * gi;

@@ -25,6 +25,7 @@ export function hash24(seed: number, i: number): number {
  */
 export function dropoutMask(out: F, n: number, p: number, seed: number): void {
   if (!(p >= 0 && p <= 1)) throw new Error(`dropoutMask: p = ${p} is not a probability in [0, 1]`);
-  const threshold = Math.ceil(p * 16777216), scale = 1 / (1 - p);
+  const threshold = Math.ceil(p * 16777216),
+    scale = 1 / (1 - p);
   for (let i = 0; i < n; i++) out[i] = hash24(seed >>> 0, i) >= threshold ? scale : 0;
 }

@@ -8,16 +8,28 @@ import type { F } from './types.js';
  * and dims >= R are copied. sign -1 applies the transpose (inverse) rotation: the backward.
  * out may be x (in place).
  */
-export function rope(x: F, cos: F, sin: F, out: F, B: number, T: number, H: number, Dh: number,
-  R: number, sign: number): void {
+export function rope(
+  x: F,
+  cos: F,
+  sin: F,
+  out: F,
+  B: number,
+  T: number,
+  H: number,
+  Dh: number,
+  R: number,
+  sign: number,
+): void {
   if (R % 2 !== 0 || R > Dh) throw new Error(`rope: rotary dims R = ${R} must be even and <= head size ${Dh}`);
   const half = R / 2;
   for (let bt = 0; bt < B * T; bt++) {
     for (let h = 0; h < H; h++) {
       const base = (bt * H + h) * Dh;
       for (let i = 0; i < half; i++) {
-        const c = cos[bt * half + i], s = sign * sin[bt * half + i];
-        const x1 = x[base + i], x2 = x[base + i + half];
+        const c = cos[bt * half + i],
+          s = sign * sin[bt * half + i];
+        const x1 = x[base + i],
+          x2 = x[base + i + half];
         out[base + i] = x1 * c - x2 * s;
         out[base + i + half] = x2 * c + x1 * s;
       }

@@ -54,8 +54,10 @@ export function checkTargets(fn: string, targets: I, N: number, V: number): void
   for (let r = 0; r < N; r++) {
     const t = targets[r];
     if (t !== IGNORE_INDEX && !(t >= 0 && t < V)) {
-      throw new Error(`${fn}: target ${t} at row ${r} is outside [0, ${V}) (vocab size V = ${V}; ` +
-        `use ${IGNORE_INDEX} to ignore a position)`);
+      throw new Error(
+        `${fn}: target ${t} at row ${r} is outside [0, ${V}) (vocab size V = ${V}; ` +
+          `use ${IGNORE_INDEX} to ignore a position)`,
+      );
     }
   }
 }

@@ -12,7 +12,8 @@ export function erf(x: number): number {
   if (a >= 6) return Math.sign(x); // erfc(6) = 2e-17: erf rounds to +-1
   if (a < 2) {
     const a2 = a * a;
-    let term = a, sum = a;
+    let term = a,
+      sum = a;
     for (let n = 1; term > 1e-17 * sum; n++) {
       term *= (2 * a2) / (2 * n + 1);
       sum += term;

@@ -10,10 +10,16 @@ export type { UnaryOp };
 /** Op codes shared with the WebAssembly kernels (generated assembly/unary.ts). */
 export const UNARY_OPS: Readonly<Record<UnaryOp, number>> = UNARY_CODES;
 
-export const UNARY = Object.fromEntries(UNARY_OP_NAMES.map((op) => [op, UNARY_DEFS[op].ref.f])) as Record<UnaryOp, (x: number) => number>;
+export const UNARY = Object.fromEntries(UNARY_OP_NAMES.map((op) => [op, UNARY_DEFS[op].ref.f])) as Record<
+  UnaryOp,
+  (x: number) => number
+>;
 
 /** Derivatives f'(x), written to keep full relative accuracy in the tails (no 1 - s or 1 - t^2). */
-export const UNARY_GRAD = Object.fromEntries(UNARY_OP_NAMES.map((op) => [op, UNARY_DEFS[op].ref.df])) as Record<UnaryOp, (x: number) => number>;
+export const UNARY_GRAD = Object.fromEntries(UNARY_OP_NAMES.map((op) => [op, UNARY_DEFS[op].ref.df])) as Record<
+  UnaryOp,
+  (x: number) => number
+>;
 
 export function unary(op: UnaryOp, x: F, out: F, n: number): void {
   const f = UNARY[op];

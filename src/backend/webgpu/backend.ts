@@ -35,8 +35,12 @@ export class WebGpuBackend implements Backend {
     return new WebGpuBackend(new GpuRuntime(got.gpu.device, got.gpu.name, { ...opts, debug }), got.gpu.fallback);
   }
 
-  constructor(readonly rt: GpuRuntime, readonly fallbackAdapter = false) {
-    const small = (): GPUBuffer => rt.device.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC });
+  constructor(
+    readonly rt: GpuRuntime,
+    readonly fallbackAdapter = false,
+  ) {
+    const small = (): GPUBuffer =>
+      rt.device.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC });
     const ctx: Ctx = { rt, dummy: small(), sink: small() };
     this.kernels = pagedKernels(ctx, makeKernels(ctx));
   }
@@ -56,11 +60,23 @@ export class WebGpuBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number, shape?: readonly number[]): GpuStorage {
-    if (!this.supports(dtype)) throw new Error(`webgpu: ${dtype} tensors are not supported on WebGPU (float32, int32 and bfloat16 frozen weights; use the cpu device for float64)`);
+    if (!this.supports(dtype))
+      throw new Error(
+        `webgpu: ${dtype} tensors are not supported on WebGPU (float32, int32 and bfloat16 frozen weights; use the cpu device for float64)`,
+      );
     const bytes = bytesOf(dtype, Math.max(1, size));
     if (bytes > this.rt.maxBinding) {
-      const { pageElems, rowElems, count } = pageLayout('webgpu', dtype, size, shape, this.rt.maxBinding, this.rt.adapterName);
-      const buffers = Array.from({ length: count }, (_, i) => this.rt.storage.acquire(bytesOf(dtype, Math.min(pageElems, size - i * pageElems))));
+      const { pageElems, rowElems, count } = pageLayout(
+        'webgpu',
+        dtype,
+        size,
+        shape,
+        this.rt.maxBinding,
+        this.rt.adapterName,
+      );
+      const buffers = Array.from({ length: count }, (_, i) =>
+        this.rt.storage.acquire(bytesOf(dtype, Math.min(pageElems, size - i * pageElems))),
+      );
       for (const b of buffers) this.live += b.size;
       if (this.live > this.peak) this.peak = this.live;
       return { backend: this, dtype, size, refs: 0, buffer: buffers[0], pages: { buffers, pageElems, rowElems } };
@@ -84,7 +100,8 @@ export class WebGpuBackend implements Backend {
   }
 
   write(s: Storage, data: ArrayLike<number>, offset = 0): void {
-    if (offset + data.length > s.size) throw new Error(`webgpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
+    if (offset + data.length > s.size)
+      throw new Error(`webgpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
     const g = s as GpuStorage;
     let arr: Float32Array | Int32Array;
     if (s.dtype === 'i32') {
@@ -94,9 +111,12 @@ export class WebGpuBackend implements Backend {
       g.ids = whole ? info : mergeIds(g.ids, info);
     } else if (s.dtype === 'bf16') {
       // bf16 bit patterns as given, or values rounded to nearest even; two per u32 (low half first).
-      const bits = data instanceof Uint16Array ? data : f32ToBf16(data instanceof Float32Array ? data : Float32Array.from(data));
+      const bits =
+        data instanceof Uint16Array ? data : f32ToBf16(data instanceof Float32Array ? data : Float32Array.from(data));
       if (offset % 2 !== 0 || (bits.length % 2 !== 0 && offset + bits.length !== s.size)) {
-        throw new Error(`webgpu write: bfloat16 values are written in pairs (offset ${offset} and ${bits.length} values into ${s.size})`);
+        throw new Error(
+          `webgpu write: bfloat16 values are written in pairs (offset ${offset} and ${bits.length} values into ${s.size})`,
+        );
       }
       this.upload(g, offset, bits.length % 2 ? Uint16Array.from([...bits, 0]) : bits, 2);
       return;
@@ -108,28 +128,36 @@ export class WebGpuBackend implements Backend {
 
   /** Uploads elements [offset, offset + n) of `arr` (bytes per element `eb`) into the storage's pages. */
   private upload(g: GpuStorage, offset: number, arr: Float32Array | Int32Array | Uint16Array, eb: number): void {
-    const pageElems = g.pages?.pageElems ?? g.size, buffers = g.pages?.buffers ?? [g.buffer];
+    const pageElems = g.pages?.pageElems ?? g.size,
+      buffers = g.pages?.buffers ?? [g.buffer];
     for (let i = 0; i < buffers.length; i++) {
-      const p0 = i * pageElems, p1 = p0 + pageElems;
-      const from = Math.max(offset, p0), to = Math.min(offset + arr.length, p1);
+      const p0 = i * pageElems,
+        p1 = p0 + pageElems;
+      const from = Math.max(offset, p0),
+        to = Math.min(offset + arr.length, p1);
       if (from < to) this.rt.upload(buffers[i], (from - p0) * eb, arr.subarray(from - offset, to - offset));
     }
   }
 
   async read(s: Storage, start = 0, end = s.size): Promise<TypedArray> {
-    if (start < 0 || end > s.size || start > end) throw new Error(`webgpu read: range [${start}, ${end}) of ${s.size} elements`);
+    if (start < 0 || end > s.size || start > end)
+      throw new Error(`webgpu read: range [${start}, ${end}) of ${s.size} elements`);
     const g = s as GpuStorage;
     if (g.pages || s.dtype === 'bf16') {
       // Page by page; bf16 reads whole u32 words and widens the values asked for.
       const out = new Float32Array(end - start);
-      const pageElems = g.pages?.pageElems ?? s.size, buffers = g.pages?.buffers ?? [g.buffer];
+      const pageElems = g.pages?.pageElems ?? s.size,
+        buffers = g.pages?.buffers ?? [g.buffer];
       for (let i = 0; i < buffers.length; i++) {
-        const p0 = i * pageElems, from = Math.max(start, p0), to = Math.min(end, p0 + pageElems);
+        const p0 = i * pageElems,
+          from = Math.max(start, p0),
+          to = Math.min(end, p0 + pageElems);
         if (from >= to) continue;
         if (s.dtype === 'bf16') {
-          const w0 = (from - p0) >> 1, w1 = (to - p0 + 1) >> 1;
+          const w0 = (from - p0) >> 1,
+            w1 = (to - p0 + 1) >> 1;
           const bits = new Uint16Array(await this.rt.read(buffers[i], w0 * 4, (w1 - w0) * 4));
-          out.set(bf16ToF32(bits.subarray((from - p0) - 2 * w0, (to - p0) - 2 * w0)), from - start);
+          out.set(bf16ToF32(bits.subarray(from - p0 - 2 * w0, to - p0 - 2 * w0)), from - start);
         } else {
           out.set(new Float32Array(await this.rt.read(buffers[i], (from - p0) * 4, (to - from) * 4)), from - start);
         }

@@ -46,7 +46,9 @@ export type GpuResult = { ok: true; gpu: AcquiredGpu } | { ok: false; reason: st
 
 /** True for adapters that emulate a GPU on the CPU (Dawn marks lavapipe as a fallback adapter). */
 export function isSoftwareAdapter(info: GPUAdapterInfo, adapter: GPUAdapter): boolean {
-  const fb = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  const fb =
+    (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+    (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter;
   const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
   return fb === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|software/.test(text);
 }
@@ -65,9 +67,14 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 /** Limits worth raising to the adapter's maximum (the defaults cap storage buffers at 128 MiB). */
 const RAISED_LIMITS = [
-  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
-  'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension',
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupsPerDimension',
 ] as const;
 
 /** The adapter on offer and whether it is accepted, or why there is none. */
@@ -81,9 +88,16 @@ async function findAdapter(opts: GpuOptions, timeoutMs: number): Promise<Found> 
     return { ok: false, reason: `the Dawn module (npm package webgpu) failed to load: ${(e as Error).message}` };
   }
   if (!gpu) return { ok: false, reason: 'this environment has no WebGPU (navigator.gpu is undefined)' };
-  const adapter = await withTimeout(gpu.requestAdapter({ powerPreference: 'high-performance' }), timeoutMs, 'requestAdapter');
+  const adapter = await withTimeout(
+    gpu.requestAdapter({ powerPreference: 'high-performance' }),
+    timeoutMs,
+    'requestAdapter',
+  );
   if (!adapter) {
-    return { ok: false, reason: 'no WebGPU adapter (on Linux: is a Vulkan driver installed? scripts/install-lavapipe.sh adds a CPU one)' };
+    return {
+      ok: false,
+      reason: 'no WebGPU adapter (on Linux: is a Vulkan driver installed? scripts/install-lavapipe.sh adds a CPU one)',
+    };
   }
   const info = adapter.info;
   const fallback = isSoftwareAdapter(info, adapter);
@@ -120,7 +134,11 @@ export async function acquireGpu(opts: GpuOptions = {}): Promise<GpuResult> {
     }
     // Timestamps for the profiler (bench/gpu-dpo.ts --profile) where the adapter has them.
     const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
-    const device = await withTimeout(adapter.requestDevice({ requiredLimits, requiredFeatures }), timeoutMs, 'requestDevice');
+    const device = await withTimeout(
+      adapter.requestDevice({ requiredLimits, requiredFeatures }),
+      timeoutMs,
+      'requestDevice',
+    );
     return { ok: true, gpu: { device, adapter, name, fallback } };
   } catch (e) {
     return { ok: false, reason: `WebGPU device creation failed: ${(e as Error).message}` };

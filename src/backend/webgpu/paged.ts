@@ -17,25 +17,41 @@ import { ENTRY, GROUP, WG, grid } from './wgsl.js';
 import { release, scratch, type Ctx } from './kernels/context.js';
 
 /** How a tensor of `size` elements and `shape` splits under `limit` bytes per binding, or why it cannot. */
-export function pageLayout(what: string, dtype: keyof typeof BYTES, size: number, shape: readonly number[] | undefined, limit: number, adapter: string):
-  { pageElems: number; rowElems: number; count: number } {
+export function pageLayout(
+  what: string,
+  dtype: keyof typeof BYTES,
+  size: number,
+  shape: readonly number[] | undefined,
+  limit: number,
+  adapter: string,
+): { pageElems: number; rowElems: number; count: number } {
   const bytes = size * BYTES[dtype];
-  const why = `a ${dtype} tensor${shape ? ` [${shape.join(', ')}]` : ''} of ${bytes} bytes is above this device's ` +
+  const why =
+    `a ${dtype} tensor${shape ? ` [${shape.join(', ')}]` : ''} of ${bytes} bytes is above this device's ` +
     `maxStorageBufferBindingSize of ${limit} bytes (${adapter})`;
   if (!shape || shape.length < 2 || shape[0] < 2 || (dtype !== 'f32' && dtype !== 'bf16')) {
-    throw new Error(`${what}: ${why}; only float32 (and bfloat16) tensors of 2 or more dims are split by rows: use smaller batches or sequences (or --device cpu)`);
+    throw new Error(
+      `${what}: ${why}; only float32 (and bfloat16) tensors of 2 or more dims are split by rows: use smaller batches or sequences (or --device cpu)`,
+    );
   }
   const rowElems = size / shape[0];
   let rows = Math.floor(limit / (rowElems * BYTES[dtype]));
   if (dtype === 'bf16' && (rows * rowElems) % 2 === 1) rows--; // bf16 pages start on a whole u32
-  if (rows < 1) throw new Error(`${what}: ${why}, and one row of ${rowElems * BYTES[dtype]} bytes is too: use --device cpu`);
+  if (rows < 1)
+    throw new Error(`${what}: ${why}, and one row of ${rowElems * BYTES[dtype]} bytes is too: use --device cpu`);
   return { pageElems: rows * rowElems, rowElems, count: Math.ceil(shape[0] / rows) };
 }
 
 /** A storage over page i alone (shares the buffer; never freed on its own). */
 function page(s: GpuStorage, i: number): GpuStorage {
   const p = s.pages!;
-  return { backend: s.backend, dtype: s.dtype, size: Math.min(p.pageElems, s.size - i * p.pageElems), refs: 0, buffer: p.buffers[i] };
+  return {
+    backend: s.backend,
+    dtype: s.dtype,
+    size: Math.min(p.pageElems, s.size - i * p.pageElems),
+    refs: 0,
+    buffer: p.buffers[i],
+  };
 }
 
 /** A scratch storage of n f32 values; give it back with `drop`. */
@@ -52,9 +68,11 @@ function paged(s: Storage | null | undefined): s is GpuStorage & { pages: Pages 
 }
 
 function refuse(name: string, s: GpuStorage, limit: number): never {
-  throw new Error(`webgpu ${name}: a tensor of ${s.size * BYTES[s.dtype]} bytes is split into ${s.pages!.buffers.length} buffers ` +
-    `(above maxStorageBufferBindingSize, ${limit} bytes here), and ${name} reads split tensors only as a matmul's B or an embedding table; ` +
-    'use smaller batches or sequences (or --device cpu)');
+  throw new Error(
+    `webgpu ${name}: a tensor of ${s.size * BYTES[s.dtype]} bytes is split into ${s.pages!.buffers.length} buffers ` +
+      `(above maxStorageBufferBindingSize, ${limit} bytes here), and ${name} reads split tensors only as a matmul's B or an embedding table; ` +
+      'use smaller batches or sequences (or --device cpu)',
+  );
 }
 
 /** The kernel table with split-tensor and bf16 support wrapped around `inner`. */
@@ -64,7 +82,8 @@ export function pagedKernels(ctx: Ctx, inner: KernelTable): KernelTable {
   for (const [name, fn] of Object.entries(inner) as [KernelName, (a: never) => void][]) {
     out[name] = (a: never) => {
       const args = a as Record<string, unknown>;
-      let split: GpuStorage | null = null, half: GpuStorage | null = null;
+      let split: GpuStorage | null = null,
+        half: GpuStorage | null = null;
       for (const v of Object.values(args)) {
         if (!isStorage(v)) continue;
         if (v.dtype === 'bf16') half = v;
@@ -72,14 +91,19 @@ export function pagedKernels(ctx: Ctx, inner: KernelTable): KernelTable {
       }
       if (split === null && half === null) return fn(a);
       const special = (x: unknown): boolean => isStorage(x) && (paged(x) || x.dtype === 'bf16');
-      if (name === 'matmul' && special(args.b) && !special(args.a) && !special(args.c)) return matmulB(ctx, inner, a as KernelArgs['matmul']);
-      if (name === 'embedding' && special(args.weight) && !special(args.out)) return embedding(ctx, inner, a as KernelArgs['embedding']);
+      if (name === 'matmul' && special(args.b) && !special(args.a) && !special(args.c))
+        return matmulB(ctx, inner, a as KernelArgs['matmul']);
+      if (name === 'embedding' && special(args.weight) && !special(args.out))
+        return embedding(ctx, inner, a as KernelArgs['embedding']);
       if (name === 'fill' && half === null) {
         const s = args.out as GpuStorage;
         for (let i = 0; i < s.pages!.buffers.length; i++) inner.fill({ ...(a as KernelArgs['fill']), out: page(s, i) });
         return;
       }
-      if (half !== null) throw new Error(`webgpu ${name}: a bfloat16 tensor of ${half.size} elements is a frozen weight, which only matmul (as B) and embedding read`);
+      if (half !== null)
+        throw new Error(
+          `webgpu ${name}: a bfloat16 tensor of ${half.size} elements is a frozen weight, which only matmul (as B) and embedding read`,
+        );
       refuse(name, split!, limit);
     };
   }
@@ -97,10 +121,17 @@ const SLAB_BYTES = 16 << 20;
  * The stored rows of B as f32 storages of whole rows, in order: the pages of a split f32 B as they
  * are; a bf16 B widened a slab at a time (call done() after recording its last use).
  */
-function* slabsOf(ctx: Ctx, b: GpuStorage, rowLen: number, rows: number): Generator<{ r0: number; n: number; s: GpuStorage; done: () => void }> {
+function* slabsOf(
+  ctx: Ctx,
+  b: GpuStorage,
+  rowLen: number,
+  rows: number,
+): Generator<{ r0: number; n: number; s: GpuStorage; done: () => void }> {
   const pageRows = b.pages ? b.pages.pageElems / rowLen : rows;
-  if (!Number.isInteger(pageRows)) throw new Error(`webgpu matmul: B's pages (${b.pages!.pageElems} elements) do not hold whole rows of ${rowLen}`);
-  const slabRows = b.dtype === 'bf16' ? Math.max(1, Math.floor(Math.min(SLAB_BYTES, ctx.rt.maxBinding) / (4 * rowLen))) : pageRows;
+  if (!Number.isInteger(pageRows))
+    throw new Error(`webgpu matmul: B's pages (${b.pages!.pageElems} elements) do not hold whole rows of ${rowLen}`);
+  const slabRows =
+    b.dtype === 'bf16' ? Math.max(1, Math.floor(Math.min(SLAB_BYTES, ctx.rt.maxBinding) / (4 * rowLen))) : pageRows;
   for (let p = 0, p0 = 0; p0 < rows; p++, p0 += pageRows) {
     const pRows = Math.min(pageRows, rows - p0);
     const buffer = b.pages ? b.pages.buffers[p] : b.buffer;
@@ -120,8 +151,15 @@ function* slabsOf(ctx: Ctx, b: GpuStorage, rowLen: number, rows: number): Genera
 /** dst[i] = f32(bf16 element start + i of src), for i < n. */
 function widen(ctx: Ctx, src: GPUBuffer, start: number, n: number, dst: GPUBuffer): void {
   const k = ctx.rt.kernel('bf16_widen', () => ({
-    name: 'bf16 to f32', params: [['n', 'u32'], ['start', 'u32']],
-    buffers: [['src', 'u32', 'read'], ['dst', 'f32', 'read_write']],
+    name: 'bf16 to f32',
+    params: [
+      ['n', 'u32'],
+      ['start', 'u32'],
+    ],
+    buffers: [
+      ['src', 'u32', 'read'],
+      ['dst', 'f32', 'read_write'],
+    ],
     body: `
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -139,10 +177,13 @@ function matmulB(ctx: Ctx, inner: KernelTable, a: KernelArgs['matmul']): void {
   const b = a.b as GpuStorage;
   const { M, N, K, batch } = a;
   if ((batch > 1 && a.strideB !== 0) || a.strideC !== M * N) {
-    throw new Error(`webgpu matmul: a split or bf16 B [${a.transB ? `${N}, ${K}` : `${K}, ${N}`}] works as one matrix shared by the batch (strideB ${a.strideB}, batch ${batch})`);
+    throw new Error(
+      `webgpu matmul: a split or bf16 B [${a.transB ? `${N}, ${K}` : `${K}, ${N}`}] works as one matrix shared by the batch (strideB ${a.strideB}, batch ${batch})`,
+    );
   }
   if (K === 0) throw new Error('webgpu matmul: K = 0 with a split or bf16 B');
-  const rowLen = a.transB ? K : N, rows = a.transB ? N : K;
+  const rowLen = a.transB ? K : N,
+    rows = a.transB ? N : K;
   for (const { r0, n, s, done } of slabsOf(ctx, b, rowLen, rows)) {
     if (a.transB) {
       // Columns r0 .. r0 + n of C: their own product, then copied (or added) into place.
@@ -150,11 +191,27 @@ function matmulB(ctx: Ctx, inner: KernelTable, a: KernelArgs['matmul']): void {
       inner.matmul({ ...a, b: s, c: t, N: n, accumulate: false, strideB: 0, strideC: M * n });
       if (a.accumulate) {
         const cur = temp(ctx, a.c, batch * M * n);
-        inner.copy({ src: a.c, dst: cur, shape: [batch * M, n], srcStrides: [N, 1], dstStrides: [n, 1], srcOffset: r0, dstOffset: 0 });
+        inner.copy({
+          src: a.c,
+          dst: cur,
+          shape: [batch * M, n],
+          srcStrides: [N, 1],
+          dstStrides: [n, 1],
+          srcOffset: r0,
+          dstOffset: 0,
+        });
         inner.binary({ op: 'add', a: cur, b: t, out: t, shape: [batch * M * n], aStrides: [1], bStrides: [1] });
         drop(ctx, cur);
       }
-      inner.copy({ src: t, dst: a.c, shape: [batch * M, n], srcStrides: [n, 1], dstStrides: [N, 1], srcOffset: 0, dstOffset: r0 });
+      inner.copy({
+        src: t,
+        dst: a.c,
+        shape: [batch * M, n],
+        srcStrides: [n, 1],
+        dstStrides: [N, 1],
+        srcOffset: 0,
+        dstOffset: r0,
+      });
       drop(ctx, t);
     } else if (r0 === 0 && n === K) {
       inner.matmul({ ...a, b: s, strideB: 0 }); // one slab: the product as it is
@@ -162,8 +219,26 @@ function matmulB(ctx: Ctx, inner: KernelTable, a: KernelArgs['matmul']): void {
       // K range r0 .. r0 + n: op(A)'s columns copied out, the products accumulated into C.
       const t = temp(ctx, a.a, batch * M * n);
       const sa = a.strideA;
-      if (a.transA) inner.copy({ src: a.a, dst: t, shape: [batch, n, M], srcStrides: [sa, M, 1], dstStrides: [n * M, M, 1], srcOffset: r0 * M, dstOffset: 0 });
-      else inner.copy({ src: a.a, dst: t, shape: [batch, M, n], srcStrides: [sa, K, 1], dstStrides: [M * n, n, 1], srcOffset: r0, dstOffset: 0 });
+      if (a.transA)
+        inner.copy({
+          src: a.a,
+          dst: t,
+          shape: [batch, n, M],
+          srcStrides: [sa, M, 1],
+          dstStrides: [n * M, M, 1],
+          srcOffset: r0 * M,
+          dstOffset: 0,
+        });
+      else
+        inner.copy({
+          src: a.a,
+          dst: t,
+          shape: [batch, M, n],
+          srcStrides: [sa, K, 1],
+          dstStrides: [M * n, n, 1],
+          srcOffset: r0,
+          dstOffset: 0,
+        });
       inner.matmul({ ...a, a: t, b: s, K: n, accumulate: a.accumulate || r0 > 0, strideA: M * n, strideB: 0 });
       drop(ctx, t);
     }
@@ -174,13 +249,27 @@ function matmulB(ctx: Ctx, inner: KernelTable, a: KernelArgs['matmul']): void {
 /** out[r] = weight[ids[r]] with the table split by rows and / or bf16: one masked gather per page. */
 function embedding(ctx: Ctx, inner: KernelTable, a: KernelArgs['embedding']): void {
   checkIds('embedding', a.ids, a.N, a.V, false, 'id');
-  const w = a.weight as GpuStorage, bf = w.dtype === 'bf16';
-  const buffers = w.pages?.buffers ?? [w.buffer], per = w.pages ? w.pages.pageElems / a.D : a.V;
+  const w = a.weight as GpuStorage,
+    bf = w.dtype === 'bf16';
+  const buffers = w.pages?.buffers ?? [w.buffer],
+    per = w.pages ? w.pages.pageElems / a.D : a.V;
   inner.fill({ out: a.out, value: 0 }); // rows of ids outside [0, V) (made on the device) stay zero
-  const read = bf ? 'bitcast<f32>(select(weight[e >> 1u] << 16u, weight[e >> 1u] & 0xffff0000u, (e & 1u) == 1u))' : 'weight[e]';
+  const read = bf
+    ? 'bitcast<f32>(select(weight[e >> 1u] << 16u, weight[e >> 1u] & 0xffff0000u, (e & 1u) == 1u))'
+    : 'weight[e]';
   const k = ctx.rt.kernel(bf ? 'embedding_page_bf16' : 'embedding_page', () => ({
-    name: `embedding (${bf ? 'bf16' : 'split'} table)`, params: [['n', 'u32'], ['D', 'u32'], ['r0', 'u32'], ['rows', 'u32']],
-    buffers: [['weight', bf ? 'u32' : 'f32', 'read'], ['ids', 'i32', 'read'], ['out', 'f32', 'read_write']],
+    name: `embedding (${bf ? 'bf16' : 'split'} table)`,
+    params: [
+      ['n', 'u32'],
+      ['D', 'u32'],
+      ['r0', 'u32'],
+      ['rows', 'u32'],
+    ],
+    buffers: [
+      ['weight', bf ? 'u32' : 'f32', 'read'],
+      ['ids', 'i32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     body: `
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -195,6 +284,11 @@ fn main(${ENTRY}) {
   }));
   const n = a.N * a.D;
   for (let i = 0; i < buffers.length; i++) {
-    ctx.rt.run(k, [buffers[i], (a.ids as GpuStorage).buffer, (a.out as GpuStorage).buffer], [n, a.D, i * per, Math.min(per, a.V - i * per)], grid(n));
+    ctx.rt.run(
+      k,
+      [buffers[i], (a.ids as GpuStorage).buffer, (a.out as GpuStorage).buffer],
+      [n, a.D, i * per, Math.min(per, a.V - i * per)],
+      grid(n),
+    );
   }
 }

@@ -5,7 +5,12 @@
 
 /** WebGPU's buffer usage bits (GPUBufferUsage), spelled out so that no global is needed. */
 export const USAGE = {
-  MAP_READ: 0x1, MAP_WRITE: 0x2, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80,
+  MAP_READ: 0x1,
+  MAP_WRITE: 0x2,
+  COPY_SRC: 0x4,
+  COPY_DST: 0x8,
+  UNIFORM: 0x40,
+  STORAGE: 0x80,
 } as const;
 
 const MIB = 1 << 20;
@@ -53,7 +58,8 @@ export class BufferPool {
      */
     private readonly maxIdle: number | null,
     /** Creates a buffer (the runtime's watches for out-of-memory errors). */
-    private readonly create: (size: number, usage: number) => GPUBuffer = (size, usage) => device.createBuffer({ size, usage }),
+    private readonly create: (size: number, usage: number) => GPUBuffer = (size, usage) =>
+      device.createBuffer({ size, usage }),
   ) {}
 
   classOf(bytes: number): number {

@@ -7,7 +7,8 @@
 import type { AdapterProbe, GpuOptions } from './gpu.js';
 
 // The child imports gpu.js, asks, prints one JSON line and exits (Dawn would keep it alive).
-const CHILD = 'const { probeAdapter } = await import(process.argv[1]);\n' +
+const CHILD =
+  'const { probeAdapter } = await import(process.argv[1]);\n' +
   'process.stdout.write(JSON.stringify(await probeAdapter(JSON.parse(process.argv[2]))) + "\\n");\n' +
   'process.exit(0);';
 
@@ -17,7 +18,10 @@ export async function probeAdapterInChild(opts: GpuOptions = {}): Promise<Adapte
   const gpuModule = new URL('./gpu.js', import.meta.url).href;
   const timeout = (opts.timeoutMs ?? 30000) + 10000;
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', CHILD, gpuModule, JSON.stringify(opts)], { timeout },
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', CHILD, gpuModule, JSON.stringify(opts)],
+      { timeout },
       (err, stdout, stderr) => {
         if (process.env.TSDPO_DEBUG && stderr) process.stderr.write(stderr);
         const last = stdout.trim().split('\n').at(-1) ?? '';
@@ -27,6 +31,7 @@ export async function probeAdapterInChild(opts: GpuOptions = {}): Promise<Adapte
           const why = err ? err.message.split('\n')[0] : `unexpected output ${JSON.stringify(last)}`;
           resolve({ ok: false, reason: `the WebGPU adapter probe (a child process) failed: ${why}` });
         }
-      });
+      },
+    );
   });
 }

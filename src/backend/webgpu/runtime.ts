@@ -83,8 +83,9 @@ function header(def: KernelDef): { code: string; offsets: number[]; bytes: numbe
   });
   if (lines.length === 0) lines.push('  unused: u32,');
   const bytes = Math.max(16, Math.ceil(at / 16) * 16);
-  const binds = def.buffers.map(([name, type, access], i) =>
-    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${type}>;`);
+  const binds = def.buffers.map(
+    ([name, type, access], i) => `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${type}>;`,
+  );
   const code = `struct Params {\n${lines.join('\n')}\n}\n@group(0) @binding(0) var<uniform> P: Params;\n${binds.join('\n')}\n`;
   return { code, offsets, bytes };
 }
@@ -113,7 +114,10 @@ export class GpuRuntime {
   readonly storage: BufferPool;
   private readonly staging: BufferPool;
   private readonly kernels = new Map<string, Kernel>();
-  private readonly layouts = new Map<string, { layout: GPUBindGroupLayout; pipelineLayout: GPUPipelineLayout; id: number }>();
+  private readonly layouts = new Map<
+    string,
+    { layout: GPUBindGroupLayout; pipelineLayout: GPUPipelineLayout; id: number }
+  >();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -146,7 +150,11 @@ export class GpuRuntime {
   /** Dispatches recorded and command buffers submitted since creation (for reports). */
   stats = { dispatches: 0, submits: 0, reads: 0, readBytes: 0 };
 
-  constructor(readonly device: GPUDevice, readonly adapterName: string, opts: RuntimeOptions = {}) {
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapterName: string,
+    opts: RuntimeOptions = {},
+  ) {
     this.limits = device.limits;
     const envBinding = typeof process !== 'undefined' ? Number(process.env?.TSDPO_WEBGPU_MAX_BINDING ?? NaN) : NaN;
     const forced = opts.maxBinding ?? (Number.isFinite(envBinding) && envBinding > 0 ? envBinding : Infinity);
@@ -164,11 +172,20 @@ export class GpuRuntime {
       device.pushErrorScope('out-of-memory');
       const b = device.createBuffer({ size, usage });
       void device.popErrorScope().then((e) => {
-        if (e) this.fail(`out of GPU memory creating a buffer of ${size} bytes (${e.message}); use smaller batches or --device cpu`);
+        if (e)
+          this.fail(
+            `out of GPU memory creating a buffer of ${size} bytes (${e.message}); use smaller batches or --device cpu`,
+          );
       });
       return b;
     };
-    this.storage = new BufferPool(device, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, this.maxBinding, maxIdle, watch);
+    this.storage = new BufferPool(
+      device,
+      USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST,
+      this.maxBinding,
+      maxIdle,
+      watch,
+    );
     this.staging = new BufferPool(device, USAGE.MAP_READ | USAGE.COPY_DST, this.limits.maxBufferSize, 256 << 20);
     this.storage.pendingWork = this.staging.pendingWork = () => this.encoder !== null;
     this.paramGpu = device.createBuffer({ size: PARAM_ARENA, usage: USAGE.UNIFORM | USAGE.COPY_DST });
@@ -223,25 +240,41 @@ export class GpuRuntime {
     let lay = this.layouts.get(sig);
     if (!lay) {
       const entries: GPUBindGroupLayoutEntry[] = [
-        { binding: 0, visibility: COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: h.bytes } },
+        {
+          binding: 0,
+          visibility: COMPUTE,
+          buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: h.bytes },
+        },
         ...writable.map((w, i): GPUBindGroupLayoutEntry => ({
-          binding: i + 1, visibility: COMPUTE, buffer: { type: w ? 'storage' : 'read-only-storage' },
+          binding: i + 1,
+          visibility: COMPUTE,
+          buffer: { type: w ? 'storage' : 'read-only-storage' },
         })),
       ];
       const layout = this.device.createBindGroupLayout({ entries });
-      lay = { layout, pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }), id: this.layouts.size + 1 };
+      lay = {
+        layout,
+        pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        id: this.layouts.size + 1,
+      };
       this.layouts.set(sig, lay);
     }
     const code = h.code + def.body;
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label: def.name });
-    const pipeline = this.device.createComputePipeline({ layout: lay.pipelineLayout, compute: { module, entryPoint: 'main' }, label: def.name });
-    this.compiling.push(this.device.popErrorScope().then(async (e) => {
-      if (!e) return;
-      const info = await module.getCompilationInfo();
-      const msgs = info.messages.map((m) => `line ${m.lineNum}: ${m.message}`).join('; ');
-      this.fail(`kernel ${def.name} does not compile: ${msgs || e.message}`, true);
-    }));
+    const pipeline = this.device.createComputePipeline({
+      layout: lay.pipelineLayout,
+      compute: { module, entryPoint: 'main' },
+      label: def.name,
+    });
+    this.compiling.push(
+      this.device.popErrorScope().then(async (e) => {
+        if (!e) return;
+        const info = await module.getCompilationInfo();
+        const msgs = info.messages.map((m) => `line ${m.lineNum}: ${m.message}`).join('; ');
+        this.fail(`kernel ${def.name} does not compile: ${msgs || e.message}`, true);
+      }),
+    );
     return { def, pipeline, layout: lay.layout, layoutId: lay.id, offsets: h.offsets, paramBytes: h.bytes, writable };
   }
 
@@ -321,18 +354,24 @@ export class GpuRuntime {
     if (temps) for (const t of temps) this.storage.release(t);
     if (++this.recorded >= this.perSubmit) this.flush();
     if (this.debug) {
-      void this.device.popErrorScope().then((e) => { if (e) this.fail(`kernel ${k.def.name}: ${e.message}`); });
+      void this.device.popErrorScope().then((e) => {
+        if (e) this.fail(`kernel ${k.def.name}: ${e.message}`);
+      });
     }
   }
 
   private writeParams(k: Kernel, slot: number, params: readonly ParamValue[]): void {
     const types = k.def.params;
-    if (params.length !== types.length) throw new Error(`webgpu ${k.def.name}: ${params.length} parameters, expected ${types.length}`);
+    if (params.length !== types.length)
+      throw new Error(`webgpu ${k.def.name}: ${params.length} parameters, expected ${types.length}`);
     for (let i = 0; i < types.length; i++) {
-      const w = (slot + k.offsets[i]) >> 2, v = params[i], t = types[i][1];
+      const w = (slot + k.offsets[i]) >> 2,
+        v = params[i],
+        t = types[i][1];
       if (t === 'u32x8') {
         const a = v as readonly number[];
-        if (a.length > 8) throw new Error(`webgpu ${k.def.name}: ${types[i][0]} has ${a.length} values (at most 8 dims)`);
+        if (a.length > 8)
+          throw new Error(`webgpu ${k.def.name}: ${types[i][0]} has ${a.length} values (at most 8 dims)`);
         for (let j = 0; j < 8; j++) this.paramU32[w + j] = j < a.length ? a[j] : 0;
       } else if (t === 'f32') this.paramF32[w] = v as number;
       else if (t === 'i32') this.paramI32[w] = v as number;
@@ -380,9 +419,10 @@ export class GpuRuntime {
     const bytes = data.byteLength;
     if (bytes === 0) return;
     // Views of shared memory (e.g. the CPU backend's heap) are copied: writeBuffer wants an ArrayBuffer.
-    const src = data.buffer instanceof ArrayBuffer
-      ? new Uint8Array(data.buffer, data.byteOffset, bytes)
-      : new Uint8Array(new Uint8Array(data.buffer, data.byteOffset, bytes));
+    const src =
+      data.buffer instanceof ArrayBuffer
+        ? new Uint8Array(data.buffer, data.byteOffset, bytes)
+        : new Uint8Array(new Uint8Array(data.buffer, data.byteOffset, bytes));
     if (this.encoder !== null && bytes <= UPLOAD_SMALL) {
       if (this.uploadUsed + bytes > UPLOAD_ARENA) this.flush();
     }
@@ -421,7 +461,10 @@ export class GpuRuntime {
     if (this.uploadUsed > 0) q.writeBuffer(this.uploadGpu, 0, this.uploadHost, 0, this.uploadUsed);
     if (this.debug) this.device.pushErrorScope('validation');
     q.submit([enc.finish()]);
-    if (this.debug) void this.device.popErrorScope().then((e) => { if (e) this.fail(`submit: ${e.message}`); });
+    if (this.debug)
+      void this.device.popErrorScope().then((e) => {
+        if (e) this.fail(`submit: ${e.message}`);
+      });
     this.stats.submits++;
     if (prof && resolved) {
       resolved.res.destroy();
@@ -469,7 +512,9 @@ export class GpuRuntime {
     this.flush();
     this.profiler = {
       queries: this.device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }),
-      names: [], pending: [], totals: new Map(),
+      names: [],
+      pending: [],
+      totals: new Map(),
     };
     return true;
   }
@@ -482,7 +527,9 @@ export class GpuRuntime {
     this.profiler = null;
     await Promise.all(prof.pending);
     prof.queries.destroy();
-    return [...prof.totals].map(([kernel, t]) => ({ kernel, ms: t.ns / 1e6, count: t.count })).sort((a, b) => b.ms - a.ms);
+    return [...prof.totals]
+      .map(([kernel, t]) => ({ kernel, ms: t.ns / 1e6, count: t.count }))
+      .sort((a, b) => b.ms - a.ms);
   }
 
   private async compiled(): Promise<void> {

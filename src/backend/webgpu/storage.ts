@@ -36,7 +36,9 @@ const IGNORE = -100;
 const HOST_COPY_MAX = 1 << 22;
 
 export function idInfoOf(data: ArrayLike<number>, whole: boolean): IdInfo {
-  let min = Infinity, max = -Infinity, ignore = false;
+  let min = Infinity,
+    max = -Infinity,
+    ignore = false;
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (v === IGNORE) ignore = true;
@@ -71,7 +73,9 @@ export function checkIds(fn: string, s: Storage, N: number, V: number, ignoreOk:
   if (info.host) {
     for (let r = 0; r < Math.min(N, info.host.length); r++) {
       if (bad(info.host[r])) {
-        throw new Error(`${fn}: ${what} ${info.host[r]} at ${what === 'id' ? 'position' : 'row'} ${r} is outside [0, ${V}) (vocab size V = ${V}; ${hint})`);
+        throw new Error(
+          `${fn}: ${what} ${info.host[r]} at ${what === 'id' ? 'position' : 'row'} ${r} is outside [0, ${V}) (vocab size V = ${V}; ${hint})`,
+        );
       }
     }
     return;

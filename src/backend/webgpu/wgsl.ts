@@ -17,7 +17,8 @@ export function grid(count: number, per = WG): [number, number] {
 }
 
 /** Entry-point builtins and the linear workgroup index of a 2D grid. */
-export const ENTRY = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32';
+export const ENTRY =
+  '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32';
 export const GROUP = '(wid.y * nwg.x + wid.x)';
 
 /** The body of a one-thread-per-element kernel over P.n elements: `i` is the element, `stmt` the work. */

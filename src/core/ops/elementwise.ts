@@ -34,7 +34,8 @@ export const logSigmoid = (x: Tensor): Tensor => unary('logsigmoid', x);
 export const softplus = (x: Tensor): Tensor => unary('softplus', x);
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 /** GELU, 'tanh' (gelu_pytorch_tanh / gelu_new) or 'erf' (exact) form. */
-export const gelu = (x: Tensor, form: 'tanh' | 'erf' = 'erf'): Tensor => unary(form === 'tanh' ? 'gelu_tanh' : 'gelu_erf', x);
+export const gelu = (x: Tensor, form: 'tanh' | 'erf' = 'erf'): Tensor =>
+  unary(form === 'tanh' ? 'gelu_tanh' : 'gelu_erf', x);
 export const silu = (x: Tensor): Tensor => unary('silu', x);
 export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
 export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
@@ -62,8 +63,13 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, outDtype: DType = a.dtype
   const out = alloc(shape, outDtype, a);
   const full = collapseDims(shape, [broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)]);
   kernelsOf(op, a, b).binary({
-    op, a: a.storage, b: b.storage, out: out.storage,
-    shape: full.shape, aStrides: full.strides[0], bStrides: full.strides[1],
+    op,
+    a: a.storage,
+    b: b.storage,
+    out: out.storage,
+    shape: full.shape,
+    aStrides: full.strides[0],
+    bStrides: full.strides[1],
   });
   return checked(op, out, [a, b]);
 }
@@ -71,7 +77,8 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, outDtype: DType = a.dtype
 /** Accepts a number for either operand (a scalar tensor of the other's dtype). */
 type Operand = Tensor | number;
 function operands(a: Operand, b: Operand): [Tensor, Tensor] {
-  if (typeof a === 'number' && typeof b === 'number') throw new Error('binary op: at least one operand must be a tensor');
+  if (typeof a === 'number' && typeof b === 'number')
+    throw new Error('binary op: at least one operand must be a tensor');
   const ta = typeof a === 'number' ? scalar(a, (b as Tensor).dtype, (b as Tensor).backend) : a;
   const tb = typeof b === 'number' ? scalar(b, ta.dtype, ta.backend) : b;
   return [ta, tb];
@@ -84,7 +91,10 @@ export function add(x: Operand, y: Operand): Tensor {
 
 export function sub(x: Operand, y: Operand): Tensor {
   const [a, b] = operands(x, y);
-  return record(binaryRaw('sub', a, b), 'sub', [a, b], (dy) => [sumTo(dy, a.shape), b.requiresGrad ? sumTo(neg(dy), b.shape) : null]);
+  return record(binaryRaw('sub', a, b), 'sub', [a, b], (dy) => [
+    sumTo(dy, a.shape),
+    b.requiresGrad ? sumTo(neg(dy), b.shape) : null,
+  ]);
 }
 
 export function mul(x: Operand, y: Operand): Tensor {
@@ -133,7 +143,9 @@ export function pow(x: Operand, y: Operand): Tensor {
   const out = binaryRaw('pow', a, b);
   return record(out, 'pow', [a, b], (dy) => [
     // d/da = b a^(b-1) = b * out / a (a != 0); computed directly to stay exact at a = 0.
-    a.requiresGrad ? sumTo(binaryRaw('mul', dy, binaryRaw('mul', b, binaryRaw('pow', a, affine(b, 1, -1)))), a.shape) : null,
+    a.requiresGrad
+      ? sumTo(binaryRaw('mul', dy, binaryRaw('mul', b, binaryRaw('pow', a, affine(b, 1, -1)))), a.shape)
+      : null,
     b.requiresGrad ? sumTo(binaryRaw('mul', dy, binaryRaw('mul', out, unary('log', a))), b.shape) : null,
   ]);
 }
@@ -149,10 +161,19 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   expectSameDtype('where', a, b);
   const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, 'where'), b.shape, 'where');
   const out = alloc(shape, a.dtype, a);
-  const full = collapseDims(shape, [cond, a, b].map((t) => broadcastStrides(t.shape, shape)));
+  const full = collapseDims(
+    shape,
+    [cond, a, b].map((t) => broadcastStrides(t.shape, shape)),
+  );
   kernelsOf('where', cond, a, b).where({
-    cond: cond.storage, a: a.storage, b: b.storage, out: out.storage, shape: full.shape,
-    condStrides: full.strides[0], aStrides: full.strides[1], bStrides: full.strides[2],
+    cond: cond.storage,
+    a: a.storage,
+    b: b.storage,
+    out: out.storage,
+    shape: full.shape,
+    condStrides: full.strides[0],
+    aStrides: full.strides[1],
+    bStrides: full.strides[2],
   });
   checked('where', out, [cond, a, b]);
   return record(out, 'where', [cond, a, b], (dy) => {
@@ -183,15 +204,28 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 export function copy(x: Tensor): Tensor {
   const out = alloc(x.shape, x.dtype, x);
   kernelsOf('copy', x).copy({
-    src: x.storage, dst: out.storage, shape: [x.size], srcStrides: [1], dstStrides: [1], srcOffset: 0, dstOffset: 0,
+    src: x.storage,
+    dst: out.storage,
+    shape: [x.size],
+    srcStrides: [1],
+    dstStrides: [1],
+    srcOffset: 0,
+    dstOffset: 0,
   });
   return record(out, 'copy', [x], (dy) => [dy]);
 }
 
 /** target += g, in place (gradient accumulation; no autograd). */
 export function addInto(target: Tensor, g: Tensor): void {
-  if (!sameShape(target.shape, g.shape)) throw new Error(`addInto: ${target.describe()} += ${g.describe()}: shapes differ`);
+  if (!sameShape(target.shape, g.shape))
+    throw new Error(`addInto: ${target.describe()} += ${g.describe()}: shapes differ`);
   kernelsOf('addInto', target, g).binary({
-    op: 'add', a: target.storage, b: g.storage, out: target.storage, shape: [target.size], aStrides: [1], bStrides: [1],
+    op: 'add',
+    a: target.storage,
+    b: g.storage,
+    out: target.storage,
+    shape: [target.size],
+    aStrides: [1],
+    bStrides: [1],
   });
 }

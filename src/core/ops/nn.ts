@@ -41,7 +41,9 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): Tensor {
   expectDtype('logSoftmaxGather', targets, 'i32', 'targets');
   const [N, V] = rowsOf(logits);
   if (targets.size !== N || targets.ndim !== logits.ndim - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) {
-    throw new Error(`logSoftmaxGather: targets ${fmt(targets.shape)} must match logits ${fmt(logits.shape)} without the last dim`);
+    throw new Error(
+      `logSoftmaxGather: targets ${fmt(targets.shape)} must match logits ${fmt(logits.shape)} without the last dim`,
+    );
   }
   const out = alloc(targets.shape, logits.dtype, logits);
   const k = kernelsOf('logSoftmaxGather', logits, targets);
@@ -49,7 +51,14 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): Tensor {
   checked('logSoftmaxGather', out, [logits]);
   return record(out, 'logSoftmaxGather', [logits, targets], (dy) => {
     const dl = alloc(logits.shape, logits.dtype, logits);
-    k.logSoftmaxGatherGrad({ logits: logits.storage, targets: targets.storage, dy: dy.storage, dlogits: dl.storage, N, V });
+    k.logSoftmaxGatherGrad({
+      logits: logits.storage,
+      targets: targets.storage,
+      dy: dy.storage,
+      dlogits: dl.storage,
+      N,
+      V,
+    });
     return [dl, null];
   });
 }
@@ -57,7 +66,10 @@ export function logSoftmaxGather(logits: Tensor, targets: Tensor): Tensor {
 /** Rows of weight [V, D] picked by ids (i32, any shape) -> [...ids.shape, D]. Also a row gather. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (weight.dtype === 'bf16') {
-    if (weight.requiresGrad) throw new Error(`embedding: ${weight.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`);
+    if (weight.requiresGrad)
+      throw new Error(
+        `embedding: ${weight.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`,
+      );
   } else {
     expectFloat('embedding', weight, 'weight');
   }
@@ -74,7 +86,9 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
     return [dw, null];
   });
   // The gradient is a scatter-add: into an existing weight gradient (a tied LM head's) directly.
-  if (out.node) out.node.vjpInto = (dys, _k, target) => k.embeddingGrad({ dy: dys[0]!.storage, ids: ids.storage, dweight: target.storage, N, D, V });
+  if (out.node)
+    out.node.vjpInto = (dys, _k, target) =>
+      k.embeddingGrad({ dy: dys[0]!.storage, ids: ids.storage, dweight: target.storage, N, D, V });
   return out;
 }
 
@@ -90,18 +104,48 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   checkNormWeight('layerNorm', x, w, 'weight', 'hidden_size in config.json?');
   checkNormWeight('layerNorm', x, b, 'bias', 'hidden_size in config.json?');
   const [N, D] = rowsOf(x);
-  const out = alloc(x.shape, x.dtype, x), mean = alloc([N], x.dtype, x), rstd = alloc([N], x.dtype, x);
+  const out = alloc(x.shape, x.dtype, x),
+    mean = alloc([N], x.dtype, x),
+    rstd = alloc([N], x.dtype, x);
   const k = kernelsOf('layerNorm', x, w, b);
-  k.layerNorm({ x: x.storage, w: w?.storage ?? null, b: b?.storage ?? null, out: out.storage, mean: mean.storage, rstd: rstd.storage, N, D, eps });
+  k.layerNorm({
+    x: x.storage,
+    w: w?.storage ?? null,
+    b: b?.storage ?? null,
+    out: out.storage,
+    mean: mean.storage,
+    rstd: rstd.storage,
+    N,
+    D,
+    eps,
+  });
   checked('layerNorm', out, [x]);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(out, 'layerNorm', inputs, (dy) => {
     const dx = alloc(x.shape, x.dtype, x);
-    k.layerNormGrad({ x: x.storage, w: w?.storage ?? null, mean: mean.storage, rstd: rstd.storage, dy: dy.storage, dx: dx.storage, N, D });
+    k.layerNormGrad({
+      x: x.storage,
+      w: w?.storage ?? null,
+      mean: mean.storage,
+      rstd: rstd.storage,
+      dy: dy.storage,
+      dx: dx.storage,
+      N,
+      D,
+    });
     const dw = w?.requiresGrad ? alloc(w.shape, x.dtype, x) : null;
     const db = b?.requiresGrad ? alloc(b.shape, x.dtype, x) : null;
     if (dw || db) {
-      k.layerNormWGrad({ x: x.storage, mean: mean.storage, rstd: rstd.storage, dy: dy.storage, dw: dw?.storage ?? null, db: db?.storage ?? null, N, D });
+      k.layerNormWGrad({
+        x: x.storage,
+        mean: mean.storage,
+        rstd: rstd.storage,
+        dy: dy.storage,
+        dw: dw?.storage ?? null,
+        db: db?.storage ?? null,
+        N,
+        D,
+      });
     }
     return [dx, ...(w ? [dw] : []), ...(b ? [db] : [])];
   });
@@ -115,13 +159,23 @@ export function rmsNorm(x: Tensor, w: Tensor | null, eps: number, offset = 0): T
   expectFloat('rmsNorm', x);
   checkNormWeight('rmsNorm', x, w, 'weight', 'hidden_size or head_dim in config.json?');
   const [N, D] = rowsOf(x);
-  const out = alloc(x.shape, x.dtype, x), rstd = alloc([N], x.dtype, x);
+  const out = alloc(x.shape, x.dtype, x),
+    rstd = alloc([N], x.dtype, x);
   const k = kernelsOf('rmsNorm', x, w);
   k.rmsNorm({ x: x.storage, w: w?.storage ?? null, out: out.storage, rstd: rstd.storage, N, D, eps, offset });
   checked('rmsNorm', out, [x]);
   return record(out, 'rmsNorm', w ? [x, w] : [x], (dy) => {
     const dx = alloc(x.shape, x.dtype, x);
-    k.rmsNormGrad({ x: x.storage, w: w?.storage ?? null, rstd: rstd.storage, dy: dy.storage, dx: dx.storage, N, D, offset });
+    k.rmsNormGrad({
+      x: x.storage,
+      w: w?.storage ?? null,
+      rstd: rstd.storage,
+      dy: dy.storage,
+      dx: dx.storage,
+      N,
+      D,
+      offset,
+    });
     if (!w) return [dx];
     let dw: Tensor | null = null;
     if (w.requiresGrad) {
@@ -140,9 +194,12 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   expectFloat('rope', x);
   if (x.ndim !== 4) throw new Error(`rope: x must be [B, T, H, Dh], got ${fmt(x.shape)}`);
   const [B, T, H, Dh] = x.shape;
-  const half = cos.shape[cos.ndim - 1], R = 2 * half;
+  const half = cos.shape[cos.ndim - 1],
+    R = 2 * half;
   if (cos.size !== B * T * half || sin.size !== cos.size || R > Dh) {
-    throw new Error(`rope: cos ${fmt(cos.shape)} / sin ${fmt(sin.shape)} do not fit x ${fmt(x.shape)} (want [${B}, ${T}, R/2], R <= ${Dh})`);
+    throw new Error(
+      `rope: cos ${fmt(cos.shape)} / sin ${fmt(sin.shape)} do not fit x ${fmt(x.shape)} (want [${B}, ${T}, R/2], R <= ${Dh})`,
+    );
   }
   const k = kernelsOf('rope', x, cos, sin);
   const apply = (src: Tensor, sign: number): Tensor => {
@@ -173,28 +230,55 @@ export interface AttentionOptions {
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   expectFloat('attention', q, 'q');
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
-    throw new Error(`attention: q, k, v must be [B, T, H, Dh] / [B, S, Hkv, Dh], got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`);
+    throw new Error(
+      `attention: q, k, v must be [B, T, H, Dh] / [B, S, Hkv, Dh], got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`,
+    );
   }
   const [B, T, H, Dh] = q.shape;
   const [Bk, S, Hkv, Dk] = k.shape;
   if (Bk !== B || Dk !== Dh || v.shape.some((d, i) => d !== k.shape[i]) || H % Hkv !== 0) {
-    throw new Error(`attention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit (heads ${H} must be a multiple of kv heads ${Hkv})`);
+    throw new Error(
+      `attention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit (heads ${H} must be a multiple of kv heads ${Hkv})`,
+    );
   }
   const mask = opts.mask ?? null;
   if (mask && (mask.size !== B * S || mask.dtype !== q.dtype)) {
     throw new Error(`attention: mask ${mask.describe()} must be ${q.dtype} [${B}, ${S}]`);
   }
   const args = {
-    q: q.storage, k: k.storage, v: v.storage, mask: mask?.storage ?? null, B, T, S, H, Hkv, Dh,
-    scale: opts.scale ?? 1 / Math.sqrt(Dh), causal: opts.causal ?? true, window: opts.window ?? 0, softcap: opts.softcap ?? 0,
+    q: q.storage,
+    k: k.storage,
+    v: v.storage,
+    mask: mask?.storage ?? null,
+    B,
+    T,
+    S,
+    H,
+    Hkv,
+    Dh,
+    scale: opts.scale ?? 1 / Math.sqrt(Dh),
+    causal: opts.causal ?? true,
+    window: opts.window ?? 0,
+    softcap: opts.softcap ?? 0,
   };
-  const out = alloc(q.shape, q.dtype, q), lse = alloc([B, H, T], q.dtype, q);
+  const out = alloc(q.shape, q.dtype, q),
+    lse = alloc([B, H, T], q.dtype, q);
   const kern = kernelsOf('attention', q, k, v, mask);
   kern.attention({ ...args, out: out.storage, lse: lse.storage });
   checked('attention', out, [q, k, v]);
   return record(out, 'attention', [q, k, v], (dout) => {
-    const dq = alloc(q.shape, q.dtype, q), dk = alloc(k.shape, k.dtype, k), dv = alloc(v.shape, v.dtype, v);
-    kern.attentionGrad({ ...args, out: out.storage, lse: lse.storage, dout: dout.storage, dq: dq.storage, dk: dk.storage, dv: dv.storage });
+    const dq = alloc(q.shape, q.dtype, q),
+      dk = alloc(k.shape, k.dtype, k),
+      dv = alloc(v.shape, v.dtype, v);
+    kern.attentionGrad({
+      ...args,
+      out: out.storage,
+      lse: lse.storage,
+      dout: dout.storage,
+      dq: dq.storage,
+      dk: dk.storage,
+      dv: dv.storage,
+    });
     return [dq, dk, dv];
   });
 }

@@ -8,7 +8,9 @@ import { alloc, checked, expectFloat, kernelsOf } from './util.js';
 
 /** Reduces the axes [lo, hi) of x in one kernel call; the result keeps them as size-1 dims. */
 function reduceRange(op: 'sum' | 'max', x: Tensor, lo: number, hi: number): Tensor {
-  const outer = sizeOf(x.shape.slice(0, lo)), red = sizeOf(x.shape.slice(lo, hi)), inner = sizeOf(x.shape.slice(hi));
+  const outer = sizeOf(x.shape.slice(0, lo)),
+    red = sizeOf(x.shape.slice(lo, hi)),
+    inner = sizeOf(x.shape.slice(hi));
   const shape = x.shape.map((d, i) => (i >= lo && i < hi ? 1 : d));
   const out = alloc(shape, x.dtype, x);
   kernelsOf(op, x).reduce({ op, x: x.storage, out: out.storage, outer, red, inner });
@@ -93,7 +95,15 @@ function mulScalarLocal(x: Tensor, s: number): Tensor {
 
 function binaryLocal(op: 'eq' | 'mul', a: Tensor, b: Tensor): Tensor {
   const out = alloc(a.shape, a.dtype, a);
-  kernelsOf(op, a, b).binary({ op, a: a.storage, b: b.storage, out: out.storage, shape: [a.size], aStrides: [1], bStrides: [1] });
+  kernelsOf(op, a, b).binary({
+    op,
+    a: a.storage,
+    b: b.storage,
+    out: out.storage,
+    shape: [a.size],
+    aStrides: [1],
+    bStrides: [1],
+  });
   return out;
 }
 const eqLocal = (a: Tensor, b: Tensor): Tensor => binaryLocal('eq', a, b);

@@ -31,16 +31,32 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 export function squeeze(x: Tensor, axis: number): Tensor {
   const a = axisOf(axis, x.ndim, 'squeeze');
   if (x.shape[a] !== 1) throw new Error(`squeeze: dim ${axis} of ${x.describe()} is not 1`);
-  return reshape(x, x.shape.filter((_, i) => i !== a));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== a),
+  );
 }
 
 /** Copies `src` viewed through (shape, srcStrides, srcOffset) into dst at (dstStrides, dstOffset). */
-function stridedCopy(src: Tensor, dst: Tensor, shape: Shape, srcStrides: number[], srcOffset: number,
-  dstStrides: number[], dstOffset: number): void {
+function stridedCopy(
+  src: Tensor,
+  dst: Tensor,
+  shape: Shape,
+  srcStrides: number[],
+  srcOffset: number,
+  dstStrides: number[],
+  dstOffset: number,
+): void {
   if (sizeOf(shape) === 0) return;
   const c = collapseDims(shape, [srcStrides, dstStrides]);
   kernelsOf('copy', src, dst).copy({
-    src: src.storage, dst: dst.storage, shape: c.shape, srcStrides: c.strides[0], dstStrides: c.strides[1], srcOffset, dstOffset,
+    src: src.storage,
+    dst: dst.storage,
+    shape: c.shape,
+    srcStrides: c.strides[0],
+    dstStrides: c.strides[1],
+    srcOffset,
+    dstOffset,
   });
 }
 
@@ -53,7 +69,15 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const shape = perm.map((p) => x.shape[p]);
   const xs = stridesOf(x.shape);
   const out = alloc(shape, x.dtype, x);
-  stridedCopy(x, out, shape, perm.map((p) => xs[p]), 0, stridesOf(shape), 0);
+  stridedCopy(
+    x,
+    out,
+    shape,
+    perm.map((p) => xs[p]),
+    0,
+    stridesOf(shape),
+    0,
+  );
   const inverse = perm.map((_, i) => perm.indexOf(i));
   return record(out, 'permute', [x], (dy) => [permute(dy, inverse)]);
 }
@@ -61,7 +85,8 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 /** Swaps two dims. */
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   const perm = x.shape.map((_, i) => i);
-  const i = axisOf(a, x.ndim, 'transpose'), j = axisOf(b, x.ndim, 'transpose');
+  const i = axisOf(a, x.ndim, 'transpose'),
+    j = axisOf(b, x.ndim, 'transpose');
   [perm[i], perm[j]] = [perm[j], perm[i]];
   return permute(x, perm);
 }
@@ -145,7 +170,9 @@ export function split(x: Tensor, axis: number, sizes: readonly number[]): Tensor
     return out;
   });
   recordMany(pieces, 'split', [x], (dys) => {
-    const dx = dys.every((d) => d !== null) ? alloc(x.shape, dys[0]!.dtype, dys[0]!) : zeros(x.shape, x.dtype, x.backend);
+    const dx = dys.every((d) => d !== null)
+      ? alloc(x.shape, dys[0]!.dtype, dys[0]!)
+      : zeros(x.shape, x.dtype, x.backend);
     let pos = 0;
     dys.forEach((d, k) => {
       if (d) stridedCopy(d, dx, d.shape, stridesOf(d.shape), 0, xs, pos * xs[a]);
@@ -157,7 +184,10 @@ export function split(x: Tensor, axis: number, sizes: readonly number[]): Tensor
 }
 
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
-  return concat(xs.map((x) => unsqueeze(x, axis)), axis);
+  return concat(
+    xs.map((x) => unsqueeze(x, axis)),
+    axis,
+  );
 }
 
 /** Materialises x broadcast to `shape` (numpy rules). */

@@ -12,7 +12,8 @@ export function backendOf(op: string, ...xs: (Tensor | null | undefined)[]): Bac
   for (const x of xs) {
     if (!x) continue;
     if (b === null) b = x.backend;
-    else if (x.backend !== b) throw new Error(`${op}: inputs live on different backends (${b.name}, ${x.backend.name})`);
+    else if (x.backend !== b)
+      throw new Error(`${op}: inputs live on different backends (${b.name}, ${x.backend.name})`);
   }
   if (b === null) throw new Error(`${op}: no tensor input`);
   return b;
@@ -28,7 +29,10 @@ export function alloc(shape: Shape, dtype: DType, like: Tensor): Tensor {
 
 export function expectFloat(op: string, x: Tensor, what = 'input'): void {
   if (x.dtype === 'i32') throw new Error(`${op}: ${what} ${x.describe()} must be a float tensor`);
-  if (x.dtype === 'bf16') throw new Error(`${op}: ${what} ${x.describe()} is a bfloat16 frozen weight, which only matmul / linear (as the weight) and embedding read`);
+  if (x.dtype === 'bf16')
+    throw new Error(
+      `${op}: ${what} ${x.describe()} is a bfloat16 frozen weight, which only matmul / linear (as the weight) and embedding read`,
+    );
 }
 
 /**
@@ -40,8 +44,12 @@ export function expectWeight(op: string, x: Tensor, w: Tensor): void {
     expectSameDtype(op, x, w);
     return;
   }
-  if (x.dtype !== 'f32') throw new Error(`${op}: the bfloat16 weight ${w.describe()} multiplies f32 inputs only, got ${x.describe()}`);
-  if (w.requiresGrad) throw new Error(`${op}: ${w.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`);
+  if (x.dtype !== 'f32')
+    throw new Error(`${op}: the bfloat16 weight ${w.describe()} multiplies f32 inputs only, got ${x.describe()}`);
+  if (w.requiresGrad)
+    throw new Error(
+      `${op}: ${w.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`,
+    );
 }
 
 export function expectDtype(op: string, x: Tensor, dtype: DType, what = 'input'): void {
@@ -53,7 +61,8 @@ export function expectSameDtype(op: string, a: Tensor, b: Tensor): void {
 }
 
 export function expectRank(op: string, x: Tensor, rank: number, what = 'input', hint = ''): void {
-  if (x.ndim !== rank) throw new Error(`${op}: ${what} must have ${rank} dims, got ${fmt(x.shape)}${hint ? ` (${hint})` : ''}`);
+  if (x.ndim !== rank)
+    throw new Error(`${op}: ${what} must have ${rank} dims, got ${fmt(x.shape)}${hint ? ` (${hint})` : ''}`);
 }
 
 // ---- Debug mode: check every op output for NaN / inf -----------------------------------------

@@ -7,7 +7,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSampler, rewardJudge, rewardWinRate, saveTabRun, startTraining, tabData, type Sampler, type TrainHandle, type TrainSettings } from '../engine.js';
+import {
+  loadSampler,
+  rewardJudge,
+  rewardWinRate,
+  saveTabRun,
+  startTraining,
+  tabData,
+  type Sampler,
+  type TrainHandle,
+  type TrainSettings,
+} from '../engine.js';
 import { encodeRows, exportFormat, preferenceRowsOfText, writeRows } from '../store/export.js';
 import { Store, VERDICTS, type Pair, type PairKind, type Verdict } from '../store/store.js';
 
@@ -54,7 +64,12 @@ export const DEFAULT_GUIDELINES = [
 ].join('\n');
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) { super(message); }
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 interface RunState {
@@ -78,15 +93,26 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const store = new Store(o.db);
   if (o.prompts) {
-    const texts = readFileSync(o.prompts, 'utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
+    const texts = readFileSync(o.prompts, 'utf8')
+      .split('\n')
+      .map((l) => l.replace(/\r$/, ''))
+      .filter((l) => l.trim() !== '');
     const added = store.addPrompts(texts, o.prompts);
     const held = store.holdOut(o.holdOutEvery);
-    log(`prompts: ${added} new from ${o.prompts} (${store.prompts().length} in the database, ${held || store.prompts(true).length} held out for the comparison)`);
+    log(
+      `prompts: ${added} new from ${o.prompts} (${store.prompts().length} in the database, ${held || store.prompts(true).length} held out for the comparison)`,
+    );
   }
   const token = o.token ?? randomBytes(24).toString('base64url');
   const tokenBytes = Buffer.from(token);
   let sampler: Promise<Sampler> | null = null;
-  const getSampler = (): Promise<Sampler> => (sampler ??= loadSampler({ model: o.model, reference: o.reference, device: o.device, maxNewTokens: o.maxNewTokens }));
+  const getSampler = (): Promise<Sampler> =>
+    (sampler ??= loadSampler({
+      model: o.model,
+      reference: o.reference,
+      device: o.device,
+      maxNewTokens: o.maxNewTokens,
+    }));
   const comparers = new Map<string, Promise<Sampler>>();
   // One generation at a time: the engine runs one program.
   let queue: Promise<unknown> = Promise.resolve();
@@ -104,7 +130,10 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
   };
 
   const authorized = (req: IncomingMessage, url: URL): boolean => {
-    const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim().split('=')).find(([k]) => k === COOKIE)?.[1];
+    const cookie = (req.headers.cookie ?? '')
+      .split(';')
+      .map((c) => c.trim().split('='))
+      .find(([k]) => k === COOKIE)?.[1];
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     return [url.searchParams.get('token'), cookie, bearer].some((t) => {
       if (!t) return false;
@@ -117,8 +146,9 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
 
   /** A pair of `kind` for this labeler: one waiting for them, else a new one sampled now. */
   const nextPair = async (labeler: string, kind: PairKind): Promise<Pair | null> => {
-    const runName = kind === 'compare' ? finishedRun()?.name ?? null : null;
-    if (kind === 'compare' && !runName) throw new HttpError(409, 'no finished training run to compare yet: train one first');
+    const runName = kind === 'compare' ? (finishedRun()?.name ?? null) : null;
+    if (kind === 'compare' && !runName)
+      throw new HttpError(409, 'no finished training run to compare yet: train one first');
     const waiting = store.pendingPair(labeler, kind, runName);
     if (waiting) return waiting;
     const prompt = store.nextPrompt(kind, runName);
@@ -127,18 +157,33 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     const [x, y] = await serial(() => s.pair(prompt.text));
     const swapped = Math.random() < 0.5; // sides at random; the order shown is stored
     const [a, b] = swapped ? [y, x] : [x, y];
-    return store.addPair({ prompt_id: prompt.id, kind, a_text: a.text, b_text: b.text, a_source: a.source, b_source: b.source, swapped: swapped ? 1 : 0, run: runName });
+    return store.addPair({
+      prompt_id: prompt.id,
+      kind,
+      a_text: a.text,
+      b_text: b.text,
+      a_source: a.source,
+      b_source: b.source,
+      swapped: swapped ? 1 : 0,
+      run: runName,
+    });
   };
 
   const comparer = (name: string): Promise<Sampler> => {
-    if (!comparers.has(name)) comparers.set(name, loadSampler({ model: join(o.runs, name), reference: o.model, device: o.device, maxNewTokens: o.maxNewTokens }));
+    if (!comparers.has(name))
+      comparers.set(
+        name,
+        loadSampler({ model: join(o.runs, name), reference: o.model, device: o.device, maxNewTokens: o.maxNewTokens }),
+      );
     return comparers.get(name)!;
   };
 
   const finishedRun = (): { name: string } | null => {
     if (run?.status === 'done') return run;
     if (!existsSync(o.runs)) return null;
-    const done = readdirSync(o.runs).filter((d) => existsSync(join(o.runs, d, 'model.safetensors'))).sort();
+    const done = readdirSync(o.runs)
+      .filter((d) => existsSync(join(o.runs, d, 'model.safetensors')))
+      .sort();
     return done.length ? { name: done[done.length - 1] } : null;
   };
 
@@ -151,20 +196,29 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       settings = { ...run!.settings, resume: true };
     } else {
       const rows = store.exportRows();
-      if (rows.length === 0) throw new HttpError(409, 'no labeled pairs yet: label some first (ties, both-bad and skips do not train)');
+      if (rows.length === 0)
+        throw new HttpError(409, 'no labeled pairs yet: label some first (ties, both-bad and skips do not train)');
       mkdirSync(o.runs, { recursive: true });
       const name = `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
       const data = join(o.runs, `${name}.pairs.jsonl`);
       writeRows(data, rows, await chat());
       const num = (k: string, d: number): number => {
         const v = body[k] === undefined ? d : Number(body[k]);
-        if (!Number.isFinite(v) || v <= 0) throw new HttpError(400, `train: ${k} must be a positive number, got ${JSON.stringify(body[k])}`);
+        if (!Number.isFinite(v) || v <= 0)
+          throw new HttpError(400, `train: ${k} must be a positive number, got ${JSON.stringify(body[k])}`);
         return v;
       };
       settings = {
-        model: o.model, data, output: join(o.runs, name), max_steps: Math.round(num('max_steps', 20)), beta: num('beta', 0.1),
-        learning_rate: num('learning_rate', 1e-4), per_device_train_batch_size: Math.min(8, rows.length), save_steps: 5,
-        device: o.device, resume: false,
+        model: o.model,
+        data,
+        output: join(o.runs, name),
+        max_steps: Math.round(num('max_steps', 20)),
+        beta: num('beta', 0.1),
+        learning_rate: num('learning_rate', 1e-4),
+        per_device_train_batch_size: Math.min(8, rows.length),
+        save_steps: 5,
+        device: o.device,
+        resume: false,
       };
       run = { name, output: settings.output, status: 'running', metrics: [], settings };
     }
@@ -172,7 +226,10 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     current.status = 'running';
     send('status', { run: current.name, status: current.status });
     handle = startTraining(settings, {
-      onMetrics: (m) => { current.metrics.push(m); send('metrics', m); },
+      onMetrics: (m) => {
+        current.metrics.push(m);
+        send('metrics', m);
+      },
       onLog: (line) => send('log', { line }),
       onExit: (code) => {
         handle = null;
@@ -189,14 +246,23 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     const raw = req.method === 'POST' ? await readBody(req) : Buffer.alloc(0);
     const body = path === '/api/tab/save' ? '' : raw.toString('utf8');
     const json = (): Record<string, unknown> => {
-      try { return body ? JSON.parse(body) : {}; } catch { throw new HttpError(400, `${path}: the body is not JSON`); }
+      try {
+        return body ? JSON.parse(body) : {};
+      } catch {
+        throw new HttpError(400, `${path}: the body is not JSON`);
+      }
     };
-    const kindOf = (v: unknown): PairKind => v === 'compare' ? 'compare' : 'collect';
+    const kindOf = (v: unknown): PairKind => (v === 'compare' ? 'compare' : 'collect');
     if (req.method === 'GET' && path === '/api/state') {
       return {
-        progress: store.progress(labeler), agreement: store.agreement(), model: o.model, reference: o.reference ?? null,
-        guidelines: o.guidelines ?? DEFAULT_GUIDELINES, heldOut: store.prompts(true).length,
-        run: run && { name: run.name, status: run.status, metrics: run.metrics }, compareRun: finishedRun()?.name ?? null,
+        progress: store.progress(labeler),
+        agreement: store.agreement(),
+        model: o.model,
+        reference: o.reference ?? null,
+        guidelines: o.guidelines ?? DEFAULT_GUIDELINES,
+        heldOut: store.prompts(true).length,
+        run: run && { name: run.name, status: run.status, metrics: run.metrics },
+        compareRun: finishedRun()?.name ?? null,
       };
     }
     if (req.method === 'GET' && path === '/api/next') {
@@ -207,10 +273,16 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     }
     if (req.method === 'POST' && path === '/api/label') {
       const b = json();
-      if (!VERDICTS.includes(b.verdict as Verdict)) throw new HttpError(400, `label: verdict must be one of ${VERDICTS.join(', ')}`);
+      if (!VERDICTS.includes(b.verdict as Verdict))
+        throw new HttpError(400, `label: verdict must be one of ${VERDICTS.join(', ')}`);
       try {
-        const id = store.label({ pairId: Number(b.pairId), labeler: String(b.labeler ?? '').trim(), verdict: b.verdict as Verdict,
-          editedSide: b.editedSide as 'a' | 'b' | undefined, editedText: b.editedText as string | undefined });
+        const id = store.label({
+          pairId: Number(b.pairId),
+          labeler: String(b.labeler ?? '').trim(),
+          verdict: b.verdict as Verdict,
+          editedSide: b.editedSide as 'a' | 'b' | undefined,
+          editedText: b.editedText as string | undefined,
+        });
         return { id };
       } catch (e) {
         throw new HttpError(400, (e as Error).message);
@@ -222,21 +294,30 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       return { pair: pair && { id: pair.id, prompt: pair.prompt, a: pair.a_text, b: pair.b_text, kind: pair.kind } };
     }
     if (req.method === 'POST' && path === '/api/prompts') {
-      const texts = String(json().text ?? '').split('\n').filter((l) => l.trim() !== '');
+      const texts = String(json().text ?? '')
+        .split('\n')
+        .filter((l) => l.trim() !== '');
       return { added: store.addPrompts(texts, 'typed') };
     }
     if (req.method === 'GET' && path === '/api/export') {
       const asked = url.searchParams.get('format') ?? 'jsonl';
-      if (asked !== 'jsonl' && asked !== 'parquet') throw new HttpError(400, `/api/export: format must be jsonl or parquet, got '${asked}'`);
+      if (asked !== 'jsonl' && asked !== 'parquet')
+        throw new HttpError(400, `/api/export: format must be jsonl or parquet, got '${asked}'`);
       const format = exportFormat(`x.${asked}`);
-      const rows = store.exportRows({ ties: url.searchParams.get('ties') === '1', bothBad: url.searchParams.get('both_bad') === '1' });
+      const rows = store.exportRows({
+        ties: url.searchParams.get('ties') === '1',
+        bothBad: url.searchParams.get('both_bad') === '1',
+      });
       let bytes: Uint8Array;
       try {
         bytes = encodeRows(rows, format, await chat());
       } catch (e) {
         throw new HttpError(400, (e as Error).message);
       }
-      res.writeHead(200, { 'Content-Type': format === 'jsonl' ? 'application/jsonl' : 'application/vnd.apache.parquet', 'Content-Disposition': `attachment; filename="preferences.${format}"` });
+      res.writeHead(200, {
+        'Content-Type': format === 'jsonl' ? 'application/jsonl' : 'application/vnd.apache.parquet',
+        'Content-Disposition': `attachment; filename="preferences.${format}"`,
+      });
       res.end(bytes);
       return undefined;
     }
@@ -261,7 +342,8 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       const name = url.searchParams.get('name') ?? '';
       if (!/^run-[\w-]+-tab$/.test(name)) throw new HttpError(400, `tab run name '${name}' is not run-...-tab`);
       const part = url.searchParams.get('part');
-      if (part !== 'model' && part !== 'metrics') throw new HttpError(400, '/api/tab/save: part must be model or metrics');
+      if (part !== 'model' && part !== 'metrics')
+        throw new HttpError(400, '/api/tab/save: part must be model or metrics');
       try {
         saveTabRun(o.model, join(o.runs, name), part, raw);
       } catch (e) {
@@ -288,7 +370,13 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       const s = await comparer(name);
       const prompts = store.prompts(true).slice(0, Number(b.prompts ?? 32));
       if (prompts.length === 0) throw new HttpError(409, 'no held-out prompts (start the studio with --hold_out N)');
-      const r = await rewardWinRate(s, judge, prompts.map((p) => p.text), Math.max(1, Number(b.samples ?? 4)), serial);
+      const r = await rewardWinRate(
+        s,
+        judge,
+        prompts.map((p) => p.text),
+        Math.max(1, Number(b.samples ?? 4)),
+        serial,
+      );
       return { run: name, reward: String(b.reward ?? 'sentiment'), ...r };
     }
     throw new HttpError(404, `${req.method} ${path}: no such route`);
@@ -308,7 +396,10 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       res.setHeader('Set-Cookie', `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`);
     }
     if (req.method === 'GET' && url.pathname === '/') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; worker-src 'self' blob:" });
+      res.writeHead(200, {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; worker-src 'self' blob:",
+      });
       res.end(readFileSync(join(WEB, 'index.html')));
       return;
     }
@@ -317,10 +408,17 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       res.end(readFileSync(join(o.model, url.pathname.slice(15))));
       return;
     }
-    if (req.method === 'GET' && url.pathname.startsWith('/dist/src/') && /^[\w/.-]+\.(js|wasm)$/.test(url.pathname) && !url.pathname.includes('..')) {
+    if (
+      req.method === 'GET' &&
+      url.pathname.startsWith('/dist/src/') &&
+      /^[\w/.-]+\.(js|wasm)$/.test(url.pathname) &&
+      !url.pathname.includes('..')
+    ) {
       const f = join(DIST, url.pathname.slice('/dist/'.length));
       if (existsSync(f)) {
-        res.writeHead(200, { 'Content-Type': f.endsWith('.wasm') ? 'application/wasm' : 'text/javascript; charset=utf-8' });
+        res.writeHead(200, {
+          'Content-Type': f.endsWith('.wasm') ? 'application/wasm' : 'text/javascript; charset=utf-8',
+        });
         res.end(readFileSync(f));
         return;
       }
@@ -332,22 +430,29 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/api/events') {
-      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream',
+        'Cache-Control': 'no-cache',
+        Connection: 'keep-alive',
+      });
       res.write(': connected\n\n');
       listeners.add(res);
       req.on('close', () => listeners.delete(res));
       return;
     }
-    api(req, url, res).then((out) => {
-      if (out === undefined) return;
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(out));
-    }, (e: Error) => {
-      const status = e instanceof HttpError ? e.status : 500;
-      if (status === 500) log(`studio: ${e.stack ?? e.message}`);
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error: e.message }));
-    });
+    api(req, url, res).then(
+      (out) => {
+        if (out === undefined) return;
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(out));
+      },
+      (e: Error) => {
+        const status = e instanceof HttpError ? e.status : 500;
+        if (status === 500) log(`studio: ${e.stack ?? e.message}`);
+        res.writeHead(status, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ error: e.message }));
+      },
+    );
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -357,7 +462,10 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
   const url = `http://${host}:${port}/?token=${token}`;
   return {
-    server, url, token, store,
+    server,
+    url,
+    token,
+    store,
     close: async () => {
       handle?.stop();
       for (const r of listeners) r.end();
@@ -378,11 +486,14 @@ function readBody(req: IncomingMessage, limit = 256 << 20): Promise<Buffer> {
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => {
       size += d.length;
-      if (size > limit) { fail(new HttpError(413, `request body over ${limit} bytes`)); req.destroy(); return; }
+      if (size > limit) {
+        fail(new HttpError(413, `request body over ${limit} bytes`));
+        req.destroy();
+        return;
+      }
       parts.push(d);
     });
     req.on('end', () => ok(Buffer.concat(parts)));
     req.on('error', fail);
   });
 }
-

@@ -33,10 +33,18 @@ export function encodeRows(rows: readonly PreferenceRow[], format: ExportFormat,
   if (format === 'jsonl') {
     return new TextEncoder().encode(rows.map((r) => `${JSON.stringify(chat ? conversational(r) : r)}\n`).join(''));
   }
-  if (chat) throw new Error('export: conversational rows (the model has a chat template) are written as .jsonl; Parquet takes the standard format only');
+  if (chat)
+    throw new Error(
+      'export: conversational rows (the model has a chat template) are written as .jsonl; Parquet takes the standard format only',
+    );
   const columns = ['prompt', 'chosen', 'rejected'] as const;
-  const columnData: { name: string; data: string[]; type: 'STRING' }[] = columns.map((name) => ({ name, data: rows.map((r) => r[name]), type: 'STRING' }));
-  if (rows.some((r) => r.verdict)) columnData.push({ name: 'verdict', data: rows.map((r) => r.verdict ?? ''), type: 'STRING' });
+  const columnData: { name: string; data: string[]; type: 'STRING' }[] = columns.map((name) => ({
+    name,
+    data: rows.map((r) => r[name]),
+    type: 'STRING',
+  }));
+  if (rows.some((r) => r.verdict))
+    columnData.push({ name: 'verdict', data: rows.map((r) => r.verdict ?? ''), type: 'STRING' });
   return new Uint8Array(parquetWriteBuffer({ columnData }));
 }
 
@@ -58,16 +66,23 @@ function textOf(value: unknown, where: string, field: string): string {
 /** A preference row {prompt, chosen, rejected} of a record (standard or conversational); errors name `where`. */
 export function preferenceRow(value: unknown, where: string): { prompt: string; chosen: string; rejected: string } {
   const row = value as Record<string, unknown>;
-  if (typeof row !== 'object' || row === null) throw new Error(`${where}: expected an object with prompt, chosen and rejected`);
+  if (typeof row !== 'object' || row === null)
+    throw new Error(`${where}: expected an object with prompt, chosen and rejected`);
   for (const f of ['prompt', 'chosen', 'rejected']) if (!(f in row)) throw new Error(`${where}: missing field '${f}'`);
-  return { prompt: textOf(row.prompt, where, 'prompt'), chosen: textOf(row.chosen, where, 'chosen'), rejected: textOf(row.rejected, where, 'rejected') };
+  return {
+    prompt: textOf(row.prompt, where, 'prompt'),
+    chosen: textOf(row.chosen, where, 'chosen'),
+    rejected: textOf(row.rejected, where, 'rejected'),
+  };
 }
 
 /**
  * Rows {prompt, chosen, rejected} of a preference file (.jsonl / .json / .parquet, standard or
  * conversational; a conversational prompt is its last turn's text).
  */
-export async function readPreferenceFile(file: string): Promise<{ prompt: string; chosen: string; rejected: string }[]> {
+export async function readPreferenceFile(
+  file: string,
+): Promise<{ prompt: string; chosen: string; rejected: string }[]> {
   const records = await readRecordsFromFile(file);
   return records.map((r) => {
     const where = whereText(r.where);
@@ -77,12 +92,19 @@ export async function readPreferenceFile(file: string): Promise<{ prompt: string
 }
 
 /** Rows of JSON lines text (an upload), errors naming `name` and the line. */
-export function preferenceRowsOfText(text: string, name: string): { prompt: string; chosen: string; rejected: string }[] {
+export function preferenceRowsOfText(
+  text: string,
+  name: string,
+): { prompt: string; chosen: string; rejected: string }[] {
   const rows: { prompt: string; chosen: string; rejected: string }[] = [];
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     let value: unknown;
-    try { value = JSON.parse(line); } catch { throw new Error(`${name} line ${i + 1}: not JSON`); }
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw new Error(`${name} line ${i + 1}: not JSON`);
+    }
     rows.push(preferenceRow(value, `${name} line ${i + 1}`));
   });
   return rows;

@@ -12,9 +12,12 @@ async function api(path, opts = {}) {
   if (!r.ok) throw new Error(body.error || `${path}: HTTP ${r.status}`);
   return body;
 }
-const post = (path, body) => api(path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+const post = (path, body) =>
+  api(path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
 
-function say(text) { $('status').textContent = text; }
+function say(text) {
+  $('status').textContent = text;
+}
 
 function row(table, cells, header = false) {
   const tr = document.createElement('tr');
@@ -37,14 +40,21 @@ function showTab(name) {
 for (const b of document.querySelectorAll('nav .tab')) {
   b.addEventListener('click', () => {
     showTab(b.dataset.tab);
-    if (b.dataset.tab === 'collect' && state.kind !== 'collect') { state.kind = 'collect'; mode(); next(); }
+    if (b.dataset.tab === 'collect' && state.kind !== 'collect') {
+      state.kind = 'collect';
+      mode();
+      next();
+    }
   });
 }
 
 /** Collecting training pairs, or judging the trained policy against the reference (blind). */
 function mode() {
   document.body.dataset.kind = state.kind;
-  $('mode').textContent = state.kind === 'compare' ? 'Comparing the trained policy with the starting model on held-out prompts (blind). Collect (tab above) goes back to collecting.' : '';
+  $('mode').textContent =
+    state.kind === 'compare'
+      ? 'Comparing the trained policy with the starting model on held-out prompts (blind). Collect (tab above) goes back to collecting.'
+      : '';
 }
 
 // ---- collect ----------------------------------------------------------------------------------
@@ -54,20 +64,33 @@ function showPair(p) {
   $('prompt').textContent = p ? p.prompt : '';
   $('a').textContent = p ? p.a : '';
   $('b').textContent = p ? p.b : '';
-  if (!p) say(state.kind === 'compare' ? 'No held-out prompts left to judge.' : 'No prompts left: add some on the right.');
+  if (!p)
+    say(state.kind === 'compare' ? 'No held-out prompts left to judge.' : 'No prompts left: add some on the right.');
   else say(state.kind === 'compare' ? 'Comparison: which completion is better? (blind)' : '');
   document.body.dataset.pair = p ? String(p.id) : 'none'; // what the page shows now (tests wait on it)
   document.body.dataset.pairKind = p ? p.kind : '';
-  for (const id of ['a', 'b']) { $(id).classList.remove('flash'); void $(id).offsetWidth; $(id).classList.add('flash'); }
+  for (const id of ['a', 'b']) {
+    $(id).classList.remove('flash');
+    void $(id).offsetWidth;
+    $(id).classList.add('flash');
+  }
 }
 
 async function next() {
-  if (!labeler()) { say('Type your name (Labeler, top right) to start.'); $('labeler').focus(); return; }
+  if (!labeler()) {
+    say('Type your name (Labeler, top right) to start.');
+    $('labeler').focus();
+    return;
+  }
   state.busy = true;
   say('sampling...');
   try {
     showPair(await api(`/api/next?labeler=${encodeURIComponent(labeler())}&kind=${state.kind}`));
-  } catch (e) { say(e.message); } finally { state.busy = false; }
+  } catch (e) {
+    say(e.message);
+  } finally {
+    state.busy = false;
+  }
   refreshProgress();
 }
 
@@ -76,7 +99,11 @@ async function label(verdict, extra = {}) {
   state.busy = true;
   try {
     await post('/api/label', { pairId: state.pair.id, labeler: labeler(), verdict, ...extra });
-  } catch (e) { say(e.message); state.busy = false; return; }
+  } catch (e) {
+    say(e.message);
+    state.busy = false;
+    return;
+  }
   state.busy = false;
   await next();
 }
@@ -97,32 +124,52 @@ function openEditor() {
   $('edit-text').value = state.pair[$('edit-side').value];
   $('edit-text').focus();
 }
-$('edit-side').addEventListener('change', () => { if (state.pair) $('edit-text').value = state.pair[$('edit-side').value]; });
+$('edit-side').addEventListener('change', () => {
+  if (state.pair) $('edit-text').value = state.pair[$('edit-side').value];
+});
 function saveEdit() {
   const text = $('edit-text').value;
   if (!text.trim()) return say('The edited text is empty.');
   label('edit', { editedSide: $('edit-side').value, editedText: text });
 }
 $('edit-save').addEventListener('click', saveEdit);
-$('edit-cancel').addEventListener('click', () => { $('editor').hidden = true; });
+$('edit-cancel').addEventListener('click', () => {
+  $('editor').hidden = true;
+});
 $('edit').addEventListener('click', openEditor);
 $('undo').addEventListener('click', undo);
-for (const b of document.querySelectorAll('[data-verdict]')) b.addEventListener('click', () => label(b.dataset.verdict));
+for (const b of document.querySelectorAll('[data-verdict]'))
+  b.addEventListener('click', () => label(b.dataset.verdict));
 
 const KEYS = { 1: 'a', 2: 'b', t: 'tie', b: 'both_bad', s: 'skip' };
 document.addEventListener('keydown', (ev) => {
-  if ($('collect').hidden || ev.ctrlKey && ev.key !== 'Enter' || ev.metaKey || ev.altKey) return;
+  if ($('collect').hidden || (ev.ctrlKey && ev.key !== 'Enter') || ev.metaKey || ev.altKey) return;
   const typing = ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement?.tagName);
   if (typing) {
-    if (document.activeElement === $('edit-text') && ev.key === 'Enter' && ev.ctrlKey) { ev.preventDefault(); saveEdit(); }
+    if (document.activeElement === $('edit-text') && ev.key === 'Enter' && ev.ctrlKey) {
+      ev.preventDefault();
+      saveEdit();
+    }
     if (document.activeElement === $('edit-text') && ev.key === 'Escape') $('editor').hidden = true;
     return;
   }
   const k = ev.key.toLowerCase();
-  if (k in KEYS) { ev.preventDefault(); label(KEYS[k]); } else if (k === 'e') { ev.preventDefault(); openEditor(); } else if (k === 'u') { ev.preventDefault(); undo(); }
+  if (k in KEYS) {
+    ev.preventDefault();
+    label(KEYS[k]);
+  } else if (k === 'e') {
+    ev.preventDefault();
+    openEditor();
+  } else if (k === 'u') {
+    ev.preventDefault();
+    undo();
+  }
 });
 
-$('labeler').addEventListener('change', () => { localStorage.setItem('tsdpo-labeler', labeler()); next(); });
+$('labeler').addEventListener('change', () => {
+  localStorage.setItem('tsdpo-labeler', labeler());
+  next();
+});
 $('add-prompts').addEventListener('click', async () => {
   const r = await post('/api/prompts', { text: $('new-prompts').value }).catch((e) => ({ error: e.message }));
   if (r.error) return say(r.error);
@@ -135,7 +182,8 @@ async function refreshProgress() {
   const s = await api(`/api/state?labeler=${encodeURIComponent(labeler())}`).catch(() => null);
   if (!s) return;
   const p = s.progress;
-  $('progress').textContent = `${p.mine} labeled by you · ${p.total} labels in all · ${p.prompts} prompts (${s.heldOut} held out) · labelers: ${p.labelers.join(', ') || 'none yet'}`;
+  $('progress').textContent =
+    `${p.mine} labeled by you · ${p.total} labels in all · ${p.prompts} prompts (${s.heldOut} held out) · labelers: ${p.labelers.join(', ') || 'none yet'}`;
   return s;
 }
 
@@ -150,7 +198,9 @@ $('ex-bad').addEventListener('change', exportLinks);
 $('import-file').addEventListener('change', async () => {
   const f = $('import-file').files[0];
   if (!f) return;
-  const r = await post(`/api/import?name=${encodeURIComponent(f.name)}`, await f.text()).catch((e) => ({ error: e.message }));
+  const r = await post(`/api/import?name=${encodeURIComponent(f.name)}`, await f.text()).catch((e) => ({
+    error: e.message,
+  }));
   $('import-status').textContent = r.error ?? `${r.imported} pairs imported from ${f.name}`;
   refreshData();
 });
@@ -165,8 +215,10 @@ async function refreshData() {
   const v = s.progress.verdicts;
   row(t, [v.a + v.b, v.edit, v.tie, v.both_bad, v.skip]);
   const a = s.agreement;
-  $('agreement').textContent = a.rate === null ? 'No pair has been labeled by two labelers yet.'
-    : `${a.pairs} pairs labeled by two or more labelers; they agree on ${(100 * a.rate).toFixed(1)}% of labeler pairs.`;
+  $('agreement').textContent =
+    a.rate === null
+      ? 'No pair has been labeled by two labelers yet.'
+      : `${a.pairs} pairs labeled by two or more labelers; they agree on ${(100 * a.rate).toFixed(1)}% of labeler pairs.`;
   const at = $('agreement-table');
   at.replaceChildren();
   if (a.byLabelers.length) row(at, ['labeler', 'labeler', 'pairs in common', 'same verdict'], true);
@@ -179,15 +231,29 @@ const CHARTS = [
   ['chart-margins', 'rewards/margins', (m) => m['rewards/margins']],
   ['chart-acc', 'rewards/accuracies', (m) => m['rewards/accuracies']],
   // The mean log-ratio log pi/pi_ref over the pairs' completions: how far the policy moved (a KL proxy on the training pairs).
-  ['chart-kl', 'log π/π_ref on the pairs', (m) => (m['rewards/chosen'] + m['rewards/rejected']) / (2 * (m.beta ?? Number($('beta').value)))],
+  [
+    'chart-kl',
+    'log π/π_ref on the pairs',
+    (m) => (m['rewards/chosen'] + m['rewards/rejected']) / (2 * (m.beta ?? Number($('beta').value))),
+  ],
 ];
 
 function ensureCharts() {
   if (state.charts || typeof uPlot === 'undefined') return;
-  state.charts = CHARTS.map(([id, title]) => new uPlot({
-    title, width: 420, height: 200, scales: { x: { time: false } },
-    series: [{ label: 'step' }, { label: title, stroke: '#36c', width: 2 }],
-  }, [[], []], $(id)));
+  state.charts = CHARTS.map(
+    ([id, title]) =>
+      new uPlot(
+        {
+          title,
+          width: 420,
+          height: 200,
+          scales: { x: { time: false } },
+          series: [{ label: 'step' }, { label: title, stroke: '#36c', width: 2 }],
+        },
+        [[], []],
+        $(id),
+      ),
+  );
   drawCharts();
 }
 
@@ -198,7 +264,9 @@ function drawCharts() {
   CHARTS.forEach(([, , f], i) => state.charts[i].setData([steps, train.map(f)]));
 }
 
-function trainStatus(text) { $('train-status').textContent = text; }
+function trainStatus(text) {
+  $('train-status').textContent = text;
+}
 function trainLog(line) {
   const el = $('train-log');
   el.textContent = `${el.textContent}${line}\n`.split('\n').slice(-200).join('\n');
@@ -218,7 +286,11 @@ async function startTrain(resume) {
   const body = { max_steps: $('steps').value, beta: $('beta').value, learning_rate: $('lr').value, resume };
   const r = await post('/api/train', body).catch((e) => ({ error: e.message }));
   if (r.error) return trainStatus(r.error);
-  if (!resume) { state.metrics = []; drawCharts(); $('train-log').textContent = ''; }
+  if (!resume) {
+    state.metrics = [];
+    drawCharts();
+    $('train-log').textContent = '';
+  }
   state.runName = r.name;
   trainStatus(`${r.name}: ${r.status} (output ${r.output})`);
 }
@@ -238,19 +310,33 @@ function listen() {
     const s = JSON.parse(e.data);
     state.runName = s.run;
     document.body.dataset.run = s.status;
-    trainStatus(`${s.run}: ${s.status}${s.code != null && s.status === 'failed' ? ` (exit code ${s.code}; see the log below)` : ''}`);
+    trainStatus(
+      `${s.run}: ${s.status}${s.code != null && s.status === 'failed' ? ` (exit code ${s.code}; see the log below)` : ''}`,
+    );
   });
 }
 
 // Training in this tab: the engine in a Web Worker (tab-worker.js), which posts metrics as it goes.
 async function startInTab(resume) {
   const { startTabTraining } = await import('/tab-train.js');
-  if (!resume) { state.metrics = []; window.studioMetrics = state.metrics; drawCharts(); $('train-log').textContent = ''; }
+  if (!resume) {
+    state.metrics = [];
+    window.studioMetrics = state.metrics;
+    drawCharts();
+    $('train-log').textContent = '';
+  }
   state.runName = 'this tab';
   state.tabRun = startTabTraining({
-    steps: Number($('steps').value), beta: Number($('beta').value), lr: Number($('lr').value), resume,
-    onMetrics: addMetrics, onLog: trainLog,
-    onStatus: (s) => { trainStatus(`in this tab: ${s}`); document.body.dataset.run = s.split(' ')[0]; },
+    steps: Number($('steps').value),
+    beta: Number($('beta').value),
+    lr: Number($('lr').value),
+    resume,
+    onMetrics: addMetrics,
+    onLog: trainLog,
+    onStatus: (s) => {
+      trainStatus(`in this tab: ${s}`);
+      document.body.dataset.run = s.split(' ')[0];
+    },
   });
 }
 
@@ -259,8 +345,13 @@ const pct = (x) => `${(100 * x).toFixed(1)}%`;
 async function refreshCompare() {
   const r = await api('/api/compare').catch((e) => ({ error: e.message }));
   if (r.error) return ($('compare-run').textContent = r.error);
-  $('compare-run').textContent = r.run ? `Trained policy: ${r.run}, against the starting model, on held-out prompts.` : 'No finished training run yet: train one first.';
-  $('compare-human').textContent = r.run && r.n ? `Win rate of the policy: ${pct(r.winRate)} ± ${pct(r.stderr)} (${r.n} judgments; ties and both-bad count 1/2)` : '';
+  $('compare-run').textContent = r.run
+    ? `Trained policy: ${r.run}, against the starting model, on held-out prompts.`
+    : 'No finished training run yet: train one first.';
+  $('compare-human').textContent =
+    r.run && r.n
+      ? `Win rate of the policy: ${pct(r.winRate)} ± ${pct(r.stderr)} (${r.n} judgments; ties and both-bad count 1/2)`
+      : '';
 }
 $('compare-start').addEventListener('click', () => {
   state.kind = 'compare';
@@ -270,8 +361,12 @@ $('compare-start').addEventListener('click', () => {
 });
 $('compare-reward').addEventListener('click', async () => {
   $('compare-auto').textContent = 'sampling and judging...';
-  const r = await post('/api/compare/reward', { reward: $('reward').value, prompts: Number($('reward-n').value) }).catch((e) => ({ error: e.message }));
-  $('compare-auto').textContent = r.error ?? `Win rate of the policy by ${r.reward}: ${pct(r.winRate)} ± ${pct(r.stderr)} over ${r.n} prompts`;
+  const r = await post('/api/compare/reward', {
+    reward: $('reward').value,
+    prompts: Number($('reward-n').value),
+  }).catch((e) => ({ error: e.message }));
+  $('compare-auto').textContent =
+    r.error ?? `Win rate of the policy by ${r.reward}: ${pct(r.winRate)} ± ${pct(r.stderr)} over ${r.n} prompts`;
 });
 
 // ---- start ------------------------------------------------------------------------------------
@@ -282,10 +377,18 @@ $('compare-reward').addEventListener('click', async () => {
   const s = await refreshProgress();
   if (s) {
     $('guidelines').textContent = s.guidelines;
-    const base = (p) => p.replace(/[\\/]+$/, '').split(/[\\/]/).pop();
+    const base = (p) =>
+      p
+        .replace(/[\\/]+$/, '')
+        .split(/[\\/]/)
+        .pop();
     $('model').textContent = `model ${base(s.model)}${s.reference ? ` · reference ${base(s.reference)}` : ''}`;
     $('model').title = `${s.model}${s.reference ? ` · ${s.reference}` : ''}`;
-    if (s.run) { state.runName = s.run.name; for (const m of s.run.metrics) state.metrics.push(m); trainStatus(`${s.run.name}: ${s.run.status}`); }
+    if (s.run) {
+      state.runName = s.run.name;
+      for (const m of s.run.metrics) state.metrics.push(m);
+      trainStatus(`${s.run.name}: ${s.run.status}`);
+    }
   }
   listen();
   next();

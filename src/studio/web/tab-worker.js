@@ -25,13 +25,16 @@ const get = async (path) => {
 /** The examples of step `step` (1-based): consecutive slices of a shuffled order, reshuffled every epoch. */
 function batchOf(step) {
   const { data, settings } = run;
-  const n = data.pairs.length, size = Math.min(settings.batchSize, n);
+  const n = data.pairs.length,
+    size = Math.min(settings.batchSize, n);
   const perEpoch = Math.floor(n / size) || 1;
-  const epoch = Math.floor((step - 1) / perEpoch), k = (step - 1) % perEpoch;
+  const epoch = Math.floor((step - 1) / perEpoch),
+    k = (step - 1) % perEpoch;
   if (!run.order || run.order.epoch !== epoch) {
     const idx = Array.from({ length: n }, (_, i) => i);
-    let s = (epoch + 1) * 2654435761 % 2 ** 32;
-    for (let i = n - 1; i > 0; i--) { // Fisher-Yates with a small LCG: the same order on every machine
+    let s = ((epoch + 1) * 2654435761) % 2 ** 32;
+    for (let i = n - 1; i > 0; i--) {
+      // Fisher-Yates with a small LCG: the same order on every machine
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
       const j = s % (i + 1);
       [idx[i], idx[j]] = [idx[j], idx[i]];
@@ -53,7 +56,9 @@ async function setup(settings) {
   const params = trainAll(policy);
   const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER });
   run = { policy, reference, params, opt, data, config, step: 0, order: null, settings, device: backend.name };
-  post('log', { line: `${data.pairs.length} pairs; ${params.reduce((a, p) => a + p.tensor.size, 0)} parameters trained on ${backend.name}` });
+  post('log', {
+    line: `${data.pairs.length} pairs; ${params.reduce((a, p) => a + p.tensor.size, 0)} parameters trained on ${backend.name}`,
+  });
 }
 
 /** One optimizer step of the sigmoid DPO loss (Eq. 7, arXiv:2305.18290) on one batch; TRL's metric names. */
@@ -64,29 +69,60 @@ async function step() {
   const pairs = indices.map((i) => data.pairs[i]);
   const P = pairs.length;
   const b = collatePreference(pairs, { padId: data.padId }); // 2P rows: the chosen, then the rejected
-  const batch = { rows: b.B, T: b.T, inputIds: b.inputIds, attentionMask: b.attentionMask, completionMask: b.completionMask };
+  const batch = {
+    rows: b.B,
+    T: b.T,
+    inputIds: b.inputIds,
+    attentionMask: b.attentionMask,
+    completionMask: b.completionMask,
+  };
   const host = await E.tidyAsync(async () => {
     const pol = sequenceLogps(policy, batch);
     const ref = E.noGrad(() => sequenceLogps(reference, batch).seq);
-    const loss = E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: settings.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    const loss = E.mean(
+      LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), {
+        beta: settings.beta,
+        labelSmoothing: 0,
+        simpoGamma: 0,
+      }).losses,
+    );
     E.backward(loss);
     return { loss: await loss.item(), pol: await pol.seq.toArray(), ref: await ref.toArray() };
   });
   // As `tsdpo dpo`'s defaults: the global gradient norm clipped to 1, AdamW, linear decay, no warmup.
   const gradNorm = await clipGradNorm(run.params, 1);
-  if (!Number.isFinite(host.loss) || !Number.isFinite(gradNorm)) throw new Error(`loss ${host.loss}, gradient norm ${gradNorm} at step ${s}: lower the learning rate`);
+  if (!Number.isFinite(host.loss) || !Number.isFinite(gradNorm))
+    throw new Error(`loss ${host.loss}, gradient norm ${gradNorm} at step ${s}: lower the learning rate`);
   const lr = settings.lr * lrMultiplier('linear', s - 1, 0, settings.steps);
   opt.update(lr);
   opt.zeroGrad();
   run.step = s;
-  let rc = 0, rr = 0, acc = 0, lc = 0, lrj = 0;
+  let rc = 0,
+    rr = 0,
+    acc = 0,
+    lc = 0,
+    lrj = 0;
   for (let i = 0; i < P; i++) {
-    const c = settings.beta * (host.pol[i] - host.ref[i]), r = settings.beta * (host.pol[P + i] - host.ref[P + i]);
-    rc += c; rr += r; acc += c > r ? 1 : 0; lc += host.pol[i]; lrj += host.pol[P + i];
+    const c = settings.beta * (host.pol[i] - host.ref[i]),
+      r = settings.beta * (host.pol[P + i] - host.ref[P + i]);
+    rc += c;
+    rr += r;
+    acc += c > r ? 1 : 0;
+    lc += host.pol[i];
+    lrj += host.pol[P + i];
   }
   return {
-    step: s, epoch, loss: host.loss, grad_norm: gradNorm, learning_rate: lr, 'rewards/chosen': rc / P, 'rewards/rejected': rr / P,
-    'rewards/accuracies': acc / P, 'rewards/margins': (rc - rr) / P, 'logps/chosen': lc / P, 'logps/rejected': lrj / P,
+    step: s,
+    epoch,
+    loss: host.loss,
+    grad_norm: gradNorm,
+    learning_rate: lr,
+    'rewards/chosen': rc / P,
+    'rewards/rejected': rr / P,
+    'rewards/accuracies': acc / P,
+    'rewards/margins': (rc - rr) / P,
+    'logps/chosen': lc / P,
+    'logps/rejected': lrj / P,
   };
 }
 
@@ -99,13 +135,20 @@ async function weights() {
   const out = new Uint8Array(total);
   out.set(head, 0);
   const byName = new Map(list.map((x) => [x.name, x]));
-  for (const e of entries) out.set(new Uint8Array(byName.get(e.name).data.buffer, byName.get(e.name).data.byteOffset, e.end - e.begin), head.byteLength + e.begin);
+  for (const e of entries)
+    out.set(
+      new Uint8Array(byName.get(e.name).data.buffer, byName.get(e.name).data.byteOffset, e.end - e.begin),
+      head.byteLength + e.begin,
+    );
   return out;
 }
 
 onmessage = async (ev) => {
   const msg = ev.data;
-  if (msg.type === 'stop') { stopping = true; return; }
+  if (msg.type === 'stop') {
+    stopping = true;
+    return;
+  }
   if (msg.type !== 'start') return;
   try {
     stopping = false;
@@ -113,12 +156,15 @@ onmessage = async (ev) => {
     else run.settings = { ...run.settings, steps: msg.settings.steps };
     post('status', { status: 'running', device: run.device });
     while (run.step < run.settings.steps) {
-      if (stopping) { post('status', { status: 'stopped', step: run.step }); return; }
+      if (stopping) {
+        post('status', { status: 'stopped', step: run.step });
+        return;
+      }
       post('metrics', { metrics: await step() });
     }
     post('saving', { weights: await weights() });
   } catch (e) {
-    post('status', { status: 'failed', error: String(e && e.stack || e) });
+    post('status', { status: 'failed', error: String((e && e.stack) || e) });
   }
 };
 post('ready', {});

@@ -52,8 +52,10 @@ function check(fn: string, a: AttentionArgs, tiles: number, pointers: Record<str
     if (!Number.isInteger(n) || n < 1) throw new Error(`${fn}: ${name} = ${n} must be a positive integer`);
   }
   if (a.H % a.Hkv !== 0) {
-    throw new Error(`${fn}: H = ${a.H} is not a multiple of Hkv = ${a.Hkv} ` +
-      '(num_attention_heads / num_key_value_heads in config.json?)');
+    throw new Error(
+      `${fn}: H = ${a.H} is not a multiple of Hkv = ${a.Hkv} ` +
+        '(num_attention_heads / num_key_value_heads in config.json?)',
+    );
   }
   for (const [name, p] of Object.entries(pointers)) {
     if (!Number.isInteger(p) || p <= 0 || p % 4 !== 0) {
@@ -63,19 +65,25 @@ function check(fn: string, a: AttentionArgs, tiles: number, pointers: Record<str
   if (a.mask !== 0 && (!Number.isInteger(a.mask) || a.mask % 4 !== 0)) {
     throw new Error(`${fn}: mask address ${a.mask} is not 4-byte aligned (0 for none)`);
   }
-  const window = a.window ?? 0, softcap = a.softcap ?? 0;
+  const window = a.window ?? 0,
+    softcap = a.softcap ?? 0;
   if (!Number.isInteger(window) || window < 0) {
     throw new Error(`${fn}: window = ${window} must be an integer >= 0 (0 for none; sliding_window in config.json)`);
   }
   if (!(softcap >= 0) || !Number.isFinite(softcap)) {
-    throw new Error(`${fn}: softcap = ${softcap} must be finite and >= 0 (0 for none; attn_logit_softcapping in config.json)`);
+    throw new Error(
+      `${fn}: softcap = ${softcap} must be finite and >= 0 (0 for none; attn_logit_softcapping in config.json)`,
+    );
   }
   if (!Number.isFinite(a.scale)) throw new Error(`${fn}: scale = ${a.scale} must be finite`);
   // The kernel keeps per thread a key mask [S + 8], 64 row statistics and at least one score row
   // per tile (one tile forward, two backward) in the scratch area (assembly/attention.ts).
-  const ldS = Math.ceil(a.S / 4) * 4, floats = a.S + 8 + 64 + tiles * ldS;
+  const ldS = Math.ceil(a.S / 4) * 4,
+    floats = a.S + 8 + 64 + tiles * ldS;
   if (floats > SCRATCH_BYTES / 4) {
-    throw new Error(`${fn}: S = ${a.S} keys do not fit the per-thread scratch (${SCRATCH_BYTES} bytes); split the keys`);
+    throw new Error(
+      `${fn}: S = ${a.S} keys do not fit the per-thread scratch (${SCRATCH_BYTES} bytes); split the keys`,
+    );
   }
 }
 
@@ -86,16 +94,31 @@ function sizes(a: AttentionArgs): number[] {
 /** out, lse = attention(q, k, v); one work unit per (batch, query head). */
 export function attentionF32(rt: KernelRuntime, a: AttentionArgs): void {
   check('attentionF32', a, 1, { q: a.q, k: a.k, v: a.v, out: a.out, lse: a.lse });
-  const n = a.B * a.H, macs = n * a.T * a.S * a.Dh;
+  const n = a.B * a.H,
+    macs = n * a.T * a.S * a.Dh;
   rt.run('attention', [a.q, a.k, a.v, a.mask, a.out, a.lse, ...sizes(a)], n, 1, macs < MIN_PARALLEL_MACS ? n + 1 : 1);
 }
 
 /** dq, dk, dv of attention given dout (and the forward's out, lse); one work unit per (batch, kv head). */
 export function attentionGradF32(rt: KernelRuntime, a: AttentionGradArgs): void {
   check('attentionGradF32', a, 2, {
-    q: a.q, k: a.k, v: a.v, out: a.out, lse: a.lse, dout: a.dout, dq: a.dq, dk: a.dk, dv: a.dv,
+    q: a.q,
+    k: a.k,
+    v: a.v,
+    out: a.out,
+    lse: a.lse,
+    dout: a.dout,
+    dq: a.dq,
+    dk: a.dk,
+    dv: a.dv,
   });
-  const n = a.B * a.Hkv, macs = a.B * a.H * a.T * a.S * a.Dh;
-  rt.run('attention_grad', [a.q, a.k, a.v, a.mask, a.out, a.lse, a.dout, a.dq, a.dk, a.dv, ...sizes(a)],
-    n, 1, macs < MIN_PARALLEL_MACS ? n + 1 : 1);
+  const n = a.B * a.Hkv,
+    macs = a.B * a.H * a.T * a.S * a.Dh;
+  rt.run(
+    'attention_grad',
+    [a.q, a.k, a.v, a.mask, a.out, a.lse, a.dout, a.dq, a.dk, a.dv, ...sizes(a)],
+    n,
+    1,
+    macs < MIN_PARALLEL_MACS ? n + 1 : 1,
+  );
 }

@@ -24,7 +24,15 @@ export function bf16ToF32(rt: KernelRuntime, src: number, dst: number, n: number
 }
 
 /** out[r] = f32(weight[ids[r]]): weight [V, D] bf16, ids [N] i32, out [N, D] f32. */
-export function embeddingBf16(rt: KernelRuntime, weight: number, ids: number, out: number, N: number, D: number, V: number): void {
+export function embeddingBf16(
+  rt: KernelRuntime,
+  weight: number,
+  ids: number,
+  out: number,
+  N: number,
+  D: number,
+  V: number,
+): void {
   runRows(rt, 'embedding_bf16', [weight, ids, out, N, D, V], N, D);
 }
 
@@ -34,7 +42,10 @@ export function embeddingBf16(rt: KernelRuntime, weight: number, ids: number, ou
  */
 export function matmulBf16B(rt: KernelRuntime, f32: (rt: KernelRuntime, p: MatmulArgs) => void, p: MatmulArgs): void {
   const { M, N, K, transA, transB } = p;
-  const batch = p.batch ?? 1, strideA = p.strideA ?? M * K, strideB = p.strideB ?? K * N, strideC = p.strideC ?? M * N;
+  const batch = p.batch ?? 1,
+    strideA = p.strideA ?? M * K,
+    strideB = p.strideB ?? K * N,
+    strideC = p.strideC ?? M * N;
   if (M === 0 || N === 0 || batch === 0) return;
   if (K === 0) {
     f32(rt, { ...p, b: p.a });
@@ -43,7 +54,13 @@ export function matmulBf16B(rt: KernelRuntime, f32: (rt: KernelRuntime, p: Matmu
   // Each batch element with its own B is a product of its own; a broadcast B (stride 0) is widened once.
   if (strideB !== 0 && batch > 1) {
     for (let i = 0; i < batch; i++) {
-      matmulBf16B(rt, f32, { ...p, a: p.a + 4 * i * strideA, b: p.b + 2 * i * strideB, c: p.c + 4 * i * strideC, batch: 1 });
+      matmulBf16B(rt, f32, {
+        ...p,
+        a: p.a + 4 * i * strideA,
+        b: p.b + 2 * i * strideB,
+        c: p.c + 4 * i * strideC,
+        batch: 1,
+      });
     }
     return;
   }
@@ -59,12 +76,44 @@ export function matmulBf16B(rt: KernelRuntime, f32: (rt: KernelRuntime, p: Matmu
       bf16ToF32(rt, p.b + 2 * r0 * rowLen, slab, n * rowLen);
       if (transB) {
         // Columns r0 .. r0 + n of C.
-        f32(rt, { a: p.a, b: slab, c: p.c + 4 * r0, M, N: n, K, transA, transB, accumulate: p.accumulate ?? 0,
-          lda: transA ? M : K, ldb: K, ldc: N, batch, strideA, strideB: 0, strideC });
+        f32(rt, {
+          a: p.a,
+          b: slab,
+          c: p.c + 4 * r0,
+          M,
+          N: n,
+          K,
+          transA,
+          transB,
+          accumulate: p.accumulate ?? 0,
+          lda: transA ? M : K,
+          ldb: K,
+          ldc: N,
+          batch,
+          strideA,
+          strideB: 0,
+          strideC,
+        });
       } else {
         // K range r0 .. r0 + n: columns of op(A) (A stored [M, K]) or its rows (stored [K, M]).
-        f32(rt, { a: p.a + 4 * (transA ? r0 * M : r0), b: slab, c: p.c, M, N, K: n, transA, transB,
-          accumulate: r0 > 0 ? 1 : (p.accumulate ?? 0), lda: transA ? M : K, ldb: N, ldc: N, batch, strideA, strideB: 0, strideC });
+        f32(rt, {
+          a: p.a + 4 * (transA ? r0 * M : r0),
+          b: slab,
+          c: p.c,
+          M,
+          N,
+          K: n,
+          transA,
+          transB,
+          accumulate: r0 > 0 ? 1 : (p.accumulate ?? 0),
+          lda: transA ? M : K,
+          ldb: N,
+          ldc: N,
+          batch,
+          strideA,
+          strideB: 0,
+          strideC,
+        });
       }
     }
   } finally {

@@ -8,19 +8,50 @@ import { contiguousStrides, runStrided, splitMeta } from './strided.js';
  * out = a (op) b; meta = [shape(ndim), aStrides(ndim), bStrides(ndim)] in elements (0
  * broadcasts); out is contiguous. Addresses are bytes.
  */
-export function binary(rt: KernelRuntime, op: BinaryOp, a: number, b: number, out: number, ndim: number, meta: readonly number[]): void {
+export function binary(
+  rt: KernelRuntime,
+  op: BinaryOp,
+  a: number,
+  b: number,
+  out: number,
+  ndim: number,
+  meta: readonly number[],
+): void {
   const code = BINARY_OPS[op];
   if (code === undefined) throw new Error(`binary: unknown op '${op}' (one of ${Object.keys(BINARY_OPS).join(', ')})`);
   const [shape, as, bs] = splitMeta('binary', ndim, meta, 3);
-  runStrided(rt, 'binary', [a, b, out], 4, shape, [as, bs, contiguousStrides(shape)],
-    ([pa, pb, po], nd, m) => [code, pa, pb, po, nd, m], op === 'pow' ? 8 : 1);
+  runStrided(
+    rt,
+    'binary',
+    [a, b, out],
+    4,
+    shape,
+    [as, bs, contiguousStrides(shape)],
+    ([pa, pb, po], nd, m) => [code, pa, pb, po, nd, m],
+    op === 'pow' ? 8 : 1,
+  );
 }
 
 /** out = cond != 0 ? a : b; meta = [shape, condStrides, aStrides, bStrides]; out contiguous. */
-export function where(rt: KernelRuntime, cond: number, a: number, b: number, out: number, ndim: number, meta: readonly number[]): void {
+export function where(
+  rt: KernelRuntime,
+  cond: number,
+  a: number,
+  b: number,
+  out: number,
+  ndim: number,
+  meta: readonly number[],
+): void {
   const [shape, cs, as, bs] = splitMeta('where', ndim, meta, 4);
-  runStrided(rt, 'where', [cond, a, b, out], 4, shape, [cs, as, bs, contiguousStrides(shape)],
-    ([pc, pa, pb, po], nd, m) => [pc, pa, pb, po, nd, m]);
+  runStrided(
+    rt,
+    'where',
+    [cond, a, b, out],
+    4,
+    shape,
+    [cs, as, bs, contiguousStrides(shape)],
+    ([pc, pa, pb, po], nd, m) => [pc, pa, pb, po, nd, m],
+  );
 }
 
 /** out = x * scale + shift over n floats. */

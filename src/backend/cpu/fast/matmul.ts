@@ -7,16 +7,26 @@ export interface MatmulArgs {
    * Byte addresses in the runtime's memory: op(A) is M x K, op(B) is K x N, C is M x N. C must
    * not overlap A or B.
    */
-  a: number; b: number; c: number;
-  M: number; N: number; K: number;
+  a: number;
+  b: number;
+  c: number;
+  M: number;
+  N: number;
+  K: number;
   /** 1: A is stored [K, M] and used transposed (likewise B stored [N, K]). */
-  transA: 0 | 1; transB: 0 | 1;
+  transA: 0 | 1;
+  transB: 0 | 1;
   /** 1: C += op(A) op(B); 0 (default): C = op(A) op(B). */
   accumulate?: 0 | 1;
   /** Batch elements (default 1), element strides between them (0 broadcasts; default dense). */
-  batch?: number; strideA?: number; strideB?: number; strideC?: number;
+  batch?: number;
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
   /** Row strides of the stored matrices (default dense: K or M for A, N or K for B, N for C). */
-  lda?: number; ldb?: number; ldc?: number;
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
 }
 
 /**
@@ -36,21 +46,30 @@ function end(ptr: number, rows: number, cols: number, ld: number, batch: number,
  */
 export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = MIN_PARALLEL_MADDS): void {
   const { a, b, c, M, N, K, transA, transB } = p;
-  const accumulate = p.accumulate ?? 0, batch = p.batch ?? 1;
-  const lda = p.lda ?? (transA ? M : K), ldb = p.ldb ?? (transB ? K : N), ldc = p.ldc ?? N;
-  const strideA = p.strideA ?? M * K, strideB = p.strideB ?? K * N, strideC = p.strideC ?? M * N;
+  const accumulate = p.accumulate ?? 0,
+    batch = p.batch ?? 1;
+  const lda = p.lda ?? (transA ? M : K),
+    ldb = p.ldb ?? (transB ? K : N),
+    ldc = p.ldc ?? N;
+  const strideA = p.strideA ?? M * K,
+    strideB = p.strideB ?? K * N,
+    strideC = p.strideC ?? M * N;
   for (const [name, v] of Object.entries({ M, N, K, batch, lda, ldb, ldc, strideA, strideB, strideC })) {
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
       throw new Error(`matmulF32: ${name} = ${v} must be a non-negative int32`);
     }
   }
   if (lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N) {
-    throw new Error(`matmulF32: row strides lda=${lda}, ldb=${ldb}, ldc=${ldc} are shorter than the rows ` +
-      `(M=${M}, N=${N}, K=${K}, transA=${transA}, transB=${transB})`);
+    throw new Error(
+      `matmulF32: row strides lda=${lda}, ldb=${ldb}, ldc=${ldc} are shorter than the rows ` +
+        `(M=${M}, N=${N}, K=${K}, transA=${transA}, transB=${transB})`,
+    );
   }
   if (strideC === 0 && batch > 1) {
-    throw new Error(`matmulF32: strideC = 0 with batch = ${batch} would write one C from several threads ` +
-      '(to sum products over a batch, fold the batch into K instead)');
+    throw new Error(
+      `matmulF32: strideC = 0 with batch = ${batch} would write one C from several threads ` +
+        '(to sum products over a batch, fold the batch into K instead)',
+    );
   }
   if (M === 0 || N === 0 || batch === 0) return;
   const bytes = rt.memory.buffer.byteLength;
@@ -61,12 +80,19 @@ export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = M
   ];
   for (const [name, from, to] of spans) {
     if (from < 0 || to > bytes || from % 4 !== 0) {
-      throw new Error(`matmulF32: ${name} spans bytes [${from}, ${to}) but the memory has ${bytes} ` +
-        '(a freed or misaligned pointer, or wrong sizes/strides?)');
+      throw new Error(
+        `matmulF32: ${name} spans bytes [${from}, ${to}) but the memory has ${bytes} ` +
+          '(a freed or misaligned pointer, or wrong sizes/strides?)',
+      );
     }
   }
   const units = rt.fn.matmul_units(M, N, batch);
   const single = M * N * K * batch < minParallelMadds;
-  rt.run('matmul', [a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC],
-    units, 1, single ? units + 1 : 1);
+  rt.run(
+    'matmul',
+    [a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC],
+    units,
+    1,
+    single ? units + 1 : 1,
+  );
 }

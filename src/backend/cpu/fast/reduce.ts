@@ -3,7 +3,15 @@ import { REDUCE_OPS, type ReduceOp } from '../../ref/reduce.js';
 import type { KernelRuntime } from '../runtime.js';
 import { ELEMENT_GRAIN, MIN_PARALLEL_WORK } from './split.js';
 
-export function reduce(rt: KernelRuntime, op: ReduceOp, x: number, out: number, outer: number, red: number, inner: number): void {
+export function reduce(
+  rt: KernelRuntime,
+  op: ReduceOp,
+  x: number,
+  out: number,
+  outer: number,
+  red: number,
+  inner: number,
+): void {
   const code = REDUCE_OPS[op];
   if (code === undefined) throw new Error(`reduce: unknown op '${op}' (sum or max)`);
   const n = outer * inner;

@@ -27,12 +27,26 @@ export function logSoftmaxGrad(rt: KernelRuntime, y: number, dy: number, dx: num
  * out[r] = logits[r, t] - logsumexp(logits[r]), t = targets[r] (int32; -100 gives 0).
  * Throws "index out of range" for a target outside [0, V).
  */
-export function logsoftmaxGather(rt: KernelRuntime, logits: number, targets: number, out: number, N: number, V: number): void {
+export function logsoftmaxGather(
+  rt: KernelRuntime,
+  logits: number,
+  targets: number,
+  out: number,
+  N: number,
+  V: number,
+): void {
   runRows(rt, 'logsoftmax_gather', [logits, targets, out, N, V], N, V, EXP);
 }
 
 /** dlogits[r] = dy[r] (onehot(t) - softmax(logits[r])); rows with t = -100 get 0. */
-export function logsoftmaxGatherGrad(rt: KernelRuntime, logits: number, targets: number, dy: number, dlogits: number,
-  N: number, V: number): void {
+export function logsoftmaxGatherGrad(
+  rt: KernelRuntime,
+  logits: number,
+  targets: number,
+  dy: number,
+  dlogits: number,
+  N: number,
+  V: number,
+): void {
   runRows(rt, 'logsoftmax_gather_grad', [logits, targets, dy, dlogits, N, V], N, V, 2 * EXP);
 }

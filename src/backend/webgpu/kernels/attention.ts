@@ -15,8 +15,16 @@ import { buf, bufOr, f32Only, release, scratch, type Ctx } from './context.js';
 const ROWS = 64;
 
 const PARAMS = [
-  ['B', 'u32'], ['T', 'u32'], ['S', 'u32'], ['H', 'u32'], ['Hkv', 'u32'], ['scale', 'f32'],
-  ['causal', 'u32'], ['window', 'u32'], ['softcap', 'f32'], ['has_mask', 'u32'],
+  ['B', 'u32'],
+  ['T', 'u32'],
+  ['S', 'u32'],
+  ['H', 'u32'],
+  ['Hkv', 'u32'],
+  ['scale', 'f32'],
+  ['causal', 'u32'],
+  ['window', 'u32'],
+  ['softcap', 'f32'],
+  ['has_mask', 'u32'],
 ] as const;
 
 function params(a: AttentionArgs): number[] {
@@ -309,7 +317,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 function check(a: AttentionArgs): void {
   f32Only('attention', a.q, a.k, a.v, a.mask);
-  if (a.Hkv === 0 || a.H % a.Hkv !== 0) throw new Error(`webgpu attention: heads ${a.H} must be a multiple of kv heads ${a.Hkv}`);
+  if (a.Hkv === 0 || a.H % a.Hkv !== 0)
+    throw new Error(`webgpu attention: heads ${a.H} must be a multiple of kv heads ${a.Hkv}`);
   if (a.T > a.S) throw new Error(`webgpu attention: T = ${a.T} queries but only S = ${a.S} keys`);
 }
 
@@ -318,13 +327,23 @@ export function attention(ctx: Ctx, a: KernelArgs['attention']): void {
   if (a.B * a.T * a.H === 0) return;
   const tile = tileRows(ctx, a.Dh);
   const k = ctx.rt.kernel(`attention_${a.Dh}_${tile}`, () => ({
-    name: `attention (head size ${a.Dh})`, params: PARAMS,
-    buffers: [['q_in', 'f32', 'read'], ['k_in', 'f32', 'read'], ['v_in', 'f32', 'read'], ['mask', 'f32', 'read'],
-      ['out', 'f32', 'read_write'], ['lse', 'f32', 'read_write']],
+    name: `attention (head size ${a.Dh})`,
+    params: PARAMS,
+    buffers: [
+      ['q_in', 'f32', 'read'],
+      ['k_in', 'f32', 'read'],
+      ['v_in', 'f32', 'read'],
+      ['mask', 'f32', 'read'],
+      ['out', 'f32', 'read_write'],
+      ['lse', 'f32', 'read_write'],
+    ],
     body: forwardSource(a.Dh, tile),
   }));
-  ctx.rt.run(k, [buf(a.q), buf(a.k), buf(a.v), bufOr(ctx, a.mask), buf(a.out), buf(a.lse)], params(a),
-    [Math.ceil(a.T / ROWS), a.H, a.B]);
+  ctx.rt.run(k, [buf(a.q), buf(a.k), buf(a.v), bufOr(ctx, a.mask), buf(a.out), buf(a.lse)], params(a), [
+    Math.ceil(a.T / ROWS),
+    a.H,
+    a.B,
+  ]);
 }
 
 export function attentionGrad(ctx: Ctx, a: KernelArgs['attentionGrad']): void {
@@ -335,30 +354,61 @@ export function attentionGrad(ctx: Ctx, a: KernelArgs['attentionGrad']): void {
   const delta = scratch(ctx, rows);
   if (rows > 0) {
     const kd = ctx.rt.kernel(`attention_delta_${a.Dh}`, () => ({
-      name: 'attention backward (D = dout . out)', params: PARAMS,
-      buffers: [['dout', 'f32', 'read'], ['out', 'f32', 'read'], ['delta', 'f32', 'read_write']],
+      name: 'attention backward (D = dout . out)',
+      params: PARAMS,
+      buffers: [
+        ['dout', 'f32', 'read'],
+        ['out', 'f32', 'read'],
+        ['delta', 'f32', 'read_write'],
+      ],
       body: deltaSource(a.Dh),
     }));
     const groups = Math.ceil(rows / ROWS);
     const gy = Math.ceil(groups / 65535);
     ctx.rt.run(kd, [buf(a.dout), buf(a.out), delta], params(a), [Math.ceil(groups / gy), gy]);
     const kq = ctx.rt.kernel(`attention_dq_${a.Dh}_${tile}`, () => ({
-      name: `attention backward dq (head size ${a.Dh})`, params: PARAMS,
-      buffers: [['q_in', 'f32', 'read'], ['k_in', 'f32', 'read'], ['v_in', 'f32', 'read'], ['mask', 'f32', 'read'],
-        ['lse', 'f32', 'read'], ['delta', 'f32', 'read'], ['dout', 'f32', 'read'], ['dq_out', 'f32', 'read_write']],
+      name: `attention backward dq (head size ${a.Dh})`,
+      params: PARAMS,
+      buffers: [
+        ['q_in', 'f32', 'read'],
+        ['k_in', 'f32', 'read'],
+        ['v_in', 'f32', 'read'],
+        ['mask', 'f32', 'read'],
+        ['lse', 'f32', 'read'],
+        ['delta', 'f32', 'read'],
+        ['dout', 'f32', 'read'],
+        ['dq_out', 'f32', 'read_write'],
+      ],
       body: dqSource(a.Dh, tile),
     }));
-    ctx.rt.run(kq, [buf(a.q), buf(a.k), buf(a.v), bufOr(ctx, a.mask), buf(a.lse), delta, buf(a.dout), buf(a.dq)], params(a),
-      [Math.ceil(a.T / ROWS), a.H, a.B]);
+    ctx.rt.run(
+      kq,
+      [buf(a.q), buf(a.k), buf(a.v), bufOr(ctx, a.mask), buf(a.lse), delta, buf(a.dout), buf(a.dq)],
+      params(a),
+      [Math.ceil(a.T / ROWS), a.H, a.B],
+    );
   }
   const kkv = ctx.rt.kernel(`attention_dkv_${a.Dh}_${tile}`, () => ({
-    name: `attention backward dk, dv (head size ${a.Dh})`, params: PARAMS,
-    buffers: [['q_in', 'f32', 'read'], ['k_in', 'f32', 'read'], ['v_in', 'f32', 'read'], ['mask', 'f32', 'read'],
-      ['lse', 'f32', 'read'], ['delta', 'f32', 'read'], ['dout', 'f32', 'read'],
-      ['dk_out', 'f32', 'read_write'], ['dv_out', 'f32', 'read_write']],
+    name: `attention backward dk, dv (head size ${a.Dh})`,
+    params: PARAMS,
+    buffers: [
+      ['q_in', 'f32', 'read'],
+      ['k_in', 'f32', 'read'],
+      ['v_in', 'f32', 'read'],
+      ['mask', 'f32', 'read'],
+      ['lse', 'f32', 'read'],
+      ['delta', 'f32', 'read'],
+      ['dout', 'f32', 'read'],
+      ['dk_out', 'f32', 'read_write'],
+      ['dv_out', 'f32', 'read_write'],
+    ],
     body: dkvSource(a.Dh, tile),
   }));
-  ctx.rt.run(kkv, [buf(a.q), buf(a.k), buf(a.v), bufOr(ctx, a.mask), buf(a.lse), delta, buf(a.dout), buf(a.dk), buf(a.dv)],
-    params(a), [Math.ceil(a.S / ROWS), a.Hkv, a.B]);
+  ctx.rt.run(
+    kkv,
+    [buf(a.q), buf(a.k), buf(a.v), bufOr(ctx, a.mask), buf(a.lse), delta, buf(a.dout), buf(a.dk), buf(a.dv)],
+    params(a),
+    [Math.ceil(a.S / ROWS), a.Hkv, a.B],
+  );
   release(ctx, delta);
 }

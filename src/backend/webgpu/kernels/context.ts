@@ -34,6 +34,7 @@ export function release(ctx: Ctx, b: GPUBuffer): void {
 /** Throws for a float64 operand: the WebGPU backend computes in float32 only. */
 export function f32Only(fn: string, ...xs: (Storage | null)[]): void {
   for (const x of xs) {
-    if (x !== null && x.dtype === 'f64') throw new Error(`webgpu ${fn}: float64 is not supported on WebGPU (use the cpu device)`);
+    if (x !== null && x.dtype === 'f64')
+      throw new Error(`webgpu ${fn}: float64 is not supported on WebGPU (use the cpu device)`);
   }
 }

@@ -12,8 +12,17 @@ export function embedding(ctx: Ctx, a: KernelArgs['embedding']): void {
   f32Only('embedding', a.weight);
   checkIds('embedding', a.ids, a.N, a.V, false, 'id');
   const k = ctx.rt.kernel('embedding', () => ({
-    name: 'embedding', params: [['n', 'u32'], ['D', 'u32'], ['V', 'u32']],
-    buffers: [['weight', 'f32', 'read'], ['ids', 'i32', 'read'], ['out', 'f32', 'read_write']],
+    name: 'embedding',
+    params: [
+      ['n', 'u32'],
+      ['D', 'u32'],
+      ['V', 'u32'],
+    ],
+    buffers: [
+      ['weight', 'f32', 'read'],
+      ['ids', 'i32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     // An id outside [0, V) (only possible for ids made on the device) gives a zero row.
     body: `
 @compute @workgroup_size(${WG})
@@ -33,7 +42,8 @@ fn main(${ENTRY}) {
 /** [U ids, U + 1 segment starts, N rows grouped by id (ascending rows within an id)]. */
 function segments(ids: Int32Array, N: number): { meta: Int32Array; U: number } {
   const order = Array.from({ length: N }, (_, r) => r).sort((x, y) => ids[x] - ids[y] || x - y);
-  const uniq: number[] = [], starts: number[] = [];
+  const uniq: number[] = [],
+    starts: number[] = [];
   order.forEach((r, p) => {
     if (p === 0 || ids[r] !== ids[order[p - 1]]) {
       uniq.push(ids[r]);
@@ -57,8 +67,17 @@ export function embeddingGrad(ctx: Ctx, a: KernelArgs['embeddingGrad']): void {
   if (host && host.length >= a.N) {
     const { meta, U } = segments(host, a.N);
     const k = ctx.rt.kernel('embedding_grad_segments', () => ({
-      name: 'embedding backward', params: [['n', 'u32'], ['D', 'u32'], ['U', 'u32']],
-      buffers: [['dy', 'f32', 'read'], ['segs', 'i32', 'read'], ['dw', 'f32', 'read_write']],
+      name: 'embedding backward',
+      params: [
+        ['n', 'u32'],
+        ['D', 'u32'],
+        ['U', 'u32'],
+      ],
+      buffers: [
+        ['dy', 'f32', 'read'],
+        ['segs', 'i32', 'read'],
+        ['dw', 'f32', 'read_write'],
+      ],
       body: `
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -83,8 +102,17 @@ fn main(${ENTRY}) {
     return;
   }
   const k = ctx.rt.kernel('embedding_grad_columns', () => ({
-    name: 'embedding backward (device ids)', params: [['N', 'u32'], ['D', 'u32'], ['V', 'u32']],
-    buffers: [['dy', 'f32', 'read'], ['ids', 'i32', 'read'], ['dw', 'f32', 'read_write']],
+    name: 'embedding backward (device ids)',
+    params: [
+      ['N', 'u32'],
+      ['D', 'u32'],
+      ['V', 'u32'],
+    ],
+    buffers: [
+      ['dy', 'f32', 'read'],
+      ['ids', 'i32', 'read'],
+      ['dw', 'f32', 'read_write'],
+    ],
     // One thread per column walks all rows in order; ids outside [0, V) are skipped.
     body: `
 @compute @workgroup_size(${WG})

@@ -19,7 +19,11 @@ import { buf, f32Only, release, scratch, type Ctx } from './context.js';
  * read neighbouring vec4s of the shared tiles (no bank conflicts).
  */
 export interface Tile {
-  bm: number; bn: number; bk: number; tm: number; tn: number;
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn: number;
   /**
    * Workgroups that keep a large GPU busy (an H200's 132 SMs hold ~4 of the small tile's and ~2
    * of the 128 x 128 tile's, whose threads need ~4x the registers); split-K below this.
@@ -42,18 +46,24 @@ export const MATMUL_TILES: Readonly<Record<string, Tile>> = {
 // Measured on an H200 (docs/webgpu.md, bench/gpu-dpo.ts --matmul): 128x64x16 was the fastest at
 // 4096^3 and at a gpt2 step's shapes (31-35 TFLOP/s against 23-28 for 128x128x8), except where K is
 // very long (the LM head's input gradient, K = vocabulary: 128x128x8 23.7 against 17.2).
-const SMALL = MATMUL_TILES['64x64x16'], LARGE = MATMUL_TILES['128x64x16'], LONG_K = MATMUL_TILES['128x128x8'];
+const SMALL = MATMUL_TILES['64x64x16'],
+  LARGE = MATMUL_TILES['128x64x16'],
+  LONG_K = MATMUL_TILES['128x128x8'];
 const LONG_K_FROM = 16384;
 let forced: Tile | null = null;
 
 /** Forces one tile configuration for every matmul (null: choose by size again). */
 export function forceMatmulTile(name: string | null): void {
-  if (name === null || name === '') { forced = null; return; }
+  if (name === null || name === '') {
+    forced = null;
+    return;
+  }
   const t = MATMUL_TILES[name];
   if (!t) throw new Error(`webgpu matmul: unknown tile '${name}' (tiles: ${Object.keys(MATMUL_TILES).join(', ')})`);
   forced = t;
 }
-if (typeof process !== 'undefined' && process.env?.TSDPO_WEBGPU_MATMUL_TILE) forceMatmulTile(process.env.TSDPO_WEBGPU_MATMUL_TILE);
+if (typeof process !== 'undefined' && process.env?.TSDPO_WEBGPU_MATMUL_TILE)
+  forceMatmulTile(process.env.TSDPO_WEBGPU_MATMUL_TILE);
 
 /** Threads per workgroup of a tile. */
 function threads(t: Tile): number {
@@ -87,10 +97,13 @@ function pad(op: Operand): number {
  */
 function loader(op: Operand, tile: Tile): string {
   const { name, outer, kMajor, vec } = op;
-  const ld = `P.ld${name}`, across = kMajor ? op.size / 4 : tile.bk / 4, P4 = pad(op);
-  const fetch = (idx: string, ok: (j: string) => string): string => (vec
-    ? `if (${ok('0u')}) { v = ${name}[(${idx}) / 4u]; }`
-    : `for (var j = 0u; j < 4u; j++) { if (${ok('j')}) { v[j] = ${name}[${idx} + j]; } }`);
+  const ld = `P.ld${name}`,
+    across = kMajor ? op.size / 4 : tile.bk / 4,
+    P4 = pad(op);
+  const fetch = (idx: string, ok: (j: string) => string): string =>
+    vec
+      ? `if (${ok('0u')}) { v = ${name}[(${idx}) / 4u]; }`
+      : `for (var j = 0u; j < 4u; j++) { if (${ok('j')}) { v[j] = ${name}[${idx} + j]; } }`;
   const body = kMajor
     ? `let o = o0 + 4u * (u % ${across}u);
   let k = k0 + u / ${across}u;
@@ -105,10 +118,12 @@ fn load_${name}(base: u32, o0: u32, k0: u32, klim: u32, u: u32) -> vec4<f32> {
   return v;
 }
 fn store_${name}(v: vec4<f32>, u: u32) {
-  ${kMajor
-    ? `${op.tile}[(u / ${across}u) * ${P4}u + u % ${across}u] = v;`
-    : `let o = u / ${across}u;
-  for (var j = 0u; j < 4u; j++) { ${op.tile}[(4u * (u % ${across}u) + j) * ${P4}u + o / 4u][o % 4u] = v[j]; }`}
+  ${
+    kMajor
+      ? `${op.tile}[(u / ${across}u) * ${P4}u + u % ${across}u] = v;`
+      : `let o = u / ${across}u;
+  for (var j = 0u; j < 4u; j++) { ${op.tile}[(4u * (u % ${across}u) + j) * ${P4}u + o / 4u][o % 4u] = v[j]; }`
+  }
 }`;
 }
 
@@ -119,22 +134,39 @@ function loadsOf(op: Operand, tile: Tile): number {
 
 function source(A: Operand, B: Operand, tile: Tile): string {
   const { bk, tm, tn } = tile;
-  const WX = tile.bn / tn, WY = tile.bm / tm, T = threads(tile);
-  const RM = tm / 4, RN = tn / 4, LA = loadsOf(A, tile), LB = loadsOf(B, tile);
+  const WX = tile.bn / tn,
+    WY = tile.bm / tm,
+    T = threads(tile);
+  const RM = tm / 4,
+    RN = tn / 4,
+    LA = loadsOf(A, tile),
+    LB = loadsOf(B, tile);
   const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
   // Accumulator acc_<row>_<c>: output row 4 (ly + r WY) + i (row = 4 r + i), columns of vec4 c.
   const accs = range(tm).flatMap((row) => range(RN).map((c) => `acc_${row}_${c}`));
-  const loadAll = (k0: string): string => [
-    ...range(LA).map((i) => `av${i} = load_a(aBase, m0, ${k0}, klim, t + ${i * T}u);`),
-    ...range(LB).map((i) => `bv${i} = load_b(bBase, n0, ${k0}, klim, t + ${i * T}u);`),
-  ].join('\n      ');
-  const fmas = range(RM).flatMap((r) => range(4).flatMap((i) => range(RN).map((c) =>
-    `acc_${4 * r + i}_${c} = fma(vec4<f32>(x${r}.${'xyzw'[i]}), y${c}, acc_${4 * r + i}_${c});`)));
-  const writes = range(RM).flatMap((r) => range(4).map((i) => `
+  const loadAll = (k0: string): string =>
+    [
+      ...range(LA).map((i) => `av${i} = load_a(aBase, m0, ${k0}, klim, t + ${i * T}u);`),
+      ...range(LB).map((i) => `bv${i} = load_b(bBase, n0, ${k0}, klim, t + ${i * T}u);`),
+    ].join('\n      ');
+  const fmas = range(RM).flatMap((r) =>
+    range(4).flatMap((i) =>
+      range(RN).map((c) => `acc_${4 * r + i}_${c} = fma(vec4<f32>(x${r}.${'xyzw'[i]}), y${c}, acc_${4 * r + i}_${c});`),
+    ),
+  );
+  const writes = range(RM).flatMap((r) =>
+    range(4).map(
+      (i) => `
   row = m0 + 4u * (lid.y + ${r * WY}u) + ${i}u;
-  if (row < P.M) {${range(RN).map((c) => `
-    write(cBase + row * P.N, n0 + 4u * (lid.x + ${c * WX}u), acc_${4 * r + i}_${c});`).join('')}
-  }`));
+  if (row < P.M) {${range(RN)
+    .map(
+      (c) => `
+    write(cBase + row * P.N, n0 + 4u * (lid.x + ${c * WX}u), acc_${4 * r + i}_${c});`,
+    )
+    .join('')}
+  }`,
+    ),
+  );
   return /* wgsl */ `
 var<workgroup> As: array<vec4<f32>, ${bk * pad(A)}>;
 var<workgroup> Bs: array<vec4<f32>, ${bk * pad(B)}>;
@@ -164,19 +196,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   // Split-K: batch z is the chunk [z K, z K + K) of K total.
   let klim = select(P.K, min(P.K, P.ktotal - min(P.ktotal, wid.z * P.K)), P.split == 1u);
   ${accs.map((a) => `var ${a} = vec4<f32>(0.0);`).join('\n  ')}
-  ${range(LA).map((i) => `var av${i}: vec4<f32>;`).join(' ')} ${range(LB).map((i) => `var bv${i}: vec4<f32>;`).join(' ')}
+  ${range(LA)
+    .map((i) => `var av${i}: vec4<f32>;`)
+    .join(' ')} ${range(LB)
+    .map((i) => `var bv${i}: vec4<f32>;`)
+    .join(' ')}
   ${loadAll('0u')}
   for (var k0 = 0u; k0 < klim; k0 += ${bk}u) {
     workgroupBarrier();
-    ${range(LA).map((i) => `store_a(av${i}, t + ${i * T}u);`).join(' ')}
-    ${range(LB).map((i) => `store_b(bv${i}, t + ${i * T}u);`).join(' ')}
+    ${range(LA)
+      .map((i) => `store_a(av${i}, t + ${i * T}u);`)
+      .join(' ')}
+    ${range(LB)
+      .map((i) => `store_b(bv${i}, t + ${i * T}u);`)
+      .join(' ')}
     workgroupBarrier();
     if (k0 + ${bk}u < klim) {
       ${loadAll(`k0 + ${bk}u`)}
     }
     for (var k = 0u; k < ${bk}u; k++) {
-      ${range(RM).map((r) => `let x${r} = As[k * ${pad(A)}u + lid.y + ${r * WY}u];`).join('\n      ')}
-      ${range(RN).map((c) => `let y${c} = Bs[k * ${pad(B)}u + lid.x + ${c * WX}u];`).join('\n      ')}
+      ${range(RM)
+        .map((r) => `let x${r} = As[k * ${pad(A)}u + lid.y + ${r * WY}u];`)
+        .join('\n      ')}
+      ${range(RN)
+        .map((c) => `let y${c} = Bs[k * ${pad(B)}u + lid.x + ${c * WX}u];`)
+        .join('\n      ')}
       ${fmas.join('\n      ')}
     }
   }
@@ -185,8 +229,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 
 const PARAMS = [
-  ['M', 'u32'], ['N', 'u32'], ['K', 'u32'], ['ktotal', 'u32'], ['split', 'u32'], ['lda', 'u32'], ['ldb', 'u32'],
-  ['strideA', 'u32'], ['strideB', 'u32'], ['strideC', 'u32'], ['accumulate', 'u32'],
+  ['M', 'u32'],
+  ['N', 'u32'],
+  ['K', 'u32'],
+  ['ktotal', 'u32'],
+  ['split', 'u32'],
+  ['lda', 'u32'],
+  ['ldb', 'u32'],
+  ['strideA', 'u32'],
+  ['strideB', 'u32'],
+  ['strideC', 'u32'],
+  ['accumulate', 'u32'],
 ] as const;
 
 /** Bytes of shared memory a tile's kernel declares. */
@@ -202,7 +255,9 @@ function sharedBytes(t: Tile): number {
 export function tileFor(M: number, N: number, K: number, batch: number, limit: number): Tile {
   if (forced) {
     if (sharedBytes(forced) > limit) {
-      throw new Error(`webgpu matmul: tile ${forced.bm}x${forced.bn}x${forced.bk} needs ${sharedBytes(forced)} bytes of workgroup memory, above this device's ${limit}`);
+      throw new Error(
+        `webgpu matmul: tile ${forced.bm}x${forced.bn}x${forced.bk} needs ${sharedBytes(forced)} bytes of workgroup memory, above this device's ${limit}`,
+      );
     }
     return forced;
   }
@@ -226,7 +281,8 @@ export function matmul(ctx: Ctx, a: KernelArgs['matmul']): void {
   f32Only('matmul', a.a, a.b, a.c);
   const { M, N, K, batch, transA, transB } = a;
   if (M === 0 || N === 0 || batch === 0) return;
-  const lda = transA ? M : K, ldb = transB ? K : N;
+  const lda = transA ? M : K,
+    ldb = transB ? K : N;
   const tile = tileFor(M, N, K, batch, ctx.rt.limits.maxComputeWorkgroupStorageSize);
   const splits = splitsFor(tile, M, N, K, batch, a.accumulate);
   const chunk = splits > 1 ? Math.ceil(K / splits / tile.bk) * tile.bk : K;
@@ -242,7 +298,11 @@ export function matmul(ctx: Ctx, a: KernelArgs['matmul']): void {
   const k = ctx.rt.kernel(key, () => ({
     name: `matmul ${shape}${transA ? ' transA' : ''}${transB ? ' transB' : ''}${A.vec ? ' vec4 A' : ''}${B.vec ? ' vec4 B' : ''}`,
     params: PARAMS,
-    buffers: [['a', A.vec ? 'vec4<f32>' : 'f32', 'read'], ['b', B.vec ? 'vec4<f32>' : 'f32', 'read'], ['c', 'f32', 'read_write']],
+    buffers: [
+      ['a', A.vec ? 'vec4<f32>' : 'f32', 'read'],
+      ['b', B.vec ? 'vec4<f32>' : 'f32', 'read'],
+      ['c', 'f32', 'read_write'],
+    ],
     body: source(A, B, tile),
   }));
   // The batch is grid z, at most maxComputeWorkgroupsPerDimension (65535).
@@ -250,8 +310,12 @@ export function matmul(ctx: Ctx, a: KernelArgs['matmul']): void {
   if (nz > maxZ) throw new Error(`webgpu matmul: batch ${batch} exceeds ${maxZ} (split the batch)`);
   const grid: [number, number, number] = [Math.ceil(N / tile.bn), Math.ceil(M / tile.bm), nz];
   if (splits === 1) {
-    ctx.rt.run(k, [buf(a.a), buf(a.b), buf(a.c)],
-      [M, N, K, K, 0, lda, ldb, strideA, strideB, a.strideC, a.accumulate ? 1 : 0], grid);
+    ctx.rt.run(
+      k,
+      [buf(a.a), buf(a.b), buf(a.c)],
+      [M, N, K, K, 0, lda, ldb, strideA, strideB, a.strideC, a.accumulate ? 1 : 0],
+      grid,
+    );
     return;
   }
   const part = scratch(ctx, nz * M * N);

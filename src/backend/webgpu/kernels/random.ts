@@ -9,7 +9,13 @@ export function dropoutMask(ctx: Ctx, a: KernelArgs['dropoutMask']): void {
   f32Only('dropoutMask', a.out);
   if (!(a.p >= 0 && a.p <= 1)) throw new Error(`dropoutMask: p = ${a.p} is not a probability in [0, 1]`);
   const k = ctx.rt.kernel('dropout_mask', () => ({
-    name: 'dropoutMask', params: [['n', 'u32'], ['seed', 'u32'], ['threshold', 'u32'], ['scale', 'f32']],
+    name: 'dropoutMask',
+    params: [
+      ['n', 'u32'],
+      ['seed', 'u32'],
+      ['threshold', 'u32'],
+      ['scale', 'f32'],
+    ],
     buffers: [['out', 'f32', 'read_write']],
     body: `
 fn mix32(x0: u32) -> u32 {

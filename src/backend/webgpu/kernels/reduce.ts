@@ -16,8 +16,18 @@ const NO_INDEX = 0xffffffff;
 function rowsKernel(ctx: Ctx, op: Op) {
   return ctx.rt.kernel(`reduce_rows_${op}`, () => ({
     name: `reduce ${op} (rows)`,
-    params: [['outer', 'u32'], ['red', 'u32'], ['chunk', 'u32'], ['chunks', 'u32'], ['square', 'u32'], ['index', 'u32']],
-    buffers: [['x', 'f32', 'read'], ['out', 'f32', 'read_write']],
+    params: [
+      ['outer', 'u32'],
+      ['red', 'u32'],
+      ['chunk', 'u32'],
+      ['chunks', 'u32'],
+      ['square', 'u32'],
+      ['index', 'u32'],
+    ],
+    buffers: [
+      ['x', 'f32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     body: `${SPECIAL}${REDUCE}
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -47,8 +57,18 @@ fn main(${ENTRY}) {
 function colsKernel(ctx: Ctx, op: Op) {
   return ctx.rt.kernel(`reduce_cols_${op}`, () => ({
     name: `reduce ${op} (columns)`,
-    params: [['outer', 'u32'], ['red', 'u32'], ['inner', 'u32'], ['chunk', 'u32'], ['chunks', 'u32'], ['n', 'u32']],
-    buffers: [['x', 'f32', 'read'], ['out', 'f32', 'read_write']],
+    params: [
+      ['outer', 'u32'],
+      ['red', 'u32'],
+      ['inner', 'u32'],
+      ['chunk', 'u32'],
+      ['chunks', 'u32'],
+      ['n', 'u32'],
+    ],
+    buffers: [
+      ['x', 'f32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     body: `${SPECIAL}
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -70,7 +90,16 @@ fn main(${ENTRY}) {
   }));
 }
 
-function rows(ctx: Ctx, op: Op, x: GPUBuffer, out: GPUBuffer, outer: number, red: number, square: boolean, index = NO_INDEX): void {
+function rows(
+  ctx: Ctx,
+  op: Op,
+  x: GPUBuffer,
+  out: GPUBuffer,
+  outer: number,
+  red: number,
+  square: boolean,
+  index = NO_INDEX,
+): void {
   const k = rowsKernel(ctx, op);
   // Split long rows when there are too few of them to fill the GPU.
   if (red > 4096 && outer < 2048) {
@@ -91,7 +120,15 @@ export function reduce(ctx: Ctx, a: KernelArgs['reduce']): void {
 }
 
 /** out[o, i] = op over r of x[o, r, i], for buffers (also used by the norm weight gradients). */
-export function reduceBuffers(ctx: Ctx, op: Op, x: GPUBuffer, out: GPUBuffer, outer: number, red: number, inner: number): void {
+export function reduceBuffers(
+  ctx: Ctx,
+  op: Op,
+  x: GPUBuffer,
+  out: GPUBuffer,
+  outer: number,
+  red: number,
+  inner: number,
+): void {
   if (outer * inner === 0) return;
   if (inner === 1) {
     rows(ctx, op, x, out, outer, red, false);

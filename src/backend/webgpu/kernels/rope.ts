@@ -7,10 +7,23 @@ import { buf, f32Only, type Ctx } from './context.js';
 
 export function rope(ctx: Ctx, a: KernelArgs['rope']): void {
   f32Only('rope', a.x);
-  if (a.R % 2 !== 0 || a.R > a.Dh) throw new Error(`rope: rotary dims R = ${a.R} must be even and <= head size ${a.Dh}`);
+  if (a.R % 2 !== 0 || a.R > a.Dh)
+    throw new Error(`rope: rotary dims R = ${a.R} must be even and <= head size ${a.Dh}`);
   const k = ctx.rt.kernel('rope', () => ({
-    name: 'rope', params: [['n', 'u32'], ['H', 'u32'], ['Dh', 'u32'], ['half', 'u32'], ['sign', 'f32']],
-    buffers: [['x', 'f32', 'read'], ['cosv', 'f32', 'read'], ['sinv', 'f32', 'read'], ['out', 'f32', 'read_write']],
+    name: 'rope',
+    params: [
+      ['n', 'u32'],
+      ['H', 'u32'],
+      ['Dh', 'u32'],
+      ['half', 'u32'],
+      ['sign', 'f32'],
+    ],
+    buffers: [
+      ['x', 'f32', 'read'],
+      ['cosv', 'f32', 'read'],
+      ['sinv', 'f32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     // o[i] = x[i] c - s x[i + R/2] sin, o[i + R/2] = x[i + R/2] c + s x[i] sin (i < R/2)
     body: `
 @compute @workgroup_size(${WG})

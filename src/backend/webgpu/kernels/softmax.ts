@@ -56,8 +56,15 @@ fn main(${ENTRY}) {
 export function softmax(ctx: Ctx, a: KernelArgs['softmax']): void {
   f32Only('softmax', a.x);
   const k = ctx.rt.kernel(`softmax_${a.log}`, () => ({
-    name: a.log ? 'logSoftmax' : 'softmax', params: [['N', 'u32'], ['D', 'u32']],
-    buffers: [['x', 'f32', 'read'], ['out', 'f32', 'read_write']],
+    name: a.log ? 'logSoftmax' : 'softmax',
+    params: [
+      ['N', 'u32'],
+      ['D', 'u32'],
+    ],
+    buffers: [
+      ['x', 'f32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     body: rowKernelBody(`let l = row_lse(base, li);
   if (!valid) { return; }
   for (var j = li; j < P.D; j += ${WG}u) { out[base + j] = ${a.log ? 'x[base + j] - l' : 'exp_(x[base + j] - l)'}; }`),
@@ -69,8 +76,16 @@ export function softmaxGrad(ctx: Ctx, a: KernelArgs['softmaxGrad']): void {
   f32Only('softmaxGrad', a.y);
   // softmax: dx = y (dy - sum(dy y)); log-softmax: dx = dy - exp(y) sum(dy).
   const k = ctx.rt.kernel(`softmax_grad_${a.log}`, () => ({
-    name: a.log ? 'logSoftmax backward' : 'softmax backward', params: [['N', 'u32'], ['D', 'u32']],
-    buffers: [['y', 'f32', 'read'], ['dy', 'f32', 'read'], ['dx', 'f32', 'read_write']],
+    name: a.log ? 'logSoftmax backward' : 'softmax backward',
+    params: [
+      ['N', 'u32'],
+      ['D', 'u32'],
+    ],
+    buffers: [
+      ['y', 'f32', 'read'],
+      ['dy', 'f32', 'read'],
+      ['dx', 'f32', 'read_write'],
+    ],
     body: `${SPECIAL}${MATH}${REDUCE}
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -99,8 +114,16 @@ export function logSoftmaxGather(ctx: Ctx, a: KernelArgs['logSoftmaxGather']): v
   f32Only('logSoftmaxGather', a.logits);
   checkIds('logsoftmaxGather', a.targets, a.N, a.V, true, 'target');
   const k = ctx.rt.kernel('logsoftmax_gather', () => ({
-    name: 'logSoftmaxGather', params: [['N', 'u32'], ['D', 'u32']],
-    buffers: [['x', 'f32', 'read'], ['targets', 'i32', 'read'], ['out', 'f32', 'read_write']],
+    name: 'logSoftmaxGather',
+    params: [
+      ['N', 'u32'],
+      ['D', 'u32'],
+    ],
+    buffers: [
+      ['x', 'f32', 'read'],
+      ['targets', 'i32', 'read'],
+      ['out', 'f32', 'read_write'],
+    ],
     body: rowKernelBody(`let l = row_lse(base, li);
   if (!valid || li != 0u) { return; }
   let t = targets[r];
@@ -114,8 +137,17 @@ export function logSoftmaxGatherGrad(ctx: Ctx, a: KernelArgs['logSoftmaxGatherGr
   f32Only('logSoftmaxGatherGrad', a.logits);
   checkIds('logsoftmaxGatherGrad', a.targets, a.N, a.V, true, 'target');
   const k = ctx.rt.kernel('logsoftmax_gather_grad', () => ({
-    name: 'logSoftmaxGather backward', params: [['N', 'u32'], ['D', 'u32']],
-    buffers: [['x', 'f32', 'read'], ['targets', 'i32', 'read'], ['dy', 'f32', 'read'], ['dl', 'f32', 'read_write']],
+    name: 'logSoftmaxGather backward',
+    params: [
+      ['N', 'u32'],
+      ['D', 'u32'],
+    ],
+    buffers: [
+      ['x', 'f32', 'read'],
+      ['targets', 'i32', 'read'],
+      ['dy', 'f32', 'read'],
+      ['dl', 'f32', 'read_write'],
+    ],
     body: rowKernelBody(`let l = row_lse(base, li);
   if (!valid) { return; }
   let t = targets[r];
