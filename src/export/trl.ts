@@ -32,6 +32,8 @@ export const NOT_CARRIED: Record<string, string> = {
   max_completion_length: "tsdpo's own: TRL 1.13 truncates prompt + completion to max_length only",
   simpo_gamma: "tsdpo's own loss (TRL has SimPO in CPOTrainer)",
   memory_report: "tsdpo's own memory report (torch has its profilers)",
+  frozen_dtype:
+    "tsdpo's 16-bit frozen weights (reference, LoRA base); with TRL, load the models in bfloat16 (model_init_kwargs torch_dtype, bf16)",
   shard:
     "tsdpo's split of its reference pass over runs; TRL's precompute_ref_log_probs runs in the data-parallel processes",
 };

@@ -5,21 +5,24 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadReward } from '../cli/eval.js';
+import {
+  initEngine,
+  loadModel,
+  loadReward,
+  loadTokenizer,
+  type CausalLM,
+  type DeviceName,
+  type RewardFn,
+  type TextTokenizer,
+} from '../index.js';
 import { Rng } from '../core/random.js';
 import { padIdFor } from '../data/collate.js';
 import { encodePrompt, tokenizePreference, type TokenizedPair } from '../data/tokenize.js';
-import { initEngine, type DeviceName } from '../engine.js';
 import { generate } from '../eval/generate.js';
-import type { RewardFn } from '../eval/sample.js';
 import { winRate } from '../eval/win-rate.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { parseSafetensors } from '../io/safetensors-format.js';
-import { loadModel } from '../models/load.js';
 import { TOKENIZER_FILES } from '../train/run.js';
-import type { CausalLM } from '../models/model.js';
-import { loadTokenizer } from '../tokenizer/load.js';
-import type { TextTokenizer } from '../tokenizer/types.js';
 
 export interface SamplerOptions {
   /** The model that writes the completions (the policy). */

@@ -37,7 +37,7 @@ test(
     // The example page as written, served at / with its folder as the base URL, and a listener that reports its result.
     const html = readFileSync(join(ROOT, 'examples/browser/index.html'), 'utf8');
     const page =
-      html.replace('<meta charset="utf-8">', '<meta charset="utf-8"><base href="/examples/browser/">') +
+      html.replace(/<meta charset="utf-8"\s*\/?>/, '<meta charset="utf-8"><base href="/examples/browser/">') +
       `<script>${REPORT} addEventListener('tsdpo-example', ({ detail: e }) => report(e.type === 'done' ? { ok: true, ...e, log: document.getElementById('log').textContent } : { ok: false, error: e.message }));</script>`;
     const r = await runInChromium(t, page, ['--disable-gpu'], 150_000);
     if (!r) return;
