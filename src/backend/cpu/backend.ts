@@ -10,6 +10,26 @@ import * as fast from './fast/index.js';
 import { nativeAttention, nativeAttentionGrad, nativeMatmul } from './native.js';
 import type { KernelRuntime } from './runtime.js';
 
+/** A matmul's operands as byte offsets into the backend's memory, flags as 0 / 1 (what the fast and native kernels take). */
+function matmulPointers(a: KernelArgs['matmul']): fast.MatmulArgs {
+  const p = (s: Storage): number => (s as CpuStorage).ptr;
+  return {
+    a: p(a.a),
+    b: p(a.b),
+    c: p(a.c),
+    M: a.M,
+    N: a.N,
+    K: a.K,
+    transA: a.transA ? 1 : 0,
+    transB: a.transB ? 1 : 0,
+    accumulate: a.accumulate ? 1 : 0,
+    batch: a.batch,
+    strideA: a.strideA,
+    strideB: a.strideB,
+    strideC: a.strideC,
+  };
+}
+
 export interface CpuStorage extends Storage {
   readonly ptr: number;
 }
@@ -147,23 +167,8 @@ export class CpuBackend implements Backend {
   private matmulBf16(a: KernelArgs['matmul'], lda: number, ldb: number): void {
     if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32')
       throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
-    const p = (s: Storage): number => (s as CpuStorage).ptr;
     if (this.useFast) {
-      fast.matmulBf16B(this.rt, this.useNative ? nativeMatmul : fast.matmulF32, {
-        a: p(a.a),
-        b: p(a.b),
-        c: p(a.c),
-        M: a.M,
-        N: a.N,
-        K: a.K,
-        transA: a.transA ? 1 : 0,
-        transB: a.transB ? 1 : 0,
-        accumulate: a.accumulate ? 1 : 0,
-        batch: a.batch,
-        strideA: a.strideA,
-        strideB: a.strideB,
-        strideC: a.strideC,
-      });
+      fast.matmulBf16B(this.rt, this.useNative ? nativeMatmul : fast.matmulF32, matmulPointers(a));
     } else {
       ref.matmul(
         this.view(a.a) as Float32Array,
@@ -283,21 +288,7 @@ export class CpuBackend implements Backend {
         if (a.b.dtype === 'bf16') {
           this.matmulBf16(a, lda, ldb);
         } else if (this.fastFor(a.a)) {
-          (this.useNative ? nativeMatmul : fast.matmulF32)(rt, {
-            a: p(a.a),
-            b: p(a.b),
-            c: p(a.c),
-            M: a.M,
-            N: a.N,
-            K: a.K,
-            transA: a.transA ? 1 : 0,
-            transB: a.transB ? 1 : 0,
-            accumulate: a.accumulate ? 1 : 0,
-            batch: a.batch,
-            strideA: a.strideA,
-            strideB: a.strideB,
-            strideC: a.strideC,
-          });
+          (this.useNative ? nativeMatmul : fast.matmulF32)(rt, matmulPointers(a));
         } else {
           ref.matmul(
             v(a.a),
