@@ -18,7 +18,7 @@
 import type { Storage } from '../../core/backend.js';
 import type { KernelArgs, KernelName, KernelTable } from '../../core/kernels.js';
 import { BYTES } from '../../core/dtype.js';
-import { checkIds, mergeIds, type GpuStorage, type Pages } from './storage.js';
+import { checkIds, type GpuStorage, type Pages } from './storage.js';
 import { ENTRY, GROUP, WG, grid } from './wgsl.js';
 import { release, scratch, type Ctx } from './kernels/context.js';
 import { embeddingGrad as embeddingGradRows } from './kernels/embedding.js';
@@ -96,8 +96,8 @@ type Handlers = { [K in KernelName]?: (a: KernelArgs[K]) => void };
 /** The kernel table with split-tensor and bf16 support wrapped around `inner`. */
 export function pagedKernels(ctx: Ctx, inner: KernelTable): KernelTable {
   const limit = ctx.rt.maxBinding;
-  const each = (name: string, writes: (Storage | null)[], reads: (Storage | null)[], run: PageFn): void =>
-    eachPage(ctx, name, writes, reads, run);
+  const each = (name: string, n: number, writes: (Storage | null)[], reads: (Storage | null)[], run: PageFn): void =>
+    eachPage(ctx, name, n, writes, reads, run);
   const onPages: Handlers = {
     matmul: (a) => matmulPaged(ctx, inner, a),
     embedding: (a) => {
@@ -105,31 +105,33 @@ export function pagedKernels(ctx: Ctx, inner: KernelTable): KernelTable {
       embedding(ctx, inner, a);
     },
     embeddingGrad: (a) => embeddingGradPaged(ctx, a),
-    fill: (a) => each('fill', [a.out], [], (part) => inner.fill({ ...a, out: part(a.out) })),
+    fill: (a) => each('fill', a.out.size, [a.out], [], (part) => inner.fill({ ...a, out: part(a.out) })),
     copy: (a) => copyPaged(ctx, inner, a),
-    cast: (a) => each('cast', [a.dst], [a.src], (part, n) => inner.cast({ src: part(a.src), dst: part(a.dst), n })),
-    unary: (a) => each('unary', [a.out], [a.x], (part, n) => inner.unary({ ...a, x: part(a.x), out: part(a.out), n })),
+    cast: (a) =>
+      each('cast', a.n, [a.dst], [a.src], (part, n) => inner.cast({ src: part(a.src), dst: part(a.dst), n })),
+    unary: (a) =>
+      each('unary', a.n, [a.out], [a.x], (part, n) => inner.unary({ ...a, x: part(a.x), out: part(a.out), n })),
     unaryGrad: (a) =>
-      each('unaryGrad', [a.dx], [a.x, a.dy], (part, n) =>
+      each('unaryGrad', a.n, [a.dx], [a.x, a.dy], (part, n) =>
         inner.unaryGrad({ ...a, x: part(a.x), dy: part(a.dy), dx: part(a.dx), n }),
       ),
     affine: (a) =>
-      each('affine', [a.out], [a.x], (part, n) => inner.affine({ ...a, x: part(a.x), out: part(a.out), n })),
+      each('affine', a.n, [a.out], [a.x], (part, n) => inner.affine({ ...a, x: part(a.x), out: part(a.out), n })),
     binary: (a) => binaryPaged(ctx, inner, a),
     adamw: (a) =>
-      each('adamw', [a.p, a.m, a.v], [a.g], (part, n) =>
+      each('adamw', a.n, [a.p, a.m, a.v], [a.g], (part, n) =>
         inner.adamw({ ...a, p: part(a.p), g: part(a.g), m: part(a.m), v: part(a.v), n }),
       ),
     rmsprop: (a) =>
-      each('rmsprop', [a.p, a.sq], [a.g], (part, n) =>
+      each('rmsprop', a.n, [a.p, a.sq], [a.g], (part, n) =>
         inner.rmsprop({ ...a, p: part(a.p), g: part(a.g), sq: part(a.sq), n }),
       ),
     sgd: (a) =>
-      each('sgd', [a.p, a.buf], [a.g], (part, n) =>
+      each('sgd', a.n, [a.p, a.buf], [a.g], (part, n) =>
         inner.sgd({ ...a, p: part(a.p), g: part(a.g), buf: a.buf && part(a.buf), n }),
       ),
     // out[index] += each page's sum: the same norm, summed in a different order.
-    sumSquares: (a) => each('sumSquares', [], [a.x], (part, n) => inner.sumSquares({ ...a, x: part(a.x), n })),
+    sumSquares: (a) => each('sumSquares', a.n, [], [a.x], (part, n) => inner.sumSquares({ ...a, x: part(a.x), n })),
   };
   const out: Record<string, (a: never) => void> = {};
   for (const [name, fn] of Object.entries(inner) as [KernelName, (a: never) => void][]) {
@@ -162,18 +164,25 @@ function isStorage(v: unknown): v is GpuStorage {
 type PageFn = (part: (s: Storage) => GpuStorage, n: number, e0: number) => void;
 
 /**
- * An elementwise kernel once per page of its split operands (all of one size). `writes` must be
- * split alike (the same rows per page); a read split otherwise (or not at all) has its elements
- * of each page copied out first.
+ * An elementwise kernel over all `count` elements of its operands, once per page of the split ones
+ * (all of one size). `writes` must be split alike (the same rows per page); a read split otherwise
+ * (or not at all) has its elements of each page copied out first.
  */
-function eachPage(ctx: Ctx, name: string, writes: (Storage | null)[], reads: (Storage | null)[], run: PageFn): void {
+function eachPage(
+  ctx: Ctx,
+  name: string,
+  count: number,
+  writes: (Storage | null)[],
+  reads: (Storage | null)[],
+  run: PageFn,
+): void {
   const all = [...writes, ...reads].filter((s): s is GpuStorage => s !== null);
   const ref = all.find(paged)!;
   const { pageElems, buffers } = ref.pages!;
   for (const s of all) {
-    if (s.size !== ref.size)
+    if (s.size !== ref.size || count !== ref.size)
       throw new Error(
-        `webgpu ${name}: operands of ${all.map((x) => x.size).join(' and ')} elements; with a split tensor (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here) all must have one size`,
+        `webgpu ${name}: ${count} elements of operands of ${all.map((x) => x.size).join(' and ')}; with a split tensor (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here) it runs on whole tensors of one size`,
       );
     if (s.dtype === 'bf16')
       throw new Error(`webgpu ${name}: a bfloat16 operand (frozen weights are read only by matmul and embedding)`);
@@ -256,7 +265,7 @@ function copyPaged(ctx: Ctx, inner: KernelTable, a: KernelArgs['copy']): void {
       throw new Error(
         `webgpu copy: one row of a [${a.shape.join(', ')}] copy spans two pages of a split tensor (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here); use --device cpu`,
       );
-    // Grow the run while it stays within one page of each (binary search would do; pages are few).
+    // Grow the run, by doubling steps, while it stays within one page of each split operand.
     let step = 1;
     while (i1 < shape[0]) {
       const next = Math.min(shape[0], i1 + step);
@@ -281,7 +290,6 @@ function copyPaged(ctx: Ctx, inner: KernelTable, a: KernelArgs['copy']): void {
     });
     i0 = i1;
   }
-  if (dst.dtype === 'i32') dst.ids = mergeIds(dst.ids, src.ids);
 }
 
 /** Row-major strides of a shape. */
@@ -322,7 +330,7 @@ function binaryPaged(ctx: Ctx, inner: KernelTable, a: KernelArgs['binary']): voi
   const rest = a.shape.slice(d),
     C = rest.reduce((x, y) => x * y, 1);
   const restSt = rowMajor(rest);
-  eachPage(ctx, `binary ${a.op}`, [out], [a.a, a.b].filter(paged), (part, n, e0) => {
+  eachPage(ctx, `binary ${a.op}`, out.size, [out], [a.a, a.b].filter(paged), (part, n, e0) => {
     if (n % C !== 0 || e0 % C !== 0)
       refuse(
         `binary ${a.op}`,
