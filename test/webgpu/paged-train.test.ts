@@ -1,6 +1,6 @@
 // Full fine-tuning (no LoRA) with tensors split across bindings, end to end: `tsdpo dpo --device
 // webgpu` for 3 AdamW steps (weight decay, gradient clipping, 2 micro-batches per step, a
-// checkpoint with the optimizer state at the end) on three fixture families, with
+// checkpoint with the optimizer state at the end) on four fixture families, with
 // TSDPO_WEBGPU_MAX_BINDING=30000: the embedding (5 pages), the LM head (tied or not), every MLP
 // matrix, GPT-2's c_attn and wpe, their gradients and Adam moments are split into pages. Every
 // logged metric, the final weights and the Adam state must equal the unsplit WebGPU run's, and the
@@ -42,6 +42,10 @@ const SPLIT: Record<string, Record<string, number>> = {
     'model.embed_tokens.weight': 5, // tied LM head
     'model.layers.0.mlp.up_proj.weight': 2,
     'model.layers.1.mlp.down_proj.weight': 2,
+  },
+  gemma3: {
+    'model.embed_tokens.weight': 5, // tied LM head, scaled by sqrt(hidden) on the way in
+    'model.layers.1.mlp.gate_proj.weight': 2,
   },
 };
 
