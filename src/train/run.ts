@@ -392,8 +392,8 @@ export interface MethodParts<
     evalData: D | null,
     log: Log,
   ): Promise<{ objective: Objective | null; refModel?: CausalLM | null }>;
-  /** Files written beside the saved model once training ends (e.g. SFT's chat template). */
-  afterSave?(): void;
+  /** Files written beside the saved model once training ends (e.g. SFT's chat template, PPO's critic). */
+  afterSave?(): void | Promise<void>;
 }
 
 /**
@@ -426,7 +426,7 @@ export async function runMethod<
   const result = await runTraining(cfg, objective, { ...opts, record: { command: parts.command, ...cfg }, memory });
   if (!result.stopped) {
     await finish(cfg, s);
-    parts.afterSave?.();
+    await parts.afterSave?.();
   }
   return { ...result, report, output: cfg.output_dir };
 }

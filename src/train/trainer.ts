@@ -90,6 +90,25 @@ export interface Objective {
   readonly permutation?: (size: number, seed: number, epoch: number) => Int32Array;
   /** Called before a step's micro-batches with all their indices (GRPO / RLOO sample the step's completions here). */
   beginStep?(step: number, batches: number[][]): Promise<void>;
+  /**
+   * A step that takes its own optimizer updates (PPO: sample and score a batch of rollouts, then
+   * num_ppo_epochs x num_mini_batches updates at the step's rate `lr`), called instead of the
+   * micro-batches, the clipping and the one update. Its line is logged as it is, every step, and
+   * the run ends without transformers' summary line.
+   */
+  ownStep?(step: number, lr: number, optimizer: Optimizer): Promise<OwnStepResult>;
+  /** The run's steps, when the objective counts them itself (PPO: updates of a batch of rollouts). */
+  readonly steps?: number;
+  /** What a checkpoint keeps beyond the weights, the optimizer and the data position (PPO's generator and KL coefficient). */
+  state?(): Record<string, unknown>;
+  /** Restores what state() returned, on resume. */
+  restore?(state: Record<string, unknown>): void;
+}
+
+/** One step of an objective that steps itself: its loss (checked for a finite value) and its metrics line. */
+export interface OwnStepResult {
+  loss: number;
+  line: Record<string, number>;
 }
 
 export interface TrainResult {
@@ -195,7 +214,7 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions
   const out = cfg.output_dir;
   const files = out !== '';
   const metricsFile = files ? join(out, 'metrics.jsonl') : '';
-  const total = totalSteps(cfg, obj.size);
+  const total = obj.steps ?? totalSteps(cfg, obj.size);
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps,
     bs = cfg.per_device_train_batch_size;
@@ -227,6 +246,7 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions
       await obj.loadWeights(ck.dir);
       optimizer.loadState(state.optimizer_step, readOptimizerState(ck.dir));
       sampler.restore(state.sampler);
+      if (state.objective) obj.restore?.(state.objective);
       step = state.global_step;
       history = state.log_history;
       // Lines a killed run logged after its last checkpoint are replaced by the resumed run's.
@@ -258,6 +278,7 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions
     optimizer_step: optimizer.step,
     log_history: history,
     config: opts.record ?? {},
+    ...(obj.state ? { objective: obj.state() } : {}),
   });
   // As transformers: epochs done + micro-batches done in this epoch / micro-batches per epoch.
   const epochOf = (): number => {
@@ -290,6 +311,19 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions
   let stopped: string | undefined;
   try {
     while (step < total) {
+      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, step, warmup, total, cfg.min_lr_rate);
+      if (obj.ownStep) {
+        const r = await obj.ownStep(step, lr, optimizer);
+        if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1}`);
+        step++;
+        await obj.afterStep?.(step);
+        bar.update(step, `loss ${r.loss.toFixed(4)}`);
+        opts.onStep?.(step, total, r.loss);
+        if (opts.memory && (step === startStep + 1 || step === total)) log(opts.memory.line(optimizer, `step ${step}`));
+        record({ step, ...r.line });
+        if (cfg.save_steps > 0 && step % cfg.save_steps === 0 && step < total) await checkpoint();
+        continue;
+      }
       let stepLoss = 0;
       // As transformers: a step never spans two epochs; the epoch's last step takes the micro-batches
       // left (fewer than gradient_accumulation_steps when they do not divide) and averages over those.
@@ -320,7 +354,6 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions
       }
       const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
-      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, step, warmup, total, cfg.min_lr_rate);
       optimizer.update(lr);
       optimizer.zeroGrad();
       step++;
@@ -369,17 +402,19 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions
       if (cfg.save_steps > 0 && step % cfg.save_steps === 0 && step < total) await checkpoint();
     }
     await checkpoint();
-    // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
-    const secs = (performance.now() - runStart) / 1000;
-    const summary: Record<string, number> = {
-      step,
-      epoch: epochOf(),
-      train_loss: lossSum / Math.max(1, lossSteps),
-      train_runtime: secs,
-      train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs),
-      train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
-    };
-    record(summary);
+    if (!obj.ownStep) {
+      // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
+      const secs = (performance.now() - runStart) / 1000;
+      const summary: Record<string, number> = {
+        step,
+        epoch: epochOf(),
+        train_loss: lossSum / Math.max(1, lossSteps),
+        train_runtime: secs,
+        train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs),
+        train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
+      };
+      record(summary);
+    }
   } catch (e) {
     if (!(e instanceof NonFiniteLossError)) throw e;
     stopped = files
