@@ -1,7 +1,8 @@
-// The training loop shared by every method (dpo, sft, kto, reward, grpo, rloo, the demo's
+// The training loop shared by every method (dpo, sft, kto, reward, grpo, rloo, ppo, the demo's
 // pretraining): micro-batches with gradient accumulation, clipping, the learning-rate schedule,
 // metrics (metrics.jsonl + progress), evaluation, checkpoints every save_steps, resuming a killed
-// run exactly, and stopping on a non-finite loss.
+// run exactly, and stopping on a non-finite loss. A method whose step is not one optimizer update
+// (PPO) brings its own step (Objective.ownStep) and keeps the rest.
 import {
   appendFileSync,
   existsSync,
@@ -48,7 +49,7 @@ export interface MicroResult {
   tokens: number;
 }
 
-/** What a training objective (DPO, SFT, KTO, reward, GRPO / RLOO, pretraining) provides to the loop. */
+/** What a training objective (DPO, SFT, KTO, reward, GRPO / RLOO, PPO, pretraining) provides to the loop. */
 export interface Objective {
   /** Training examples. */
   readonly size: number;
