@@ -187,6 +187,9 @@ export function frozenApplies(cfg: Record<string, unknown>): boolean {
   return PARITY_FROZEN === 'bfloat16' && !cfg.sync_ref_model;
 }
 
+/** The trainers that use frozen_dtype (tsdpo reward takes the option with the shared ones but keeps float32). */
+const FROZEN_TRAINERS = new Set(['dpo', 'kto', 'sft', 'grpo', 'rloo']);
+
 /** tsdpo's options for a case under TSDPO_PARITY_FROZEN (spread into its config after the case's own). */
 export function frozenOptions(cfg: Record<string, unknown>): { frozen_dtype?: 'bfloat16' } {
   return frozenApplies(cfg) ? { frozen_dtype: 'bfloat16' } : {};
@@ -194,13 +197,20 @@ export function frozenOptions(cfg: Record<string, unknown>): { frozen_dtype?: 'b
 
 /**
  * Runs the TRL jobs in one Python process; returns each job's log_history lines. A job rounds its
- * frozen weights when it says so, or under TSDPO_PARITY_FROZEN=bfloat16 (frozenApplies).
+ * frozen weights when it says so, or under TSDPO_PARITY_FROZEN=bfloat16 (frozenApplies) for a trainer
+ * with frozen_dtype.
  */
 export async function runTrl(root: string, trainer: string, jobs: Job[]): Promise<Record<string, number>[][]> {
   const file = join(root, `jobs-${trainer}.json`);
   writeFileSync(
     file,
-    JSON.stringify(jobs.map((j) => ({ ...j, round_frozen_bf16: j.round_frozen_bf16 ?? frozenApplies(j.config) }))),
+    JSON.stringify(
+      jobs.map((j) => ({
+        ...j,
+        round_frozen_bf16:
+          j.round_frozen_bf16 ?? (FROZEN_TRAINERS.has(j.trainer ?? trainer) && frozenApplies(j.config)),
+      })),
+    ),
   );
   await runPython([RUNNER, '--trainer', trainer, '--jobs', file], root).catch((e: Error) => {
     // A failed job writes {"error"} to its file; the comparison reports it per case.
