@@ -55,15 +55,22 @@ export interface RewardModelParts extends TrainedModel {
 }
 
 /** The classifier of a reward run, its parameters (the score head last) and its weight files. */
-export function rewardModel(cfg: RewardConfig, { tok, log }: { tok: TextTokenizer; log: Log }): RewardModelParts {
-  // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head.
-  const sc = loadSequenceClassifier(cfg.model_name_or_path, { newHead: { numLabels: 1, seed: cfg.seed } });
+export function rewardModel(
+  cfg: RewardConfig,
+  { tok, log, frozenDtype }: { tok: TextTokenizer; log: Log; frozenDtype?: 'f32' | 'bf16' },
+): RewardModelParts {
+  const lora = cfg.use_peft || cfg.adapter !== '';
+  // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head. With LoRA the
+  // body is frozen: frozen_dtype applies to it (the score head trains, f32).
+  const sc = loadSequenceClassifier(cfg.model_name_or_path, {
+    newHead: { numLabels: 1, seed: cfg.seed },
+    frozenDtype: lora ? frozenDtype : 'f32',
+  });
   if (sc.score.shape[0] !== 1) {
     throw new Error(
       `${cfg.model_name_or_path}: score.weight has ${sc.score.shape[0]} labels; a reward model has one (num_labels 1)`,
     );
   }
-  const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
   let loraDropout = 0;
   if (lora) {

@@ -204,7 +204,7 @@ export function reportLine(name: string, r: PreferenceDataset['report'] | SftDat
   return `${name}: ${r.rows} examples from ${r.read} rows (${r.format}); truncated ${r.truncated}, dropped ${r.dropped} (prompt alone too long), skipped ${r.skippedInvalid} invalid`;
 }
 
-/** Cache of reference log-probs: keyed by the reference weights' identity and the tokenized data. */
+/** Cache of reference log-probs: keyed by the reference weights' identity, the tokenized data and `salt` (the options that change them). */
 export function refCacheFile(
   refDir: string,
   adapterDir: string,
@@ -300,7 +300,7 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
             bar.stop();
           }
         };
-        const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
+        const salt = `ld_alpha=${ldAlphaOf(cfg)} frozen_dtype=${cfg.frozen_dtype}`;
         // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
         const shard = cfg.shard ? parseShard(cfg.shard) : null;
         const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) =>

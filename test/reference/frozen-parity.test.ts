@@ -296,7 +296,7 @@ before(
         bf16: await runTsdpo(c, both, join(root, `ts-${l}-bf16`), { frozen_dtype: 'bfloat16' }),
       });
     }
-    // The reference cache (see the todo test at the end): a float32 run, then a bfloat16 one.
+    // The reference cache (see the test at the end): a float32 run, then a bfloat16 one.
     const cached = { ...BASE.dpo(), ...REF('llama'), precompute_ref_log_probs: true, max_steps: 2 };
     const cacheRun = { name: 'cache', trainer: 'dpo', cfg: {} } as const;
     await runTsdpo(cacheRun, cached, join(root, 'ts-cache-f32'), { frozen_dtype: 'float32' });
@@ -380,13 +380,12 @@ for (const l of REFERENCE_FREE) {
   });
 }
 
-// A bug in tsdpo, written down here until it is fixed: the cache of precompute_ref_log_probs
-// (src/train/run.ts refCacheFile, also used by kto-run.ts) is keyed on the reference's files, the
-// adapter, the examples and ld_alpha, not on frozen_dtype, so a bfloat16 run after a float32 run of
-// the same model and data reuses the float32 reference log-probs (and the other way round).
+// The cache of precompute_ref_log_probs (src/train/run.ts refCacheFile, also used by kto-run.ts) is
+// keyed on frozen_dtype too: a bfloat16 run after a float32 run of the same model and data must not
+// reuse the float32 reference log-probs (it did once).
 test(
   'precompute_ref_log_probs after a float32 run of the same model and data: parity with TRL on bf16-rounded weights',
-  { skip, todo: 'refCacheFile ignores frozen_dtype (src/train/run.ts)' },
+  { skip },
   () => {
     const r = cacheCase.result;
     assert.ok(r, 'the runs did not finish');
