@@ -3,26 +3,19 @@
 // and the CPU backend's peak live bytes) and give the metrics, log-probs and weights of the same
 // runs at the default chunk size, where the whole [rows x V] logits fit one chunk.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { CpuBackend } from '../../src/backend/cpu/backend.js';
 import { initEngine } from '../../src/engine.js';
 import { loadModel, trainAll } from '../../src/models/load.js';
-import { GRPO_OPTIONS, RLOO_OPTIONS, type GrpoConfig, type RlooConfig } from '../../src/rl/grpo-config.js';
-import { runGrpo, runRloo } from '../../src/rl/grpo-run.js';
 import { policyParams, valueFromPolicy, valueParams } from '../../src/rl/models.js';
 import { ppoEpochs, rolloutPhase, updateMetrics, type PpoUpdateOptions } from '../../src/rl/ppo.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { headChunkRows, headMemory } from '../../src/train/chunked-head.js';
-import { defaultsOf } from '../../src/train/config.js';
 import { decays, Optimizer } from '../../src/train/optim.js';
-import { readMetrics } from '../../src/train/trainer.js';
 import { tempRoot, tinyModel } from '../train/tiny.js';
+import { BS, EOS, runFixed, TC, V, writeFixture } from './fixed-grpo.js';
 
-/** The tiny GPT-2's vocabulary (test/train/tiny.ts); its EOS is the last id. */
-const V = 2048,
-  EOS = 2047;
 /** Rows a forced chunk holds: fewer than any forward's rows here, and dividing none of them. */
 const CHUNK = 5;
 /** Bytes of one (rows, V) float32 tensor. */
@@ -34,7 +27,8 @@ let backend: CpuBackend, root: string, model: string;
 before(async () => {
   backend = (await initEngine({ device: 'cpu', threads: 1 })) as CpuBackend;
   root = tempRoot();
-  model = await tinyModel(root, 1);
+  await writeFixture(root); // the tiny GPT-2 in root/model, GRPO's prompts and reward
+  model = join(root, 'model');
 });
 
 /**
@@ -62,75 +56,10 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; peak: numb
 }
 
 describe('GRPO / RLOO: the chunked head holds one chunk of logits and keeps the numbers', () => {
-  const G = 4,
-    BS = 8,
-    TC = 16;
-  /** Completions per prompt: 10 to 16 tokens, some ending with EOS; ids of the whole vocabulary. */
-  const completions = (p: number): number[][] =>
-    Array.from({ length: G }, (_, g) => {
-      const n = 10 + ((p * 3 + g * 2) % 7);
-      const ids = Array.from({ length: n }, (_, t) => (p * 577 + g * 131 + t * 389) % (V - 1));
-      if (g % 2 === 0) ids[n - 1] = EOS;
-      return ids;
-    });
-
   for (const method of ['grpo', 'rloo'] as const) {
     test(`${method}: chunks of ${CHUNK} rows vs the whole logits (temperature 0.7, beta 0.1, num_iterations 2)`, async () => {
-      const dataset = join(root, 'prompts.jsonl');
-      writeFileSync(
-        dataset,
-        ['The movie was', 'This film', 'The plot', 'Acting was'].map((prompt) => JSON.stringify({ prompt })).join('\n'),
-      );
-      const reward = join(root, 'idsum.mjs');
-      writeFileSync(
-        reward,
-        'export default function idsum(prompts, completions, extra) { return extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13); }\n',
-      );
-      const rollout = async (_ids: number[][], promptIndex: number[]): Promise<number[][]> => {
-        const seen = new Map<number, number>();
-        return promptIndex.map((p) => {
-          const k = seen.get(p) ?? 0;
-          seen.set(p, k + 1);
-          return completions(p)[k];
-        });
-      };
-      const run = async (name: string, headChunkRows?: number) => {
-        const out = join(root, `${method}-${name}`);
-        const cfg = {
-          ...defaultsOf(method === 'grpo' ? GRPO_OPTIONS : RLOO_OPTIONS),
-          model_name_or_path: model,
-          dataset,
-          reward_funcs: [reward],
-          output_dir: out,
-          device: 'cpu',
-          threads: 1,
-          optim: 'sgd',
-          learning_rate: 0.5,
-          max_steps: 3,
-          per_device_train_batch_size: BS,
-          num_generations: G,
-          max_completion_length: TC,
-          num_iterations: 2,
-          temperature: 0.7,
-          beta: 0.1,
-          logging_steps: 1,
-          save_steps: 0,
-          seed: 42,
-        };
-        const logps: number[][] = [];
-        const m = await measured(async () => {
-          const opts = {
-            quiet: true,
-            log: () => {},
-            rollout,
-            headChunkRows,
-            onMicro: (x: { logps: number[][] }) => logps.push(...x.logps),
-          };
-          await (method === 'grpo' ? runGrpo(cfg as GrpoConfig, opts) : runRloo(cfg as RlooConfig, opts));
-          return readMetrics(out);
-        });
-        return { ...m, logps };
-      };
+      const run = (name: string, headChunkRows?: number) =>
+        measured(() => runFixed(method, root, join(root, `${method}-${name}`), { headChunkRows }));
       const whole = await run('whole');
       const chunked = await run('chunked', CHUNK);
       // Rows of a training forward: BS completions x the longest completion (TC tokens).
@@ -147,13 +76,13 @@ describe('GRPO / RLOO: the chunked head holds one chunk of logits and keeps the 
         `peak live bytes: whole logits ${mib(whole.peak)}, chunked ${mib(chunked.peak)}; expected at least ${mib(3 * bytes(N - CHUNK))} less`,
       );
       // Same numbers: every logged metric of every step, and the per-token log-probs of each training forward.
-      assert.equal(chunked.value.length, whole.value.length, 'metrics lines');
-      whole.value.forEach((line, s) => {
-        for (const [k, v] of Object.entries(line))
-          if (!TIMING.test(k)) close(v, chunked.value[s][k], `step ${s + 1} ${k}`);
+      const [w, c] = [whole.value, chunked.value];
+      assert.equal(c.metrics.length, w.metrics.length, 'metrics lines');
+      w.metrics.forEach((line, s) => {
+        for (const [k, v] of Object.entries(line)) if (!TIMING.test(k)) close(v, c.metrics[s][k], `step ${s + 1} ${k}`);
       });
-      assert.equal(chunked.logps.length, whole.logps.length, 'rows of training forwards');
-      whole.logps.forEach((row, r) => closeArrays(row, chunked.logps[r], `logps of row ${r}`));
+      assert.equal(c.logps.length, w.logps.length, 'rows of training forwards');
+      w.logps.forEach((row, r) => closeArrays(row, c.logps[r], `logps of row ${r}`));
     });
   }
 });
