@@ -16,6 +16,8 @@ export interface RlRunOptions extends RunOptions {
   /** Replaces sampling (parity tests feed fixed completions). */
   rollout?: Rollout;
   onMicro?: RlParts['onMicro'];
+  /** Rows of logits the LM head makes at once (tests force small chunks; default 64 MiB of them). */
+  headChunkRows?: number;
 }
 
 async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, opts: RlRunOptions): Promise<RunSummary> {
@@ -28,7 +30,7 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
     throw new Error(`--reward_clip_range takes two numbers min,max, got ${cfg.reward_clip_range.join(',')}`);
   }
   const rewards = await loadRewardFuncs(cfg.reward_funcs, cfg.reward_weights);
-  const { rollout, onMicro, ...runOpts } = opts;
+  const { rollout, onMicro, headChunkRows, ...runOpts } = opts;
   return runMethod(cfg, runOpts, {
     command: method,
     // Prompts only: the data is the train split's prompts, and there is no eval split.
@@ -63,6 +65,7 @@ async function runRl(method: 'grpo' | 'rloo', given: GrpoConfig | RlooConfig, op
         loraDropout: s.loraDropout,
         rollout,
         onMicro,
+        headChunkRows,
         saveWeights: s.saveWeights,
         loadWeights: s.loadWeights,
       });

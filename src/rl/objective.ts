@@ -4,23 +4,13 @@
 // scored by the reward functions, turned into advantages, shuffled and split into the step's
 // micro-batches, as TRL 1.13's GRPOTrainer / RLOOTrainer do with steps_per_generation =
 // gradient_accumulation_steps. Shapes: B completions, Lp prompt and Tc completion positions.
-import {
-  affine,
-  backward,
-  detach,
-  logSoftmaxGather,
-  narrow,
-  noGrad,
-  reshape,
-  tensor,
-  tidyAsync,
-  type Tensor,
-} from '../core/index.js';
+import { affine, backward, detach, narrow, noGrad, reshape, tensor, tidyAsync, type Tensor } from '../core/index.js';
 import { mulberry32, Rng } from '../core/random.js';
 import { generate } from '../eval/generate.js';
 import type { LoraDropout } from '../nn/linear.js';
 import type { CausalLM } from '../models/model.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { headLogps } from '../train/chunked-head.js';
 import { positionStats, STAT_COLUMNS } from '../train/logps.js';
 import type { NamedParam } from '../train/optim.js';
 import { torchRandperm } from '../train/torch-order.js';
@@ -49,6 +39,8 @@ export interface RlParts {
   padId: number;
   loraDropout: number;
   rollout?: Rollout;
+  /** Rows of logits the LM head makes at once (default: 64 MiB of them; see train/chunked-head.ts). */
+  headChunkRows?: number;
   /** Sees each micro-batch's advantages and per-token log-probs (parity tests). */
   onMicro?: (m: { advantages: number[]; logps: number[][] }) => void;
   saveWeights(dir: string): Promise<void>;
@@ -107,8 +99,9 @@ function packRows(rows: readonly Row[], Lp: number, Tc: number, padId: number) {
 
 /**
  * Per-token log-probs (B, Tc) of the completions at `temperature` (logits / temperature, as TRL),
- * 0 at padding; with stats also per-position entropies. Positions are 0..L-1 whatever the padding,
- * as transformers' forward without position_ids.
+ * 0 at padding; with stats also per-position statistics (positionStats: entropy and others). Positions
+ * are 0..L-1 whatever the padding, as transformers' forward without position_ids. The LM head runs
+ * in chunks of rows (train/chunked-head.ts): the (B * Tc, V) logits never exist at once.
  */
 export function completionLogps(
   model: CausalLM,
@@ -117,7 +110,7 @@ export function completionLogps(
   Tc: number,
   padId: number,
   temperature: number,
-  opts: { adapter?: boolean; stats?: boolean; dropout?: LoraDropout | null } = {},
+  opts: { adapter?: boolean; stats?: boolean; dropout?: LoraDropout | null; headChunkRows?: number } = {},
 ): { logps: Tensor; stats?: Tensor; mask: Float32Array } {
   const p = packRows(rows, Lp, Tc, padId);
   const hidden = model.body(tensor(p.ids, [p.B, p.L], 'i32'), {
@@ -126,10 +119,12 @@ export function completionLogps(
     dropout: opts.dropout,
   }); // (B, L, C)
   const h = reshape(narrow(hidden, 1, Lp - 1, Tc), [p.B * Tc, model.hiddenSize]); // positions predicting completion tokens
-  const logits = affine(model.head(h), 1 / temperature); // (B * Tc, V)
-  const flat = logSoftmaxGather(logits, tensor(p.targets, [p.B * Tc], 'i32')); // (B * Tc)
-  const stats = opts.stats ? positionStats(logits, flat) : undefined;
-  return { logps: reshape(flat, [p.B, Tc]), stats, mask: p.mask };
+  const head = headLogps(model, h, p.targets, {
+    scale: 1 / temperature,
+    stats: opts.stats ? positionStats : undefined,
+    chunkRows: opts.headChunkRows,
+  }); // (B * Tc), stats (B * Tc, STAT_COLUMNS)
+  return { logps: reshape(head.logps, [p.B, Tc]), stats: head.stats ?? undefined, mask: p.mask };
 }
 
 /** Row r of a (B, Tc) host array. */
@@ -260,7 +255,10 @@ export class RlObjective implements Objective {
         const adapter = !(which === 'ref' && ref.kind === 'adapter-off');
         const values = (await noGrad(() =>
           tidyAsync(() =>
-            completionLogps(model, chunk, Lp, Tc, this.parts.padId, cfg.temperature, { adapter }).logps.toArray(),
+            completionLogps(model, chunk, Lp, Tc, this.parts.padId, cfg.temperature, {
+              adapter,
+              headChunkRows: this.parts.headChunkRows,
+            }).logps.toArray(),
           ),
         )) as Float32Array;
         chunk.forEach((r, b) => {
@@ -374,6 +372,7 @@ export class RlObjective implements Objective {
       const out = completionLogps(this.parts.policy, rows, c.Lp, Tc, this.parts.padId, cfg.temperature, {
         stats: true,
         dropout,
+        headChunkRows: this.parts.headChunkRows,
       });
       const useOld = cfg.num_iterations > 1 || this.parts.method === 'rloo';
       const x: PolicyInputs = {

@@ -13,7 +13,6 @@ import {
   embedding,
   exp,
   linear,
-  logSoftmaxGather,
   maximum,
   minimum,
   mul,
@@ -32,6 +31,7 @@ import type { RewardModel } from '../eval/reward-model.js';
 import type { RewardFn } from '../eval/sample.js';
 import type { CausalLM } from '../models/model.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { headLogps } from '../train/chunked-head.js';
 import { positionStats } from '../train/logps.js';
 import type { Optimizer } from '../train/optim.js';
 import {
@@ -88,6 +88,8 @@ export interface PpoUpdateOptions {
   gradientAccumulationSteps: number;
   /** Rows per no-gradient forward of the rollout phase. */
   forwardBatch: number;
+  /** Rows of logits the LM head makes at once (default: 64 MiB of them; see train/chunked-head.ts). */
+  headChunkRows?: number;
 }
 
 /** A batch of rollouts as TRL holds them: left-padded queries followed by the sampled responses. */
@@ -158,7 +160,11 @@ function windowHidden(
   return reshape(narrow(hidden, 1, Q - 1, T), [B * T, model.hiddenSize]);
 }
 
-/** Response-token log-probs (B * T) under logits / (temperature + 1e-7), and those logits (B * T, V). */
+/**
+ * Response-token log-probs (B * T) under logits / (temperature + 1e-7), and with `entropy` the
+ * per-token entropies (B * T, 1) of those logits (no gradient). The LM head runs in chunks of rows
+ * (train/chunked-head.ts): the (B * T, V) logits never exist at once.
+ */
 function responseLogprobs(
   model: CausalLM,
   rows: Int32Array,
@@ -166,16 +172,21 @@ function responseLogprobs(
   Q: number,
   T: number,
   o: PpoUpdateOptions,
-  adapter = true,
-): { logps: Tensor; logits: Tensor } {
-  const logits = affine(model.head(windowHidden(model, rows, B, Q, T, o.padId, adapter)), 1 / (o.temperature + 1e-7)); // (B*T, V)
+  opts: { adapter?: boolean; entropy?: boolean } = {},
+): { logps: Tensor; entropy: Tensor | null } {
   const targets = new Int32Array(B * T);
   for (let b = 0; b < B; b++)
     for (let t = 0; t < T; t++) {
       const id = rows[b * (Q + T) + Q + t];
       targets[b * T + t] = id === o.padId || id < 0 || id >= model.vocabSize ? -100 : id; // padded slots: masked later
     }
-  return { logps: logSoftmaxGather(logits, tensor(targets, [B * T], 'i32')), logits };
+  const hidden = windowHidden(model, rows, B, Q, T, o.padId, opts.adapter ?? true); // (B * T, C)
+  const head = headLogps(model, hidden, targets, {
+    scale: 1 / (o.temperature + 1e-7),
+    stats: opts.entropy ? (logits, logps) => narrow(positionStats(logits, logps), 1, 1, 1) : undefined,
+    chunkRows: o.headChunkRows,
+  });
+  return { logps: head.logps, entropy: head.stats };
 }
 
 /** Value estimates (B * T) at the positions before each response token. */
@@ -235,7 +246,7 @@ export async function rolloutPhase(m: PpoModels, batch: RolloutBatch, o: PpoUpda
         logprobs.set(await responseLogprobs(m.policy, rows, n, Q, T, o).logps.toArray(), s * T);
         const ref = m.ref
           ? responseLogprobs(m.ref, rows, n, Q, T, o)
-          : responseLogprobs(m.policy, rows, n, Q, T, o, false);
+          : responseLogprobs(m.policy, rows, n, Q, T, o, { adapter: false });
         refLogprobs.set(await ref.logps.toArray(), s * T);
         values.set(await responseValues(m.value, rows, n, Q, T, o.padId).toArray(), s * T);
         if (m.reward.kind === 'model')
@@ -414,7 +425,7 @@ export async function ppoEpochs(
           sync = acc.step % ga === 0;
         }
         const r = await tidyAsync(async () => {
-          const { logps, logits } = responseLogprobs(m.policy, rows, n, Q, T, o);
+          const { logps, entropy } = responseLogprobs(m.policy, rows, n, Q, T, o, { entropy: true });
           const newLogprobs = where(tensor(pick(d.masks.pad), [N]), INVALID_LOGPROB, logps);
           const vpred = where(tensor(pick(d.masks.padP1), [N]), 0, responseValues(m.value, rows, n, Q, T, o.padId));
           const { pgLoss, vfLoss } = ppoLosses(
@@ -422,13 +433,12 @@ export async function ppoEpochs(
             o,
           );
           const loss = add(pgLoss, affine(vfLoss, o.vfCoef));
-          const entropy = noGrad(() => narrow(positionStats(logits, logps), 1, 1, 1));
           const [lp, vp, pg, vf, ent] = await Promise.all([
             detach(newLogprobs).toArray(),
             detach(vpred).toArray(),
             detach(pgLoss).item(),
             detach(vfLoss).item(),
-            entropy.toArray(),
+            entropy!.toArray(),
           ]);
           backward(ga > 1 ? affine(loss, 1 / ga) : loss, { free: true });
           return { lp, vp, pg, vf, ent };

@@ -40,6 +40,8 @@ export interface PpoRunOptions extends RunOptions {
   rewardFunction(spec: string): Promise<RewardFn>;
   /** Called after each update with the policy being trained (the demo evaluates it at chosen updates). */
   afterUpdate?(update: number, total: number, policy: CausalLM): Promise<void>;
+  /** Rows of logits the LM head makes at once (tests force small chunks; default 64 MiB of them). */
+  headChunkRows?: number;
 }
 
 export interface PpoRunResult {
@@ -148,6 +150,7 @@ export interface PpoParts {
   padId: number;
   eosId: number;
   afterUpdate?: PpoRunOptions['afterUpdate'];
+  headChunkRows?: number;
 }
 
 /**
@@ -203,6 +206,7 @@ export class PpoObjective implements Objective {
       microBatch: cfg.per_device_train_batch_size,
       gradientAccumulationSteps: cfg.gradient_accumulation_steps,
       forwardBatch: cfg.local_rollout_forward_batch_size,
+      headChunkRows: this.parts.headChunkRows,
     };
   }
 
@@ -373,6 +377,7 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
             padId: pad,
             eosId: eos,
             afterUpdate: opts.afterUpdate,
+            headChunkRows: opts.headChunkRows,
           },
           { save: s.saveWeights, load: s.loadWeights },
         );

@@ -2,7 +2,10 @@
 // logits never exist at once (a 151,936-token vocabulary at 2 x 2 x 512 tokens would hold
 // 1.2 GB of logits, and as much again for their gradient). Each chunk's logits live only while
 // its log-probs (and optional statistics) are taken; backward recomputes them chunk by chunk.
+// DPO / SFT / KTO and the RL methods (GRPO / RLOO / PPO, with the logits divided by the sampling
+// temperature first, as TRL) all go through headLogps.
 import {
+  affine,
   concat,
   gradEnabled,
   logSoftmaxGather,
@@ -29,13 +32,15 @@ export function headChunkRows(V: number, bytes = HEAD_CHUNK_BYTES): number {
 }
 
 /**
- * Largest logits the head has held at once, in bytes (a chunk's logits, and in backward their
- * gradient too), for the memory report; reset it to measure a stretch of training.
+ * Largest logits the head has held at once, in bytes (a chunk's logits, their copy divided by the
+ * temperature when scaled, and in backward their gradient too), for the memory report; reset it to
+ * measure a stretch of training.
  */
 export const headMemory = { peakBytes: 0 };
 
-function noteLogits(rows: number, V: number, withGrad: boolean): void {
-  headMemory.peakBytes = Math.max(headMemory.peakBytes, rows * V * 4 * (withGrad ? 2 : 1));
+/** copies: (n, V) tensors a chunk holds at once (the logits, their scaled copy, the gradient). */
+function noteLogits(rows: number, V: number, copies: number): void {
+  headMemory.peakBytes = Math.max(headMemory.peakBytes, rows * V * 4 * copies);
 }
 
 /** Per-row statistics of a chunk's logits (n, V) and picked log-probs (n), without gradient: (n, k). */
@@ -48,26 +53,39 @@ export interface HeadLogps {
   stats: Tensor | null;
 }
 
+export interface HeadOptions {
+  /** Per-row statistics of each chunk's (scaled) logits. */
+  stats?: StatsFn;
+  /** Rows of logits made at once (default: HEAD_CHUNK_BYTES of them, within the backend's binding limit). */
+  chunkRows?: number;
+  /**
+   * Factor on the logits before the log-softmax: 1 / temperature for the RL methods (TRL divides
+   * the logits by the sampling temperature). Default 1 (no extra op).
+   */
+  scale?: number;
+}
+
 /**
  * The picked log-probs of hidden states (N, C) (targets: N host ids, -100 = ignored). Up to
  * `chunkRows` rows this is the plain head (logits kept for backward); beyond, the chunked head.
  */
-export function headLogps(
-  model: CausalLM,
-  hidden: Tensor,
-  targets: Int32Array,
-  opts: { stats?: StatsFn; chunkRows?: number } = {},
-): HeadLogps {
+export function headLogps(model: CausalLM, hidden: Tensor, targets: Int32Array, opts: HeadOptions = {}): HeadLogps {
   const N = hidden.shape[0];
   if (hidden.ndim !== 2 || targets.length !== N)
     throw new Error(`headLogps: hidden ${hidden.describe()} must be (N, C) with N = ${targets.length} targets`);
   const limit = hidden.backend.bindingLimit ?? Infinity; // a chunk's logits fit one binding
   const rows = opts.chunkRows ?? headChunkRows(model.vocabSize, Math.min(HEAD_CHUNK_BYTES, limit));
   const tgt = tensor(targets, [N], 'i32');
-  const stats = opts.stats;
-  noteLogits(Math.min(N, rows), model.vocabSize, gradEnabled() && hidden.requiresGrad);
+  const stats = opts.stats,
+    scale = opts.scale ?? 1;
+  if (!(scale > 0 && Number.isFinite(scale)))
+    throw new Error(`headLogps: scale ${scale} must be a finite number > 0 (1 / temperature: is the temperature 0?)`);
+  // (n, V) logits, divided by the temperature when asked (an extra (n, V) tensor).
+  const head = (h: Tensor): Tensor => (scale === 1 ? model.head(h) : affine(model.head(h), scale));
+  const withGrad = gradEnabled() && hidden.requiresGrad;
+  noteLogits(Math.min(N, rows), model.vocabSize, (withGrad ? 2 : 1) + (scale === 1 ? 0 : 1));
   if (N <= rows) {
-    const logits = model.head(hidden); // (N, V)
+    const logits = head(hidden); // (N, V)
     const logps = logSoftmaxGather(logits, tgt); // (N)
     return { logps, stats: stats ? tidy(() => stats(logits, logps)) : null };
   }
@@ -76,13 +94,13 @@ export function headLogps(
   const pick =
     (s: number) =>
     (h: Tensor): Tensor =>
-      logSoftmaxGather(model.head(h), narrow(tgt, 0, s, len(s)));
+      logSoftmaxGather(head(h), narrow(tgt, 0, s, len(s)));
   // Forward without a graph: only the (N) log-probs and the (N, k) statistics stay.
   const [logps, values] = noGrad(() =>
     tidy(() => {
       const parts = starts.map((s) =>
         tidy(() => {
-          const logits = model.head(narrow(hidden, 0, s, len(s))); // (n, V)
+          const logits = head(narrow(hidden, 0, s, len(s))); // (n, V)
           const lp = logSoftmaxGather(logits, narrow(tgt, 0, s, len(s))); // (n)
           return [lp, stats ? stats(logits, lp) : lp];
         }),
