@@ -40,7 +40,7 @@ export {
 } from './api/infer.js';
 export * from './api/losses.js';
 export { buildModel } from './models/build.js';
-export { adapterOf, mergeAdapter, newAdapter, type AdapterInfo, type NewAdapterOptions } from './models/lora.js';
+export { adapterOf, mergeAdapter, newAdapter, type AdapterInfo, type NewAdapterOptions } from './models/adapter.js';
 export type { CausalLM } from './models/model.js';
 export type { TextTokenizer, ChatMessage } from './tokenizer/types.js';
 export {

@@ -50,7 +50,7 @@ const isNode = typeof process !== 'undefined' && typeof process.versions?.node =
 export async function webgpuBackend(allowFallback = true): Promise<WebGpuBackend> {
   if (gpu === null && !allowFallback && isNode) {
     // Look in a child process first: Dawn prints warnings while it looks (backend/webgpu/probe.ts).
-    const { probeAdapterInChild } = await import('./backend/webgpu/probe.js');
+    const { probeAdapterInChild } = await import('#host');
     const found = await probeAdapterInChild({ allowFallback });
     if (!found.ok) throw new Error(`webgpu: ${found.reason}`);
   }

@@ -6,9 +6,7 @@ export * from './browser.js';
 export { loadModel, saveModel } from './models/load.js';
 export { loadAdapter, saveAdapter } from './models/lora.js';
 export { loadTokenizer } from './tokenizer/load.js';
-export { loadPreferenceDataset } from './data/pipeline.js';
-export { loadSftDataset } from './data/sft.js';
-export { loadUnpairedDataset } from './data/unpaired.js';
+export { loadPreferenceDataset, loadSftDataset, loadUnpairedDataset } from './data/load.js';
 export {
   runTraining,
   runConfig,

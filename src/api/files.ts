@@ -3,11 +3,11 @@
 // as loading a folder in Node. No file-system access: this is what the browser entry offers.
 import type { Backend } from '../core/backend.js';
 import type { Json } from '../io/hf.js';
-import { peftAdapterFrom } from '../io/peft.js';
+import { peftAdapterFrom } from '../io/peft-adapter.js';
 import type { RawTensor } from '../io/raw-tensor.js';
 import { parseSafetensors } from '../io/safetensors-format.js';
 import { buildModel } from '../models/build.js';
-import { attachPeftAdapter, type AdapterInfo } from '../models/lora.js';
+import { attachPeftAdapter, type AdapterInfo } from '../models/adapter.js';
 import type { CausalLM } from '../models/model.js';
 import { createTokenizer } from '../tokenizer/hf.js';
 import type { TextTokenizer } from '../tokenizer/types.js';

@@ -7,7 +7,7 @@ import { preparePreferenceDataset, type DataReport } from '../data/pipeline.js';
 import { prepareSftDataset } from '../data/sft.js';
 import { prepareUnpairedDataset } from '../data/unpaired.js';
 import { trainAll } from '../models/build.js';
-import { adapterOf, newAdapter } from '../models/lora.js';
+import { adapterOf, newAdapter } from '../models/adapter.js';
 import type { CausalLM } from '../models/model.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import {
@@ -39,11 +39,10 @@ import {
   type KtoConfig,
   type KtoReference,
 } from '../train/kto.js';
-import { dataOptions as ktoDataOptions } from '../train/kto-run.js';
 import type { NamedParam } from '../train/optim.js';
-import { dataOptions, reportLine } from '../train/run.js';
+import { dataOptions, ktoDataOptions, reportLine } from '../train/data-options.js';
 import { arrangeSftData, sftDataOptions, sftNotices, SftObjective, sftPadId, sftTokenizer } from '../train/sft.js';
-import { train as runLoop, type Objective, type TrainResult } from '../train/trainer.js';
+import { train as runLoop, type Objective, type TrainResult } from '../train/loop.js';
 import { Run, type TrainEvent } from './events.js';
 
 /** The training methods `train` runs in memory. */
@@ -115,6 +114,7 @@ const FILE_OPTIONS: Record<string, string> = {
   device: 'call initEngine first',
   threads: 'call initEngine first',
   config: 'give the options themselves',
+  chat_template_path: "give the tokenizer the template (chat_template.jinja among tokenizerFromFiles' files)",
 };
 
 const inMemory = async (): Promise<never> => {

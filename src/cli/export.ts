@@ -1,6 +1,7 @@
 // `tsdpo export --to trl`: a training config as a folder that TRL 1.13 + accelerate / DeepSpeed runs.
 import { Command, Option } from 'commander';
-import { COMMON_OPTIONS, defaultsOf, readConfigFile, type OptionSpec } from '../train/config.js';
+import { COMMON_OPTIONS, defaultsOf, type OptionSpec } from '../train/config.js';
+import { readConfigFile } from '../train/config-file.js';
 import { KTO_OPTIONS } from '../train/kto.js';
 import { REWARD_SPECS } from '../train/reward-config.js';
 import { GRPO_OPTIONS, RLOO_OPTIONS } from '../rl/grpo-config.js';

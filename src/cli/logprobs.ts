@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { logprobs, pairLogprobsOf, sequenceIds, type SequenceRow } from '../api/infer.js';
 import { padIdFor } from '../data/collate.js';
-import { loadPreferenceDataset } from '../data/pipeline.js';
+import { loadPreferenceDataset } from '../data/load.js';
 import { initEngine } from '../engine.js';
 import { LOGPROBS_OPTIONS, type LogprobsConfig } from '../eval/options.js';
 import { loadModel } from '../models/load.js';

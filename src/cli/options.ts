@@ -1,7 +1,8 @@
 // Builds commander flags from an option table (src/train/config.ts) and resolves the final
 // configuration: flags given on the command line > --config file > defaults.
 import { Command, Option } from 'commander';
-import { coerce, defaultsOf, readConfigFile, type ConfigOf, type OptionSpec } from '../train/config.js';
+import { coerce, defaultsOf, type ConfigOf, type OptionSpec } from '../train/config.js';
+import { readConfigFile } from '../train/config-file.js';
 
 function describe(s: OptionSpec): string {
   const d = Array.isArray(s.default)

@@ -21,9 +21,8 @@ export {
   type TokenizedPair,
   type TruncationOptions,
 } from './tokenize.js';
+export { loadRecords, loadPreferenceDataset, loadSftDataset } from './load.js';
 export {
-  loadRecords,
-  loadPreferenceDataset,
   preparePreferenceDataset,
   type DataReport,
   type LoadOptions,
@@ -31,7 +30,6 @@ export {
   type PreferenceDataset,
 } from './pipeline.js';
 export {
-  loadSftDataset,
   prepareSftDataset,
   detectSftFormat,
   sftIds,

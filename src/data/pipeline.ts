@@ -1,9 +1,8 @@
-// Preference dataset pipeline: files (or in-memory rows) -> format detection -> text -> token ids, with a
-// report of what was kept, truncated, dropped and skipped.
+// Preference dataset pipeline: rows in memory -> format detection -> text -> token ids, with a
+// report of what was kept, truncated, dropped and skipped. Reading the rows from files is data/load.ts's.
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { DataError, whereText, type Where } from './errors.js';
-import { readRecordsFromFile, type RawRecord, type ReadOptions } from './read.js';
-import { resolveSplitFiles } from './splits.js';
+import type { RawRecord, ReadOptions } from './read.js';
 import {
   asRow,
   detectPreferenceFormat,
@@ -53,17 +52,6 @@ export interface PreferenceDataset {
   sources: Where[];
   format: PreferenceFormat | null;
   report: DataReport;
-}
-
-/** Read every record of a dataset path (file or folder) for a split. */
-export async function loadRecords(
-  path: string,
-  opts: LoadOptions = {},
-): Promise<{ records: RawRecord[]; files: string[] }> {
-  const files = resolveSplitFiles(path, opts.split ?? 'train');
-  const records: RawRecord[] = [];
-  for (const f of files) records.push(...(await readRecordsFromFile(f, opts)));
-  return { records, files };
 }
 
 export function checkTruncationOptions(fn: string, o: TruncationOptions): void {
@@ -179,15 +167,4 @@ export function preparePreferenceDataset(
   report.rows = examples.length;
   report.format = describeFormat(format);
   return { examples, sources, format, report };
-}
-
-/** Load and tokenize a preference dataset from a .jsonl/.json/.parquet file or a dataset folder. */
-export async function loadPreferenceDataset(
-  path: string,
-  tok: TextTokenizer,
-  opts: PreferenceDataOptions = {},
-): Promise<PreferenceDataset> {
-  checkTruncationOptions('loadPreferenceDataset', opts);
-  const { records, files } = await loadRecords(path, opts);
-  return preparePreferenceDataset(records, tok, opts, files);
 }

@@ -8,9 +8,10 @@
 //   margin              an optional numeric column: the loss wants r_chosen - r_rejected above it
 // Rows whose chosen or rejected sequence is longer than maxLength are dropped (never truncated).
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { loadRecords } from './load.js';
 import { DataError, typeName, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, requireTemplate, textField } from './messages.js';
-import { asRecords, describeFormat, loadRecords, skipOrThrow, type DataReport, type LoadOptions } from './pipeline.js';
+import { asRecords, describeFormat, skipOrThrow, type DataReport, type LoadOptions } from './pipeline.js';
 import { asRow, detectPreferenceFormat, type PreferenceColumns, type PreferenceFormat } from './preference.js';
 import type { RawRecord } from './read.js';
 

@@ -13,7 +13,7 @@ import { splitGenerationMarkers } from '../tokenizer/chat-template.js';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types.js';
 import { DataError, whereText, type Where } from './errors.js';
 import { looksConversational, messagesField, renderCompletion, renderPrompt, textField } from './messages.js';
-import { asRecords, describeFormat, loadRecords, skipOrThrow, type DataReport, type LoadOptions } from './pipeline.js';
+import { asRecords, describeFormat, skipOrThrow, type DataReport, type LoadOptions } from './pipeline.js';
 import {
   asRow,
   detectPreferenceFormat,
@@ -313,10 +313,4 @@ export function prepareSftDataset(
   report.rows = examples.length;
   report.format = describeSftFormat(format);
   return { examples, sources, format, report };
-}
-
-/** Load and tokenize an SFT dataset (file or dataset folder). */
-export async function loadSftDataset(path: string, tok: TextTokenizer, opts: SftDataOptions = {}): Promise<SftDataset> {
-  const { records, files } = await loadRecords(path, opts);
-  return prepareSftDataset(records, tok, opts, files);
 }

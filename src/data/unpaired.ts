@@ -19,7 +19,7 @@ import {
   requireTemplate,
   textField,
 } from './messages.js';
-import { asDataError, asRecords, describeFormat, loadRecords, type DataReport, type LoadOptions } from './pipeline.js';
+import { asDataError, asRecords, describeFormat, type DataReport, type LoadOptions } from './pipeline.js';
 import {
   asRow,
   detectPreferenceFormat,
@@ -220,16 +220,6 @@ export function prepareUnpairedDataset(
         ? `unpaired${format.conversational ? ', conversational' : ''}; ${report.desirable} desirable, ${report.undesirable} undesirable`
         : `paired (${describeFormat(format.preference)}), unpaired into ${report.desirable} desirable + ${report.undesirable} undesirable`;
   return { examples, sources, format, report };
-}
-
-/** Load and tokenize KTO data (file or dataset folder). */
-export async function loadUnpairedDataset(
-  path: string,
-  tok: TextTokenizer,
-  opts: UnpairedDataOptions = {},
-): Promise<UnpairedDataset> {
-  const { records, files } = await loadRecords(path, opts);
-  return prepareUnpairedDataset(records, tok, opts, files);
 }
 
 /**

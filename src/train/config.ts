@@ -2,8 +2,6 @@
 // ModelConfig for LoRA). Every option is documented once, here, on its default; the CLI builds
 // its flags and --help from this table, and a --config YAML/JSON file may set any of them.
 // Precedence: command-line flags > config file > these defaults.
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { F_DIVERGENCES, LOSS_NAMES, LOSSES, TRL_LOSSES } from './losses.js';
 
 /** An option's kind: a number, a whole number, text, true/false, a comma-separated list, or texts given one by one (`--prompt a b`). */
@@ -440,25 +438,4 @@ export function coerce(key: string, spec: OptionSpec, value: unknown, where: str
   }
   if (spec.choices && typeof v === 'string' && !spec.choices.includes(v)) bad();
   return v;
-}
-
-/** Reads a YAML or JSON config file; unknown keys are errors naming the key. */
-export function readConfigFile(path: string, specs: Record<string, OptionSpec>): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    const text = readFileSync(path, 'utf8');
-    raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new Error(`config file ${path}: ${(e as Error).message}`);
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-    throw new Error(`config file ${path}: expected a mapping of option names to values`);
-  const out: Record<string, unknown> = {};
-  for (const [k, value] of Object.entries(raw as Record<string, unknown>)) {
-    const spec = specs[k] ?? Object.entries(specs).find(([, s]) => s.alias === k)?.[1];
-    const key = specs[k] ? k : Object.entries(specs).find(([, s]) => s.alias === k)?.[0];
-    if (!spec || !key) throw new Error(`config file ${path}: unknown option '${k}' (see --help)`);
-    out[key] = coerce(key, spec, value, `config file ${path}`);
-  }
-  return out;
 }

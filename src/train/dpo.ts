@@ -31,7 +31,7 @@ import {
   type TokenBatch,
 } from './logps.js';
 import type { NamedParam } from './optim.js';
-import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
+import { evaluateInBatches, type MicroResult, type Objective } from './loop.js';
 
 /** Where reference log-probs come from. */
 export type Reference =

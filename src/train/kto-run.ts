@@ -2,7 +2,7 @@
 // reference (a frozen copy, the base model under a new adapter, a frozen copy of a saved adapter, or
 // log-probs precomputed and cached), the shared training loop, and the final weights.
 import { padIdFor } from '../data/collate.js';
-import { loadUnpairedDataset, type UnpairedDataOptions } from '../data/unpaired.js';
+import { loadUnpairedDataset } from '../data/load.js';
 import { loadModel } from '../models/load.js';
 import { loadAdapter } from '../models/lora.js';
 import type { CausalLM } from '../models/model.js';
@@ -17,26 +17,13 @@ import {
   type KtoExample,
   type KtoReference,
 } from './kto.js';
+import { ktoDataOptions as dataOptions } from './data-options.js';
 import { progress } from './progress.js';
 import { parseShard } from '../eval/shard.js';
 import { shardedReference } from './ref-shard.js';
 import { refCacheFile, runMethod, type RunOptions, type RunSummary } from './run.js';
 
-/** The data options of a KTO config. */
-export function dataOptions(cfg: KtoConfig): UnpairedDataOptions {
-  return {
-    // A named prompt column must exist; the default one may be absent (paired rows with an implicit prompt).
-    columns: {
-      prompt: cfg.prompt_column === 'prompt' ? undefined : cfg.prompt_column,
-      completion: cfg.completion_column,
-      label: cfg.label_column,
-      chosen: cfg.chosen_column,
-      rejected: cfg.rejected_column,
-    },
-    skipInvalid: cfg.skip_invalid,
-    maxLength: cfg.max_length > 0 ? cfg.max_length : null,
-  };
-}
+export { dataOptions };
 
 export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<RunSummary> {
   checkKtoConfig(cfg);

@@ -24,7 +24,7 @@ import { COMMON_OPTIONS, type CommonConfig, type ConfigOf, type OptionSpec } fro
 import { mixIntoReference, type HostStats } from './dpo.js';
 import { sequenceLogps, STAT_COLUMNS, type TokenBatch } from './logps.js';
 import type { NamedParam } from './optim.js';
-import { batchesOf, type MicroResult, type Objective } from './trainer.js';
+import { batchesOf, type MicroResult, type Objective } from './loop.js';
 
 /** Options only `tsdpo kto` has (TRL 1.13 KTOConfig names and defaults). */
 export const KTO_OPTIONS = {

@@ -25,7 +25,7 @@ import type { SequenceClassifier } from '../models/seqcls.js';
 import type { LoraDropout } from '../nn/linear.js';
 import type { NamedParam } from './optim.js';
 import type { RewardConfig } from './reward-config.js';
-import { evaluateInBatches, type MicroResult, type Objective } from './trainer.js';
+import { evaluateInBatches, type MicroResult, type Objective } from './loop.js';
 
 /**
  * The Bradley-Terry loss of rewards [P] (chosen, rejected): mean_i -log sigmoid(r_c,i - r_r,i - m_i)

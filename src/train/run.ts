@@ -7,7 +7,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { listSplits } from '../data/splits.js';
-import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.js';
+import { loadPreferenceDataset } from '../data/load.js';
+import type { PreferenceDataset } from '../data/pipeline.js';
 import type { SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
@@ -20,13 +21,15 @@ import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
+import { dataOptions, reportLine } from './data-options.js';
 import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, type Reference } from './dpo.js';
 import { needsReference as lossesNeedReference } from './losses.js';
 import type { NamedParam } from './optim.js';
 import { frozenDtypeOf, MemoryReport } from './memory.js';
 import { progress } from './progress.js';
 import { shardedReference } from './ref-shard.js';
-import { loadSftData, saveChatTemplate, sftNotices, SftObjective, sftPadId } from './sft.js';
+import { loadSftData, saveChatTemplate } from './sft-files.js';
+import { sftNotices, SftObjective, sftPadId } from './sft.js';
 import {
   prepareOutputDir,
   publishFiles,
@@ -35,6 +38,8 @@ import {
   type TrainOptions,
   type TrainResult,
 } from './trainer.js';
+
+export { dataOptions, reportLine };
 
 export const TOKENIZER_FILES = [
   'tokenizer.json',
@@ -181,27 +186,6 @@ export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
     if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
   }
   publishFiles(staging, cfg.output_dir);
-}
-
-/** The data options (columns, truncation, skipping) of a training config. */
-export function dataOptions(cfg: CommonConfig) {
-  return {
-    // A named prompt column must exist; the default one may be absent (implicit prompt, Anthropic HH).
-    columns: {
-      prompt: cfg.prompt_column === COMMON_OPTIONS.prompt_column.default ? undefined : cfg.prompt_column,
-      chosen: cfg.chosen_column,
-      rejected: cfg.rejected_column,
-    },
-    skipInvalid: cfg.skip_invalid,
-    maxLength: cfg.max_length > 0 ? cfg.max_length : null,
-    maxPromptLength: cfg.max_prompt_length > 0 ? cfg.max_prompt_length : null,
-    maxCompletionLength: cfg.max_completion_length > 0 ? cfg.max_completion_length : null,
-    truncationMode: cfg.truncation_mode,
-  };
-}
-
-export function reportLine(name: string, r: PreferenceDataset['report'] | SftDataset['report']): string {
-  return `${name}: ${r.rows} examples from ${r.read} rows (${r.format}); truncated ${r.truncated}, dropped ${r.dropped} (prompt alone too long), skipped ${r.skippedInvalid} invalid`;
 }
 
 /** Cache of reference log-probs: keyed by the reference weights' identity, the tokenized data and `salt` (the options that change them). */

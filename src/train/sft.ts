@@ -5,8 +5,6 @@
 // with positions from 0: TRL gets that from transformers' block-diagonal mask over restarting
 // position ids; tsdpo runs each such sequence as its own row of the micro-batch, which gives the same
 // numbers (tsdpo's attention has no segment mask).
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   affine,
   backward,
@@ -24,17 +22,16 @@ import { padIdFor } from '../data/collate.js';
 import { numpyPermutation } from '../data/numpy-order.js';
 import { packSft, type PackingStrategy } from '../data/packing.js';
 import type { LoadOptions } from '../data/pipeline.js';
-import { labelsOf, loadSftDataset, type SftDataOptions, type SftDataset, type SftExample } from '../data/sft.js';
+import { labelsOf, type SftDataOptions, type SftDataset, type SftExample } from '../data/sft.js';
 import type { CausalLM } from '../models/model.js';
 import type { LoraDropout } from '../nn/linear.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { ChatTemplateRenderer } from '../tokenizer/chat-template.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { headLogps } from './chunked-head.js';
 import type { SftConfig } from './config.js';
 import { positionStats, STAT_COLUMNS, targetIsArgmax } from './logps.js';
 import type { NamedParam } from './optim.js';
-import { batchesOf, type MicroResult, type Objective } from './trainer.js';
+import { batchesOf, type MicroResult, type Objective } from './loop.js';
 
 /** The options the objective reads (the demo passes a DPO config, whose loss_type is a list). */
 export type SftObjectiveConfig = Omit<SftConfig, 'loss_type'> & { loss_type: string | string[] };
@@ -260,18 +257,12 @@ export function withEosToken(tok: TextTokenizer, eosToken: string): TextTokenize
   return t;
 }
 
-/** The tokenizer with the chat template of a .jinja / .j2 file (TRL's SFTConfig.chat_template_path for a template file). */
-export function withChatTemplate(tok: TextTokenizer, path: string): TextTokenizer {
-  if (!path) return tok;
-  if (!/\.(jinja|j2)$/.test(path) || !existsSync(path) || !statSync(path).isFile()) {
-    throw new Error(
-      `chat_template_path ${path}: expected a .jinja or .j2 template file (a tokenizer folder's template: copy its chat_template.jinja)`,
-    );
-  }
+/** The tokenizer with the chat template `text` (a .jinja file's contents); errors name `source`. */
+export function withChatTemplateText(tok: TextTokenizer, text: string, source: string): TextTokenizer {
   const renderer = new ChatTemplateRenderer(
-    new Map([['default', readFileSync(path, 'utf8')]]),
+    new Map([['default', text]]),
     { bos_token: tok.bosToken, eos_token: tok.eosToken, pad_token: tok.padToken },
-    path,
+    source,
   );
   const t = Object.create(tok) as TextTokenizer;
   Object.assign(t, {
@@ -280,12 +271,6 @@ export function withChatTemplate(tok: TextTokenizer, path: string): TextTokenize
     applyChatTemplate: renderer.render.bind(renderer),
   });
   return t;
-}
-
-/** With chat_template_path, the trained model's folder gets that template as chat_template.jinja (as TRL saves it). */
-export function saveChatTemplate(cfg: SftConfig): void {
-  if (cfg.chat_template_path)
-    writeFileAtomic(join(cfg.output_dir, 'chat_template.jinja'), readFileSync(cfg.chat_template_path, 'utf8'));
 }
 
 /** The pad id: pad_token, else the tokenizer's pad token, else EOS (TRL 1.13's rule). */
@@ -301,9 +286,17 @@ function packs(cfg: SftConfig, isEval: boolean): boolean {
   return isEval && cfg.eval_packing !== '' ? cfg.eval_packing === 'true' : cfg.packing;
 }
 
-/** The tokenizer SFT's rows go through: chat_template_path and eos_token applied. */
-export function sftTokenizer(cfg: SftConfig, tok: TextTokenizer): TextTokenizer {
-  return withEosToken(withChatTemplate(tok, cfg.chat_template_path), cfg.eos_token);
+/**
+ * The tokenizer SFT's rows go through: eos_token applied, and chat_template_path's template, whose
+ * contents the caller gives as `chatTemplate` (train/sft-files.ts reads the file).
+ */
+export function sftTokenizer(cfg: SftConfig, tok: TextTokenizer, chatTemplate: string | null = null): TextTokenizer {
+  if (cfg.chat_template_path && chatTemplate === null)
+    throw new Error(
+      `sftTokenizer: chat_template_path ${cfg.chat_template_path} is set but its contents were not given`,
+    );
+  const templated = chatTemplate === null ? tok : withChatTemplateText(tok, chatTemplate, cfg.chat_template_path);
+  return withEosToken(templated, cfg.eos_token);
 }
 
 /** The tokenization options of one SFT split (dataset_text_field, the loss masks, truncation). */
@@ -341,20 +334,4 @@ export function arrangeSftData(cfg: SftConfig, ds: SftDataset, isEval: boolean):
       format: `${ds.report.format}, packed ${cfg.packing_strategy} into ${examples.length} rows of <= ${cfg.max_length} tokens`,
     },
   };
-}
-
-/** Loads, tokenizes and (with packing) packs one SFT split as TRL 1.13's SFTTrainer prepares it. */
-export async function loadSftData(
-  cfg: SftConfig,
-  tok: TextTokenizer,
-  data: LoadOptions & SftDataOptions,
-  path: string,
-  split: string,
-  isEval: boolean,
-): Promise<SftDataset> {
-  return arrangeSftData(
-    cfg,
-    await loadSftDataset(path, sftTokenizer(cfg, tok), sftDataOptions(cfg, data, split, isEval)),
-    isEval,
-  );
 }

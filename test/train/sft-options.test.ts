@@ -2,14 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMMON_OPTIONS, defaultsOf, SFT_OPTIONS, type SftConfig } from '../../src/train/config.js';
-import {
-  lossTokens,
-  paddingFree,
-  sequenceRows,
-  sftNotices,
-  withChatTemplate,
-  withEosToken,
-} from '../../src/train/sft.js';
+import { lossTokens, paddingFree, sequenceRows, sftNotices, withEosToken } from '../../src/train/sft.js';
+import { withChatTemplate } from '../../src/train/sft-files.js';
 import { toyId, toyTokenizer } from '../helpers/assets.js';
 
 const cfg = (o: Partial<SftConfig> = {}): SftConfig => ({ ...defaultsOf({ ...COMMON_OPTIONS, ...SFT_OPTIONS }), ...o });

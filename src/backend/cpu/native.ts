@@ -104,8 +104,8 @@ export function loadNative(): Promise<NativeAddon | null> {
   loading ??= (async () => {
     if (!isNode) return null;
     try {
-      const { createRequire } = await import('node:module');
-      const loadedAddon = createRequire(import.meta.url)(ADDON) as NativeAddon;
+      const { requireAddon } = await import('#host');
+      const loadedAddon = requireAddon(ADDON, import.meta.url) as NativeAddon;
       // Without AVX2 or AVX-512 (or off x86-64) the addon has only portable C++, which the
       // WebAssembly SIMD kernels beat: keep those.
       if (loadedAddon.info().kernel === 'scalar') nativeLoadError = 'native addon has no SIMD kernels for this CPU';
