@@ -210,6 +210,28 @@ napi_value Select(napi_env env, napi_callback_info info) {
   return ok;
 }
 
+/** exp(x, y): y = e^x by the attention kernels' exp (x, y: Float32Arrays of one length), for the tests. */
+napi_value Exp(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  float* p[2] = {nullptr, nullptr};
+  size_t len[2] = {0, 0};
+  bool ok = napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc == 2;
+  for (int i = 0; ok && i < 2; i++) {
+    napi_typedarray_type type;
+    void* data = nullptr;
+    ok = napi_get_typedarray_info(env, argv[i], &type, &len[i], &data, nullptr, nullptr) == napi_ok &&
+         type == napi_float32_array;
+    p[i] = static_cast<float*>(data);
+  }
+  if (!ok || len[0] != len[1]) {
+    napi_throw_type_error(env, nullptr, "tsdpo native exp: expected (x, y), two Float32Arrays of one length");
+    return nullptr;
+  }
+  tsdpo::attention_exp(p[0], p[1], static_cast<int64_t>(len[0]));
+  return nullptr;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -219,6 +241,7 @@ NAPI_MODULE_INIT() {
       {"attentionGrad", nullptr, AttentionGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"select", nullptr, Select, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
   return exports;

@@ -226,6 +226,15 @@ void attention_forward(const AttentionArgs& a, int threads) {
   pool_run(threads_for(a, threads, job.units), run_forward, &job);
 }
 
+void attention_exp(const float* x, float* y, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const char* isa = gemm_selected();
+  if (std::strcmp(isa, "avx512") == 0) return rows_avx512::exp_rows(x, y, n);
+  if (std::strcmp(isa, "avx2") == 0) return rows_avx2::exp_rows(x, y, n);
+#endif
+  rows_base::exp_rows(x, y, n);
+}
+
 void attention_backward(const AttentionArgs& a, int threads) {
   Job job;
   job.a = &a;

@@ -30,4 +30,7 @@ void attention_forward(const AttentionArgs& a, int threads);
 /** dq, dk, dv given dout, out and lse; one work unit per (batch, kv head). */
 void attention_backward(const AttentionArgs& a, int threads);
 
+/** y = e^x over n floats by the attention kernels' exp (the selected instruction set's), for the tests. */
+void attention_exp(const float* x, float* y, int64_t n);
+
 }  // namespace tsdpo

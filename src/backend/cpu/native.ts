@@ -84,6 +84,8 @@ export interface NativeAddon {
   info(): { kernel: string; available: string };
   /** Picks the instruction set ('auto', 'avx512', 'avx2', 'scalar'; for tests); false when this CPU lacks it. */
   select(name: string): boolean;
+  /** y = e^x by the attention kernels' exp (the selected instruction set's); for tests. */
+  exp(x: Float32Array, y: Float32Array): void;
 }
 
 /** Where the build puts the addon, relative to this file (dist/src/backend/cpu/native.js). */
