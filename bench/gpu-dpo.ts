@@ -260,7 +260,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   if (process.argv.includes('--fast')) {
     process.env.TSDPO_DAWN_FLAGS =
-      'enable-dawn-features=allow_unsafe_apis,disable_robustness,disable_workgroup_init;disable-dawn-features=timestamp_quantization';
+      'enable-dawn-features=allow_unsafe_apis,disable_robustness,disable_workgroup_init;' +
+      'disable-dawn-features=timestamp_quantization';
   }
   const be = await initEngine({ device: arg('device', 'webgpu') as DeviceName });
   if (process.argv.includes('--matmul')) {

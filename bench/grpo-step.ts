@@ -1,6 +1,7 @@
 // Seconds per `tsdpo grpo` step on the CPU, sampling included, on the demo model: 16 completions
 // (2 prompts x 8) of up to 16 tokens, loss_type grpo, the completion-length reward (as
-// bench/grpo_step_trl.py, TRL 1.13 on the same shapes). Usage: node dist/bench/grpo-step.js PROMPTS.jsonl [steps=4] [threads=1]
+// bench/grpo_step_trl.py, TRL 1.13 on the same shapes). Usage: node dist/bench/grpo-step.js PROMPTS.jsonl [steps=4]
+// [threads=1]
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -30,7 +30,10 @@ export interface AttentionShape {
   Dh: number;
 }
 
-/** Addresses of q, k, v, dout (random; q and k in [-2, 2)) and of the outputs of a fused attention call; free them with rt.free. */
+/**
+ * Addresses of q, k, v, dout (random; q and k in [-2, 2)) and of the outputs of a fused attention call; free them with
+ * rt.free.
+ */
 export function attentionBuffers(rt: KernelRuntime, { B, T, S, H, Hkv, Dh }: AttentionShape) {
   const nq = B * T * H * Dh,
     nk = B * S * Hkv * Dh;

@@ -141,7 +141,8 @@ const shape =
   ({ 896: 'Qwen2.5-0.5B', 1536: 'Qwen2.5-1.5B', 2048: 'Qwen2.5-3B' } as Record<number, string>)[hidden] ??
   `hidden ${hidden}`;
 console.log(
-  `# DPO ${lora ? 'LoRA' : 'full'}: ${shape} shape with ${layers} layers, ${base.per_device_train_batch_size} pairs x max_length ${base.max_length}, ${steps} steps${other ? `; base = ${other}` : ''}`,
+  `# DPO ${lora ? 'LoRA' : 'full'}: ${shape} shape with ${layers} layers, ${base.per_device_train_batch_size} ` +
+    `pairs x max_length ${base.max_length}, ${steps} steps${other ? `; base = ${other}` : ''}`,
 );
 sides.forEach((s, i) => {
   if (only && !only.split('|').some((o) => s.label === o)) return;

@@ -32,7 +32,8 @@ const gyp = [
 ].find((p) => p && existsSync(p));
 if (!nodedir || !gyp) {
   say(
-    `better-sqlite3 not built (${!nodedir ? 'no Node headers next to this node' : 'node-gyp not found'}); tsdpo studio will not start`,
+    `better-sqlite3 not built (${!nodedir ? 'no Node headers next to this node' : 'node-gyp not found'}); ` +
+      `tsdpo studio will not start`,
   );
   process.exit(0);
 }
@@ -46,6 +47,8 @@ const r = spawnSync(process.execPath, [gyp, 'rebuild', '--release', `--nodedir=$
 });
 if (r.status !== 0 || !loads())
   say(
-    `better-sqlite3 not built: ${(r.stderr ?? '').split('\n').find((l) => /error/i.test(l)) ?? `node-gyp exited with ${r.status}`}; tsdpo studio will not start`,
+    `better-sqlite3 not built: ` +
+      `${(r.stderr ?? '').split('\n').find((l) => /error/i.test(l)) ?? `node-gyp exited with ${r.status}`}; ` +
+      `tsdpo studio will not start`,
   );
 else say('better-sqlite3 built');

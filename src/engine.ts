@@ -17,7 +17,10 @@ export interface EngineOptions {
   threads?: number;
   /** CPU: use the WebAssembly kernels for float32 (default true). */
   fast?: boolean;
-  /** CPU: float32 matmul and attention in the native addon when it is built (Node; default true; TSDPO_NATIVE=0 turns it off). */
+  /**
+   * CPU: float32 matmul and attention in the native addon when it is built (Node; default true; TSDPO_NATIVE=0 turns it
+   * off).
+   */
   native?: boolean;
   /** Where notices (e.g. a fallback to CPU) go (default: stderr / console.warn). */
   log?: (message: string) => void;

@@ -113,7 +113,8 @@ export async function modelFromFiles(
       for (const [k, t] of f.tensors(shard)) tensors.set(k, t);
   } else {
     throw new Error(
-      `${f.label}: expected model.safetensors or model.safetensors.index.json (given: ${[...f.files.keys()].sort().join(', ')})`,
+      `${f.label}: expected model.safetensors or model.safetensors.index.json ` +
+        `(given: ${[...f.files.keys()].sort().join(', ')})`,
     );
   }
   return buildModel(config, tensors, f.label, opts.backend);

@@ -72,7 +72,9 @@ export async function generate(
   }));
 }
 
-/** A sequence to score: token ids with a 0/1 mask of the scored (completion) positions, or prompt + completion texts. */
+/**
+ * A sequence to score: token ids with a 0/1 mask of the scored (completion) positions, or prompt + completion texts.
+ */
 export type SequenceRow = { input_ids: number[]; completion_mask: number[] } | { prompt: string; completion: string };
 
 /** A sequence's summed completion log-prob and its number of completion tokens. */
@@ -81,7 +83,10 @@ export interface SequenceLogprob {
   tokens: number;
 }
 
-/** Ids and mask of one row, checked; text rows are tokenized as for DPO (EOS after the completion). Errors start with `where`. */
+/**
+ * Ids and mask of one row, checked; text rows are tokenized as for DPO (EOS after the completion). Errors start with
+ * `where`.
+ */
 export function sequenceIds(
   row: unknown,
   where: string,
@@ -249,7 +254,10 @@ export interface EvaluateResult {
   completions: { policy: { text: string; reward: number }[][]; reference: { text: string; reward: number }[][] };
 }
 
-/** Prompts as the models see them; a prompt that leaves no room for maxNewTokens within maxPositions is an error naming it. */
+/**
+ * Prompts as the models see them; a prompt that leaves no room for maxNewTokens within maxPositions is an error naming
+ * it.
+ */
 export function evalPrompts(
   tok: TextTokenizer,
   texts: readonly { text: string; where: Where }[],
@@ -266,7 +274,8 @@ export function evalPrompts(
         where,
         field,
         `the prompt has ${ids.length} tokens; with --max_new_tokens ${maxNewTokens} it needs ` +
-          `${ids.length + maxNewTokens} positions, above the model's ${maxPositions} (n_positions): shorten it or lower --max_new_tokens`,
+          `${ids.length + maxNewTokens} positions, above the model's ` +
+          `${maxPositions} (n_positions): shorten it or lower --max_new_tokens`,
       );
     }
     return { text, ids };

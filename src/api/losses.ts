@@ -13,10 +13,15 @@ export type LossFn = registry.LossFn;
 
 /** A `loss_type` name. */
 export type LossName = registry.LossName;
-/** One registry entry: the loss function, whether it needs a reference model, its help line, whether TRL 1.13 has it. */
+/**
+ * One registry entry: the loss function, whether it needs a reference model, its help line, whether TRL 1.13 has it.
+ */
 export type LossEntry = registry.LossEntry;
 
-/** Every loss by its `loss_type` name (TRL 1.13's, and tsdpo's own reference_free and simpo): `LOSSES.sigmoid.fn(inputs, options)`. */
+/**
+ * Every loss by its `loss_type` name (TRL 1.13's, and tsdpo's own reference_free and simpo): `LOSSES.sigmoid.fn(inputs,
+ * options)`.
+ */
 export const LOSSES: Readonly<Record<LossName, LossEntry>> = registry.LOSSES;
 /** The `loss_type` names. */
 export const LOSS_NAMES: readonly LossName[] = registry.LOSS_NAMES;

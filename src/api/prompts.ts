@@ -76,13 +76,15 @@ export async function loadReward(spec: string, label?: string): Promise<RewardFn
     mod = (await import(pathToFileURL(resolve(spec)).href)) as Record<string, unknown>;
   } catch (e) {
     throw new Error(
-      `--reward ${spec}: cannot load the module (${(e as Error).message}); give 'sentiment', a reward model folder or a .js/.mjs file`,
+      `--reward ${spec}: cannot load the module (${(e as Error).message}); ` +
+        `give 'sentiment', a reward model folder or a .js/.mjs file`,
     );
   }
   const fn = mod.default ?? mod.reward;
   if (typeof fn !== 'function') {
     throw new Error(
-      `--reward ${spec}: the module exports no function (export default (prompt, completion) => number, or export function reward)`,
+      `--reward ${spec}: the module exports no function (export default ` +
+        `(prompt, completion) => number, or export function reward)`,
     );
   }
   return fn as RewardFn;

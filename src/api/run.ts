@@ -45,7 +45,10 @@ export interface RunConfigs {
   rloo: RlooConfig;
 }
 
-/** The full configuration of `method`: its defaults, then `given`, each value checked against its option's type and choices. */
+/**
+ * The full configuration of `method`: its defaults, then `given`, each value checked against its option's type and
+ * choices.
+ */
 export function runConfig<M extends RunMethod>(method: M, given: Partial<RunConfigs[M]>): RunConfigs[M] {
   const specs: Record<string, OptionSpec> = RUN_METHODS[method];
   const cfg = defaultsOf(specs) as Record<string, unknown>;

@@ -64,7 +64,9 @@ export const METHOD_OPTIONS: { readonly [M in Method]: Record<string, OptionSpec
 
 /** What `train` trains on. */
 export interface TrainInputs<M extends Method> {
-  /** The policy: trained in place (all weights, or its LoRA adapter: one already attached, or a new one with use_peft). */
+  /**
+   * The policy: trained in place (all weights, or its LoRA adapter: one already attached, or a new one with use_peft).
+   */
   model: CausalLM;
   tokenizer: TextTokenizer;
   /** Training rows, as in the CLI's data files (docs/data.md): e.g. {prompt, chosen, rejected} for DPO. */
@@ -94,7 +96,8 @@ export function resolveConfig<M extends Method>(method: M, given: Partial<Method
     const spec = specs[key];
     if (!spec)
       throw new Error(
-        `train('${method}'): unknown option '${key}' (the options are TRL's names: ${Object.keys(specs).slice(0, 6).join(', ')}, ...)`,
+        `train('${method}'): unknown option '${key}' (the options are ` +
+          `TRL's names: ${Object.keys(specs).slice(0, 6).join(', ')}, ...)`,
       );
     if (value !== undefined) cfg[key] = coerce(key, spec, value, `train('${method}')`);
   }

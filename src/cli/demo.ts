@@ -9,8 +9,10 @@ export function demoCommand(): Command {
   const cmd = new Command('demo')
     .description(
       "The DPO paper's controlled-sentiment experiment (arXiv:2305.18290, Fig. 2 and 3) in miniature, offline: " +
-        'sample review completions from the committed small model, pair them by a sentiment reward, train DPO at several ' +
-        "betas and the paper's baselines (Preferred-FT, Unlikelihood, a reward model with PPO, PPO-GT on the true reward, best-of-N), " +
+        'sample review completions from the committed small model, ' +
+        'pair them by a sentiment reward, train DPO at several ' +
+        "betas and the paper's baselines (Preferred-FT, Unlikelihood, a " +
+        'reward model with PPO, PPO-GT on the true reward, best-of-N), ' +
         'and chart reward against KL and win rates by temperature and over training. ' +
         'Several minutes on two cores (--quick: one strength per method and smaller samples, a few times faster).',
     )

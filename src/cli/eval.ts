@@ -41,7 +41,8 @@ export function evalCommand(): Command {
     const tok = loadTokenizer(o.model);
     const reward = await loadReward(o.reward, o.reward_label || undefined);
     const policy = loadModel(o.model);
-    const positions = Number(policy.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
+    // GPT-2's learned positions; rotary models have no hard limit
+    const positions = Number(policy.config.n_positions ?? Infinity);
     const prompts = await readPrompts(o.prompts, o.prompt_field, tok, o.chat, o.max_new_tokens, positions);
     if (o.adapter) loadAdapter(policy, o.adapter);
     const reference = loadModel(o.reference || o.model);
@@ -95,7 +96,13 @@ export function evalCommand(): Command {
         completions[name].forEach((g, i) =>
           g.forEach((x) =>
             lines.push(
-              `${JSON.stringify({ prompt: prompts[i].text, model: name, temperature, completion: x.text, reward: x.reward })}\n`,
+              JSON.stringify({
+                prompt: prompts[i].text,
+                model: name,
+                temperature,
+                completion: x.text,
+                reward: x.reward,
+              }) + '\n',
             ),
           ),
         );
@@ -112,7 +119,8 @@ export function evalCommand(): Command {
           `policy     reward ${pm(result.policy_reward, result.policy_reward_se, 3)}   KL(policy || reference) ` +
             `${temperature === 1 ? `${pm(result.kl, result.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
           `reference  reward ${pm(result.reference_reward, result.reference_reward_se, 3)}`,
-          `win rate of the policy against the reference: ${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
+          `win rate of the policy against the reference: ` +
+            `${pm(result.win_rate, result.win_rate_se, 3)} (ties count 1/2)`,
         ].join('\n') + '\n\n',
       );
     }

@@ -39,7 +39,8 @@ export function exportCommand(): Command {
     .addHelpText(
       'after',
       `\nThe folder runs with \`bash DIR/launch.sh\` (env NUM_PROCESSES, USE_CPU=1, ACCELERATE_CONFIG) and writes\n` +
-        `TRL's log_history to DIR/output/log_history.jsonl; \`bash DIR/launch.sh --resume_from_checkpoint CKPT\` continues a\n` +
+        `TRL's log_history to DIR/output/log_history.jsonl; \`bash ` +
+        `DIR/launch.sh --resume_from_checkpoint CKPT\` continues a\n` +
         `checkpoint of TRL or of tsdpo. Options not carried, and why:\n${notCarriedHelp()}`,
     );
   cmd.action(async (o: { trainer: ExportTrainer; config: string; output: string; num_processes: string }) => {

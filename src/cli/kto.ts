@@ -7,7 +7,8 @@ import { addOptions, resolveOptions } from './options.js';
 export function ktoCommand(): Command {
   const cmd = new Command('kto')
     .description(
-      'Kahneman-Tversky Optimization (arXiv:2402.01306) of a causal LM on unpaired (prompt, completion, label) data.\n' +
+      'Kahneman-Tversky Optimization (arXiv:2402.01306) of a ' +
+        'causal LM on unpaired (prompt, completion, label) data.\n' +
         'Minimal use: tsdpo kto --model DIR --data FILE --output DIR',
     )
     .addHelpText(

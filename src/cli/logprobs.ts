@@ -17,7 +17,9 @@ import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { addOptions, resolveOptions } from './options.js';
 
-/** One input line: {input_ids, completion_mask} or {prompt, completion} (EOS appended); errors name `where` (file:line). */
+/**
+ * One input line: {input_ids, completion_mask} or {prompt, completion} (EOS appended); errors name `where` (file:line).
+ */
 export function parseRow(
   line: string,
   where: string,

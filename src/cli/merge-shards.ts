@@ -7,7 +7,8 @@ import { formatResult, mergeEvalShards } from '../eval/shard.js';
 export function mergeShardsCommand(): Command {
   return new Command('merge-shards')
     .description(
-      'Merge the shard files of `tsdpo eval --shard i/n --output FILE` (parts 0/n .. n-1/n, e.g. from a SLURM job array) ' +
+      'Merge the shard files of `tsdpo eval --shard i/n --output ' +
+        'FILE` (parts 0/n .. n-1/n, e.g. from a SLURM job array) ' +
         'into the result of the whole run: the same numbers as one unsharded `tsdpo eval`.\n' +
         'Minimal use: tsdpo merge-shards eval-0.jsonl eval-1.jsonl',
     )

@@ -21,8 +21,10 @@ export function pretrainCommand(): Command {
     const r = await pretrain(cfg);
     const h = r.heldOut;
     process.stderr.write(
-      `done: ${r.steps} steps, ${r.tokens} tokens in ${(r.seconds / 60).toFixed(1)} min; held-out loss ${h.loss.toFixed(3)} ` +
-        `(perplexity ${h.perplexity.toFixed(1)}; reviews ${h.reviewLoss.toFixed(3)}, prose ${h.proseLoss.toFixed(3)}); model in ${r.output}\n`,
+      `done: ${r.steps} steps, ${r.tokens} tokens in ` +
+        `${(r.seconds / 60).toFixed(1)} min; held-out loss ${h.loss.toFixed(3)} ` +
+        `(perplexity ${h.perplexity.toFixed(1)}; reviews ${h.reviewLoss.toFixed(3)}, ` +
+        `prose ${h.proseLoss.toFixed(3)}); model in ${r.output}\n`,
     );
   });
   return cmd;

@@ -8,7 +8,8 @@ export function rewardCommand(): Command {
   const cmd = new Command('reward')
     .description(
       "Train a reward model (TRL 1.13's RewardTrainer): a one-label sequence classifier scores each pair's " +
-        'chosen and rejected sequence, trained with the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected - margin).\n' +
+        'chosen and rejected sequence, trained with the Bradley-Terry ' +
+        'loss -log sigmoid(r_chosen - r_rejected - margin).\n' +
         'Minimal use: tsdpo reward --model DIR --data FILE --output DIR',
     )
     .addHelpText(

@@ -123,7 +123,8 @@ export function prepareRewardDataset(
           // Not a row problem: stop even with skipInvalid.
           throw new Error(
             `prepareRewardDataset: ${whereText(rec.where)} is conversational (lists of {role, content}) but ` +
-              `the tokenizer of ${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`,
+              `the tokenizer of ${tok.source} has no chat template; add ` +
+              `chat_template.jinja to the model folder, or use text data`,
           );
         }
       }

@@ -103,7 +103,9 @@ export function detectSftFormat(row: Record<string, unknown>, where: Where, opts
   );
 }
 
-/** Plain text and EOS. TRL 1.13 appends EOS only to a column named `text` (not to another dataset_text_field): so do we. */
+/**
+ * Plain text and EOS. TRL 1.13 appends EOS only to a column named `text` (not to another dataset_text_field): so do we.
+ */
 function sftText(tok: TextTokenizer, text: string, addEos: boolean): number[] {
   const ids = encodePrompt(tok, text);
   if (addEos && (tok.eosToken === null || !text.endsWith(tok.eosToken))) ids.push(tok.eosId!);

@@ -86,7 +86,8 @@ export function detectUnpairedFormat(
     where,
     null,
     `has fields ${Object.keys(row).join(', ') || '(none)'}; KTO data needs ` +
-      `'${c.prompt}', '${c.completion}' and a boolean '${c.label}' (or preference '${c.chosen}'/'rejected' columns, unpaired as TRL does)`,
+      `'${c.prompt}', '${c.completion}' and a boolean '${c.label}' (or ` +
+      `preference '${c.chosen}'/'rejected' columns, unpaired as TRL does)`,
   );
 }
 
@@ -105,7 +106,8 @@ function unpairedExample(
     throw new DataError(
       where,
       c.label,
-      `is ${typeName(label)}${label === undefined ? '' : ` (${JSON.stringify(label)})`}; expected true (desirable) or false (undesirable)`,
+      `is ${typeName(label)}${label === undefined ? '' : ` (${JSON.stringify(label)})`}; ` +
+        `expected true (desirable) or false (undesirable)`,
     );
   }
   if (!conversational) {
@@ -184,7 +186,8 @@ export function prepareUnpairedDataset(
           const conv = format.kind === 'unpaired' ? format.conversational : format.preference.conversational;
           if (conv && !tok.hasChatTemplate) {
             throw new Error(
-              `prepareUnpairedDataset: ${whereText(rec.where)} is conversational (lists of {role, content}) but the tokenizer of ` +
+              `prepareUnpairedDataset: ${whereText(rec.where)} is ` +
+                `conversational (lists of {role, content}) but the tokenizer of ` +
                 `${tok.source} has no chat template; add chat_template.jinja to the model folder, or use text data`,
             );
           }
@@ -217,8 +220,10 @@ export function prepareUnpairedDataset(
     format === null
       ? 'unknown (no valid rows)'
       : format.kind === 'unpaired'
-        ? `unpaired${format.conversational ? ', conversational' : ''}; ${report.desirable} desirable, ${report.undesirable} undesirable`
-        : `paired (${describeFormat(format.preference)}), unpaired into ${report.desirable} desirable + ${report.undesirable} undesirable`;
+        ? `unpaired${format.conversational ? ', conversational' : ''}; ` +
+          `${report.desirable} desirable, ${report.undesirable} undesirable`
+        : `paired (${describeFormat(format.preference)}), unpaired into ` +
+          `${report.desirable} desirable + ${report.undesirable} undesirable`;
   return { examples, sources, format, report };
 }
 

@@ -173,7 +173,8 @@ export async function loadVega(): Promise<typeof vega> {
   } catch (e) {
     throw new Error(
       'demo charts: the npm package "vega" is not installed; it is an optional peer dependency of tsdpo, ' +
-        `needed by the demo's report only: \`npm install vega\` (a clone of tsdpo has it after \`npm ci\`) (${(e as Error).message})`,
+        `needed by the demo's report only: \`npm install vega\` (a clone ` +
+        `of tsdpo has it after \`npm ci\`) (${(e as Error).message})`,
     );
   }
 }

@@ -131,7 +131,8 @@ function checkOptions(o: CorpusOptions): void {
 }
 
 /**
- * Builds the corpus. A text appears under its first source only. Held-out documents appear once; training review sentences appear
+ * Builds the corpus. A text appears under its first source only. Held-out documents appear once; training review
+ * sentences appear
  * `reviewRepeat` times. With `shuffleSeed` set, `train` is shuffled with that seed, so that a
  * reader taking documents in order sees every source mixed; `heldOut` stays in source order.
  */

@@ -82,7 +82,10 @@ export interface WinRates {
   /** Held-out prompts with a chosen completion (the others' samples all tied). */
   prompts: number;
   temperatures: number[];
-  /** One series per policy (the starting model, Preferred-FT, DPO and PPO at their middle strength): a point per temperature. */
+  /**
+   * One series per policy (the starting model, Preferred-FT, DPO and PPO at their middle strength): a point per
+   * temperature.
+   */
   byTemperature: { name: string; points: WinPoint[] }[];
   /** DPO at its middle beta, over training: at steps 0 (the starting model) and each evaluation, per temperature. */
   overTraining: { name: string; temperatures: number[]; points: ({ step: number } & Record<string, number>)[] };
@@ -158,7 +161,8 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
   const { pairs, skippedTies } = buildPairs(trainPrompts, groups);
   if (pairs.length < cfg.batch_size) {
     throw new Error(
-      `tsdpo demo: only ${pairs.length} preference pairs (${skippedTies} prompts tied); raise --train_prompts or --samples_per_prompt`,
+      `tsdpo demo: only ${pairs.length} preference pairs (${skippedTies} ` +
+        `prompts tied); raise --train_prompts or --samples_per_prompt`,
     );
   }
   writeFileSync(
@@ -185,7 +189,8 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
     meanRejected: mean(pairs.map((p) => p.rejected.reward)),
   };
   log(
-    `      ${pairs.length} pairs (${skippedTies} prompts skipped: all completions tied); mean reward chosen ${pairInfo.meanChosen.toFixed(3)}, rejected ${pairInfo.meanRejected.toFixed(3)}`,
+    `      ${pairs.length} pairs (${skippedTies} prompts skipped: all completions tied); mean ` +
+      `reward chosen ${pairInfo.meanChosen.toFixed(3)}, rejected ${pairInfo.meanRejected.toFixed(3)}`,
   );
   b = bar('      reference log-probs of the pairs', pairs.length);
   // Reference log-probs of every chosen and rejected completion, once for all runs.
@@ -292,8 +297,10 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
     ],
   };
   log(
-    `      held-out chosen completions: ${chosen.filter((c) => c !== null).length} of ${evalPrompts.length} prompts (the others' samples tied); ` +
-      `starting model's win rate against them ${startByTemp.map((p, i) => `${p.winRate.toFixed(3)} at T=${temperatures[i]}`).join(', ')}`,
+    `      held-out chosen completions: ${chosen.filter((c) => c !== null).length} ` +
+      `of ${evalPrompts.length} prompts (the others' samples tied); ` +
+      `starting model's win rate against them ` +
+      `${startByTemp.map((p, i) => `${p.winRate.toFixed(3)} at T=${temperatures[i]}`).join(', ')}`,
   );
   phase('start');
 
@@ -302,7 +309,8 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
   let rm = null;
   if (klCoefs.length > 0) {
     log(
-      `[3/5] reward model: all pairs of the ${cfg.samples_per_prompt} samples of each training prompt, ${cfg.rm_epochs} epoch(s)`,
+      `[3/5] reward model: all pairs of the ${cfg.samples_per_prompt} ` +
+        `samples of each training prompt, ${cfg.rm_epochs} epoch(s)`,
     );
     const r = await trainRewardModel({
       modelDir,
@@ -322,7 +330,8 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
     rewardModel = { ...r, accuracy: acc.accuracy, accuracySe: acc.se, accuracyPairs: acc.pairs };
     log(
       `      ${r.trainPairs} training pairs, ${r.steps} steps; best held-out accuracy at step ${r.bestStep}; ` +
-        `accuracy against the ground truth on held-out IMDb prompts ${acc.accuracy.toFixed(3)} ± ${acc.se.toFixed(3)} (${acc.pairs} pairs)`,
+        `accuracy against the ground truth on held-out IMDb prompts ` +
+        `${acc.accuracy.toFixed(3)} ± ${acc.se.toFixed(3)} (${acc.pairs} pairs)`,
     );
   }
   phase('reward-model');
@@ -374,18 +383,21 @@ export async function runDemo(cfg: DemoConfig, opts: { log?: Log } = {}): Promis
         ? `DPO, beta ${r.beta}`
         : r.kind === 'unlikelihood'
           ? `Unlikelihood, alpha ${r.alpha}`
-          : `${r.kind === 'ppo' ? 'PPO (learned reward model)' : 'PPO-GT (ground-truth reward)'}, KL coefficient ${r.beta}`;
+          : `${r.kind === 'ppo' ? 'PPO (learned reward model)' : 'PPO-GT (ground-truth reward)'}, ` +
+            `KL coefficient ${r.beta}`;
   const runs: RunResult[] = [];
   for (const [i, spec] of plan.entries()) {
     const ppo = spec.kind === 'ppo' || spec.kind === 'ppo-gt';
     log(
-      `[4/5] run ${i + 1} of ${plan.length}: ${describe(spec)}, ${ppo ? `${cfg.ppo_updates} updates of ${cfg.ppo_batch} rollouts` : `${cfg.steps} steps`}`,
+      `[4/5] run ${i + 1} of ${plan.length}: ${describe(spec)}, ` +
+        `${ppo ? `${cfg.ppo_updates} updates of ${cfg.ppo_batch} rollouts` : `${cfg.steps} steps`}`,
     );
     let lastSamples: Scored[][] | null = null;
     const hooks = {
       onPoint: (p: CurvePoint) =>
         log(
-          `      ${ppo ? 'update' : 'step'} ${p.step}: reward ${p.reward.toFixed(3)}, KL ${p.kl.toFixed(2)}, win rate ${p.winRate.toFixed(3)}` +
+          `      ${ppo ? 'update' : 'step'} ${p.step}: reward ${p.reward.toFixed(3)}, ` +
+            `KL ${p.kl.toFixed(2)}, win rate ${p.winRate.toFixed(3)}` +
             (p.rmScore !== undefined ? `, reward model score ${p.rmScore.toFixed(3)}` : ''),
         ),
       atCheckpoint: async (policy: CausalLM, p: CurvePoint, samples: Scored[][]) => {
@@ -497,7 +509,9 @@ function countParams(m: { params: Map<string, { size: number }> }): number {
   return n;
 }
 
-/** The machine-readable summary: final points of every run, then every checkpoint, the reward model and the win rates. */
+/**
+ * The machine-readable summary: final points of every run, then every checkpoint, the reward model and the win rates.
+ */
 export function summaryJson(r: DemoResult): Record<string, unknown> {
   const round = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
   const rm = r.rewardModel,

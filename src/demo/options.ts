@@ -64,17 +64,23 @@ export const DEMO_OPTIONS = {
   unlikelihood_alphas: {
     type: 'list',
     default: ['0.05', '0.2'],
-    help: 'Unlikelihood baseline: weights alpha of the -log p(rejected) term, one run each (same steps and learning rate as DPO)',
+    help:
+      'Unlikelihood baseline: weights alpha of the -log p(rejected) ' +
+      'term, one run each (same steps and learning rate as DPO)',
   },
   rm_epochs: {
     type: 'number',
     default: 2,
-    help: 'reward model: passes over all 6 pairs of the 4 samples of each training prompt (labelled by the ground-truth reward)',
+    help:
+      'reward model: passes over all 6 pairs of the 4 samples of ' +
+      'each training prompt (labelled by the ground-truth reward)',
   },
   rm_prompts: {
     type: 'int',
     default: 1024,
-    help: 'reward model: training prompts whose samples it is trained on (the first of the seeded order; 0 = all); a tenth of them choose the checkpoint',
+    help:
+      'reward model: training prompts whose samples it is trained on (the first ' +
+      'of the seeded order; 0 = all); a tenth of them choose the checkpoint',
   },
   rm_learning_rate: {
     type: 'number',
@@ -84,7 +90,9 @@ export const DEMO_OPTIONS = {
   ppo_kl_coefs: {
     type: 'list',
     default: ['0.01', '0.05', '0.2'],
-    help: 'PPO and PPO-GT: KL coefficients (the beta of the RLHF objective), one run of each per value; empty = no PPO runs',
+    help:
+      'PPO and PPO-GT: KL coefficients (the beta of the RLHF ' +
+      'objective), one run of each per value; empty = no PPO runs',
   },
   ppo_updates: {
     type: 'int',
@@ -105,7 +113,9 @@ export const DEMO_OPTIONS = {
   temperatures: {
     type: 'list',
     default: ['0.25', '0.5', '0.75', '1'],
-    help: "sampling temperatures of the win rate against the chosen completions (DPO, PPO, Preferred-FT); the first and 1 also over DPO's training",
+    help:
+      'sampling temperatures of the win rate against the chosen completions ' +
+      "(DPO, PPO, Preferred-FT); the first and 1 also over DPO's training",
   },
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
   quick: {
@@ -157,7 +167,8 @@ export function defaultDemoModel(): string {
   const dir = fileURLToPath(new URL('../../../assets/demo-model', import.meta.url));
   if (!existsSync(dir))
     throw new Error(
-      `tsdpo demo: the demo checkpoint ${dir} is missing (it is committed in the repository; pass --model DIR to use another)`,
+      `tsdpo demo: the demo checkpoint ${dir} is missing (it is ` +
+        `committed in the repository; pass --model DIR to use another)`,
     );
   return dir;
 }

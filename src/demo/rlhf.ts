@@ -21,7 +21,9 @@ import { prepareOutputDir, train } from '../train/trainer.js';
 import { evaluatePoint, type CurvePoint, type RunResult, type RunSettings, type RunSpec } from './runs.js';
 import { demoReward, type DemoPrompt, type Scored } from './sample.js';
 
-/** Every pair of a prompt's samples whose ground-truth rewards differ, the higher one chosen (4 samples: up to 6 pairs). */
+/**
+ * Every pair of a prompt's samples whose ground-truth rewards differ, the higher one chosen (4 samples: up to 6 pairs).
+ */
 export function allPairs(prompts: readonly DemoPrompt[], groups: readonly (readonly Scored[])[]): RewardExample[] {
   if (prompts.length !== groups.length)
     throw new Error(`allPairs: ${prompts.length} prompts but ${groups.length} groups of samples`);
@@ -140,7 +142,8 @@ export async function trainRewardModel(s: RewardModelSettings): Promise<RewardMo
   const params = trainAll(sc.model);
   sc.score.requiresGrad = true;
   params.push({ name: 'score.weight', tensor: sc.score });
-  // Pad 0 on the right (masked); the score is read at each sequence's last token, EOS when the sample reached it, as PPO reads it.
+  // Pad 0 on the right (masked); the score is read at each sequence's last token, EOS when the sample reached it, as
+  // PPO reads it.
   const PAD = 0;
   const inner = new RewardObjective({
     cfg,

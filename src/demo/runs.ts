@@ -1,5 +1,6 @@
 // The demo's trained policies on the preference pairs: DPO at one beta, Preferred-FT (SFT on the
-// chosen completions) or Unlikelihood (unlikelihood.ts), the paper's baselines, each a full fine-tune of a fresh copy of the starting model through the shared
+// chosen completions) or Unlikelihood (unlikelihood.ts), the paper's baselines, each a full fine-tune of a fresh copy
+// of the starting model through the shared
 // training loop (src/train/trainer.ts). The loop's evaluation hook samples the held-out prompts at
 // evenly spaced steps, so each run traces a curve in the reward-vs-KL plane.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -44,7 +45,10 @@ export interface CurvePoint extends Measures {
 
 export type RunKind = 'dpo' | 'preferred-ft' | 'unlikelihood' | 'ppo' | 'ppo-gt';
 
-/** What to train: `beta` is DPO's beta or PPO's KL coefficient (the same beta of the RLHF objective, Eq. 3); `alpha` Unlikelihood's weight. */
+/**
+ * What to train: `beta` is DPO's beta or PPO's KL coefficient (the same beta of the RLHF objective, Eq. 3); `alpha`
+ * Unlikelihood's weight.
+ */
 export interface RunSpec {
   name: string;
   kind: RunKind;

@@ -8,7 +8,8 @@
 //   E[reward] = sum_j q_j v_j,   KL(pi_BoN || pi_ref) = sum_j q_j log(q_j / p_j),
 // which is at most log N - (N - 1) / N (reached when no two completions tie; Beirami et al. 2024,
 // arXiv:2401.01879). Its win rate against pi_ref's own samples (a tie counts 1/2) is
-//   sum_j q_j (F_{j-1} + p_j / 2),   N / (N + 1) when no two completions tie. A Monte-Carlo estimate with pi_ref's log-probs is no use here: the samples
+// sum_j q_j (F_{j-1} + p_j / 2),   N / (N + 1) when no two completions tie. A Monte-Carlo estimate with pi_ref's
+// log-probs is no use here: the samples
 // come from pi_ref, and log pi_ref - log pi_ref is 0 whatever N is.
 // With p_j estimated from M samples of pi_ref per prompt (the empirical distribution), both sums
 // are computed exactly for that distribution; M should be a few times N.

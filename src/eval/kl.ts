@@ -28,7 +28,8 @@ export function completionBatch(items: readonly PromptCompletion[], padId: numbe
   items.forEach((s, r) => {
     if (s.promptIds.length === 0 || s.completionIds.length === 0) {
       throw new Error(
-        `completionBatch: sequence ${r} has ${s.promptIds.length} prompt and ${s.completionIds.length} completion tokens (both must be >= 1)`,
+        `completionBatch: sequence ${r} has ${s.promptIds.length} prompt ` +
+          `and ${s.completionIds.length} completion tokens (both must be >= 1)`,
       );
     }
     const P = s.promptIds.length,

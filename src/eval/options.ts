@@ -65,13 +65,16 @@ export const EVAL_OPTIONS = {
     default: 'sentiment',
     help:
       "'sentiment' (sigmoid of the AFINN score / 2 of the completion), a reward model folder " +
-      '(*ForSequenceClassification: its score of prompt + completion; what `tsdpo reward` saves, a LoRA adapter included), ' +
+      '(*ForSequenceClassification: its score of prompt + completion; ' +
+      'what `tsdpo reward` saves, a LoRA adapter included), ' +
       'or a .mjs/.js module exporting (prompt, completion) => number (default export or `reward`)',
   },
   reward_label: {
     type: 'string',
     default: '',
-    help: 'a reward model with several labels (a classifier): the label (name or index) whose probability is the reward',
+    help:
+      'a reward model with several labels (a classifier): the ' +
+      'label (name or index) whose probability is the reward',
   },
   samples: { type: 'int', default: 4, min: 1, help: 'completions per prompt from each model' },
   max_new_tokens: { type: 'int', default: 32, min: 1, help: 'tokens per completion' },

@@ -38,7 +38,8 @@ export function loadRewardModel(dir: string): RewardModel {
     const base = String(loadPeftAdapter(dir).config.base_model_name_or_path ?? '');
     if (!base || !existsSync(base)) {
       throw new Error(
-        `${dir}: a PEFT adapter whose base model '${base}' (base_model_name_or_path in ${ADAPTER_CONFIG}) is not a folder here`,
+        `${dir}: a PEFT adapter whose base model '${base}' ` +
+          `(base_model_name_or_path in ${ADAPTER_CONFIG}) is not a folder here`,
       );
     }
     // The base's own head (or a placeholder for a causal LM base) is replaced by the adapter's.
@@ -55,7 +56,10 @@ export function loadRewardModel(dir: string): RewardModel {
   return { dir, model, score, padTokenId: typeof pad === 'number' ? pad : null, labels };
 }
 
-/** Where transformers reads the score: the last position whose token is not `pad` (0 if all are); the last one without `pad`. */
+/**
+ * Where transformers reads the score: the last position whose token is not `pad` (0 if all are); the last one without
+ * `pad`.
+ */
 export function pooledIndex(ids: readonly number[], pad: number | null): number {
   return pad === null ? ids.length - 1 : lastNonPad(ids, 0, ids.length, pad);
 }
@@ -106,7 +110,8 @@ export function rewardModelJudge(
   if (L > 1) {
     if (label === undefined) {
       throw new Error(
-        `${rm.dir}: the reward model has ${L} labels (${rm.labels.join(', ')}): choose one with --reward_label (name or index)`,
+        `${rm.dir}: the reward model has ${L} labels (${rm.labels.join(', ')}): ` +
+          `choose one with --reward_label (name or index)`,
       );
     }
     index = /^\d+$/.test(label) ? Number(label) : rm.labels.indexOf(label);

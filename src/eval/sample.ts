@@ -123,7 +123,8 @@ export async function sampleScored(
       const value = values[r];
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         throw new Error(
-          `reward: got ${String(value)} for prompt ${i} (${JSON.stringify(prompts[i].text.slice(0, 60))}) and completion ` +
+          `reward: got ${String(value)} for prompt ${i} ` +
+            `(${JSON.stringify(prompts[i].text.slice(0, 60))}) and completion ` +
             `${JSON.stringify(texts[r].slice(0, 60))}; a reward must be a finite number`,
         );
       }

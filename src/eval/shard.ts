@@ -23,7 +23,8 @@ export function parseShard(spec: string, flag = '--shard'): Shard {
     count = m ? Number(m[2]) : NaN;
   if (!m || count < 1 || index >= count) {
     throw new Error(
-      `${flag} ${JSON.stringify(spec)}: expected i/n with 0 <= i < n (e.g. 0/4; in a SLURM array: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)`,
+      `${flag} ${JSON.stringify(spec)}: expected i/n with 0 <= i < n (e.g. ` +
+        `0/4; in a SLURM array: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)`,
     );
   }
   return { index, count };
@@ -93,7 +94,8 @@ export function formatResult(r: EvalResult, reward: string): string {
     x === null ? '-' : `${x.toFixed(d)}${se === null ? '' : ` ± ${se.toFixed(d)}`}`;
   return (
     [
-      `${r.prompts} prompts x ${r.samples_per_prompt} samples per model, temperature ${r.temperature}, reward ${reward}`,
+      `${r.prompts} prompts x ${r.samples_per_prompt} samples ` +
+        `per model, temperature ${r.temperature}, reward ${reward}`,
       `policy     reward ${pm(r.policy_reward, r.policy_reward_se, 3)}   KL(policy || reference) ` +
         `${r.temperature === 1 ? `${pm(r.kl, r.kl_se, 3)} nats` : '- (estimated at temperature 1 only)'}`,
       `reference  reward ${pm(r.reference_reward, r.reference_reward_se, 3)}`,
@@ -201,7 +203,8 @@ function readShard(file: string): { header: ShardHeader; lines: SampleLine[] } {
   const header = first.tsdpo_eval_shard as ShardHeader | undefined;
   if (!header)
     throw new Error(
-      `${file}:1: not a shard file of tsdpo eval (its first line has no tsdpo_eval_shard; write one with tsdpo eval --shard i/n --output FILE)`,
+      `${file}:1: not a shard file of tsdpo eval (its first line has no ` +
+        `tsdpo_eval_shard; write one with tsdpo eval --shard i/n --output FILE)`,
     );
   const lines = rows.slice(1).map((l, i) => parse(l, i + 1) as unknown as SampleLine);
   lines.forEach((l, i) => {
@@ -231,13 +234,15 @@ export function mergeEvalShards(files: readonly string[]): {
     const sh = parseShard(s.header.shard, `${s.file}: shard`);
     if (sh.count !== n)
       throw new Error(
-        `merge-shards: ${s.file} is part ${s.header.shard}, ${files[0]} part ${shards[0].header.shard}: shards of different splits`,
+        `merge-shards: ${s.file} is part ${s.header.shard}, ${files[0]} ` +
+          `part ${shards[0].header.shard}: shards of different splits`,
       );
     if (seen.has(sh.index))
       throw new Error(`merge-shards: part ${s.header.shard} given twice (${seen.get(sh.index)} and ${s.file})`);
     if (JSON.stringify(s.header.settings) !== settings)
       throw new Error(
-        `merge-shards: ${s.file} was run with other settings than ${files[0]} (${JSON.stringify(s.header.settings)} vs ${settings})`,
+        `merge-shards: ${s.file} was run with other settings than ` +
+          `${files[0]} (${JSON.stringify(s.header.settings)} vs ${settings})`,
       );
     seen.set(sh.index, s.file);
   }

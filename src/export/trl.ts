@@ -33,7 +33,8 @@ export const NOT_CARRIED: Record<string, string> = {
   simpo_gamma: "tsdpo's own loss (TRL has SimPO in CPOTrainer)",
   memory_report: "tsdpo's own memory report (torch has its profilers)",
   frozen_dtype:
-    "tsdpo's 16-bit frozen weights (reference, LoRA base); with TRL, load the models in bfloat16 (model_init_kwargs torch_dtype, bf16)",
+    "tsdpo's 16-bit frozen weights (reference, LoRA base); with TRL, " +
+    'load the models in bfloat16 (model_init_kwargs torch_dtype, bf16)',
   shard:
     "tsdpo's split of its reference pass over runs; TRL's precompute_ref_log_probs runs in the data-parallel processes",
 };
@@ -43,7 +44,8 @@ const TRAINER_NOT_CARRIED: Record<ExportTrainer, Record<string, string>> = {
   dpo: {},
   sft: {
     chosen_column:
-      "tsdpo's own: tsdpo sft trains on the chosen completion of preference rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
+      "tsdpo's own: tsdpo sft trains on the chosen completion of preference " +
+      "rows; TRL's SFTTrainer takes text, prompt-completion or messages rows",
     rejected_column: 'as chosen_column',
   },
   reward: {},
@@ -84,7 +86,8 @@ async function writeJsonLines(files: string[], out: string): Promise<number> {
 }
 
 /**
- * Writes the TRL run of `cfg` (a resolved tsdpo config of `trainer`, whose options are `specs`) into `dir`. Every option is either
+ * Writes the TRL run of `cfg` (a resolved tsdpo config of `trainer`, whose options are `specs`) into `dir`. Every
+ * option is either
  * carried into config.yaml (under its TRL name: tsdpo uses TRL's) or listed as not carried with the
  * reason; options left at their defaults are carried only where TRL's default differs from tsdpo's.
  */
@@ -120,7 +123,9 @@ export async function exportToTrl(
     carried.loss_weights = terms.some(([, w]) => w !== 1) ? terms.map(([, w]) => w) : [];
     delete carried.rpo_alpha;
     if (Number(cfg.rpo_alpha) > 0)
-      notCarried.rpo_alpha = `carried as loss_type ${(carried.loss_type as string[]).join(',')} with loss_weights ${(carried.loss_weights as number[]).join(',')} (TRL 1.13's equivalent)`;
+      notCarried.rpo_alpha =
+        `carried as loss_type ${(carried.loss_type as string[]).join(',')} with loss_weights ` +
+        `${(carried.loss_weights as number[]).join(',')} (TRL 1.13's equivalent)`;
     const own = (carried.loss_type as string[]).filter((l) => ['reference_free', 'simpo'].includes(l));
     if (own.length)
       throw new Error(`export: loss_type ${own.join(', ')} is tsdpo's own; TRL 1.13's DPOTrainer has no such loss`);
@@ -176,8 +181,10 @@ function rewardFuncs(specs: readonly string[], dir: string): string[] {
     }
     if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
     throw new Error(
-      `export: reward function ${spec} is a JavaScript module; TRL's reward_funcs are Python: write it as a Python function ` +
-        "(prompts, completions, **kwargs) -> list of floats in trl_rollout.py's REWARDS, or use sentiment or a reward model folder",
+      `export: reward function ${spec} is a JavaScript module; ` +
+        `TRL's reward_funcs are Python: write it as a Python function ` +
+        '(prompts, completions, **kwargs) -> list of floats in ' +
+        "trl_rollout.py's REWARDS, or use sentiment or a reward model folder",
     );
   });
 }

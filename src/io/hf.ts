@@ -65,7 +65,8 @@ function missingWeights(dir: string, who: string): Error {
   if (bin) {
     return new Error(
       `${who}: ${dir} has ${bin} but only safetensors is supported: convert with ` +
-        `python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('${dir}').save_pretrained('${dir}-st')"`,
+        `python -c "from transformers import AutoModelForCausalLM as ` +
+        `M; M.from_pretrained('${dir}').save_pretrained('${dir}-st')"`,
     );
   }
   const other = names.find((n) => /^(consolidated.*\.safetensors|.*\.gguf|tf_model\.h5|flax_model\.msgpack)$/.test(n));
@@ -86,7 +87,8 @@ export function loadHfFolder(dir: string, opts: ReadOptions = {}): HfFolder {
     const adapter = fs.existsSync(path.join(dir, 'adapter_config.json'));
     throw new Error(
       adapter
-        ? `${who}: ${dir} holds a PEFT adapter (adapter_config.json), not a model: load its base model, then the adapter with loadPeftAdapter`
+        ? `${who}: ${dir} holds a PEFT adapter (adapter_config.json), not a ` +
+            `model: load its base model, then the adapter with loadPeftAdapter`
         : `${who}: no config.json in ${dir} (a Hugging Face model folder has config.json beside its weights)`,
     );
   }

@@ -84,7 +84,8 @@ export function parseLoraConfig(raw: Json, where: string): LoraConfig {
     throw new Error(`${where}: lora_alpha must be a number, got ${JSON.stringify(c.lora_alpha)}`);
   if (typeof c.target_modules !== 'string' && !isStrings(c.target_modules)) {
     throw new Error(
-      `${where}: target_modules must be a list of module names or a regex string, got ${JSON.stringify(c.target_modules)}`,
+      `${where}: target_modules must be a list of module names ` +
+        `or a regex string, got ${JSON.stringify(c.target_modules)}`,
     );
   }
   if (c.modules_to_save != null && !isStrings(c.modules_to_save)) {

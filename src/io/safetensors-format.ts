@@ -1,5 +1,6 @@
 // The safetensors format without file access (usable in browsers too): the header, parsed with
-// strict validation and encoded, and whole files held in memory. Layout of a file: u64 little-endian N, N bytes of JSON (padded with
+// strict validation and encoded, and whole files held in memory. Layout of a file: u64 little-endian N, N bytes of JSON
+// (padded with
 // spaces), then the data area; each tensor's `data_offsets` [begin, end) are relative to it.
 import { DTYPES, dtypeProblem, dtypeSize, isDType, numel, type DType } from './dtype.js';
 import { rawTensor, type RawTensor } from './raw-tensor.js';

@@ -123,7 +123,8 @@ function encodeData(t: TensorToWrite, where: string): Uint8Array {
   if (!out) {
     throw new Error(
       `${where}: tensor '${t.name}' is ${t.dtype}, which needs a ${want.name}` +
-        `${t.dtype === 'BF16' || t.dtype === 'F16' ? ' (raw bits) or a Float32Array' : ''}; got a ${d.constructor.name}`,
+        `${t.dtype === 'BF16' || t.dtype === 'F16' ? ' (raw bits) or a Float32Array' : ''}; ` +
+        `got a ${d.constructor.name}`,
     );
   }
   if (out.length !== numel(t.shape)) {

@@ -27,7 +27,8 @@ function targetPaths(model: CausalLM, config: LoraConfig): string[] {
   const paths = [...model.linears.keys()].filter((p) => isLoraTarget(p, config));
   if (paths.length === 0) {
     throw new Error(
-      `lora: target_modules ${JSON.stringify(config.target_modules)} match no linear layer of this ${model.family} model ` +
+      `lora: target_modules ${JSON.stringify(config.target_modules)} ` +
+        `match no linear layer of this ${model.family} model ` +
         `(e.g. ${[...model.linears.keys()].slice(0, 4).join(', ')})`,
     );
   }
@@ -139,7 +140,8 @@ export function mergeAdapter(model: CausalLM): void {
       if (!l) continue;
       if (layer.weight.dtype === 'bf16')
         throw new Error(
-          `mergeAdapter: ${layer.weight.describe()} is a bfloat16 frozen weight; load the base model as float32 to merge into it`,
+          `mergeAdapter: ${layer.weight.describe()} is a bfloat16 frozen ` +
+            `weight; load the base model as float32 to merge into it`,
         );
       // B A is [out, in]; Conv1D weights are [in, out], so they take (B A)^T = A^T B^T.
       const delta = layer.fanInFanOut ? matmul(l.A, l.B, { transA: true, transB: true }) : matmul(l.B, l.A);

@@ -42,7 +42,8 @@ export function buildModel(
     const want = expected.get(name!);
     if (!want) {
       problems.push(
-        `unexpected tensor '${fileName}' ${fmt(rt.shape)} (not part of a ${family.modelTypes[0]} model with this config)`,
+        `unexpected tensor '${fileName}' ${fmt(rt.shape)} (not ` +
+          `part of a ${family.modelTypes[0]} model with this config)`,
       );
       continue;
     }
@@ -67,7 +68,8 @@ export function buildModel(
     for (const t of params.values()) t.dispose();
     const shown = problems.slice(0, 10).join('\n  ');
     throw new Error(
-      `${where}: weights do not match config.json:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`,
+      `${where}: weights do not match config.json:\n  ` +
+        `${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`,
     );
   }
   return family.build(spec, config, params);
@@ -78,7 +80,8 @@ export function trainAll(model: CausalLM): { name: string; tensor: Tensor }[] {
   return [...model.params].map(([name, tensor]) => {
     if (tensor.dtype === 'bf16')
       throw new Error(
-        `trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; load the model to train with float32 weights (frozen_dtype float32)`,
+        `trainAll: ${tensor.describe()} was loaded as a bfloat16 frozen weight; ` +
+          `load the model to train with float32 weights (frozen_dtype float32)`,
       );
     tensor.requiresGrad = true;
     return { name, tensor };
@@ -118,7 +121,8 @@ export function restoreWeights(
   if (problems.length > 0) {
     const shown = problems.slice(0, 10).join('\n  ');
     throw new Error(
-      `${where}: weights do not match the model:\n  ${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`,
+      `${where}: weights do not match the model:\n  ` +
+        `${shown}${problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : ''}`,
     );
   }
   for (const [name, rt] of found) {

@@ -139,7 +139,8 @@ export class Gpt2LM implements CausalLM {
       if (pos >= s.positions) throw new Error(`gpt2: position ${pos} is beyond n_positions ${s.positions}`);
     }
     const pos = tensor(positions, [B, T], 'i32', ids.backend);
-    let x = add(embedding(this.p('transformer.wte.weight'), ids), embedding(this.p('transformer.wpe.weight'), pos)); // (B, T, C)
+    // (B, T, C)
+    let x = add(embedding(this.p('transformer.wte.weight'), ids), embedding(this.p('transformer.wpe.weight'), pos));
     for (let i = 0; i < s.layers; i++) {
       const pre = `transformer.h.${i}.`;
       const lin = (name: string): Dense => this.linears.get(`${pre}${name}`)!;

@@ -32,7 +32,8 @@ export function restoreAdapter(model: CausalLM, dir: string): PeftAdapter {
     if (!l) problems.push(`adapter has ${path}, which this run does not train`);
     else if (fmt(l.A.shape) !== fmt(m.A.shape) || fmt(l.B.shape) !== fmt(m.B.shape)) {
       problems.push(
-        `${path}: lora_A ${fmt(m.A.shape)} / lora_B ${fmt(m.B.shape)}, the run's are ${fmt(l.A.shape)} / ${fmt(l.B.shape)}`,
+        `${path}: lora_A ${fmt(m.A.shape)} / lora_B ${fmt(m.B.shape)}, ` +
+          `the run's are ${fmt(l.A.shape)} / ${fmt(l.B.shape)}`,
       );
     }
   }

@@ -8,7 +8,8 @@ import type { Json } from './model.js';
 import { qwen2 } from './qwen2.js';
 import { qwen3 } from './qwen3.js';
 
-export const FAMILIES: Family<any>[] = [gpt2, llama, mistral, qwen2, qwen3, gemma3]; // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const FAMILIES: Family<any>[] = [gpt2, llama, mistral, qwen2, qwen3, gemma3];
 
 const ARCHITECTURES: Record<string, string> = {
   GPT2LMHeadModel: 'gpt2',
@@ -19,7 +20,9 @@ const ARCHITECTURES: Record<string, string> = {
   Gemma3ForCausalLM: 'gemma3_text',
 };
 
-/** transformers' *ForSequenceClassification class of each model_type (what AutoModelForSequenceClassification builds). */
+/**
+ * transformers' *ForSequenceClassification class of each model_type (what AutoModelForSequenceClassification builds).
+ */
 const SEQUENCE_CLASSIFIERS: Record<string, string> = {
   gpt2: 'GPT2ForSequenceClassification',
   llama: 'LlamaForSequenceClassification',

@@ -101,7 +101,8 @@ function promptIds(tok: TextTokenizer, m: CausalLM, prompt: string, maxNew: numb
     ? tok.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true })
     : prompt;
   let ids = encodePrompt(tok, text);
-  const positions = Number(m.config.n_positions ?? Infinity); // GPT-2's learned positions; rotary models have no hard limit
+  // GPT-2's learned positions; rotary models have no hard limit
+  const positions = Number(m.config.n_positions ?? Infinity);
   if (ids.length + maxNew > positions) ids = ids.slice(ids.length + maxNew - positions);
   if (ids.length === 0) ids = [tok.bosId ?? tok.eosId ?? 0];
   return ids;
@@ -285,7 +286,8 @@ export function saveTabRun(modelDir: string, outDir: string, part: 'model' | 'me
     const g = got.get(name);
     if (!g || g.shape.join(',') !== t.shape.join(','))
       throw new Error(
-        `model.safetensors from the tab: tensor ${name} is ${g ? `[${g.shape}]` : 'missing'}, the model has [${t.shape}]`,
+        `model.safetensors from the tab: tensor ${name} is ` +
+          `${g ? `[${g.shape}]` : 'missing'}, the model has [${t.shape}]`,
       );
   }
   for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(outDir, f));

@@ -68,7 +68,8 @@ export function collectChatTemplates(
     }
   } else if (configTemplate !== undefined && configTemplate !== null) {
     throw new Error(
-      `loadTokenizer: ${where} chat_template is ${typeof configTemplate}; expected a string or a list of {name, template}`,
+      `loadTokenizer: ${where} chat_template is ${typeof configTemplate}; ` +
+        `expected a string or a list of {name, template}`,
     );
   }
   // A chat_template.jinja file wins over tokenizer_config's default, as in transformers.

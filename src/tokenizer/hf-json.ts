@@ -117,7 +117,8 @@ export function fromTokenizerJson(json: unknown, file = 'tokenizer.json'): BpeMo
     throw new Error(`fromTokenizerJson: ${file}: model.type is ${JSON.stringify(j?.model?.type)}, expected "BPE"`);
   if (j.pre_tokenizer?.type !== 'ByteLevel') {
     throw new Error(
-      `fromTokenizerJson: ${file}: pre_tokenizer.type is ${JSON.stringify(j.pre_tokenizer?.type)}, expected "ByteLevel"`,
+      `fromTokenizerJson: ${file}: pre_tokenizer.type is ` +
+        `${JSON.stringify(j.pre_tokenizer?.type)}, expected "ByteLevel"`,
     );
   }
   const vocab: string[] = [];

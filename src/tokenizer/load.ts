@@ -77,7 +77,10 @@ export function readTokenizerFiles(dir: string): TokenizerFiles {
   };
 }
 
-/** The tokenizer of a local Hugging Face model folder (tokenizer.json, or vocab.json + merges.txt of an old GPT-2 folder). */
+/**
+ * The tokenizer of a local Hugging Face model folder (tokenizer.json, or vocab.json + merges.txt of an old GPT-2
+ * folder).
+ */
 export function loadTokenizer(dir: string): TextTokenizer {
   return createTokenizer(readTokenizerFiles(dir));
 }

@@ -9,7 +9,9 @@ export interface ChatMessage {
 }
 
 export interface EncodeOptions {
-  /** Let the tokenizer add its own special tokens (BOS/EOS per its post-processor). Default true, as in transformers. */
+  /**
+   * Let the tokenizer add its own special tokens (BOS/EOS per its post-processor). Default true, as in transformers.
+   */
   addSpecialTokens?: boolean;
 }
 

@@ -4,7 +4,10 @@
 // Precedence: command-line flags > config file > these defaults.
 import { F_DIVERGENCES, LOSS_NAMES, LOSSES, TRL_LOSSES } from './losses.js';
 
-/** An option's kind: a number, a whole number, text, true/false, a comma-separated list, or texts given one by one (`--prompt a b`). */
+/**
+ * An option's kind: a number, a whole number, text, true/false, a comma-separated list, or texts given one by one
+ * (`--prompt a b`).
+ */
 export type OptionType = 'number' | 'int' | 'string' | 'bool' | 'list' | 'strings';
 
 /** One option of a table: its type, default, help text and allowed values. */
@@ -101,7 +104,9 @@ export const COMMON_OPTIONS = {
     type: 'string',
     default: 'keep_start',
     choices: ['keep_end', 'keep_start'],
-    help: 'which end of a prompt + completion longer than max_length to keep (TRL 1.13: keep_start; keep_end is deprecated there)',
+    help:
+      'which end of a prompt + completion longer than max_length ' +
+      'to keep (TRL 1.13: keep_start; keep_end is deprecated there)',
   },
   optim: {
     type: 'string',
@@ -140,32 +145,43 @@ export const COMMON_OPTIONS = {
   lora_target_modules: {
     type: 'list',
     default: [],
-    help: "modules the adapter targets (names or 'all-linear'); none: PEFT's default for the model_type (gpt2: c_attn; llama, mistral, qwen2, qwen3, gemma3_text: q_proj,v_proj)",
+    help:
+      "modules the adapter targets (names or 'all-linear'); none: PEFT's default for the " +
+      'model_type (gpt2: c_attn; llama, mistral, qwen2, qwen3, gemma3_text: q_proj,v_proj)',
   },
   adapter: { type: 'string', default: '', help: 'start from this PEFT adapter folder (implies use_peft)' },
   skip_invalid: { type: 'bool', default: false, help: 'skip and count malformed rows instead of stopping' },
   prompt_column: {
     type: 'string',
     default: 'prompt',
-    help: 'column holding the prompt (rows without one: the prompt is the shared start of chosen and rejected, or the Anthropic HH dialogue up to the last Assistant turn)',
+    help:
+      'column holding the prompt (rows without one: the prompt is the shared start of ' +
+      'chosen and rejected, or the Anthropic HH dialogue up to the last Assistant turn)',
   },
   chosen_column: { type: 'string', default: 'chosen', help: 'column holding the preferred completion' },
   rejected_column: { type: 'string', default: 'rejected', help: 'column holding the dispreferred completion' },
   gradient_checkpointing: {
     type: 'bool',
     default: false,
-    help: "recompute each layer's activations in backward instead of keeping them: same numbers, far less activation memory, ~1/3 more compute (TRL 1.13 defaults to true; tsdpo to false, see docs/memory.md)",
+    help:
+      "recompute each layer's activations in backward instead of keeping them: same numbers, far less " +
+      'activation memory, ~1/3 more compute (TRL 1.13 defaults to true; tsdpo to false, see docs/memory.md)',
   },
   frozen_dtype: {
     type: 'string',
     default: 'float32',
     choices: ['float32', 'bfloat16'],
-    help: 'tsdpo-only: bfloat16 keeps the weight matrices of models that do not train (the reference, a LoRA base) in 16 bits, as the checkpoint stores them (other checkpoints are rounded), computing in float32: half their memory; trained weights, gradients and optimizer state stay float32 (see docs/memory.md)',
+    help:
+      'tsdpo-only: bfloat16 keeps the weight matrices of models that do not train (the reference, a LoRA ' +
+      'base) in 16 bits, as the checkpoint stores them (other checkpoints are rounded), computing in float32: ' +
+      'half their memory; trained weights, gradients and optimizer state stay float32 (see docs/memory.md)',
   },
   memory_report: {
     type: 'bool',
     default: false,
-    help: 'log the peak memory after the first step and at the end, split into weights, gradients, optimizer state, logits and activations',
+    help:
+      'log the peak memory after the first step and at the end, split ' +
+      'into weights, gradients, optimizer state, logits and activations',
   },
   device: DEVICE_OPTION,
   threads: { type: 'int', default: 0, help: 'CPU threads (0 = all cores)' },
@@ -182,7 +198,9 @@ export const DPO_OPTIONS = {
   loss_type: {
     type: 'list',
     default: ['sigmoid'],
-    help: `loss(es), as TRL 1.13: ${TRL_LOSSES.join(', ')}; tsdpo-only: ${LOSS_NAMES.filter((n) => !LOSSES[n].trl).join(', ')}. Several are summed with loss_weights`,
+    help:
+      `loss(es), as TRL 1.13: ${TRL_LOSSES.join(', ')}; tsdpo-only: ` +
+      `${LOSS_NAMES.filter((n) => !LOSSES[n].trl).join(', ')}. Several are summed with loss_weights`,
   },
   loss_weights: {
     type: 'list',
@@ -192,7 +210,9 @@ export const DPO_OPTIONS = {
   label_smoothing: {
     type: 'number',
     default: 0,
-    help: 'label-flip probability for robust, aot, aot_unpaired; EXO epsilon for exo_pair (sigmoid ignores it, as TRL 1.13)',
+    help:
+      'label-flip probability for robust, aot, aot_unpaired; ' +
+      'EXO epsilon for exo_pair (sigmoid ignores it, as TRL 1.13)',
   },
   f_divergence_type: {
     type: 'string',
@@ -210,7 +230,9 @@ export const DPO_OPTIONS = {
   ld_alpha: {
     type: 'number',
     default: -1,
-    help: 'LD-DPO (arXiv:2409.06411): weight of completion tokens past the shorter completion of the pair; -1 = off (TRL None)',
+    help:
+      'LD-DPO (arXiv:2409.06411): weight of completion tokens past ' +
+      'the shorter completion of the pair; -1 = off (TRL None)',
   },
   simpo_gamma: { type: 'number', default: 0.5, help: 'tsdpo-only: target margin of the simpo loss' },
   rpo_alpha: {
@@ -221,12 +243,16 @@ export const DPO_OPTIONS = {
   ref_model: {
     type: 'string',
     default: '',
-    help: 'reference model folder (default: a frozen copy of --model; with a new LoRA adapter the base model, with --adapter a frozen copy of that adapter, as TRL 1.13)',
+    help:
+      'reference model folder (default: a frozen copy of --model; with a new LoRA ' +
+      'adapter the base model, with --adapter a frozen copy of that adapter, as TRL 1.13)',
   },
   sync_ref_model: {
     type: 'bool',
     default: false,
-    help: 'TR-DPO (arXiv:2404.09656): every ref_model_sync_steps mix the policy into the reference model (not with LoRA or precompute_ref_log_probs)',
+    help:
+      'TR-DPO (arXiv:2404.09656): every ref_model_sync_steps mix the policy ' +
+      'into the reference model (not with LoRA or precompute_ref_log_probs)',
   },
   ref_model_mixup_alpha: {
     type: 'number',
@@ -247,12 +273,16 @@ export const DPO_OPTIONS = {
   precompute_ref_batch_size: {
     type: 'int',
     default: 0,
-    help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)',
+    help:
+      'batch size of that pass (0 = per_device_train_batch_size ' +
+      'for training data, per_device_eval_batch_size for eval data)',
   },
   shard: {
     type: 'string',
     default: '',
-    help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: README, Scaling out)',
+    help:
+      'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop ' +
+      'before training; a run without --shard merges the n parts (a job array: README, Scaling out)',
   },
   padding_free: {
     type: 'bool',
@@ -298,18 +328,25 @@ export const SFT_OPTIONS = {
     type: 'string',
     default: 'chunked_nll',
     choices: ['chunked_nll', 'nll', 'dft'],
-    help: 'chunked_nll and nll: mean negative log-likelihood (the same numbers; tsdpo always runs the LM head on loss positions only); dft: each token weighted by its detached probability (Dynamic Fine-Tuning, arXiv:2508.05629)',
+    help:
+      'chunked_nll and nll: mean negative log-likelihood (the same numbers; tsdpo always runs the LM head on loss ' +
+      'positions only); dft: each token weighted by its detached probability (Dynamic Fine-Tuning, ' +
+      'arXiv:2508.05629)',
   },
   packing: {
     type: 'bool',
     default: false,
-    help: 'pack sequences into rows of max_length tokens (packing_strategy); packed sequences attend only within themselves',
+    help:
+      'pack sequences into rows of max_length tokens ' +
+      '(packing_strategy); packed sequences attend only within themselves',
   },
   packing_strategy: {
     type: 'string',
     default: 'bfd',
     choices: ['bfd', 'bfd_split', 'wrapped'],
-    help: 'bfd: best-fit decreasing, longer sequences cut; bfd_split: longer ones split; wrapped: all tokens end to end, cut every max_length (attention crosses examples)',
+    help:
+      'bfd: best-fit decreasing, longer sequences cut; bfd_split: longer ones split; ' +
+      'wrapped: all tokens end to end, cut every max_length (attention crosses examples)',
   },
   eval_packing: {
     type: 'string',
@@ -320,7 +357,9 @@ export const SFT_OPTIONS = {
   padding_free: {
     type: 'bool',
     default: false,
-    help: 'a micro-batch as one row of sequences, each attending only within itself with positions from 0 (TRL; bfd packing turns it on); without packing it needs max_length 0',
+    help:
+      'a micro-batch as one row of sequences, each attending only within itself with ' +
+      'positions from 0 (TRL; bfd packing turns it on); without packing it needs max_length 0',
   },
   pad_to_multiple_of: {
     type: 'int',
@@ -335,12 +374,16 @@ export const SFT_OPTIONS = {
   pad_token: {
     type: 'string',
     default: '',
-    help: "padding token, deprecated in TRL 1.13 (empty: the tokenizer's pad token, else EOS); padding never changes the numbers",
+    help:
+      "padding token, deprecated in TRL 1.13 (empty: the tokenizer's " +
+      'pad token, else EOS); padding never changes the numbers',
   },
   shuffle_dataset: {
     type: 'bool',
     default: false,
-    help: "shuffle the prepared rows once with the seed (before packing, and the packed rows again), in datasets' numpy order as TRL",
+    help:
+      'shuffle the prepared rows once with the seed (before packing, ' +
+      "and the packed rows again), in datasets' numpy order as TRL",
   },
   activation_offloading: {
     type: 'bool',
@@ -376,7 +419,10 @@ export type ValueOf<S extends OptionSpec> = S['type'] extends 'number' | 'int'
 /** The configuration an option table describes: one typed field per option. */
 export type ConfigOf<T extends Record<string, OptionSpec>> = { -readonly [K in keyof T]: ValueOf<T[K]> };
 
-/** The options every trainer shares (TrainingArguments' names, ModelConfig's LoRA options, tsdpo's data and device options). */
+/**
+ * The options every trainer shares (TrainingArguments' names, ModelConfig's LoRA options, tsdpo's data and device
+ * options).
+ */
 export type CommonConfig = ConfigOf<typeof COMMON_OPTIONS>;
 /** `tsdpo dpo`'s configuration: TRL 1.13's DPOConfig names (see DPO_OPTIONS for each option's help). */
 export type DpoConfig = CommonConfig & ConfigOf<typeof DPO_OPTIONS>;
@@ -393,7 +439,8 @@ export function defaultsOf<T extends Record<string, OptionSpec>>(specs: T): Conf
 export function coerce(key: string, spec: OptionSpec, value: unknown, where: string): unknown {
   const bad = (): never => {
     throw new Error(
-      `${where}: option ${key} expects ${spec.type}${spec.choices ? ` (${spec.choices.join(', ')})` : ''}, got ${JSON.stringify(value)}`,
+      `${where}: option ${key} expects ` +
+        `${spec.type}${spec.choices ? ` (${spec.choices.join(', ')})` : ''}, got ${JSON.stringify(value)}`,
     );
   };
   let v: unknown = value;

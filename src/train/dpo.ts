@@ -81,7 +81,8 @@ export function checkDpoConfig(cfg: DpoConfig): void {
     );
   if (cfg.sync_ref_model && cfg.frozen_dtype === 'bfloat16')
     throw new Error(
-      'sync_ref_model: the reference is updated from the policy, so it cannot be a bfloat16 frozen copy; set frozen_dtype float32',
+      'sync_ref_model: the reference is updated from the policy, so ' +
+        'it cannot be a bfloat16 frozen copy; set frozen_dtype float32',
     );
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs)
     throw new Error('sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
@@ -92,7 +93,8 @@ export function checkDpoConfig(cfg: DpoConfig): void {
   if (cfg.f_divergence_type !== 'reverse_kl' && noF.length > 0) {
     const fLosses = LOSS_NAMES.filter((n) => LOSSES[n].fDivergence);
     throw new Error(
-      `f_divergence_type ${cfg.f_divergence_type}: loss_type ${noF.join(', ')} has no f-divergence form; use it with ${fLosses.join(', ')}, or f_divergence_type reverse_kl`,
+      `f_divergence_type ${cfg.f_divergence_type}: loss_type ${noF.join(', ')} has no ` +
+        `f-divergence form; use it with ${fLosses.join(', ')}, or f_divergence_type reverse_kl`,
     );
   }
   const sorting = entries.filter((e) => e.sortsPairs).map((e) => e.name);
@@ -102,28 +104,34 @@ export function checkDpoConfig(cfg: DpoConfig): void {
 
 export function dpoNotices(cfg: DpoConfig): string[] {
   const out: string[] = [];
-  if (cfg.rpo_alpha > 0)
+  if (cfg.rpo_alpha > 0) {
+    const weights = cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1');
     out.push(
-      `notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...(cfg.loss_weights.length ? cfg.loss_weights : cfg.loss_type.map(() => '1')), String(cfg.rpo_alpha)].join(',')}`,
+      `notice: rpo_alpha is not in TRL 1.13; tsdpo runs its equivalent, loss_type ` +
+        `${[...cfg.loss_type, 'sft'].join(',')} with loss_weights ${[...weights, String(cfg.rpo_alpha)].join(',')}`,
     );
+  }
   for (const l of cfg.loss_type.filter((n) => !lossEntry(n).trl))
     out.push(`notice: loss_type ${l} is tsdpo's own, not a TRL 1.13 DPOTrainer loss (${lossEntry(l).help})`);
   if (cfg.padding_free)
     out.push("notice: padding_free is off in TRL 1.13's DPOTrainer (it falls back to padding); tsdpo pads too");
   if (cfg.max_prompt_length > 0)
     out.push(
-      `notice: max_prompt_length is tsdpo's own (TRL 1.13 dropped it and truncates prompt + completion to max_length with truncation_mode)`,
+      `notice: max_prompt_length is tsdpo's own (TRL 1.13 dropped it and ` +
+        `truncates prompt + completion to max_length with truncation_mode)`,
     );
   if (cfg.max_completion_length > 0)
     out.push(`notice: max_completion_length is tsdpo's own (TRL 1.13 truncates prompt + completion to max_length)`);
   if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0)
     out.push(
-      `notice: truncation_mode keep_end (deprecated in TRL 1.13) keeps the end of the prompt in tsdpo; TRL 1.13 cuts the start of prompt + completion, which can differ between chosen and rejected`,
+      `notice: truncation_mode keep_end (deprecated in TRL 1.13) keeps the end of the prompt in tsdpo; ` +
+        `TRL 1.13 cuts the start of prompt + completion, which can differ between chosen and rejected`,
     );
   const smoothed = LOSS_NAMES.filter((n) => LOSSES[n].labelSmoothing);
   if (cfg.label_smoothing > 0 && cfg.loss_type.every((l) => !lossEntry(l).labelSmoothing))
     out.push(
-      `notice: label_smoothing ${cfg.label_smoothing} has no effect on loss_type ${cfg.loss_type.join(',')} (TRL 1.13 applies it to ${smoothed.join(', ')} only; cDPO was sigmoid + label_smoothing before 1.13)`,
+      `notice: label_smoothing ${cfg.label_smoothing} has no effect on loss_type ${cfg.loss_type.join(',')} ` +
+        `(TRL 1.13 applies it to ${smoothed.join(', ')} only; cDPO was sigmoid + label_smoothing before 1.13)`,
     );
   return out;
 }
@@ -410,7 +418,9 @@ export class DpoObjective implements Objective {
   }
 }
 
-/** TR-DPO's reference update (arXiv:2404.09656, TRL's SyncRefModelCallback): ref <- alpha * policy + (1 - alpha) * ref. */
+/**
+ * TR-DPO's reference update (arXiv:2404.09656, TRL's SyncRefModelCallback): ref <- alpha * policy + (1 - alpha) * ref.
+ */
 export async function mixIntoReference(reference: CausalLM, policy: CausalLM, alpha: number): Promise<void> {
   for (const [name, r] of reference.params) {
     const p = policy.params.get(name);

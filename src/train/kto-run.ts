@@ -34,7 +34,8 @@ export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<Run
       [
         weightAdvice(train.report.desirable, train.report.undesirable, cfg.desirable_weight, cfg.undesirable_weight),
         usesKl(cfg.loss_type) && train.examples.length % cfg.per_device_train_batch_size === 1
-          ? 'notice: the last micro-batch of each epoch holds one example, whose KL pair is its own completion (as TRL 1.13)'
+          ? 'notice: the last micro-batch of each epoch holds one ' +
+            'example, whose KL pair is its own completion (as TRL 1.13)'
           : null,
       ].filter((l): l is string => l !== null),
     objective: async (s, train, evalData, log) => {
@@ -86,7 +87,8 @@ export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<Run
           );
         const bs = cfg.per_device_train_batch_size;
         const trainEx = withKlCompletions(train.examples, bs);
-        // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
+        // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the
+        // parts).
         const shard = cfg.shard ? parseShard(cfg.shard) : null;
         const refPass = (ex: KtoExample[], label: string, b: number) =>
           shardedReference(

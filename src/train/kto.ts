@@ -53,17 +53,23 @@ export const KTO_OPTIONS = {
     type: 'string',
     default: 'sequential',
     choices: ['sequential', 'random'],
-    help: "training order: sequential (TRL 1.13's KTO default; loss_type kto requires it, its KL pairs are built in data order) or random",
+    help:
+      "training order: sequential (TRL 1.13's KTO default; loss_type " +
+      'kto requires it, its KL pairs are built in data order) or random',
   },
   ref_model: {
     type: 'string',
     default: '',
-    help: 'reference model folder (default: a frozen copy of --model; with a new LoRA adapter the base model, with --adapter a frozen copy of that adapter, as TRL 1.13)',
+    help:
+      'reference model folder (default: a frozen copy of --model; with a new LoRA ' +
+      'adapter the base model, with --adapter a frozen copy of that adapter, as TRL 1.13)',
   },
   sync_ref_model: {
     type: 'bool',
     default: false,
-    help: 'TR-DPO (arXiv:2404.09656): every ref_model_sync_steps mix the policy into the reference model (not with LoRA or precompute_ref_log_probs)',
+    help:
+      'TR-DPO (arXiv:2404.09656): every ref_model_sync_steps mix the policy ' +
+      'into the reference model (not with LoRA or precompute_ref_log_probs)',
   },
   ref_model_mixup_alpha: {
     type: 'number',
@@ -79,12 +85,16 @@ export const KTO_OPTIONS = {
   precompute_ref_batch_size: {
     type: 'int',
     default: 0,
-    help: 'batch size of that pass (0 = per_device_train_batch_size for training data, per_device_eval_batch_size for eval data)',
+    help:
+      'batch size of that pass (0 = per_device_train_batch_size ' +
+      'for training data, per_device_eval_batch_size for eval data)',
   },
   shard: {
     type: 'string',
     default: '',
-    help: 'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop before training; a run without --shard merges the n parts (a job array: README, Scaling out)',
+    help:
+      'i/n: compute part i of n of that pass (whole batches), write it beside the cache and stop ' +
+      'before training; a run without --shard merges the n parts (a job array: README, Scaling out)',
   },
   disable_dropout: {
     type: 'bool',
@@ -113,30 +123,36 @@ export function checkKtoConfig(cfg: KtoConfig): void {
     throw new Error(`--loss_type: unknown KTO loss '${cfg.loss_type}'; one of ${Object.keys(KTO_LOSSES).join(', ')}`);
   if (usesKl(cfg.loss_type) && cfg.per_device_train_batch_size <= 1) {
     throw new Error(
-      `--per_device_train_batch_size is ${cfg.per_device_train_batch_size}: loss_type ${cfg.loss_type} estimates the KL term from ` +
-        `each micro-batch's prompts paired with the other examples' completions, so it needs at least 2 (as TRL 1.13; ` +
+      `--per_device_train_batch_size is ${cfg.per_device_train_batch_size}: ` +
+        `loss_type ${cfg.loss_type} estimates the KL term from ` +
+        `each micro-batch's prompts paired with the other examples' ` +
+        `completions, so it needs at least 2 (as TRL 1.13; ` +
         `gradient_accumulation_steps does not help); or use loss_type apo_zero_unpaired`,
     );
   }
   if (usesKl(cfg.loss_type) && cfg.train_sampling_strategy !== 'sequential') {
     throw new Error(
-      `--train_sampling_strategy ${cfg.train_sampling_strategy}: loss_type ${cfg.loss_type} needs sequential (as TRL 1.13): ` +
+      `--train_sampling_strategy ${cfg.train_sampling_strategy}: ` +
+        `loss_type ${cfg.loss_type} needs sequential (as TRL 1.13): ` +
         `the KL completion of each example is fixed against its neighbours in data order`,
     );
   }
   if (cfg.sync_ref_model && (cfg.use_peft || cfg.adapter))
     throw new Error(
-      '--sync_ref_model: not supported with a LoRA adapter (as TRL 1.13); train all weights or set sync_ref_model false',
+      '--sync_ref_model: not supported with a LoRA adapter (as ' +
+        'TRL 1.13); train all weights or set sync_ref_model false',
     );
   if (cfg.sync_ref_model && cfg.frozen_dtype === 'bfloat16')
     throw new Error(
-      '--sync_ref_model: the reference is updated from the policy, so it cannot be a bfloat16 frozen copy; set frozen_dtype float32',
+      '--sync_ref_model: the reference is updated from the policy, so ' +
+        'it cannot be a bfloat16 frozen copy; set frozen_dtype float32',
     );
   if (cfg.sync_ref_model && cfg.precompute_ref_log_probs)
     throw new Error('--sync_ref_model: precompute_ref_log_probs assumes a fixed reference; set one of them false');
   if (cfg.truncation_mode !== 'keep_start')
     throw new Error(
-      `--truncation_mode ${cfg.truncation_mode}: KTO keeps the start of prompt + completion only (TRL 1.13 KTOConfig has no truncation_mode)`,
+      `--truncation_mode ${cfg.truncation_mode}: KTO keeps the start of ` +
+        `prompt + completion only (TRL 1.13 KTOConfig has no truncation_mode)`,
     );
   for (const k of ['max_prompt_length', 'max_completion_length'] as const) {
     if (cfg[k] > 0)
@@ -166,7 +182,8 @@ export function weightAdvice(
   const inside = (v: number, [lo, hi]: number[]): boolean => lo <= v && v <= hi;
   if (inside(desirableWeight, d) || inside(undesirableWeight, u)) return null;
   return (
-    `notice: ${desirable} desirable and ${undesirable} undesirable examples: TRL 1.13 recommends EITHER desirable_weight in [${d.join(', ')}] ` +
+    `notice: ${desirable} desirable and ${undesirable} undesirable examples: ` +
+    `TRL 1.13 recommends EITHER desirable_weight in [${d.join(', ')}] ` +
     `or undesirable_weight in [${u.join(', ')}] (not both)`
   );
 }
@@ -185,9 +202,15 @@ export type KtoLossFn = (x: KtoInputs, o: { beta: number }) => Tensor;
 
 /** Per-example losses [N]; the objective is their weighted mean. */
 export const KTO_LOSSES: Record<string, KtoLossFn> = {
-  /** Eq. 7 of arXiv:2402.01306: 1 - sigma(beta (r - z_0)) if desirable, 1 - sigma(beta (z_0 - r)) if not; r = log pi/pi_ref. */
+  /**
+   * Eq. 7 of arXiv:2402.01306: 1 - sigma(beta (r - z_0)) if desirable, 1 - sigma(beta (z_0 - r)) if not; r = log
+   * pi/pi_ref.
+   */
   kto: (x, o) => affine(sigmoid(mul(affine(sub(x.policy, x.ref), o.beta, -o.beta * x.kl), x.sign)), -1, 1),
-  /** Unpaired APO-zero (Eq. 7 of arXiv:2408.06266): 1 - sigma(beta r) if desirable, sigma(beta r) = 1 - sigma(-beta r) if not. */
+  /**
+   * Unpaired APO-zero (Eq. 7 of arXiv:2408.06266): 1 - sigma(beta r) if desirable, sigma(beta r) = 1 - sigma(-beta r)
+   * if not.
+   */
   apo_zero_unpaired: (x, o) => affine(sigmoid(mul(affine(sub(x.policy, x.ref), o.beta), x.sign)), -1, 1),
 };
 
@@ -306,7 +329,10 @@ export interface KtoParts {
   loadWeights(dir: string): Promise<void>;
 }
 
-/** Summed completion log-probs [rows] of a batch under a model, without gradient, as a host copy (activations freed at once). */
+/**
+ * Summed completion log-probs [rows] of a batch under a model, without gradient, as a host copy (activations freed at
+ * once).
+ */
 function hostLogps(model: CausalLM, b: TokenBatch, adapter: boolean): Promise<Float32Array> {
   return noGrad(() =>
     tidyAsync(

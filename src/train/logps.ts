@@ -39,7 +39,10 @@ export interface LogpOptions {
   adapter?: boolean;
   /** Run the LM head only on completion positions (same numbers, less work). */
   headOnCompletion?: boolean;
-  /** Also return per-position statistics of the completion positions (TRL's logits/*, entropy, mean_token_accuracy metrics). */
+  /**
+   * Also return per-position statistics of the completion positions (TRL's logits/*, entropy, mean_token_accuracy
+   * metrics).
+   */
   stats?: boolean;
   /**
    * LD-DPO (arXiv:2409.06411, TRL's ld_alpha): rows are pairs (chosen_0..chosen_{P-1}, rejected_0..);
@@ -70,7 +73,10 @@ export const targetIsArgmax = (ratio: number): boolean => ratio >= 1 - 1e-5;
 
 /** Statistics of the scored positions, for metrics (no gradient). */
 export interface PositionStats {
-  /** (N, STAT_COLUMNS): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2, log p(target)]. */
+  /**
+   * (N, STAT_COLUMNS): per position [mean logit over the vocabulary, entropy, p(target) / max p, log sum p^2, log
+   * p(target)].
+   */
   values: Tensor;
   /** (N) the row each position belongs to, or -1 when it is not a completion position. */
   rows: Int32Array;
@@ -109,7 +115,8 @@ export function sequenceLogps(model: CausalLM, b: TokenBatch, opts: LogpOptions 
   const ids = tensor(b.inputIds, [R, T], 'i32');
   const mask = tensor(Float32Array.from(b.attentionMask), [R, T], 'f32');
   const { targets, tokens } = shiftedTargets(b);
-  const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true, dropout: opts.dropout }); // (R, T, C)
+  // (R, T, C)
+  const hidden = model.body(ids, { attentionMask: mask, adapter: opts.adapter ?? true, dropout: opts.dropout });
   if (!opts.headOnCompletion) {
     const head = headLogps(model, reshape(hidden, [R * T, model.hiddenSize]), targets, {
       stats: opts.stats ? positionStats : undefined,

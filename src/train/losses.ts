@@ -168,7 +168,8 @@ function sortedBy(x: Tensor, host: number[]): Tensor {
 function hostOf(x: LossInputs, name: string): NonNullable<LossInputs['host']> {
   if (!x.host)
     throw new Error(
-      `loss ${name}: sorts pairs by value and needs host copies of the log-probs (splitPairs with policyHost / refHost)`,
+      `loss ${name}: sorts pairs by value and needs host copies ` +
+        `of the log-probs (splitPairs with policyHost / refHost)`,
     );
   return x.host;
 }
@@ -431,7 +432,9 @@ const ENTRIES = {
     help: 'tsdpo-only: sigmoid DPO without a reference model (log pi_ref taken as 0)',
   },
 
-  /** tsdpo-only (TRL has it in CPOTrainer): SimPO (Meng et al. 2024), reference-free, length-normalised, margin gamma. */
+  /**
+   * tsdpo-only (TRL has it in CPOTrainer): SimPO (Meng et al. 2024), reference-free, length-normalised, margin gamma.
+   */
   simpo: {
     fn: (x, o) => {
       const h = sub(div(x.policyChosen, x.chosenLengths), div(x.policyRejected, x.rejectedLengths));
@@ -439,7 +442,9 @@ const ENTRIES = {
     },
     needsReference: false,
     trl: false,
-    help: 'tsdpo-only (TRL has it in CPOTrainer): SimPO (arXiv:2405.14734), length-normalised, no reference, margin simpo_gamma',
+    help:
+      'tsdpo-only (TRL has it in CPOTrainer): SimPO (arXiv:2405.14734), ' +
+      'length-normalised, no reference, margin simpo_gamma',
   },
 } satisfies Record<string, LossEntry>;
 

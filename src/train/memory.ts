@@ -1,6 +1,7 @@
 // The memory report (--memory_report): the backend's peak bytes during training split into
 // weights (policy, reference), gradients, optimizer state, logits and the rest (activations and
-// temporaries), and what else was live when training began. Weights, gradients and optimizer state are counted from their tensors; logits
+// temporaries), and what else was live when training began. Weights, gradients and optimizer state are counted from
+// their tensors; logits
 // from the head's largest chunk (chunked-head.ts); the rest is the peak minus all of those.
 import type { Backend } from '../core/backend.js';
 import { BYTES } from '../core/dtype.js';
@@ -90,8 +91,11 @@ export class MemoryReport {
     const f = (n: number): string => (n / u[1]).toFixed(u[0] === 'GiB' ? 2 : 1);
     const peakWord = this.backend.peak === undefined ? 'live' : 'peak';
     return (
-      `memory (${this.backend.name}, ${when}): ${peakWord} ${f(m.peak)} ${u[0]} = weights ${f(m.policy + m.reference)} (policy ${f(m.policy)}, reference ${f(m.reference)})` +
-      ` + gradients ${f(m.gradients)} + optimizer ${f(m.optimizer)} + logits ${f(m.logits)} + activations and temporaries ${f(m.activations)}${m.other > 0 ? ` + other ${f(m.other)}` : ''}; live when training began ${f(m.start)}`
+      `memory (${this.backend.name}, ${when}): ${peakWord} ${f(m.peak)} ${u[0]} = weights ` +
+      `${f(m.policy + m.reference)} (policy ${f(m.policy)}, reference ${f(m.reference)})` +
+      ` + gradients ${f(m.gradients)} + optimizer ${f(m.optimizer)} + logits ` +
+      `${f(m.logits)} + activations and temporaries ` +
+      `${f(m.activations)}${m.other > 0 ? ` + other ${f(m.other)}` : ''}; live when training began ${f(m.start)}`
     );
   }
 }

@@ -19,7 +19,8 @@ export interface ProgressOptions {
 }
 
 export function progress(label: string, total: number, opts: ProgressOptions = {}): Progress {
-  if (opts.silent) return { update: () => {}, log: () => {}, stop: () => {} }; // before touching process: browsers have none
+  // before touching process: browsers have none
+  if (opts.silent) return { update: () => {}, log: () => {}, stop: () => {} };
   const stream = opts.stream ?? process.stderr;
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
@@ -53,7 +54,9 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
       const rate = done / Math.max(1e-9, (now - start) / 1000);
       const eta = rate > 0 ? Math.round((total - done) / rate) : NaN;
       stream.write(
-        `${label}: ${done}/${total} (${Math.round((100 * done) / Math.max(1, total))}%)${Number.isFinite(eta) ? ` eta ${eta}s` : ''}${status ? ` ${status}` : ''}\n`,
+        `${label}: ${done}/${total} ` +
+          `(${Math.round((100 * done) / Math.max(1, total))}%)` +
+          `${Number.isFinite(eta) ? ` eta ${eta}s` : ''}${status ? ` ${status}` : ''}\n`,
       );
     },
     log: (line) => {

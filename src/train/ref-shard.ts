@@ -58,7 +58,8 @@ export async function shardedReference(
       );
     }
     log(
-      `reference log-probs: examples ${start}..${end - 1} of ${count} (part ${shard.index}/${shard.count}) ${rows ? 'written to' : 'already in'} ${file}`,
+      `reference log-probs: examples ${start}..${end - 1} of ${count} (part ` +
+        `${shard.index}/${shard.count}) ${rows ? 'written to' : 'already in'} ${file}`,
     );
     return null;
   }

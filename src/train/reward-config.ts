@@ -11,12 +11,16 @@ export const REWARD_OPTIONS = {
   center_rewards_coefficient: {
     type: 'number',
     default: 0,
-    help: 'adds this times mean((r_chosen + r_rejected)^2) to the loss, pushing rewards towards mean zero (Eq. 2, arXiv:2312.09244; 0.01 recommended; 0 = off, TRL None)',
+    help:
+      'adds this times mean((r_chosen + r_rejected)^2) to the loss, pushing rewards ' +
+      'towards mean zero (Eq. 2, arXiv:2312.09244; 0.01 recommended; 0 = off, TRL None)',
   },
   margin_column: {
     type: 'string',
     default: 'margin',
-    help: 'optional numeric column: the loss becomes -log sigmoid(r_chosen - r_rejected - margin) when the first row has it',
+    help:
+      'optional numeric column: the loss becomes -log sigmoid(r_chosen ' +
+      '- r_rejected - margin) when the first row has it',
   },
   disable_dropout: {
     type: 'bool',
@@ -40,11 +44,15 @@ export const REWARD_SPECS = {
   },
   adapter: {
     ...COMMON_OPTIONS.adapter,
-    help: "continue this PEFT adapter of the model (implies use_peft); its modules_to_save must hold the score head (PEFT's SEQ_CLS task)",
+    help:
+      'continue this PEFT adapter of the model (implies use_peft); its ' +
+      "modules_to_save must hold the score head (PEFT's SEQ_CLS task)",
   },
   model_name_or_path: {
     ...COMMON_OPTIONS.model_name_or_path,
-    help: 'a *ForSequenceClassification folder to continue, or a causal LM folder (its lm_head is dropped and a new seeded one-label score head is made)',
+    help:
+      'a *ForSequenceClassification folder to continue, or a causal LM folder ' +
+      '(its lm_head is dropped and a new seeded one-label score head is made)',
   },
 } as const satisfies Record<string, OptionSpec>;
 

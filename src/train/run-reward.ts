@@ -22,7 +22,10 @@ import { RewardObjective } from './reward.js';
 import { runMethod, TOKENIZER_FILES, type Log, type RunOptions, type RunSummary, type TrainedModel } from './run.js';
 
 function reportLine(name: string, r: RewardDataset['report']): string {
-  return `${name}: ${r.rows} pairs from ${r.read} rows (${r.format}); dropped ${r.dropped} longer than max_length, skipped ${r.skippedInvalid} invalid`;
+  return (
+    `${name}: ${r.rows} pairs from ${r.read} rows (${r.format}); dropped ` +
+    `${r.dropped} longer than max_length, skipped ${r.skippedInvalid} invalid`
+  );
 }
 
 /** Writes / restores what training changes: the whole classifier, or the adapter + score head. */
@@ -96,7 +99,8 @@ export function rewardModel(
   params.push({ name: 'score.weight', tensor: sc.score });
   const count = params.reduce((a, p) => a + p.tensor.size, 0);
   log(
-    `reward model from ${cfg.model_name_or_path} (${sc.model.family}${sc.newHead ? ', new score head' : ''}); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA + score' : ''} parameters`,
+    `reward model from ${cfg.model_name_or_path} (${sc.model.family}${sc.newHead ? ', new score head' : ''}); ` +
+      `training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA + score' : ''} parameters`,
   );
   const io = weightsIo(cfg, sc, lora, padIdFor(tok));
   return {

@@ -21,7 +21,9 @@ export function readChatTemplate(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
-/** The tokenizer with the chat template of a .jinja / .j2 file (TRL's SFTConfig.chat_template_path for a template file). */
+/**
+ * The tokenizer with the chat template of a .jinja / .j2 file (TRL's SFTConfig.chat_template_path for a template file).
+ */
 export function withChatTemplate(tok: TextTokenizer, path: string): TextTokenizer {
   return path ? withChatTemplateText(tok, readChatTemplate(path), path) : tok;
 }

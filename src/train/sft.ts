@@ -213,7 +213,8 @@ export function sftNotices(cfg: SftConfig): string[] {
     throw new Error('packing needs max_length > 0 (the packed row length), as TRL 1.13');
   if (cfg.padding_free && !cfg.packing && cfg.max_length > 0) {
     throw new Error(
-      'padding_free without packing does not enforce max_length (TRL 1.13 rejects it): set max_length 0, or packing with packing_strategy bfd',
+      'padding_free without packing does not enforce max_length (TRL 1.13 ' +
+        'rejects it): set max_length 0, or packing with packing_strategy bfd',
     );
   }
   if (cfg.pad_to_multiple_of < 0)
@@ -221,13 +222,15 @@ export function sftNotices(cfg: SftConfig): string[] {
   const out: string[] = [];
   if (cfg.activation_offloading)
     out.push(
-      'notice: activation_offloading has no effect in tsdpo (there is no separate device memory to offload from; gradient_checkpointing saves activation memory)',
+      'notice: activation_offloading has no effect in tsdpo (there is no separate ' +
+        'device memory to offload from; gradient_checkpointing saves activation memory)',
     );
   if (cfg.dataset_num_proc > 0)
     out.push('notice: dataset_num_proc has no effect in tsdpo (rows are tokenized in one process)');
   if (cfg.pad_token)
     out.push(
-      "notice: pad_token is deprecated in TRL 1.13 (set the tokenizer's pad token); padding never changes tsdpo's numbers",
+      'notice: pad_token is deprecated in TRL 1.13 (set the ' +
+        "tokenizer's pad token); padding never changes tsdpo's numbers",
     );
   if (cfg.truncation_mode === 'keep_end' && cfg.max_length > 0 && !cfg.packing)
     out.push(
@@ -235,7 +238,8 @@ export function sftNotices(cfg: SftConfig): string[] {
     );
   if (cfg.packing && cfg.packing_strategy === 'wrapped')
     out.push(
-      'notice: packing_strategy wrapped: packed rows attend across the examples they hold (as TRL 1.13 without padding_free)',
+      'notice: packing_strategy wrapped: packed rows attend across ' +
+        'the examples they hold (as TRL 1.13 without padding_free)',
     );
   return out;
 }
@@ -331,7 +335,9 @@ export function arrangeSftData(cfg: SftConfig, ds: SftDataset, isEval: boolean):
     report: {
       ...ds.report,
       rows: examples.length,
-      format: `${ds.report.format}, packed ${cfg.packing_strategy} into ${examples.length} rows of <= ${cfg.max_length} tokens`,
+      format:
+        `${ds.report.format}, packed ${cfg.packing_strategy} into ` +
+        `${examples.length} rows of <= ${cfg.max_length} tokens`,
     },
   };
 }

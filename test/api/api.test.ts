@@ -49,94 +49,101 @@ const CONFIG = {
   seed: 1,
 };
 
-test('train("dpo") in memory logs the metrics of the same run through runTraining (the CLI path, a frozen reference model)', async () => {
-  const data = join(tempDir(), 'pairs.jsonl');
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(data, PAIRS.map((p) => JSON.stringify(p)).join('\n') + '\n');
-  const events: TrainEvent[] = [];
-  const cli = runTraining('dpo', {
-    ...CONFIG,
-    model_name_or_path: DEMO_MODEL,
-    dataset: data,
-    output_dir: join(tempDir(), 'out'),
-    device: 'cpu',
-  });
-  for await (const e of cli) events.push(e);
-  const viaFiles = await cli;
-  assert.ok(
-    events.some((e) => e.type === 'log' && e.message.startsWith('train data: 4 examples')),
-    'the data report is a log event',
-  );
-  assert.equal(events.filter((e) => e.type === 'step').length, 3);
+test(
+  'train("dpo") in memory logs the metrics of the same run ' +
+    'through runTraining (the CLI path, a frozen reference model)',
+  async () => {
+    const data = join(tempDir(), 'pairs.jsonl');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(data, PAIRS.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const events: TrainEvent[] = [];
+    const cli = runTraining('dpo', {
+      ...CONFIG,
+      model_name_or_path: DEMO_MODEL,
+      dataset: data,
+      output_dir: join(tempDir(), 'out'),
+      device: 'cpu',
+    });
+    for await (const e of cli) events.push(e);
+    const viaFiles = await cli;
+    assert.ok(
+      events.some((e) => e.type === 'log' && e.message.startsWith('train data: 4 examples')),
+      'the data report is a log event',
+    );
+    assert.equal(events.filter((e) => e.type === 'step').length, 3);
 
-  const model = loadModel(DEMO_MODEL),
-    tokenizer = loadTokenizer(DEMO_MODEL);
-  const run = train('dpo', { model, tokenizer, train: PAIRS, config: CONFIG });
-  const metrics: Record<string, number>[] = [];
-  run.onEvent((e) => {
-    if (e.type === 'metrics') metrics.push(e.metrics);
-  });
-  const inMemory = await run;
-  assert.equal(inMemory.steps, 3);
-  assert.deepEqual(metrics, inMemory.history);
-  const trainLines = (h: Record<string, number>[]) => h.filter((l) => 'rewards/margins' in l);
-  assert.equal(trainLines(inMemory.history).length, 3);
-  trainLines(viaFiles.history).forEach((want, i) => {
-    const got = trainLines(inMemory.history)[i];
-    for (const k of [
-      'loss',
-      'rewards/chosen',
-      'rewards/rejected',
-      'rewards/margins',
-      'logps/chosen',
-      'grad_norm',
-      'learning_rate',
-    ]) {
-      assert.ok(
-        Math.abs(got[k] - want[k]) <= 1e-4 * Math.max(1, Math.abs(want[k])),
-        `step ${i + 1} ${k}: ${got[k]} in memory, ${want[k]} through files`,
-      );
-    }
-  });
-});
+    const model = loadModel(DEMO_MODEL),
+      tokenizer = loadTokenizer(DEMO_MODEL);
+    const run = train('dpo', { model, tokenizer, train: PAIRS, config: CONFIG });
+    const metrics: Record<string, number>[] = [];
+    run.onEvent((e) => {
+      if (e.type === 'metrics') metrics.push(e.metrics);
+    });
+    const inMemory = await run;
+    assert.equal(inMemory.steps, 3);
+    assert.deepEqual(metrics, inMemory.history);
+    const trainLines = (h: Record<string, number>[]) => h.filter((l) => 'rewards/margins' in l);
+    assert.equal(trainLines(inMemory.history).length, 3);
+    trainLines(viaFiles.history).forEach((want, i) => {
+      const got = trainLines(inMemory.history)[i];
+      for (const k of [
+        'loss',
+        'rewards/chosen',
+        'rewards/rejected',
+        'rewards/margins',
+        'logps/chosen',
+        'grad_norm',
+        'learning_rate',
+      ]) {
+        assert.ok(
+          Math.abs(got[k] - want[k]) <= 1e-4 * Math.max(1, Math.abs(want[k])),
+          `step ${i + 1} ${k}: ${got[k]} in memory, ${want[k]} through files`,
+        );
+      }
+    });
+  },
+);
 
-test('train("sft") and train("kto") in memory lower their loss on the demo model; a LoRA run trains the adapter only', async () => {
-  const tokenizer = loadTokenizer(DEMO_MODEL);
-  const sft = await train('sft', {
-    model: loadModel(DEMO_MODEL),
-    tokenizer,
-    train: PAIRS.map((p) => ({ prompt: p.prompt, completion: p.chosen })),
-    config: { learning_rate: 1e-3, max_steps: 6, per_device_train_batch_size: 2, logging_steps: 2 },
-  });
-  const loss = (s: typeof sft) => s.history.filter((l) => 'loss' in l && !('train_loss' in l)).map((l) => l.loss);
-  assert.ok(loss(sft).at(-1)! < loss(sft)[0], `sft losses ${loss(sft)}`);
-  const rows = PAIRS.flatMap((p) => [
-    { prompt: p.prompt, completion: p.chosen, label: true },
-    { prompt: p.prompt, completion: p.rejected, label: false },
-  ]);
-  const kto = await train('kto', {
-    model: loadModel(DEMO_MODEL),
-    tokenizer,
-    train: rows,
-    config: { ...CONFIG, learning_rate: 1e-3, max_steps: 4, per_device_train_batch_size: 4 },
-  });
-  assert.ok(loss(kto).at(-1)! < loss(kto)[0], `kto losses ${loss(kto)}`);
-  const model = loadModel(DEMO_MODEL);
-  const before = await model.params.get('transformer.h.0.attn.c_attn.weight')!.toArray();
-  const lora = await train('dpo', {
-    model,
-    tokenizer,
-    train: PAIRS,
-    config: { ...CONFIG, use_peft: true, lora_r: 4, learning_rate: 1e-2 },
-  });
-  assert.equal(lora.steps, 3);
-  assert.deepEqual(
-    await model.params.get('transformer.h.0.attn.c_attn.weight')!.toArray(),
-    before,
-    'base weights unchanged',
-  );
-  assert.ok(trainMargin(lora) > 0);
-});
+test(
+  'train("sft") and train("kto") in memory lower their loss ' + 'on the demo model; a LoRA run trains the adapter only',
+  async () => {
+    const tokenizer = loadTokenizer(DEMO_MODEL);
+    const sft = await train('sft', {
+      model: loadModel(DEMO_MODEL),
+      tokenizer,
+      train: PAIRS.map((p) => ({ prompt: p.prompt, completion: p.chosen })),
+      config: { learning_rate: 1e-3, max_steps: 6, per_device_train_batch_size: 2, logging_steps: 2 },
+    });
+    const loss = (s: typeof sft) => s.history.filter((l) => 'loss' in l && !('train_loss' in l)).map((l) => l.loss);
+    assert.ok(loss(sft).at(-1)! < loss(sft)[0], `sft losses ${loss(sft)}`);
+    const rows = PAIRS.flatMap((p) => [
+      { prompt: p.prompt, completion: p.chosen, label: true },
+      { prompt: p.prompt, completion: p.rejected, label: false },
+    ]);
+    const kto = await train('kto', {
+      model: loadModel(DEMO_MODEL),
+      tokenizer,
+      train: rows,
+      config: { ...CONFIG, learning_rate: 1e-3, max_steps: 4, per_device_train_batch_size: 4 },
+    });
+    assert.ok(loss(kto).at(-1)! < loss(kto)[0], `kto losses ${loss(kto)}`);
+    const model = loadModel(DEMO_MODEL);
+    const before = await model.params.get('transformer.h.0.attn.c_attn.weight')!.toArray();
+    const lora = await train('dpo', {
+      model,
+      tokenizer,
+      train: PAIRS,
+      config: { ...CONFIG, use_peft: true, lora_r: 4, learning_rate: 1e-2 },
+    });
+    assert.equal(lora.steps, 3);
+    assert.deepEqual(
+      await model.params.get('transformer.h.0.attn.c_attn.weight')!.toArray(),
+      before,
+      'base weights unchanged',
+    );
+    assert.ok(trainMargin(lora) > 0);
+  },
+);
 const trainMargin = (s: { history: Record<string, number>[] }) =>
   s.history.filter((l) => 'rewards/margins' in l).at(-1)!['rewards/margins'];
 

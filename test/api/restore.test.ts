@@ -23,7 +23,10 @@ test('restoreModel writes a saved model back in place and refuses one of other s
   const tiny = loadModel(join(FAMILY_FIXTURES, 'gpt2/policy'));
   assert.throws(
     () => restoreModel(tiny, dir),
-    /ck: weights do not match the model:\n[^]*tensor 'transformer\.h\.0\.attn\.c_attn\.weight' has shape \[192, 576\], the model's is \[64, 192\]/,
+    new RegExp(
+      /ck: weights do not match the model:\n[^]*/.source +
+        /tensor 'transformer\.h\.0\.attn\.c_attn\.weight' has shape \[192, 576\], the model's is \[64, 192\]/.source,
+    ),
   );
 });
 
@@ -39,7 +42,10 @@ test('restoreAdapter refuses an adapter of another rank or other modules, naming
   newAdapter(wider, { r: 4, alpha: 4 });
   assert.throws(
     () => restoreAdapter(wider, dir),
-    /ad: checkpoint adapter does not match this run:\n {2}transformer\.h\.0\.attn\.c_attn: lora_A \[2, 192\] \/ lora_B \[576, 2\], the run's are \[4, 192\] \/ \[576, 4\]/,
+    new RegExp(
+      /ad: checkpoint adapter does not match this run:\n {2}transformer\.h\.0\.attn\.c_attn: /.source +
+        /lora_A \[2, 192\] \/ lora_B \[576, 2\], the run's are \[4, 192\] \/ \[576, 4\]/.source,
+    ),
   );
   const more = loadModel(DEMO_MODEL);
   newAdapter(more, { r: 2, alpha: 4, targetModules: ['c_attn', 'c_proj'] });

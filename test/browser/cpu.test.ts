@@ -32,7 +32,9 @@ try {
       E.backward(l);
       // Plain gradient descent with the engine's own kernels: w -= 0.5 * grad.
       backend.kernels.affine({ x: w.grad.storage, out: w.grad.storage, n: 256, scale: -0.5, shift: 0 });
-      backend.kernels.binary({ op: 'add', a: w.storage, b: w.grad.storage, out: w.storage, shape: [256], aStrides: [1], bStrides: [1] });
+      backend.kernels.binary({
+        op: 'add', a: w.storage, b: w.grad.storage, out: w.storage, shape: [256], aStrides: [1], bStrides: [1],
+      });
       w.grad.dispose(); w.grad = null;
       return l.item();
     }));

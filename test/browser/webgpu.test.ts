@@ -31,12 +31,19 @@ try {
     return res;
   };
   const dir = '/test/fixtures/hf-tiny/${arch}/';
-  const tensors = async (file) => parseSafetensors(new Uint8Array(await (await get(dir + file)).arrayBuffer()), file).tensors;
-  const model = async (name) => buildModel(await (await get(dir + name + '/config.json')).json(), await tensors(name + '/model.safetensors'), name, be);
+  const tensors = async (file) =>
+    parseSafetensors(new Uint8Array(await (await get(dir + file)).arrayBuffer()), file).tensors;
+  const model = async (name) => {
+    const config = await (await get(dir + name + '/config.json')).json();
+    return buildModel(config, await tensors(name + '/model.safetensors'), name, be);
+  };
   const policy = await model('policy'), reference = await model('reference');
   const fx = await tensors('expected.safetensors'), json = await (await get(dir + 'expected.json')).json();
   const ids = fx.get('input_ids'), [rows, T] = ids.shape, P = rows / 2;
-  const batch = { rows, T, inputIds: ids.toInt32(), attentionMask: fx.get('attention_mask').toInt32(), completionMask: fx.get('completion_mask').toFloat32() };
+  const batch = {
+    rows, T, inputIds: ids.toInt32(),
+    attentionMask: fx.get('attention_mask').toInt32(), completionMask: fx.get('completion_mask').toFloat32(),
+  };
   const relErr = (a, b) => {
     let d = 0, m = 0;
     for (let i = 0; i < b.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(b[i])); }
@@ -46,7 +53,8 @@ try {
   const dpoLoss = () => {
     const pol = sequenceLogps(policy, batch);
     const ref = E.noGrad(() => sequenceLogps(reference, batch).seq);
-    return E.mean(LOSSES.sigmoid.fn(splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P), { beta: json.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
+    const pairs = splitPairs({ policy: pol.seq, ref, tokens: pol.tokens }, P);
+    return E.mean(LOSSES.sigmoid.fn(pairs, { beta: json.beta, labelSmoothing: 0, simpoGamma: 0 }).losses);
   };
   const errors = {};
   for (const [name, m] of [['policy', policy], ['reference', reference]]) {
@@ -71,7 +79,8 @@ try {
     opt.update(1e-3);
     opt.zeroGrad();
   }
-  report({ ok: true, adapter: be.adapter, fallback: be.fallbackAdapter, auto, notices, errors, loss, expectedLoss: json.losses.sigmoid, grads, gradErr,
+  report({ ok: true, adapter: be.adapter, fallback: be.fallbackAdapter, auto, notices, errors, loss,
+    expectedLoss: json.losses.sigmoid, grads, gradErr,
     expectedGrads: [...fx.keys()].filter((k) => k.startsWith('grad.')).length, losses });
 } catch (e) {
   report({ ok: false, error: String(e && e.stack || e) });
@@ -83,13 +92,16 @@ const FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webg
 
 for (const arch of ['gpt2', 'llama']) {
   test(
-    `WebGPU in headless Chromium (navigator.gpu): ${arch} log-probs, DPO loss and gradients match transformers; AdamW lowers the loss`,
+    `WebGPU in headless Chromium (navigator.gpu): ${arch} log-probs, ` +
+      `DPO loss and gradients match transformers; AdamW lowers the loss`,
     { timeout: 150_000 },
     async (t) => {
       const r = await runInChromium(t, page(arch), FLAGS, 120_000);
       if (!r) return;
       t.diagnostic(
-        `adapter: ${r.adapter} (fallback ${r.fallback}; auto chose ${r.auto}); errors ${JSON.stringify(r.errors)}, gradients ${r.gradErr.toExponential(2)}, losses ${r.losses.map((l: number) => l.toFixed(4)).join(' ')}`,
+        `adapter: ${r.adapter} (fallback ${r.fallback}; auto chose ${r.auto}); errors ` +
+          `${JSON.stringify(r.errors)}, gradients ${r.gradErr.toExponential(2)}, losses ` +
+          `${r.losses.map((l: number) => l.toFixed(4)).join(' ')}`,
       );
       if (r.fallback) {
         assert.equal(r.auto, 'cpu', '--device auto skips a software adapter');

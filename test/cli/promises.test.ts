@@ -88,22 +88,25 @@ test('implicit-prompt and Anthropic HH files train with dpo and sft; a named pro
   assert.match(r.stderr, /implicit\.jsonl line 1: field 'question': is missing/);
 });
 
-test("every fixture family trains with only --model --data --output, and with --use_peft on PEFT's default targets", () => {
-  assert.match(
-    runCli(['dpo', '--help']).stdout.replace(/\s+/g, ' '),
-    /none: PEFT's default for the model_type \(gpt2: c_attn/,
-  );
-  const data = tinyPreferences(root, 8);
-  for (const arch of ARCHS) {
-    const model = familyModel(arch, join(root, `model-${arch}`));
-    ok(['dpo', '--model', model, '--data', data, '--output', join(root, `full-${arch}`)]);
-    ok(['dpo', '--model', model, '--data', data, '--output', join(root, `lora-${arch}`), '--use_peft']);
-    const cfg = JSON.parse(readFileSync(join(root, `lora-${arch}`, 'adapter_config.json'), 'utf8')) as {
-      target_modules: string[];
-    };
-    assert.deepEqual(cfg.target_modules, arch === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'], arch);
-  }
-});
+test(
+  'every fixture family trains with only --model --data ' + "--output, and with --use_peft on PEFT's default targets",
+  () => {
+    assert.match(
+      runCli(['dpo', '--help']).stdout.replace(/\s+/g, ' '),
+      /none: PEFT's default for the model_type \(gpt2: c_attn/,
+    );
+    const data = tinyPreferences(root, 8);
+    for (const arch of ARCHS) {
+      const model = familyModel(arch, join(root, `model-${arch}`));
+      ok(['dpo', '--model', model, '--data', data, '--output', join(root, `full-${arch}`)]);
+      ok(['dpo', '--model', model, '--data', data, '--output', join(root, `lora-${arch}`), '--use_peft']);
+      const cfg = JSON.parse(readFileSync(join(root, `lora-${arch}`, 'adapter_config.json'), 'utf8')) as {
+        target_modules: string[];
+      };
+      assert.deepEqual(cfg.target_modules, arch === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'], arch);
+    }
+  },
+);
 
 test('logprobs on a preference file: chosen / rejected log-probs, and the log-ratio margin against --reference', () => {
   const rows = [

@@ -41,106 +41,113 @@ before(() => {
   root = tempDir('tsdpo-cli-reward-');
 });
 
-test('tsdpo reward on the demo model: loss falls, accuracy rises; the folder loads as a reward model in tsdpo eval', () => {
-  const rows = imdbPrompts({ split: 'train' })
-    .slice(0, 32)
-    .map((p, i) => {
-      const [chosen, rejected] = [GOOD[i % 4], BAD[(i + 1) % 4]];
-      return {
-        prompt: p.prompt,
-        chosen,
-        rejected,
-        chosen_reward: sentiment(chosen),
-        rejected_reward: sentiment(rejected),
-      };
-    });
-  assert.ok(
-    rows.every((r) => r.chosen_reward > r.rejected_reward),
-    'the demo reward prefers every chosen completion',
-  );
-  const data = jsonl('pairs.jsonl', rows),
-    out = join(root, 'rm');
-  const r = runCli([
-    'reward',
-    '--model',
-    DEMO_MODEL,
-    '--data',
-    data,
-    '--output',
-    out,
-    '--max_steps',
-    '12',
-    '--batch_size',
-    '8',
-    '--learning_rate',
-    '1e-3',
-    '--logging_steps',
-    '1',
-    '--lr_scheduler_type',
-    'constant',
-    '--device',
-    'cpu',
-    '--threads',
-    '1',
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /new score head/);
-  const m = metrics(out).filter((l) => 'loss' in l);
-  assert.equal(m.length, 12);
-  for (const k of [
-    'loss',
-    'accuracy',
-    'margin',
-    'min_reward',
-    'mean_reward',
-    'max_reward',
-    'num_tokens',
-    'grad_norm',
-    'learning_rate',
-    'epoch',
-  ])
-    assert.ok(k in m[0], `metrics.jsonl lacks ${k}`);
-  const mean = (ls: Record<string, number>[], k: string) => ls.reduce((a, l) => a + l[k], 0) / ls.length;
-  const [first, last] = [m.slice(0, 3), m.slice(-3)];
-  assert.ok(mean(last, 'loss') < mean(first, 'loss') - 0.05, `loss ${mean(first, 'loss')} -> ${mean(last, 'loss')}`);
-  assert.ok(
-    mean(last, 'accuracy') > mean(first, 'accuracy'),
-    `accuracy ${mean(first, 'accuracy')} -> ${mean(last, 'accuracy')}`,
-  );
-  assert.ok(mean(last, 'margin') > mean(first, 'margin'), `margin ${mean(first, 'margin')} -> ${mean(last, 'margin')}`);
+test(
+  'tsdpo reward on the demo model: loss falls, accuracy ' + 'rises; the folder loads as a reward model in tsdpo eval',
+  () => {
+    const rows = imdbPrompts({ split: 'train' })
+      .slice(0, 32)
+      .map((p, i) => {
+        const [chosen, rejected] = [GOOD[i % 4], BAD[(i + 1) % 4]];
+        return {
+          prompt: p.prompt,
+          chosen,
+          rejected,
+          chosen_reward: sentiment(chosen),
+          rejected_reward: sentiment(rejected),
+        };
+      });
+    assert.ok(
+      rows.every((r) => r.chosen_reward > r.rejected_reward),
+      'the demo reward prefers every chosen completion',
+    );
+    const data = jsonl('pairs.jsonl', rows),
+      out = join(root, 'rm');
+    const r = runCli([
+      'reward',
+      '--model',
+      DEMO_MODEL,
+      '--data',
+      data,
+      '--output',
+      out,
+      '--max_steps',
+      '12',
+      '--batch_size',
+      '8',
+      '--learning_rate',
+      '1e-3',
+      '--logging_steps',
+      '1',
+      '--lr_scheduler_type',
+      'constant',
+      '--device',
+      'cpu',
+      '--threads',
+      '1',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /new score head/);
+    const m = metrics(out).filter((l) => 'loss' in l);
+    assert.equal(m.length, 12);
+    for (const k of [
+      'loss',
+      'accuracy',
+      'margin',
+      'min_reward',
+      'mean_reward',
+      'max_reward',
+      'num_tokens',
+      'grad_norm',
+      'learning_rate',
+      'epoch',
+    ])
+      assert.ok(k in m[0], `metrics.jsonl lacks ${k}`);
+    const mean = (ls: Record<string, number>[], k: string) => ls.reduce((a, l) => a + l[k], 0) / ls.length;
+    const [first, last] = [m.slice(0, 3), m.slice(-3)];
+    assert.ok(mean(last, 'loss') < mean(first, 'loss') - 0.05, `loss ${mean(first, 'loss')} -> ${mean(last, 'loss')}`);
+    assert.ok(
+      mean(last, 'accuracy') > mean(first, 'accuracy'),
+      `accuracy ${mean(first, 'accuracy')} -> ${mean(last, 'accuracy')}`,
+    );
+    assert.ok(
+      mean(last, 'margin') > mean(first, 'margin'),
+      `margin ${mean(first, 'margin')} -> ${mean(last, 'margin')}`,
+    );
 
-  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
-  assert.deepEqual(config.architectures, ['GPT2ForSequenceClassification']);
-  assert.deepEqual(config.id2label, { 0: 'LABEL_0' });
-  assert.equal(config.pad_token_id, 2047); // the demo tokenizer's pad token (<|endoftext|>)
-  const names = [...readSafetensors(join(out, 'model.safetensors')).tensors.keys()];
-  assert.ok(names.includes('score.weight') && !names.includes('lm_head.weight'), names.join(', '));
-  assert.ok(existsSync(join(out, 'tokenizer.json')));
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(config.architectures, ['GPT2ForSequenceClassification']);
+    assert.deepEqual(config.id2label, { 0: 'LABEL_0' });
+    assert.equal(config.pad_token_id, 2047); // the demo tokenizer's pad token (<|endoftext|>)
+    const names = [...readSafetensors(join(out, 'model.safetensors')).tensors.keys()];
+    assert.ok(names.includes('score.weight') && !names.includes('lm_head.weight'), names.join(', '));
+    assert.ok(existsSync(join(out, 'tokenizer.json')));
 
-  const prompts = join(root, 'prompts.txt');
-  writeFileSync(prompts, 'This movie was\nThe acting\n');
-  const e = runCli([
-    'eval',
-    '--model',
-    DEMO_MODEL,
-    '--reference',
-    DEMO_MODEL,
-    '--prompts',
-    prompts,
-    '--reward',
-    out,
-    '--samples',
-    '2',
-    '--max_new_tokens',
-    '6',
-    '--json',
-    '--device',
-    'cpu',
-  ]);
-  assert.equal(e.status, 0, e.stderr);
-  const res = JSON.parse(e.stdout.trim().split('\n')[0]) as Record<string, number>;
-  assert.ok(Number.isFinite(res.policy_reward) && res.policy_reward === res.reference_reward, e.stdout); // same model, same samples
-});
+    const prompts = join(root, 'prompts.txt');
+    writeFileSync(prompts, 'This movie was\nThe acting\n');
+    const e = runCli([
+      'eval',
+      '--model',
+      DEMO_MODEL,
+      '--reference',
+      DEMO_MODEL,
+      '--prompts',
+      prompts,
+      '--reward',
+      out,
+      '--samples',
+      '2',
+      '--max_new_tokens',
+      '6',
+      '--json',
+      '--device',
+      'cpu',
+    ]);
+    assert.equal(e.status, 0, e.stderr);
+    const res = JSON.parse(e.stdout.trim().split('\n')[0]) as Record<string, number>;
+    // same model, same samples
+    assert.ok(Number.isFinite(res.policy_reward) && res.policy_reward === res.reference_reward, e.stdout);
+  },
+);
 
 test('tsdpo reward: bad input stops with an error naming the file, line, field or option', () => {
   const run = (args: string[]) =>

@@ -10,16 +10,19 @@ const BOS = 1,
   EOS = 2;
 const expected = readJson(join(ROOT, 'test/tokenizer/chat-expected.json')) as Record<string, string>;
 
-test('{text}: every token in the loss, EOS appended unless the text ends with it, BOS when the tokenizer adds it', () => {
-  const tok = toyTokenizer({ addBos: true });
-  const { examples, format, report } = prepareSftDataset([{ text: 'abc' }, { text: 'de</s>' }], tok);
-  assert.deepEqual(format, { kind: 'text' });
-  assert.deepEqual(examples, [
-    { ids: [BOS, ...toyIds('abc'), EOS], promptLength: 0 },
-    { ids: [BOS, ...toyIds('de'), EOS], promptLength: 0 },
-  ]);
-  assert.equal(report.format, 'text');
-});
+test(
+  '{text}: every token in the loss, EOS appended unless ' + 'the text ends with it, BOS when the tokenizer adds it',
+  () => {
+    const tok = toyTokenizer({ addBos: true });
+    const { examples, format, report } = prepareSftDataset([{ text: 'abc' }, { text: 'de</s>' }], tok);
+    assert.deepEqual(format, { kind: 'text' });
+    assert.deepEqual(examples, [
+      { ids: [BOS, ...toyIds('abc'), EOS], promptLength: 0 },
+      { ids: [BOS, ...toyIds('de'), EOS], promptLength: 0 },
+    ]);
+    assert.equal(report.format, 'text');
+  },
+);
 
 test('{prompt, completion} text: loss on the completion only (or all with completionOnlyLoss false)', () => {
   const tok = toyTokenizer();
@@ -62,21 +65,24 @@ test('preference rows as SFT: prompt + chosen, the same ids as the DPO chosen se
   assert.throws(() => prepareSftDataset(rows, tok), /<memory> row index 1: field 'prompt': is missing/);
 });
 
-test('SFT truncation keeps the start; an example whose prompt fills maxLength is dropped; bad rows name the field', () => {
-  const tok = toyTokenizer();
-  const rows = [{ prompt: 'ab', completion: 'cdef' }, { prompt: 'abcdef', completion: 'g' }, { text: 'zz' }];
-  const { examples, report } = prepareSftDataset(rows.slice(0, 2), tok, { maxLength: 5 });
-  assert.deepEqual(examples, [{ ids: toyIds('abcde'), promptLength: 2 }]);
-  assert.deepEqual([report.rows, report.truncated, report.dropped], [1, 1, 1]);
-  assert.throws(
-    () => prepareSftDataset([rows[0], { prompt: 'x', completion: 3 }], tok),
-    /<memory> row index 1: field 'completion': is a number/,
-  );
-  assert.throws(() => prepareSftDataset([{ foo: 1 }], tok), /row index 0: has fields foo; SFT data needs 'text'/);
-  const skipped = prepareSftDataset([rows[0], { prompt: 'x', completion: '' }], tok, { skipInvalid: true });
-  assert.equal(skipped.report.skippedInvalid, 1);
-  assert.throws(
-    () => prepareSftDataset([{ messages: [{ role: 'user', content: 'hi' }] }], tok, { skipInvalid: true }),
-    /has no chat template/,
-  );
-});
+test(
+  'SFT truncation keeps the start; an example whose prompt ' + 'fills maxLength is dropped; bad rows name the field',
+  () => {
+    const tok = toyTokenizer();
+    const rows = [{ prompt: 'ab', completion: 'cdef' }, { prompt: 'abcdef', completion: 'g' }, { text: 'zz' }];
+    const { examples, report } = prepareSftDataset(rows.slice(0, 2), tok, { maxLength: 5 });
+    assert.deepEqual(examples, [{ ids: toyIds('abcde'), promptLength: 2 }]);
+    assert.deepEqual([report.rows, report.truncated, report.dropped], [1, 1, 1]);
+    assert.throws(
+      () => prepareSftDataset([rows[0], { prompt: 'x', completion: 3 }], tok),
+      /<memory> row index 1: field 'completion': is a number/,
+    );
+    assert.throws(() => prepareSftDataset([{ foo: 1 }], tok), /row index 0: has fields foo; SFT data needs 'text'/);
+    const skipped = prepareSftDataset([rows[0], { prompt: 'x', completion: '' }], tok, { skipInvalid: true });
+    assert.equal(skipped.report.skippedInvalid, 1);
+    assert.throws(
+      () => prepareSftDataset([{ messages: [{ role: 'user', content: 'hi' }] }], tok, { skipInvalid: true }),
+      /has no chat template/,
+    );
+  },
+);

@@ -11,9 +11,11 @@ import { gpt2, llama3, LLAMA3_DIR, qwen3, readJson, toyIds, toyTokenizer } from 
 const BOS = 1,
   EOS = 2;
 const TEMPLATE =
-  '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
+  '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content ' +
+  '}}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
 const NO_BOS_TEMPLATE =
-  '{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
+  '{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% ' +
+  'endfor %}{% if add_generation_prompt %}[assistant]{% endif %}';
 const conv = (c: string, r: string) => ({
   prompt: [{ role: 'user', content: 'hi' }],
   chosen: [{ role: 'assistant', content: c }],
@@ -21,23 +23,26 @@ const conv = (c: string, r: string) => ({
 });
 const count = (ids: number[], id: number) => ids.filter((x) => x === id).length;
 
-test('text: prompt and completions encoded apart, EOS closes each completion, BOS only if the tokenizer adds it', () => {
-  const row = { prompt: 'ab', chosen: 'c', rejected: 'de' };
-  const plain = tokenizePreference(toyTokenizer(), row)!.value;
-  assert.deepEqual(plain, {
-    promptIds: toyIds('ab'),
-    chosenIds: [...toyIds('c'), EOS],
-    rejectedIds: [...toyIds('de'), EOS],
-  });
-  const withBos = tokenizePreference(toyTokenizer({ addBos: true }), row)!.value;
-  assert.deepEqual(withBos.promptIds, [BOS, ...toyIds('ab')]);
-  assert.deepEqual(withBos.chosenIds, [...toyIds('c'), EOS]); // no BOS in front of a completion
-  // A prompt text that already starts with BOS keeps just that one.
-  assert.deepEqual(tokenizePreference(toyTokenizer({ addBos: true }), { ...row, prompt: '<s>ab' })!.value.promptIds, [
-    BOS,
-    ...toyIds('ab'),
-  ]);
-});
+test(
+  'text: prompt and completions encoded apart, EOS closes ' + 'each completion, BOS only if the tokenizer adds it',
+  () => {
+    const row = { prompt: 'ab', chosen: 'c', rejected: 'de' };
+    const plain = tokenizePreference(toyTokenizer(), row)!.value;
+    assert.deepEqual(plain, {
+      promptIds: toyIds('ab'),
+      chosenIds: [...toyIds('c'), EOS],
+      rejectedIds: [...toyIds('de'), EOS],
+    });
+    const withBos = tokenizePreference(toyTokenizer({ addBos: true }), row)!.value;
+    assert.deepEqual(withBos.promptIds, [BOS, ...toyIds('ab')]);
+    assert.deepEqual(withBos.chosenIds, [...toyIds('c'), EOS]); // no BOS in front of a completion
+    // A prompt text that already starts with BOS keeps just that one.
+    assert.deepEqual(tokenizePreference(toyTokenizer({ addBos: true }), { ...row, prompt: '<s>ab' })!.value.promptIds, [
+      BOS,
+      ...toyIds('ab'),
+    ]);
+  },
+);
 
 test('BOS exactly once with chat templates: template with bos_token x tokenizer adding BOS', () => {
   const cases: Array<[boolean, string, number]> = [
@@ -80,19 +85,25 @@ test('BOS once with the real Llama-3 template (starts with <|begin_of_text|>) an
   }
 });
 
-test('real tokenizers: no merge across the prompt/completion boundary; a text completion ends with EOS, a conversational one with its template', () => {
-  const g = tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world', rejected: ' there' })!.value;
-  assert.deepEqual(g.promptIds, [15496]);
-  assert.deepEqual(g.chosenIds, [995, 50256]);
-  const q = preparePreferenceDataset([conv('Blue.', 'Red.')], qwen3()).examples[0];
-  assert.deepEqual(q.promptIds.slice(0, 3), [151644, 872, 198]); // <|im_start|>user\n, no BOS
-  assert.deepEqual(q.chosenIds.slice(-2), [151645, 198]); // the template's "<|im_end|>\n", nothing appended (TRL 1.13)
-  // A text completion that already ends with the EOS token gets no second one (TRL checks endswith(eos_token)).
-  assert.deepEqual(
-    tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world<|endoftext|>', rejected: ' there' })!.value.chosenIds,
-    [995, 50256],
-  );
-});
+test(
+  'real tokenizers: no merge across the prompt/completion boundary; a ' +
+    'text completion ends with EOS, a conversational one with its template',
+  () => {
+    const g = tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world', rejected: ' there' })!.value;
+    assert.deepEqual(g.promptIds, [15496]);
+    assert.deepEqual(g.chosenIds, [995, 50256]);
+    const q = preparePreferenceDataset([conv('Blue.', 'Red.')], qwen3()).examples[0];
+    assert.deepEqual(q.promptIds.slice(0, 3), [151644, 872, 198]); // <|im_start|>user\n, no BOS
+    // the template's "<|im_end|>\n", nothing appended (TRL 1.13)
+    assert.deepEqual(q.chosenIds.slice(-2), [151645, 198]);
+    // A text completion that already ends with the EOS token gets no second one (TRL checks endswith(eos_token)).
+    assert.deepEqual(
+      tokenizePreference(gpt2(), { prompt: 'Hello', chosen: ' world<|endoftext|>', rejected: ' there' })!.value
+        .chosenIds,
+      [995, 50256],
+    );
+  },
+);
 
 test('truncation: prompt to maxPromptLength (keep_end keeps BOS, keep_start), completions to fit maxLength', () => {
   assert.deepEqual(truncatePrompt([BOS, 10, 11, 12, 13, 14], 3, 'keep_end', BOS), [BOS, 13, 14]);

@@ -65,104 +65,109 @@ test('committed checkpoint: a GPT-2 folder with its tokenizer, made by the recor
   for (const t of m.params.values()) t.dispose();
 });
 
-test('demo end to end (tiny settings): pairs, baselines, DPO raises the reward and wins; every method of Fig. 2, deterministic for a seed', async () => {
-  const root = tempRoot();
-  const cfg = {
-    ...defaultsOf(DEMO_OPTIONS),
-    output: join(root, 'a'),
-    quiet: true,
-    train_prompts: 160,
-    samples_per_prompt: 4,
-    max_new_tokens: 12,
-    eval_prompts: 16,
-    eval_samples: 4,
-    ref_samples: 4,
-    best_of: ['2'],
-    betas: ['0.1'],
-    steps: 12,
-    batch_size: 12,
-    checkpoints: 2,
-    learning_rate: 5e-4,
-    unlikelihood_alphas: ['0.1'],
-    rm_epochs: 0.5,
-    rm_prompts: 0,
-    ppo_kl_coefs: ['0.05'],
-    ppo_updates: 2,
-    ppo_batch: 8,
-    temperatures: ['0.5', '1'],
-  };
-  const r = await runDemo(cfg, { log: () => {} });
-  const out = cfg.output;
-  const start = r.rows.find((x) => x.kind === 'start')!;
-  const dpo = r.rows.find((x) => x.kind === 'dpo')!;
-  assert.ok(r.pairs.count >= cfg.batch_size && r.pairs.count + r.pairs.skippedTies === cfg.train_prompts);
-  assert.ok(r.pairs.meanChosen > r.pairs.meanRejected);
-  assert.ok(dpo.reward > start.reward, `DPO reward ${dpo.reward} should beat the starting model's ${start.reward}`);
-  assert.ok(dpo.kl > 0, `KL ${dpo.kl}`);
-  // Win rates against the starting model's samples: 1/2 for itself; DPO and best-of-2 above it.
-  assert.equal(start.winRate, 0.5);
-  assert.ok(dpo.winRate > 0.5, `DPO win rate ${dpo.winRate}`);
-  assert.ok(r.rows.find((x) => x.kind === 'best-of-n')!.winRate > 0.5);
-  assert.deepEqual(
-    r.rows.map((x) => x.kind),
-    ['start', 'best-of-n', 'preferred-ft', 'dpo', 'unlikelihood', 'ppo', 'ppo-gt'],
-  );
-  for (const f of [
-    'report.html',
-    'frontier.svg',
-    'winrate-temperature.svg',
-    'winrate-training.svg',
-    'summary.json',
-    'pairs.jsonl',
-    'runs/dpo-beta-0.1/metrics.jsonl',
-    'runs/ppo-kl-0.05/metrics.jsonl',
-    'reward-model/config.json',
-  ])
-    assert.ok(existsSync(join(out, f)), f);
-  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-  assert.deepEqual(
-    summary.runs.map((x: { name: string }) => x.name),
-    [
-      'starting model (SFT)',
-      'best-of-2',
-      'Preferred-FT',
-      'DPO beta=0.1',
-      'Unlikelihood alpha=0.1',
-      'PPO kl_coef=0.05',
-      'PPO-GT kl_coef=0.05',
-    ],
-  );
-  for (const x of summary.runs) for (const k of ['name', 'beta', 'reward', 'kl']) assert.ok(k in x, `${x.name}: ${k}`);
-  assert.equal(typeof summary.runs[5].rm_score, 'number', 'PPO reports its reward model score');
-  // Each run is evaluated at the same number of checkpoints, on the same prompts.
-  for (const run of r.runs) assert.equal(run.points.length, cfg.checkpoints, run.name);
-  assert.ok(summary.frontier.ppo && summary.frontier.ppo_gt);
-  const rm = summary.reward_model;
-  assert.ok(
-    rm.ground_truth_accuracy >= 0 &&
-      rm.ground_truth_accuracy <= 1 &&
-      rm.ground_truth_pairs > 0 &&
-      rm.train_pairs > r.pairs.count,
-  );
-  const w = summary.win_rates_vs_chosen;
-  assert.deepEqual(w.temperatures, [0.5, 1]);
-  assert.deepEqual(
-    w.by_temperature.map((x: { name: string }) => x.name),
-    ['starting model (SFT)', 'Preferred-FT', 'DPO beta=0.1', 'PPO kl_coef=0.05'],
-  );
-  for (const x of w.by_temperature) assert.equal(x.win_rate.length, 2);
-  assert.deepEqual(
-    w.over_training.points.map((p: { step: number }) => p.step),
-    [0, 6, 12],
-  );
-  const pairs = readFileSync(join(out, 'pairs.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
-  assert.equal(pairs.length, r.pairs.count);
-  for (const p of pairs) assert.ok(p.chosen_reward > p.rejected_reward, 'no tied pair');
-  // The same seed gives the same numbers.
-  const again = await runDemo({ ...cfg, output: join(root, 'b') }, { log: () => {} });
-  const numbers = (x: Record<string, unknown>) => JSON.stringify({ ...x, seconds: 0, phase_seconds: 0 });
-  assert.equal(numbers(summaryJson(again)), numbers(summary));
-});
+test(
+  'demo end to end (tiny settings): pairs, baselines, DPO raises the ' +
+    'reward and wins; every method of Fig. 2, deterministic for a seed',
+  async () => {
+    const root = tempRoot();
+    const cfg = {
+      ...defaultsOf(DEMO_OPTIONS),
+      output: join(root, 'a'),
+      quiet: true,
+      train_prompts: 160,
+      samples_per_prompt: 4,
+      max_new_tokens: 12,
+      eval_prompts: 16,
+      eval_samples: 4,
+      ref_samples: 4,
+      best_of: ['2'],
+      betas: ['0.1'],
+      steps: 12,
+      batch_size: 12,
+      checkpoints: 2,
+      learning_rate: 5e-4,
+      unlikelihood_alphas: ['0.1'],
+      rm_epochs: 0.5,
+      rm_prompts: 0,
+      ppo_kl_coefs: ['0.05'],
+      ppo_updates: 2,
+      ppo_batch: 8,
+      temperatures: ['0.5', '1'],
+    };
+    const r = await runDemo(cfg, { log: () => {} });
+    const out = cfg.output;
+    const start = r.rows.find((x) => x.kind === 'start')!;
+    const dpo = r.rows.find((x) => x.kind === 'dpo')!;
+    assert.ok(r.pairs.count >= cfg.batch_size && r.pairs.count + r.pairs.skippedTies === cfg.train_prompts);
+    assert.ok(r.pairs.meanChosen > r.pairs.meanRejected);
+    assert.ok(dpo.reward > start.reward, `DPO reward ${dpo.reward} should beat the starting model's ${start.reward}`);
+    assert.ok(dpo.kl > 0, `KL ${dpo.kl}`);
+    // Win rates against the starting model's samples: 1/2 for itself; DPO and best-of-2 above it.
+    assert.equal(start.winRate, 0.5);
+    assert.ok(dpo.winRate > 0.5, `DPO win rate ${dpo.winRate}`);
+    assert.ok(r.rows.find((x) => x.kind === 'best-of-n')!.winRate > 0.5);
+    assert.deepEqual(
+      r.rows.map((x) => x.kind),
+      ['start', 'best-of-n', 'preferred-ft', 'dpo', 'unlikelihood', 'ppo', 'ppo-gt'],
+    );
+    for (const f of [
+      'report.html',
+      'frontier.svg',
+      'winrate-temperature.svg',
+      'winrate-training.svg',
+      'summary.json',
+      'pairs.jsonl',
+      'runs/dpo-beta-0.1/metrics.jsonl',
+      'runs/ppo-kl-0.05/metrics.jsonl',
+      'reward-model/config.json',
+    ])
+      assert.ok(existsSync(join(out, f)), f);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    assert.deepEqual(
+      summary.runs.map((x: { name: string }) => x.name),
+      [
+        'starting model (SFT)',
+        'best-of-2',
+        'Preferred-FT',
+        'DPO beta=0.1',
+        'Unlikelihood alpha=0.1',
+        'PPO kl_coef=0.05',
+        'PPO-GT kl_coef=0.05',
+      ],
+    );
+    for (const x of summary.runs)
+      for (const k of ['name', 'beta', 'reward', 'kl']) assert.ok(k in x, `${x.name}: ${k}`);
+    assert.equal(typeof summary.runs[5].rm_score, 'number', 'PPO reports its reward model score');
+    // Each run is evaluated at the same number of checkpoints, on the same prompts.
+    for (const run of r.runs) assert.equal(run.points.length, cfg.checkpoints, run.name);
+    assert.ok(summary.frontier.ppo && summary.frontier.ppo_gt);
+    const rm = summary.reward_model;
+    assert.ok(
+      rm.ground_truth_accuracy >= 0 &&
+        rm.ground_truth_accuracy <= 1 &&
+        rm.ground_truth_pairs > 0 &&
+        rm.train_pairs > r.pairs.count,
+    );
+    const w = summary.win_rates_vs_chosen;
+    assert.deepEqual(w.temperatures, [0.5, 1]);
+    assert.deepEqual(
+      w.by_temperature.map((x: { name: string }) => x.name),
+      ['starting model (SFT)', 'Preferred-FT', 'DPO beta=0.1', 'PPO kl_coef=0.05'],
+    );
+    for (const x of w.by_temperature) assert.equal(x.win_rate.length, 2);
+    assert.deepEqual(
+      w.over_training.points.map((p: { step: number }) => p.step),
+      [0, 6, 12],
+    );
+    const pairs = readFileSync(join(out, 'pairs.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(pairs.length, r.pairs.count);
+    for (const p of pairs) assert.ok(p.chosen_reward > p.rejected_reward, 'no tied pair');
+    // The same seed gives the same numbers.
+    const again = await runDemo({ ...cfg, output: join(root, 'b') }, { log: () => {} });
+    const numbers = (x: Record<string, unknown>) => JSON.stringify({ ...x, seconds: 0, phase_seconds: 0 });
+    assert.equal(numbers(summaryJson(again)), numbers(summary));
+  },
+);

@@ -219,51 +219,55 @@ async function nextTokenLogps(m: CausalLM, prompt: number[]): Promise<Float64Arr
   return Float64Array.from(logits.subarray((prompt.length - 1) * V, prompt.length * V));
 }
 
-test('KL estimator: exactly 0 for two copies of one model; log-probs match generate(); the Monte-Carlo mean near the exact KL', async () => {
-  const root = tempRoot();
-  const dirA = await tinyGpt2(root, 1),
-    dirB = await tinyGpt2(root, 2);
-  const a = loadModel(dirA),
-    a2 = loadModel(dirA),
-    b = loadModel(dirB);
-  const prompts = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6], [9, 9]];
-  const g = await generate(a, prompts, { maxNewTokens: 6, doSample: true, rng: new Rng(3), eosIds: [0], padId: 0 });
-  const samples = prompts.map((p, i) => ({ promptIds: p, completionIds: g.tokens[i] }));
-  const same = await estimateKl(a, a2, samples, 0);
-  assert.equal(same.mean, 0);
-  same.policyLogps.forEach((x, i) => assert.equal(x - same.refLogps[i], 0));
-  // sequenceLogps over the whole sequence vs the KV-cached, left-padded decoding of generate().
-  const lp = await completionLogps(a, samples, 0);
-  g.logps.forEach((row, i) =>
-    assert.ok(Math.abs(row.reduce((s, x) => s + x, 0) - lp[i]) < 1e-3, `row ${i}: ${lp[i]} vs generate ${row}`),
-  );
+test(
+  'KL estimator: exactly 0 for two copies of one model; log-probs ' +
+    'match generate(); the Monte-Carlo mean near the exact KL',
+  async () => {
+    const root = tempRoot();
+    const dirA = await tinyGpt2(root, 1),
+      dirB = await tinyGpt2(root, 2);
+    const a = loadModel(dirA),
+      a2 = loadModel(dirA),
+      b = loadModel(dirB);
+    const prompts = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6], [9, 9]];
+    const g = await generate(a, prompts, { maxNewTokens: 6, doSample: true, rng: new Rng(3), eosIds: [0], padId: 0 });
+    const samples = prompts.map((p, i) => ({ promptIds: p, completionIds: g.tokens[i] }));
+    const same = await estimateKl(a, a2, samples, 0);
+    assert.equal(same.mean, 0);
+    same.policyLogps.forEach((x, i) => assert.equal(x - same.refLogps[i], 0));
+    // sequenceLogps over the whole sequence vs the KV-cached, left-padded decoding of generate().
+    const lp = await completionLogps(a, samples, 0);
+    g.logps.forEach((row, i) =>
+      assert.ok(Math.abs(row.reduce((s, x) => s + x, 0) - lp[i]) < 1e-3, `row ${i}: ${lp[i]} vs generate ${row}`),
+    );
 
-  // One-token completions: the exact KL is a sum over the vocabulary.
-  const prompt = [3, 4, 5];
-  const pa = await nextTokenLogps(a, prompt),
-    pb = await nextTokenLogps(b, prompt);
-  let exact = 0;
-  pa.forEach((l, v) => {
-    exact += Math.exp(l) * (l - pb[v]);
-  });
-  const n = 3000;
-  const one = await generate(
-    a,
-    Array.from({ length: n }, () => prompt),
-    { maxNewTokens: 1, doSample: true, rng: new Rng(7) },
-  );
-  const mc = await estimateKl(
-    a,
-    b,
-    one.tokens.map((t) => ({ promptIds: prompt, completionIds: t })),
-    0,
-    512,
-  );
-  assert.ok(exact > 0.05, `the two random models should differ (KL ${exact})`);
-  assert.ok(Math.abs(mc.mean - exact) < 4 * mc.se, `MC ${mc.mean} ± ${mc.se} vs exact ${exact}`);
-  assert.deepEqual(klFromLogps([1, 2], [0.5, 1]).mean, 0.75);
-  assert.throws(() => klFromLogps([1], [1, 2]), /1 policy log-probs vs 2/);
-});
+    // One-token completions: the exact KL is a sum over the vocabulary.
+    const prompt = [3, 4, 5];
+    const pa = await nextTokenLogps(a, prompt),
+      pb = await nextTokenLogps(b, prompt);
+    let exact = 0;
+    pa.forEach((l, v) => {
+      exact += Math.exp(l) * (l - pb[v]);
+    });
+    const n = 3000;
+    const one = await generate(
+      a,
+      Array.from({ length: n }, () => prompt),
+      { maxNewTokens: 1, doSample: true, rng: new Rng(7) },
+    );
+    const mc = await estimateKl(
+      a,
+      b,
+      one.tokens.map((t) => ({ promptIds: prompt, completionIds: t })),
+      0,
+      512,
+    );
+    assert.ok(exact > 0.05, `the two random models should differ (KL ${exact})`);
+    assert.ok(Math.abs(mc.mean - exact) < 4 * mc.se, `MC ${mc.mean} ± ${mc.se} vs exact ${exact}`);
+    assert.deepEqual(klFromLogps([1, 2], [0.5, 1]).mean, 0.75);
+    assert.throws(() => klFromLogps([1], [1, 2]), /1 policy log-probs vs 2/);
+  },
+);
 
 test('plain sampling (no top-k / top-p) draws tokens with softmax probabilities; logp is log softmax', () => {
   const row = Float32Array.from([2, 0.5, -1, 1.5, 0, -30, 1]);

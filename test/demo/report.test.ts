@@ -249,7 +249,8 @@ test('writeReport: SVG charts and a self-contained report.html', async () => {
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /^<!doctype html>/);
   assert.equal((html.match(/<svg/g) ?? []).length, 5, 'five inline charts');
-  // The verdicts come from the numbers: all of DPO's points on PPO's frontier, none on PPO-GT's (0.8 + 0.01 < 0.9 at KL 2).
+  // The verdicts come from the numbers: all of DPO's points on PPO's frontier, none on PPO-GT's (0.8 + 0.01 < 0.9 at KL
+  // 2).
   assert.match(html, /on or above PPO's frontier at equal KL[^<]*2 of 2[^<]*yes, as in the paper/);
   assert.match(html, /on or above PPO-GT's frontier at equal KL[^<]*0 of 2[^<]*: no \(beta 0\.1 step 30/);
   assert.match(html, /accuracy against the ground truth[^<]*<b>0\.780 &plusmn; 0\.030<\/b>/i);
@@ -270,7 +271,8 @@ test('writeReport: SVG charts and a self-contained report.html', async () => {
 test('inlineSvg drops the XML prolog and namespace declarations', () => {
   assert.equal(
     inlineSvg(
-      '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="2"><g/></svg>',
+      '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" ' +
+        'xmlns:xlink="http://www.w3.org/1999/xlink" width="2"><g/></svg>',
     ),
     '<svg width="2"><g/></svg>',
   );

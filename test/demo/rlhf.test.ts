@@ -58,64 +58,68 @@ test("chosenRewards / winVsChosen: best of each prompt's samples, all-tied promp
   assert.throws(() => winVsChosen([[s(1)]], [null]), /no held-out prompt has a chosen completion/);
 });
 
-test('Unlikelihood loss = -(token-mean log p(chosen)) + alpha * token-mean log p(rejected), log-probs from eval/kl.ts', async () => {
-  const dir = defaultDemoModel();
-  const tok = loadTokenizer(dir);
-  const policy = loadModel(dir);
-  const params = trainAll(policy);
-  const pad = tok.padId ?? tok.eosId ?? 0;
-  const p = (t: string) => encodeDemoPrompt(tok, t);
-  const c = (t: string) => ({ ids: tok.encode(t, { addSpecialTokens: false }), text: t, reward: 0 });
-  const pairs = [
-    ['The film was', ' great fun.', ' a mess and dull'],
-    ['I', ' loved every minute', ' hated it'],
-  ].map(([pr, w, l]) => {
-    const prompt = p(pr),
-      chosen = c(w),
-      rejected = c(l);
-    return { prompt: pr, chosen, rejected, promptIds: prompt.ids, chosenIds: chosen.ids, rejectedIds: rejected.ids };
-  });
-  const alpha = 0.3;
-  const obj = new UnlikelihoodObjective({
-    policy,
-    params,
-    pairs,
-    padId: pad,
-    alpha,
-    saveWeights: async () => {},
-    loadWeights: async () => {},
-  });
-  const r = await obj.micro([0, 1], 1);
-  const lp = await completionLogps(
-    policy,
-    pairs.flatMap((x) => [
-      { promptIds: x.promptIds, completionIds: x.chosenIds },
-      { promptIds: x.promptIds, completionIds: x.rejectedIds },
-    ]),
-    pad,
-  );
-  const lenC = pairs.reduce((a, x) => a + x.chosenIds.length, 0),
-    lenR = pairs.reduce((a, x) => a + x.rejectedIds.length, 0);
-  const want = -(lp[0] + lp[2]) / lenC + (alpha * (lp[1] + lp[3])) / lenR;
-  assert.ok(Math.abs(r.loss - want) < 1e-4, `loss ${r.loss}, expected ${want}`);
-  assert.ok(Math.abs(r.metrics['logps/chosen_per_token'] - (lp[0] + lp[2]) / lenC) < 1e-4);
-  // The gradient reached the parameters.
-  let g = 0;
-  for (const q of params)
-    if (q.tensor.grad) g += Array.from(await q.tensor.grad.toArray(), Math.abs).reduce((a, x) => a + x, 0);
-  assert.ok(g > 0, 'gradients are non-zero');
-  assert.throws(
-    () =>
-      new UnlikelihoodObjective({
-        policy,
-        params,
-        pairs,
-        padId: pad,
-        alpha: -1,
-        saveWeights: async () => {},
-        loadWeights: async () => {},
-      }),
-    /alpha is -1/,
-  );
-  for (const t of policy.params.values()) t.dispose();
-});
+test(
+  'Unlikelihood loss = -(token-mean log p(chosen)) + alpha ' +
+    '* token-mean log p(rejected), log-probs from eval/kl.ts',
+  async () => {
+    const dir = defaultDemoModel();
+    const tok = loadTokenizer(dir);
+    const policy = loadModel(dir);
+    const params = trainAll(policy);
+    const pad = tok.padId ?? tok.eosId ?? 0;
+    const p = (t: string) => encodeDemoPrompt(tok, t);
+    const c = (t: string) => ({ ids: tok.encode(t, { addSpecialTokens: false }), text: t, reward: 0 });
+    const pairs = [
+      ['The film was', ' great fun.', ' a mess and dull'],
+      ['I', ' loved every minute', ' hated it'],
+    ].map(([pr, w, l]) => {
+      const prompt = p(pr),
+        chosen = c(w),
+        rejected = c(l);
+      return { prompt: pr, chosen, rejected, promptIds: prompt.ids, chosenIds: chosen.ids, rejectedIds: rejected.ids };
+    });
+    const alpha = 0.3;
+    const obj = new UnlikelihoodObjective({
+      policy,
+      params,
+      pairs,
+      padId: pad,
+      alpha,
+      saveWeights: async () => {},
+      loadWeights: async () => {},
+    });
+    const r = await obj.micro([0, 1], 1);
+    const lp = await completionLogps(
+      policy,
+      pairs.flatMap((x) => [
+        { promptIds: x.promptIds, completionIds: x.chosenIds },
+        { promptIds: x.promptIds, completionIds: x.rejectedIds },
+      ]),
+      pad,
+    );
+    const lenC = pairs.reduce((a, x) => a + x.chosenIds.length, 0),
+      lenR = pairs.reduce((a, x) => a + x.rejectedIds.length, 0);
+    const want = -(lp[0] + lp[2]) / lenC + (alpha * (lp[1] + lp[3])) / lenR;
+    assert.ok(Math.abs(r.loss - want) < 1e-4, `loss ${r.loss}, expected ${want}`);
+    assert.ok(Math.abs(r.metrics['logps/chosen_per_token'] - (lp[0] + lp[2]) / lenC) < 1e-4);
+    // The gradient reached the parameters.
+    let g = 0;
+    for (const q of params)
+      if (q.tensor.grad) g += Array.from(await q.tensor.grad.toArray(), Math.abs).reduce((a, x) => a + x, 0);
+    assert.ok(g > 0, 'gradients are non-zero');
+    assert.throws(
+      () =>
+        new UnlikelihoodObjective({
+          policy,
+          params,
+          pairs,
+          padId: pad,
+          alpha: -1,
+          saveWeights: async () => {},
+          loadWeights: async () => {},
+        }),
+      /alpha is -1/,
+    );
+    for (const t of policy.params.values()) t.dispose();
+  },
+);

@@ -201,7 +201,8 @@ test('eval: chat prompts (message lists, or --chat on text) are rendered with th
   cpSync(DEMO_MODEL, dir, { recursive: true });
   writeFileSync(
     join(dir, 'chat_template.jinja'),
-    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% " +
+      'endfor %}{% if add_generation_prompt %}assistant:{% endif %}',
   );
   const jsonl = join(root, 'chat.jsonl'),
     txt = join(root, 'chat.txt'),
@@ -275,6 +276,9 @@ test('eval: bad input names the file, line and field, or the option', () => {
   writeFileSync(long, `The movie was\n${'The movie was '.repeat(30)}\n`);
   assert.match(
     run(...base, '--reference', DEMO_MODEL, '--prompts', long).stderr,
-    /long\.txt line 2: the prompt has \d+ tokens; with --max_new_tokens 32 it needs \d+ positions, above the model's 64 \(n_positions\)/,
+    new RegExp(
+      /long\.txt line 2: the prompt has \d+ tokens; with --max_new_tokens 32 it needs \d+ positions, /.source +
+        /above the model's 64 \(n_positions\)/.source,
+    ),
   );
 });

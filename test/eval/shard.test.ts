@@ -47,50 +47,53 @@ for (const [trainer, parts] of [
   ['dpo', ['0\\.\\.3 of 10', '4\\.\\.9 of 10']],
   ['kto', ['0\\.\\.7 of 20', '8\\.\\.19 of 20']],
 ] as const) {
-  test(`${trainer} --precompute_ref_log_probs --shard 0/2 and 1/2, merged by the next run, equal the unsharded pass`, () => {
-    const data = tinyPreferences(root, 10);
-    const args = (out: string) => [
-      trainer,
-      '--model',
-      DEMO_MODEL,
-      '--data',
-      data,
-      '--output',
-      join(root, trainer, out),
-      '--device',
-      'cpu',
-      '--precompute_ref_log_probs',
-      '--per_device_train_batch_size',
-      '4',
-      '--max_steps',
-      '1',
-      '--save_steps',
-      '0',
-      '--learning_rate',
-      '1e-3',
-    ];
-    const whole = join(root, trainer, 'cache-whole'),
-      sharded = join(root, trainer, 'cache-sharded');
-    tsdpo(args('run-whole'), { TSDPO_CACHE_DIR: whole });
-    for (const i of [0, 1]) {
-      const r = tsdpo([...args('run-sharded'), '--shard', `${i}/2`], { TSDPO_CACHE_DIR: sharded });
-      assert.match(r.stderr, new RegExp(`examples ${parts[i]} \\(part ${i}/2\\) written to`));
-      assert.doesNotMatch(r.stderr, /step=1/, 'a shard run stops before training');
-    }
-    const r = tsdpo(args('run-sharded'), { TSDPO_CACHE_DIR: sharded });
-    assert.match(r.stderr, /merged 2 shards/);
-    const cache = (dir: string) => readdirSync(dir).filter((f) => /^ref-logps-[0-9a-f]+\.json$/.test(f));
-    assert.deepEqual(cache(sharded), cache(whole), 'the same cache key');
-    const [file] = cache(whole);
-    const want = JSON.parse(readFileSync(join(whole, file), 'utf8')) as number[][];
-    assert.equal(want.length, trainer === 'dpo' ? 10 : 20);
-    assert.deepEqual(JSON.parse(readFileSync(join(sharded, file), 'utf8')), want);
-    const metrics = (out: string) =>
-      readFileSync(join(root, trainer, out, 'metrics.jsonl'), 'utf8')
-        .split('\n')[0]
-        .replace(/"tokens_per_second":[\d.]+/, '');
-    assert.equal(metrics('run-sharded'), metrics('run-whole'));
-  });
+  test(
+    `${trainer} --precompute_ref_log_probs --shard 0/2 and ` + `1/2, merged by the next run, equal the unsharded pass`,
+    () => {
+      const data = tinyPreferences(root, 10);
+      const args = (out: string) => [
+        trainer,
+        '--model',
+        DEMO_MODEL,
+        '--data',
+        data,
+        '--output',
+        join(root, trainer, out),
+        '--device',
+        'cpu',
+        '--precompute_ref_log_probs',
+        '--per_device_train_batch_size',
+        '4',
+        '--max_steps',
+        '1',
+        '--save_steps',
+        '0',
+        '--learning_rate',
+        '1e-3',
+      ];
+      const whole = join(root, trainer, 'cache-whole'),
+        sharded = join(root, trainer, 'cache-sharded');
+      tsdpo(args('run-whole'), { TSDPO_CACHE_DIR: whole });
+      for (const i of [0, 1]) {
+        const r = tsdpo([...args('run-sharded'), '--shard', `${i}/2`], { TSDPO_CACHE_DIR: sharded });
+        assert.match(r.stderr, new RegExp(`examples ${parts[i]} \\(part ${i}/2\\) written to`));
+        assert.doesNotMatch(r.stderr, /step=1/, 'a shard run stops before training');
+      }
+      const r = tsdpo(args('run-sharded'), { TSDPO_CACHE_DIR: sharded });
+      assert.match(r.stderr, /merged 2 shards/);
+      const cache = (dir: string) => readdirSync(dir).filter((f) => /^ref-logps-[0-9a-f]+\.json$/.test(f));
+      assert.deepEqual(cache(sharded), cache(whole), 'the same cache key');
+      const [file] = cache(whole);
+      const want = JSON.parse(readFileSync(join(whole, file), 'utf8')) as number[][];
+      assert.equal(want.length, trainer === 'dpo' ? 10 : 20);
+      assert.deepEqual(JSON.parse(readFileSync(join(sharded, file), 'utf8')), want);
+      const metrics = (out: string) =>
+        readFileSync(join(root, trainer, out, 'metrics.jsonl'), 'utf8')
+          .split('\n')[0]
+          .replace(/"tokens_per_second":[\d.]+/, '');
+      assert.equal(metrics('run-sharded'), metrics('run-whole'));
+    },
+  );
 }
 
 test('eval --shard 0/2 and 1/2, merged by tsdpo merge-shards, equal the unsharded eval', () => {

@@ -38,7 +38,9 @@ test(
     const html = readFileSync(join(ROOT, 'examples/browser/index.html'), 'utf8');
     const page =
       html.replace(/<meta charset="utf-8"\s*\/?>/, '<meta charset="utf-8"><base href="/examples/browser/">') +
-      `<script>${REPORT} addEventListener('tsdpo-example', ({ detail: e }) => report(e.type === 'done' ? { ok: true, ...e, log: document.getElementById('log').textContent } : { ok: false, error: e.message }));</script>`;
+      `<script>${REPORT} addEventListener('tsdpo-example', ({ detail: e }) => report(e.type === 'done' ? { ok: ` +
+      `true, ...e, log: document.getElementById('log').textContent } : { ok: false, error: e.message ` +
+      `}));</script>`;
     const r = await runInChromium(t, page, ['--disable-gpu'], 150_000);
     if (!r) return;
     checkRun(r, 'browser');

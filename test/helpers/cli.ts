@@ -17,7 +17,8 @@ export function runCli(args: string[], cwd = ROOT): SpawnSyncReturns<string> {
 
 /** A minimal chat template (role: content lines), enough for conversational data. */
 export const TOY_CHAT_TEMPLATE =
-  "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+  "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% " +
+  'endfor %}{% if add_generation_prompt %}assistant:{% endif %}';
 
 /** Copies a fixture family's policy into dir with the toy tokenizer (and a chat template). */
 export function familyModel(arch: string, dir: string): string {

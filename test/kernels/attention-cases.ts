@@ -134,7 +134,10 @@ export function scoreBound(c: Case, x: Inputs): number {
 
 type Kernel = (rt: KernelRuntime, args: AttentionGradArgs) => void;
 
-/** Forward then backward on the runtime's memory, outputs poisoned with NaN first (every element must be written); float64 copies of the results. */
+/**
+ * Forward then backward on the runtime's memory, outputs poisoned with NaN first (every element must be written);
+ * float64 copies of the results.
+ */
 export function runFused(rt: KernelRuntime, c: Case, x: Inputs, forward: Kernel, backward: Kernel) {
   const nq = x.q.length,
     nk = x.k.length,
@@ -193,7 +196,10 @@ export function runFused(rt: KernelRuntime, c: Case, x: Inputs, forward: Kernel,
   return res;
 }
 
-/** The cases both fused-kernel tests run: grouped-query heads, T < S and T > S, windows, soft-caps, padded rows, peaked rows. */
+/**
+ * The cases both fused-kernel tests run: grouped-query heads, T < S and T > S, windows, soft-caps, padded rows, peaked
+ * rows.
+ */
 export const kernelCases: Case[] = [
   { B: 2, T: 300, S: 300, H: 4, Hkv: 2, Dh: 80, causal: true, window: 0, softcap: 0, pad: [37, 0] },
   { B: 1, T: 97, S: 283, H: 4, Hkv: 1, Dh: 16, causal: true, window: 0, softcap: 0, pad: null },

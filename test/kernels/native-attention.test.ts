@@ -32,7 +32,8 @@ const skip = addon === null ? `native addon not built: ${nativeLoadError}` : fal
 if (skip) console.error(`\n*** SKIPPING test/kernels/native-attention.test: ${skip} ***\n`);
 
 const cases: Case[] = [
-  { B: 8, T: 128, S: 128, H: 8, Hkv: 8, Dh: 32, causal: true, window: 0, softcap: 0, pad: null }, // the bench's small preset
+  // the bench's small preset
+  { B: 8, T: 128, S: 128, H: 8, Hkv: 8, Dh: 32, causal: true, window: 0, softcap: 0, pad: null },
   { B: 2, T: 128, S: 128, H: 12, Hkv: 12, Dh: 64, causal: true, window: 0, softcap: 0, pad: [0, 17] }, // GPT-2
   { B: 1, T: 70, S: 70, H: 2, Hkv: 1, Dh: 128, causal: true, window: 0, softcap: 0, pad: null },
   ...kernelCases,

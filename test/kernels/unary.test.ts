@@ -43,7 +43,8 @@ test('erf and erfc (float64) match tabulated values to 1e-15', () => {
     assert.ok(Math.abs(erf(x) - v) < 1e-15, `erf(${x}) = ${erf(x)}, expected ${v}`);
     assert.ok(Math.abs(erf(-x) + v) < 1e-15, `erf(${-x})`);
   }
-  // erfc deep in the tail keeps relative accuracy: erfc(5) = 1.5374597944280348502e-12, erfc(10) = 2.0884875837625447570e-45
+  // erfc deep in the tail keeps relative accuracy: erfc(5) = 1.5374597944280348502e-12, erfc(10) =
+  // 2.0884875837625447570e-45
   assert.ok(Math.abs(erfc(5) / 1.5374597944280348502e-12 - 1) < 1e-14, `erfc(5) = ${erfc(5)}`);
   assert.ok(Math.abs(erfc(10) / 2.088487583762544757e-45 - 1) < 1e-14, `erfc(10) = ${erfc(10)}`);
   assert.equal(erf(0), 0);
@@ -159,15 +160,19 @@ test('wasm transcendentals are exact at the edges: inf, NaN, 0, huge and tiny in
   assert.equal(UNARY_GRAD.tanh(30), 1 / Math.cosh(30) ** 2);
 });
 
-test('assembly/unary.ts and binary.ts are the ones generated from the tables of ops (src/backend/elementwise-ops.ts)', async () => {
-  const { readFileSync } = await import('node:fs');
-  const { generatedAssembly } = await import('../../src/backend/cpu/elementwise-codegen.js');
-  for (const [name, text] of Object.entries(generatedAssembly())) {
-    const committed = readFileSync(new URL(`../../../src/backend/cpu/assembly/${name}`, import.meta.url), 'utf8');
-    assert.equal(
-      committed,
-      text,
-      `src/backend/cpu/assembly/${name} is stale: \`npm run build\` regenerates it from src/backend/elementwise-ops.ts`,
-    );
-  }
-});
+test(
+  'assembly/unary.ts and binary.ts are the ones generated ' + 'from the tables of ops (src/backend/elementwise-ops.ts)',
+  async () => {
+    const { readFileSync } = await import('node:fs');
+    const { generatedAssembly } = await import('../../src/backend/cpu/elementwise-codegen.js');
+    for (const [name, text] of Object.entries(generatedAssembly())) {
+      const committed = readFileSync(new URL(`../../../src/backend/cpu/assembly/${name}`, import.meta.url), 'utf8');
+      assert.equal(
+        committed,
+        text,
+        `src/backend/cpu/assembly/${name} is stale: ` +
+          '`npm run build` regenerates it from src/backend/elementwise-ops.ts',
+      );
+    }
+  },
+);

@@ -113,7 +113,8 @@ describe('kernels with a bf16 operand', () => {
               assertClose(
                 be.readSync!(tc.storage),
                 want,
-                `${label} M${M} N${N} K${K} tA${+tA} tB${+tB} batch ${batch}${bcast ? ' (B shared)' : ''} acc ${+accumulate}`,
+                `${label} M${M} N${N} K${K} tA${+tA} tB${+tB} batch ` +
+                  `${batch}${bcast ? ' (B shared)' : ''} acc ${+accumulate}`,
                 1e-5,
                 1e-5,
               );
@@ -234,112 +235,121 @@ describe('frozen bf16 weights against transformers', () => {
     });
   }
 
-  test('llama LoRA on a bf16 base: adapter-on / off log-probs and adapter gradients equal PEFT on the bf16-rounded base', async () => {
-    const model = loadModel(`${FIXTURES}llama/policy`, { frozenDtype: 'bf16' });
-    const f32Bytes = [...loadModel(`${FIXTURES}llama/policy`).params.values()].reduce((n, t) => {
-      const b = t.size * 4;
-      t.dispose();
-      return n + b;
-    }, 0);
-    const bytes = [...model.params.values()].reduce((n, t) => n + t.size * (t.dtype === 'bf16' ? 2 : 4), 0);
-    assert.ok(bytes < 0.52 * f32Bytes, `bf16 base holds ${bytes} bytes, f32 ${f32Bytes}`);
-    const info = loadAdapter(model, `${FIXTURES}llama/lora`);
-    const expected = fixture('llama/lora', 'expected-frozen-bf16.safetensors');
-    const b = batchOf(fixture('llama'));
-    await E.tidyAsync(async () => {
-      const pol = sequenceLogps(model, b, { adapter: true });
-      const ref = E.noGrad(() => sequenceLogps(model, b, { adapter: false }));
-      expectClose(
-        'adapter-on seq_logps',
-        await pol.seq.toArray(),
-        expected.tensors.get('policy.seq_logps')!.f32,
-        TIGHT,
-      );
-      expectClose(
-        'adapter-off seq_logps',
-        await ref.seq.toArray(),
-        expected.tensors.get('reference.seq_logps')!.f32,
-        TIGHT,
-      );
-      const lens = E.tensor(Float32Array.from(pol.tokens));
-      const l = E.mean(
-        LOSSES.sigmoid.fn(
-          {
-            policyChosen: E.narrow(pol.seq, 0, 0, 2),
-            policyRejected: E.narrow(pol.seq, 0, 2, 2),
-            refChosen: E.narrow(ref.seq, 0, 0, 2),
-            refRejected: E.narrow(ref.seq, 0, 2, 2),
-            chosenLengths: E.narrow(lens, 0, 0, 2),
-            rejectedLengths: E.narrow(lens, 0, 2, 2),
-          },
-          { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 },
-        ).losses,
-      );
-      E.backward(l);
-    });
-    for (const p of info.params) {
-      const i = p.name.lastIndexOf('.');
-      expectClose(
-        `grad ${p.name}`,
-        await p.tensor.grad!.toArray(),
-        expected.tensors.get(`grad.base_model.model.${p.name.slice(0, i)}.${p.name.slice(i + 1)}.default.weight`)!.f32,
-        TIGHT_GRAD,
-      );
-    }
-    assert.throws(() => mergeAdapter(model), /bfloat16 frozen weight/);
-    assert.throws(() => trainAll(model), /bfloat16 frozen weight/);
-  });
+  test(
+    'llama LoRA on a bf16 base: adapter-on / off log-probs ' +
+      'and adapter gradients equal PEFT on the bf16-rounded base',
+    async () => {
+      const model = loadModel(`${FIXTURES}llama/policy`, { frozenDtype: 'bf16' });
+      const f32Bytes = [...loadModel(`${FIXTURES}llama/policy`).params.values()].reduce((n, t) => {
+        const b = t.size * 4;
+        t.dispose();
+        return n + b;
+      }, 0);
+      const bytes = [...model.params.values()].reduce((n, t) => n + t.size * (t.dtype === 'bf16' ? 2 : 4), 0);
+      assert.ok(bytes < 0.52 * f32Bytes, `bf16 base holds ${bytes} bytes, f32 ${f32Bytes}`);
+      const info = loadAdapter(model, `${FIXTURES}llama/lora`);
+      const expected = fixture('llama/lora', 'expected-frozen-bf16.safetensors');
+      const b = batchOf(fixture('llama'));
+      await E.tidyAsync(async () => {
+        const pol = sequenceLogps(model, b, { adapter: true });
+        const ref = E.noGrad(() => sequenceLogps(model, b, { adapter: false }));
+        expectClose(
+          'adapter-on seq_logps',
+          await pol.seq.toArray(),
+          expected.tensors.get('policy.seq_logps')!.f32,
+          TIGHT,
+        );
+        expectClose(
+          'adapter-off seq_logps',
+          await ref.seq.toArray(),
+          expected.tensors.get('reference.seq_logps')!.f32,
+          TIGHT,
+        );
+        const lens = E.tensor(Float32Array.from(pol.tokens));
+        const l = E.mean(
+          LOSSES.sigmoid.fn(
+            {
+              policyChosen: E.narrow(pol.seq, 0, 0, 2),
+              policyRejected: E.narrow(pol.seq, 0, 2, 2),
+              refChosen: E.narrow(ref.seq, 0, 0, 2),
+              refRejected: E.narrow(ref.seq, 0, 2, 2),
+              chosenLengths: E.narrow(lens, 0, 0, 2),
+              rejectedLengths: E.narrow(lens, 0, 2, 2),
+            },
+            { beta: 0.1, labelSmoothing: 0, simpoGamma: 0 },
+          ).losses,
+        );
+        E.backward(l);
+      });
+      for (const p of info.params) {
+        const i = p.name.lastIndexOf('.');
+        expectClose(
+          `grad ${p.name}`,
+          await p.tensor.grad!.toArray(),
+          expected.tensors.get(`grad.base_model.model.${p.name.slice(0, i)}.${p.name.slice(i + 1)}.default.weight`)!
+            .f32,
+          TIGHT_GRAD,
+        );
+      }
+      assert.throws(() => mergeAdapter(model), /bfloat16 frozen weight/);
+      assert.throws(() => trainAll(model), /bfloat16 frozen weight/);
+    },
+  );
 });
 
 describe('frozen_dtype bfloat16 in a DPO run', () => {
-  test('the reference (full fine-tuning) and the LoRA base hold half the bytes; the first loss matches the float32 run', async () => {
-    await initEngine({ device: 'cpu' });
-    const { join } = await import('node:path');
-    const { readFileSync } = await import('node:fs');
-    const { defaultsOf, COMMON_OPTIONS, DPO_OPTIONS } = await import('../../src/train/config.js');
-    const { runDpo } = await import('../../src/train/run.js');
-    const { tempRoot, tinyModel, tinyPreferences } = await import('../train/tiny.js');
-    const root = tempRoot();
-    const model = await tinyModel(root, 3);
-    const data = tinyPreferences(root, 8);
-    const run = async (name: string, over: Record<string, unknown>): Promise<{ report: string; loss: number }> => {
-      const lines: string[] = [];
-      const cfg = {
-        ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }),
-        device: 'cpu',
-        model_name_or_path: model,
-        dataset: data,
-        output_dir: join(root, name),
-        max_steps: 1,
-        per_device_train_batch_size: 4,
-        logging_steps: 1,
-        save_steps: 0,
-        memory_report: true,
-        ...over,
+  test(
+    'the reference (full fine-tuning) and the LoRA base hold ' +
+      'half the bytes; the first loss matches the float32 run',
+    async () => {
+      await initEngine({ device: 'cpu' });
+      const { join } = await import('node:path');
+      const { readFileSync } = await import('node:fs');
+      const { defaultsOf, COMMON_OPTIONS, DPO_OPTIONS } = await import('../../src/train/config.js');
+      const { runDpo } = await import('../../src/train/run.js');
+      const { tempRoot, tinyModel, tinyPreferences } = await import('../train/tiny.js');
+      const root = tempRoot();
+      const model = await tinyModel(root, 3);
+      const data = tinyPreferences(root, 8);
+      const run = async (name: string, over: Record<string, unknown>): Promise<{ report: string; loss: number }> => {
+        const lines: string[] = [];
+        const cfg = {
+          ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }),
+          device: 'cpu',
+          model_name_or_path: model,
+          dataset: data,
+          output_dir: join(root, name),
+          max_steps: 1,
+          per_device_train_batch_size: 4,
+          logging_steps: 1,
+          save_steps: 0,
+          memory_report: true,
+          ...over,
+        };
+        await runDpo(cfg as Parameters<typeof runDpo>[0], { quiet: true, log: (l) => lines.push(l) });
+        const metrics = readFileSync(join(root, name, 'metrics.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
+        return { report: lines.filter((l) => l.startsWith('memory (cpu, step '))[0], loss: metrics[0].loss };
       };
-      await runDpo(cfg as Parameters<typeof runDpo>[0], { quiet: true, log: (l) => lines.push(l) });
-      const metrics = readFileSync(join(root, name, 'metrics.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l));
-      return { report: lines.filter((l) => l.startsWith('memory (cpu, step '))[0], loss: metrics[0].loss };
-    };
-    const MiB = 2 ** 20;
-    const num = (line: string, re: RegExp): number => Number(re.exec(line)![1]) * MiB;
-    const full32 = await run('full32', {}),
-      full16 = await run('full16', { frozen_dtype: 'bfloat16' });
-    const ratio = num(full16.report, /reference ([\d.]+)/) / num(full32.report, /reference ([\d.]+)/);
-    assert.ok(ratio > 0.49 && ratio < 0.53, `bf16 reference / f32 reference = ${ratio}: ${full16.report}`);
-    assert.equal(
-      num(full16.report, /policy ([\d.]+)/),
-      num(full32.report, /policy ([\d.]+)/),
-      'the trained policy stays f32',
-    );
-    assert.ok(Math.abs(full16.loss - full32.loss) < 1e-3, `loss ${full16.loss} vs ${full32.loss}`);
-    const lora32 = await run('lora32', { use_peft: true }),
-      lora16 = await run('lora16', { use_peft: true, frozen_dtype: 'bfloat16' });
-    const base = num(lora16.report, /policy ([\d.]+)/) / num(lora32.report, /policy ([\d.]+)/);
-    assert.ok(base > 0.49 && base < 0.55, `LoRA base (+ adapter) bf16 / f32 = ${base}: ${lora16.report}`);
-    assert.ok(Math.abs(lora16.loss - lora32.loss) < 1e-3, `loss ${lora16.loss} vs ${lora32.loss}`);
-  });
+      const MiB = 2 ** 20;
+      const num = (line: string, re: RegExp): number => Number(re.exec(line)![1]) * MiB;
+      const full32 = await run('full32', {}),
+        full16 = await run('full16', { frozen_dtype: 'bfloat16' });
+      const ratio = num(full16.report, /reference ([\d.]+)/) / num(full32.report, /reference ([\d.]+)/);
+      assert.ok(ratio > 0.49 && ratio < 0.53, `bf16 reference / f32 reference = ${ratio}: ${full16.report}`);
+      assert.equal(
+        num(full16.report, /policy ([\d.]+)/),
+        num(full32.report, /policy ([\d.]+)/),
+        'the trained policy stays f32',
+      );
+      assert.ok(Math.abs(full16.loss - full32.loss) < 1e-3, `loss ${full16.loss} vs ${full32.loss}`);
+      const lora32 = await run('lora32', { use_peft: true }),
+        lora16 = await run('lora16', { use_peft: true, frozen_dtype: 'bfloat16' });
+      const base = num(lora16.report, /policy ([\d.]+)/) / num(lora32.report, /policy ([\d.]+)/);
+      assert.ok(base > 0.49 && base < 0.55, `LoRA base (+ adapter) bf16 / f32 = ${base}: ${lora16.report}`);
+      assert.ok(Math.abs(lora16.loss - lora32.loss) < 1e-3, `loss ${lora16.loss} vs ${lora32.loss}`);
+    },
+  );
 });

@@ -88,33 +88,37 @@ export function parityTests(o: SuiteOptions): void {
       });
 
       for (const headOnCompletion of [false, true]) {
-        test(`gradient of the sigmoid DPO loss for every parameter (LM head on ${headOnCompletion ? 'completion positions' : 'all positions'})`, async () => {
-          const params = trainAll(policy);
-          try {
-            const loss = await E.tidyAsync(async () => {
-              const l = batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
-              E.backward(l);
-              return l.item();
-            });
-            assert.ok(Math.abs(loss - fx.json.losses.sigmoid) < 1e-5, `loss ${loss} vs ${fx.json.losses.sigmoid}`);
-            let checked = 0;
-            for (const { name, tensor } of params) {
-              const expected = fx.tensors.get(`grad.${name}`);
-              assert.ok(expected, `no fixture gradient for ${name}`);
-              assert.ok(tensor.grad, `${name} got no gradient`);
-              expectClose(`grad.${name}`, await tensor.grad.toArray(), expected.f32);
-              checked++;
+        test(
+          `gradient of the sigmoid DPO loss for every parameter (LM head on ` +
+            `${headOnCompletion ? 'completion positions' : 'all positions'})`,
+          async () => {
+            const params = trainAll(policy);
+            try {
+              const loss = await E.tidyAsync(async () => {
+                const l = batchSigmoidLoss(policy, reference, batch, { headOnCompletion });
+                E.backward(l);
+                return l.item();
+              });
+              assert.ok(Math.abs(loss - fx.json.losses.sigmoid) < 1e-5, `loss ${loss} vs ${fx.json.losses.sigmoid}`);
+              let checked = 0;
+              for (const { name, tensor } of params) {
+                const expected = fx.tensors.get(`grad.${name}`);
+                assert.ok(expected, `no fixture gradient for ${name}`);
+                assert.ok(tensor.grad, `${name} got no gradient`);
+                expectClose(`grad.${name}`, await tensor.grad.toArray(), expected.f32);
+                checked++;
+              }
+              const expectedCount = [...fx.tensors.keys()].filter((k) => k.startsWith('grad.')).length;
+              assert.equal(checked, expectedCount, 'every parameter with a fixture gradient was checked');
+            } finally {
+              for (const { tensor } of params) {
+                tensor.grad?.dispose();
+                tensor.grad = null;
+                tensor.requiresGrad = false;
+              }
             }
-            const expectedCount = [...fx.tensors.keys()].filter((k) => k.startsWith('grad.')).length;
-            assert.equal(checked, expectedCount, 'every parameter with a fixture gradient was checked');
-          } finally {
-            for (const { tensor } of params) {
-              tensor.grad?.dispose();
-              tensor.grad = null;
-              tensor.requiresGrad = false;
-            }
-          }
-        });
+          },
+        );
       }
 
       test('one AdamW step on the fixture gradients equals torch.optim.AdamW (lr 1e-3, wd 0.01)', async () => {

@@ -55,7 +55,8 @@ const BASE = () => ({
 });
 /** A chat template both jinja engines render alike (characters of the toy vocabulary only). */
 const CHAT =
-  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% " +
+  'endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 const conversational = (name: string, n: number): string =>
   writeRows(
     root,
@@ -277,7 +278,9 @@ test(
       [1000, 123456789],
       [5000, 2 ** 32 + 3],
     ];
-    const py = `import torch, json\nprint(json.dumps([torch.randperm(n, generator=torch.Generator().manual_seed(s)).tolist() for n, s in ${JSON.stringify(cases)}]))`;
+    const py =
+      `import torch, json\nprint(json.dumps([torch.randperm(n, ` +
+      `generator=torch.Generator().manual_seed(s)).tolist() for n, s in ${JSON.stringify(cases)}]))`;
     const want = JSON.parse(await runPython(['-c', py], root)) as number[][];
     cases.forEach(([n, s], i) =>
       assert.deepEqual(Array.from(torchRandperm(n, s)), want[i], `randperm(${n}) seed ${s}`),

@@ -177,7 +177,8 @@ test(
       [
         '-c',
         `import json, sys; sys.path.insert(0, ${JSON.stringify(r.exported)}); from trl_rollout import sentiment; ` +
-          `json.dump(sentiment(json.load(open(${JSON.stringify(join(root, 'texts.json'))}))), open(${JSON.stringify(out)}, 'w'))`,
+          `json.dump(sentiment(json.load(open(${JSON.stringify(join(root, 'texts.json'))}))), ` +
+          `open(${JSON.stringify(out)}, 'w'))`,
       ],
       root,
     );

@@ -22,7 +22,9 @@ export const HF_TINY = join(ROOT, 'test', 'fixtures', 'hf-tiny');
  */
 export function referenceAvailable(): { ok: true } | { ok: false; why: string } {
   if (existsSync(VENV_PYTHON)) return { ok: true };
-  const why = `no reference venv at ${VENV_PYTHON}: run \`bash scripts/reference/setup-venv.sh\` to compare against TRL 1.13`;
+  const why =
+    `no reference venv at ${VENV_PYTHON}: run \`bash ` +
+    `scripts/reference/setup-venv.sh\` to compare against TRL 1.13`;
   if (process.env.TSDPO_REQUIRE_REFERENCE === '1') throw new Error(`TSDPO_REQUIRE_REFERENCE=1 but ${why}`);
   return { ok: false, why };
 }
@@ -289,7 +291,8 @@ export function compareHistories(trl: Record<string, number>[], ts: Record<strin
       const a = mine[k];
       if (typeof a !== 'number') {
         problems.push(
-          `${kind(line)} step ${line.step}: TRL logs ${k}=${v}; tsdpo does not (add it, or list it in NOT_COMPARED with the reason)`,
+          `${kind(line)} step ${line.step}: TRL logs ${k}=${v}; tsdpo ` +
+            `does not (add it, or list it in NOT_COMPARED with the reason)`,
         );
         continue;
       }

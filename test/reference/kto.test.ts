@@ -65,7 +65,8 @@ const BASE = () => ({
 });
 /** A chat template both jinja engines render alike (characters of the toy vocabulary only). */
 const CHAT =
-  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% " +
+  'endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 const conversational = (name: string, n: number): string =>
   writeRows(
     root,

@@ -19,7 +19,8 @@ test(
   { skip: avail.ok ? false : avail.why },
   async () => {
     const py =
-      'import json, sys, numpy as np\nprint(json.dumps([np.random.default_rng(s).permutation(n).tolist() for n, s in json.loads(sys.argv[1])]))';
+      'import json, sys, numpy as np\nprint(json.dumps([np.random.default_rng(s).permutation(n).tolist() ' +
+      'for n, s in json.loads(sys.argv[1])]))';
     const expected = JSON.parse(
       await runPython(['-c', py, JSON.stringify(CASES)], tempDir('tsdpo-ref-np-')),
     ) as number[][];

@@ -34,7 +34,8 @@ const MAKE = join(ROOT, 'scripts', 'reference', 'trl_reward.py');
 
 /** A chat template both jinja engines render alike (characters of the toy vocabulary only). */
 const CHAT =
-  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% " +
+  'endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 
 /** Where the same tiny family lives as a one-label classifier (made in before(), by transformers). */
 const seqcls = (family: string, o: Parameters<typeof tinyFamily>[2] = {}): string =>
@@ -265,7 +266,8 @@ for (const [what, n] of [
 
 for (const name of ['ts-causal', 'ts-causal-lora']) {
   test(
-    `a reward model started from a causal LM (new score head${name.endsWith('lora') ? ', new LoRA adapter' : ''}) loads in transformers with the scores tsdpo gives`,
+    `a reward model started from a causal LM (new score ` +
+      `head${name.endsWith('lora') ? ', new LoRA adapter' : ''}) loads in transformers with the scores tsdpo gives`,
     { skip: avail.ok ? false : avail.why },
     () => {
       const d = join(root, name);

@@ -54,7 +54,8 @@ const G = 4,
   EOS = 2;
 /** A chat template both jinja engines render alike (characters of the toy vocabulary only). */
 const CHAT =
-  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% " +
+  'endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 const PROMPTS = ['The movie:', 'This film', 'Acting'];
 /**
  * Completions per prompt (toy-vocabulary ids): some end with EOS, some stop at max_completion_length
@@ -80,10 +81,14 @@ const COMPLETIONS = [
     [8, 30, EOS],
   ],
 ];
-const REWARD_MODULE = `export function idsum(prompts, completions, extra) { return extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13); }
+const REWARD_MODULE = `export function idsum(prompts, completions, extra) {
+  return extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13);
+}
 export default idsum;
 `;
-const LENGTH_MODULE = `export default function length(prompts, completions, extra) { return extra.completion_ids.map((ids) => ids.length / 10); }
+const LENGTH_MODULE = `export default function length(prompts, completions, extra) {
+  return extra.completion_ids.map((ids) => ids.length / 10);
+}
 `;
 
 const CASES: Case[] = [
@@ -321,8 +326,9 @@ for (const c of CASES) {
     }
     assert.ok(compared > 0, 'no parameters compared');
     assert.ok(maxParam < 1e-4, `parameters after training differ by up to ${maxParam}`);
+    const rounded = (_: string, v: unknown) => (typeof v === 'number' ? Number(v.toExponential(1)) : v);
     process.stderr.write(
-      `# ${c.name}: max diff ${JSON.stringify({ ...diff.max, logps: maxLogp, params: maxParam }, (_, v) => (typeof v === 'number' ? Number(v.toExponential(1)) : v))}\n`,
+      `# ${c.name}: max diff ${JSON.stringify({ ...diff.max, logps: maxLogp, params: maxParam }, rounded)}\n`,
     );
   });
 }

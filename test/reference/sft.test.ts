@@ -48,7 +48,8 @@ const text = (name: string, n: number): string =>
     preferenceRows(n).map((r) => ({ text: r.prompt + r.chosen })),
   );
 const CHAT =
-  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% " +
+  'endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 const messages = (name: string, n: number): string =>
   writeRows(
     root,
@@ -91,8 +92,10 @@ const pcChat = (name: string, n: number): string =>
   );
 // A template whose assistant turns are {% generation %} blocks (the end-of-turn newline inside).
 const CHAT_GEN =
-  "{% for m in messages %}{% if m['role'] == 'assistant' %}<|assistant|>{% generation %}{{ m['content'] }}\n{% endgeneration %}" +
-  "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  "{% for m in messages %}{% if m['role'] == 'assistant' " +
+  "%}<|assistant|>{% generation %}{{ m['content'] }}\n{% endgeneration %}" +
+  "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endif %}{% " +
+  'endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}';
 
 const writeText = (name: string, text: string): string => {
   writeFileSync(join(root, name), text);

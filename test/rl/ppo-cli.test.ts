@@ -116,7 +116,8 @@ test(
       last = mean(scores.slice(-5));
     assert.ok(
       last > first + 0.04,
-      `the mean sentiment score should rise: first 5 updates ${first.toFixed(3)}, last 5 ${last.toFixed(3)} (${scores.map((s) => s.toFixed(3)).join(' ')})`,
+      `the mean sentiment score should rise: first 5 updates ${first.toFixed(3)}, ` +
+        `last 5 ${last.toFixed(3)} (${scores.map((s) => s.toFixed(3)).join(' ')})`,
     );
     assert.ok(
       lines[0]['objective/kl'] === 0 && lines[23]['objective/kl'] > 0,

@@ -305,7 +305,8 @@ for (const c of CASES) {
 }
 
 test(
-  'tsdpo ppo runs end to end with a reward model folder (critic from it), a LoRA policy (reference = adapter off) and the adaptive KL coefficient; transformers loads the saved critic',
+  'tsdpo ppo runs end to end with a reward model folder (critic from it), a LoRA policy ' +
+    '(reference = adapter off) and the adaptive KL coefficient; transformers loads the saved critic',
   { skip: avail.ok ? false : avail.why, timeout: 120_000 },
   async () => {
     const out = join(root, 'run-lora');
@@ -359,7 +360,9 @@ test(
     const loaded = await runPython(
       [
         '-c',
-        `from transformers import AutoModelForSequenceClassification as M; m = M.from_pretrained(${JSON.stringify(join(out, 'value_model'))}); print(type(m).__name__, tuple(m.score.weight.shape))`,
+        `from transformers import AutoModelForSequenceClassification as M; m = ` +
+          `M.from_pretrained(${JSON.stringify(join(out, 'value_model'))}); print(type(m).__name__, ` +
+          `tuple(m.score.weight.shape))`,
       ],
       root,
     );

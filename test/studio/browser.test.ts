@@ -188,7 +188,8 @@ test(
       for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'metrics.jsonl'])
         assert.ok(files.includes(f), `${f} in ${files}`);
       t.diagnostic(
-        `tab: ${log.split('\n').find((l) => l.startsWith('engine:'))}; losses ${losses.map((l) => l.toFixed(3)).join(' ')}`,
+        `tab: ${log.split('\n').find((l) => l.startsWith('engine:'))}; ` +
+          `losses ${losses.map((l) => l.toFixed(3)).join(' ')}`,
       );
       if (SHOTS) await shot(page, { path: join(SHOTS, 'train-tab.png') });
     } finally {

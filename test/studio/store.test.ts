@@ -127,28 +127,31 @@ test('the blind comparison scores the policy 1 / 0 / 1/2 whichever side it was o
   assert.deepEqual(s.exportRows(), [], 'comparison judgments are not training data');
 });
 
-test('export files (JSON lines, Parquet, conversational) read back as the database rows; import adds them back', async () => {
-  const dir = tempDir();
-  const s = new Store(join(dir, 's.db'));
-  const p = pairOf(s, 'a <b>prompt</b> "quoted"\nline two', 'x ü', 'y');
-  s.label({ pairId: p.id, labeler: 'ann', verdict: 'b' });
-  const rows = s.exportRows();
-  for (const f of ['out.jsonl', 'out.parquet']) {
-    writeRows(join(dir, f), rows, false);
-    assert.deepEqual(
-      (await readRecordsFromFile(join(dir, f))).map((r) => r.value),
-      rows,
-      f,
-    );
-  }
-  writeRows(join(dir, 'chat.jsonl'), rows, true);
-  assert.deepEqual((await readRecordsFromFile(join(dir, 'chat.jsonl')))[0].value, {
-    prompt: [{ role: 'user', content: rows[0].prompt }],
-    chosen: [{ role: 'assistant', content: 'y' }],
-    rejected: [{ role: 'assistant', content: 'x ü' }],
-  });
-  assert.throws(() => writeRows(join(dir, 'x.csv'), rows, false), /x\.csv: export writes \.jsonl or \.parquet/);
-  const t = new Store(join(dir, 't.db'));
-  assert.equal(t.importRows(rows, 'import:out.jsonl', 'import'), 1);
-  assert.deepEqual(t.exportRows(), rows);
-});
+test(
+  'export files (JSON lines, Parquet, conversational) ' + 'read back as the database rows; import adds them back',
+  async () => {
+    const dir = tempDir();
+    const s = new Store(join(dir, 's.db'));
+    const p = pairOf(s, 'a <b>prompt</b> "quoted"\nline two', 'x ü', 'y');
+    s.label({ pairId: p.id, labeler: 'ann', verdict: 'b' });
+    const rows = s.exportRows();
+    for (const f of ['out.jsonl', 'out.parquet']) {
+      writeRows(join(dir, f), rows, false);
+      assert.deepEqual(
+        (await readRecordsFromFile(join(dir, f))).map((r) => r.value),
+        rows,
+        f,
+      );
+    }
+    writeRows(join(dir, 'chat.jsonl'), rows, true);
+    assert.deepEqual((await readRecordsFromFile(join(dir, 'chat.jsonl')))[0].value, {
+      prompt: [{ role: 'user', content: rows[0].prompt }],
+      chosen: [{ role: 'assistant', content: 'y' }],
+      rejected: [{ role: 'assistant', content: 'x ü' }],
+    });
+    assert.throws(() => writeRows(join(dir, 'x.csv'), rows, false), /x\.csv: export writes \.jsonl or \.parquet/);
+    const t = new Store(join(dir, 't.db'));
+    assert.equal(t.importRows(rows, 'import:out.jsonl', 'import'), 1);
+    assert.deepEqual(t.exportRows(), rows);
+  },
+);

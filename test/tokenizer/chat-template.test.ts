@@ -58,26 +58,31 @@ test('Llama-3 template: bos_token comes from tokenizer_config, header per messag
   assert.ok(expected.llama3_prompt.startsWith('<|begin_of_text|>'));
 });
 
-test('{% generation %} blocks: the text and block spans of transformers (render_jinja_template, whitespace control included)', async () => {
-  const { ChatTemplateRenderer, splitGenerationMarkers } = await import('../../src/tokenizer/chat-template.js');
-  const t =
-    "{% for m in messages %}{% if m['role'] == 'assistant' %}<A>\n  {%- generation -%}\n {{ m['content'] }} {% endgeneration %}\n" +
-    "{% else %}<U>{{ m['content'] }}\n{% endif %}{% endfor %}";
-  const r = new ChatTemplateRenderer(new Map([['default', t]]), {}, 'test');
-  const msgs = [
-    { role: 'user', content: 'hi' },
-    { role: 'assistant', content: 'yo' },
-    { role: 'user', content: 'x' },
-    { role: 'assistant', content: 'ok' },
-  ];
-  // Expected: transformers 5.17's render_jinja_template(..., return_assistant_tokens_mask=True).
-  const expected = {
-    text: '<U>hi\n<A>yo <U>x\n<A>ok ',
-    spans: [
-      [9, 12],
-      [20, 23],
-    ],
-  };
-  assert.deepEqual(splitGenerationMarkers(r.render(msgs, { markGeneration: true })), expected);
-  assert.equal(r.render(msgs), expected.text);
-});
+test(
+  '{% generation %} blocks: the text and block spans of ' +
+    'transformers (render_jinja_template, whitespace control included)',
+  async () => {
+    const { ChatTemplateRenderer, splitGenerationMarkers } = await import('../../src/tokenizer/chat-template.js');
+    const t =
+      "{% for m in messages %}{% if m['role'] == 'assistant' %}<A>\n " +
+      " {%- generation -%}\n {{ m['content'] }} {% endgeneration %}\n" +
+      "{% else %}<U>{{ m['content'] }}\n{% endif %}{% endfor %}";
+    const r = new ChatTemplateRenderer(new Map([['default', t]]), {}, 'test');
+    const msgs = [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'yo' },
+      { role: 'user', content: 'x' },
+      { role: 'assistant', content: 'ok' },
+    ];
+    // Expected: transformers 5.17's render_jinja_template(..., return_assistant_tokens_mask=True).
+    const expected = {
+      text: '<U>hi\n<A>yo <U>x\n<A>ok ',
+      spans: [
+        [9, 12],
+        [20, 23],
+      ],
+    };
+    assert.deepEqual(splitGenerationMarkers(r.render(msgs, { markGeneration: true })), expected);
+    assert.equal(r.render(msgs), expected.text);
+  },
+);

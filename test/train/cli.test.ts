@@ -38,7 +38,8 @@ test('config file sets options, flags override it', () => {
   const cfgFile = join(root, 'run.yaml');
   writeFileSync(
     cfgFile,
-    `model_name_or_path: ${model}\ndataset: ${data}\noutput_dir: ${out}\nmax_steps: 3\nbeta: 0.5\nlearning_rate: 1.0e-3\nlogging_steps: 1\ndevice: cpu\n`,
+    `model_name_or_path: ${model}\ndataset: ${data}\noutput_dir: ${out}\nmax_steps: ` +
+      `3\nbeta: 0.5\nlearning_rate: 1.0e-3\nlogging_steps: 1\ndevice: cpu\n`,
   );
   const r = run('dpo', '--config', cfgFile, '--max_steps', '2', '--per_device_train_batch_size', '2');
   assert.equal(r.status, 0, r.stderr);

@@ -98,34 +98,38 @@ test("tsdpo kto on the demo model: steps run with TRL 1.13's metric names; the m
   assert.ok(Number.isFinite((JSON.parse(scored.stdout.trim().split('\n')[0]) as { logp: number }).logp), scored.stdout);
 });
 
-test('preference rows are unpaired (chosen desirable, rejected undesirable); LoRA with apo_zero_unpaired in random order', () => {
-  const pairs = jsonl('pairs.jsonl', [
-    { prompt: 'The movie was', chosen: ' great fun.', rejected: ' dull.' },
-    { prompt: 'The plot was', chosen: ' clever.', rejected: ' thin and slow.' },
-  ]);
-  const out = join(root, 'lora');
-  const r = kto(
-    '--data',
-    pairs,
-    '--output',
-    out,
-    '--max_steps',
-    '2',
-    '--per_device_train_batch_size',
-    '2',
-    '--use_peft',
-    '--loss_type',
-    'apo_zero_unpaired',
-    '--train_sampling_strategy',
-    'random',
-  );
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(
-    r.stderr,
-    /4 examples from 2 rows \(paired \(standard, explicit prompt\), unpaired into 2 desirable \+ 2 undesirable\)/,
-  );
-  assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
-});
+test(
+  'preference rows are unpaired (chosen desirable, rejected ' +
+    'undesirable); LoRA with apo_zero_unpaired in random order',
+  () => {
+    const pairs = jsonl('pairs.jsonl', [
+      { prompt: 'The movie was', chosen: ' great fun.', rejected: ' dull.' },
+      { prompt: 'The plot was', chosen: ' clever.', rejected: ' thin and slow.' },
+    ]);
+    const out = join(root, 'lora');
+    const r = kto(
+      '--data',
+      pairs,
+      '--output',
+      out,
+      '--max_steps',
+      '2',
+      '--per_device_train_batch_size',
+      '2',
+      '--use_peft',
+      '--loss_type',
+      'apo_zero_unpaired',
+      '--train_sampling_strategy',
+      'random',
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /4 examples from 2 rows \(paired \(standard, explicit prompt\), unpaired into 2 desirable \+ 2 undesirable\)/,
+    );
+    assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
+  },
+);
 
 test('unbalanced labels: the run prints the weight ranges TRL 1.13 recommends (Eq. 8 of arXiv:2402.01306)', () => {
   const data = jsonl(
@@ -143,10 +147,14 @@ test('unbalanced labels: the run prints the weight ranges TRL 1.13 recommends (E
     '4',
   );
   assert.equal(r.status, 0, r.stderr);
-  // 1 desirable, 3 undesirable: desirable_weight in [3 * 1 / 1, 3 * 1.33], undesirable_weight in [1 / 3 / 1.33, 1 / 3], rounded to 2 places.
+  // 1 desirable, 3 undesirable: desirable_weight in [3 * 1 / 1, 3 * 1.33], undesirable_weight in [1 / 3 / 1.33, 1 / 3],
+  // rounded to 2 places.
   assert.match(
     r.stderr,
-    /1 desirable and 3 undesirable examples: TRL 1\.13 recommends EITHER desirable_weight in \[3, 3\.99\] or undesirable_weight in \[0\.25, 0\.33\]/,
+    new RegExp(
+      /1 desirable and 3 undesirable examples: TRL 1\.13 recommends EITHER desirable_weight in \[3, 3\.99\] /.source +
+        /or undesirable_weight in \[0\.25, 0\.33\]/.source,
+    ),
   );
   const ok = kto(
     '--data',
@@ -165,36 +173,40 @@ test('unbalanced labels: the run prints the weight ranges TRL 1.13 recommends (E
   assert.doesNotMatch(ok.stderr, /recommends/);
 });
 
-test('--resume from a checkpoint continues in data order with the same KL pairs: the losses equal the uninterrupted run', () => {
-  const full = join(root, 'resume-full'),
-    cut = join(root, 'resume-cut');
-  const args = [
-    '--data',
-    jsonl('resume.jsonl', rows(6)),
-    '--max_steps',
-    '5',
-    '--save_steps',
-    '2',
-    '--per_device_train_batch_size',
-    '2',
-    '--logging_steps',
-    '1',
-    '--learning_rate',
-    '1e-3',
-  ];
-  assert.equal(kto(...args, '--output', full).status, 0);
-  // The run as if killed after its checkpoint at step 4 (mid-epoch: 3 steps an epoch).
-  cpSync(full, cut, { recursive: true });
-  rmSync(join(cut, 'checkpoint-5'), { recursive: true });
-  const r = kto(...args, '--output', cut, '--resume');
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /resuming from .*checkpoint-4 \(step 4 of 5\)/);
-  const loss = (dir: string) =>
-    readMetrics(dir)
-      .filter((l) => 'loss' in l)
-      .map((l) => [l.step, l.loss, l.kl]);
-  assert.deepEqual(loss(cut), loss(full));
-});
+test(
+  '--resume from a checkpoint continues in data order with ' +
+    'the same KL pairs: the losses equal the uninterrupted run',
+  () => {
+    const full = join(root, 'resume-full'),
+      cut = join(root, 'resume-cut');
+    const args = [
+      '--data',
+      jsonl('resume.jsonl', rows(6)),
+      '--max_steps',
+      '5',
+      '--save_steps',
+      '2',
+      '--per_device_train_batch_size',
+      '2',
+      '--logging_steps',
+      '1',
+      '--learning_rate',
+      '1e-3',
+    ];
+    assert.equal(kto(...args, '--output', full).status, 0);
+    // The run as if killed after its checkpoint at step 4 (mid-epoch: 3 steps an epoch).
+    cpSync(full, cut, { recursive: true });
+    rmSync(join(cut, 'checkpoint-5'), { recursive: true });
+    const r = kto(...args, '--output', cut, '--resume');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /resuming from .*checkpoint-4 \(step 4 of 5\)/);
+    const loss = (dir: string) =>
+      readMetrics(dir)
+        .filter((l) => 'loss' in l)
+        .map((l) => [l.step, l.loss, l.kl]);
+    assert.deepEqual(loss(cut), loss(full));
+  },
+);
 
 test('bad input names the line, the field or the option', () => {
   const out = join(root, 'bad');

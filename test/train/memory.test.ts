@@ -88,53 +88,56 @@ for (const arch of ARCHS) {
       release(reference);
     });
 
-    test('gradient checkpointing: every gradient bit-identical to the plain backward, LoRA dropout included', async () => {
-      const fx = fixture(arch),
-        b = batchOf(fx);
-      const reference = loadModel(`${FIXTURES}${arch}/reference`);
-      for (const lora of [false, true]) {
-        const policy = loadModel(`${FIXTURES}${arch}/policy`);
-        const params = lora
-          ? newAdapter(policy, { r: 4, alpha: 8, targetModules: 'all-linear', dropout: 0.2, seed: 1 }).params
-          : trainAll(policy);
-        // Non-zero B factors, so that A's gradients (and the dropout masks they see) count too.
-        if (lora)
-          for (const { name, tensor } of params)
-            if (name.includes('lora_B'))
-              tensor.backend.write(
-                tensor.storage,
-                Float32Array.from({ length: tensor.size }, (_, i) => Math.sin(i) * 0.1),
-              );
-        const run = async (on: boolean) => {
-          policy.gradientCheckpointing = on;
-          return await dpoGrads(policy, reference, b, params, {
-            headOnCompletion: true,
-            dropout: lora ? new LoraDropout(0.2, 1234) : null,
-          });
-        };
-        const plain = await run(false),
-          ckpt = await run(true);
-        assert.equal(ckpt.loss, plain.loss);
-        if (lora) {
-          policy.gradientCheckpointing = false;
-          const undropped = await dpoGrads(policy, reference, b, params, { headOnCompletion: true });
-          assert.notEqual(
-            plain.loss,
-            undropped.loss,
-            'the dropout passed with the forward options drops adapter inputs',
-          );
+    test(
+      'gradient checkpointing: every gradient bit-identical ' + 'to the plain backward, LoRA dropout included',
+      async () => {
+        const fx = fixture(arch),
+          b = batchOf(fx);
+        const reference = loadModel(`${FIXTURES}${arch}/reference`);
+        for (const lora of [false, true]) {
+          const policy = loadModel(`${FIXTURES}${arch}/policy`);
+          const params = lora
+            ? newAdapter(policy, { r: 4, alpha: 8, targetModules: 'all-linear', dropout: 0.2, seed: 1 }).params
+            : trainAll(policy);
+          // Non-zero B factors, so that A's gradients (and the dropout masks they see) count too.
+          if (lora)
+            for (const { name, tensor } of params)
+              if (name.includes('lora_B'))
+                tensor.backend.write(
+                  tensor.storage,
+                  Float32Array.from({ length: tensor.size }, (_, i) => Math.sin(i) * 0.1),
+                );
+          const run = async (on: boolean) => {
+            policy.gradientCheckpointing = on;
+            return await dpoGrads(policy, reference, b, params, {
+              headOnCompletion: true,
+              dropout: lora ? new LoraDropout(0.2, 1234) : null,
+            });
+          };
+          const plain = await run(false),
+            ckpt = await run(true);
+          assert.equal(ckpt.loss, plain.loss);
+          if (lora) {
+            policy.gradientCheckpointing = false;
+            const undropped = await dpoGrads(policy, reference, b, params, { headOnCompletion: true });
+            assert.notEqual(
+              plain.loss,
+              undropped.loss,
+              'the dropout passed with the forward options drops adapter inputs',
+            );
+          }
+          if (!lora)
+            assert.ok(
+              Math.abs(plain.loss - fx.json.losses.sigmoid) < 1e-5,
+              `loss ${plain.loss} vs transformers ${fx.json.losses.sigmoid}`,
+            );
+          for (const { name } of params)
+            assert.deepEqual(ckpt.grads.get(name), plain.grads.get(name), `grad.${name} (lora ${lora})`);
+          release(policy);
         }
-        if (!lora)
-          assert.ok(
-            Math.abs(plain.loss - fx.json.losses.sigmoid) < 1e-5,
-            `loss ${plain.loss} vs transformers ${fx.json.losses.sigmoid}`,
-          );
-        for (const { name } of params)
-          assert.deepEqual(ckpt.grads.get(name), plain.grads.get(name), `grad.${name} (lora ${lora})`);
-        release(policy);
-      }
-      release(reference);
-    });
+        release(reference);
+      },
+    );
   });
 }
 

@@ -35,57 +35,60 @@ describe('webgpu: tensors split across bindings', { skip: GPU.skip }, () => {
 
   const rand = (n: number, seed: number): Float32Array => Float32Array.from(randn(rng(seed), n));
 
-  test('write / read, fill, matmul with a split B (x W^T, dy W, accumulate) and embedding equal the unsplit device', async () => {
-    const [V, D, M] = [300, 64, 7]; // W: 76,800 bytes, 2 pages
-    const w = rand(V * D, 1),
-      x = rand(M * D, 2),
-      dy = rand(M * V, 3),
-      c0 = rand(M * V, 4);
-    const ids = Int32Array.from([0, 299, 233, 234, 5, 117, 234]);
-    const results = async (be: Backend): Promise<Float32Array[]> => {
-      const W = E.tensor(w, [V, D], 'f32', be);
-      if (be === small) assert.equal((W.storage as GpuStorage).pages?.buffers.length, 2, 'W is split');
-      const X = E.tensor(x, [M, D], 'f32', be),
-        DY = E.tensor(dy, [M, V], 'f32', be),
-        C = E.tensor(c0, [M, V], 'f32', be);
-      const y = E.matmul(X, W, { transB: true }); // (M, V)
-      const dx = E.matmul(DY, W); // (M, D)
-      be.kernels.matmul({
-        a: X.storage,
-        b: W.storage,
-        c: C.storage,
-        M,
-        N: V,
-        K: D,
-        transA: false,
-        transB: true,
-        accumulate: true,
-        batch: 1,
-        strideA: 0,
-        strideB: 0,
-        strideC: M * V,
-      });
-      const emb = E.embedding(W, E.tensor(ids, [M], 'i32', be));
-      const out = [
-        await W.toArray(),
-        await y.toArray(),
-        await dx.toArray(),
-        await C.toArray(),
-        await emb.toArray(),
-      ] as Float32Array[];
-      be.kernels.fill({ out: W.storage, value: 2 });
-      out.push(Float32Array.from((await W.toArray()).slice(V * D - 3)));
-      for (const t of [W, X, DY, C, y, dx, emb]) t.dispose();
-      return out;
-    };
-    const want = await results(gpu()),
-      got = await results(small);
-    const names = ['W read back', 'x W^T', 'dy W', 'C += x W^T', 'embedding', 'fill'];
-    assert.deepEqual(Array.from(got[0]), Array.from(w), 'W read back');
-    // dy W sums its 300 products in two parts (one per page of K): float32 noise of a sum of magnitude ~20.
-    for (let i = 1; i < names.length; i++)
-      assertClose(got[i], want[i], names[i], i === 2 ? 1e-5 : 1e-6, i === 2 ? 1e-5 : 1e-6);
-  });
+  test(
+    'write / read, fill, matmul with a split B (x W^T, dy ' + 'W, accumulate) and embedding equal the unsplit device',
+    async () => {
+      const [V, D, M] = [300, 64, 7]; // W: 76,800 bytes, 2 pages
+      const w = rand(V * D, 1),
+        x = rand(M * D, 2),
+        dy = rand(M * V, 3),
+        c0 = rand(M * V, 4);
+      const ids = Int32Array.from([0, 299, 233, 234, 5, 117, 234]);
+      const results = async (be: Backend): Promise<Float32Array[]> => {
+        const W = E.tensor(w, [V, D], 'f32', be);
+        if (be === small) assert.equal((W.storage as GpuStorage).pages?.buffers.length, 2, 'W is split');
+        const X = E.tensor(x, [M, D], 'f32', be),
+          DY = E.tensor(dy, [M, V], 'f32', be),
+          C = E.tensor(c0, [M, V], 'f32', be);
+        const y = E.matmul(X, W, { transB: true }); // (M, V)
+        const dx = E.matmul(DY, W); // (M, D)
+        be.kernels.matmul({
+          a: X.storage,
+          b: W.storage,
+          c: C.storage,
+          M,
+          N: V,
+          K: D,
+          transA: false,
+          transB: true,
+          accumulate: true,
+          batch: 1,
+          strideA: 0,
+          strideB: 0,
+          strideC: M * V,
+        });
+        const emb = E.embedding(W, E.tensor(ids, [M], 'i32', be));
+        const out = [
+          await W.toArray(),
+          await y.toArray(),
+          await dx.toArray(),
+          await C.toArray(),
+          await emb.toArray(),
+        ] as Float32Array[];
+        be.kernels.fill({ out: W.storage, value: 2 });
+        out.push(Float32Array.from((await W.toArray()).slice(V * D - 3)));
+        for (const t of [W, X, DY, C, y, dx, emb]) t.dispose();
+        return out;
+      };
+      const want = await results(gpu()),
+        got = await results(small);
+      const names = ['W read back', 'x W^T', 'dy W', 'C += x W^T', 'embedding', 'fill'];
+      assert.deepEqual(Array.from(got[0]), Array.from(w), 'W read back');
+      // dy W sums its 300 products in two parts (one per page of K): float32 noise of a sum of magnitude ~20.
+      for (let i = 1; i < names.length; i++)
+        assertClose(got[i], want[i], names[i], i === 2 ? 1e-5 : 1e-6, i === 2 ? 1e-5 : 1e-6);
+    },
+  );
 
   test('what cannot be split names the kernel and the limit', () => {
     const W = E.tensor(rand(300 * 64, 5), [300, 64], 'f32', small);
@@ -308,100 +311,109 @@ describe('webgpu: tensors split across bindings', { skip: GPU.skip }, () => {
     for (let i = 0; i < want.length; i++) assertClose(got[i][1], want[i][1], got[i][0], 1e-5, 1e-5);
   });
 
-  test('bf16 weights: write / read (odd sizes), matmul (x W^T, dy W) and embedding equal f32 on the widened values, split or not', async () => {
-    const [V, D, M] = [301, 64, 5]; // bf16 W: 38,528 bytes (one binding); the f32 one 2 pages
-    const bits = f32ToBf16(rand(V * D, 11)),
-      w = bf16ToF32(bits),
-      x = rand(M * D, 12),
-      dy = rand(M * V, 13);
-    const ids = Int32Array.from([0, 300, 150, 7, 299]);
-    const results = async (be: Backend, dtype: 'f32' | 'bf16', shape: number[] = [V, D]): Promise<Float32Array[]> => {
-      const W = E.tensor(dtype === 'bf16' ? bits : w, shape, dtype, be);
-      const X = E.tensor(x, [M, D], 'f32', be),
-        DY = E.tensor(dy, [M, V], 'f32', be);
-      const out = [
-        await W.toArray(),
-        await E.matmul(X, W, { transB: true }).toArray(),
-        await E.matmul(DY, W).toArray(),
-        await E.embedding(W, E.tensor(ids, [M], 'i32', be)).toArray(),
-        await W.backend.read(W.storage, 3, 8),
-      ] as Float32Array[];
-      W.dispose();
-      return out;
-    };
-    const want = await results(gpu(), 'f32');
-    for (const [label, got] of [
-      ['bf16', await results(gpu(), 'bf16')],
-      ['bf16, small binding', await results(small, 'bf16')],
-    ] as const) {
-      assert.deepEqual(Array.from(got[0]), Array.from(w), `${label}: read back`);
-      assert.deepEqual(Array.from(got[4]), Array.from(w.subarray(3, 8)), `${label}: read of [3, 8)`);
-      for (const [i, what] of [
-        [1, 'x W^T'],
-        [2, 'dy W'],
-        [3, 'embedding'],
-      ] as const)
-        assertClose(got[i], want[i], `${label}: ${what}`, 1e-5, 1e-5);
-    }
-    // A bf16 table above the limit is split too (pages of 468 rows: an even number of elements).
-    const bigBits = f32ToBf16(rand(1000 * 64, 14)),
-      wide = bf16ToF32(bigBits);
-    const big = E.tensor(bigBits, [1000, 64], 'bf16', small);
-    assert.equal((big.storage as GpuStorage).pages?.buffers.length, 3);
-    const bigIds = Int32Array.from([0, 999, 467, 468, 935, 936]);
-    const gathered = await E.embedding(big, E.tensor(bigIds, [6], 'i32', small)).toArray();
-    assert.deepEqual(
-      Array.from(gathered),
-      Array.from(bigIds).flatMap((id) => Array.from(wide.subarray(id * 64, id * 64 + 64))),
-    );
-    assert.throws(() => E.neg(big), /bfloat16/);
-    big.dispose();
-  });
-
-  for (const frozen of ['f32', 'bf16'] as const) {
-    test(`LoRA DPO on a model whose embedding and tied LM head are split (${frozen} base): log-probs and adapter gradients equal the unsplit device${frozen === 'bf16' ? ' and the CPU' : ''}`, async () => {
-      const batch = batchOf(fixture('qwen2'));
-      const run = async (be: Backend): Promise<Float32Array[]> => {
-        E.setBackend(be);
-        const model = loadModel(`${FIXTURES}qwen2/policy`, { backend: be, frozenDtype: frozen });
-        const embed = [...model.params.values()].find((t) => t.shape[0] === 512)!;
-        if (be === small)
-          assert.equal(
-            (embed.storage as GpuStorage).pages?.buffers.length,
-            frozen === 'f32' ? 3 : 2,
-            'the embedding is split',
-          );
-        const info = newAdapter(model, { r: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'], seed: 1 });
-        // B = 0 at init would make the policy equal the reference: move it off.
-        for (const p of info.params)
-          if (p.name.endsWith('lora_B'))
-            be.write(
-              p.tensor.storage,
-              rand(p.tensor.size, 9).map((v) => 0.02 * v),
-            );
-        const out: Float32Array[] = [
-          (await E.tidy(() => E.noGrad(() => sequenceLogps(model, batch).seq)).toArray()) as Float32Array,
-        ];
-        const ref = loadModel(`${FIXTURES}qwen2/reference`, { backend: be, frozenDtype: frozen });
-        E.tidy(() => E.backward(batchSigmoidLoss(model, ref, batch)));
-        for (const p of info.params) out.push((await p.tensor.grad!.toArray()) as Float32Array);
-        for (const t of [...model.params.values(), ...ref.params.values(), ...info.params.map((p) => p.tensor)])
-          t.dispose();
+  test(
+    'bf16 weights: write / read (odd sizes), matmul (x W^T, dy W) ' +
+      'and embedding equal f32 on the widened values, split or not',
+    async () => {
+      const [V, D, M] = [301, 64, 5]; // bf16 W: 38,528 bytes (one binding); the f32 one 2 pages
+      const bits = f32ToBf16(rand(V * D, 11)),
+        w = bf16ToF32(bits),
+        x = rand(M * D, 12),
+        dy = rand(M * V, 13);
+      const ids = Int32Array.from([0, 300, 150, 7, 299]);
+      const results = async (be: Backend, dtype: 'f32' | 'bf16', shape: number[] = [V, D]): Promise<Float32Array[]> => {
+        const W = E.tensor(dtype === 'bf16' ? bits : w, shape, dtype, be);
+        const X = E.tensor(x, [M, D], 'f32', be),
+          DY = E.tensor(dy, [M, V], 'f32', be);
+        const out = [
+          await W.toArray(),
+          await E.matmul(X, W, { transB: true }).toArray(),
+          await E.matmul(DY, W).toArray(),
+          await E.embedding(W, E.tensor(ids, [M], 'i32', be)).toArray(),
+          await W.backend.read(W.storage, 3, 8),
+        ] as Float32Array[];
+        W.dispose();
         return out;
       };
-      const want = await run(gpu()),
-        got = await run(small);
-      const others: [string, Float32Array[]][] = [['small binding', got]];
-      if (frozen === 'bf16') {
-        const rt = await KernelRuntime.create({ threads: 2 });
-        others.push(['cpu', await run(new CpuBackend(rt))]);
-        await rt.close();
+      const want = await results(gpu(), 'f32');
+      for (const [label, got] of [
+        ['bf16', await results(gpu(), 'bf16')],
+        ['bf16, small binding', await results(small, 'bf16')],
+      ] as const) {
+        assert.deepEqual(Array.from(got[0]), Array.from(w), `${label}: read back`);
+        assert.deepEqual(Array.from(got[4]), Array.from(w.subarray(3, 8)), `${label}: read of [3, 8)`);
+        for (const [i, what] of [
+          [1, 'x W^T'],
+          [2, 'dy W'],
+          [3, 'embedding'],
+        ] as const)
+          assertClose(got[i], want[i], `${label}: ${what}`, 1e-5, 1e-5);
       }
-      E.setBackend(gpu());
-      for (const [label, o] of others) {
-        assertClose(o[0], want[0], `${label}: sequence log-probs`, 1e-5, 1e-5);
-        for (let i = 1; i < want.length; i++) assertClose(o[i], want[i], `${label}: adapter gradient ${i}`, 1e-4, 1e-6);
-      }
-    });
+      // A bf16 table above the limit is split too (pages of 468 rows: an even number of elements).
+      const bigBits = f32ToBf16(rand(1000 * 64, 14)),
+        wide = bf16ToF32(bigBits);
+      const big = E.tensor(bigBits, [1000, 64], 'bf16', small);
+      assert.equal((big.storage as GpuStorage).pages?.buffers.length, 3);
+      const bigIds = Int32Array.from([0, 999, 467, 468, 935, 936]);
+      const gathered = await E.embedding(big, E.tensor(bigIds, [6], 'i32', small)).toArray();
+      assert.deepEqual(
+        Array.from(gathered),
+        Array.from(bigIds).flatMap((id) => Array.from(wide.subarray(id * 64, id * 64 + 64))),
+      );
+      assert.throws(() => E.neg(big), /bfloat16/);
+      big.dispose();
+    },
+  );
+
+  for (const frozen of ['f32', 'bf16'] as const) {
+    test(
+      `LoRA DPO on a model whose embedding and tied LM head are split (${frozen} base): log-probs ` +
+        `and adapter gradients equal the unsplit device${frozen === 'bf16' ? ' and the CPU' : ''}`,
+      async () => {
+        const batch = batchOf(fixture('qwen2'));
+        const run = async (be: Backend): Promise<Float32Array[]> => {
+          E.setBackend(be);
+          const model = loadModel(`${FIXTURES}qwen2/policy`, { backend: be, frozenDtype: frozen });
+          const embed = [...model.params.values()].find((t) => t.shape[0] === 512)!;
+          if (be === small)
+            assert.equal(
+              (embed.storage as GpuStorage).pages?.buffers.length,
+              frozen === 'f32' ? 3 : 2,
+              'the embedding is split',
+            );
+          const info = newAdapter(model, { r: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'], seed: 1 });
+          // B = 0 at init would make the policy equal the reference: move it off.
+          for (const p of info.params)
+            if (p.name.endsWith('lora_B'))
+              be.write(
+                p.tensor.storage,
+                rand(p.tensor.size, 9).map((v) => 0.02 * v),
+              );
+          const out: Float32Array[] = [
+            (await E.tidy(() => E.noGrad(() => sequenceLogps(model, batch).seq)).toArray()) as Float32Array,
+          ];
+          const ref = loadModel(`${FIXTURES}qwen2/reference`, { backend: be, frozenDtype: frozen });
+          E.tidy(() => E.backward(batchSigmoidLoss(model, ref, batch)));
+          for (const p of info.params) out.push((await p.tensor.grad!.toArray()) as Float32Array);
+          for (const t of [...model.params.values(), ...ref.params.values(), ...info.params.map((p) => p.tensor)])
+            t.dispose();
+          return out;
+        };
+        const want = await run(gpu()),
+          got = await run(small);
+        const others: [string, Float32Array[]][] = [['small binding', got]];
+        if (frozen === 'bf16') {
+          const rt = await KernelRuntime.create({ threads: 2 });
+          others.push(['cpu', await run(new CpuBackend(rt))]);
+          await rt.close();
+        }
+        E.setBackend(gpu());
+        for (const [label, o] of others) {
+          assertClose(o[0], want[0], `${label}: sequence log-probs`, 1e-5, 1e-5);
+          for (let i = 1; i < want.length; i++)
+            assertClose(o[i], want[i], `${label}: adapter gradient ${i}`, 1e-4, 1e-6);
+        }
+      },
+    );
   }
 });

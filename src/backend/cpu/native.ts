@@ -113,7 +113,8 @@ export function loadNative(): Promise<NativeAddon | null> {
       if (loadedAddon.info().kernel === 'scalar') nativeLoadError = 'native addon has no SIMD kernels for this CPU';
       else addon = loadedAddon;
     } catch (e) {
-      nativeLoadError = `native addon not loaded (${(e as Error).message.split('\n')[0]}); run \`npm run build:native\``;
+      nativeLoadError =
+        `native addon not loaded ` + `(${(e as Error).message.split('\n')[0]}); run ` + `\`npm run build:native\``;
     }
     return addon;
   })();

@@ -7,7 +7,9 @@ import type { F, I } from './types.js';
 export const BINARY_OPS: Readonly<Record<BinaryOp, number>> = BINARY_CODES;
 export type { BinaryOp };
 
-/** a (op) b in float64 (the ref forms of ../elementwise-ops.ts); max / min propagate NaN like torch.maximum / minimum. */
+/**
+ * a (op) b in float64 (the ref forms of ../elementwise-ops.ts); max / min propagate NaN like torch.maximum / minimum.
+ */
 export const BINARY = Object.fromEntries(BINARY_OP_NAMES.map((op) => [op, BINARY_DEFS[op].ref])) as Record<
   BinaryOp,
   (a: number, b: number) => number

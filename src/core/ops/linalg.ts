@@ -29,7 +29,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const [Kb, N] = transB ? [b.shape[b.ndim - 1], b.shape[b.ndim - 2]] : [b.shape[b.ndim - 2], b.shape[b.ndim - 1]];
   if (Ka !== Kb) {
     throw new Error(
-      `matmul: inner dims differ: ${fmt(a.shape)}${transA ? '^T' : ''} @ ${fmt(b.shape)}${transB ? '^T' : ''} (${Ka} vs ${Kb})`,
+      `matmul: inner dims differ: ${fmt(a.shape)}${transA ? '^T' : ''} ` +
+        `@ ${fmt(b.shape)}${transB ? '^T' : ''} (${Ka} vs ${Kb})`,
     );
   }
   const K = Ka;

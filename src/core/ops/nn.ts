@@ -68,7 +68,8 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (weight.dtype === 'bf16') {
     if (weight.requiresGrad)
       throw new Error(
-        `embedding: ${weight.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`,
+        `embedding: ${weight.describe()} is a bfloat16 frozen weight ` +
+          `and cannot be trained (load it as float32: frozen_dtype float32)`,
       );
   } else {
     expectFloat('embedding', weight, 'weight');
@@ -198,7 +199,8 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
     R = 2 * half;
   if (cos.size !== B * T * half || sin.size !== cos.size || R > Dh) {
     throw new Error(
-      `rope: cos ${fmt(cos.shape)} / sin ${fmt(sin.shape)} do not fit x ${fmt(x.shape)} (want [${B}, ${T}, R/2], R <= ${Dh})`,
+      `rope: cos ${fmt(cos.shape)} / sin ${fmt(sin.shape)} do not ` +
+        `fit x ${fmt(x.shape)} (want [${B}, ${T}, R/2], R <= ${Dh})`,
     );
   }
   const k = kernelsOf('rope', x, cos, sin);
@@ -231,14 +233,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   expectFloat('attention', q, 'q');
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
     throw new Error(
-      `attention: q, k, v must be [B, T, H, Dh] / [B, S, Hkv, Dh], got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`,
+      `attention: q, k, v must be [B, T, H, Dh] / [B, S, Hkv, ` +
+        `Dh], got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`,
     );
   }
   const [B, T, H, Dh] = q.shape;
   const [Bk, S, Hkv, Dk] = k.shape;
   if (Bk !== B || Dk !== Dh || v.shape.some((d, i) => d !== k.shape[i]) || H % Hkv !== 0) {
     throw new Error(
-      `attention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} do not fit (heads ${H} must be a multiple of kv heads ${Hkv})`,
+      `attention: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} ` +
+        `do not fit (heads ${H} must be a multiple of kv heads ${Hkv})`,
     );
   }
   const mask = opts.mask ?? null;

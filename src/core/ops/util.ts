@@ -31,7 +31,8 @@ export function expectFloat(op: string, x: Tensor, what = 'input'): void {
   if (x.dtype === 'i32') throw new Error(`${op}: ${what} ${x.describe()} must be a float tensor`);
   if (x.dtype === 'bf16')
     throw new Error(
-      `${op}: ${what} ${x.describe()} is a bfloat16 frozen weight, which only matmul / linear (as the weight) and embedding read`,
+      `${op}: ${what} ${x.describe()} is a bfloat16 frozen weight, ` +
+        `which only matmul / linear (as the weight) and embedding read`,
     );
 }
 
@@ -48,7 +49,8 @@ export function expectWeight(op: string, x: Tensor, w: Tensor): void {
     throw new Error(`${op}: the bfloat16 weight ${w.describe()} multiplies f32 inputs only, got ${x.describe()}`);
   if (w.requiresGrad)
     throw new Error(
-      `${op}: ${w.describe()} is a bfloat16 frozen weight and cannot be trained (load it as float32: frozen_dtype float32)`,
+      `${op}: ${w.describe()} is a bfloat16 frozen weight and ` +
+        `cannot be trained (load it as float32: frozen_dtype float32)`,
     );
 }
 

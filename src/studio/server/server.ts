@@ -100,7 +100,8 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
     const added = store.addPrompts(texts, o.prompts);
     const held = store.holdOut(o.holdOutEvery);
     log(
-      `prompts: ${added} new from ${o.prompts} (${store.prompts().length} in the database, ${held || store.prompts(true).length} held out for the comparison)`,
+      `prompts: ${added} new from ${o.prompts} (${store.prompts().length} in the ` +
+        `database, ${held || store.prompts(true).length} held out for the comparison)`,
     );
   }
   const token = o.token ?? randomBytes(24).toString('base64url');
@@ -385,7 +386,8 @@ export async function startStudio(o: StudioOptions): Promise<Studio> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://studio');
     res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin'); // cross-origin isolation: the tab's engine needs SharedArrayBuffer
+    // cross-origin isolation: the tab's engine needs SharedArrayBuffer
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
     res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
     if (!authorized(req, url)) {
       res.writeHead(401, { 'Content-Type': 'text/plain' });

@@ -35,7 +35,8 @@ export function encodeRows(rows: readonly PreferenceRow[], format: ExportFormat,
   }
   if (chat)
     throw new Error(
-      'export: conversational rows (the model has a chat template) are written as .jsonl; Parquet takes the standard format only',
+      'export: conversational rows (the model has a chat template) ' +
+        'are written as .jsonl; Parquet takes the standard format only',
     );
   const columns = ['prompt', 'chosen', 'rejected'] as const;
   const columnData: { name: string; data: string[]; type: 'STRING' }[] = columns.map((name) => ({

@@ -307,7 +307,10 @@ export class Store {
     })();
   }
 
-  /** Agreement between labelers on the collect pairs two or more of them labeled (latest standing label each, skips out). */
+  /**
+   * Agreement between labelers on the collect pairs two or more of them labeled (latest standing label each, skips
+   * out).
+   */
   agreement(): Agreement {
     const rows = this.db
       .prepare(

@@ -1,5 +1,6 @@
 // The studio page: the collect screen (keys 1 2 T B E S U), data (export, import, agreement),
-// training on the server or in the tab (live charts from the server's events or the worker's messages) and the comparison.
+// training on the server or in the tab (live charts from the server's events or the worker's messages) and the
+// comparison.
 // Everything shown from data is set as text (textContent / value), never parsed as markup.
 const $ = (id) => document.getElementById(id);
 const state = { pair: null, kind: 'collect', busy: false, charts: null, metrics: [] };
@@ -53,7 +54,8 @@ function mode() {
   document.body.dataset.kind = state.kind;
   $('mode').textContent =
     state.kind === 'compare'
-      ? 'Comparing the trained policy with the starting model on held-out prompts (blind). Collect (tab above) goes back to collecting.'
+      ? 'Comparing the trained policy with the starting model on held-out ' +
+        'prompts (blind). Collect (tab above) goes back to collecting.'
       : '';
 }
 
@@ -183,7 +185,8 @@ async function refreshProgress() {
   if (!s) return;
   const p = s.progress;
   $('progress').textContent =
-    `${p.mine} labeled by you · ${p.total} labels in all · ${p.prompts} prompts (${s.heldOut} held out) · labelers: ${p.labelers.join(', ') || 'none yet'}`;
+    `${p.mine} labeled by you · ${p.total} labels in all · ${p.prompts} prompts ` +
+    `(${s.heldOut} held out) · labelers: ${p.labelers.join(', ') || 'none yet'}`;
   return s;
 }
 
@@ -218,7 +221,8 @@ async function refreshData() {
   $('agreement').textContent =
     a.rate === null
       ? 'No pair has been labeled by two labelers yet.'
-      : `${a.pairs} pairs labeled by two or more labelers; they agree on ${(100 * a.rate).toFixed(1)}% of labeler pairs.`;
+      : `${a.pairs} pairs labeled by two or more labelers; they ` +
+        `agree on ${(100 * a.rate).toFixed(1)}% of labeler pairs.`;
   const at = $('agreement-table');
   at.replaceChildren();
   if (a.byLabelers.length) row(at, ['labeler', 'labeler', 'pairs in common', 'same verdict'], true);
@@ -230,7 +234,8 @@ const CHARTS = [
   ['chart-loss', 'loss', (m) => m.loss],
   ['chart-margins', 'rewards/margins', (m) => m['rewards/margins']],
   ['chart-acc', 'rewards/accuracies', (m) => m['rewards/accuracies']],
-  // The mean log-ratio log pi/pi_ref over the pairs' completions: how far the policy moved (a KL proxy on the training pairs).
+  // The mean log-ratio log pi/pi_ref over the pairs' completions: how far the policy moved (a KL proxy on the training
+  // pairs).
   [
     'chart-kl',
     'log π/π_ref on the pairs',
@@ -311,7 +316,8 @@ function listen() {
     state.runName = s.run;
     document.body.dataset.run = s.status;
     trainStatus(
-      `${s.run}: ${s.status}${s.code != null && s.status === 'failed' ? ` (exit code ${s.code}; see the log below)` : ''}`,
+      `${s.run}: ` +
+        `${s.status}${s.code != null && s.status === 'failed' ? ` (exit code ${s.code}; see the log below)` : ''}`,
     );
   });
 }

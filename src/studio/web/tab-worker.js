@@ -57,7 +57,9 @@ async function setup(settings) {
   const opt = new Optimizer(params, { ...DEFAULT_OPTIMIZER });
   run = { policy, reference, params, opt, data, config, step: 0, order: null, settings, device: backend.name };
   post('log', {
-    line: `${data.pairs.length} pairs; ${params.reduce((a, p) => a + p.tensor.size, 0)} parameters trained on ${backend.name}`,
+    line:
+      `${data.pairs.length} pairs; ${params.reduce((a, p) => a + p.tensor.size, 0)} ` +
+      `parameters trained on ${backend.name}`,
   });
 }
 

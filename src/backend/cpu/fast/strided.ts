@@ -117,7 +117,8 @@ export function runStrided(
 export function splitMeta(fn: string, ndim: number, meta: readonly number[], lists: number): number[][] {
   if (!(ndim >= 1 && ndim <= 32) || meta.length !== ndim * lists) {
     throw new Error(
-      `${fn}: meta has ${meta.length} numbers for ndim ${ndim}, expected ${lists} lists of ndim numbers, 1 <= ndim <= 32`,
+      `${fn}: meta has ${meta.length} numbers for ndim ${ndim}, ` +
+        `expected ${lists} lists of ndim numbers, 1 <= ndim <= 32`,
     );
   }
   return Array.from({ length: lists }, (_, k) => meta.slice(k * ndim, (k + 1) * ndim));

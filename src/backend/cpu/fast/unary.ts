@@ -1,4 +1,5 @@
-// Wrappers of the elementwise unary kernels (assembly/unary.ts, generated from ../../elementwise-ops.ts): op names to codes, work split.
+// Wrappers of the elementwise unary kernels (assembly/unary.ts, generated from ../../elementwise-ops.ts): op names to
+// codes, work split.
 import { UNARY_OPS, type UnaryOp } from '../../ref/unary.js';
 import { UNARY_DEFS } from '../../elementwise-ops.js';
 import type { KernelRuntime } from '../runtime.js';
