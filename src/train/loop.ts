@@ -82,7 +82,10 @@ export interface Objective {
   ownStep?(step: number, lr: number, optimizer: Optimizer): Promise<OwnStepResult>;
   /** The run's steps, when the objective counts them itself (PPO: updates of a batch of rollouts). */
   readonly steps?: number;
-  /** What a checkpoint keeps beyond the weights, the optimizer and the data position (PPO's generator and KL coefficient). */
+  /**
+   * What a checkpoint keeps beyond the weights, the optimizer and the data position (PPO's generator and KL
+   * coefficient).
+   */
   state?(): Record<string, unknown>;
   /** Restores what state() returned, on resume. */
   restore?(state: Record<string, unknown>): void;

@@ -63,67 +63,70 @@ describe('kernels with a bf16 operand', () => {
     [4, 9, 12, true, true, 2, false],
   ];
   {
-    test('matmul: f32 A times bf16 B equals the f32 product of the widened B (bit for bit: test/kernels/matmul-bf16)', () => {
-      {
-        for (const [M, N, K, tA, tB, batch, bcast] of cases) {
-          const r = rng(M * 131 + N * 7 + K);
-          const a = Float32Array.from(randn(r, batch * M * K));
-          const nb = (bcast ? 1 : batch) * K * N;
-          const bBits = f32ToBf16(Float32Array.from(randn(r, nb))),
-            b = bf16ToF32(bBits);
-          const c0 = Float32Array.from(randn(r, batch * M * N));
-          const sA = M * K,
-            sB = bcast ? 0 : K * N,
-            sC = M * N;
-          for (const accumulate of [false, true]) {
-            // float64 truth on the widened values
-            const want = new Float64Array(batch * M * N);
-            for (let i = 0; i < batch; i++) {
-              for (let m = 0; m < M; m++) {
-                for (let n = 0; n < N; n++) {
-                  let s = accumulate ? c0[i * sC + m * N + n] : 0;
-                  for (let k = 0; k < K; k++) {
-                    const av = a[i * sA + (tA ? k * M + m : m * K + k)],
-                      bv = b[i * sB + (tB ? n * K + k : k * N + n)];
-                    s += av * bv;
+    test(
+      'matmul: f32 A times bf16 B equals the f32 product of ' + 'the widened B (bit for bit: test/kernels/matmul-bf16)',
+      () => {
+        {
+          for (const [M, N, K, tA, tB, batch, bcast] of cases) {
+            const r = rng(M * 131 + N * 7 + K);
+            const a = Float32Array.from(randn(r, batch * M * K));
+            const nb = (bcast ? 1 : batch) * K * N;
+            const bBits = f32ToBf16(Float32Array.from(randn(r, nb))),
+              b = bf16ToF32(bBits);
+            const c0 = Float32Array.from(randn(r, batch * M * N));
+            const sA = M * K,
+              sB = bcast ? 0 : K * N,
+              sC = M * N;
+            for (const accumulate of [false, true]) {
+              // float64 truth on the widened values
+              const want = new Float64Array(batch * M * N);
+              for (let i = 0; i < batch; i++) {
+                for (let m = 0; m < M; m++) {
+                  for (let n = 0; n < N; n++) {
+                    let s = accumulate ? c0[i * sC + m * N + n] : 0;
+                    for (let k = 0; k < K; k++) {
+                      const av = a[i * sA + (tA ? k * M + m : m * K + k)],
+                        bv = b[i * sB + (tB ? n * K + k : k * N + n)];
+                      s += av * bv;
+                    }
+                    want[i * sC + m * N + n] = s;
                   }
-                  want[i * sC + m * N + n] = s;
                 }
               }
-            }
-            for (const [label, be] of backends) {
-              const ta = E.tensor(a, [a.length], 'f32', be),
-                tb = E.tensor(bBits, [nb], 'bf16', be),
-                tc = E.tensor(c0, [c0.length], 'f32', be);
-              be.kernels.matmul({
-                a: ta.storage,
-                b: tb.storage,
-                c: tc.storage,
-                M,
-                N,
-                K,
-                transA: tA,
-                transB: tB,
-                accumulate,
-                batch,
-                strideA: sA,
-                strideB: sB,
-                strideC: sC,
-              });
-              assertClose(
-                be.readSync!(tc.storage),
-                want,
-                `${label} M${M} N${N} K${K} tA${+tA} tB${+tB} batch ` +
-                  `${batch}${bcast ? ' (B shared)' : ''} acc ${+accumulate}`,
-                1e-5,
-                1e-5,
-              );
-              for (const t of [ta, tb, tc]) t.dispose();
+              for (const [label, be] of backends) {
+                const ta = E.tensor(a, [a.length], 'f32', be),
+                  tb = E.tensor(bBits, [nb], 'bf16', be),
+                  tc = E.tensor(c0, [c0.length], 'f32', be);
+                be.kernels.matmul({
+                  a: ta.storage,
+                  b: tb.storage,
+                  c: tc.storage,
+                  M,
+                  N,
+                  K,
+                  transA: tA,
+                  transB: tB,
+                  accumulate,
+                  batch,
+                  strideA: sA,
+                  strideB: sB,
+                  strideC: sC,
+                });
+                assertClose(
+                  be.readSync!(tc.storage),
+                  want,
+                  `${label} M${M} N${N} K${K} tA${+tA} tB${+tB} batch ` +
+                    `${batch}${bcast ? ' (B shared)' : ''} acc ${+accumulate}`,
+                  1e-5,
+                  1e-5,
+                );
+                for (const t of [ta, tb, tc]) t.dispose();
+              }
             }
           }
         }
-      }
-    });
+      },
+    );
   }
 
   test('embedding gathers bf16 rows into f32 exactly; ids out of range are named', () => {

@@ -134,7 +134,9 @@ const COMPLETIONS = [
     [8, 30, EOS],
   ],
 ];
-const REWARD_MODULE = `export default function idsum(prompts, completions, extra) { return extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13); }
+const REWARD_MODULE = `export default function idsum(prompts, completions, extra) {
+  return extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13);
+}
 `;
 const RL_BASE = () => ({
   dataset: writeRows(
@@ -360,7 +362,8 @@ for (const { name } of CASES) {
     );
     assert.ok(
       r.problems.length > 0 || (r.params ?? 0) >= 1e-4,
-      'tsdpo with frozen_dtype bfloat16 matched TRL with float32 frozen weights within the tolerance: the comparison cannot see the rounding (or tsdpo did not keep the frozen weights in bf16)',
+      'tsdpo with frozen_dtype bfloat16 matched TRL with float32 frozen weights within the tolerance: ' +
+        'the comparison cannot see the rounding (or tsdpo did not keep the frozen weights in bf16)',
     );
   });
 }

@@ -42,7 +42,8 @@ print(json.dumps(out))`;
             want = expected[name][c][k];
           assert.ok(
             Math.abs(got - want) <= 1e-15,
-            `${name} (warmup ${warmup}, total ${total}, min_lr_rate ${floor}) step ${k}: tsdpo ${got}, transformers ${want}`,
+            `${name} (warmup ${warmup}, total ${total}, min_lr_rate ` +
+              `${floor}) step ${k}: tsdpo ${got}, transformers ${want}`,
           );
         }
       });

@@ -20,7 +20,8 @@ const LINES = ['The movie was', 'I thought the film', 'This story is', 'The acto
 writeFileSync(data, Array.from({ length: 4 }, () => LINES.join('\n')).join('\n') + '\n'); // 20 prompts
 
 test(
-  'ppo: a run resumed from its checkpoint after update 1 logs updates 2 and 3 and saves the weights of the uninterrupted run',
+  'ppo: a run resumed from its checkpoint after update 1 logs ' +
+    'updates 2 and 3 and saves the weights of the uninterrupted run',
   { timeout: 180_000 },
   async () => {
     const out = join(root, 'run');

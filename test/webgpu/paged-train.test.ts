@@ -133,7 +133,9 @@ describe('webgpu: full DPO fine-tuning with split weights, gradients and Adam st
         const tol = kind === 'weight' ? TOL.weightAbs : TOL.stateRel;
         assert.ok(
           err <= tol,
-          `${label}: ${file} ${name}: ${kind === 'weight' ? 'max |difference|' : 'max |difference| / max |value|'} ${err.toExponential(2)} > ${tol}`,
+          `${label}: ${file} ${name}: ` +
+            `${kind === 'weight' ? 'max |difference|' : 'max |difference| / max |value|'} ` +
+            `${err.toExponential(2)} > ${tol}`,
         );
       }
     }
@@ -170,8 +172,12 @@ describe('webgpu: full DPO fine-tuning with split weights, gradients and Adam st
       const a = compare(`${arch} split vs unsplit`, split, whole),
         b = compare(`${arch} split vs cpu`, split, cpu);
       console.log(
-        `${arch}: split vs unsplit webgpu: metrics ${a.metric.toExponential(1)}, weights ${a.weight.toExponential(1)} (abs), ` +
-          `Adam state ${a.state.toExponential(1)} (rel); split vs cpu: ${b.metric.toExponential(1)}, ${b.weight.toExponential(1)}, ${b.state.toExponential(1)}`,
+        `${arch}: split vs unsplit webgpu: metrics ` +
+          `${a.metric.toExponential(1)}, weights ` +
+          `${a.weight.toExponential(1)} (abs), ` +
+          `Adam state ${a.state.toExponential(1)} (rel); split vs cpu: ` +
+          `${b.metric.toExponential(1)}, ${b.weight.toExponential(1)}, ` +
+          `${b.state.toExponential(1)}`,
       );
     });
   }
