@@ -46,7 +46,10 @@ function closeArrays(a: ArrayLike<number>, b: ArrayLike<number>, what: string, t
   for (let i = 0; i < a.length; i++) close(a[i], b[i], `${what}[${i}]`, tol);
 }
 
-/** Runs fn with the backend's and the head's peaks reset: the peak live bytes above those live before, and the head's peak. */
+/**
+ * Runs fn with the backend's and the head's peaks reset: the peak live bytes above those live before, and the head's
+ * peak.
+ */
 async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number; head: number }> {
   headMemory.peakBytes = 0;
   backend.resetPeak();
@@ -57,33 +60,38 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; peak: numb
 
 describe('GRPO / RLOO: the chunked head holds one chunk of logits and keeps the numbers', () => {
   for (const method of ['grpo', 'rloo'] as const) {
-    test(`${method}: chunks of ${CHUNK} rows vs the whole logits (temperature 0.7, beta 0.1, num_iterations 2)`, async () => {
-      const run = (name: string, headChunkRows?: number) =>
-        measured(() => runFixed(method, root, join(root, `${method}-${name}`), { headChunkRows }));
-      const whole = await run('whole');
-      const chunked = await run('chunked', CHUNK);
-      // Rows of a training forward: BS completions x the longest completion (TC tokens).
-      const N = BS * TC;
-      assert.ok(headChunkRows(V) >= N, `the default chunk (${headChunkRows(V)} rows) holds all ${N} rows`);
-      // The head's account: a chunk's logits, their copy divided by the temperature, and their gradient.
-      assert.equal(whole.head, 3 * bytes(N), `whole logits: ${whole.head} bytes`);
-      assert.equal(chunked.head, 3 * bytes(CHUNK), `chunked: ${chunked.head} bytes, ${CHUNK}-row chunks`);
-      // The backend's peak: the whole run holds those three (N, V) tensors at once (and positionStats'
-      // temporaries of the same size); the chunked one, a few (CHUNK, V) ones.
-      const mib = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`;
-      assert.ok(
-        whole.peak - chunked.peak >= 3 * bytes(N - CHUNK),
-        `peak live bytes: whole logits ${mib(whole.peak)}, chunked ${mib(chunked.peak)}; expected at least ${mib(3 * bytes(N - CHUNK))} less`,
-      );
-      // Same numbers: every logged metric of every step, and the per-token log-probs of each training forward.
-      const [w, c] = [whole.value, chunked.value];
-      assert.equal(c.metrics.length, w.metrics.length, 'metrics lines');
-      w.metrics.forEach((line, s) => {
-        for (const [k, v] of Object.entries(line)) if (!TIMING.test(k)) close(v, c.metrics[s][k], `step ${s + 1} ${k}`);
-      });
-      assert.equal(c.logps.length, w.logps.length, 'rows of training forwards');
-      w.logps.forEach((row, r) => closeArrays(row, c.logps[r], `logps of row ${r}`));
-    });
+    test(
+      `${method}: chunks of ${CHUNK} rows vs the whole ` + `logits (temperature 0.7, beta 0.1, num_iterations 2)`,
+      async () => {
+        const run = (name: string, headChunkRows?: number) =>
+          measured(() => runFixed(method, root, join(root, `${method}-${name}`), { headChunkRows }));
+        const whole = await run('whole');
+        const chunked = await run('chunked', CHUNK);
+        // Rows of a training forward: BS completions x the longest completion (TC tokens).
+        const N = BS * TC;
+        assert.ok(headChunkRows(V) >= N, `the default chunk (${headChunkRows(V)} rows) holds all ${N} rows`);
+        // The head's account: a chunk's logits, their copy divided by the temperature, and their gradient.
+        assert.equal(whole.head, 3 * bytes(N), `whole logits: ${whole.head} bytes`);
+        assert.equal(chunked.head, 3 * bytes(CHUNK), `chunked: ${chunked.head} bytes, ${CHUNK}-row chunks`);
+        // The backend's peak: the whole run holds those three (N, V) tensors at once (and positionStats'
+        // temporaries of the same size); the chunked one, a few (CHUNK, V) ones.
+        const mib = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`;
+        assert.ok(
+          whole.peak - chunked.peak >= 3 * bytes(N - CHUNK),
+          `peak live bytes: whole logits ${mib(whole.peak)}, chunked ` +
+            `${mib(chunked.peak)}; expected at least ${mib(3 * bytes(N - CHUNK))} less`,
+        );
+        // Same numbers: every logged metric of every step, and the per-token log-probs of each training forward.
+        const [w, c] = [whole.value, chunked.value];
+        assert.equal(c.metrics.length, w.metrics.length, 'metrics lines');
+        w.metrics.forEach((line, s) => {
+          for (const [k, v] of Object.entries(line))
+            if (!TIMING.test(k)) close(v, c.metrics[s][k], `step ${s + 1} ${k}`);
+        });
+        assert.equal(c.logps.length, w.logps.length, 'rows of training forwards');
+        w.logps.forEach((row, r) => closeArrays(row, c.logps[r], `logps of row ${r}`));
+      },
+    );
   }
 });
 
@@ -165,25 +173,29 @@ describe('PPO: the chunked head holds one chunk of logits and keeps the numbers'
     return { ...m, weights, names: params.map((p) => p.name) };
   }
 
-  test(`chunks of ${CHUNK} rows vs the whole logits (temperature 0.7): rollout data, stats, metrics, weights`, async () => {
-    const whole = await update();
-    const chunked = await update(CHUNK);
-    // The largest head call: a micro-batch of 4 rows x T with gradient (logits, scaled copy, gradient).
-    const N = 4 * T;
-    assert.equal(whole.head, 3 * bytes(N), `whole logits: ${whole.head} bytes`);
-    assert.equal(chunked.head, 3 * bytes(CHUNK), `chunked: ${chunked.head} bytes, ${CHUNK}-row chunks`);
-    const mib = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`;
-    assert.ok(
-      whole.peak - chunked.peak >= 3 * bytes(N - CHUNK),
-      `peak live bytes: whole logits ${mib(whole.peak)}, chunked ${mib(chunked.peak)}; expected at least ${mib(3 * bytes(N - CHUNK))} less`,
-    );
-    const a = whole.value,
-      b = chunked.value;
-    for (const k of ['logprobs', 'refLogprobs', 'values', 'scores', 'rewards', 'advantages', 'returns'] as const)
-      closeArrays(a.d[k], b.d[k], k);
-    for (const [k, v] of Object.entries(a.r.stats))
-      closeArrays(v, b.r.stats[k as keyof typeof a.r.stats], `stats.${k}`);
-    for (const [k, v] of Object.entries(a.metrics)) close(v, b.metrics[k], `metrics.${k}`);
-    whole.weights.forEach((w, i) => closeArrays(w, chunked.weights[i], whole.names[i]));
-  });
+  test(
+    `chunks of ${CHUNK} rows vs the whole logits ` + `(temperature 0.7): rollout data, stats, metrics, weights`,
+    async () => {
+      const whole = await update();
+      const chunked = await update(CHUNK);
+      // The largest head call: a micro-batch of 4 rows x T with gradient (logits, scaled copy, gradient).
+      const N = 4 * T;
+      assert.equal(whole.head, 3 * bytes(N), `whole logits: ${whole.head} bytes`);
+      assert.equal(chunked.head, 3 * bytes(CHUNK), `chunked: ${chunked.head} bytes, ${CHUNK}-row chunks`);
+      const mib = (n: number): string => `${(n / 2 ** 20).toFixed(2)} MiB`;
+      assert.ok(
+        whole.peak - chunked.peak >= 3 * bytes(N - CHUNK),
+        `peak live bytes: whole logits ${mib(whole.peak)}, chunked ` +
+          `${mib(chunked.peak)}; expected at least ${mib(3 * bytes(N - CHUNK))} less`,
+      );
+      const a = whole.value,
+        b = chunked.value;
+      for (const k of ['logprobs', 'refLogprobs', 'values', 'scores', 'rewards', 'advantages', 'returns'] as const)
+        closeArrays(a.d[k], b.d[k], k);
+      for (const [k, v] of Object.entries(a.r.stats))
+        closeArrays(v, b.r.stats[k as keyof typeof a.r.stats], `stats.${k}`);
+      for (const [k, v] of Object.entries(a.metrics)) close(v, b.metrics[k], `metrics.${k}`);
+      whole.weights.forEach((w, i) => closeArrays(w, chunked.weights[i], whole.names[i]));
+    },
+  );
 });

@@ -39,11 +39,15 @@ export async function writeFixture(root: string): Promise<void> {
   writeFileSync(join(root, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n'));
   writeFileSync(
     join(root, 'idsum.mjs'),
-    'export default function idsum(prompts, completions, extra) { return extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13); }\n',
+    'export default function idsum(prompts, completions, extra) { return ' +
+      'extra.completion_ids.map((ids) => (ids.reduce((a, b) => a + b, 0) % 13) / 13); }\n',
   );
 }
 
-/** Trains 3 steps on the fixture in root into out; the metrics lines and the per-token log-probs of each training forward. */
+/**
+ * Trains 3 steps on the fixture in root into out; the metrics lines and the per-token log-probs of each training
+ * forward.
+ */
 export async function runFixed(
   method: 'grpo' | 'rloo',
   root: string,

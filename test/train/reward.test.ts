@@ -120,108 +120,120 @@ test('collation: chosen rows then rejected rows, right-padded; the score is read
   );
 });
 
-test('a causal LM folder gets a new one-label score head: [1, hidden], seeded, saved as LlamaForSequenceClassification without lm_head', async () => {
-  const root = tempDir('tsdpo-seqcls-');
-  const dir = familyModel('llama', join(root, 'llama'));
-  const a = loadSequenceClassifier(dir, { newHead: { numLabels: 1, seed: 5 } });
-  const b = loadSequenceClassifier(dir, { newHead: { numLabels: 1, seed: 5 } });
-  const c = loadSequenceClassifier(dir, { newHead: { numLabels: 1, seed: 6 } });
-  assert.deepEqual(a.score.shape, [1, a.model.hiddenSize]);
-  assert.ok(a.newHead);
-  const [wa, wb, wc] = await Promise.all([a.score.toArray(), b.score.toArray(), c.score.toArray()]);
-  assert.deepEqual(Array.from(wa), Array.from(wb));
-  assert.notDeepEqual(Array.from(wa), Array.from(wc));
-  const std = Math.sqrt(Array.from(wa).reduce((s, x) => s + x * x, 0) / wa.length);
-  assert.ok(std > 0.01 && std < 0.04, `std ${std} (initializer_range 0.02)`);
-  assert.throws(
-    () => loadSequenceClassifier(dir),
-    /not a reward model: config.json architectures is \["LlamaForCausalLM"\]/,
-  );
-  const out = join(root, 'out');
-  await saveSequenceClassifier(a, out, 0);
-  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
-  assert.deepEqual(config.architectures, ['LlamaForSequenceClassification']);
-  assert.deepEqual(config.id2label, { 0: 'LABEL_0' });
-  assert.equal(config.pad_token_id, 0);
-  const names = [...readSafetensors(join(out, 'model.safetensors')).tensors.keys()];
-  assert.ok(names.includes('score.weight') && !names.includes('lm_head.weight'));
-  const again = loadSequenceClassifier(out);
-  assert.equal(again.newHead, false);
-  assert.deepEqual(Array.from(await again.score.toArray()), Array.from(wa));
-});
-
-test('a resumed reward run (full model, and LoRA + score head) logs the losses of an uninterrupted one; a two-label classifier is refused', async () => {
-  const root = tempDir('tsdpo-reward-resume-');
-  const model = familyModel('llama', join(root, 'llama'));
-  const data = join(root, 'pairs.jsonl');
-  writeFileSync(
-    data,
-    Array.from({ length: 8 }, (_, i) =>
-      JSON.stringify({ prompt: `Review ${i}:`, chosen: ' good fun', rejected: i % 2 ? ' dull' : ' bad, slow' }),
-    ).join('\n'),
-  );
-  const specs = defaultsOf(REWARD_SPECS);
-  const cfg = (out: string, more: Partial<typeof specs> = {}) => ({
-    ...rewardConfig({
-      ...specs,
-      model_name_or_path: model,
-      dataset: data,
-      max_steps: 6,
-      save_steps: 3,
-      logging_steps: 1,
-      per_device_train_batch_size: 4,
-      learning_rate: 1e-3,
-      ...more,
-    }),
-    device: 'cpu' as const,
-    output_dir: join(root, out),
-  });
-  const quiet = { quiet: true, log: () => {} };
-  for (const lora of [{}, { use_peft: true, lora_r: 4 }]) {
-    const full = cfg(`full-${Object.keys(lora).length}`, lora),
-      resumed = cfg(`resumed-${Object.keys(lora).length}`, { ...lora, resume_from_checkpoint: true });
-    await runReward(full, quiet);
-    cpSync(join(full.output_dir, 'checkpoint-3'), join(resumed.output_dir, 'checkpoint-3'), { recursive: true });
-    const said: string[] = [];
-    await runReward(resumed, { quiet: true, log: (l) => said.push(l) });
-    assert.ok(
-      said.some((l) => l.startsWith('resuming from') && l.includes('step 3 of 6')),
-      said.join('\n'),
+test(
+  'a causal LM folder gets a new one-label score head: [1, hidden], ' +
+    'seeded, saved as LlamaForSequenceClassification without lm_head',
+  async () => {
+    const root = tempDir('tsdpo-seqcls-');
+    const dir = familyModel('llama', join(root, 'llama'));
+    const a = loadSequenceClassifier(dir, { newHead: { numLabels: 1, seed: 5 } });
+    const b = loadSequenceClassifier(dir, { newHead: { numLabels: 1, seed: 5 } });
+    const c = loadSequenceClassifier(dir, { newHead: { numLabels: 1, seed: 6 } });
+    assert.deepEqual(a.score.shape, [1, a.model.hiddenSize]);
+    assert.ok(a.newHead);
+    const [wa, wb, wc] = await Promise.all([a.score.toArray(), b.score.toArray(), c.score.toArray()]);
+    assert.deepEqual(Array.from(wa), Array.from(wb));
+    assert.notDeepEqual(Array.from(wa), Array.from(wc));
+    const std = Math.sqrt(Array.from(wa).reduce((s, x) => s + x * x, 0) / wa.length);
+    assert.ok(std > 0.01 && std < 0.04, `std ${std} (initializer_range 0.02)`);
+    assert.throws(
+      () => loadSequenceClassifier(dir),
+      /not a reward model: config.json architectures is \["LlamaForCausalLM"\]/,
     );
-    const losses = (dir: string) =>
-      readMetrics(dir)
-        .filter((l) => 'loss' in l)
-        .map((l) => [l.step, l.loss, l.accuracy]);
-    const [a, b] = [losses(full.output_dir), losses(resumed.output_dir)];
-    assert.equal(b.length, 6);
-    a.forEach((l, i) =>
-      l.forEach((v, k) =>
-        assert.ok(Math.abs(v - b[i][k]) < 1e-6, `${JSON.stringify(lora)} step ${l[0]}: ${a[i]} vs ${b[i]}`),
-      ),
-    );
-  }
-  const two = join(root, 'two-labels');
-  await saveSequenceClassifier(loadSequenceClassifier(model, { newHead: { numLabels: 2, seed: 0 } }), two, 0);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(model, f), join(two, f));
-  await assert.rejects(
-    runReward(cfg('two', { model_name_or_path: two }), quiet),
-    /two-labels: score.weight has 2 labels; a reward model has one/,
-  );
-});
+    const out = join(root, 'out');
+    await saveSequenceClassifier(a, out, 0);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(config.architectures, ['LlamaForSequenceClassification']);
+    assert.deepEqual(config.id2label, { 0: 'LABEL_0' });
+    assert.equal(config.pad_token_id, 0);
+    const names = [...readSafetensors(join(out, 'model.safetensors')).tensors.keys()];
+    assert.ok(names.includes('score.weight') && !names.includes('lm_head.weight'));
+    const again = loadSequenceClassifier(out);
+    assert.equal(again.newHead, false);
+    assert.deepEqual(Array.from(await again.score.toArray()), Array.from(wa));
+  },
+);
 
-test('frozen_dtype bfloat16 keeps a LoRA reward model body in bf16 (the score head and adapters f32); full training ignores it', async () => {
-  const root = tempDir('tsdpo-reward-bf16-');
-  const model = familyModel('llama', join(root, 'llama'));
-  const specs = defaultsOf(REWARD_SPECS);
-  const tok = loadTokenizer(model);
-  const dtypes = (lora: boolean, frozen: 'bfloat16' | 'float32') => {
-    const cfg = rewardConfig({ ...specs, model_name_or_path: model, use_peft: lora, frozen_dtype: frozen });
-    const parts = rewardModel(cfg, { tok, log: () => {}, frozenDtype: frozen === 'bfloat16' ? 'bf16' : 'f32' });
-    const all = new Set([...parts.sc.model.params.values()].map((t) => t.dtype));
-    const trained = new Set(parts.params.map((p) => p.tensor.dtype));
-    return { all: [...all].sort(), trained: [...trained] };
-  };
-  assert.deepEqual(dtypes(true, 'bfloat16'), { all: ['bf16', 'f32'], trained: ['f32'] });
-  assert.deepEqual(dtypes(true, 'float32'), { all: ['f32'], trained: ['f32'] });
-  assert.deepEqual(dtypes(false, 'bfloat16'), { all: ['f32'], trained: ['f32'] });
-});
+test(
+  'a resumed reward run (full model, and LoRA + score head) logs the ' +
+    'losses of an uninterrupted one; a two-label classifier is refused',
+  async () => {
+    const root = tempDir('tsdpo-reward-resume-');
+    const model = familyModel('llama', join(root, 'llama'));
+    const data = join(root, 'pairs.jsonl');
+    writeFileSync(
+      data,
+      Array.from({ length: 8 }, (_, i) =>
+        JSON.stringify({ prompt: `Review ${i}:`, chosen: ' good fun', rejected: i % 2 ? ' dull' : ' bad, slow' }),
+      ).join('\n'),
+    );
+    const specs = defaultsOf(REWARD_SPECS);
+    const cfg = (out: string, more: Partial<typeof specs> = {}) => ({
+      ...rewardConfig({
+        ...specs,
+        model_name_or_path: model,
+        dataset: data,
+        max_steps: 6,
+        save_steps: 3,
+        logging_steps: 1,
+        per_device_train_batch_size: 4,
+        learning_rate: 1e-3,
+        ...more,
+      }),
+      device: 'cpu' as const,
+      output_dir: join(root, out),
+    });
+    const quiet = { quiet: true, log: () => {} };
+    for (const lora of [{}, { use_peft: true, lora_r: 4 }]) {
+      const full = cfg(`full-${Object.keys(lora).length}`, lora),
+        resumed = cfg(`resumed-${Object.keys(lora).length}`, { ...lora, resume_from_checkpoint: true });
+      await runReward(full, quiet);
+      cpSync(join(full.output_dir, 'checkpoint-3'), join(resumed.output_dir, 'checkpoint-3'), { recursive: true });
+      const said: string[] = [];
+      await runReward(resumed, { quiet: true, log: (l) => said.push(l) });
+      assert.ok(
+        said.some((l) => l.startsWith('resuming from') && l.includes('step 3 of 6')),
+        said.join('\n'),
+      );
+      const losses = (dir: string) =>
+        readMetrics(dir)
+          .filter((l) => 'loss' in l)
+          .map((l) => [l.step, l.loss, l.accuracy]);
+      const [a, b] = [losses(full.output_dir), losses(resumed.output_dir)];
+      assert.equal(b.length, 6);
+      a.forEach((l, i) =>
+        l.forEach((v, k) =>
+          assert.ok(Math.abs(v - b[i][k]) < 1e-6, `${JSON.stringify(lora)} step ${l[0]}: ${a[i]} vs ${b[i]}`),
+        ),
+      );
+    }
+    const two = join(root, 'two-labels');
+    await saveSequenceClassifier(loadSequenceClassifier(model, { newHead: { numLabels: 2, seed: 0 } }), two, 0);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(model, f), join(two, f));
+    await assert.rejects(
+      runReward(cfg('two', { model_name_or_path: two }), quiet),
+      /two-labels: score.weight has 2 labels; a reward model has one/,
+    );
+  },
+);
+
+test(
+  'frozen_dtype bfloat16 keeps a LoRA reward model body in bf16 ' +
+    '(the score head and adapters f32); full training ignores it',
+  async () => {
+    const root = tempDir('tsdpo-reward-bf16-');
+    const model = familyModel('llama', join(root, 'llama'));
+    const specs = defaultsOf(REWARD_SPECS);
+    const tok = loadTokenizer(model);
+    const dtypes = (lora: boolean, frozen: 'bfloat16' | 'float32') => {
+      const cfg = rewardConfig({ ...specs, model_name_or_path: model, use_peft: lora, frozen_dtype: frozen });
+      const parts = rewardModel(cfg, { tok, log: () => {}, frozenDtype: frozen === 'bfloat16' ? 'bf16' : 'f32' });
+      const all = new Set([...parts.sc.model.params.values()].map((t) => t.dtype));
+      const trained = new Set(parts.params.map((p) => p.tensor.dtype));
+      return { all: [...all].sort(), trained: [...trained] };
+    };
+    assert.deepEqual(dtypes(true, 'bfloat16'), { all: ['bf16', 'f32'], trained: ['f32'] });
+    assert.deepEqual(dtypes(true, 'float32'), { all: ['f32'], trained: ['f32'] });
+    assert.deepEqual(dtypes(false, 'bfloat16'), { all: ['f32'], trained: ['f32'] });
+  },
+);
