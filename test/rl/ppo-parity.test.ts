@@ -288,7 +288,11 @@ for (const c of CASES) {
         }
       }
       assert.equal(params.length, wantParams.size, 'parameter count');
-      check(`parameters after the update (${worstName})`, worst);
+      // Adam moves an element by about lr per step whatever its gradient's size (m / sqrt(v) ~ +-1),
+      // so an element whose gradient is near rounding level (1e-7 of the largest) differs between
+      // two correct float32 computations by a fraction of lr: 1.4e-4 at lr 3e-3 here, with the
+      // native kernels (1.1e-4 with the WebAssembly ones). Every other value is checked at 1e-4.
+      check(`parameters after the update (${worstName}, absolute)`, worst, Math.max(1e-4, 0.1 * cfg.lr));
       // The update moved the weights: a tsdpo that skipped the optimizer would fail above.
       const before = readSafetensors(join(policyDir, 'model.safetensors'))
         .tensors.get('transformer.h.0.attn.c_attn.weight')!
