@@ -32,6 +32,8 @@ export interface Backend {
   /** Highest liveBytes since the last resetPeak, where the backend tracks it (CPU, WebGPU). */
   readonly peak?: number;
   resetPeak?(): void;
+  /** Tensors moved out of kernel-addressable memory to host memory, where the backend does that (CPU). */
+  readonly spill?: { readonly peakSpilledBytes: number; readonly spills: number; readonly movedBytes: number };
 }
 
 let current: Backend | null = null;

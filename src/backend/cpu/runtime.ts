@@ -213,7 +213,36 @@ export class KernelRuntime {
    * are merged and the best-fitting block is split, instead of growing the heap.
    */
   malloc(bytes: number): number {
+    for (;;) {
+      const ptr = this.tryMalloc(bytes);
+      if (ptr >= 0) return ptr;
+      // Full: the pager (pager.ts) moves tensors out to host memory; retry while it can.
+      if (this.onPressure === null || !this.onPressure(sizeClass(bytes))) {
+        throw new Error(
+          `cpu backend: out of memory allocating ${bytes} bytes (${gib(this.liveBytes)} live in the ` +
+            `WebAssembly memory, which holds at most ${gib(Math.min(this.limitBytes, MAX_PAGES * PAGE))}` +
+            (this.onPressure === null ? ')' : ', all of it needed by the running kernel)'),
+        );
+      }
+    }
+  }
+
+  /**
+   * Most bytes live at once (besides the 4 GiB address limit of wasm32). Lowering it makes the
+   * pager move tensors out sooner (tests exercise paging with a few MiB).
+   */
+  limitBytes = MAX_PAGES * PAGE;
+
+  /**
+   * Called when an allocation does not fit under limitBytes, with the bytes wanted; returns true
+   * when it freed something (the allocation is then retried), false when nothing can be freed.
+   */
+  onPressure: ((bytes: number) => boolean) | null = null;
+
+  /** malloc without the pressure hook: the address, or -1 when the memory is full. */
+  private tryMalloc(bytes: number): number {
     let size = sizeClass(bytes);
+    if (this.liveBytes + size > this.limitBytes) return -1;
     const list = this.freeLists.get(size);
     let ptr = list !== undefined && list.length > 0 ? list.pop()! : -1;
     if (ptr < 0 && this.fragmented(size)) {
@@ -224,12 +253,7 @@ export class KernelRuntime {
     if (ptr < 0) {
       ptr = this.heapTop;
       const top = ptr + size;
-      if (top > MAX_PAGES * PAGE) {
-        throw new Error(
-          `cpu backend: out of memory allocating ${bytes} bytes ` +
-            `(${(this.liveBytes / 2 ** 30).toFixed(2)} GiB live; WebAssembly memory is limited to 4 GiB)`,
-        );
-      }
+      if (top > MAX_PAGES * PAGE) return -1;
       const have = this.memory.buffer.byteLength;
       if (top > have) {
         // Grow by at least an eighth so that growth (and view renewal) stays rare.
@@ -379,6 +403,11 @@ export class KernelRuntime {
     Atomics.notify(this.ctrl, W_GEN);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/** Bytes for messages: GiB from 1 GiB up, else MiB. */
+function gib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** Size classes: multiples of 64 B up to 4 KiB, then 8 steps per power of two. */

@@ -1,0 +1,158 @@
+// Residency of CPU tensors beyond the 4 GiB of a wasm32 memory. Kernels (WebAssembly and native)
+// address tensors inside the runtime's WebAssembly memory; when that memory is full, the least
+// recently used tensors that the running kernel does not touch move out to host buffers (ordinary
+// ArrayBuffers, outside the 4 GiB) and come back when a kernel needs them. A run's limit becomes
+// the machine's RAM; one kernel's operands must still fit in the WebAssembly memory together.
+// Nothing changes while everything fits: no tensor moves until an allocation would fail.
+import type { Storage } from '../../core/backend.js';
+import type { KernelRuntime } from './runtime.js';
+
+/** A CPU storage as the pager sees it. */
+export interface PagedStorage extends Storage {
+  /** Byte address in the runtime memory while resident, -1 while it lives in `host`. */
+  ptr: number;
+  /** The storage's bytes while spilled. */
+  host: Uint8Array | null;
+  /** Bytes of data (size x element bytes, at least 1). */
+  readonly bytes: number;
+  /** Clock value of the last kernel that used it (least recently used moves out first). */
+  lastUse: number;
+  /** Kernels in progress that need it resident (never moved out while > 0). */
+  pins: number;
+}
+
+/** Spilled-tensor buffers kept for reuse, at most this many bytes (a step spills and reloads the same sizes). */
+const HOST_POOL_BYTES = 512 << 20;
+/** Moving out at least this much per pressure event keeps the sorting of candidates rare. */
+const MIN_EVICT_BYTES = 64 << 20;
+
+export interface PagerStats {
+  /** Bytes currently spilled to host buffers, and the most at any time. */
+  spilledBytes: number;
+  peakSpilledBytes: number;
+  /** Tensors moved out / back in so far, and the bytes they carried. */
+  spills: number;
+  reloads: number;
+  movedBytes: number;
+}
+
+export class Pager {
+  private clock = 0;
+  private readonly resident = new Set<PagedStorage>();
+  private readonly hostPool = new Map<number, Uint8Array[]>();
+  private hostPoolBytes = 0;
+  readonly stats: PagerStats = { spilledBytes: 0, peakSpilledBytes: 0, spills: 0, reloads: 0, movedBytes: 0 };
+
+  constructor(private readonly rt: KernelRuntime) {
+    rt.onPressure = (bytes) => this.evict(bytes);
+  }
+
+  /** Allocates a resident storage's memory (moving others out when the memory is full). */
+  place(s: PagedStorage): void {
+    s.ptr = this.rt.malloc(s.bytes);
+    s.lastUse = ++this.clock;
+    this.resident.add(s);
+  }
+
+  release(s: PagedStorage): void {
+    if (s.ptr >= 0) {
+      this.rt.free(s.ptr);
+      this.resident.delete(s);
+    } else if (s.host !== null) {
+      this.stats.spilledBytes -= s.bytes;
+      this.recycle(s.host);
+    }
+    s.host = null;
+    s.ptr = -1;
+  }
+
+  /** Makes `s` resident (reloading it if spilled) and marks it used now. */
+  ensure(s: PagedStorage): void {
+    s.lastUse = ++this.clock;
+    if (s.ptr >= 0) return;
+    s.pins++; // the reload's own allocation must not pick it
+    try {
+      const ptr = this.rt.malloc(s.bytes);
+      this.rt.heap().u8.set(s.host!, ptr);
+      this.recycle(s.host!);
+      s.host = null;
+      s.ptr = ptr;
+      this.resident.add(s);
+      this.stats.spilledBytes -= s.bytes;
+      this.stats.reloads++;
+      this.stats.movedBytes += s.bytes;
+    } finally {
+      s.pins--;
+    }
+  }
+
+  /** Runs `fn` with every storage of `operands` resident and pinned there. */
+  pinned<T>(operands: PagedStorage[], fn: () => T): T {
+    for (const s of operands) s.pins++;
+    try {
+      for (const s of operands) this.ensure(s);
+      return fn();
+    } finally {
+      for (const s of operands) s.pins--;
+    }
+  }
+
+  /**
+   * Moves unpinned resident storages out, least recently used first, until at least `bytes`
+   * (and MIN_EVICT_BYTES) have left the memory; false when nothing could move.
+   */
+  evict(bytes: number): boolean {
+    const want = Math.max(bytes, MIN_EVICT_BYTES);
+    const candidates = [...this.resident].filter((s) => s.pins === 0).sort((a, b) => a.lastUse - b.lastUse);
+    let freed = 0;
+    for (const s of candidates) {
+      if (freed >= want) break;
+      this.spill(s);
+      freed += s.bytes;
+    }
+    return freed > 0;
+  }
+
+  private spill(s: PagedStorage): void {
+    const host = this.hostBuffer(s.bytes);
+    host.set(this.rt.heap().u8.subarray(s.ptr, s.ptr + s.bytes));
+    this.rt.free(s.ptr);
+    this.resident.delete(s);
+    s.ptr = -1;
+    s.host = host;
+    const st = this.stats;
+    st.spilledBytes += s.bytes;
+    if (st.spilledBytes > st.peakSpilledBytes) st.peakSpilledBytes = st.spilledBytes;
+    st.spills++;
+    st.movedBytes += s.bytes;
+  }
+
+  private hostBuffer(bytes: number): Uint8Array {
+    const pooled = this.hostPool.get(bytes)?.pop();
+    if (pooled !== undefined) {
+      this.hostPoolBytes -= bytes;
+      return pooled;
+    }
+    try {
+      return new Uint8Array(bytes);
+    } catch (e) {
+      throw new Error(
+        `cpu backend: out of host memory moving a ${bytes}-byte tensor out of the WebAssembly memory ` +
+          `(${gib(this.stats.spilledBytes)} GiB already outside it, ${gib(this.rt.liveBytes)} GiB inside): ` +
+          `${(e as Error).message}; use smaller batches, LoRA or frozen_dtype bfloat16`,
+      );
+    }
+  }
+
+  private recycle(buf: Uint8Array): void {
+    if (this.hostPoolBytes + buf.byteLength > HOST_POOL_BYTES) return;
+    let list = this.hostPool.get(buf.byteLength);
+    if (list === undefined) this.hostPool.set(buf.byteLength, (list = []));
+    list.push(buf);
+    this.hostPoolBytes += buf.byteLength;
+  }
+}
+
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(2);
+}

@@ -1,0 +1,135 @@
+// Tensors beyond the WebAssembly memory (src/backend/cpu/pager.ts): with the memory limited to a
+// few MiB, tensors move out to host memory and back, every value survives, kernels see their
+// operands, and a training run gives the same numbers bit for bit as with the memory unlimited.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { CpuBackend, type CpuStorage } from '../../src/backend/cpu/backend.js';
+import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
+import type { Storage } from '../../src/core/backend.js';
+import { Rng } from '../../src/core/random.js';
+import { cpuBackend, initEngine } from '../../src/engine.js';
+import { runDpo } from '../../src/train/run.js';
+import { readMetrics } from '../../src/train/trainer.js';
+import { COMMON_OPTIONS, defaultsOf, DPO_OPTIONS, type DpoConfig } from '../../src/train/config.js';
+import { tempRoot, tinyModel, tinyPreferences } from '../train/tiny.js';
+
+const MiB = 1 << 20;
+let rt: KernelRuntime;
+let cpu: CpuBackend;
+
+before(async () => {
+  rt = await KernelRuntime.create({ threads: 2 });
+  cpu = new CpuBackend(rt, {});
+});
+after(async () => {
+  await rt.close();
+});
+
+function filled(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+}
+
+test('tensors five times the memory limit keep their values through kernels and reads', () => {
+  rt.limitBytes = rt.liveBytes + 8 * MiB;
+  const n = (MiB / 4) | 0; // 1 MiB each
+  const data: Float32Array[] = [];
+  const xs: Storage[] = [];
+  for (let i = 0; i < 40; i++) {
+    data.push(filled(n, i));
+    const s = cpu.alloc('f32', n);
+    cpu.write(s, data[i]);
+    xs.push(s);
+  }
+  assert.ok(cpu.pager.stats.spills > 0, 'nothing moved out with 40 MiB under an 8 MiB limit');
+  assert.ok(rt.liveBytes <= rt.limitBytes);
+  // out_i = 2 x_i + 1 for every i, then x_i + out_i: each kernel reloads what it needs.
+  const outs = xs.map((x) => {
+    const o = cpu.alloc('f32', n);
+    cpu.kernels.affine({ x, out: o, scale: 2, shift: 1, n });
+    return o;
+  });
+  for (let i = 0; i < xs.length; i++)
+    cpu.kernels.binary({ op: 'add', a: xs[i], b: outs[i], out: outs[i], shape: [n], aStrides: [1], bStrides: [1] });
+  for (let i = 0; i < xs.length; i++) {
+    const got = cpu.readSync(outs[i]) as Float32Array;
+    for (let j = 0; j < n; j += 997) {
+      const want = 3 * data[i][j] + 1;
+      assert.ok(
+        Math.abs(got[j] - want) <= 1e-6 * (1 + Math.abs(want)),
+        `tensor ${i} element ${j}: ${got[j]} vs ${want}`,
+      );
+    }
+    assert.deepEqual(cpu.readSync(xs[i]), data[i], `tensor ${i} changed`);
+  }
+  // A write into a spilled tensor lands where it lies.
+  const spilled = xs.find((s) => (s as CpuStorage).ptr < 0)!;
+  assert.ok(spilled !== undefined);
+  cpu.write(spilled, [7, 8, 9], 5);
+  assert.deepEqual(
+    [...cpu.readSync(spilled, 4, 9)],
+    [data[xs.indexOf(spilled)][4], 7, 8, 9, data[xs.indexOf(spilled)][8]],
+  );
+  const st = cpu.pager.stats;
+  assert.ok(st.reloads > 0 && st.movedBytes > 40 * MiB, JSON.stringify(st));
+  for (const s of [...xs, ...outs]) cpu.free(s);
+  assert.equal(st.spilledBytes, 0);
+  rt.limitBytes = 2 ** 32;
+});
+
+test('a kernel whose operands alone exceed the limit fails naming the sizes', () => {
+  rt.limitBytes = rt.liveBytes + 3 * MiB;
+  const n = MiB / 4;
+  const a = cpu.alloc('f32', n),
+    b = cpu.alloc('f32', n),
+    c = cpu.alloc('f32', n),
+    d = cpu.alloc('f32', n);
+  assert.throws(
+    () =>
+      cpu.kernels.where({ cond: a, a: b, b: c, out: d, shape: [n], condStrides: [1], aStrides: [1], bStrides: [1] }),
+    /out of memory allocating 1048576 bytes \([\d.]+ MiB live in the WebAssembly memory, which holds at most [\d.]+ MiB, all of it needed by the running kernel\)/,
+  );
+  for (const s of [a, b, c, d]) cpu.free(s);
+  rt.limitBytes = 2 ** 32;
+});
+
+test('DPO with the memory limited to 3 MiB equals the unlimited run bit for bit', async () => {
+  const backend = await cpuBackend({});
+  await initEngine({ device: 'cpu' });
+  const root = tempRoot();
+  const model = await tinyModel(root);
+  const data = tinyPreferences(root);
+  const run = async (name: string) => {
+    const cfg = {
+      ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }),
+      device: 'cpu',
+      model_name_or_path: model,
+      dataset: data,
+      output_dir: join(root, name),
+      learning_rate: 5e-3,
+      max_steps: 4,
+      per_device_train_batch_size: 4,
+      logging_steps: 1,
+      save_steps: 0,
+      beta: 0.1,
+      lr_scheduler_type: 'constant',
+    } as DpoConfig;
+    await runDpo(cfg, { quiet: true, log: () => {} });
+    return readMetrics(cfg.output_dir).filter((l) => 'loss' in l);
+  };
+  const free = await run('free');
+  const spillsBefore = backend.pager.stats.spills;
+  backend.rt.limitBytes = backend.rt.liveBytes + 3 * MiB;
+  try {
+    const paged = await run('paged');
+    assert.ok(backend.pager.stats.spills > spillsBefore, 'the limited run moved nothing out');
+    assert.equal(paged.length, free.length);
+    for (let i = 0; i < free.length; i++) {
+      for (const [k, v] of Object.entries(free[i]))
+        if (!/second|runtime/.test(k)) assert.equal(paged[i][k], v, `step ${i + 1} ${k}`);
+    }
+  } finally {
+    backend.rt.limitBytes = 2 ** 32;
+  }
+});
