@@ -133,3 +133,27 @@ test('DPO with the memory limited to 3 MiB equals the unlimited run bit for bit'
     backend.rt.limitBytes = 2 ** 32;
   }
 });
+
+test('when no hole is large enough, the cheapest run of adjacent blocks moves out, not the oldest tensors', async () => {
+  const n = MiB / 4;
+  const rt = await KernelRuntime.create({ threads: 1 });
+  const cpu = new CpuBackend(rt, {});
+  const top = rt.blocks().at(-1)![0]; // a fresh heap: only the threads' scratch below the top
+  rt.addressLimit = top + 8 * MiB;
+  try {
+    const xs = Array.from({ length: 8 }, () => cpu.alloc('f32', n));
+    assert.ok(xs.every((s) => s.ptr >= 0));
+    // Holes at 1, 3, 5, 7: 4 MiB free, none contiguous beyond 1 MiB. The oldest are xs[0], xs[2].
+    for (const k of [1, 3, 5, 7]) cpu.free(xs[k]);
+    cpu.kernels.fill({ out: xs[6], value: 1 }); // xs[6] is now the most recently used
+    const big = cpu.alloc('f32', 2 * n);
+    const moved = [0, 2, 4, 6].filter((k) => xs[k].ptr < 0);
+    assert.equal(moved.length, 1, `moved ${moved.join(', ')}`);
+    assert.notEqual(moved[0], 6, 'the most recently used tensor moved although older ones would do');
+    assert.ok(big.ptr >= 0);
+    for (const k of [0, 2, 4, 6]) cpu.free(xs[k]);
+    cpu.free(big);
+  } finally {
+    await rt.close();
+  }
+});

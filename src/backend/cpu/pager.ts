@@ -22,7 +22,7 @@ export interface PagedStorage extends Storage {
 }
 
 /** Spilled-tensor buffers kept for reuse, at most this many bytes (a step spills and reloads the same sizes). */
-const HOST_POOL_BYTES = 512 << 20;
+const HOST_POOL_BYTES = 256 << 20;
 /** Moving out at least this much per pressure event keeps the sorting of candidates rare. */
 const MIN_EVICT_BYTES = 64 << 20;
 
@@ -98,10 +98,20 @@ export class Pager {
   }
 
   /**
-   * Moves unpinned resident storages out, least recently used first, until at least `bytes`
-   * (and MIN_EVICT_BYTES) have left the memory; false when nothing could move.
+   * Frees room for an allocation of `bytes` that failed: when live bytes would pass the runtime's
+   * limit, moves unpinned storages out least recently used first (at least MIN_EVICT_BYTES);
+   * otherwise the memory has no contiguous hole that large, so it clears the cheapest run of
+   * adjacent blocks that is. False when nothing could move.
    */
   evict(bytes: number): boolean {
+    if (this.rt.liveBytes + bytes > this.rt.limitBytes) return this.evictOldest(bytes);
+    const run = this.cheapestRun(bytes);
+    if (run === null) return this.evictOldest(bytes);
+    for (const s of run) this.spill(s);
+    return true;
+  }
+
+  private evictOldest(bytes: number): boolean {
     const want = Math.max(bytes, MIN_EVICT_BYTES);
     const candidates = [...this.resident].filter((s) => s.pins === 0).sort((a, b) => a.lastUse - b.lastUse);
     let freed = 0;
@@ -111,6 +121,57 @@ export class Pager {
       freed += s.bytes;
     }
     return freed > 0;
+  }
+
+  /**
+   * The resident storages to move out so that `bytes` contiguous bytes become free: over the heap's
+   * blocks in address order, the window of adjacent free blocks and unpinned storages of at least
+   * `bytes` whose storages cost least, a storage costing its bytes, up to twice that when recently
+   * used (it would come back soon). Null when no window without a pinned or runtime-owned block exists.
+   */
+  private cheapestRun(bytes: number): PagedStorage[] | null {
+    const byPtr = new Map<number, PagedStorage>();
+    let oldest = this.clock;
+    for (const s of this.resident) {
+      byPtr.set(s.ptr, s);
+      if (s.lastUse < oldest) oldest = s.lastUse;
+    }
+    const span = this.clock - oldest + 1;
+    const blocks = this.rt.blocks().map(([ptr, size, live]) => {
+      const s = live ? byPtr.get(ptr) : undefined;
+      const movable = !live || (s !== undefined && s.pins === 0);
+      const cost = s === undefined ? 0 : s.bytes * (1 + (s.lastUse - oldest) / span);
+      return { ptr, size, s, movable, cost };
+    });
+    let best: [number, number] | null = null,
+      bestCost = Infinity;
+    let i = 0,
+      size = 0,
+      cost = 0;
+    for (let j = 0; j < blocks.length; j++) {
+      const b = blocks[j];
+      if (!b.movable) {
+        i = j + 1;
+        size = 0;
+        cost = 0;
+        continue;
+      }
+      size += b.size;
+      cost += b.cost;
+      while (i < j && size - blocks[i].size >= bytes) {
+        size -= blocks[i].size;
+        cost -= blocks[i].cost;
+        i++;
+      }
+      if (size >= bytes && cost < bestCost) {
+        bestCost = cost;
+        best = [i, j];
+      }
+    }
+    if (best === null) return null;
+    const out: PagedStorage[] = [];
+    for (let k = best[0]; k <= best[1]; k++) if (blocks[k].s !== undefined) out.push(blocks[k].s!);
+    return out;
   }
 
   private spill(s: PagedStorage): void {

@@ -220,7 +220,7 @@ export class KernelRuntime {
       if (this.onPressure === null || !this.onPressure(sizeClass(bytes))) {
         throw new Error(
           `cpu backend: out of memory allocating ${bytes} bytes (${gib(this.liveBytes)} live in the ` +
-            `WebAssembly memory, which holds at most ${gib(Math.min(this.limitBytes, MAX_PAGES * PAGE))}` +
+            `WebAssembly memory, which holds at most ${gib(Math.min(this.limitBytes, this.addressLimit))}` +
             (this.onPressure === null ? ')' : ', all of it needed by the running kernel)'),
         );
       }
@@ -232,6 +232,9 @@ export class KernelRuntime {
    * pager move tensors out sooner (tests exercise paging with a few MiB).
    */
   limitBytes = MAX_PAGES * PAGE;
+
+  /** Highest address + 1 a block may reach: 4 GiB (wasm32); tests lower it to exercise fragmentation. */
+  addressLimit = MAX_PAGES * PAGE;
 
   /**
    * Called when an allocation does not fit under limitBytes, with the bytes wanted; returns true
@@ -253,7 +256,7 @@ export class KernelRuntime {
     if (ptr < 0) {
       ptr = this.heapTop;
       const top = ptr + size;
-      if (top > MAX_PAGES * PAGE) return -1;
+      if (top > this.addressLimit) return -1;
       const have = this.memory.buffer.byteLength;
       if (top > have) {
         // Grow by at least an eighth so that growth (and view renewal) stays rare.
@@ -292,7 +295,7 @@ export class KernelRuntime {
   private fragmented(size: number): boolean {
     const reserved = this.heapTop - HEAP_BASE;
     return (
-      this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20)
+      this.heapTop + size > this.addressLimit || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20)
     );
   }
 
@@ -329,6 +332,19 @@ export class KernelRuntime {
       this.blockSize.set(ptr, best);
     }
     return ptr;
+  }
+
+  /**
+   * The heap's blocks in address order: [address, bytes, live], covering it without gaps, with the
+   * room above the top (up to 4 GiB) as a last free block. The pager picks a run of them to clear.
+   */
+  blocks(): [number, number, boolean][] {
+    const out: [number, number, boolean][] = [];
+    for (const [p, n] of this.sizes) out.push([p, n, true]);
+    for (const [p, n] of this.blockSize) out.push([p, n, false]);
+    out.sort((a, b) => a[0] - b[0]);
+    if (this.heapTop < this.addressLimit) out.push([this.heapTop, this.addressLimit - this.heapTop, false]);
+    return out;
   }
 
   /** Bytes reserved from the memory so far (live + free lists). */
