@@ -199,6 +199,12 @@ export class CpuBackend implements Backend {
     return this.view(s, start, end).slice();
   }
 
+  peekSync(s: Storage): TypedArray {
+    const spilled = this.hostView(s);
+    if (spilled === null) return s.dtype === 'bf16' ? bf16ToF32(this.bits(s)) : this.view(s);
+    return spilled instanceof Uint16Array ? bf16ToF32(spilled) : spilled;
+  }
+
   async read(s: Storage, start = 0, end = s.size): Promise<TypedArray> {
     return this.readSync(s, start, end);
   }

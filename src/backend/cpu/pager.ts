@@ -21,8 +21,14 @@ export interface PagedStorage extends Storage {
   pins: number;
 }
 
-/** Spilled-tensor buffers kept for reuse, at most this many bytes (a step spills and reloads the same sizes). */
-const HOST_POOL_BYTES = 256 << 20;
+/**
+ * Host buffers of reloaded or freed tensors kept for the next spill of the same size, at most this
+ * many bytes. A training step moves the same tensors out and back again and again (tens of GiB per
+ * step at full fine-tuning of a 0.5B model); a buffer dropped instead waits for the garbage
+ * collector. (One arena of 1 GiB segments reused for every size was measured too: 0.5 GiB more
+ * peak RSS on the 0.5B run, as fresh segments do not reuse the memory the allocator freed earlier.)
+ */
+const HOST_POOL_BYTES = 2 ** 31;
 /** Moving out at least this much per pressure event keeps the sorting of candidates rare. */
 const MIN_EVICT_BYTES = 64 << 20;
 
@@ -205,6 +211,7 @@ export class Pager {
     }
   }
 
+  /** Keeps a host buffer for the next spill of its size (within HOST_POOL_BYTES). */
   private recycle(buf: Uint8Array): void {
     if (this.hostPoolBytes + buf.byteLength > HOST_POOL_BYTES) return;
     let list = this.hostPool.get(buf.byteLength);
