@@ -2,15 +2,23 @@
 // buffers: one JSON line per shape, layout, thread count and implementation ("impl").
 //
 //   npm run build && npm run bench:native [-- options]
-//     --only matmul|attention                 one of the two groups
+//     --only matmul|bf16|attention            one of the groups
 //     --wasm=0                                skip the WebAssembly lines
 //     --shapes 1024x256x8192,...              matmul shapes m x k x n (default 1024^3 and 512x768x3072)
+//     --bf16-shapes 512x896x4864,...          shapes of the bf16 group (default: that one, Qwen2.5-0.5B's MLP,
+//                                             and 1x896x4864, one decoding step)
+//
+// The bf16 group multiplies f32 A by a frozen weight B three ways: B in f32 ("f32"), B in bf16 read
+// directly by the kernel ("bf16"), and B in bf16 widened by a pass over the whole weight into f32
+// scratch before the f32 kernel ("bf16-widen", what the CPU backend did before the kernels read
+// bf16). Layouts nt (x W^T, the forward) and nn (dy W, the input gradient) with B's k x n.
 //
 // Attention runs the DPO bench presets' shapes (small: B 8, T 128, H 8, Dh 32; gpt2: B 4, T 128,
 // H 12, Dh 64), causal; its FLOP counts are those of non-causal attention (forward 4 B H T S Dh,
 // backward 10 B H T S Dh, as bench/attention.ts), so the true rate is about half the printed one.
 import { availableParallelism } from 'node:os';
 import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
+import { bf16ToF32, matmulBf16B } from '../src/backend/cpu/fast/bf16.js';
 import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
 import {
   loadNative,
@@ -18,6 +26,7 @@ import {
   nativeAttentionGrad,
   nativeLoadError,
   nativeMatmul,
+  nativeMatmulBf16B,
 } from '../src/backend/cpu/native.js';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { attentionBuffers, randomFill, time } from './helpers.js';
@@ -77,6 +86,77 @@ function benchMatmul(rt: KernelRuntime, shapes: number[][]): void {
   }
 }
 
+/** Milliseconds of f32 A [m, k] times a frozen weight of k x n in f32, in bf16, and bf16 widened first. */
+function benchBf16(rt: KernelRuntime, shapes: number[][]): void {
+  for (const [m, k, n] of shapes) {
+    const a = rt.malloc(m * k * 4),
+      b = rt.malloc(k * n * 4),
+      bits = rt.malloc(k * n * 2),
+      wide = rt.malloc(k * n * 4),
+      c = rt.malloc(m * n * 4);
+    randomFill(rt, a, m * k);
+    randomFill(rt, b, k * n);
+    // bf16 B: the top halves of B's f32 values (truncated; the timing does not depend on rounding).
+    const heap = rt.heap();
+    const src = new Uint16Array(heap.u8.buffer, b, 2 * k * n),
+      dst = new Uint16Array(heap.u8.buffer, bits, k * n);
+    for (let i = 0; i < k * n; i++) dst[i] = src[2 * i + 1];
+    for (const [trans, transB] of [
+      ['nt', 1],
+      ['nn', 0],
+    ] as const) {
+      const args: MatmulArgs = { a, b, c, M: m, N: n, K: k, transA: 0, transB };
+      const kernels: [string, typeof nativeMatmul, typeof nativeMatmul][] = [
+        ['native', nativeMatmul, nativeMatmulBf16B],
+      ];
+      if (withWasm) kernels.push(['wasm', matmulF32, (r, p) => matmulBf16B(r, p)]);
+      for (const [impl, f32, bf16] of kernels) {
+        const runs: [string, () => void][] = [
+          ['f32', () => f32(rt, args)],
+          ['bf16', () => bf16(rt, { ...args, b: bits })],
+          [
+            'bf16-widen',
+            () => {
+              bf16ToF32(rt, bits, wide, k * n);
+              f32(rt, { ...args, b: wide });
+            },
+          ],
+        ];
+        for (const [b, run] of runs) {
+          const { best, median } = time(run, 2, 8);
+          // CPU seconds of this process per run (all its threads), the least of 8: steadier than
+          // wall time on a machine shared with other work.
+          let cpu = Infinity;
+          for (let i = 0; i < 8; i++) {
+            const t0 = process.cpuUsage();
+            run();
+            const d = process.cpuUsage(t0);
+            cpu = Math.min(cpu, (d.user + d.system) / 1e6);
+          }
+          console.log(
+            JSON.stringify({
+              bench: 'matmul_bf16',
+              impl,
+              b,
+              m,
+              k,
+              n,
+              threads: rt.threads,
+              trans,
+              ms: +(best * 1e3).toFixed(2),
+              median_ms: +(median * 1e3).toFixed(2),
+              cpu_ms: +(cpu * 1e3).toFixed(2),
+              gflops: +((2 * m * n * k) / best / 1e9).toFixed(2),
+              ...(impl === 'native' ? { kernel } : { relaxed: rt.relaxed }),
+            }),
+          );
+        }
+      }
+    }
+    for (const ptr of [a, b, bits, wide, c]) rt.free(ptr);
+  }
+}
+
 interface Shape {
   preset: string;
   B: number;
@@ -127,13 +207,20 @@ const shapes = option('shapes')
   [1024, 1024, 1024],
   [512, 768, 3072],
 ];
+const bf16Shapes = option('bf16-shapes')
+  ?.split(',')
+  .map((s) => s.split('x').map(Number)) ?? [
+  [512, 896, 4864],
+  [1, 896, 4864],
+];
 const attentionShapes: Shape[] = [
   { preset: 'small', B: 8, T: 128, S: 128, H: 8, Hkv: 8, Dh: 32 },
   { preset: 'gpt2', B: 4, T: 128, S: 128, H: 12, Hkv: 12, Dh: 64 },
 ];
 for (const threads of [...new Set([1, availableParallelism()])]) {
   const rt = await KernelRuntime.create({ threads });
-  if (only !== 'attention') benchMatmul(rt, shapes);
-  if (only !== 'matmul') for (const shape of attentionShapes) benchAttention(rt, shape);
+  if (only === undefined || only === 'matmul') benchMatmul(rt, shapes);
+  if (only === undefined || only === 'bf16') benchBf16(rt, bf16Shapes);
+  if (only === undefined || only === 'attention') for (const shape of attentionShapes) benchAttention(rt, shape);
   await rt.close();
 }

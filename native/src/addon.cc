@@ -3,7 +3,8 @@
 // operand's extent is checked against the array's length before any access.
 //
 //   matmul(heap, threads, a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate,
-//          batch, strideA, strideB, strideC)                       docs/kernels.md `matmul`
+//          batch, strideA, strideB, strideC, bBf16)                docs/kernels.md `matmul`
+//                                  (bBf16 1: B holds bfloat16, widened exactly while packing)
 //   attention(heap, threads, q, k, v, mask, out, lse, B, T, S, H, Hkv, Dh, scale, causal,
 //             window, softcap)                                     `attention` (mask 0: none)
 //   attentionGrad(heap, threads, q, k, v, mask, out, lse, dout, dq, dk, dv, B, T, S, H, Hkv, Dh,
@@ -67,14 +68,15 @@ class Call {
 
   /**
    * Operand at byte offset argument i: `rows` rows of `cols` floats at row stride ld, repeated
-   * `batch` times at `stride` (all in floats); null when any of them is 0 (nothing is read).
+   * `batch` times at `stride` (all in elements of `bytes` bytes: 4, or 2 for bfloat16); null when
+   * any of them is 0 (nothing is read).
    */
-  float* operand(int i, double rows, double cols, double ld = -1, double batch = 1, double stride = 0) {
+  float* operand(int i, double rows, double cols, double ld = -1, double batch = 1, double stride = 0, int bytes = 4) {
     const int64_t at = integer(i, 0, 4294967295.0);
     if (!ok_ || rows == 0 || cols == 0 || batch == 0) return nullptr;
     if (ld < 0) ld = cols;
-    const double end = at + 4.0 * ((batch - 1) * stride + (rows - 1) * ld + cols);
-    if (at % 4 != 0 || ld < cols || end > static_cast<double>(length_)) {
+    const double end = at + static_cast<double>(bytes) * ((batch - 1) * stride + (rows - 1) * ld + cols);
+    if (at % bytes != 0 || ld < cols || end > static_cast<double>(length_)) {
       fail(true, "%s at byte %lld (%.0f x %.0f, ld %.0f, batch %.0f, stride %.0f) is misaligned, has ld < columns, "
            "or ends at %.0f past the memory's %zu bytes", names_[i], static_cast<long long>(at), rows, cols, ld, batch, stride,
            end, length_);
@@ -108,10 +110,10 @@ class Call {
 int threads_of(double t) { return static_cast<int>(std::fmin(std::fmax(t, 1.0), 256.0)); }
 
 const char* const MATMUL[] = {"heap", "threads", "a", "b", "c", "M", "N", "K", "lda", "ldb", "ldc",
-                              "transA", "transB", "accumulate", "batch", "strideA", "strideB", "strideC"};
+                              "transA", "transB", "accumulate", "batch", "strideA", "strideB", "strideC", "bBf16"};
 
 napi_value Matmul(napi_env env, napi_callback_info info) {
-  Call c(env, info, "matmul", MATMUL, 18);
+  Call c(env, info, "matmul", MATMUL, 19);
   if (!c.ok()) return nullptr;
   tsdpo::GemmArgs p;
   p.M = c.count(5), p.N = c.count(6), p.K = c.count(7);
@@ -121,7 +123,8 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
   if (c.ok() && p.batch > 1 && p.strideC == 0) c.fail(true, "strideC = 0 with batch = %lld (fold the batch into K)", static_cast<long long>(p.batch));
   const double M = p.M, N = p.N, K = p.K, batch = p.batch;
   p.a = c.operand(2, p.transA ? K : M, p.transA ? M : K, p.lda, batch, p.strideA);
-  p.b = c.operand(3, p.transB ? N : K, p.transB ? K : N, p.ldb, batch, p.strideB);
+  p.bBf16 = c.integer(18, 0, 1) == 1;
+  p.b = c.operand(3, p.transB ? N : K, p.transB ? K : N, p.ldb, batch, p.strideB, p.bBf16 ? 2 : 4);
   p.c = c.operand(4, M, N, p.ldc, batch, p.strideC);
   if (!c.ok() || p.M == 0 || p.N == 0 || p.batch == 0) return nullptr;
   tsdpo::gemm(p, threads_of(c[1]));

@@ -100,7 +100,7 @@ void zero_c(const GemmArgs& p, float* c) {
 }
 
 /** One whole batch element on the calling thread, with its own buffers. */
-void gemm_single(const GemmArgs& p, const MicroKernel& mk, const float* a, const float* b, float* c) {
+void gemm_single(const GemmArgs& p, const MicroKernel& mk, const float* a, const void* b, float* c) {
   if (p.K == 0) return zero_c(p, c);
   const int64_t nb = k_blocks(p.K), kmax = k_start(p.K, nb, 1);
   const int64_t ncMax = std::min(NC, (p.N + mk.nr - 1) / mk.nr * mk.nr);
@@ -111,7 +111,7 @@ void gemm_single(const GemmArgs& p, const MicroKernel& mk, const float* a, const
     for (int64_t kbi = 0; kbi < nb; kbi++) {
       const int64_t k0 = k_start(p.K, nb, kbi), kb = k_start(p.K, nb, kbi + 1) - k0;
       for (int64_t jr = 0; jr < nc; jr += mk.nr) {
-        pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, bp + jr * kb);
+        pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.bBf16, p.ldb, p.transB, k0, jc + jr, bp + jr * kb);
       }
       for (int64_t ic = 0; ic < p.M; ic += mk.mc) {
         const int64_t mc = std::min<int64_t>(mk.mc, p.M - ic);
@@ -156,7 +156,7 @@ void run_job(void* ctx, int /*tid*/) {
   const MicroKernel& mk = *job.mk;
   if (job.byBatch) {
     for (int64_t i; (i = claim(job.batchNext, p.batch)) >= 0;) {
-      gemm_single(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC);
+      gemm_single(p, mk, p.a + i * p.strideA, b_element(p, i * p.strideB), p.c + i * p.strideC);
     }
     return;
   }
@@ -170,7 +170,7 @@ void run_job(void* ctx, int /*tid*/) {
   int64_t packEnd = 0, unitEnd = 0;
   for (int64_t bi = 0; bi < p.batch; bi++) {
     const float* a = p.a + bi * p.strideA;
-    const float* b = p.b + bi * p.strideB;
+    const void* b = b_element(p, bi * p.strideB);
     float* c = p.c + bi * p.strideC;
     for (int64_t jc = 0; jc < p.N; jc += ncs) {
       const int64_t nc = std::min(ncs, p.N - jc), panels = (nc + mk.nr - 1) / mk.nr;
@@ -179,7 +179,7 @@ void run_job(void* ctx, int /*tid*/) {
       for (int64_t v; (v = claim(job.packNext, packEnd)) >= 0;) {
         const int64_t w = v - (packEnd - nb * panels), kbi = w / panels, jr = w % panels * mk.nr;
         const int64_t k0 = k_start(K, nb, kbi), kb = k_start(K, nb, kbi + 1) - k0;
-        pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.ldb, p.transB, k0, jc + jr, job.bp + k0 * ncsPad + jr * kb);
+        pack_b(mk.nr, kb, std::min<int64_t>(mk.nr, nc - jr), b, p.bBf16, p.ldb, p.transB, k0, jc + jr, job.bp + k0 * ncsPad + jr * kb);
         job.packDone.fetch_add(1, std::memory_order_acq_rel);
       }
       wait_for(job.packDone, packEnd);
@@ -231,7 +231,7 @@ const char* gemm_available() {
 void gemm_serial(const GemmArgs& p) {
   if (p.M <= 0 || p.N <= 0) return;
   const MicroKernel& mk = *current();
-  for (int64_t i = 0; i < p.batch; i++) gemm_single(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC);
+  for (int64_t i = 0; i < p.batch; i++) gemm_single(p, mk, p.a + i * p.strideA, b_element(p, i * p.strideB), p.c + i * p.strideC);
 }
 
 void gemm(const GemmArgs& args, int threads) {
@@ -245,7 +245,7 @@ void gemm(const GemmArgs& args, int threads) {
   const MicroKernel& mk = *current();
   const int64_t madds = p.M * p.N * std::max<int64_t>(p.K, 1) * p.batch;
   if (threads <= 1 || madds < MIN_PARALLEL_MADDS || p.K == 0) {
-    for (int64_t i = 0; i < p.batch; i++) gemm_single(p, mk, p.a + i * p.strideA, p.b + i * p.strideB, p.c + i * p.strideC);
+    for (int64_t i = 0; i < p.batch; i++) gemm_single(p, mk, p.a + i * p.strideA, b_element(p, i * p.strideB), p.c + i * p.strideC);
     return;
   }
   Job job;

@@ -6,6 +6,9 @@
 // is a chain of fused multiply-adds over k in increasing order starting from 0, and the block's
 // sum is then added to C (or stored, for the first block without `accumulate`). Threads split C
 // into disjoint rectangles, so the split never changes the order.
+//
+// B may be stored in bfloat16 (a frozen weight): packing widens it exactly (pack.h) and nothing
+// else changes, so the result is bit for bit that of float32 B holding the widened values.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +17,7 @@ namespace tsdpo {
 
 struct GemmArgs {
   const float* a;
-  const float* b;
+  const void* b;             // float32 elements, or bfloat16 bits (uint16_t) when bBf16
   float* c;
   int64_t M, N, K;
   int64_t lda, ldb, ldc;     // row strides of the stored matrices, in elements
@@ -22,7 +25,13 @@ struct GemmArgs {
   bool accumulate;           // C += ... instead of C = ...
   int64_t batch;
   int64_t strideA, strideB, strideC;  // element strides between batch elements (0 broadcasts)
+  bool bBf16 = false;        // B holds bfloat16; ldb and strideB still count elements
 };
+
+/** Address of B's element `i` (float32 or bfloat16 elements, GemmArgs::bBf16). */
+inline const void* b_element(const GemmArgs& p, int64_t i) {
+  return static_cast<const char*>(p.b) + i * (p.bBf16 ? 2 : 4);
+}
 
 /**
  * A register-blocked micro-kernel: computes the MR x NR tile

@@ -1,5 +1,7 @@
 // Packing routines (pack.h). Two cases per operand: the panel's short side is contiguous in
-// memory (a copy per k), or its k side is (a transpose, done in 8 x 8 blocks).
+// memory (a copy per k), or its k side is (a transpose, done in 8 x 8 blocks). Each routine is a
+// template over the stored element: float, or uint16_t holding bfloat16 bits (B only), which
+// widen() and the vector loads turn into the float with those top 16 bits, exactly.
 #include "pack.h"
 
 #include <cstring>
@@ -11,17 +13,33 @@
 namespace tsdpo {
 namespace {
 
+/** The float a stored element stands for: itself, or the bfloat16 bits as a float's top half. */
+inline float widen(float x) { return x; }
+inline float widen(uint16_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
 #if defined(__x86_64__)
+/** 8 consecutive elements at p as floats (bfloat16: zero-extend to 32 bits, shift into the top half). */
+__attribute__((target("avx2"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2"))) inline __m256 load8(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
 /** out[k * W + r] = src[r * ld + k] for W full rows, with 8 x 8 AVX transposes (k tail scalar). */
-template <int W>
-__attribute__((target("avx2"))) void pack_transpose_avx2(int64_t kb, const float* src, int64_t ld, float* out) {
+template <int W, typename T>
+__attribute__((target("avx2"))) void pack_transpose_avx2(int64_t kb, const T* src, int64_t ld, float* out) {
   constexpr int LAST = W % 8;  // rows in the last, partial, block of 8
   const __m256i lastMask = _mm256_cmpgt_epi32(_mm256_set1_epi32(LAST), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   int64_t k = 0;
   for (; k + 8 <= kb; k += 8) {
     for (int r0 = 0; r0 < W; r0 += 8) {
       __m256 v[8];
-      for (int q = 0; q < 8; q++) v[q] = r0 + q < W ? _mm256_loadu_ps(src + (r0 + q) * ld + k) : _mm256_setzero_ps();
+      for (int q = 0; q < 8; q++) v[q] = r0 + q < W ? load8(src + (r0 + q) * ld + k) : _mm256_setzero_ps();
       // 8 x 8 transpose: v[q] holds row r0 + q at k .. k + 7; afterwards k + q at rows r0 .. r0 + 7.
       const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
       const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
@@ -43,7 +61,16 @@ __attribute__((target("avx2"))) void pack_transpose_avx2(int64_t kb, const float
     }
   }
   for (; k < kb; k++) {
-    for (int r = 0; r < W; r++) out[k * W + r] = src[r * ld + k];
+    for (int r = 0; r < W; r++) out[k * W + r] = widen(src[r * ld + k]);
+  }
+}
+
+/** out[k * W + r] = src[k * ld + r] for W full columns of bfloat16, 8 widened per vector. */
+template <int W>
+__attribute__((target("avx2"))) void pack_copy_bf16_avx2(int64_t kb, const uint16_t* src, int64_t ld, float* out) {
+  static_assert(W % 8 == 0, "whole vectors of 8 columns");
+  for (int64_t k = 0; k < kb; k++) {
+    for (int r = 0; r < W; r += 8) _mm256_storeu_ps(out + k * W + r, load8(src + k * ld + r));
   }
 }
 
@@ -57,8 +84,8 @@ bool has_avx2() {
 #endif
 
 /** out[k * W + r] = src[r * ld + k] for r < rows (zero-padded to W), k < kb: a transposing pack. */
-template <int W>
-void pack_transpose(int64_t kb, int64_t rows, const float* src, int64_t ld, float* out) {
+template <int W, typename T>
+void pack_transpose(int64_t kb, int64_t rows, const T* src, int64_t ld, float* out) {
   if (rows == W) {
 #if defined(__x86_64__)
     if (W >= 6 && has_avx2()) return pack_transpose_avx2<W>(kb, src, ld, out);
@@ -66,17 +93,17 @@ void pack_transpose(int64_t kb, int64_t rows, const float* src, int64_t ld, floa
     int64_t k = 0;
     for (; k + 8 <= kb; k += 8) {
       for (int r = 0; r < W; r++) {
-        const float* s = src + r * ld + k;
-        for (int q = 0; q < 8; q++) out[(k + q) * W + r] = s[q];
+        const T* s = src + r * ld + k;
+        for (int q = 0; q < 8; q++) out[(k + q) * W + r] = widen(s[q]);
       }
     }
     for (; k < kb; k++) {
-      for (int r = 0; r < W; r++) out[k * W + r] = src[r * ld + k];
+      for (int r = 0; r < W; r++) out[k * W + r] = widen(src[r * ld + k]);
     }
     return;
   }
   for (int64_t k = 0; k < kb; k++) {
-    for (int r = 0; r < W; r++) out[k * W + r] = r < rows ? src[r * ld + k] : 0.0f;
+    for (int r = 0; r < W; r++) out[k * W + r] = r < rows ? widen(src[r * ld + k]) : 0.0f;
   }
 }
 
@@ -93,12 +120,31 @@ void pack_copy(int64_t kb, int64_t rows, const float* src, int64_t ld, float* ou
 }
 
 template <int W>
-void pack(int64_t kb, int64_t rows, const float* src, int64_t ld, bool kContiguous, float* out) {
+void pack_copy(int64_t kb, int64_t rows, const uint16_t* src, int64_t ld, float* out) {
+  if (rows == W) {
+#if defined(__x86_64__)
+    if constexpr (W % 8 == 0) {
+      if (has_avx2()) return pack_copy_bf16_avx2<W>(kb, src, ld, out);
+    }
+#endif
+    for (int64_t k = 0; k < kb; k++) {
+      for (int r = 0; r < W; r++) out[k * W + r] = widen(src[k * ld + r]);
+    }
+    return;
+  }
+  for (int64_t k = 0; k < kb; k++) {
+    for (int r = 0; r < W; r++) out[k * W + r] = r < rows ? widen(src[k * ld + r]) : 0.0f;
+  }
+}
+
+template <int W, typename T>
+void pack(int64_t kb, int64_t rows, const T* src, int64_t ld, bool kContiguous, float* out) {
   if (kContiguous) pack_transpose<W>(kb, rows, src, ld, out);
   else pack_copy<W>(kb, rows, src, ld, out);
 }
 
-void pack_any(int w, int64_t kb, int64_t rows, const float* src, int64_t ld, bool kContiguous, float* out) {
+template <typename T>
+void pack_any(int w, int64_t kb, int64_t rows, const T* src, int64_t ld, bool kContiguous, float* out) {
   switch (w) {
     case 4: return pack<4>(kb, rows, src, ld, kContiguous, out);
     case 6: return pack<6>(kb, rows, src, ld, kContiguous, out);
@@ -110,6 +156,13 @@ void pack_any(int w, int64_t kb, int64_t rows, const float* src, int64_t ld, boo
   }
 }
 
+template <typename T>
+void pack_b_as(int nr, int64_t kb, int64_t cols, const T* b, int64_t ldb, bool transB, int64_t k0, int64_t j0,
+               float* out) {
+  if (transB) pack_any(nr, kb, cols, b + j0 * ldb + k0, ldb, true, out);
+  else pack_any(nr, kb, cols, b + k0 * ldb + j0, ldb, false, out);
+}
+
 }  // namespace
 
 void pack_a(int mr, int64_t kb, int64_t rows, const float* a, int64_t lda, bool transA,
@@ -119,10 +172,10 @@ void pack_a(int mr, int64_t kb, int64_t rows, const float* a, int64_t lda, bool 
   else pack_any(mr, kb, rows, a + i0 * lda + k0, lda, true, out);
 }
 
-void pack_b(int nr, int64_t kb, int64_t cols, const float* b, int64_t ldb, bool transB,
+void pack_b(int nr, int64_t kb, int64_t cols, const void* b, bool bf16, int64_t ldb, bool transB,
             int64_t k0, int64_t j0, float* out) {
-  if (transB) pack_any(nr, kb, cols, b + j0 * ldb + k0, ldb, true, out);
-  else pack_any(nr, kb, cols, b + k0 * ldb + j0, ldb, false, out);
+  if (bf16) pack_b_as(nr, kb, cols, static_cast<const uint16_t*>(b), ldb, transB, k0, j0, out);
+  else pack_b_as(nr, kb, cols, static_cast<const float*>(b), ldb, transB, k0, j0, out);
 }
 
 }  // namespace tsdpo

@@ -60,7 +60,7 @@ def config_args(kind, cfg, out_dir):
 def run(kind, cfg, out_dir, debug_out):
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
-    from trl_run import load_policy, load_rows
+    from trl_run import load_policy, load_rows, round_bf16, rounding_frozen
 
     Config, Trainer = {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}[kind]
     args = config_args(kind, cfg, out_dir)
@@ -96,6 +96,8 @@ def run(kind, cfg, out_dir, debug_out):
 
     trainer = Fixed(model=model, reward_funcs=[REWARDS[r] for r in cfg["rewards"]], args=Config(**args),
                     train_dataset=train, processing_class=tok, peft_config=peft_config)
+    if rounding_frozen() and trainer.ref_model is not None:  # a full fine-tuning's reference (TRL loads it itself)
+        round_bf16(trainer.ref_model, "the reference")
     trainer.train()
     debug["params"] = {k: v.detach().float().flatten().tolist() for k, v in trainer.model.state_dict().items()}
     with open(debug_out, "w") as f:

@@ -7,9 +7,15 @@ data are local only: nothing is downloaded (HF_HUB_OFFLINE is set before transfo
 Usage (with the reference venv's python, see setup-venv.sh):
   python scripts/reference/trl_run.py --trainer dpo --config cfg.yaml --out log.jsonl
   python scripts/reference/trl_run.py --trainer dpo --jobs jobs.json
-where jobs.json is a list of {"config": {...}, "out": "log.jsonl", "sampler_order": [[...], ...]};
+where jobs.json is a list of {"config": {...}, "out": "log.jsonl", "sampler_order": [[...], ...]}
+(a job's "trainer", when given, replaces --trainer for it);
 one process runs them all (TRL's import takes seconds). sampler_order, when given, is the example
 order of each epoch (tsdpo's sampler), so that both sides see the same batches.
+
+--round_frozen_bf16 (or a job's "round_frozen_bf16": true) is the TRL side of tsdpo's frozen_dtype
+bfloat16: the frozen weights (the reference model's; a LoRA base's) are rounded to bfloat16 and
+widened back to float32 before training, so that TRL computes in float32 on the values tsdpo keeps
+in 16 bits (test/reference/frozen-parity.test.ts). A full fine-tuning's policy stays float32.
 
 A trainer is one entry of TRAINERS: DPO here; SFT, KTO, reward, GRPO and RLOO beside it (trl_*.py).
 """
@@ -108,11 +114,38 @@ def training_arguments(cfg, out_dir):
     return args
 
 
+def rounding_frozen():
+    """Whether this job rounds its frozen weights to bfloat16 (--round_frozen_bf16; main sets it per job)."""
+    return os.environ.get("TSDPO_ROUND_FROZEN_BF16") == "1"
+
+
+def uses_peft(cfg):
+    return bool(cfg.get("adapter") or cfg.get("use_peft"))
+
+
+def round_bf16(model, what):
+    """Rounds model's matrices to bfloat16 and back to float32 in place, as tsdpo's frozen_dtype bfloat16
+    keeps them (src/models/build.ts: tensors of 2+ dimensions; norm weights and biases stay float32).
+    LoRA adapter weights are trained (or a frozen copy of trained ones): they stay float32."""
+    import torch
+    n = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # tied weights (gpt2, gemma3) are listed once
+            if p.dim() >= 2 and "lora_" not in name:
+                p.copy_(p.to(torch.bfloat16).to(torch.float32))
+                n += 1
+    if n == 0:
+        raise ValueError(f"--round_frozen_bf16: {what} has no matrix to round")
+    return model
+
+
 def load_policy(cfg):
     import torch
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(cfg["model_name_or_path"], dtype=torch.float32,
                                                  attn_implementation="eager")
+    if rounding_frozen() and uses_peft(cfg):  # the base under the adapter is frozen
+        round_bf16(model, f"the LoRA base {cfg['model_name_or_path']}")
     peft_config = None
     if cfg.get("adapter"):
         from peft import PeftModel
@@ -127,12 +160,18 @@ def load_policy(cfg):
 
 
 def load_reference(cfg):
-    """The ref_model of a config (None: the trainer's default reference)."""
-    if not cfg.get("ref_model"):
+    """The ref_model of a config (None: the trainer's default reference). Rounding the frozen weights of a
+    full fine-tuning, the default reference (a copy of the model, which TRL would load itself, or the policy
+    that precompute_ref_log_probs would use) is loaded here and rounded; under LoRA it is the rounded base."""
+    path = cfg.get("ref_model")
+    if not path and rounding_frozen() and not uses_peft(cfg):
+        path = cfg["model_name_or_path"]
+    if not path:
         return None
     import torch
     from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(cfg["ref_model"], dtype=torch.float32, attn_implementation="eager")
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    return round_bf16(ref, f"the reference {path}") if rounding_frozen() else ref
 
 
 def train(trainer):
@@ -210,6 +249,8 @@ def main():
     p.add_argument("--jobs", help="JSON list of {config, out, sampler_order?}")
     p.add_argument("--output_dir", help="keep the run here and save the trained model (default: a temporary folder)")
     p.add_argument("--resume_from_checkpoint", help="continue this checkpoint folder (TRL's, or tsdpo's: converted by trl_resume.py)")
+    p.add_argument("--round_frozen_bf16", action="store_true",
+                   help="round the frozen weights (reference, LoRA base) to bfloat16 and back: tsdpo's frozen_dtype bfloat16")
     a = p.parse_args()
     if a.jobs:
         with open(a.jobs) as f:
@@ -227,9 +268,12 @@ def main():
     if a.resume_from_checkpoint:
         os.environ["TSDPO_RESUME_FROM"] = os.path.abspath(a.resume_from_checkpoint)
     for job in jobs:
+        # Read by rounding_frozen() in this module and in the trl_*.py beside it (they import it as trl_run).
+        os.environ["TSDPO_ROUND_FROZEN_BF16"] = "1" if a.round_frozen_bf16 or job.get("round_frozen_bf16") else "0"
         with tempfile.TemporaryDirectory(prefix="trl-run-") as tmp:
             try:
-                history = TRAINERS[a.trainer](job["config"], a.output_dir or tmp, job.get("sampler_order"))
+                # A job may name its own trainer (one process for a mixed list; TRL's import takes seconds).
+                history = TRAINERS[job.get("trainer", a.trainer)](job["config"], a.output_dir or tmp, job.get("sampler_order"))
             except Exception as e:  # one bad job is reported; the others still run
                 failed += 1
                 print(f"trl_run.py: {job['out']}: {type(e).__name__}: {e}", file=sys.stderr)

@@ -16,7 +16,8 @@ export function ppoCommand(): Command {
       'after',
       '\nPer update: sample a batch of responses, score them (a reward model at EOS, or a function of the text), ' +
         'KL-penalise per token against the reference, GAE advantages, then num_ppo_epochs clipped policy + value updates.\n' +
-        'Metrics (objective/*, policy/*, loss/*, val/*) go to OUTPUT/metrics.jsonl, one line per update.',
+        'Metrics (objective/*, policy/*, loss/*, val/*) go to OUTPUT/metrics.jsonl, one line per update;\n' +
+        'checkpoints (policy, critic, optimizer, sampling generator) to OUTPUT/checkpoint-N every --save_steps updates (--resume continues).',
     );
   addOptions(cmd, PPO_SPECS);
   cmd.action(async () => {

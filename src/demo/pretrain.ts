@@ -1,25 +1,26 @@
 // Pre-training of the demo's small GPT-2 from scratch: the demo corpus (src/demo/corpus.ts) and
 // its byte-level BPE tokenizer, documents joined by <|endoftext|> and packed into fixed-length
-// blocks, next-token cross-entropy, AdamW with warmup + cosine decay, held-out loss. The result is
-// a Hugging Face folder (config.json, model.safetensors, tokenizer files) that loadModel and
-// transformers load. Shape letters: B blocks per step, T tokens per block, V vocabulary.
+// blocks, next-token cross-entropy (an objective of the shared training loop, src/train/trainer.ts:
+// AdamW with decay on matrices only, warmup + cosine decay to a floor, clipping, logging, periodic
+// held-out loss), then the held-out loss of the saved weights. The result is a Hugging Face folder
+// (config.json, model.safetensors, tokenizer files) that loadModel and transformers load.
+// Shape letters: B blocks per step, T tokens per block, V vocabulary.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mulberry32 } from '../core/random.js';
 import { affine, backward, logSoftmaxGather, noGrad, sum, tensor, tidyAsync } from '../core/index.js';
 import { initEngine } from '../engine.js';
 import { initModel } from '../models/init.js';
-import { hostParams, trainAll } from '../models/load.js';
+import { hostParams, restoreModel, saveModel, trainAll } from '../models/load.js';
 import { saveHfFolder } from '../io/hf.js';
 import { f16ToF32, f32ToF16 } from '../io/half.js';
 import { forward, type CausalLM } from '../models/model.js';
 import { ByteLevelBpe } from '../tokenizer/bpe.js';
 import { EOS_TOKEN } from '../tokenizer/bpe-train.js';
 import { fromTokenizerJson } from '../tokenizer/hf-json.js';
-import type { ConfigOf, OptionSpec } from '../train/config.js';
-import { clipGradNorm, Optimizer, type NamedParam } from '../train/optim.js';
-import { progress } from '../train/progress.js';
-import { lrMultiplier } from '../train/schedule.js';
+import { COMMON_OPTIONS, defaultsOf, type ConfigOf, type OptionSpec } from '../train/config.js';
+import type { NamedParam } from '../train/optim.js';
+import { train as runTraining, type MicroResult, type Objective, type TrainConfig } from '../train/trainer.js';
 import { writeDemoData } from './make-data.js';
 
 /** `tsdpo pretrain` options; these defaults produced the committed assets/demo-model/. */
@@ -162,6 +163,93 @@ export function gpt2Config(cfg: PretrainConfig, vocab: number, eosId: number): R
   };
 }
 
+/**
+ * The shared loop's settings for `cfg` (src/train/trainer.ts): one micro-batch of batch_size blocks
+ * per step, AdamW (beta1 0.9, eps 1e-8), linear warmup then cosine decay to learning_rate *
+ * min_lr_ratio, clipping, metrics every 50 steps, nothing written (output_dir '').
+ */
+export function pretrainTrainConfig(cfg: PretrainConfig): TrainConfig {
+  if (!(cfg.max_steps >= 1)) throw new Error(`pretrain: --max_steps is ${cfg.max_steps}; expected >= 1`);
+  return {
+    ...defaultsOf(COMMON_OPTIONS),
+    output_dir: '',
+    seed: cfg.seed,
+    data_seed: -1,
+    max_steps: cfg.max_steps,
+    per_device_train_batch_size: cfg.batch_size,
+    gradient_accumulation_steps: 1,
+    optim: 'adamw_torch',
+    learning_rate: cfg.learning_rate,
+    lr_scheduler_type: 'cosine_with_min_lr',
+    min_lr_rate: cfg.min_lr_ratio,
+    warmup_steps: cfg.warmup_steps,
+    warmup_ratio: 0,
+    weight_decay: cfg.weight_decay,
+    adam_beta1: 0.9,
+    adam_beta2: cfg.adam_beta2,
+    adam_epsilon: 1e-8,
+    max_grad_norm: cfg.max_grad_norm,
+    logging_steps: 50,
+    eval_steps: Math.max(0, cfg.eval_steps),
+    save_steps: 0,
+  };
+}
+
+/**
+ * Next-token prediction over packed blocks, as an objective of the shared loop. The blocks are a
+ * stream: a step's batch_size blocks run on into the next epoch's order (permutation(count, seed +
+ * epoch)); weight decay applies to matrices only (GPT-2 / nanoGPT practice: not to biases and
+ * LayerNorm gains); the periodic held-out loss covers the first eval_blocks blocks.
+ */
+export class PretrainObjective implements Objective {
+  readonly size: number;
+  readonly loraDropout = 0;
+  readonly stream = true;
+  readonly decayed: (name: string) => boolean;
+  readonly permutation = (size: number, seed: number, epoch: number): Int32Array => permutation(size, seed + epoch);
+
+  constructor(
+    readonly model: CausalLM,
+    readonly params: NamedParam[],
+    readonly train: Blocks,
+    readonly held: Blocks,
+    readonly cfg: Pick<PretrainConfig, 'batch_size' | 'eval_steps' | 'eval_blocks' | 'max_steps'>,
+  ) {
+    if (train.count < 1) throw new Error(`pretrain: the training text fills no block of ${train.T + 1} tokens`);
+    this.size = train.count;
+    const matrices = new Set(params.filter((p) => p.tensor.ndim >= 2).map((p) => p.name));
+    this.decayed = (name) => matrices.has(name);
+  }
+
+  /** Mean next-token loss of the blocks `indices` (B * T tokens), backpropagated times `scale`. */
+  async micro(indices: number[], scale: number): Promise<MicroResult> {
+    const B = indices.length,
+      T = this.train.T;
+    const { ids, targets } = blockBatch(this.train, indices);
+    const loss = await tidyAsync(async () => {
+      const mean = affine(batchNll(this.model, ids, targets, B, T), 1 / (B * T));
+      backward(scale === 1 ? mean : affine(mean, scale));
+      return mean.item();
+    });
+    return { loss, metrics: {}, tokens: B * T };
+  }
+
+  /** The held-out loss every eval_steps steps before the last (the last is measured on the saved weights). */
+  async evaluate(step = 0): Promise<Record<string, number> | null> {
+    const c = this.cfg;
+    if (!(c.eval_steps > 0 && step % c.eval_steps === 0 && step < c.max_steps)) return null;
+    return { loss: await meanLoss(this.model, this.held, c.batch_size, c.eval_blocks) };
+  }
+
+  async saveWeights(dir: string): Promise<void> {
+    await saveModel(this.model, dir);
+  }
+
+  async loadWeights(dir: string): Promise<void> {
+    restoreModel(this.model, dir);
+  }
+}
+
 export interface PretrainResult {
   steps: number;
   tokens: number;
@@ -218,90 +306,24 @@ export async function pretrain(
   log(
     `model: GPT-2, ${cfg.n_layer} layers, d ${cfg.n_embd}, ${cfg.n_head} heads, context ${T}: ${(parameters / 1e6).toFixed(2)}M parameters`,
   );
-  // Weight decay on matrices only (GPT-2 / nanoGPT practice): biases and LayerNorm gains keep theirs.
-  const isMatrix = (p: NamedParam) => p.tensor.ndim >= 2;
-  const adam = { name: 'adamw', beta1: 0.9, beta2: cfg.adam_beta2, eps: 1e-8, momentum: 0, alpha: 0.99 } as const;
-  const optimizers = [
-    new Optimizer(params.filter(isMatrix), { ...adam, weightDecay: cfg.weight_decay }),
-    new Optimizer(
-      params.filter((p) => !isMatrix(p)),
-      { ...adam, weightDecay: 0 },
-    ),
-  ];
-
+  const B = cfg.batch_size;
   const metrics: Record<string, number>[] = [];
   const record = (line: Record<string, number>) => metrics.push(line);
-
-  const B = cfg.batch_size;
-  let order = permutation(train.count, cfg.seed),
-    epoch = 0,
-    cursor = 0;
-  const nextBlocks = (): number[] => {
-    const out: number[] = [];
-    while (out.length < B) {
-      if (cursor === order.length) {
-        epoch++;
-        order = permutation(train.count, cfg.seed + epoch);
-        cursor = 0;
-      }
-      out.push(order[cursor++]);
-    }
-    return out;
-  };
-  const bar = progress('pretrain', cfg.max_steps, { silent: opts.quiet });
-  let lossSum = 0,
-    lossCount = 0,
-    lastLoss = NaN,
-    windowStart = performance.now();
-  try {
-    for (let step = 0; step < cfg.max_steps; step++) {
-      const { ids, targets } = blockBatch(train, nextBlocks());
-      const loss = await tidyAsync(async () => {
-        const nll = batchNll(model, ids, targets, B, T);
-        const mean = affine(nll, 1 / (B * T));
-        backward(mean);
-        return mean.item();
-      });
-      if (!Number.isFinite(loss))
-        throw new Error(`pretrain: loss is ${loss} at step ${step + 1} (lower --learning_rate?)`);
-      const gradNorm = await clipGradNorm(params, cfg.max_grad_norm);
-      const mult = lrMultiplier('cosine', step, cfg.warmup_steps, cfg.max_steps);
-      const lr =
-        cfg.learning_rate * (step < cfg.warmup_steps ? mult : cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * mult);
-      for (const o of optimizers) {
-        o.update(lr);
-        o.zeroGrad();
-      }
-      lossSum += loss;
-      lossCount++;
-      lastLoss = loss;
-      bar.update(step + 1, `loss ${loss.toFixed(3)}`);
-      const done = step + 1;
-      if (done % 50 === 0 || done === cfg.max_steps) {
-        const secs = (performance.now() - windowStart) / 1000;
-        record({
-          step: done,
-          loss: lossSum / lossCount,
-          learning_rate: lr,
-          grad_norm: gradNorm,
-          tokens_per_second: Math.round((lossCount * B * T) / secs),
-        });
-        lossSum = 0;
-        lossCount = 0;
-        windowStart = performance.now();
-      }
-      if (done % cfg.eval_steps === 0 && done < cfg.max_steps) {
-        const ev = await meanLoss(model, held, B, cfg.eval_blocks);
-        record({ step: done, eval_loss: ev });
-        bar.log(
-          `step ${done}: train loss ${loss.toFixed(3)}, held-out loss ${ev.toFixed(3)} (first ${cfg.eval_blocks} blocks)`,
-        );
-      }
-    }
-  } finally {
-    bar.stop();
+  let lastLoss = NaN;
+  const run = await runTraining(pretrainTrainConfig(cfg), new PretrainObjective(model, params, train, held, cfg), {
+    log: opts.log,
+    quiet: opts.quiet,
+    label: 'pretrain',
+    onStep: (_step, _total, loss) => (lastLoss = loss),
+  });
+  if (run.stopped) throw new Error(`pretrain: ${run.stopped}`);
+  // metrics.jsonl keeps the demo's own lines: the train windows and the periodic held-out loss.
+  for (const h of run.history) {
+    if ('loss' in h) {
+      const { step, loss, learning_rate, grad_norm, tokens_per_second } = h;
+      record({ step, loss, learning_rate, grad_norm, tokens_per_second });
+    } else if ('eval_loss' in h) record({ step: h.step, eval_loss: h.eval_loss });
   }
-  for (const o of optimizers) o.dispose();
 
   if (cfg.save_dtype === 'float16') {
     // Round to float16 first, so that the held-out loss below is that of the weights as saved.

@@ -40,7 +40,10 @@ export interface NewHeadOptions {
  * Loads a *ForSequenceClassification folder; with `newHead`, a causal LM folder is accepted too and
  * gets a fresh head (the init cannot match torch's draws: same distribution, different numbers).
  */
-export function loadSequenceClassifier(dir: string, opts: { newHead?: NewHeadOptions } = {}): SequenceClassifier {
+export function loadSequenceClassifier(
+  dir: string,
+  opts: { newHead?: NewHeadOptions; frozenDtype?: 'f32' | 'bf16' } = {},
+): SequenceClassifier {
   const folder = loadHfFolder(dir, { lazy: true });
   const isSeqCls = isSequenceClassifierConfig(folder.config);
   if (!isSeqCls && !opts.newHead) {
@@ -55,7 +58,9 @@ export function loadSequenceClassifier(dir: string, opts: { newHead?: NewHeadOpt
   body.delete('lm_head.weight');
   if (body.has('score.bias'))
     throw new Error(`${dir}: 'score.bias' is not expected (transformers' score head has no bias)`);
-  const model = buildModel({ ...folder.config, tie_word_embeddings: true }, body, dir);
+  const model = buildModel({ ...folder.config, tie_word_embeddings: true }, body, dir, undefined, {
+    frozenDtype: opts.frozenDtype,
+  });
   const C = model.hiddenSize;
   let score: Tensor;
   let config: Json;

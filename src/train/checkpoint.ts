@@ -22,6 +22,8 @@ export interface TrainerState {
   log_history: Record<string, number>[];
   /** The configuration of the run (for the record). */
   config: Record<string, unknown>;
+  /** The objective's own state (Objective.state: PPO's generator and KL coefficient), if it keeps one. */
+  objective?: Record<string, unknown>;
 }
 
 export const STATE_FILE = 'trainer_state.json';

@@ -95,7 +95,7 @@ export async function runKto(cfg: KtoConfig, opts: RunOptions = {}): Promise<Run
               chosenIds: e.completionIds,
               rejectedIds: e.klCompletionIds,
             })),
-            `kto max_length=${maxLength}`,
+            `kto max_length=${maxLength} frozen_dtype=${cfg.frozen_dtype}`,
           );
         const bs = cfg.per_device_train_batch_size;
         const trainEx = withKlCompletions(train.examples, bs);

@@ -1,12 +1,10 @@
-// `tsdpo reward` end to end: a one-label sequence classifier (continued from a *ForSequenceClassification
-// folder, or a causal LM folder with a new score head), reward data, the training loop, and the final
-// model written into output_dir as a folder transformers loads (or a PEFT adapter whose
-// modules_to_save holds the score head), with the tokenizer files.
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+// `tsdpo reward` on the run skeleton (run.ts runMethod): a one-label sequence classifier (continued
+// from a *ForSequenceClassification folder, or a causal LM folder with a new score head), reward
+// data, the Bradley-Terry objective (reward.ts), the shared loop, and the final model written into
+// output_dir as a folder transformers loads (or a PEFT adapter whose modules_to_save holds the score
+// head), with the tokenizer files.
 import { padIdFor } from '../data/collate.js';
 import { loadRewardDataset, type RewardDataset } from '../data/reward.js';
-import { initEngine } from '../engine.js';
 import { trainAll } from '../models/build.js';
 import { restoreModel } from '../models/load.js';
 import { newAdapter, restoreAdapter, saveAdapter } from '../models/lora.js';
@@ -16,13 +14,12 @@ import {
   saveSequenceClassifier,
   type SequenceClassifier,
 } from '../models/seqcls.js';
-import { loadTokenizer } from '../tokenizer/load.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 import type { NamedParam } from './optim.js';
 import { COMMON_OPTIONS } from './config.js';
 import type { RewardConfig } from './reward-config.js';
 import { RewardObjective } from './reward.js';
-import { evalSource, TOKENIZER_FILES, type RunOptions, type RunSummary } from './run.js';
-import { prepareOutputDir, publishFiles, train as runTraining } from './trainer.js';
+import { runMethod, TOKENIZER_FILES, type Log, type RunOptions, type RunSummary, type TrainedModel } from './run.js';
 
 function reportLine(name: string, r: RewardDataset['report']): string {
   return `${name}: ${r.rows} pairs from ${r.read} rows (${r.format}); dropped ${r.dropped} longer than max_length, skipped ${r.skippedInvalid} invalid`;
@@ -52,24 +49,28 @@ function weightsIo(cfg: RewardConfig, sc: SequenceClassifier, lora: boolean, pad
   return { save, load };
 }
 
-export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promise<RunSummary> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
-  if (!cfg.dataset) throw new Error('--dataset (--data) is required');
-  if (cfg.center_rewards_coefficient < 0)
-    throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
-  prepareOutputDir(cfg);
-  await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
-  const tok = loadTokenizer(cfg.model_name_or_path);
-  // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head.
-  const sc = loadSequenceClassifier(cfg.model_name_or_path, { newHead: { numLabels: 1, seed: cfg.seed } });
+/** The trained reward model: the classifier (whole, or LoRA on its body) and its score head. */
+export interface RewardModelParts extends TrainedModel {
+  sc: SequenceClassifier;
+}
+
+/** The classifier of a reward run, its parameters (the score head last) and its weight files. */
+export function rewardModel(
+  cfg: RewardConfig,
+  { tok, log, frozenDtype }: { tok: TextTokenizer; log: Log; frozenDtype?: 'f32' | 'bf16' },
+): RewardModelParts {
+  const lora = cfg.use_peft || cfg.adapter !== '';
+  // Seeded as TRL seeds before AutoModelForSequenceClassification makes a new head. With LoRA the
+  // body is frozen: frozen_dtype applies to it (the score head trains, f32).
+  const sc = loadSequenceClassifier(cfg.model_name_or_path, {
+    newHead: { numLabels: 1, seed: cfg.seed },
+    frozenDtype: lora ? frozenDtype : 'f32',
+  });
   if (sc.score.shape[0] !== 1) {
     throw new Error(
       `${cfg.model_name_or_path}: score.weight has ${sc.score.shape[0]} labels; a reward model has one (num_labels 1)`,
     );
   }
-  const padId = padIdFor(tok);
-  const lora = cfg.use_peft || cfg.adapter !== '';
   let params: NamedParam[];
   let loraDropout = 0;
   if (lora) {
@@ -97,7 +98,23 @@ export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promi
   log(
     `reward model from ${cfg.model_name_or_path} (${sc.model.family}${sc.newHead ? ', new score head' : ''}); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA + score' : ''} parameters`,
   );
+  const io = weightsIo(cfg, sc, lora, padIdFor(tok));
+  return {
+    sc,
+    policy: sc.model,
+    params,
+    lora,
+    loraDropout,
+    saveWeights: io.save,
+    loadWeights: io.load,
+    // The tokenizer travels with the classifier and with the adapter (a classifier has no generation config).
+    finalFiles: TOKENIZER_FILES.filter((x) => x !== 'generation_config.json'),
+  };
+}
 
+export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promise<RunSummary> {
+  if (cfg.center_rewards_coefficient < 0)
+    throw new Error(`--center_rewards_coefficient is ${cfg.center_rewards_coefficient}; expected >= 0 (0 = off)`);
   const dataOpts = {
     columns: {
       prompt: cfg.prompt_column === COMMON_OPTIONS.prompt_column.default ? undefined : cfg.prompt_column,
@@ -108,35 +125,24 @@ export async function runReward(cfg: RewardConfig, opts: RunOptions = {}): Promi
     skipInvalid: cfg.skip_invalid,
     maxLength: cfg.max_length > 0 ? cfg.max_length : null,
   };
-  const train = await loadRewardDataset(cfg.dataset, tok, { ...dataOpts, split: 'train' });
-  log(reportLine('train data', train.report));
-  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training pairs left (see the report above)`);
-  const ev = evalSource(cfg);
-  const evalData = ev ? await loadRewardDataset(ev.path, tok, { ...dataOpts, split: ev.split }) : null;
-  if (evalData) log(reportLine('eval data', evalData.report));
-
-  const io = weightsIo(cfg, sc, lora, padId);
-  const objective = new RewardObjective({
-    cfg,
-    model: sc,
-    params,
-    train,
-    eval: evalData,
-    padId,
-    loraDropout,
-    saveWeights: io.save,
-    loadWeights: io.load,
+  return runMethod(cfg, opts, {
+    command: 'reward',
+    model: rewardModel,
+    unit: 'pairs',
+    describe: reportLine,
+    load: (path, split, s) => loadRewardDataset(path, s.tok, { ...dataOpts, split }),
+    objective: async (s, train, evalData) => ({
+      objective: new RewardObjective({
+        cfg,
+        model: s.sc,
+        params: s.params,
+        train,
+        eval: evalData,
+        padId: padIdFor(s.tok),
+        loraDropout: s.loraDropout,
+        saveWeights: s.saveWeights,
+        loadWeights: s.loadWeights,
+      }),
+    }),
   });
-  const result = await runTraining(cfg, objective, { ...opts, record: { command: 'reward', ...cfg } });
-  if (!result.stopped) {
-    const staging = join(cfg.output_dir, `.final-${process.pid}`);
-    rmSync(staging, { recursive: true, force: true });
-    await io.save(staging);
-    for (const f of TOKENIZER_FILES.filter((x) => x !== 'generation_config.json')) {
-      const src = join(cfg.model_name_or_path, f);
-      if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
-    }
-    publishFiles(staging, cfg.output_dir);
-  }
-  return { ...result, report: { train: train.report, eval: evalData?.report ?? null }, output: cfg.output_dir };
 }

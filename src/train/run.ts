@@ -1,12 +1,13 @@
-// `tsdpo dpo` and `tsdpo sft` end to end: engine, tokenizer, data, model (+ LoRA), reference,
-// the training loop, and the final model (or adapter) written into output_dir with the tokenizer
-// files, loadable by tsdpo and transformers.
+// The run skeleton of every trainer (runMethod: dpo, sft, kto, reward, grpo, rloo) and `tsdpo dpo` /
+// `tsdpo sft` on it: engine, tokenizer, model (+ LoRA), data, the method's objective, the shared
+// training loop, and the final model (or adapter) written into output_dir with the tokenizer files,
+// loadable by tsdpo and transformers.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { listSplits } from '../data/splits.js';
-import { loadPreferenceDataset, type DataReport, type PreferenceDataset } from '../data/pipeline.js';
+import { loadPreferenceDataset, type PreferenceDataset } from '../data/pipeline.js';
 import type { SftDataset } from '../data/sft.js';
 import { padIdFor } from '../data/collate.js';
 import { getBackend } from '../core/backend.js';
@@ -56,26 +57,59 @@ export type Log = (line: string) => void;
 /** How a run reports: log lines (default: stderr), no progress bar (quiet), every metrics line and step. */
 export type RunOptions = Pick<TrainOptions, 'log' | 'quiet' | 'onRecord' | 'onStep'>;
 
-export interface Setup {
-  tok: TextTokenizer;
+/** The model a run trains: its parameters, and how its weights are written and restored. */
+export interface TrainedModel {
+  /** The decoder (the whole model, or a classifier's body: what --memory_report counts). */
   policy: CausalLM;
   params: NamedParam[];
   lora: boolean;
   loraDropout: number;
-  /** What frozen models (reference, LoRA base) load as (frozen_dtype). */
-  frozenDtype: 'f32' | 'bf16';
   saveWeights(dir: string): Promise<void>;
   loadWeights(dir: string): Promise<void>;
+  /** Files of model_name_or_path copied beside the final weights (those that exist). */
+  finalFiles: string[];
 }
 
-export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, log: Log): Promise<Setup> {
+/** The engine's side of a run: the tokenizer, and the trained model M. */
+export type Setup<M extends TrainedModel = TrainedModel> = M & {
+  tok: TextTokenizer;
+  /** What frozen models (reference, LoRA base) load as (frozen_dtype). */
+  frozenDtype: 'f32' | 'bf16';
+};
+
+/** Builds the trained model of a run from its config (after the engine and tokenizer are up). */
+export type ModelBuilder<C extends CommonConfig, M extends TrainedModel = TrainedModel> = (
+  cfg: C,
+  env: { tok: TextTokenizer; frozenDtype: 'f32' | 'bf16'; log: Log },
+) => M;
+
+/** The engine, the tokenizer and the trained model (default: a causal LM, whole or under LoRA). */
+export async function setup<C extends CommonConfig & { disable_dropout?: boolean }>(cfg: C, log: Log): Promise<Setup>;
+export async function setup<C extends CommonConfig, M extends TrainedModel>(
+  cfg: C,
+  log: Log,
+  build: ModelBuilder<C, M>,
+): Promise<Setup<M>>;
+export async function setup<C extends CommonConfig & { disable_dropout?: boolean }>(
+  cfg: C,
+  log: Log,
+  build: ModelBuilder<C> = causalLm,
+): Promise<Setup> {
   if (!cfg.model_name_or_path) throw new Error('--model_name_or_path (--model) is required');
   if (!cfg.dataset) throw new Error('--dataset (--data) is required');
   prepareOutputDir(cfg);
   await initEngine({ device: cfg.device, threads: cfg.threads || undefined, log });
   const tok = loadTokenizer(cfg.model_name_or_path);
-  const lora = cfg.use_peft || cfg.adapter !== '';
   const frozenDtype = frozenDtypeOf(cfg, getBackend(), log);
+  return { tok, frozenDtype, ...build(cfg, { tok, frozenDtype, log }) };
+}
+
+/** A causal LM from model_name_or_path, trained whole or under a new or saved LoRA adapter. */
+export function causalLm(
+  cfg: CommonConfig & { disable_dropout?: boolean },
+  { frozenDtype, log }: { frozenDtype: 'f32' | 'bf16'; log: Log },
+): TrainedModel {
+  const lora = cfg.use_peft || cfg.adapter !== '';
   const policy = loadModel(cfg.model_name_or_path, { frozenDtype: lora ? frozenDtype : 'f32' });
   policy.gradientCheckpointing = cfg.gradient_checkpointing;
   let params: NamedParam[];
@@ -111,7 +145,7 @@ export async function setup(cfg: CommonConfig & { disable_dropout?: boolean }, l
     if (lora) restoreAdapter(policy, dir);
     else restoreModel(policy, dir);
   };
-  return { tok, policy, params, lora, loraDropout, frozenDtype, saveWeights, loadWeights };
+  return { policy, params, lora, loraDropout, saveWeights, loadWeights, finalFiles: lora ? [] : TOKENIZER_FILES };
 }
 
 function countAll(m: CausalLM): number {
@@ -142,11 +176,10 @@ export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
   const staging = join(cfg.output_dir, `.final-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   await s.saveWeights(staging);
-  if (!s.lora)
-    for (const f of TOKENIZER_FILES) {
-      const src = join(cfg.model_name_or_path, f);
-      if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
-    }
+  for (const f of s.finalFiles) {
+    const src = join(cfg.model_name_or_path, f);
+    if (existsSync(src) && !existsSync(join(staging, f))) copyFileSync(src, join(staging, f));
+  }
   publishFiles(staging, cfg.output_dir);
 }
 
@@ -171,7 +204,7 @@ export function reportLine(name: string, r: PreferenceDataset['report'] | SftDat
   return `${name}: ${r.rows} examples from ${r.read} rows (${r.format}); truncated ${r.truncated}, dropped ${r.dropped} (prompt alone too long), skipped ${r.skippedInvalid} invalid`;
 }
 
-/** Cache of reference log-probs: keyed by the reference weights' identity and the tokenized data. */
+/** Cache of reference log-probs: keyed by the reference weights' identity, the tokenized data and `salt` (the options that change them). */
 export function refCacheFile(
   refDir: string,
   adapterDir: string,
@@ -267,7 +300,7 @@ export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<Run
             bar.stop();
           }
         };
-        const salt = `ld_alpha=${ldAlphaOf(cfg)}`;
+        const salt = `ld_alpha=${ldAlphaOf(cfg)} frozen_dtype=${cfg.frozen_dtype}`;
         // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
         const shard = cfg.shard ? parseShard(cfg.shard) : null;
         const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) =>
@@ -330,11 +363,23 @@ export async function runSft(cfg: SftConfig, opts: RunOptions = {}): Promise<Run
 }
 
 /** What one method adds to the run skeleton: how to read a split, and its objective. */
-export interface MethodParts<D extends { examples: unknown[]; report: DataReport }> {
+export interface MethodParts<
+  C extends CommonConfig,
+  D extends { examples: unknown[]; report: unknown },
+  M extends TrainedModel = TrainedModel,
+> {
   /** The command's name (recorded in trainer_state.json). */
   command: string;
+  /** The trained model (default: causalLm, a causal LM whole or under LoRA). */
+  model?: ModelBuilder<C, M>;
+  /** The report line of a loaded split (default: reportLine's, for preference and SFT data). */
+  describe?(name: string, report: D['report']): string;
+  /** No eval split even when the data folder has one (GRPO / RLOO: prompts only). */
+  noEval?: boolean;
+  /** What the training data is made of, for the error when none is left (default 'examples'). */
+  unit?: string;
   /** Reads and tokenizes one split of a dataset path (isEval: the eval split, which SFT may pack differently). */
-  load(path: string, split: string, s: Setup, isEval: boolean): Promise<D>;
+  load(path: string, split: string, s: Setup<M>, isEval: boolean): Promise<D>;
   /** Notices about the training data, logged after its report (e.g. KTO's weight advice). */
   notices?(train: D): string[];
   /**
@@ -342,13 +387,13 @@ export interface MethodParts<D extends { examples: unknown[]; report: DataReport
    * null when the run ends before training (a --shard part of the reference pass).
    */
   objective(
-    s: Setup,
+    s: Setup<M>,
     train: D,
     evalData: D | null,
     log: Log,
   ): Promise<{ objective: Objective | null; refModel?: CausalLM | null }>;
-  /** Files written beside the saved model once training ends (e.g. SFT's chat template). */
-  afterSave?(): void;
+  /** Files written beside the saved model once training ends (e.g. SFT's chat template, PPO's critic). */
+  afterSave?(): void | Promise<void>;
 }
 
 /**
@@ -358,17 +403,22 @@ export interface MethodParts<D extends { examples: unknown[]; report: DataReport
  */
 export async function runMethod<
   C extends CommonConfig & { disable_dropout?: boolean },
-  D extends { examples: unknown[]; report: DataReport },
->(cfg: C, opts: RunOptions, parts: MethodParts<D>): Promise<RunSummary> {
+  D extends { examples: unknown[]; report: unknown },
+  M extends TrainedModel = TrainedModel,
+>(cfg: C, opts: RunOptions, parts: MethodParts<C, D, M>): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const s = await setup(cfg, log);
+  const describe =
+    parts.describe ??
+    ((name: string, r: D['report']) => reportLine(name, r as PreferenceDataset['report'] | SftDataset['report']));
+  const s = (parts.model ? await setup(cfg, log, parts.model) : await setup(cfg, log)) as Setup<M>;
   const train = await parts.load(cfg.dataset, 'train', s, false);
-  log(reportLine('train data', train.report));
-  if (train.examples.length === 0) throw new Error(`${cfg.dataset}: no training examples left (see the report above)`);
+  log(describe('train data', train.report));
+  if (train.examples.length === 0)
+    throw new Error(`${cfg.dataset}: no training ${parts.unit ?? 'examples'} left (see the report above)`);
   for (const line of parts.notices?.(train) ?? []) log(line);
-  const ev = evalSource(cfg);
+  const ev = parts.noEval ? null : evalSource(cfg);
   const evalData = ev ? await parts.load(ev.path, ev.split, s, true) : null;
-  if (evalData) log(reportLine('eval data', evalData.report));
+  if (evalData) log(describe('eval data', evalData.report));
   const { objective, refModel = null } = await parts.objective(s, train, evalData, log);
   const report = { train: train.report, eval: evalData?.report ?? null };
   if (objective === null) return { steps: 0, history: [], report, output: cfg.output_dir };
@@ -376,7 +426,7 @@ export async function runMethod<
   const result = await runTraining(cfg, objective, { ...opts, record: { command: parts.command, ...cfg }, memory });
   if (!result.stopped) {
     await finish(cfg, s);
-    parts.afterSave?.();
+    await parts.afterSave?.();
   }
   return { ...result, report, output: cfg.output_dir };
 }

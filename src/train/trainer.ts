@@ -1,6 +1,8 @@
-// The training loop shared by DPO and SFT: micro-batches with gradient accumulation, clipping,
-// the learning-rate schedule, metrics (metrics.jsonl + progress), evaluation, checkpoints every
-// save_steps, resuming a killed run exactly, and stopping on a non-finite loss.
+// The training loop shared by every method (dpo, sft, kto, reward, grpo, rloo, ppo, the demo's
+// pretraining): micro-batches with gradient accumulation, clipping, the learning-rate schedule,
+// metrics (metrics.jsonl + progress), evaluation, checkpoints every save_steps, resuming a killed
+// run exactly, and stopping on a non-finite loss. A method whose step is not one optimizer update
+// (PPO) brings its own step (Objective.ownStep) and keeps the rest.
 import {
   appendFileSync,
   existsSync,
@@ -27,7 +29,17 @@ import { clipGradNorm, decays, Optimizer, type NamedParam, type OptimizerName } 
 import { progress } from './progress.js';
 import { LoraDropout } from '../nn/linear.js';
 import { trainerEpochOrder } from './torch-order.js';
-import { lrMultiplier, warmupSteps } from './schedule.js';
+import { lrMultiplier, warmupSteps, type ScheduleName } from './schedule.js';
+
+/**
+ * What the loop reads of a configuration: the shared options, with the schedule widened to those
+ * no command offers as a flag ('cosine_with_min_lr', the demo's pretraining) and its floor.
+ */
+export type TrainConfig = Omit<CommonConfig, 'lr_scheduler_type'> & {
+  lr_scheduler_type: ScheduleName;
+  /** 'cosine_with_min_lr': the rate decays to learning_rate * min_lr_rate (transformers' lr_scheduler_kwargs). */
+  min_lr_rate?: number;
+};
 
 /** One micro-batch's result: the loss already backpropagated, and metrics to average. */
 export interface MicroResult {
@@ -37,7 +49,7 @@ export interface MicroResult {
   tokens: number;
 }
 
-/** What a training objective (DPO, SFT) provides to the loop. */
+/** What a training objective (DPO, SFT, KTO, reward, GRPO / RLOO, PPO, pretraining) provides to the loop. */
 export interface Objective {
   /** Training examples. */
   readonly size: number;
@@ -46,6 +58,17 @@ export interface Objective {
   readonly loraDropout: number;
   /** Examples in data order every epoch (a sequential sampler, TRL KTO's default) instead of shuffled. */
   readonly sequential?: boolean;
+  /**
+   * A stream of examples (packed token blocks, as nanoGPT's loader): every micro-batch is full and runs
+   * on into the next epoch's order, and a step takes gradient_accumulation_steps micro-batches even at
+   * an epoch's end. Default false: transformers' rule (a batch, and a step, never spans two epochs).
+   */
+  readonly stream?: boolean;
+  /**
+   * Which parameters (by name) weight decay applies to: the decayed group and the rest (default:
+   * transformers' rule, not to biases and normalisation weights).
+   */
+  readonly decayed?: (name: string) => boolean;
   /**
    * Forward + backward of the examples `indices`, the loss scaled by `scale` (its share of the step),
    * the policy's training forward with `dropout` (null when loraDropout is 0).
@@ -58,8 +81,8 @@ export interface Objective {
   microWeights?(batches: number[][]): number[];
   /** After optimizer step `step` (1-based), before its logging and evaluation (TRL's on_step_end callbacks). */
   afterStep?(step: number): Promise<void>;
-  /** Metrics on the held-out set (keys get the eval_ prefix), or null without one. */
-  evaluate(): Promise<Record<string, number> | null>;
+  /** Metrics on the held-out set after optimizer step `step` (keys get the eval_ prefix), or null without one. */
+  evaluate(step?: number): Promise<Record<string, number> | null>;
   /** Writes the trained weights (HF folder or PEFT adapter) into dir. */
   saveWeights(dir: string): Promise<void>;
   /** Restores weights from a checkpoint folder written by saveWeights. */
@@ -68,6 +91,25 @@ export interface Objective {
   readonly permutation?: (size: number, seed: number, epoch: number) => Int32Array;
   /** Called before a step's micro-batches with all their indices (GRPO / RLOO sample the step's completions here). */
   beginStep?(step: number, batches: number[][]): Promise<void>;
+  /**
+   * A step that takes its own optimizer updates (PPO: sample and score a batch of rollouts, then
+   * num_ppo_epochs x num_mini_batches updates at the step's rate `lr`), called instead of the
+   * micro-batches, the clipping and the one update. Its line is logged as it is, every step, and
+   * the run ends without transformers' summary line.
+   */
+  ownStep?(step: number, lr: number, optimizer: Optimizer): Promise<OwnStepResult>;
+  /** The run's steps, when the objective counts them itself (PPO: updates of a batch of rollouts). */
+  readonly steps?: number;
+  /** What a checkpoint keeps beyond the weights, the optimizer and the data position (PPO's generator and KL coefficient). */
+  state?(): Record<string, unknown>;
+  /** Restores what state() returned, on resume. */
+  restore?(state: Record<string, unknown>): void;
+}
+
+/** One step of an objective that steps itself: its loss (checked for a finite value) and its metrics line. */
+export interface OwnStepResult {
+  loss: number;
+  line: Record<string, number>;
 }
 
 export interface TrainResult {
@@ -140,7 +182,7 @@ export function publishFiles(staging: string, dir: string): void {
   rmSync(staging, { recursive: true, force: true });
 }
 
-export function totalSteps(cfg: CommonConfig, size: number): number {
+export function totalSteps(cfg: TrainConfig, size: number): number {
   if (cfg.max_steps > 0) return cfg.max_steps;
   const batchesPerEpoch = Math.ceil(size / cfg.per_device_train_batch_size);
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / cfg.gradient_accumulation_steps));
@@ -152,6 +194,8 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** No progress bar / lines. */
   quiet?: boolean;
+  /** The progress bar's label (default 'train'). */
+  label?: string;
   /** The configuration to record in trainer_state.json. */
   record?: Record<string, unknown>;
   /** Logs the memory split (train/memory.ts) after the first step and at the end (--memory_report). */
@@ -167,11 +211,11 @@ export interface TrainOptions {
  * (Node); with output_dir '' it keeps everything in memory (library use, browsers): no files, no
  * checkpoints, no resume, the metrics only in the result and through `onRecord`.
  */
-export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOptions = {}): Promise<TrainResult> {
+export async function train(cfg: TrainConfig, obj: Objective, opts: TrainOptions = {}): Promise<TrainResult> {
   const out = cfg.output_dir;
   const files = out !== '';
   const metricsFile = files ? join(out, 'metrics.jsonl') : '';
-  const total = totalSteps(cfg, obj.size);
+  const total = obj.steps ?? totalSteps(cfg, obj.size);
   const warmup = warmupSteps(cfg.warmup_steps, cfg.warmup_ratio, total);
   const ga = cfg.gradient_accumulation_steps,
     bs = cfg.per_device_train_batch_size;
@@ -187,7 +231,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     beta2: cfg.adam_beta2,
     eps: cfg.adam_epsilon,
     weightDecay: cfg.weight_decay,
-    decayed: decays,
+    decayed: obj.decayed ?? decays,
     momentum: 0,
     alpha: 0.99,
   });
@@ -203,6 +247,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       await obj.loadWeights(ck.dir);
       optimizer.loadState(state.optimizer_step, readOptimizerState(ck.dir));
       sampler.restore(state.sampler);
+      if (state.objective) obj.restore?.(state.objective);
       step = state.global_step;
       history = state.log_history;
       // Lines a killed run logged after its last checkpoint are replaced by the resumed run's.
@@ -214,7 +259,13 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   }
   if (step === 0 && files) writeFileSync(metricsFile, '');
 
-  const bar = progress('train', total, { silent: opts.quiet });
+  // A stream's micro-batch that reaches the end of an epoch is filled from the next epoch's order.
+  const nextBatch = (): number[] => {
+    const indices = sampler.next(bs).indices;
+    while (obj.stream && indices.length < bs) indices.push(...sampler.next(bs - indices.length).indices);
+    return indices;
+  };
+  const bar = progress(opts.label ?? 'train', total, { silent: opts.quiet });
   const log = (line: string): void => (opts.log ? opts.log(line) : bar.log(line));
   const record = (line: Record<string, number>): void => {
     history.push(line);
@@ -228,6 +279,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
     optimizer_step: optimizer.step,
     log_history: history,
     config: opts.record ?? {},
+    ...(obj.state ? { objective: obj.state() } : {}),
   });
   // As transformers: epochs done + micro-batches done in this epoch / micro-batches per epoch.
   const epochOf = (): number => {
@@ -260,12 +312,25 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
   let stopped: string | undefined;
   try {
     while (step < total) {
+      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, step, warmup, total, cfg.min_lr_rate);
+      if (obj.ownStep) {
+        const r = await obj.ownStep(step, lr, optimizer);
+        if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(`loss is ${r.loss} at step ${step + 1}`);
+        step++;
+        await obj.afterStep?.(step);
+        bar.update(step, `loss ${r.loss.toFixed(4)}`);
+        opts.onStep?.(step, total, r.loss);
+        if (opts.memory && (step === startStep + 1 || step === total)) log(opts.memory.line(optimizer, `step ${step}`));
+        record({ step, ...r.line });
+        if (cfg.save_steps > 0 && step % cfg.save_steps === 0 && step < total) await checkpoint();
+        continue;
+      }
       let stepLoss = 0;
       // As transformers: a step never spans two epochs; the epoch's last step takes the micro-batches
       // left (fewer than gradient_accumulation_steps when they do not divide) and averages over those.
       const left = Math.ceil((obj.size - sampler.position.index) / bs);
-      const micros = left > 0 ? Math.min(ga, left) : ga;
-      const batches = Array.from({ length: micros }, () => sampler.next(bs).indices);
+      const micros = left > 0 && !obj.stream ? Math.min(ga, left) : ga;
+      const batches = Array.from({ length: micros }, () => nextBatch());
       const weights = obj.microWeights?.(batches) ?? batches.map(() => 1 / micros);
       await obj.beginStep?.(step, batches);
       for (let m = 0; m < micros; m++) {
@@ -290,7 +355,6 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       }
       const gradNorm = await clipGradNorm(obj.params, cfg.max_grad_norm);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(`gradient norm is ${gradNorm} at step ${step + 1}`);
-      const lr = cfg.learning_rate * lrMultiplier(cfg.lr_scheduler_type, step, warmup, total);
       optimizer.update(lr);
       optimizer.zeroGrad();
       step++;
@@ -328,7 +392,7 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
         windowStart = performance.now();
       }
       if (step % evalEvery === 0 || step === total) {
-        const ev = await obj.evaluate();
+        const ev = await obj.evaluate(step);
         if (ev) {
           const line: Record<string, number> = { step, epoch: epochOf() };
           for (const [k, v] of Object.entries({ ...ev, num_tokens: trainTokens })) line[`eval_${k}`] = v;
@@ -339,17 +403,19 @@ export async function train(cfg: CommonConfig, obj: Objective, opts: TrainOption
       if (cfg.save_steps > 0 && step % cfg.save_steps === 0 && step < total) await checkpoint();
     }
     await checkpoint();
-    // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
-    const secs = (performance.now() - runStart) / 1000;
-    const summary: Record<string, number> = {
-      step,
-      epoch: epochOf(),
-      train_loss: lossSum / Math.max(1, lossSteps),
-      train_runtime: secs,
-      train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs),
-      train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
-    };
-    record(summary);
+    if (!obj.ownStep) {
+      // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
+      const secs = (performance.now() - runStart) / 1000;
+      const summary: Record<string, number> = {
+        step,
+        epoch: epochOf(),
+        train_loss: lossSum / Math.max(1, lossSteps),
+        train_runtime: secs,
+        train_samples_per_second: ((step - startStep) * bs * ga) / Math.max(1e-9, secs),
+        train_steps_per_second: (step - startStep) / Math.max(1e-9, secs),
+      };
+      record(summary);
+    }
   } catch (e) {
     if (!(e instanceof NonFiniteLossError)) throw e;
     stopped = files

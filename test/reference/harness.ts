@@ -160,12 +160,58 @@ export interface Job {
   config: Record<string, unknown>;
   out: string;
   sampler_order?: number[][];
+  /** The TRL trainer of this job, when not runTrl's (one Python process for several trainers). */
+  trainer?: string;
+  /** TRL's side of frozen_dtype bfloat16: the reference's and a LoRA base's matrices rounded to bf16 (trl_run.py). */
+  round_frozen_bf16?: boolean;
 }
 
-/** Runs the TRL jobs in one Python process; returns each job's log_history lines. */
+/**
+ * TSDPO_PARITY_FROZEN=bfloat16 runs every case of the parity suites with 16-bit frozen weights: tsdpo
+ * with frozen_dtype bfloat16 (frozenOptions) and TRL on the same weights rounded to bfloat16 and back
+ * (runTrl sets round_frozen_bf16). Both sides then compute the same thing in float32, so each suite
+ * keeps its tolerance. Unset or float32: the suites run as they always did.
+ */
+export const PARITY_FROZEN: 'float32' | 'bfloat16' = (() => {
+  const v = process.env.TSDPO_PARITY_FROZEN ?? 'float32';
+  if (v !== 'float32' && v !== 'bfloat16')
+    throw new Error(`TSDPO_PARITY_FROZEN is '${v}'; it takes float32 (the default) or bfloat16`);
+  return v;
+})();
+
+/**
+ * Whether a case runs with bfloat16 frozen weights under TSDPO_PARITY_FROZEN=bfloat16: all but
+ * sync_ref_model, whose reference is updated from the policy (tsdpo refuses it with frozen_dtype bfloat16).
+ */
+export function frozenApplies(cfg: Record<string, unknown>): boolean {
+  return PARITY_FROZEN === 'bfloat16' && !cfg.sync_ref_model;
+}
+
+/** The trainers that use frozen_dtype (tsdpo reward takes the option with the shared ones but keeps float32). */
+const FROZEN_TRAINERS = new Set(['dpo', 'kto', 'sft', 'grpo', 'rloo']);
+
+/** tsdpo's options for a case under TSDPO_PARITY_FROZEN (spread into its config after the case's own). */
+export function frozenOptions(cfg: Record<string, unknown>): { frozen_dtype?: 'bfloat16' } {
+  return frozenApplies(cfg) ? { frozen_dtype: 'bfloat16' } : {};
+}
+
+/**
+ * Runs the TRL jobs in one Python process; returns each job's log_history lines. A job rounds its
+ * frozen weights when it says so, or under TSDPO_PARITY_FROZEN=bfloat16 (frozenApplies) for a trainer
+ * with frozen_dtype.
+ */
 export async function runTrl(root: string, trainer: string, jobs: Job[]): Promise<Record<string, number>[][]> {
   const file = join(root, `jobs-${trainer}.json`);
-  writeFileSync(file, JSON.stringify(jobs));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      jobs.map((j) => ({
+        ...j,
+        round_frozen_bf16:
+          j.round_frozen_bf16 ?? (FROZEN_TRAINERS.has(j.trainer ?? trainer) && frozenApplies(j.config)),
+      })),
+    ),
+  );
   await runPython([RUNNER, '--trainer', trainer, '--jobs', file], root).catch((e: Error) => {
     // A failed job writes {"error"} to its file; the comparison reports it per case.
     if (!jobs.every((j) => existsSync(j.out))) throw e;

@@ -15,6 +15,7 @@ import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir } from '../helpers/assets.js';
 import {
   compareHistories,
+  frozenOptions,
   HF_TINY,
   preferenceRows,
   referenceAvailable,
@@ -204,6 +205,7 @@ before(
         save_steps: 0,
         ...both,
         ...c.ts,
+        ...frozenOptions(both),
         output_dir: join(root, `ts-${i}`),
       } as KtoConfig;
       try {

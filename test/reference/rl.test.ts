@@ -19,6 +19,8 @@ import { encodePrompt } from '../../src/data/tokenize.js';
 import { tempDir } from '../helpers/assets.js';
 import {
   compareHistories,
+  frozenApplies,
+  frozenOptions,
   HF_TINY,
   NOT_COMPARED,
   referenceAvailable,
@@ -204,6 +206,7 @@ before(async () => {
     jobs[c.method].push({
       config: { ...base, ...chat, ...rest, rewards, completions, debug_out: join(root, `debug-${i}.json`) },
       out: join(root, `trl-${i}.jsonl`),
+      round_frozen_bf16: frozenApplies(rest),
     });
   });
   for (const m of ['grpo', 'rloo'] as const) {
@@ -224,6 +227,7 @@ before(async () => {
       ...base,
       ...chat,
       ...rest,
+      ...frozenOptions(rest),
       reward_funcs: rewards.map((r) => join(root, `${r}.mjs`)),
       output_dir: out,
       device: 'cpu',

@@ -12,6 +12,7 @@ import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir } from '../helpers/assets.js';
 import {
   compareHistories,
+  frozenOptions,
   HF_TINY,
   preferenceRows,
   referenceAvailable,
@@ -289,6 +290,7 @@ before(
         device: 'cpu',
         save_steps: 0,
         ...both,
+        ...frozenOptions(both),
         output_dir: join(root, `ts-${i}`),
       } as SftConfig;
       try {

@@ -12,7 +12,8 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadSequenceClassifier, saveSequenceClassifier } from '../../src/models/seqcls.js';
 import { defaultsOf } from '../../src/train/config.js';
 import { rewardConfig, REWARD_SPECS } from '../../src/train/reward-config.js';
-import { runReward } from '../../src/train/run-reward.js';
+import { rewardModel, runReward } from '../../src/train/run-reward.js';
+import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { readMetrics } from '../../src/train/trainer.js';
 import { tempDir, toyIds, toyTokenizer } from '../helpers/assets.js';
 import { familyModel } from '../helpers/cli.js';
@@ -206,4 +207,21 @@ test('a resumed reward run (full model, and LoRA + score head) logs the losses o
     runReward(cfg('two', { model_name_or_path: two }), quiet),
     /two-labels: score.weight has 2 labels; a reward model has one/,
   );
+});
+
+test('frozen_dtype bfloat16 keeps a LoRA reward model body in bf16 (the score head and adapters f32); full training ignores it', async () => {
+  const root = tempDir('tsdpo-reward-bf16-');
+  const model = familyModel('llama', join(root, 'llama'));
+  const specs = defaultsOf(REWARD_SPECS);
+  const tok = loadTokenizer(model);
+  const dtypes = (lora: boolean, frozen: 'bfloat16' | 'float32') => {
+    const cfg = rewardConfig({ ...specs, model_name_or_path: model, use_peft: lora, frozen_dtype: frozen });
+    const parts = rewardModel(cfg, { tok, log: () => {}, frozenDtype: frozen === 'bfloat16' ? 'bf16' : 'f32' });
+    const all = new Set([...parts.sc.model.params.values()].map((t) => t.dtype));
+    const trained = new Set(parts.params.map((p) => p.tensor.dtype));
+    return { all: [...all].sort(), trained: [...trained] };
+  };
+  assert.deepEqual(dtypes(true, 'bfloat16'), { all: ['bf16', 'f32'], trained: ['f32'] });
+  assert.deepEqual(dtypes(true, 'float32'), { all: ['f32'], trained: ['f32'] });
+  assert.deepEqual(dtypes(false, 'bfloat16'), { all: ['f32'], trained: ['f32'] });
 });

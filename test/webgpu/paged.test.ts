@@ -87,15 +87,225 @@ describe('webgpu: tensors split across bindings', { skip: GPU.skip }, () => {
       assertClose(got[i], want[i], names[i], i === 2 ? 1e-5 : 1e-6, i === 2 ? 1e-5 : 1e-6);
   });
 
-  test('what cannot be split names the limit', () => {
+  test('what cannot be split names the kernel and the limit', () => {
     const W = E.tensor(rand(300 * 64, 5), [300, 64], 'f32', small);
-    assert.throws(() => E.add(W, W), /maxStorageBufferBindingSize, 60000 bytes/);
+    // A reduction over a split tensor has no split version (full fine-tuning never needs one).
+    assert.throws(
+      () => E.sum(W, 1),
+      /webgpu reduce: .*maxStorageBufferBindingSize, 60000 bytes.*reduce does not take split/,
+    );
+    // A split A (activations above the limit) is refused by matmul.
+    assert.throws(
+      () => E.matmul(W, E.tensor(rand(64 * 2, 6), [64, 2], 'f32', small)),
+      /webgpu matmul: A \[300, 64\] is split \(above maxStorageBufferBindingSize, 60000 bytes here\)/,
+    );
     assert.throws(
       () => E.zeros([20000], 'f32', small),
       /maxStorageBufferBindingSize of 60000 bytes.*only float32 \(and bfloat16\) tensors of 2 or more dims/,
     );
     assert.throws(() => E.zeros([2, 16000], 'f32', small), /one row of 64000 bytes is too/);
+    // Tensors it writes split differently (same size, pages of 14,976 and 14,720 elements) cannot be
+    // paired page by page (a read split differently is copied out a page at a time instead).
+    const X = E.zeros([30, 640], 'f32', small);
+    assert.throws(
+      () =>
+        small.kernels.sgd({
+          p: W.storage,
+          g: W.storage,
+          buf: X.storage,
+          n: W.size,
+          lr: 1,
+          momentum: 0.9,
+          weightDecay: 0,
+        }),
+      /webgpu sgd: the tensors it writes are split differently \(pages of 14720 and 14976 elements\)/,
+    );
     W.dispose();
+    X.dispose();
+  });
+
+  test('full fine-tuning kernels on split weights, gradients and optimizer state equal the unsplit device', async () => {
+    // W [300, 64] (2 pages: 234 and 66 rows), its transpose-shaped Conv1D twin [64, 300] (2 pages:
+    // 50 and 14 rows), and a wide [20, 1000] C and B (2 pages each) for a product whose B and C are
+    // both split.
+    const [V, D, T] = [300, 64, 7];
+    const w = rand(V * D, 21),
+      x = rand(T * D, 22),
+      dy = rand(T * V, 23),
+      g0 = rand(V * D, 24),
+      bias = rand(D, 25),
+      a20 = rand(20 * 20, 26),
+      b20 = rand(20 * 1000, 27),
+      c20 = rand(20 * 1000, 28);
+    const ids = Int32Array.from([0, 299, 233, 234, 5, 234, 0]);
+    const results = async (be: Backend): Promise<[string, Float32Array][]> => {
+      const k = be.kernels;
+      const t = (v: Float32Array, shape: number[]): E.Tensor => E.tensor(v, shape, 'f32', be);
+      const W = t(w, [V, D]),
+        X = t(x, [T, D]),
+        DY = t(dy, [T, V]);
+      const out: [string, Float32Array][] = [];
+      const get = async (what: string, s: E.Tensor): Promise<void> => {
+        out.push([what, (await s.toArray()) as Float32Array]);
+      };
+      const mm = (
+        a: E.Tensor,
+        b: E.Tensor,
+        c: E.Tensor,
+        M: number,
+        N: number,
+        K: number,
+        transA: boolean,
+        transB: boolean,
+        accumulate: boolean,
+      ): void =>
+        k.matmul({
+          a: a.storage,
+          b: b.storage,
+          c: c.storage,
+          M,
+          N,
+          K,
+          transA,
+          transB,
+          accumulate,
+          batch: 1,
+          strideA: 0,
+          strideB: 0,
+          strideC: M * N,
+        });
+      // dW = dy^T x into a split C (nn.Linear), then accumulated again; and C = A B (A not transposed).
+      const dW = t(g0, [V, D]);
+      if (be === small) assert.equal((dW.storage as GpuStorage).pages?.buffers.length, 2, 'dW is split');
+      mm(DY, X, dW, V, D, T, true, false, false);
+      await get('dW = dy^T x', dW);
+      mm(DY, X, dW, V, D, T, true, false, true);
+      await get('dW += dy^T x', dW);
+      const A = t(rand(V * T, 29), [V, T]);
+      mm(A, X, dW, V, D, T, false, false, true);
+      await get('dW += A x', dW);
+      // GPT-2's Conv1D: dW [D, V] = x^T dy.
+      const dWt = E.zeros([D, V], 'f32', be);
+      if (be === small) assert.equal((dWt.storage as GpuStorage).pages?.buffers.length, 2, 'dW^T is split');
+      mm(X, DY, dWt, D, V, T, true, false, false);
+      await get('dW^T = x^T dy', dWt);
+      // Split B and split C together, B as is and transposed.
+      const A20 = t(a20, [20, 20]),
+        B20 = t(b20, [20, 1000]),
+        C20 = t(c20, [20, 1000]);
+      mm(A20, B20, C20, 20, 1000, 20, false, false, true);
+      await get('C += A B (B, C split)', C20);
+      const BT = t(b20, [1000, 20]);
+      mm(A20, BT, C20, 20, 1000, 20, true, true, false);
+      await get('C = A^T B^T (B, C split)', C20);
+      // The embedding gradient into a split table, onto an existing gradient (a tied head's): host
+      // ids, and ids made on the device.
+      const G = t(g0, [V, D]);
+      const I = E.tensor(ids, [T], 'i32', be);
+      k.embeddingGrad({ dy: X.storage, ids: I.storage, dweight: G.storage, N: T, D, V });
+      await get('embeddingGrad (host ids)', G);
+      const devIds = E.cast(E.tensor(Float32Array.from(ids), [T], 'f32', be), 'i32');
+      k.embeddingGrad({ dy: X.storage, ids: devIds.storage, dweight: G.storage, N: T, D, V });
+      await get('embeddingGrad (device ids)', G);
+      // Elementwise on weights: in-place accumulation, clipping, a bias row and a scalar broadcast, unary.
+      const W2 = E.copy(W);
+      await get('copy', W2);
+      E.addInto(W2, G);
+      await get('addInto', W2);
+      k.affine({ x: W2.storage, out: W2.storage, n: W2.size, scale: 0.5, shift: 0.25 });
+      await get('affine in place', W2);
+      await get('+ bias row', E.add(W, t(bias, [D])));
+      await get('* scalar', E.mul(W, t(Float32Array.of(3), [1])));
+      await get('tanh', E.tanh(W));
+      const R = E.zeros([30, 640], 'f32', be); // split otherwise than W: 23 rows of 640 a page
+      k.unary({ op: 'neg', x: W.storage, out: R.storage, n: W.size });
+      await get('unary out of a differently split tensor', R);
+      // A strided copy (a column block) and a row range across the page boundary, out of and into split tensors.
+      const cols = E.zeros([V, 8], 'f32', be);
+      k.copy({
+        src: W.storage,
+        dst: cols.storage,
+        shape: [V, 8],
+        srcStrides: [D, 1],
+        dstStrides: [8, 1],
+        srcOffset: 3,
+        dstOffset: 0,
+      });
+      await get('copy of columns 3..11', cols);
+      const rows = E.zeros([40, D], 'f32', be);
+      k.copy({
+        src: W.storage,
+        dst: rows.storage,
+        shape: [40 * D],
+        srcStrides: [1],
+        dstStrides: [1],
+        srcOffset: 214 * D,
+        dstOffset: 0,
+      });
+      await get('copy of rows 214..254', rows);
+      const W3 = E.copy(W);
+      k.copy({
+        src: rows.storage,
+        dst: W3.storage,
+        shape: [40, D],
+        srcStrides: [D, 1],
+        dstStrides: [D, 1],
+        srcOffset: 0,
+        dstOffset: 10 * D,
+      });
+      await get('copy into rows 10..50', W3);
+      // Optimizers and the gradient norm.
+      const [P, M1, V1, S1] = [
+        E.copy(W),
+        E.zeros([V, D], 'f32', be),
+        E.zeros([V, D], 'f32', be),
+        E.zeros([V, D], 'f32', be),
+      ];
+      for (let step = 1; step <= 2; step++)
+        k.adamw({
+          p: P.storage,
+          g: G.storage,
+          m: M1.storage,
+          v: V1.storage,
+          n: P.size,
+          lr: 1e-2,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 0.01,
+          bc1: 1 - 0.9 ** step,
+          bc2: 1 - 0.999 ** step,
+        });
+      for (const [what, s] of [
+        ['adamw p', P],
+        ['adamw m', M1],
+        ['adamw v', V1],
+      ] as const)
+        await get(what, s);
+      k.rmsprop({
+        p: P.storage,
+        g: G.storage,
+        sq: S1.storage,
+        n: P.size,
+        lr: 1e-2,
+        alpha: 0.99,
+        eps: 1e-8,
+        weightDecay: 0.01,
+      });
+      await get('rmsprop p', P);
+      await get('rmsprop sq', S1);
+      k.sgd({ p: P.storage, g: G.storage, buf: M1.storage, n: P.size, lr: 1e-2, momentum: 0.9, weightDecay: 0.01 });
+      await get('sgd p', P);
+      await get('sgd buf', M1);
+      const acc = E.zeros([2], 'f32', be);
+      k.sumSquares({ x: G.storage, n: G.size, out: acc.storage, index: 1 });
+      await get('sumSquares', acc);
+      return out;
+    };
+    const want = await results(gpu()),
+      got = await results(small);
+    // Products and sums split into parts add in another order: float32 noise on values of ~1-100.
+    for (let i = 0; i < want.length; i++) assertClose(got[i][1], want[i][1], got[i][0], 1e-5, 1e-5);
   });
 
   test('bf16 weights: write / read (odd sizes), matmul (x W^T, dy W) and embedding equal f32 on the widened values, split or not', async () => {

@@ -8,7 +8,7 @@ import type { KernelArgs, KernelTable } from '../../core/kernels.js';
 import { bf16ToF32, f32ToBf16 } from '../../io/half.js';
 import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
-import { nativeAttention, nativeAttentionGrad, nativeMatmul } from './native.js';
+import { nativeAttention, nativeAttentionGrad, nativeMatmul, nativeMatmulBf16B } from './native.js';
 import { Pager, type PagedStorage } from './pager.js';
 import type { KernelRuntime } from './runtime.js';
 
@@ -229,7 +229,7 @@ export class CpuBackend implements Backend {
     if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32')
       throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
     if (this.useFast) {
-      fast.matmulBf16B(this.rt, this.useNative ? nativeMatmul : fast.matmulF32, matmulPointers(a));
+      (this.useNative ? nativeMatmulBf16B : fast.matmulBf16B)(this.rt, matmulPointers(a));
     } else {
       ref.matmul(
         this.view(a.a) as Float32Array,

@@ -31,6 +31,8 @@ export interface NativeAddon {
     strideA: number,
     strideB: number,
     strideC: number,
+    /** 1: B holds bfloat16 bits (ldb, strideB in elements), widened exactly as it is packed. */
+    bBf16: number,
   ): void;
   /** docs/kernels.md `attention`; mask 0 for none. */
   attention(
@@ -126,7 +128,19 @@ function loaded(fn: string): NativeAddon {
  * bit across thread counts) as fast/matmul.ts's matmulF32, on `rt.threads` threads of its own.
  */
 export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
-  const addon = loaded('nativeMatmul');
+  matmulWith(loaded('nativeMatmul'), rt, p, 0);
+}
+
+/**
+ * The same with B stored as bfloat16 bits (2 bytes an element; strides still in elements): the
+ * addon widens B exactly while packing it, so C is bit for bit nativeMatmul's on the widened B,
+ * without a widened copy of B in memory.
+ */
+export function nativeMatmulBf16B(rt: KernelRuntime, p: MatmulArgs): void {
+  matmulWith(loaded('nativeMatmulBf16B'), rt, p, 1);
+}
+
+function matmulWith(addon: NativeAddon, rt: KernelRuntime, p: MatmulArgs, bBf16: 0 | 1): void {
   const { M, N, K, transA, transB } = p;
   const lda = p.lda ?? (transA ? M : K),
     ldb = p.ldb ?? (transB ? K : N),
@@ -153,6 +167,7 @@ export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
     strideA,
     strideB,
     strideC,
+    bBf16,
   );
 }
 

@@ -1,6 +1,6 @@
 // bfloat16 frozen weights (work unit: elements or rows). A bf16 value is the top half of an
-// f32, so widening is exact: shift the 16 bits up. Matmuls with a bf16 operand widen slabs of it
-// into f32 scratch and run the f32 kernels (fast/bf16.ts); embedding widens the gathered rows.
+// f32, so widening is exact: shift the 16 bits up. Matmuls with a bf16 B widen it as they read it
+// (matmul.ts, `matmul_bf16b`); embedding widens the gathered rows; bf16_to_f32 widens a buffer.
 
 /** dst[i] = f32(src[i]) for i in [start, end): src bf16 bits, dst f32. */
 export function bf16_to_f32(src: usize, dst: usize, n: i32, start: i32, end: i32, scratch: usize): i32 {

@@ -12,6 +12,12 @@
 // Work units: the thread range [start, end) counts row strips of MR rows of each batch element
 // (batch-major), or column strips of NR columns when there are too few row strips to share well
 // (small M); `matmul_units` says how many units a product has. Threads thus write disjoint C.
+//
+// B stored as bfloat16 (`matmul_bf16b`, a frozen weight): the code is generic over B's element
+// type TB (f32, or u16 holding bf16 bits), and every read of B goes through loadB / loadB4, which
+// widen bf16 exactly (the bits become a float's top half): while packing, in the dot products,
+// and in the micro-kernel when it reads B in place. The arithmetic is untouched, so the result is
+// bit for bit that of `matmul` on the widened B, with no widened copy of B anywhere.
 
 const MR = 4; // rows of the register tile
 const NR = 8; // columns of the register tile (2 v128)
@@ -51,6 +57,40 @@ export function matmul(
   transA: i32, transB: i32, accumulate: i32, batch: i32, strideA: i32, strideB: i32, strideC: i32,
   start: i32, end: i32, scratch: usize,
 ): i32 {
+  return matmulOf<f32>(a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC, start, end, scratch);
+}
+
+/** `matmul` with B stored as bfloat16 bits (2 bytes an element; ldb, strideB in elements). */
+export function matmul_bf16b(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, lda: i32, ldb: i32, ldc: i32,
+  transA: i32, transB: i32, accumulate: i32, batch: i32, strideA: i32, strideB: i32, strideC: i32,
+  start: i32, end: i32, scratch: usize,
+): i32 {
+  return matmulOf<u16>(a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC, start, end, scratch);
+}
+
+/** log2 of the bytes of one element of B (TB: f32, or u16 for bf16 bits). */
+@inline function bShift<TB>(): usize {
+  return sizeof<TB>() == 2 ? 1 : 2;
+}
+
+/** The element of B at byte address p as f32 (bf16 widened exactly). */
+@inline function loadB<TB>(p: usize): f32 {
+  if (sizeof<TB>() == 2) return reinterpret<f32>(<u32>load<u16>(p) << 16);
+  return load<f32>(p);
+}
+
+/** 4 consecutive elements of B at byte address p as an f32x4 (bf16 widened exactly). */
+@inline function loadB4<TB>(p: usize): v128 {
+  if (sizeof<TB>() == 2) return i32x4.shl(v128.load16x4_u(p), 16);
+  return v128.load(p);
+}
+
+function matmulOf<TB>(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, lda: i32, ldb: i32, ldc: i32,
+  transA: i32, transB: i32, accumulate: i32, batch: i32, strideA: i32, strideB: i32, strideC: i32,
+  start: i32, end: i32, scratch: usize,
+): i32 {
   if (SCRATCH_NEED > (4 << 20)) return 2;
   const rows = byRows(M, N, batch);
   const per = rows ? (M + MR - 1) / MR : (N + NR - 1) / NR;
@@ -58,12 +98,12 @@ export function matmul(
   while (u < end) {
     const bi = u / per;
     const s0 = u - bi * per, s1 = min(per, end - bi * per);
-    const ab = a + (<usize>(bi * strideA) << 2), bb = b + (<usize>(bi * strideB) << 2);
+    const ab = a + (<usize>(bi * strideA) << 2), bb = b + (<usize>(bi * strideB) << bShift<TB>());
     const cb = c + (<usize>(bi * strideC) << 2);
     if (rows) {
-      block(ab, bb, cb, s0 * MR, min(M, s1 * MR), 0, N, K, lda, ldb, ldc, transA, transB, accumulate, scratch);
+      block<TB>(ab, bb, cb, s0 * MR, min(M, s1 * MR), 0, N, K, lda, ldb, ldc, transA, transB, accumulate, scratch);
     } else {
-      block(ab, bb, cb, 0, M, s0 * NR, min(N, s1 * NR), K, lda, ldb, ldc, transA, transB, accumulate, scratch);
+      block<TB>(ab, bb, cb, 0, M, s0 * NR, min(N, s1 * NR), K, lda, ldb, ldc, transA, transB, accumulate, scratch);
     }
     u = bi * per + s1;
   }
@@ -71,7 +111,7 @@ export function matmul(
 }
 
 /** C[i0:i1, j0:j1] (+)= op(A)[i0:i1, :] op(B)[:, j0:j1] for one batch element. */
-function block(
+function block<TB>(
   a: usize, b: usize, c: usize, i0: i32, i1: i32, j0: i32, j1: i32, K: i32,
   lda: i32, ldb: i32, ldc: i32, transA: i32, transB: i32, accumulate: i32, scratch: usize,
 ): void {
@@ -82,7 +122,7 @@ function block(
     return;
   }
   if (transB && i1 - i0 <= DOT_ROWS && (i1 - i0) * K <= DOT_MAX_A) {
-    dotRows(a, b, c, i0, i1, j0, j1, K, lda, ldb, ldc, transA, accumulate, scratch);
+    dotRows<TB>(a, b, c, i0, i1, j0, j1, K, lda, ldb, ldc, transA, accumulate, scratch);
     return;
   }
   const bPack = scratch, aPack = scratch + PACK_A, edge = scratch + EDGE;
@@ -95,19 +135,22 @@ function block(
       const kc = min(KC, K - pc);
       const add = accumulate != 0 || pc > 0;
       const packed = direct ? nc & ~(NR - 1) : 0; // columns not packed
-      if (packed < nc) packB(b, ldb, transB, pc, kc, jc + packed, nc - packed, bPack + (<usize>(packed * kc) << 2));
+      if (packed < nc) packB<TB>(b, ldb, transB, pc, kc, jc + packed, nc - packed, bPack + (<usize>(packed * kc) << 2));
       for (let ic = i0; ic < i1; ic += MC) {
         const mc = min(MC, i1 - ic);
         packA(a, lda, transA, ic, mc, pc, kc, aPack);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min(NR, nc - jr);
           const inPlace = jr < packed;
-          const bp = inPlace ? b + ((<usize>pc * ldb + jc + jr) << 2) : bPack + (<usize>(jr * kc) << 2);
-          const bs: usize = inPlace ? <usize>ldb << 2 : NR * 4;
           for (let ir = 0; ir < mc; ir += MR) {
             const ap = aPack + (<usize>(ir * kc) << 4);
             const cp = c + ((<usize>(ic + ir) * ldc + jc + jr) << 2);
-            micro(kc, ap, bp, bs, cp, ldc, add, min(MR, mc - ir), nr, edge);
+            if (inPlace) {
+              const bp = b + ((<usize>pc * ldb + jc + jr) << bShift<TB>());
+              micro<TB>(kc, ap, bp, <usize>ldb << bShift<TB>(), cp, ldc, add, min(MR, mc - ir), nr, edge);
+            } else {
+              micro<f32>(kc, ap, bPack + (<usize>(jr * kc) << 2), NR * 4, cp, ldc, add, min(MR, mc - ir), nr, edge);
+            }
           }
         }
       }
@@ -120,7 +163,7 @@ function block(
  * of C is the dot product of two contiguous rows, so B streams through once, unpacked; rows of C
  * are done two at a time against 4 rows of B (8 accumulators).
  */
-function dotRows(
+function dotRows<TB>(
   a: usize, b: usize, c: usize, i0: i32, i1: i32, j0: i32, j1: i32, K: i32,
   lda: i32, ldb: i32, ldc: i32, transA: i32, accumulate: i32, scratch: usize,
 ): void {
@@ -135,21 +178,21 @@ function dotRows(
     ar = scratch + 64;
     as = <usize>K << 2;
   }
-  const bs = <usize>ldb << 2, k4 = K & ~3, sums = scratch;
+  const sh = bShift<TB>(), bs = <usize>ldb << sh, k4 = K & ~3, sums = scratch;
   for (let i = i0; i < i1; i += 2) {
     const rows = min(2, i1 - i);
     const ra = ar + <usize>(i - i0) * as, rb = rows > 1 ? ra + as : ra;
     for (let j = j0; j < j1; j += 4) {
       const nj = min(4, j1 - j);
-      const bj = b + ((<usize>j * ldb) << 2);
+      const bj = b + ((<usize>j * ldb) << sh);
       // Rows of B past j1 are read as row j (their sums are dropped).
       const b1r = nj > 1 ? bj + bs : bj, b2r = nj > 2 ? bj + 2 * bs : bj, b3r = nj > 3 ? bj + 3 * bs : bj;
       let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
       let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
       for (let k = 0; k < k4; k += 4) {
-        const o = <usize>k << 2;
+        const o = <usize>k << 2, ob = <usize>k << sh;
         const va = v128.load(ra + o), vb = v128.load(rb + o);
-        const w0 = v128.load(bj + o), w1 = v128.load(b1r + o), w2 = v128.load(b2r + o), w3 = v128.load(b3r + o);
+        const w0 = loadB4<TB>(bj + ob), w1 = loadB4<TB>(b1r + ob), w2 = loadB4<TB>(b2r + ob), w3 = loadB4<TB>(b3r + ob);
         x0 = madd(va, w0, x0); x1 = madd(va, w1, x1); x2 = madd(va, w2, x2); x3 = madd(va, w3, x3);
         y0 = madd(vb, w0, y0); y1 = madd(vb, w1, y1); y2 = madd(vb, w2, y2); y3 = madd(vb, w3, y3);
       }
@@ -160,7 +203,7 @@ function dotRows(
         for (let jj = 0; jj < nj; jj++) {
           let v = load<f32>(sums + (<usize>(r * 4 + jj) << 2));
           const bjj = bj + <usize>jj * bs;
-          for (let k = k4; k < K; k++) v += load<f32>(rr + (<usize>k << 2)) * load<f32>(bjj + (<usize>k << 2));
+          for (let k = k4; k < K; k++) v += load<f32>(rr + (<usize>k << 2)) * loadB<TB>(bjj + (<usize>k << sh));
           const cj = ci + (<usize>jj << 2);
           store<f32>(cj, accumulate ? load<f32>(cj) + v : v);
         }
@@ -219,11 +262,12 @@ function packA(a: usize, lda: i32, transA: i32, i0: i32, mc: i32, p0: i32, kc: i
 }
 
 /** Packs op(B)[p0:p0+kc, j0:j0+nc] into panels of NR columns, each kc x NR (k-major), zero-padded. */
-function packB(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+function packB<TB>(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
   if (transB) {
-    packBT(b, ldb, p0, kc, j0, nc, dst);
+    packBT<TB>(b, ldb, p0, kc, j0, nc, dst);
     return;
   }
+  const sh = bShift<TB>();
   // B is stored [K, N]: 4 rows at a time across all panels, so that B is read row after row (a
   // panel at a time would read kc rows ldb apart, of few cache sets when ldb is a power of two).
   for (let k0 = 0; k0 < kc; k0 += 4) {
@@ -232,12 +276,17 @@ function packB(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i
       const nr = min(NR, nc - jr);
       const d = dst + (<usize>(jr * kc) << 2);
       for (let k = k0; k < k1; k++) {
-        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << 2), dk = d + (<usize>(k * NR) << 2);
+        const s = b + ((<usize>(p0 + k) * ldb + j0 + jr) << sh), dk = d + (<usize>(k * NR) << 2);
         if (nr == NR) {
-          v128.store(dk, v128.load(s));
-          v128.store(dk, v128.load(s, 16), 16);
+          if (sizeof<TB>() == 2) {
+            v128.store(dk, i32x4.shl(v128.load16x4_u(s), 16));
+            v128.store(dk, i32x4.shl(v128.load16x4_u(s, 8), 16), 16);
+          } else {
+            v128.store(dk, v128.load(s));
+            v128.store(dk, v128.load(s, 16), 16);
+          }
         } else {
-          for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), j < nr ? load<f32>(s + (<usize>j << 2)) : 0);
+          for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), j < nr ? loadB<TB>(s + (<usize>j << sh)) : 0);
         }
       }
     }
@@ -245,34 +294,34 @@ function packB(b: usize, ldb: i32, transB: i32, p0: i32, kc: i32, j0: i32, nc: i
 }
 
 /** packB for B stored [N, K]: column j of op(B) is the contiguous row j; 4 x 4 blocks transposed. */
-function packBT(b: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
-  const rs = <usize>ldb << 2;
+function packBT<TB>(b: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+  const sh = bShift<TB>(), rs = <usize>ldb << sh;
   for (let jr = 0; jr < nc; jr += NR) {
     const nr = min(NR, nc - jr);
-    const d = dst + (<usize>(jr * kc) << 2), s = b + ((<usize>(j0 + jr) * ldb + p0) << 2);
+    const d = dst + (<usize>(jr * kc) << 2), s = b + ((<usize>(j0 + jr) * ldb + p0) << sh);
     if (nr == NR) {
       let k = 0;
       for (; k + 4 <= kc; k += 4) {
-        const sk = s + (<usize>k << 2), dk = d + (<usize>(k * NR) << 2);
-        transpose4(sk, rs, dk);
-        transpose4(sk + 4 * rs, rs, dk + 16);
+        const sk = s + (<usize>k << sh), dk = d + (<usize>(k * NR) << 2);
+        transpose4<TB>(sk, rs, dk);
+        transpose4<TB>(sk + 4 * rs, rs, dk + 16);
       }
       for (; k < kc; k++) {
-        const sk = s + (<usize>k << 2), dk = d + (<usize>(k * NR) << 2);
-        for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), load<f32>(sk + <usize>j * rs));
+        const sk = s + (<usize>k << sh), dk = d + (<usize>(k * NR) << 2);
+        for (let j = 0; j < NR; j++) store<f32>(dk + (<usize>j << 2), loadB<TB>(sk + <usize>j * rs));
       }
     } else {
       for (let j = 0; j < NR; j++) {
         const dj = d + (<usize>j << 2), sj = s + <usize>j * rs;
-        for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), j < nr ? load<f32>(sj + (<usize>k << 2)) : 0);
+        for (let k = 0; k < kc; k++) store<f32>(dj + (<usize>(k * NR) << 2), j < nr ? loadB<TB>(sj + (<usize>k << sh)) : 0);
       }
     }
   }
 }
 
-/** Rows r0..r3 at s (row stride rs bytes), 4 floats each, stored transposed: d + k * NR * 4 gets column k. */
-@inline function transpose4(s: usize, rs: usize, d: usize): void {
-  const r0 = v128.load(s), r1 = v128.load(s + rs), r2 = v128.load(s + 2 * rs), r3 = v128.load(s + 3 * rs);
+/** Rows r0..r3 at s (row stride rs bytes), 4 elements of B each, stored transposed as f32: d + k * NR * 4 gets column k. */
+@inline function transpose4<TB>(s: usize, rs: usize, d: usize): void {
+  const r0 = loadB4<TB>(s), r1 = loadB4<TB>(s + rs), r2 = loadB4<TB>(s + 2 * rs), r3 = loadB4<TB>(s + 3 * rs);
   const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
   const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
   v128.store(d, i32x4.shuffle(t0, t1, 0, 1, 4, 5));
@@ -289,14 +338,21 @@ function packBT(b: usize, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, dst: usi
 
 /**
  * The MR x NR tile at cp (row stride ldc) (+)= packed A panel (kc x MR) * B panel (kc x NR, row
- * stride bs bytes: NR * 4 when packed).
+ * stride bs bytes: NR * 4 when packed; elements TB, read in place when bf16).
  * Only the top-left mr x nr part is stored (edges go through the `edge` tile).
  */
-function micro(kc: i32, ap: usize, bp: usize, bs: usize, cp: usize, ldc: i32, add: bool, mr: i32, nr: i32, edge: usize): void {
+function micro<TB>(kc: i32, ap: usize, bp: usize, bs: usize, cp: usize, ldc: i32, add: bool, mr: i32, nr: i32, edge: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   for (let k = 0; k < kc; k++) {
-    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let b0: v128, b1: v128;
+    if (sizeof<TB>() == 2) {
+      b0 = i32x4.shl(v128.load16x4_u(bp), 16);
+      b1 = i32x4.shl(v128.load16x4_u(bp, 8), 16);
+    } else {
+      b0 = v128.load(bp);
+      b1 = v128.load(bp, 16);
+    }
     const x0 = v128.load(ap), x1 = v128.load(ap, 16), x2 = v128.load(ap, 32), x3 = v128.load(ap, 48);
     c00 = madd(x0, b0, c00); c01 = madd(x0, b1, c01);
     c10 = madd(x1, b0, c10); c11 = madd(x1, b1, c11);

@@ -35,9 +35,9 @@ export interface MatmulArgs {
  */
 const MIN_PARALLEL_MADDS = 1 << 17;
 
-/** One past the last byte of a batch of `rows` x `cols` matrices stored from `ptr`. */
-function end(ptr: number, rows: number, cols: number, ld: number, batch: number, stride: number): number {
-  return ptr + 4 * ((batch - 1) * stride + (rows - 1) * ld + cols);
+/** One past the last byte of a batch of `rows` x `cols` matrices of `bytes`-byte elements stored from `ptr`. */
+function end(ptr: number, rows: number, cols: number, ld: number, batch: number, stride: number, bytes = 4): number {
+  return ptr + bytes * ((batch - 1) * stride + (rows - 1) * ld + cols);
 }
 
 /**
@@ -45,6 +45,22 @@ function end(ptr: number, rows: number, cols: number, ld: number, batch: number,
  * `minParallelMadds` multiply-adds (over the whole batch) stay on the calling thread.
  */
 export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = MIN_PARALLEL_MADDS): void {
+  runMatmul(rt, p, 'matmulF32', 'matmul', 4, minParallelMadds);
+}
+
+/**
+ * Checks a matmul's arguments and runs the WebAssembly kernel `kernel` (`matmul`, or
+ * `matmul_bf16b` whose B elements are `bBytes` = 2 bytes of bfloat16; fast/bf16.ts); `fn` names
+ * the caller in errors.
+ */
+export function runMatmul(
+  rt: KernelRuntime,
+  p: MatmulArgs,
+  fn: string,
+  kernel: 'matmul' | 'matmul_bf16b',
+  bBytes: 2 | 4,
+  minParallelMadds = MIN_PARALLEL_MADDS,
+): void {
   const { a, b, c, M, N, K, transA, transB } = p;
   const accumulate = p.accumulate ?? 0,
     batch = p.batch ?? 1;
@@ -56,18 +72,18 @@ export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = M
     strideC = p.strideC ?? M * N;
   for (const [name, v] of Object.entries({ M, N, K, batch, lda, ldb, ldc, strideA, strideB, strideC })) {
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
-      throw new Error(`matmulF32: ${name} = ${v} must be a non-negative int32`);
+      throw new Error(`${fn}: ${name} = ${v} must be a non-negative int32`);
     }
   }
   if (lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N) {
     throw new Error(
-      `matmulF32: row strides lda=${lda}, ldb=${ldb}, ldc=${ldc} are shorter than the rows ` +
+      `${fn}: row strides lda=${lda}, ldb=${ldb}, ldc=${ldc} are shorter than the rows ` +
         `(M=${M}, N=${N}, K=${K}, transA=${transA}, transB=${transB})`,
     );
   }
   if (strideC === 0 && batch > 1) {
     throw new Error(
-      `matmulF32: strideC = 0 with batch = ${batch} would write one C from several threads ` +
+      `${fn}: strideC = 0 with batch = ${batch} would write one C from several threads ` +
         '(to sum products over a batch, fold the batch into K instead)',
     );
   }
@@ -75,13 +91,13 @@ export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = M
   const bytes = rt.memory.buffer.byteLength;
   const spans: [string, number, number][] = [
     ['A', a, K === 0 ? a : end(a, transA ? K : M, transA ? M : K, lda, batch, strideA)],
-    ['B', b, K === 0 ? b : end(b, transB ? N : K, transB ? K : N, ldb, batch, strideB)],
+    ['B', b, K === 0 ? b : end(b, transB ? N : K, transB ? K : N, ldb, batch, strideB, bBytes)],
     ['C', c, end(c, M, N, ldc, batch, strideC)],
   ];
   for (const [name, from, to] of spans) {
-    if (from < 0 || to > bytes || from % 4 !== 0) {
+    if (from < 0 || to > bytes || from % (name === 'B' ? bBytes : 4) !== 0) {
       throw new Error(
-        `matmulF32: ${name} spans bytes [${from}, ${to}) but the memory has ${bytes} ` +
+        `${fn}: ${name} spans bytes [${from}, ${to}) but the memory has ${bytes} ` +
           '(a freed or misaligned pointer, or wrong sizes/strides?)',
       );
     }
@@ -89,7 +105,7 @@ export function matmulF32(rt: KernelRuntime, p: MatmulArgs, minParallelMadds = M
   const units = rt.fn.matmul_units(M, N, batch);
   const single = M * N * K * batch < minParallelMadds;
   rt.run(
-    'matmul',
+    kernel,
     [a, b, c, M, N, K, lda, ldb, ldc, transA, transB, accumulate, batch, strideA, strideB, strideC],
     units,
     1,

@@ -59,7 +59,11 @@ function segments(ids: Int32Array, N: number): { meta: Int32Array; U: number } {
   return { meta, U };
 }
 
-export function embeddingGrad(ctx: Ctx, a: KernelArgs['embeddingGrad']): void {
+/**
+ * dweight[ids[r]] += dy[r]. A split dweight (paged.ts) calls this once per page, with `dweight`
+ * that page and `r0`, `rows` its rows: ids outside [r0, r0 + rows) are then another page's.
+ */
+export function embeddingGrad(ctx: Ctx, a: KernelArgs['embeddingGrad'], r0 = 0, rows = a.V): void {
   f32Only('embeddingGrad', a.dy);
   checkIds('embeddingGrad', a.ids, a.N, a.V, false, 'id');
   if (a.N === 0 || a.D === 0) return;
@@ -72,6 +76,8 @@ export function embeddingGrad(ctx: Ctx, a: KernelArgs['embeddingGrad']): void {
         ['n', 'u32'],
         ['D', 'u32'],
         ['U', 'u32'],
+        ['r0', 'u32'],
+        ['rows', 'u32'],
       ],
       buffers: [
         ['dy', 'f32', 'read'],
@@ -86,18 +92,19 @@ fn main(${ENTRY}) {
   let u = t / P.D;
   let j = t % P.D;
   let id = u32(segs[u]);
+  if (id < P.r0 || id >= P.r0 + P.rows) { return; }
   let lo = u32(segs[P.U + u]);
   let hi = u32(segs[P.U + u + 1u]);
   var acc = 0.0;
   for (var p = lo; p < hi; p++) {
     acc += dy[u32(segs[2u * P.U + 1u + p]) * P.D + j];
   }
-  dw[id * P.D + j] += acc;
+  dw[(id - P.r0) * P.D + j] += acc;
 }`,
     }));
     const m = scratch(ctx, meta.length);
     ctx.rt.upload(m, 0, meta);
-    ctx.rt.run(k, [buf(a.dy), m, buf(a.dweight)], [U * a.D, a.D, U], grid(U * a.D));
+    ctx.rt.run(k, [buf(a.dy), m, buf(a.dweight)], [U * a.D, a.D, U, r0, rows], grid(U * a.D));
     release(ctx, m);
     return;
   }
@@ -106,14 +113,16 @@ fn main(${ENTRY}) {
     params: [
       ['N', 'u32'],
       ['D', 'u32'],
-      ['V', 'u32'],
+      ['r0', 'i32'],
+      ['rows', 'i32'],
     ],
     buffers: [
       ['dy', 'f32', 'read'],
       ['ids', 'i32', 'read'],
       ['dw', 'f32', 'read_write'],
     ],
-    // One thread per column walks all rows in order; ids outside [0, V) are skipped.
+    // One thread per column walks all rows in order; ids outside [r0, r0 + rows) (all of [0, V)
+    // unless the table is split) are skipped.
     body: `
 @compute @workgroup_size(${WG})
 fn main(${ENTRY}) {
@@ -121,9 +130,9 @@ fn main(${ENTRY}) {
   if (j >= P.D) { return; }
   for (var r = 0u; r < P.N; r++) {
     let id = ids[r];
-    if (id >= 0 && id < i32(P.V)) { dw[u32(id) * P.D + j] += dy[r * P.D + j]; }
+    if (id >= P.r0 && id < P.r0 + P.rows) { dw[u32(id - P.r0) * P.D + j] += dy[r * P.D + j]; }
   }
 }`,
   }));
-  ctx.rt.run(k, [buf(a.dy), buf(a.ids), buf(a.dweight)], [a.N, a.D, a.V], grid(a.D));
+  ctx.rt.run(k, [buf(a.dy), buf(a.ids), buf(a.dweight)], [a.N, a.D, r0, rows], grid(a.D));
 }
