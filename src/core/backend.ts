@@ -38,7 +38,12 @@ export interface Backend {
   readonly peak?: number;
   resetPeak?(): void;
   /** Tensors moved out of kernel-addressable memory to host memory, where the backend does that (CPU). */
-  readonly spill?: { readonly peakSpilledBytes: number; readonly spills: number; readonly movedBytes: number };
+  readonly spill?: {
+    readonly peakSpilledBytes: number;
+    readonly residentAtPeak: number;
+    readonly spills: number;
+    readonly movedBytes: number;
+  };
 }
 
 let current: Backend | null = null;

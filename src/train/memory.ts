@@ -88,7 +88,10 @@ export class MemoryReport {
   private spillNote(f: (n: number) => string, unit: string): string {
     const sp = this.backend.spill;
     if (sp === undefined || sp.spills === 0) return '';
-    return `; beyond the WebAssembly memory: peak ${f(sp.peakSpilledBytes)} ${unit} in host memory, ${sp.spills} moves out, ${f(sp.movedBytes)} ${unit} copied in all`;
+    return (
+      `; beyond the WebAssembly memory: peak ${f(sp.peakSpilledBytes)} ${unit} in host memory ` +
+      `(${f(sp.residentAtPeak)} ${unit} inside it then), ${sp.spills} moves out, ${f(sp.movedBytes)} ${unit} copied in all`
+    );
   }
 
   line(optimizer: Optimizer, when: string): string {

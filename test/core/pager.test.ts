@@ -94,13 +94,13 @@ test('a kernel whose operands alone exceed the limit fails naming the sizes', ()
   rt.limitBytes = 2 ** 32;
 });
 
-test('DPO with the memory limited to 3 MiB equals the unlimited run bit for bit', async () => {
+test('DPO with the memory limited to a few MiB (in bytes, or in addresses) equals the unlimited run bit for bit', async () => {
   const backend = await cpuBackend({});
   await initEngine({ device: 'cpu' });
   const root = tempRoot();
   const model = await tinyModel(root);
   const data = tinyPreferences(root);
-  const run = async (name: string) => {
+  const run = async (name: string, threads = 0) => {
     const cfg = {
       ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }),
       device: 'cpu',
@@ -114,45 +114,92 @@ test('DPO with the memory limited to 3 MiB equals the unlimited run bit for bit'
       save_steps: 0,
       beta: 0.1,
       lr_scheduler_type: 'constant',
+      threads,
     } as DpoConfig;
     await runDpo(cfg, { quiet: true, log: () => {} });
     return readMetrics(cfg.output_dir).filter((l) => 'loss' in l);
   };
   const free = await run('free');
-  const spillsBefore = backend.pager.stats.spills;
-  backend.rt.limitBytes = backend.rt.liveBytes + 3 * MiB;
-  try {
-    const paged = await run('paged');
-    assert.ok(backend.pager.stats.spills > spillsBefore, 'the limited run moved nothing out');
+  const same = (paged: Record<string, number>[]) => {
     assert.equal(paged.length, free.length);
     for (let i = 0; i < free.length; i++) {
       for (const [k, v] of Object.entries(free[i]))
         if (!/second|runtime/.test(k)) assert.equal(paged[i][k], v, `step ${i + 1} ${k}`);
     }
+  };
+  const st = backend.pager.stats;
+  // Few bytes allowed live: the least recently used move out.
+  let spills = st.spills;
+  backend.rt.limitBytes = backend.rt.liveBytes + 3 * MiB;
+  try {
+    same(await run('paged'));
+    assert.ok(st.spills > spills, 'the run limited in bytes moved nothing out');
   } finally {
     backend.rt.limitBytes = 2 ** 32;
   }
+  // Few addresses (as at 4 GiB): compaction, then the cheapest runs of blocks. A fresh backend (one
+  // thread: another engine key) so that no free block left by the runs above hides the limit.
+  const fresh = await cpuBackend({ threads: 1 });
+  assert.notEqual(fresh, backend);
+  fresh.rt.addressLimit = fresh.rt.blocks().at(-1)![0] + 3.5 * MiB;
+  try {
+    same(await run('fragmented', 1));
+    const fs = fresh.pager.stats;
+    assert.ok(fs.spills > 0 && fs.compactions > 0, JSON.stringify(fs));
+  } finally {
+    fresh.rt.addressLimit = 2 ** 32;
+    await initEngine({ device: 'cpu' });
+  }
 });
 
-test('when no hole is large enough, the cheapest run of adjacent blocks moves out, not the oldest tensors', async () => {
+test('when no hole is large enough, tensors slide down inside the memory before any moves out', async () => {
   const n = MiB / 4;
   const rt = await KernelRuntime.create({ threads: 1 });
   const cpu = new CpuBackend(rt, {});
-  const top = rt.blocks().at(-1)![0]; // a fresh heap: only the threads' scratch below the top
-  rt.addressLimit = top + 8 * MiB;
+  rt.addressLimit = rt.blocks().at(-1)![0] + 8 * MiB; // a fresh heap: 8 MiB above the threads' scratch
   try {
-    const xs = Array.from({ length: 8 }, () => cpu.alloc('f32', n));
-    assert.ok(xs.every((s) => s.ptr >= 0));
-    // Holes at 1, 3, 5, 7: 4 MiB free, none contiguous beyond 1 MiB. The oldest are xs[0], xs[2].
-    for (const k of [1, 3, 5, 7]) cpu.free(xs[k]);
-    cpu.kernels.fill({ out: xs[6], value: 1 }); // xs[6] is now the most recently used
+    const xs = Array.from({ length: 8 }, (_, i) => {
+      const s = cpu.alloc('f32', n);
+      cpu.kernels.fill({ out: s, value: i });
+      return s;
+    });
+    for (const k of [1, 3, 5, 7]) cpu.free(xs[k]); // 4 MiB free in 1 MiB holes
     const big = cpu.alloc('f32', 2 * n);
-    const moved = [0, 2, 4, 6].filter((k) => xs[k].ptr < 0);
-    assert.equal(moved.length, 1, `moved ${moved.join(', ')}`);
-    assert.notEqual(moved[0], 6, 'the most recently used tensor moved although older ones would do');
+    assert.equal(cpu.pager.stats.spills, 0, 'a tensor moved out although compaction made room');
+    assert.equal(cpu.pager.stats.compactions, 1);
+    for (const k of [0, 2, 4, 6]) {
+      const v = cpu.readSync(xs[k]);
+      assert.ok(v[0] === k && v[n - 1] === k, `tensor ${k} lost its values when it moved`);
+    }
     assert.ok(big.ptr >= 0);
-    for (const k of [0, 2, 4, 6]) cpu.free(xs[k]);
-    cpu.free(big);
+  } finally {
+    await rt.close();
+  }
+});
+
+test("blocks that cannot move (pinned, the runtime's own) leave holes: the cheapest run moves out, not the oldest", async () => {
+  const n = MiB / 4;
+  const rt = await KernelRuntime.create({ threads: 1 });
+  const cpu = new CpuBackend(rt, {});
+  rt.addressLimit = rt.blocks().at(-1)![0] + 8 * MiB;
+  try {
+    // [x0][x1][F][x3][x4][F][x6][x7], F owned by the runtime; then holes at x1 and x4.
+    const xs: (CpuStorage | null)[] = [];
+    const fixed: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      if (k === 2 || k === 5) {
+        fixed.push(rt.malloc(MiB));
+        xs.push(null);
+      } else xs.push(cpu.alloc('f32', n));
+    }
+    cpu.free(xs[1]!);
+    cpu.free(xs[4]!);
+    cpu.kernels.fill({ out: xs[3]!, value: 1 }); // x3 is the most recently used; x0 the oldest
+    const big = cpu.alloc('f32', 2 * n);
+    const moved = [0, 3, 6, 7].filter((k) => xs[k]!.ptr < 0);
+    assert.deepEqual(moved, [0], `moved ${moved.join(', ')}`);
+    assert.ok(big.ptr >= 0);
+    for (const p of fixed) rt.free(p);
   } finally {
     await rt.close();
   }

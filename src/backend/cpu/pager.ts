@@ -21,6 +21,9 @@ export interface PagedStorage extends Storage {
   pins: number;
 }
 
+/** Where the runtime's heap begins (runtime.ts HEAP_BASE): reservedBytes counts from there. */
+const HEAP_START = 1 << 20;
+
 /**
  * Host buffers of reloaded or freed tensors kept for the next spill of the same size, at most this
  * many bytes. A training step moves the same tensors out and back again and again (tens of GiB per
@@ -36,6 +39,11 @@ export interface PagerStats {
   /** Bytes currently spilled to host buffers, and the most at any time. */
   spilledBytes: number;
   peakSpilledBytes: number;
+  /** Bytes live inside the WebAssembly memory when the spilled bytes peaked (what the rest was left to). */
+  residentAtPeak: number;
+  /** Compactions inside the WebAssembly memory, and the bytes they moved there. */
+  compactions: number;
+  movedInside: number;
   /** Tensors moved out / back in so far, and the bytes they carried. */
   spills: number;
   reloads: number;
@@ -47,7 +55,16 @@ export class Pager {
   private readonly resident = new Set<PagedStorage>();
   private readonly hostPool = new Map<number, Uint8Array[]>();
   private hostPoolBytes = 0;
-  readonly stats: PagerStats = { spilledBytes: 0, peakSpilledBytes: 0, spills: 0, reloads: 0, movedBytes: 0 };
+  readonly stats: PagerStats = {
+    spilledBytes: 0,
+    peakSpilledBytes: 0,
+    residentAtPeak: 0,
+    compactions: 0,
+    movedInside: 0,
+    spills: 0,
+    reloads: 0,
+    movedBytes: 0,
+  };
 
   constructor(private readonly rt: KernelRuntime) {
     rt.onPressure = (bytes) => this.evict(bytes);
@@ -111,10 +128,36 @@ export class Pager {
    */
   evict(bytes: number): boolean {
     if (this.rt.liveBytes + bytes > this.rt.limitBytes) return this.evictOldest(bytes);
+    // Enough free memory in all but no hole that large: moving tensors down inside the memory
+    // (a memmove each) may make one without moving anything out.
+    if (this.rt.addressLimit - this.rt.reservedBytes - HEAP_START + this.freeInside() >= bytes) {
+      const before = this.rt.largestHole();
+      this.compact();
+      this.stats.compactions++;
+      if (this.rt.largestHole() >= bytes && this.rt.largestHole() > before) return true;
+    }
     const run = this.cheapestRun(bytes);
     if (run === null) return this.evictOldest(bytes);
     for (const s of run) this.spill(s);
     return true;
+  }
+
+  /** Free bytes below the heap's top. */
+  private freeInside(): number {
+    return this.rt.reservedBytes - this.rt.liveBytes;
+  }
+
+  /** Slides every unpinned resident storage down over the free space (runtime.ts compact). */
+  private compact(): void {
+    const byPtr = new Map<number, PagedStorage>();
+    for (const s of this.resident) byPtr.set(s.ptr, s);
+    this.rt.compact(
+      (ptr) => (byPtr.get(ptr)?.pins ?? 1) === 0,
+      (from, to) => {
+        byPtr.get(from)!.ptr = to;
+        this.stats.movedInside += byPtr.get(from)!.bytes;
+      },
+    );
   }
 
   private evictOldest(bytes: number): boolean {
@@ -189,7 +232,10 @@ export class Pager {
     s.host = host;
     const st = this.stats;
     st.spilledBytes += s.bytes;
-    if (st.spilledBytes > st.peakSpilledBytes) st.peakSpilledBytes = st.spilledBytes;
+    if (st.spilledBytes > st.peakSpilledBytes) {
+      st.peakSpilledBytes = st.spilledBytes;
+      st.residentAtPeak = this.rt.liveBytes;
+    }
     st.spills++;
     st.movedBytes += s.bytes;
   }

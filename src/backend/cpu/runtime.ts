@@ -335,6 +335,43 @@ export class KernelRuntime {
   }
 
   /**
+   * Slides the live blocks that `movable` allows down over the free space before them (the others
+   * stay, and free space before them stays free), telling `moved` where each went; the heap's top
+   * comes down. A move is a memmove inside the memory: the pager (pager.ts) compacts before it
+   * moves anything out to the host. No kernel may be running.
+   */
+  compact(movable: (ptr: number) => boolean, moved: (from: number, to: number) => void): void {
+    const live = [...this.sizes].sort((a, b) => a[0] - b[0]);
+    if (live.length === 0) return;
+    const u8 = this.heap().u8;
+    this.freeLists.clear();
+    this.blockSize.clear();
+    let cursor = HEAP_BASE;
+    for (const [p, n] of live) {
+      if (movable(p)) {
+        if (p !== cursor) {
+          u8.copyWithin(cursor, p, p + n);
+          this.sizes.delete(p);
+          this.sizes.set(cursor, n);
+          moved(p, cursor);
+        }
+        cursor += n;
+      } else {
+        if (p > cursor) this.pushFree(cursor, p - cursor);
+        cursor = p + n;
+      }
+    }
+    this.heapTop = cursor;
+  }
+
+  /** Bytes of the largest free block, counting the room above the top (what one allocation can get). */
+  largestHole(): number {
+    let most = this.addressLimit - this.heapTop;
+    for (const n of this.blockSize.values()) if (n > most) most = n;
+    return most;
+  }
+
+  /**
    * The heap's blocks in address order: [address, bytes, live], covering it without gaps, with the
    * room above the top (up to 4 GiB) as a last free block. The pager picks a run of them to clear.
    */
