@@ -22,6 +22,11 @@ export interface EngineOptions {
    * off).
    */
   native?: boolean;
+  /**
+   * CPU: bytes of the WebAssembly memory (at most 4 GiB) tensors may hold before the least recently
+   * used move to host memory (default: all of it; TSDPO_CPU_MEMORY_MB sets it in MiB).
+   */
+  cpuMemory?: number;
   /** Where notices (e.g. a fallback to CPU) go (default: stderr / console.warn). */
   log?: (message: string) => void;
 }
@@ -39,7 +44,17 @@ export function cpuBackend(opts: EngineOptions = {}): Promise<CpuBackend> {
       ([rt, addon]) => new CpuBackend(rt, { fast: opts.fast, native: addon !== null }),
     );
   }
+  const limit = opts.cpuMemory ?? envMiB('TSDPO_CPU_MEMORY_MB');
+  if (limit !== undefined) return cpu.then((b) => ((b.rt.limitBytes = limit), b));
   return cpu;
+}
+
+function envMiB(name: string): number | undefined {
+  const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`${name}=${v}: expected a positive number of MiB`);
+  return n * 2 ** 20;
 }
 
 let gpu: Promise<WebGpuBackend> | null = null;

@@ -24,6 +24,11 @@ export interface Backend {
   read(storage: Storage, start?: number, end?: number): Promise<TypedArray>;
   /** Synchronous read, only where memory is host-visible (CPU); used by debug checks. */
   readSync?(storage: Storage, start?: number, end?: number): TypedArray;
+  /**
+   * The storage's values where they lie, without a copy, where memory is host-visible (CPU); valid
+   * only until the next kernel or allocation (file writers use it to save a model without copying it).
+   */
+  peekSync?(storage: Storage): TypedArray;
   readonly kernels: KernelTable;
   /** Bytes held by live storages, for memory tests and reports. */
   liveBytes(): number;
@@ -32,6 +37,13 @@ export interface Backend {
   /** Highest liveBytes since the last resetPeak, where the backend tracks it (CPU, WebGPU). */
   readonly peak?: number;
   resetPeak?(): void;
+  /** Tensors moved out of kernel-addressable memory to host memory, where the backend does that (CPU). */
+  readonly spill?: {
+    readonly peakSpilledBytes: number;
+    readonly residentAtPeak: number;
+    readonly spills: number;
+    readonly movedBytes: number;
+  };
 }
 
 let current: Backend | null = null;

@@ -28,8 +28,9 @@ export interface TensorToWrite {
   dtype: DType;
   shape: readonly number[];
   /** Values in the dtype's own typed array (F16/BF16: Uint16Array of bits), or a Float32Array for
-   *  F16/BF16/F64 (converted, round to nearest even) or a Float64Array for F32 (rounded). */
-  data: TypedData;
+   *  F16/BF16/F64 (converted, round to nearest even) or a Float64Array for F32 (rounded); or a
+   *  function giving them, called when the tensor is written (one tensor's host copy at a time). */
+  data: TypedData | (() => TypedData);
 }
 
 /** Reads `len` bytes at `pos` into a new buffer of their own (so typed views are aligned). */
@@ -112,7 +113,7 @@ function readLater(file: string, was: fs.Stats, pos: number, len: number, where:
 
 /** The bytes to store for `t`, converting float32 data to a narrower float dtype if asked. */
 function encodeData(t: TensorToWrite, where: string): Uint8Array {
-  const d = t.data,
+  const d = typeof t.data === 'function' ? t.data() : t.data,
     want = DTYPES[t.dtype].array;
   let out: TypedData | undefined;
   if (d instanceof want) out = d;

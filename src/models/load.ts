@@ -1,6 +1,8 @@
 // Loading and saving models as Hugging Face folders on disk (Node); building a model from tensors
 // in memory, which browsers use too, is build.ts.
 import type { Backend } from '../core/backend.js';
+import type { TypedArray } from '../core/dtype.js';
+import type { Tensor } from '../core/tensor.js';
 import { loadHfFolder, saveHfFolder, type HfFolder } from '../io/hf.js';
 import { buildModel, restoreWeights, type BuildOptions } from './build.js';
 import type { CausalLM, Json } from './model.js';
@@ -31,14 +33,25 @@ export function restoreModel(model: CausalLM, dir: string, ignore?: (name: strin
   return folder;
 }
 
-/** Host copies of the parameters, under their HF names (tied weights once). */
+/**
+ * A tensor's float32 values for a file writer: where the backend reads synchronously (CPU), a
+ * function that reads them when the writer gets to this tensor, so that a model is never copied
+ * to the host whole; elsewhere (WebGPU) the values, read now.
+ */
+export async function f32Reader(t: Tensor): Promise<Float32Array | (() => Float32Array)> {
+  const f32 = (a: TypedArray): Float32Array => (a instanceof Float32Array ? a : Float32Array.from(a));
+  const b = t.backend;
+  if (b.peekSync !== undefined) return () => f32(b.peekSync!(t.storage));
+  if (b.readSync !== undefined) return () => f32(b.readSync!(t.storage));
+  return f32(await t.toArray());
+}
+
+/** The parameters under their HF names (tied weights once), read to the host as each is written. */
 export async function hostParams(
   model: CausalLM,
-): Promise<Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }>> {
-  const out = new Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }>();
-  for (const [name, t] of model.params) {
-    out.set(name, { name, dtype: 'F32', shape: [...t.shape], data: Float32Array.from(await t.toArray()) });
-  }
+): Promise<Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array | (() => Float32Array) }>> {
+  const out = new Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array | (() => Float32Array) }>();
+  for (const [name, t] of model.params) out.set(name, { name, dtype: 'F32', shape: [...t.shape], data: await f32Reader(t) });
   return out;
 }
 

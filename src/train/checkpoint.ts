@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:
 import { join } from 'node:path';
 import { replaceDirAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { f32Reader } from '../models/load.js';
 import type { SamplerState } from '../data/sampler.js';
 import type { Optimizer } from './optim.js';
 
@@ -54,9 +55,9 @@ export async function saveCheckpoint(
   keepLast: number,
 ): Promise<string> {
   const dir = join(outputDir, `checkpoint-${state.global_step}`);
-  const slots: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
+  const slots: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array | (() => Float32Array) }[] = [];
   for (const [name, t] of optimizer.stateTensors())
-    slots.push({ name, dtype: 'F32', shape: [...t.shape], data: Float32Array.from(await t.toArray()) });
+    slots.push({ name, dtype: 'F32', shape: [...t.shape], data: await f32Reader(t) });
   // Weights are read from the device first (async), then everything is written in one atomic step.
   const staging = join(outputDir, `.staging-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });

@@ -85,6 +85,16 @@ export class MemoryReport {
     return { peak, policy, reference, gradients, optimizer: opt, logits, other, activations, start: this.start };
   }
 
+  /** Where tensors moved out to host memory (CPU beyond 4 GiB): how much at most, and the traffic. */
+  private spillNote(f: (n: number) => string, unit: string): string {
+    const sp = this.backend.spill;
+    if (sp === undefined || sp.spills === 0) return '';
+    return (
+      `; beyond the WebAssembly memory: peak ${f(sp.peakSpilledBytes)} ${unit} in host memory ` +
+      `(${f(sp.residentAtPeak)} ${unit} inside it then), ${sp.spills} moves out, ${f(sp.movedBytes)} ${unit} copied in all`
+    );
+  }
+
   line(optimizer: Optimizer, when: string): string {
     const m = this.split(optimizer);
     const u = m.peak >= 2 ** 30 ? (['GiB', 2 ** 30] as const) : (['MiB', 2 ** 20] as const);
@@ -95,7 +105,8 @@ export class MemoryReport {
       `${f(m.policy + m.reference)} (policy ${f(m.policy)}, reference ${f(m.reference)})` +
       ` + gradients ${f(m.gradients)} + optimizer ${f(m.optimizer)} + logits ` +
       `${f(m.logits)} + activations and temporaries ` +
-      `${f(m.activations)}${m.other > 0 ? ` + other ${f(m.other)}` : ''}; live when training began ${f(m.start)}`
+      `${f(m.activations)}${m.other > 0 ? ` + other ${f(m.other)}` : ''}; live when training began ${f(m.start)}` +
+      this.spillNote(f, u[0])
     );
   }
 }

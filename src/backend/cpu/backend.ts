@@ -1,6 +1,7 @@
-// The CPU backend: tensors live in the shared WebAssembly memory of a KernelRuntime. float32
-// work runs the fast WebAssembly SIMD kernels on all threads; float64 (gradient checks) and any
-// kernel without a fast version run the TypeScript reference kernels on views of that memory.
+// The CPU backend: tensors live in the shared WebAssembly memory of a KernelRuntime, and move out
+// to host memory when it is full (pager.ts). float32 work runs the fast WebAssembly SIMD kernels on
+// all threads; float64 (gradient checks) and any kernel without a fast version run the TypeScript
+// reference kernels on views of that memory.
 import type { Backend, Storage } from '../../core/backend.js';
 import { BYTES, type DType, type TypedArray } from '../../core/dtype.js';
 import type { KernelArgs, KernelTable } from '../../core/kernels.js';
@@ -8,6 +9,7 @@ import { bf16ToF32, f32ToBf16 } from '../../io/half.js';
 import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
 import { nativeAttention, nativeAttentionGrad, nativeMatmul, nativeMatmulBf16B } from './native.js';
+import { Pager, type PagedStorage } from './pager.js';
 import type { KernelRuntime } from './runtime.js';
 
 /** A matmul's operands as byte offsets into the backend's memory, flags as 0 / 1 (what the fast and native kernels take). */
@@ -30,9 +32,8 @@ function matmulPointers(a: KernelArgs['matmul']): fast.MatmulArgs {
   };
 }
 
-export interface CpuStorage extends Storage {
-  readonly ptr: number;
-}
+/** A CPU tensor's memory: `ptr` is its byte address in the runtime memory while resident (pager.ts). */
+export type CpuStorage = PagedStorage;
 
 export interface CpuOptions {
   /** Use the WebAssembly kernels for float32 (default true); false runs the references. */
@@ -53,6 +54,12 @@ export class CpuBackend implements Backend {
   }
   readonly useFast: boolean;
   readonly useNative: boolean;
+  /** Moves tensors between the WebAssembly memory and host memory (pager.ts). */
+  readonly pager: Pager;
+
+  get spill(): Pager['stats'] {
+    return this.pager.stats;
+  }
 
   /** Time and work per kernel when profiling (TSDPO_PROFILE=1 or profile()). */
   readonly profileData = new Map<string, { calls: number; ms: number; flops: number }>();
@@ -63,9 +70,24 @@ export class CpuBackend implements Backend {
   ) {
     this.useFast = opts.fast ?? true;
     this.useNative = this.useFast && (opts.native ?? false);
-    const kernels = this.makeKernels();
+    this.pager = new Pager(rt);
+    const kernels = this.resident(this.makeKernels());
     this.kernels =
       typeof process !== 'undefined' && process.env?.TSDPO_PROFILE === '1' ? this.profiled(kernels) : kernels;
+  }
+
+  /** Wraps every kernel so that its operands are resident in the WebAssembly memory while it runs. */
+  private resident(k: KernelTable): KernelTable {
+    const out: Record<string, (a: never) => void> = {};
+    for (const [name, fn] of Object.entries(k) as [string, (a: Record<string, unknown>) => void][]) {
+      out[name] = (a: never) => {
+        const operands: CpuStorage[] = [];
+        for (const v of Object.values(a as Record<string, unknown>))
+          if (v !== null && typeof v === 'object' && (v as Storage).backend === this) operands.push(v as CpuStorage);
+        this.pager.pinned(operands, () => fn(a));
+      };
+    }
+    return out as unknown as KernelTable;
   }
 
   /** Wraps every kernel to accumulate its wall time (and matmul / attention FLOPs). */
@@ -91,14 +113,15 @@ export class CpuBackend implements Backend {
 
   alloc(dtype: DType, size: number): CpuStorage {
     const bytes = Math.max(1, size) * BYTES[dtype];
-    const ptr = this.rt.malloc(bytes);
+    const s: CpuStorage = { backend: this, dtype, size, refs: 0, ptr: -1, host: null, bytes, lastUse: 0, pins: 0 };
+    this.pager.place(s);
     this.live += bytes;
     if (this.live > this.peak) this.peak = this.live;
-    return { backend: this, dtype, size, refs: 0, ptr };
+    return s;
   }
 
   free(s: Storage): void {
-    this.rt.free((s as CpuStorage).ptr);
+    this.pager.release(s as CpuStorage);
     this.live -= Math.max(1, s.size) * BYTES[s.dtype];
   }
 
@@ -106,8 +129,12 @@ export class CpuBackend implements Backend {
     return this.live;
   }
 
-  /** A view of the storage's elements in the shared memory (valid until the memory grows). */
+  /**
+   * A view of the storage's elements in the shared memory, valid until a kernel or an allocation
+   * may move tensors (inside a kernel, its operands stay put). A spilled storage is loaded first.
+   */
   view(s: Storage, start = 0, end = s.size): TypedArray {
+    this.pager.ensure(s as CpuStorage);
     const h = this.rt.heap(),
       p = (s as CpuStorage).ptr;
     switch (s.dtype) {
@@ -124,24 +151,58 @@ export class CpuBackend implements Backend {
     }
   }
 
-  /** The 16-bit patterns of a bf16 storage (valid until the memory grows). */
+  /** The 16-bit patterns of a bf16 storage (valid as long as a view()). */
   bits(s: Storage, start = 0, end = s.size): Uint16Array {
+    this.pager.ensure(s as CpuStorage);
     const p = (s as CpuStorage).ptr / 2;
     return new Uint16Array(this.rt.memory.buffer, 2 * (p + start), end - start);
+  }
+
+  /** Elements [start, end) of a spilled storage, read where it lies (host memory), or null when resident. */
+  private hostView(s: Storage, start = 0, end = s.size): Float32Array | Float64Array | Int32Array | Uint16Array | null {
+    const host = (s as CpuStorage).host;
+    if (host === null) return null;
+    const at = host.byteOffset + start * BYTES[s.dtype],
+      n = end - start;
+    switch (s.dtype) {
+      case 'f32':
+        return new Float32Array(host.buffer, at, n);
+      case 'f64':
+        return new Float64Array(host.buffer, at, n);
+      case 'i32':
+        return new Int32Array(host.buffer, at, n);
+      case 'bf16':
+        return new Uint16Array(host.buffer, at, n);
+    }
   }
 
   /** Copies values in; a bf16 storage takes bf16 bit patterns (a Uint16Array) or numbers, rounded to nearest even. */
   write(s: Storage, data: ArrayLike<number>, offset = 0): void {
     if (offset + data.length > s.size)
       throw new Error(`cpu write: ${data.length} values at offset ${offset} exceed ${s.size} elements`);
-    if (s.dtype === 'bf16')
+    const spilled = this.hostView(s);
+    if (spilled !== null) {
+      // A spilled storage is written where it lies, without moving others out.
+      spilled.set(
+        s.dtype === 'bf16' && !(data instanceof Uint16Array) ? f32ToBf16(Float32Array.from(data)) : data,
+        offset,
+      );
+    } else if (s.dtype === 'bf16')
       this.bits(s).set(data instanceof Uint16Array ? data : f32ToBf16(Float32Array.from(data)), offset);
     else this.view(s).set(data, offset);
   }
 
   readSync(s: Storage, start = 0, end = s.size): TypedArray {
+    const spilled = this.hostView(s, start, end);
+    if (spilled !== null) return spilled instanceof Uint16Array ? bf16ToF32(spilled) : spilled.slice();
     if (s.dtype === 'bf16') return bf16ToF32(this.bits(s, start, end));
     return this.view(s, start, end).slice();
+  }
+
+  peekSync(s: Storage): TypedArray {
+    const spilled = this.hostView(s);
+    if (spilled === null) return s.dtype === 'bf16' ? bf16ToF32(this.bits(s)) : this.view(s);
+    return spilled instanceof Uint16Array ? bf16ToF32(spilled) : spilled;
   }
 
   async read(s: Storage, start = 0, end = s.size): Promise<TypedArray> {

@@ -213,7 +213,39 @@ export class KernelRuntime {
    * are merged and the best-fitting block is split, instead of growing the heap.
    */
   malloc(bytes: number): number {
+    for (;;) {
+      const ptr = this.tryMalloc(bytes);
+      if (ptr >= 0) return ptr;
+      // Full: the pager (pager.ts) moves tensors out to host memory; retry while it can.
+      if (this.onPressure === null || !this.onPressure(sizeClass(bytes))) {
+        throw new Error(
+          `cpu backend: out of memory allocating ${bytes} bytes (${gib(this.liveBytes)} live in the ` +
+            `WebAssembly memory, which holds at most ${gib(Math.min(this.limitBytes, this.addressLimit))}` +
+            (this.onPressure === null ? ')' : ', all of it needed by the running kernel)'),
+        );
+      }
+    }
+  }
+
+  /**
+   * Most bytes live at once (besides the 4 GiB address limit of wasm32). Lowering it makes the
+   * pager move tensors out sooner (tests exercise paging with a few MiB).
+   */
+  limitBytes = MAX_PAGES * PAGE;
+
+  /** Highest address + 1 a block may reach: 4 GiB (wasm32); tests lower it to exercise fragmentation. */
+  addressLimit = MAX_PAGES * PAGE;
+
+  /**
+   * Called when an allocation does not fit under limitBytes, with the bytes wanted; returns true
+   * when it freed something (the allocation is then retried), false when nothing can be freed.
+   */
+  onPressure: ((bytes: number) => boolean) | null = null;
+
+  /** malloc without the pressure hook: the address, or -1 when the memory is full. */
+  private tryMalloc(bytes: number): number {
     let size = sizeClass(bytes);
+    if (this.liveBytes + size > this.limitBytes) return -1;
     const list = this.freeLists.get(size);
     let ptr = list !== undefined && list.length > 0 ? list.pop()! : -1;
     if (ptr < 0 && this.fragmented(size)) {
@@ -224,12 +256,7 @@ export class KernelRuntime {
     if (ptr < 0) {
       ptr = this.heapTop;
       const top = ptr + size;
-      if (top > MAX_PAGES * PAGE) {
-        throw new Error(
-          `cpu backend: out of memory allocating ${bytes} bytes ` +
-            `(${(this.liveBytes / 2 ** 30).toFixed(2)} GiB live; WebAssembly memory is limited to 4 GiB)`,
-        );
-      }
+      if (top > this.addressLimit) return -1;
       const have = this.memory.buffer.byteLength;
       if (top > have) {
         // Grow by at least an eighth so that growth (and view renewal) stays rare.
@@ -268,7 +295,7 @@ export class KernelRuntime {
   private fragmented(size: number): boolean {
     const reserved = this.heapTop - HEAP_BASE;
     return (
-      this.heapTop + size > MAX_PAGES * PAGE || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20)
+      this.heapTop + size > this.addressLimit || reserved - this.liveBytes > Math.max(this.liveBytes / 16, 64 << 20)
     );
   }
 
@@ -305,6 +332,56 @@ export class KernelRuntime {
       this.blockSize.set(ptr, best);
     }
     return ptr;
+  }
+
+  /**
+   * Slides the live blocks that `movable` allows down over the free space before them (the others
+   * stay, and free space before them stays free), telling `moved` where each went; the heap's top
+   * comes down. A move is a memmove inside the memory: the pager (pager.ts) compacts before it
+   * moves anything out to the host. No kernel may be running.
+   */
+  compact(movable: (ptr: number) => boolean, moved: (from: number, to: number) => void): void {
+    const live = [...this.sizes].sort((a, b) => a[0] - b[0]);
+    if (live.length === 0) return;
+    const u8 = this.heap().u8;
+    this.freeLists.clear();
+    this.blockSize.clear();
+    let cursor = HEAP_BASE;
+    for (const [p, n] of live) {
+      if (movable(p)) {
+        if (p !== cursor) {
+          u8.copyWithin(cursor, p, p + n);
+          this.sizes.delete(p);
+          this.sizes.set(cursor, n);
+          moved(p, cursor);
+        }
+        cursor += n;
+      } else {
+        if (p > cursor) this.pushFree(cursor, p - cursor);
+        cursor = p + n;
+      }
+    }
+    this.heapTop = cursor;
+  }
+
+  /** Bytes of the largest free block, counting the room above the top (what one allocation can get). */
+  largestHole(): number {
+    let most = this.addressLimit - this.heapTop;
+    for (const n of this.blockSize.values()) if (n > most) most = n;
+    return most;
+  }
+
+  /**
+   * The heap's blocks in address order: [address, bytes, live], covering it without gaps, with the
+   * room above the top (up to 4 GiB) as a last free block. The pager picks a run of them to clear.
+   */
+  blocks(): [number, number, boolean][] {
+    const out: [number, number, boolean][] = [];
+    for (const [p, n] of this.sizes) out.push([p, n, true]);
+    for (const [p, n] of this.blockSize) out.push([p, n, false]);
+    out.sort((a, b) => a[0] - b[0]);
+    if (this.heapTop < this.addressLimit) out.push([this.heapTop, this.addressLimit - this.heapTop, false]);
+    return out;
   }
 
   /** Bytes reserved from the memory so far (live + free lists). */
@@ -379,6 +456,11 @@ export class KernelRuntime {
     Atomics.notify(this.ctrl, W_GEN);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/** Bytes for messages: GiB from 1 GiB up, else MiB. */
+function gib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** Size classes: multiples of 64 B up to 4 KiB, then 8 steps per power of two. */

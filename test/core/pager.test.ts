@@ -1,0 +1,206 @@
+// Tensors beyond the WebAssembly memory (src/backend/cpu/pager.ts): with the memory limited to a
+// few MiB, tensors move out to host memory and back, every value survives, kernels see their
+// operands, and a training run gives the same numbers bit for bit as with the memory unlimited.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { CpuBackend, type CpuStorage } from '../../src/backend/cpu/backend.js';
+import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
+import type { Storage } from '../../src/core/backend.js';
+import { Rng } from '../../src/core/random.js';
+import { cpuBackend, initEngine } from '../../src/engine.js';
+import { runDpo } from '../../src/train/run.js';
+import { readMetrics } from '../../src/train/trainer.js';
+import { COMMON_OPTIONS, defaultsOf, DPO_OPTIONS, type DpoConfig } from '../../src/train/config.js';
+import { tempRoot, tinyModel, tinyPreferences } from '../train/tiny.js';
+
+const MiB = 1 << 20;
+let rt: KernelRuntime;
+let cpu: CpuBackend;
+
+before(async () => {
+  rt = await KernelRuntime.create({ threads: 2 });
+  cpu = new CpuBackend(rt, {});
+});
+after(async () => {
+  await rt.close();
+});
+
+function filled(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+}
+
+test('tensors five times the memory limit keep their values through kernels and reads', () => {
+  rt.limitBytes = rt.liveBytes + 8 * MiB;
+  const n = (MiB / 4) | 0; // 1 MiB each
+  const data: Float32Array[] = [];
+  const xs: Storage[] = [];
+  for (let i = 0; i < 40; i++) {
+    data.push(filled(n, i));
+    const s = cpu.alloc('f32', n);
+    cpu.write(s, data[i]);
+    xs.push(s);
+  }
+  assert.ok(cpu.pager.stats.spills > 0, 'nothing moved out with 40 MiB under an 8 MiB limit');
+  assert.ok(rt.liveBytes <= rt.limitBytes);
+  // out_i = 2 x_i + 1 for every i, then x_i + out_i: each kernel reloads what it needs.
+  const outs = xs.map((x) => {
+    const o = cpu.alloc('f32', n);
+    cpu.kernels.affine({ x, out: o, scale: 2, shift: 1, n });
+    return o;
+  });
+  for (let i = 0; i < xs.length; i++)
+    cpu.kernels.binary({ op: 'add', a: xs[i], b: outs[i], out: outs[i], shape: [n], aStrides: [1], bStrides: [1] });
+  for (let i = 0; i < xs.length; i++) {
+    const got = cpu.readSync(outs[i]) as Float32Array;
+    for (let j = 0; j < n; j += 997) {
+      const want = 3 * data[i][j] + 1;
+      assert.ok(
+        Math.abs(got[j] - want) <= 1e-6 * (1 + Math.abs(want)),
+        `tensor ${i} element ${j}: ${got[j]} vs ${want}`,
+      );
+    }
+    assert.deepEqual(cpu.readSync(xs[i]), data[i], `tensor ${i} changed`);
+  }
+  // A write into a spilled tensor lands where it lies.
+  const spilled = xs.find((s) => (s as CpuStorage).ptr < 0)!;
+  assert.ok(spilled !== undefined);
+  cpu.write(spilled, [7, 8, 9], 5);
+  assert.deepEqual(
+    [...cpu.readSync(spilled, 4, 9)],
+    [data[xs.indexOf(spilled)][4], 7, 8, 9, data[xs.indexOf(spilled)][8]],
+  );
+  const st = cpu.pager.stats;
+  assert.ok(st.reloads > 0 && st.movedBytes > 40 * MiB, JSON.stringify(st));
+  for (const s of [...xs, ...outs]) cpu.free(s);
+  assert.equal(st.spilledBytes, 0);
+  rt.limitBytes = 2 ** 32;
+});
+
+test('a kernel whose operands alone exceed the limit fails naming the sizes', () => {
+  rt.limitBytes = rt.liveBytes + 3 * MiB;
+  const n = MiB / 4;
+  const a = cpu.alloc('f32', n),
+    b = cpu.alloc('f32', n),
+    c = cpu.alloc('f32', n),
+    d = cpu.alloc('f32', n);
+  assert.throws(
+    () =>
+      cpu.kernels.where({ cond: a, a: b, b: c, out: d, shape: [n], condStrides: [1], aStrides: [1], bStrides: [1] }),
+    /out of memory allocating 1048576 bytes \([\d.]+ MiB live in the WebAssembly memory, which holds at most [\d.]+ MiB, all of it needed by the running kernel\)/,
+  );
+  for (const s of [a, b, c, d]) cpu.free(s);
+  rt.limitBytes = 2 ** 32;
+});
+
+test('DPO with the memory limited to a few MiB (in bytes, or in addresses) equals the unlimited run bit for bit', async () => {
+  const backend = await cpuBackend({});
+  await initEngine({ device: 'cpu' });
+  const root = tempRoot();
+  const model = await tinyModel(root);
+  const data = tinyPreferences(root);
+  const run = async (name: string, threads = 0) => {
+    const cfg = {
+      ...defaultsOf({ ...COMMON_OPTIONS, ...DPO_OPTIONS }),
+      device: 'cpu',
+      model_name_or_path: model,
+      dataset: data,
+      output_dir: join(root, name),
+      learning_rate: 5e-3,
+      max_steps: 4,
+      per_device_train_batch_size: 4,
+      logging_steps: 1,
+      save_steps: 0,
+      beta: 0.1,
+      lr_scheduler_type: 'constant',
+      threads,
+    } as DpoConfig;
+    await runDpo(cfg, { quiet: true, log: () => {} });
+    return readMetrics(cfg.output_dir).filter((l) => 'loss' in l);
+  };
+  const free = await run('free');
+  const same = (paged: Record<string, number>[]) => {
+    assert.equal(paged.length, free.length);
+    for (let i = 0; i < free.length; i++) {
+      for (const [k, v] of Object.entries(free[i]))
+        if (!/second|runtime/.test(k)) assert.equal(paged[i][k], v, `step ${i + 1} ${k}`);
+    }
+  };
+  const st = backend.pager.stats;
+  // Few bytes allowed live: the least recently used move out.
+  let spills = st.spills;
+  backend.rt.limitBytes = backend.rt.liveBytes + 3 * MiB;
+  try {
+    same(await run('paged'));
+    assert.ok(st.spills > spills, 'the run limited in bytes moved nothing out');
+  } finally {
+    backend.rt.limitBytes = 2 ** 32;
+  }
+  // Few addresses (as at 4 GiB): compaction, then the cheapest runs of blocks. A fresh backend (one
+  // thread: another engine key) so that no free block left by the runs above hides the limit.
+  const fresh = await cpuBackend({ threads: 1 });
+  assert.notEqual(fresh, backend);
+  fresh.rt.addressLimit = fresh.rt.blocks().at(-1)![0] + 3.5 * MiB;
+  try {
+    same(await run('fragmented', 1));
+    const fs = fresh.pager.stats;
+    assert.ok(fs.spills > 0 && fs.compactions > 0, JSON.stringify(fs));
+  } finally {
+    fresh.rt.addressLimit = 2 ** 32;
+    await initEngine({ device: 'cpu' });
+  }
+});
+
+test('when no hole is large enough, tensors slide down inside the memory before any moves out', async () => {
+  const n = MiB / 4;
+  const rt = await KernelRuntime.create({ threads: 1 });
+  const cpu = new CpuBackend(rt, {});
+  rt.addressLimit = rt.blocks().at(-1)![0] + 8 * MiB; // a fresh heap: 8 MiB above the threads' scratch
+  try {
+    const xs = Array.from({ length: 8 }, (_, i) => {
+      const s = cpu.alloc('f32', n);
+      cpu.kernels.fill({ out: s, value: i });
+      return s;
+    });
+    for (const k of [1, 3, 5, 7]) cpu.free(xs[k]); // 4 MiB free in 1 MiB holes
+    const big = cpu.alloc('f32', 2 * n);
+    assert.equal(cpu.pager.stats.spills, 0, 'a tensor moved out although compaction made room');
+    assert.equal(cpu.pager.stats.compactions, 1);
+    for (const k of [0, 2, 4, 6]) {
+      const v = cpu.readSync(xs[k]);
+      assert.ok(v[0] === k && v[n - 1] === k, `tensor ${k} lost its values when it moved`);
+    }
+    assert.ok(big.ptr >= 0);
+  } finally {
+    await rt.close();
+  }
+});
+
+test("blocks that cannot move (pinned, the runtime's own) leave holes: the cheapest run moves out, not the oldest", async () => {
+  const n = MiB / 4;
+  const rt = await KernelRuntime.create({ threads: 1 });
+  const cpu = new CpuBackend(rt, {});
+  rt.addressLimit = rt.blocks().at(-1)![0] + 8 * MiB;
+  try {
+    // [x0][x1][F][x3][x4][F][x6][x7], F owned by the runtime; then holes at x1 and x4.
+    const xs: (CpuStorage | null)[] = [];
+    const fixed: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      if (k === 2 || k === 5) {
+        fixed.push(rt.malloc(MiB));
+        xs.push(null);
+      } else xs.push(cpu.alloc('f32', n));
+    }
+    cpu.free(xs[1]!);
+    cpu.free(xs[4]!);
+    cpu.kernels.fill({ out: xs[3]!, value: 1 }); // x3 is the most recently used; x0 the oldest
+    const big = cpu.alloc('f32', 2 * n);
+    const moved = [0, 3, 6, 7].filter((k) => xs[k]!.ptr < 0);
+    assert.deepEqual(moved, [0], `moved ${moved.join(', ')}`);
+    assert.ok(big.ptr >= 0);
+    for (const p of fixed) rt.free(p);
+  } finally {
+    await rt.close();
+  }
+});
