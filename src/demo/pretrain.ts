@@ -390,6 +390,13 @@ export function pretrainCommandLine(cfg: PretrainConfig): string {
 /** The model card written beside the weights: what the model is, how it was made, the licences. */
 export function modelCard(cfg: PretrainConfig, r: PretrainResult): string {
   const h = r.heldOut;
+  const training =
+    `- Training: ${r.steps} steps of ${cfg.batch_size} blocks x ${cfg.n_positions} tokens = ` +
+    `${(r.tokens / 1e6).toFixed(2)}M tokens (${(r.tokens / r.trainTokens).toFixed(2)} passes\n` +
+    `  over the ${(r.trainTokens / 1e6).toFixed(2)}M-token training split), AdamW (beta2 ${cfg.adam_beta2}, ` +
+    `weight decay ${cfg.weight_decay} on matrices), learning rate ${cfg.learning_rate} with\n` +
+    `  ${cfg.warmup_steps} warmup steps and cosine decay to ${cfg.min_lr_ratio}x, ` +
+    `gradient clipping ${cfg.max_grad_norm}; ${(r.seconds / 60).toFixed(0)} min on CPU.`;
   return `# tsdpo demo model
 
 A small GPT-2 (${cfg.n_layer} layers, hidden size ${cfg.n_embd}, ${cfg.n_head} heads, context ${cfg.n_positions} tokens,
@@ -401,9 +408,7 @@ model of \`tsdpo demo\`. It writes review-like English of a very small model: ex
 - Command: \`${pretrainCommandLine({ ...cfg, output: PRETRAIN_OPTIONS.output.default, data_dir: PRETRAIN_OPTIONS.data_dir.default })}\`
   (the defaults of \`tsdpo pretrain\`, with the packages of package-lock.json; bit-identical for any thread count on one
   machine, while another CPU may round the relaxed-SIMD kernels differently)
-- Training: ${r.steps} steps of ${cfg.batch_size} blocks x ${cfg.n_positions} tokens = ${(r.tokens / 1e6).toFixed(2)}M tokens (${(r.tokens / r.trainTokens).toFixed(2)} passes
-  over the ${(r.trainTokens / 1e6).toFixed(2)}M-token training split), AdamW (beta2 ${cfg.adam_beta2}, weight decay ${cfg.weight_decay} on matrices), learning rate ${cfg.learning_rate} with
-  ${cfg.warmup_steps} warmup steps and cosine decay to ${cfg.min_lr_ratio}x, gradient clipping ${cfg.max_grad_norm}; ${(r.seconds / 60).toFixed(0)} min on CPU.
+${training}
 - Held-out loss (documents never trained on): ${h.loss.toFixed(3)} nats per token (perplexity ${h.perplexity.toFixed(1)});
   review sentences ${h.reviewLoss.toFixed(3)}, prose ${h.proseLoss.toFixed(3)}. Weights saved as ${cfg.save_dtype}; the losses are those of the saved weights.
 - Files: config.json, model.safetensors, generation_config.json, tokenizer.json, tokenizer_config.json (transformers:

@@ -7,12 +7,17 @@ export const PPO_OPTIONS = {
   reward: {
     type: 'string',
     default: '',
-    help: "the reward: a *ForSequenceClassification folder (TRL's reward model; its score at EOS; the value model starts from it), 'sentiment' or a .mjs/.js module exporting (prompt, completion) => number (then the value model starts from the policy's backbone with a zero value head)",
+    help:
+      "the reward: a *ForSequenceClassification folder (TRL's reward model; its score at EOS; " +
+      "the value model starts from it), 'sentiment' or a .mjs/.js module exporting (prompt, completion) => number " +
+      "(then the value model starts from the policy's backbone with a zero value head)",
   },
   value_model: {
     type: 'string',
     default: '',
-    help: 'value model folder (*ForSequenceClassification; default: the --reward folder, as TRL examples; with a function reward: the policy backbone + a zero head)',
+    help:
+      'value model folder (*ForSequenceClassification; default: the --reward folder, as TRL examples; ' +
+      'with a function reward: the policy backbone + a zero head)',
   },
   ref_model: {
     type: 'string',
@@ -44,7 +49,9 @@ export const PPO_OPTIONS = {
   pad_token_id: {
     type: 'int',
     default: -1,
-    help: "the padding id (-1 = the tokenizer's pad token). It must differ from EOS: pad marks the end of a response. It never reaches the model (padded ids are fed as 0), so the vocabulary size is a valid choice",
+    help:
+      "the padding id (-1 = the tokenizer's pad token). It must differ from EOS: pad marks the end of a response. " +
+      'It never reaches the model (padded ids are fed as 0), so the vocabulary size is a valid choice',
   },
   num_ppo_epochs: { type: 'int', default: 4, help: 'passes of PPO updates over each batch of rollouts' },
   num_mini_batches: {

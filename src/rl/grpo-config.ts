@@ -58,7 +58,11 @@ const ROLLOUT_OPTIONS = {
   reward_funcs: {
     type: 'list',
     default: ['sentiment'],
-    help: "rewards, summed with reward_weights: 'sentiment' (the demo's AFINN reward of the completion), a reward model folder (*ForSequenceClassification; the score of prompt + completion), or a .js/.mjs module whose default export is (prompts, completions, extra) => number[] (extra: completion_ids and the dataset's other columns, one value per completion)",
+    help:
+      "rewards, summed with reward_weights: 'sentiment' (the demo's AFINN reward of the completion), " +
+      'a reward model folder (*ForSequenceClassification; the score of prompt + completion), ' +
+      'or a .js/.mjs module whose default export is (prompts, completions, extra) => number[] ' +
+      "(extra: completion_ids and the dataset's other columns, one value per completion)",
   },
   reward_weights: { type: 'list', default: [], help: 'weight of each reward function (default 1 each)' },
   mask_truncated_completions: {
@@ -87,7 +91,9 @@ export const GRPO_OPTIONS = {
     type: 'string',
     default: 'dapo',
     choices: ['grpo', 'bnpo', 'dr_grpo', 'dapo'],
-    help: 'how per-token losses are averaged: grpo per sequence then over sequences, bnpo over the micro-batch tokens, dr_grpo over batch x max_completion_length, dapo over the generation batch tokens',
+    help:
+      'how per-token losses are averaged: grpo per sequence then over sequences, bnpo over the micro-batch tokens, ' +
+      'dr_grpo over batch x max_completion_length, dapo over the generation batch tokens',
   },
   scale_rewards: {
     type: 'string',

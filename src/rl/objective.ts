@@ -172,7 +172,8 @@ export class RlObjective implements Objective {
     const blocks = Math.floor(prompts.length / perStep);
     if (blocks === 0)
       throw new Error(
-        `${name}: a step samples ${perStep} prompts x ${G} completions, but ${cfg.dataset} has ${prompts.length} prompts; lower per_device_train_batch_size or add prompts`,
+        `${name}: a step samples ${perStep} prompts x ${G} completions, ` +
+          `but ${cfg.dataset} has ${prompts.length} prompts; lower per_device_train_batch_size or add prompts`,
       );
     // An epoch: every full block of perStep prompts (TRL's RepeatSampler drops the rest), each
     // prompt G times in a row, each block repeated num_iterations times.

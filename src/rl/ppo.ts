@@ -266,7 +266,8 @@ export async function rolloutPhase(m: PpoModels, batch: RolloutBatch, o: PpoUpda
       const v = await r.fn(prompt, completion);
       if (typeof v !== 'number' || !Number.isFinite(v))
         throw new Error(
-          `reward: got ${String(v)} for prompt ${JSON.stringify(prompt.slice(0, 60))} and completion ${JSON.stringify(completion.slice(0, 60))}; a reward must be a finite number`,
+          `reward: got ${String(v)} for prompt ${JSON.stringify(prompt.slice(0, 60))} ` +
+            `and completion ${JSON.stringify(completion.slice(0, 60))}; a reward must be a finite number`,
         );
       scores[b] = v;
     }

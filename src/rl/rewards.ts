@@ -111,7 +111,8 @@ export async function scoreAll(funcs: readonly RewardFunc[], b: RewardBatch): Pr
     const arr = values as ArrayLike<unknown>;
     if (arr.length !== N) {
       throw new Error(
-        `reward function ${f.name} (${f.spec}) returned ${arr.length} rewards for ${N} completions (first prompt ${quote(b.promptTexts[0])}); return one number per completion`,
+        `reward function ${f.name} (${f.spec}) returned ${arr.length} rewards for ${N} completions ` +
+          `(first prompt ${quote(b.promptTexts[0])}); return one number per completion`,
       );
     }
     for (let i = 0; i < N; i++) {

@@ -89,7 +89,8 @@ function sameTokenizer(rewardDir: string, policyDir: string): void {
   if (r !== null && p !== null && r !== p) {
     throw new Error(
       `${rewardDir}: the reward model's tokenizer differs from the policy's (${policyDir}); PPO scores the policy's token ids ` +
-        'without re-tokenizing text, so they must share a vocabulary: train the reward model from this policy (tsdpo reward), or pass a reward function (sentiment or a module), which scores text',
+        'without re-tokenizing text, so they must share a vocabulary: train the reward model from this policy ' +
+        '(tsdpo reward), or pass a reward function (sentiment or a module), which scores text',
     );
   }
 }
@@ -329,7 +330,9 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
         if (p === null || p === eos) {
           throw new Error(
             `${cfg.model_name_or_path}: the tokenizer's pad token ${p === null ? 'is unset' : `is EOS (id ${eos})`}; PPO marks the end of a response by pad, ` +
-              `so pad must differ from EOS (TRL: tokenizer.add_special_tokens({"pad_token": "[PAD]"})). Pass --pad_token_id N, e.g. ${s.policy.vocabSize} (padded ids are fed to the model as 0, so an id past the vocabulary works)`,
+              'so pad must differ from EOS (TRL: tokenizer.add_special_tokens({"pad_token": "[PAD]"})). ' +
+              `Pass --pad_token_id N, e.g. ${s.policy.vocabSize} ` +
+              '(padded ids are fed to the model as 0, so an id past the vocabulary works)',
           );
         }
         pad = p;
@@ -361,7 +364,12 @@ export async function runPpo(cfg: PpoConfig, opts: PpoRunOptions): Promise<PpoRu
             ? valueFromRewardFolder(cfg.reward)
             : valueFromPolicy(cfg.model_name_or_path);
         runLog(
-          `value model: ${cfg.value_model || (isFolder ? `${cfg.reward} (the reward model's weights)` : `${cfg.model_name_or_path}'s backbone with a zero value head`)}`,
+          `value model: ${
+            cfg.value_model ||
+            (isFolder
+              ? `${cfg.reward} (the reward model's weights)`
+              : `${cfg.model_name_or_path}'s backbone with a zero value head`)
+          }`,
         );
         runLog(
           `ppo: ${prompts.length} prompts, ${sizes.total} updates of ${sizes.batch} rollouts (${sizes.perEpoch} per pass over the prompts), ` +

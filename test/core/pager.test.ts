@@ -88,7 +88,10 @@ test('a kernel whose operands alone exceed the limit fails naming the sizes', ()
   assert.throws(
     () =>
       cpu.kernels.where({ cond: a, a: b, b: c, out: d, shape: [n], condStrides: [1], aStrides: [1], bStrides: [1] }),
-    /out of memory allocating 1048576 bytes \([\d.]+ MiB live in the WebAssembly memory, which holds at most [\d.]+ MiB, all of it needed by the running kernel\)/,
+    new RegExp(
+      String.raw`out of memory allocating 1048576 bytes \([\d.]+ MiB live in the WebAssembly memory, ` +
+        String.raw`which holds at most [\d.]+ MiB, all of it needed by the running kernel\)`,
+    ),
   );
   for (const s of [a, b, c, d]) cpu.free(s);
   rt.limitBytes = 2 ** 32;

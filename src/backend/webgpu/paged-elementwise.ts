@@ -29,7 +29,9 @@ export function eachPage(
   for (const s of all) {
     if (s.size !== ref.size || count !== ref.size)
       throw new Error(
-        `webgpu ${name}: ${count} elements of operands of ${all.map((x) => x.size).join(' and ')}; with a split tensor (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here) it runs on whole tensors of one size`,
+        `webgpu ${name}: ${count} elements of operands of ${all.map((x) => x.size).join(' and ')}; ` +
+          `with a split tensor (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here) ` +
+          'it runs on whole tensors of one size',
       );
     if (s.dtype === 'bf16')
       throw new Error(`webgpu ${name}: a bfloat16 operand (frozen weights are read only by matmul and embedding)`);
@@ -91,7 +93,8 @@ export function copyPaged(ctx: Ctx, inner: KernelTable, a: KernelArgs['copy']): 
     let i1 = i0 + 1;
     if (!fits(src, span(sSt, a.srcOffset, i0, i1)) || !fits(dst, span(dSt, a.dstOffset, i0, i1)))
       throw new Error(
-        `webgpu copy: one row of a [${a.shape.join(', ')}] copy spans two pages of a split tensor (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here); use --device cpu`,
+        `webgpu copy: one row of a [${a.shape.join(', ')}] copy spans two pages of a split tensor ` +
+          `(above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here); use --device cpu`,
       );
     // Grow the run, by doubling steps, while it stays within one page of each split operand.
     let step = 1;

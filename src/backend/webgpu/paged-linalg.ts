@@ -18,7 +18,9 @@ export function matmulPaged(ctx: Ctx, inner: KernelTable, a: KernelArgs['matmul'
     C = a.c as GpuStorage;
   if (paged(A) || A.dtype === 'bf16')
     throw new Error(
-      `webgpu matmul: A [${a.transA ? `${a.K}, ${a.M}` : `${a.M}, ${a.K}`}] is ${paged(A) ? `split (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here)` : 'bfloat16'}; only B (a weight) and C (its gradient) may be: use smaller batches or sequences (or --device cpu)`,
+      `webgpu matmul: A [${a.transA ? `${a.K}, ${a.M}` : `${a.M}, ${a.K}`}] is ` +
+        `${paged(A) ? `split (above maxStorageBufferBindingSize, ${ctx.rt.maxBinding} bytes here)` : 'bfloat16'}; ` +
+        'only B (a weight) and C (its gradient) may be: use smaller batches or sequences (or --device cpu)',
     );
   if (C.dtype === 'bf16') throw new Error('webgpu matmul: C is bfloat16 (frozen weights are not written)');
   if (paged(C)) matmulC(ctx, inner, a);
@@ -125,7 +127,8 @@ function matmulB(ctx: Ctx, inner: KernelTable, a: KernelArgs['matmul']): void {
   const { M, N, K, batch } = a;
   if ((batch > 1 && a.strideB !== 0) || a.strideC !== M * N) {
     throw new Error(
-      `webgpu matmul: a split or bf16 B [${a.transB ? `${N}, ${K}` : `${K}, ${N}`}] works as one matrix shared by the batch (strideB ${a.strideB}, batch ${batch})`,
+      `webgpu matmul: a split or bf16 B [${a.transB ? `${N}, ${K}` : `${K}, ${N}`}] ` +
+        `works as one matrix shared by the batch (strideB ${a.strideB}, batch ${batch})`,
     );
   }
   if (K === 0) throw new Error('webgpu matmul: K = 0 with a split or bf16 B');
