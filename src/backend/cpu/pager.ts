@@ -109,16 +109,28 @@ export class Pager {
     }
   }
 
-  /** Runs `fn` with every storage of `operands` resident and pinned there. */
+  /**
+   * Runs `fn` with every storage of `operands` resident and pinned there. Until `fn` starts, pinned
+   * storages may still slide inside the memory (compaction; nobody holds their addresses yet); while
+   * it runs they stay put.
+   */
   pinned<T>(operands: PagedStorage[], fn: () => T): T {
     for (const s of operands) s.pins++;
     try {
       for (const s of operands) this.ensure(s);
-      return fn();
+      this.running++;
+      try {
+        return fn();
+      } finally {
+        this.running--;
+      }
     } finally {
       for (const s of operands) s.pins--;
     }
   }
+
+  /** Kernels in progress (their operands' addresses are in use). */
+  private running = 0;
 
   /**
    * Frees room for an allocation of `bytes` that failed: when live bytes would pass the runtime's
@@ -147,12 +159,15 @@ export class Pager {
     return this.rt.reservedBytes - this.rt.liveBytes;
   }
 
-  /** Slides every unpinned resident storage down over the free space (runtime.ts compact). */
+  /** Slides resident storages down over the free space (runtime.ts compact): all of them between kernels, the unpinned ones while a kernel runs. */
   private compact(): void {
     const byPtr = new Map<number, PagedStorage>();
     for (const s of this.resident) byPtr.set(s.ptr, s);
     this.rt.compact(
-      (ptr) => (byPtr.get(ptr)?.pins ?? 1) === 0,
+      (ptr) => {
+        const s = byPtr.get(ptr);
+        return s !== undefined && (s.pins === 0 || this.running === 0);
+      },
       (from, to) => {
         byPtr.get(from)!.ptr = to;
         this.stats.movedInside += byPtr.get(from)!.bytes;
