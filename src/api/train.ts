@@ -54,9 +54,10 @@ export interface TrainInputs<M extends Method> {
   /** Held-out rows, evaluated every eval_steps (or logging_steps) with eval_* metrics. */
   eval?: readonly unknown[];
   /**
-   * DPO / KTO: the reference model. Default: the model before training, through its log-probs
-   * computed once before the first step (TRL's precompute_ref_log_probs: the same numbers as a frozen
-   * copy, at no extra memory); with a new LoRA adapter, the model with the adapter off.
+   * DPO / KTO: the reference model, as ref_model is for runTraining (a frozen model; its log-probs
+   * computed before the first step with precompute_ref_log_probs). Default: the model before training,
+   * through its log-probs computed once before the first step (the same numbers as a frozen copy, at
+   * no extra memory); with a new LoRA adapter, the model with the adapter off.
    */
   reference?: CausalLM;
   /** Options with TRL's names; every other option keeps its default (`tsdpo <method> --help`). */
@@ -184,9 +185,8 @@ export function train<M extends Method>(method: M, inputs: TrainInputs<M>): Run<
           : ktoMethod(cfg as KtoConfig, refs)
     ) as RowMethod<{ examples: unknown[]; report: DataReport }>;
     parts.begin?.(log);
-    const s = inMemory(inputs.model, inputs.tokenizer, cfg, log);
     const rows = (r: readonly unknown[], name: string, isEval: boolean) => async () =>
-      parts.prepare([...r], s, { name, isEval });
+      parts.prepare([...r], inputs.tokenizer, { name, isEval });
     const { result, report } = await runSkeleton(
       cfg,
       {
@@ -196,7 +196,7 @@ export function train<M extends Method>(method: M, inputs: TrainInputs<M>): Run<
         onStep: (step, total, loss) => emit({ type: 'step', step, total, loss }),
       },
       runLoop,
-      s,
+      () => inMemory(inputs.model, inputs.tokenizer, cfg, log),
       parts,
       {
         name: `train('${method}')`,

@@ -68,7 +68,7 @@ export function dpoMethod(cfg: DpoConfig, refs: ReferenceSource): RowMethod<Pref
       checkDpoConfig(cfg);
       dpoNotices(cfg).forEach(log);
     },
-    prepare: (rows, s, split) => preparePreferenceDataset(rows, s.tok, dataOptions(cfg), split.files),
+    prepare: (rows, tok, split) => preparePreferenceDataset(rows, tok, dataOptions(cfg), split.files),
     objective: async (s, train, evalData, log) => {
       const padId = padIdFor(s.tok);
       const needsReference = lossesNeedReference(cfg.loss_type);
@@ -140,12 +140,12 @@ export function sftMethod(cfg: SftConfig, chatTemplate: string | null = null): R
   return {
     command: 'sft',
     begin: (log) => sftNotices(cfg).forEach(log),
-    prepare: (rows, s, split) =>
+    prepare: (rows, tok, split) =>
       arrangeSftData(
         cfg,
         prepareSftDataset(
           rows,
-          sftTokenizer(cfg, s.tok, chatTemplate),
+          sftTokenizer(cfg, tok, chatTemplate),
           sftDataOptions(cfg, dataOptions(cfg), split.name, split.isEval),
           split.files,
         ),
@@ -172,7 +172,7 @@ export function ktoMethod(cfg: KtoConfig, refs: ReferenceSource): RowMethod<Unpa
   return {
     command: 'kto',
     begin: () => checkKtoConfig(cfg),
-    prepare: (rows, s, split) => prepareUnpairedDataset(rows, s.tok, ktoDataOptions(cfg), split.files),
+    prepare: (rows, tok, split) => prepareUnpairedDataset(rows, tok, ktoDataOptions(cfg), split.files),
     notices: (train) =>
       [
         weightAdvice(train.report.desirable, train.report.undesirable, cfg.desirable_weight, cfg.undesirable_weight),

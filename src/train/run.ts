@@ -256,7 +256,7 @@ export function fromFiles<D extends { examples: unknown[]; report: unknown }>(
     ...method,
     load: async (path, split, s, isEval) => {
       const { records, files } = await loadRecords(path, { split });
-      return method.prepare(records, s, { name: split, isEval, files });
+      return method.prepare(records, s.tok, { name: split, isEval, files });
     },
   };
 }
@@ -300,7 +300,7 @@ export async function runMethod<
   parts.begin?.(log);
   const s = (parts.model ? await setup(cfg, log, parts.model) : await setup(cfg, log)) as Setup<M>;
   const ev = parts.noEval ? null : evalSource(cfg);
-  const { result, report } = await runSkeleton(cfg, { ...opts, log }, runTraining, s, parts, {
+  const { result, report } = await runSkeleton(cfg, { ...opts, log }, runTraining, () => s, parts, {
     name: cfg.dataset,
     train: () => parts.load(cfg.dataset, 'train', s, false),
     eval: ev ? () => parts.load(ev.path, ev.split, s, true) : null,

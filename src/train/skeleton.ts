@@ -69,7 +69,7 @@ export interface MethodCore<D extends { examples: unknown[]; report: unknown }, 
 /** A method whose data are rows (records read from a split, or rows given in memory). */
 export interface RowMethod<D extends { examples: unknown[]; report: unknown }> extends MethodCore<D> {
   /** Tokenizes (and arranges) the rows of a split; `files` are where they were read from. */
-  prepare(rows: unknown[], s: Setup, split: { name: string; isEval: boolean; files?: string[] }): D | Promise<D>;
+  prepare(rows: unknown[], tok: TextTokenizer, split: { name: string; isEval: boolean; files?: string[] }): D;
 }
 
 /** A run's data: `name` for errors (the dataset path, or the call), the train split, and the eval split if any. */
@@ -83,8 +83,10 @@ export interface RunData<D> {
 export type Loop = (cfg: TrainConfig, obj: Objective, opts: TrainOptions) => Promise<TrainResult>;
 
 /**
- * The steps between a built model and its final save: the splits with their reports, the notices, the
- * objective, the memory report and the loop. `result` is null when the method ends before training.
+ * The steps between the engine and the final save: the splits with their reports, the notices, the
+ * trained model (`model`, called once the data are in: in memory, a new LoRA adapter is attached only
+ * to a run whose data are good), the objective, the memory report and the loop. `result` is null when
+ * the method ends before training.
  */
 export async function runSkeleton<
   C extends CommonConfig,
@@ -94,7 +96,7 @@ export async function runSkeleton<
   cfg: C,
   opts: RunOptions & { log: Log },
   loop: Loop,
-  s: Setup<M>,
+  model: () => Setup<M>,
   parts: MethodCore<D, M>,
   data: RunData<D>,
 ): Promise<{ result: TrainResult | null; report: { train: D['report']; eval: D['report'] | null } }> {
@@ -109,6 +111,7 @@ export async function runSkeleton<
   for (const line of parts.notices?.(train) ?? []) log(line);
   const evalData = data.eval ? await data.eval() : null;
   if (evalData) log(describe('eval data', evalData.report));
+  const s = model();
   const { objective, refModel = null } = await parts.objective(s, train, evalData, log);
   const report = { train: train.report, eval: evalData?.report ?? null };
   if (objective === null) return { result: null, report };

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { initEngine, loadModel, loadTokenizer, runTraining, train, type TrainEvent } from '../../src/index.js';
 import { imdbPrompts } from '../../src/demo/prompts.js';
+import { adapterOf } from '../../src/models/adapter.js';
 import { tempDir } from '../helpers/assets.js';
 import { DEMO_MODEL } from '../helpers/cli.js';
 
@@ -129,6 +130,18 @@ test('kto in memory and from files: the same metrics, step by step (precomputed,
   assertSameRuns('kto, precompute_ref_log_probs', pre.files, pre.memory);
   const frozen = await bothWays('kto', UNPAIRED(PAIRS), UNPAIRED(EVAL), cfg, true);
   assertSameRuns('kto, a frozen reference model', frozen.files, frozen.memory);
+});
+
+test('a run in memory whose data fail leaves the model as it was (no new LoRA adapter attached)', async () => {
+  const model = loadModel(DEMO_MODEL);
+  const run = train('dpo', {
+    model,
+    tokenizer: loadTokenizer(DEMO_MODEL),
+    train: [{ prompt: 'The movie was', chosen: ' fine.', rejected: ' bad.' }],
+    config: { use_peft: true, max_length: 2 },
+  });
+  await assert.rejects(async () => await run, /train\('dpo'\): no training examples left/);
+  assert.equal(adapterOf(model), null, 'an adapter was attached to the model of a failed run');
 });
 
 test('grpo and rloo through runTraining report step and metrics events, one metrics event per line', async () => {
