@@ -72,8 +72,8 @@ export interface RunTrainingOptions {
 /**
  * Runs `method` ('dpo', 'sft', 'kto', 'reward', 'grpo' or 'rloo') from `config` (TRL's names;
  * model_name_or_path, dataset and output_dir are required) as `tsdpo <method>` does. Returns at
- * once; the run reports events (`for await (const e of run)`; metrics and steps for dpo, sft, kto
- * and reward) and resolves to a summary. It initialises the engine on config.device itself.
+ * once; the run reports events (`for await (const e of run)`: log lines, metrics and steps) and
+ * resolves to a summary. It initialises the engine on config.device itself.
  */
 export function runTraining<M extends RunMethod>(
   method: M,
@@ -98,9 +98,9 @@ export function runTraining<M extends RunMethod>(
       case 'reward':
         return runReward(cfg as RewardConfig, opts);
       case 'grpo':
-        return runGrpo(cfg as GrpoConfig, { log: opts.log, quiet: opts.quiet });
+        return runGrpo(cfg as GrpoConfig, opts);
       default:
-        return runRloo(cfg as RlooConfig, { log: opts.log, quiet: opts.quiet });
+        return runRloo(cfg as RlooConfig, opts);
     }
   });
 }

@@ -1,11 +1,9 @@
 // Training a model already in memory on rows already in memory, with the configuration the CLI
-// uses (TRL's names and defaults): DPO, SFT and KTO. The same loop as `tsdpo dpo` (train/trainer.ts)
-// without an output folder: nothing is written, the trained weights stay in the model, the metrics
-// come as events. Works in browsers (no file access).
-import { padIdFor } from '../data/collate.js';
-import { preparePreferenceDataset, type DataReport } from '../data/pipeline.js';
-import { prepareSftDataset } from '../data/sft.js';
-import { prepareUnpairedDataset } from '../data/unpaired.js';
+// uses (TRL's names and defaults): DPO, SFT and KTO. The same parts and run skeleton as `tsdpo dpo`
+// (train/methods.ts, train/skeleton.ts) without an output folder: nothing is written, the trained
+// weights stay in the model, the metrics come as events. Works in browsers (no file access).
+import type { DataReport } from '../data/pipeline.js';
+import { getBackend } from '../core/backend.js';
 import { trainAll } from '../models/build.js';
 import { adapterOf, newAdapter } from '../models/adapter.js';
 import type { CausalLM } from '../models/model.js';
@@ -20,29 +18,11 @@ import {
   type OptionSpec,
   type SftConfig,
 } from '../train/config.js';
-import {
-  checkDpoConfig,
-  computeReferenceLogps,
-  dpoNotices,
-  DpoObjective,
-  ldAlphaOf,
-  type Reference,
-} from '../train/dpo.js';
-import {
-  checkKtoConfig,
-  computeKtoReference,
-  KTO_SPECS,
-  KtoObjective,
-  usesKl,
-  weightAdvice,
-  withKlCompletions,
-  type KtoConfig,
-  type KtoReference,
-} from '../train/kto.js';
-import type { NamedParam } from '../train/optim.js';
-import { dataOptions, ktoDataOptions, reportLine } from '../train/data-options.js';
-import { arrangeSftData, sftDataOptions, sftNotices, SftObjective, sftPadId, sftTokenizer } from '../train/sft.js';
-import { train as runLoop, type Objective, type TrainResult } from '../train/loop.js';
+import { KTO_SPECS, type KtoConfig } from '../train/kto.js';
+import { train as runLoop, type TrainResult } from '../train/loop.js';
+import { frozenDtypeOf } from '../train/memory.js';
+import { dpoMethod, ktoMethod, sftMethod, type ReferenceSource } from '../train/methods.js';
+import { runSkeleton, type RowMethod, type Setup } from '../train/skeleton.js';
 import { Run, type TrainEvent } from './events.js';
 
 /** The training methods `train` runs in memory. */
@@ -74,9 +54,10 @@ export interface TrainInputs<M extends Method> {
   /** Held-out rows, evaluated every eval_steps (or logging_steps) with eval_* metrics. */
   eval?: readonly unknown[];
   /**
-   * DPO / KTO: the reference model. Default: the model before training, through its log-probs
-   * computed once before the first step (TRL's precompute_ref_log_probs: the same numbers as a frozen
-   * copy, at no extra memory); with a new LoRA adapter, the model with the adapter off.
+   * DPO / KTO: the reference model, as ref_model is for runTraining (a frozen model; its log-probs
+   * computed before the first step with precompute_ref_log_probs). Default: the model before training,
+   * through its log-probs computed once before the first step (the same numbers as a frozen copy, at
+   * no extra memory); with a new LoRA adapter, the model with the adapter off.
    */
   reference?: CausalLM;
   /** Options with TRL's names; every other option keeps its default (`tsdpo <method> --help`). */
@@ -117,19 +98,27 @@ const FILE_OPTIONS: Record<string, string> = {
   device: 'call initEngine first',
   threads: 'call initEngine first',
   config: 'give the options themselves',
+  shard: 'the parts of the reference pass are files (use runTraining)',
   chat_template_path: "give the tokenizer the template (chat_template.jinja among tokenizerFromFiles' files)",
 };
 
-const inMemory = async (): Promise<never> => {
-  throw new Error('train: in-memory runs write no checkpoints (use runTraining with an output_dir in Node)');
-};
-
-/** The trained parameters: the model's adapter, a new one (use_peft), or every weight. */
-function trainable(
+/** The trained model in memory: its adapter, a new one (use_peft), or every weight; nothing is written. */
+function inMemory(
   model: CausalLM,
+  tok: TextTokenizer,
   cfg: CommonConfig & { disable_dropout?: boolean },
-): { params: NamedParam[]; loraDropout: number; newLora: boolean } {
+  log: (line: string) => void,
+): Setup {
+  model.gradientCheckpointing = cfg.gradient_checkpointing;
   const attached = adapterOf(model);
+  const base = {
+    policy: model,
+    tok,
+    frozenDtype: frozenDtypeOf(cfg, getBackend(), log),
+    saveWeights: noFiles,
+    loadWeights: noFiles,
+    finalFiles: [],
+  };
   if (attached || cfg.use_peft) {
     const info =
       attached ??
@@ -143,9 +132,32 @@ function trainable(
             ? 'all-linear'
             : cfg.lora_target_modules,
       });
-    return { params: info.params, loraDropout: cfg.disable_dropout ? 0 : info.config.lora_dropout, newLora: !attached };
+    const loraDropout = cfg.disable_dropout ? 0 : info.config.lora_dropout;
+    return { ...base, params: info.params, lora: true, newLora: !attached, loraDropout };
   }
-  return { params: trainAll(model), loraDropout: 0, newLora: false };
+  return { ...base, params: trainAll(model), lora: false, newLora: false, loraDropout: 0 };
+}
+
+const noFiles = async (): Promise<never> => {
+  throw new Error('train: in-memory runs write no checkpoints (use runTraining with an output_dir in Node)');
+};
+
+/**
+ * The reference in memory: the model given, else the model before training through its log-probs
+ * computed before the first step (with a new LoRA adapter and none given: the base, the adapter off).
+ */
+function memoryReference(given: CausalLM | undefined): ReferenceSource {
+  return {
+    separate: given !== undefined,
+    owned: false,
+    load: () => given ?? null,
+    precompute: (key, _batchSize, compute) => compute(0, key.examples.length),
+    stopsAfterPass: false,
+    progress: (label, n, unit, log) => {
+      log(`${label}: ${n} ${unit} under ${given ? 'the reference model' : 'the model before training'}`);
+      return { update: () => {}, stop: () => {} };
+    },
+  };
 }
 
 /**
@@ -162,145 +174,36 @@ export function train<M extends Method>(method: M, inputs: TrainInputs<M>): Run<
         throw new Error(`train('${method}'): option ${key} belongs to runs from files; in memory, ${instead}`);
     }
     const cfg = { ...resolveConfig(method, inputs.config), output_dir: '' };
-    const { model, tokenizer: tok } = inputs;
-    model.gradientCheckpointing = cfg.gradient_checkpointing;
-    const padId = padIdFor(tok);
-    const data = <D extends { report: DataReport; examples: unknown[] }>(
-      rows: readonly unknown[] | undefined,
-      label: string,
-      make: (r: unknown[]) => D,
-    ): D | null => {
-      if (!rows) return null;
-      const d = make([...rows]);
-      log(reportLine(`${label} data`, d.report as Parameters<typeof reportLine>[1]));
-      if (label === 'train' && d.examples.length === 0)
-        throw new Error(`train('${method}'): no training examples left (see the report above)`);
-      return d;
-    };
-    let objective: Objective;
-    let reports: TrainSummary['report'];
-    const weights = { saveWeights: inMemory, loadWeights: inMemory };
-    if (method === 'dpo') {
-      const c = cfg as DpoConfig;
-      checkDpoConfig(c);
-      if (c.sync_ref_model && !inputs.reference)
-        throw new Error('sync_ref_model: give the reference model (inputs.reference) to mix the policy into');
-      dpoNotices(c).forEach(log);
-      const trainSet = data(inputs.train, 'train', (r) => preparePreferenceDataset(r, tok, dataOptions(c)))!;
-      const evalSet = data(inputs.eval, 'eval', (r) => preparePreferenceDataset(r, tok, dataOptions(c)));
-      const t = trainable(model, c);
-      let reference: Reference;
-      if (inputs.reference) reference = { kind: 'model', model: inputs.reference };
-      else if (t.newLora) reference = { kind: 'adapter-off' };
-      else {
-        // The model before training: its log-probs now, before the first step changes it.
-        const pass = (ex: typeof trainSet.examples, bs: number, label: string) => {
-          log(`reference log-probs (${label}): ${ex.length} pairs under the model before training`);
-          return computeReferenceLogps(
-            model,
-            false,
-            ex,
-            padId,
-            c.precompute_ref_batch_size || bs,
-            undefined,
-            ldAlphaOf(c),
-          );
-        };
-        reference = {
-          kind: 'cached',
-          train: await pass(trainSet.examples, c.per_device_train_batch_size, 'train'),
-          eval: evalSet ? await pass(evalSet.examples, c.per_device_eval_batch_size, 'eval') : null,
-        };
-      }
-      objective = new DpoObjective({
-        cfg: c,
-        policy: model,
-        params: t.params,
-        reference,
-        train: trainSet,
-        eval: evalSet,
-        padId,
-        loraDropout: t.loraDropout,
-        ...weights,
-      });
-      reports = { train: trainSet.report, eval: evalSet?.report ?? null };
-    } else if (method === 'sft') {
-      const c = cfg as SftConfig;
-      sftNotices(c).forEach(log);
-      const sftTok = sftTokenizer(c, tok);
-      const prepare = (r: unknown[], split: string, isEval: boolean) =>
-        arrangeSftData(c, prepareSftDataset(r, sftTok, sftDataOptions(c, dataOptions(c), split, isEval)), isEval);
-      const trainSet = data(inputs.train, 'train', (r) => prepare(r, 'train', false))!;
-      const evalSet = data(inputs.eval, 'eval', (r) => prepare(r, 'eval', true));
-      const t = trainable(model, c);
-      objective = new SftObjective({
-        cfg: c,
-        policy: model,
-        params: t.params,
-        train: trainSet,
-        eval: evalSet,
-        padId: sftPadId(c, tok),
-        loraDropout: t.loraDropout,
-        ...weights,
-      });
-      reports = { train: trainSet.report, eval: evalSet?.report ?? null };
-    } else {
-      const c = cfg as KtoConfig;
-      checkKtoConfig(c);
-      const trainSet = data(inputs.train, 'train', (r) => prepareUnpairedDataset(r, tok, ktoDataOptions(c)))!;
-      const evalSet = data(inputs.eval, 'eval', (r) => prepareUnpairedDataset(r, tok, ktoDataOptions(c)));
-      const advice = weightAdvice(
-        trainSet.report.desirable,
-        trainSet.report.undesirable,
-        c.desirable_weight,
-        c.undesirable_weight,
-      );
-      if (advice) log(advice);
-      const t = trainable(model, c);
-      let reference: KtoReference;
-      if (inputs.reference) reference = { kind: 'model', model: inputs.reference };
-      else if (t.newLora) reference = { kind: 'adapter-off' };
-      else {
-        const bs = c.per_device_train_batch_size,
-          maxLength = c.max_length > 0 ? c.max_length : null;
-        const pass = (ex: ReturnType<typeof withKlCompletions>, b: number, label: string) => {
-          log(`reference log-probs (${label}): ${ex.length} examples under the model before training`);
-          return computeKtoReference(
-            model,
-            false,
-            ex,
-            padId,
-            maxLength,
-            c.precompute_ref_batch_size || b,
-            usesKl(c.loss_type),
-          );
-        };
-        const evalEx = evalSet ? withKlCompletions(evalSet.examples, bs) : null;
-        reference = {
-          kind: 'cached',
-          train: await pass(withKlCompletions(trainSet.examples, bs), bs, 'train'),
-          eval: evalEx ? await pass(evalEx, c.per_device_eval_batch_size, 'eval') : null,
-        };
-      }
-      objective = new KtoObjective({
-        cfg: c,
-        policy: model,
-        params: t.params,
-        reference,
-        train: trainSet,
-        eval: evalSet,
-        padId,
-        loraDropout: t.loraDropout,
-        ...weights,
-      });
-      reports = { train: trainSet.report, eval: evalSet?.report ?? null };
-    }
-    const result = await runLoop(cfg, objective, {
-      log,
-      quiet: true,
-      onRecord: (metrics) => emit({ type: 'metrics', metrics }),
-      onStep: (step, total, loss) => emit({ type: 'step', step, total, loss }),
-    });
-    return { ...result, report: reports };
+    if (method === 'dpo' && (cfg as DpoConfig).sync_ref_model && !inputs.reference)
+      throw new Error('sync_ref_model: give the reference model (inputs.reference) to mix the policy into');
+    const refs = memoryReference(inputs.reference);
+    const parts = (
+      method === 'dpo'
+        ? dpoMethod(cfg as DpoConfig, refs)
+        : method === 'sft'
+          ? sftMethod(cfg as SftConfig)
+          : ktoMethod(cfg as KtoConfig, refs)
+    ) as RowMethod<{ examples: unknown[]; report: DataReport }>;
+    parts.begin?.(log);
+    const rows = (r: readonly unknown[], name: string, isEval: boolean) => async () =>
+      parts.prepare([...r], inputs.tokenizer, { name, isEval });
+    const { result, report } = await runSkeleton(
+      cfg,
+      {
+        log,
+        quiet: true,
+        onRecord: (metrics) => emit({ type: 'metrics', metrics }),
+        onStep: (step, total, loss) => emit({ type: 'step', step, total, loss }),
+      },
+      runLoop,
+      () => inMemory(inputs.model, inputs.tokenizer, cfg, log),
+      parts,
+      {
+        name: `train('${method}')`,
+        train: rows(inputs.train, 'train', false),
+        eval: inputs.eval ? rows(inputs.eval, 'eval', true) : null,
+      },
+    );
+    return { ...(result ?? { steps: 0, history: [] }), report };
   });
 }

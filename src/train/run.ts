@@ -1,16 +1,13 @@
-// The run skeleton of every trainer (runMethod: dpo, sft, kto, reward, grpo, rloo) and `tsdpo dpo` /
-// `tsdpo sft` on it: engine, tokenizer, model (+ LoRA), data, the method's objective, the shared
-// training loop, and the final model (or adapter) written into output_dir with the tokenizer files,
-// loadable by tsdpo and transformers.
+// Runs from files (runMethod: dpo, sft, kto, reward, grpo, rloo) on the run skeleton (train/skeleton.ts,
+// shared with the in-memory API) and `tsdpo dpo` / `tsdpo sft` on it: engine, tokenizer, model (+ LoRA)
+// and splits read from disk, the reference loaded and its log-probs cached, and the final model (or
+// adapter) written into output_dir with the tokenizer files, loadable by tsdpo and transformers.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { listSplits } from '../data/splits.js';
-import { loadPreferenceDataset } from '../data/load.js';
-import type { PreferenceDataset } from '../data/pipeline.js';
-import type { SftDataset } from '../data/sft.js';
-import { padIdFor } from '../data/collate.js';
+import { loadRecords } from '../data/load.js';
 import { getBackend } from '../core/backend.js';
 import { parseShard } from '../eval/shard.js';
 import { initEngine } from '../engine.js';
@@ -20,25 +17,26 @@ import { loadAdapter, newAdapter, restoreAdapter, saveAdapter } from '../models/
 import type { CausalLM } from '../models/model.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { COMMON_OPTIONS, type CommonConfig, type DpoConfig, type SftConfig } from './config.js';
+import type { CommonConfig, DpoConfig, SftConfig } from './config.js';
 import { dataOptions, reportLine } from './data-options.js';
-import { checkDpoConfig, computeReferenceLogps, dpoNotices, DpoObjective, ldAlphaOf, type Reference } from './dpo.js';
-import { needsReference as lossesNeedReference } from './losses.js';
+import { dpoMethod, sftMethod, type ReferenceSource } from './methods.js';
 import type { NamedParam } from './optim.js';
-import { frozenDtypeOf, MemoryReport } from './memory.js';
+import { frozenDtypeOf } from './memory.js';
 import { progress } from './progress.js';
 import { shardedReference } from './ref-shard.js';
-import { loadSftData, saveChatTemplate } from './sft-files.js';
-import { sftNotices, SftObjective, sftPadId } from './sft.js';
+import { readChatTemplate, saveChatTemplate } from './sft-files.js';
 import {
-  prepareOutputDir,
-  publishFiles,
-  train as runTraining,
-  type Objective,
-  type TrainOptions,
-  type TrainResult,
-} from './trainer.js';
+  runSkeleton,
+  type Log,
+  type MethodCore,
+  type RowMethod,
+  type RunOptions,
+  type Setup,
+  type TrainedModel,
+} from './skeleton.js';
+import { prepareOutputDir, publishFiles, train as runTraining, type TrainResult } from './trainer.js';
 
+export type { Log, RunOptions, Setup, TrainedModel } from './skeleton.js';
 export { dataOptions, reportLine };
 
 export const TOKENIZER_FILES = [
@@ -56,31 +54,6 @@ export interface RunSummary extends TrainResult {
   report: Record<string, unknown>;
   output: string;
 }
-
-export type Log = (line: string) => void;
-
-/** How a run reports: log lines (default: stderr), no progress bar (quiet), every metrics line and step. */
-export type RunOptions = Pick<TrainOptions, 'log' | 'quiet' | 'onRecord' | 'onStep'>;
-
-/** The model a run trains: its parameters, and how its weights are written and restored. */
-export interface TrainedModel {
-  /** The decoder (the whole model, or a classifier's body: what --memory_report counts). */
-  policy: CausalLM;
-  params: NamedParam[];
-  lora: boolean;
-  loraDropout: number;
-  saveWeights(dir: string): Promise<void>;
-  loadWeights(dir: string): Promise<void>;
-  /** Files of model_name_or_path copied beside the final weights (those that exist). */
-  finalFiles: string[];
-}
-
-/** The engine's side of a run: the tokenizer, and the trained model M. */
-export type Setup<M extends TrainedModel = TrainedModel> = M & {
-  tok: TextTokenizer;
-  /** What frozen models (reference, LoRA base) load as (frozen_dtype). */
-  frozenDtype: 'f32' | 'bf16';
-};
 
 /** Builds the trained model of a run from its config (after the engine and tokenizer are up). */
 export type ModelBuilder<C extends CommonConfig, M extends TrainedModel = TrainedModel> = (
@@ -150,7 +123,16 @@ export function causalLm(
     if (lora) restoreAdapter(policy, dir);
     else restoreModel(policy, dir);
   };
-  return { policy, params, lora, loraDropout, saveWeights, loadWeights, finalFiles: lora ? [] : TOKENIZER_FILES };
+  return {
+    policy,
+    params,
+    lora,
+    newLora: lora && !cfg.adapter,
+    loraDropout,
+    saveWeights,
+    loadWeights,
+    finalFiles: lora ? [] : TOKENIZER_FILES,
+  };
 }
 
 function countAll(m: CausalLM): number {
@@ -192,7 +174,7 @@ export async function finish(cfg: CommonConfig, s: Setup): Promise<void> {
 export function refCacheFile(
   refDir: string,
   adapterDir: string,
-  examples: PreferenceDataset['examples'],
+  examples: readonly { promptIds: number[]; chosenIds: number[]; rejectedIds: number[] }[],
   salt = '',
 ): string {
   const h = createHash('sha256');
@@ -231,159 +213,83 @@ export async function cachedReference(
   return values;
 }
 
-export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<RunSummary> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  checkDpoConfig(cfg);
-  for (const line of dpoNotices(cfg)) log(line);
-  return runMethod(cfg, opts, {
-    command: 'dpo',
-    load: (path, split, s) => loadPreferenceDataset(path, s.tok, { ...dataOptions(cfg), split }),
-    objective: async (s, train, evalData) => {
-      const padId = padIdFor(s.tok);
-      const needsReference = lossesNeedReference(cfg.loss_type);
-      const loadReference = (): CausalLM => {
-        const m = loadModel(cfg.ref_model || cfg.model_name_or_path, { frozenDtype: s.frozenDtype });
-        // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
-        if (!cfg.ref_model && cfg.adapter) loadAdapter(m, cfg.adapter);
-        return m;
-      };
-      if (cfg.shard && !(needsReference && cfg.precompute_ref_log_probs))
-        throw new Error(
-          `--shard ${cfg.shard}: splits the reference pass of precompute_ref_log_probs; set --precompute_ref_log_probs (with a loss that uses the reference)`,
-        );
-      const adapterOff = s.lora && !cfg.ref_model && !cfg.adapter;
-      let reference: Reference;
-      let refModel: CausalLM | null = null;
-      if (!needsReference) reference = { kind: 'none' };
-      else if (adapterOff) reference = { kind: 'adapter-off' };
-      else if (!cfg.precompute_ref_log_probs) reference = { kind: 'model', model: (refModel = loadReference()) };
-      else reference = { kind: 'none' }; // replaced by the precomputed log-probs below
-      if (needsReference && cfg.precompute_ref_log_probs) {
-        // A separate reference is loaded only when a cache misses, and freed before training begins.
-        let copy: CausalLM | null = null;
-        const refDir = cfg.ref_model || cfg.model_name_or_path;
-        const adapterDir = cfg.ref_model ? '' : cfg.adapter;
-        const pass = async (
-          examples: PreferenceDataset['examples'],
-          label: string,
-          batchSize: number,
-        ): Promise<Float64Array[]> => {
-          const bar = progress(`reference log-probs (${label})`, examples.length, { silent: opts.quiet });
-          try {
-            const model = adapterOff ? s.policy : (copy ??= loadReference());
-            return await computeReferenceLogps(
-              model,
-              adapterOff,
-              examples,
-              padId,
-              cfg.precompute_ref_batch_size || batchSize,
-              (d) => bar.update(d),
-              ldAlphaOf(cfg),
-            );
-          } finally {
-            bar.stop();
-          }
-        };
-        const salt = `ld_alpha=${ldAlphaOf(cfg)} frozen_dtype=${cfg.frozen_dtype}`;
-        // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
-        const shard = cfg.shard ? parseShard(cfg.shard) : null;
-        const refPass = (ex: PreferenceDataset['examples'], label: string, bs: number) =>
-          shardedReference(
-            refCacheFile(refDir, adapterDir, ex, salt),
-            ex.length,
-            cfg.precompute_ref_batch_size || bs,
-            shard,
-            (a, b) => pass(ex.slice(a, b), label, bs),
-            log,
-          );
-        const trainRef = await refPass(train.examples, 'train', cfg.per_device_train_batch_size);
-        const evalRef = evalData ? await refPass(evalData.examples, 'eval', cfg.per_device_eval_batch_size) : null;
-        if (shard || !trainRef) return { objective: null };
-        reference = { kind: 'cached', train: trainRef, eval: evalRef };
-        if (copy) for (const t of (copy as CausalLM).params.values()) t.dispose(); // the copy is no longer needed
-      }
-      const objective = new DpoObjective({
-        cfg,
-        policy: s.policy,
-        params: s.params,
-        reference,
-        train,
-        eval: evalData,
-        padId,
-        loraDropout: s.loraDropout,
-        saveWeights: s.saveWeights,
-        loadWeights: s.loadWeights,
-      });
-      return { objective, refModel };
+/**
+ * The reference of a DPO / KTO run from files: a frozen copy of ref_model (else of model_name_or_path, with
+ * the saved adapter when one is trained), and precomputed log-probs through the cache and --shard.
+ */
+export function fileReference(
+  cfg: CommonConfig & { ref_model: string; shard: string },
+  opts: RunOptions,
+): ReferenceSource {
+  const shard = cfg.shard ? parseShard(cfg.shard) : null;
+  const refDir = cfg.ref_model || cfg.model_name_or_path;
+  const adapterDir = cfg.ref_model ? '' : cfg.adapter;
+  return {
+    separate: cfg.ref_model !== '' || cfg.adapter !== '',
+    owned: true,
+    load: (s) => {
+      const m = loadModel(refDir, { frozenDtype: s.frozenDtype });
+      // Training a saved adapter: the reference is a frozen copy of it (TRL 1.13's "ref" adapter).
+      if (adapterDir) loadAdapter(m, adapterDir);
+      return m;
     },
-  });
+    // --shard i/n: this part of the pass only, then stop (train/ref-shard.ts; a run without --shard merges the parts).
+    precompute: (key, batchSize, compute, log) =>
+      shardedReference(
+        refCacheFile(refDir, adapterDir, key.examples, key.salt),
+        key.examples.length,
+        batchSize,
+        shard,
+        compute,
+        log,
+      ),
+    stopsAfterPass: shard !== null,
+    progress: (label, n) => progress(label, n, { silent: opts.quiet }),
+  };
+}
+
+/** Files-side loading of a method over rows: the records of a split read from disk, then the method's own. */
+export function fromFiles<D extends { examples: unknown[]; report: unknown }>(
+  method: RowMethod<D>,
+): MethodParts<CommonConfig, D> {
+  return {
+    ...method,
+    load: async (path, split, s, isEval) => {
+      const { records, files } = await loadRecords(path, { split });
+      return method.prepare(records, s.tok, { name: split, isEval, files });
+    },
+  };
+}
+
+export async function runDpo(cfg: DpoConfig, opts: RunOptions = {}): Promise<RunSummary> {
+  return runMethod(cfg, opts, fromFiles(dpoMethod(cfg, fileReference(cfg, opts))));
 }
 
 export async function runSft(cfg: SftConfig, opts: RunOptions = {}): Promise<RunSummary> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  for (const n of sftNotices(cfg)) log(n);
-  return runMethod(
-    cfg,
-    { ...opts, log },
-    {
-      command: 'sft',
-      load: (path, split, s, isEval) => loadSftData(cfg, s.tok, dataOptions(cfg), path, split, isEval),
-      objective: async (s, train, evalData) => ({
-        objective: new SftObjective({
-          cfg,
-          policy: s.policy,
-          params: s.params,
-          train,
-          eval: evalData,
-          padId: sftPadId(cfg, s.tok),
-          loraDropout: s.loraDropout,
-          saveWeights: s.saveWeights,
-          loadWeights: s.loadWeights,
-        }),
-      }),
-      afterSave: () => saveChatTemplate(cfg),
-    },
-  );
+  const template = cfg.chat_template_path ? readChatTemplate(cfg.chat_template_path) : null;
+  return runMethod(cfg, opts, { ...fromFiles(sftMethod(cfg, template)), afterSave: () => saveChatTemplate(cfg) });
 }
 
-/** What one method adds to the run skeleton: how to read a split, and its objective. */
+/** What one method adds to the run skeleton from files: how to read a split, and its objective. */
 export interface MethodParts<
   C extends CommonConfig,
   D extends { examples: unknown[]; report: unknown },
   M extends TrainedModel = TrainedModel,
-> {
-  /** The command's name (recorded in trainer_state.json). */
-  command: string;
+> extends MethodCore<D, M> {
   /** The trained model (default: causalLm, a causal LM whole or under LoRA). */
   model?: ModelBuilder<C, M>;
-  /** The report line of a loaded split (default: reportLine's, for preference and SFT data). */
-  describe?(name: string, report: D['report']): string;
   /** No eval split even when the data folder has one (GRPO / RLOO: prompts only). */
   noEval?: boolean;
-  /** What the training data is made of, for the error when none is left (default 'examples'). */
-  unit?: string;
   /** Reads and tokenizes one split of a dataset path (isEval: the eval split, which SFT may pack differently). */
   load(path: string, split: string, s: Setup<M>, isEval: boolean): Promise<D>;
-  /** Notices about the training data, logged after its report (e.g. KTO's weight advice). */
-  notices?(train: D): string[];
-  /**
-   * The objective over the loaded data, and the separate reference model if there is one (for --memory_report);
-   * null when the run ends before training (a --shard part of the reference pass).
-   */
-  objective(
-    s: Setup<M>,
-    train: D,
-    evalData: D | null,
-    log: Log,
-  ): Promise<{ objective: Objective | null; refModel?: CausalLM | null }>;
   /** Files written beside the saved model once training ends (e.g. SFT's chat template, PPO's critic). */
   afterSave?(): void | Promise<void>;
 }
 
 /**
- * The one skeleton of a training run from files, shared by dpo, sft and kto: engine, tokenizer and
- * model (setup), the train and eval splits with their reports, the method's objective, the loop, and
- * the final model written into output_dir.
+ * A training run from files on the one skeleton (train/skeleton.ts), shared by every method: engine,
+ * tokenizer and model (setup), the train and eval splits read from disk, the skeleton's steps (reports,
+ * notices, objective, memory report, the loop with its files), and the final model written into output_dir.
  */
 export async function runMethod<
   C extends CommonConfig & { disable_dropout?: boolean },
@@ -391,23 +297,15 @@ export async function runMethod<
   M extends TrainedModel = TrainedModel,
 >(cfg: C, opts: RunOptions, parts: MethodParts<C, D, M>): Promise<RunSummary> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const describe =
-    parts.describe ??
-    ((name: string, r: D['report']) => reportLine(name, r as PreferenceDataset['report'] | SftDataset['report']));
+  parts.begin?.(log);
   const s = (parts.model ? await setup(cfg, log, parts.model) : await setup(cfg, log)) as Setup<M>;
-  const train = await parts.load(cfg.dataset, 'train', s, false);
-  log(describe('train data', train.report));
-  if (train.examples.length === 0)
-    throw new Error(`${cfg.dataset}: no training ${parts.unit ?? 'examples'} left (see the report above)`);
-  for (const line of parts.notices?.(train) ?? []) log(line);
   const ev = parts.noEval ? null : evalSource(cfg);
-  const evalData = ev ? await parts.load(ev.path, ev.split, s, true) : null;
-  if (evalData) log(describe('eval data', evalData.report));
-  const { objective, refModel = null } = await parts.objective(s, train, evalData, log);
-  const report = { train: train.report, eval: evalData?.report ?? null };
-  if (objective === null) return { steps: 0, history: [], report, output: cfg.output_dir };
-  const memory = cfg.memory_report ? new MemoryReport(getBackend(), s.policy, s.params, refModel) : null;
-  const result = await runTraining(cfg, objective, { ...opts, record: { command: parts.command, ...cfg }, memory });
+  const { result, report } = await runSkeleton(cfg, { ...opts, log }, runTraining, () => s, parts, {
+    name: cfg.dataset,
+    train: () => parts.load(cfg.dataset, 'train', s, false),
+    eval: ev ? () => parts.load(ev.path, ev.split, s, true) : null,
+  });
+  if (result === null) return { steps: 0, history: [], report, output: cfg.output_dir };
   if (!result.stopped) {
     await finish(cfg, s);
     await parts.afterSave?.();
