@@ -50,8 +50,12 @@ export async function f32Reader(t: Tensor): Promise<Float32Array | (() => Float3
 export async function hostParams(
   model: CausalLM,
 ): Promise<Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array | (() => Float32Array) }>> {
-  const out = new Map<string, { name: string; dtype: 'F32'; shape: number[]; data: Float32Array | (() => Float32Array) }>();
-  for (const [name, t] of model.params) out.set(name, { name, dtype: 'F32', shape: [...t.shape], data: await f32Reader(t) });
+  const out = new Map<
+    string,
+    { name: string; dtype: 'F32'; shape: number[]; data: Float32Array | (() => Float32Array) }
+  >();
+  for (const [name, t] of model.params)
+    out.set(name, { name, dtype: 'F32', shape: [...t.shape], data: await f32Reader(t) });
   return out;
 }
 
