@@ -112,7 +112,8 @@ export function causalLm(
   }
   const count = params.reduce((a, p) => a + p.tensor.size, 0);
   log(
-    `model ${cfg.model_name_or_path} (${policy.family}, ${(countAll(policy) / 1e6).toFixed(2)}M parameters); training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA' : ''} parameters`,
+    `model ${cfg.model_name_or_path} (${policy.family}, ${(countAll(policy) / 1e6).toFixed(2)}M parameters); ` +
+      `training ${(count / 1e6).toFixed(3)}M${lora ? ' LoRA' : ''} parameters`,
   );
   const saveWeights = async (dir: string): Promise<void> => {
     if (lora) await saveAdapter(policy, dir, cfg.model_name_or_path);
