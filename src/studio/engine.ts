@@ -2,7 +2,7 @@
 // completions of a pair, judging by a reward, and running `tsdpo dpo` for the training tab. The
 // rest of src/studio/ imports the engine only through this file.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -208,18 +208,24 @@ export function startTraining(
   if (s.resume) args.push('--resume');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const metrics = join(s.output, 'metrics.jsonl');
-  // A resumed run appends to metrics.jsonl: skip what is already there.
-  let offset = s.resume && existsSync(metrics) ? statSync(metrics).size : 0;
+  // The complete lines of metrics.jsonl handled so far. A resumed run first rewrites the file with the
+  // lines up to its checkpoint (shorter than what a stopped run had logged past it), then appends:
+  // a byte offset would land inside a line, so new lines are those after the common prefix.
+  const read = (): string[] => {
+    if (!existsSync(metrics)) return [];
+    const text = readFileSync(metrics, 'utf8');
+    return text
+      .slice(0, text.lastIndexOf('\n') + 1)
+      .split('\n')
+      .filter((l) => l.trim());
+  };
+  let seen = s.resume ? read() : [];
   const poll = (): void => {
-    if (!existsSync(metrics)) return;
-    const size = statSync(metrics).size;
-    if (size < offset) offset = 0; // a fresh run replaced the file
-    if (size === offset) return;
-    const text = readFileSync(metrics).subarray(offset, size).toString('utf8');
-    const end = text.lastIndexOf('\n');
-    if (end < 0) return;
-    offset += Buffer.byteLength(text.slice(0, end + 1));
-    for (const line of text.slice(0, end).split('\n')) if (line.trim()) on.onMetrics(JSON.parse(line));
+    const lines = read();
+    let same = 0;
+    while (same < lines.length && same < seen.length && lines[same] === seen[same]) same++;
+    for (const line of lines.slice(same)) on.onMetrics(JSON.parse(line));
+    seen = lines;
   };
   const timer = setInterval(poll, 300);
   let tail = '';

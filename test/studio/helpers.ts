@@ -45,6 +45,7 @@ export async function startStudioCli(args: string[], cwd: string): Promise<Runni
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
+  if (process.env.STUDIO_DEBUG) child.stderr!.pipe(process.stderr); // the server's own log, when a test fails
   child.stderr!.on('data', (d) => {
     err += String(d);
   });
