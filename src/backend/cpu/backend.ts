@@ -225,31 +225,38 @@ export class CpuBackend implements Backend {
   }
 
   /** C (+)= op(A) op(B) with B a bf16 frozen weight, A and C f32: f32 accumulation over B widened exactly. */
-  private matmulBf16(a: KernelArgs['matmul'], lda: number, ldb: number): void {
+  private matmulBf16(a: KernelArgs['matmul']): void {
     if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32')
       throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
     if (this.useFast) {
       (this.useNative ? nativeMatmulBf16B : fast.matmulBf16B)(this.rt, matmulPointers(a));
     } else {
-      ref.matmul(
-        this.view(a.a) as Float32Array,
-        bf16ToF32(this.bits(a.b)),
-        this.view(a.c) as Float32Array,
-        a.M,
-        a.N,
-        a.K,
-        lda,
-        ldb,
-        a.N,
-        a.transA ? 1 : 0,
-        a.transB ? 1 : 0,
-        a.accumulate ? 1 : 0,
-        a.batch,
-        a.strideA,
-        a.strideB,
-        a.strideC,
-      );
+      this.refMatmul(a, bf16ToF32(this.bits(a.b)));
     }
+  }
+
+  /** The reference matmul (float64 checks, fast kernels off) with B's values given (a bf16 B widened). */
+  private refMatmul(a: KernelArgs['matmul'], b: TypedArray): void {
+    const lda = a.transA ? a.M : a.K,
+      ldb = a.transB ? a.K : a.N;
+    ref.matmul(
+      this.view(a.a) as Float32Array | Float64Array,
+      b as Float32Array | Float64Array,
+      this.view(a.c) as Float32Array | Float64Array,
+      a.M,
+      a.N,
+      a.K,
+      lda,
+      ldb,
+      a.N,
+      a.transA ? 1 : 0,
+      a.transB ? 1 : 0,
+      a.accumulate ? 1 : 0,
+      a.batch,
+      a.strideA,
+      a.strideB,
+      a.strideC,
+    );
   }
 
   /** Rows of a bf16 embedding table, widened to the f32 output. */
@@ -344,31 +351,12 @@ export class CpuBackend implements Backend {
           ? fast.reduce(rt, a.op, p(a.x), p(a.out), a.outer, a.red, a.inner)
           : ref.reduce(a.op, v(a.x), v(a.out), a.outer, a.red, a.inner),
       matmul: (a) => {
-        const lda = a.transA ? a.M : a.K,
-          ldb = a.transB ? a.K : a.N;
         if (a.b.dtype === 'bf16') {
-          this.matmulBf16(a, lda, ldb);
+          this.matmulBf16(a);
         } else if (this.fastFor(a.a)) {
           (this.useNative ? nativeMatmul : fast.matmulF32)(rt, matmulPointers(a));
         } else {
-          ref.matmul(
-            v(a.a),
-            v(a.b),
-            v(a.c),
-            a.M,
-            a.N,
-            a.K,
-            lda,
-            ldb,
-            a.N,
-            a.transA ? 1 : 0,
-            a.transB ? 1 : 0,
-            a.accumulate ? 1 : 0,
-            a.batch,
-            a.strideA,
-            a.strideB,
-            a.strideC,
-          );
+          this.refMatmul(a, this.view(a.b));
         }
       },
       softmax: (a) => {
