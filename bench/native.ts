@@ -2,7 +2,8 @@
 // buffers: one JSON line per shape, layout, thread count and implementation ("impl").
 //
 //   npm run build && npm run bench:native [-- options]
-//     --only matmul|bf16|attention            one of the groups
+//     --only matmul|bf16|attention|stream     one of the groups
+//     --stream-n 100000000                    floats of the stream group (default 100M: 1.6 GB for adamw)
 //     --wasm=0                                skip the WebAssembly lines
 //     --shapes 1024x256x8192,...              matmul shapes m x k x n (default 1024^3 and 512x768x3072)
 //     --bf16-shapes 512x896x4864,...          shapes of the bf16 group (default: that one, Qwen2.5-0.5B's MLP,
@@ -13,23 +14,37 @@
 // scratch before the f32 kernel ("bf16-widen", what the CPU backend did before the kernels read
 // bf16). Layouts nt (x W^T, the forward) and nn (dy W, the input gradient) with B's k x n.
 //
+// The stream group runs the memory-bound kernels over n floats: adamw (p, g, m, v), sumsq and
+// affine, natively with operands in the memory ("native") and in host Uint8Arrays ("native-host",
+// as the pager hands spilled tensors over), and in WebAssembly; GB/s counts the bytes each must
+// move (adamw 28 a float: 4 read, 3 written; sumsq 4; affine 8).
+//
 // Attention runs the DPO bench presets' shapes (small: B 8, T 128, H 8, Dh 32; gpt2: B 4, T 128,
 // H 12, Dh 64), causal; its FLOP counts are those of non-causal attention (forward 4 B H T S Dh,
 // backward 10 B H T S Dh, as bench/attention.ts), so the true rate is about half the printed one.
 import { availableParallelism } from 'node:os';
 import { attentionF32, attentionGradF32 } from '../src/backend/cpu/fast/attention.js';
 import { bf16ToF32, matmulBf16B } from '../src/backend/cpu/fast/bf16.js';
+import { affine } from '../src/backend/cpu/fast/elementwise.js';
 import { matmulF32, type MatmulArgs } from '../src/backend/cpu/fast/matmul.js';
+import { adamw, sumsq, sumsqChunks } from '../src/backend/cpu/fast/optim.js';
 import {
   loadNative,
+  nativeAdamw,
+  nativeAffine,
   nativeAttention,
   nativeAttentionGrad,
   nativeLoadError,
   nativeMatmul,
   nativeMatmulBf16B,
+  nativeSumsq,
+  type Operand,
 } from '../src/backend/cpu/native.js';
 import { KernelRuntime } from '../src/backend/cpu/runtime.js';
 import { attentionBuffers, randomFill, time } from './helpers.js';
+
+/** A matmul over operands in the runtime's memory (either implementation). */
+type MatmulFn = (rt: KernelRuntime, p: MatmulArgs) => void;
 
 const addon = await loadNative();
 if (addon === null) {
@@ -106,9 +121,7 @@ function benchBf16(rt: KernelRuntime, shapes: number[][]): void {
       ['nn', 0],
     ] as const) {
       const args: MatmulArgs = { a, b, c, M: m, N: n, K: k, transA: 0, transB };
-      const kernels: [string, typeof nativeMatmul, typeof nativeMatmul][] = [
-        ['native', nativeMatmul, nativeMatmulBf16B],
-      ];
+      const kernels: [string, MatmulFn, MatmulFn][] = [['native', nativeMatmul, nativeMatmulBf16B]];
       if (withWasm) kernels.push(['wasm', matmulF32, (r, p) => matmulBf16B(r, p)]);
       for (const [impl, f32, bf16] of kernels) {
         const runs: [string, () => void][] = [
@@ -201,6 +214,45 @@ function benchAttention(rt: KernelRuntime, { preset, ...shape }: Shape): void {
   for (const ptr of Object.values(p)) rt.free(ptr);
 }
 
+/** GB/s of the memory-bound kernels over n floats, operands in the memory or in host arrays. */
+function benchStream(rt: KernelRuntime, n: number): void {
+  const ptrs = [0, 1, 2, 3].map(() => rt.malloc(4 * n));
+  for (const p of ptrs) randomFill(rt, p, n, 0.01);
+  const host = ptrs.map((p) => rt.heap().u8.slice(p, p + 4 * n));
+  const parts = rt.malloc(8 * sumsqChunks(n));
+  const hyper = [1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.001] as const;
+  const step = (f: typeof nativeAdamw, o: Operand[]) => () => f(rt, o[0], o[1], o[2], o[3], n, ...hyper);
+  const runs: [string, string, number, () => void][] = [
+    ['adamw', 'native', 28, step(nativeAdamw, ptrs)],
+    ['adamw', 'native-host', 28, step(nativeAdamw, host)],
+    ['sumsq', 'native', 4, () => nativeSumsq(rt, ptrs[1], n)],
+    ['sumsq', 'native-host', 4, () => nativeSumsq(rt, host[1], n)],
+    ['affine', 'native', 8, () => nativeAffine(rt, ptrs[1], ptrs[2], 0.5, 0, n)],
+    ['affine', 'native-host', 8, () => nativeAffine(rt, host[1], host[2], 0.5, 0, n)],
+  ];
+  if (withWasm) {
+    runs.push(['adamw', 'wasm', 28, step(adamw as typeof nativeAdamw, ptrs)]);
+    runs.push(['sumsq', 'wasm', 4, () => sumsq(rt, ptrs[1], n, parts)]);
+    runs.push(['affine', 'wasm', 8, () => affine(rt, ptrs[1], ptrs[2], 0.5, 0, n)]);
+  }
+  for (const [bench, impl, bytes, run] of runs) {
+    const t = time(run, 1, 5);
+    console.log(
+      JSON.stringify({
+        bench,
+        impl,
+        n,
+        threads: rt.threads,
+        ms: +(t.best * 1e3).toFixed(2),
+        median_ms: +(t.median * 1e3).toFixed(2),
+        gbs: +((bytes * n) / t.best / 1e9).toFixed(2),
+        ...(impl === 'wasm' ? { relaxed: rt.relaxed } : { kernel }),
+      }),
+    );
+  }
+  for (const p of [...ptrs, parts]) rt.free(p);
+}
+
 const shapes = option('shapes')
   ?.split(',')
   .map((s) => s.split('x').map(Number)) ?? [
@@ -222,5 +274,6 @@ for (const threads of [...new Set([1, availableParallelism()])]) {
   if (only === undefined || only === 'matmul') benchMatmul(rt, shapes);
   if (only === undefined || only === 'bf16') benchBf16(rt, bf16Shapes);
   if (only === undefined || only === 'attention') for (const shape of attentionShapes) benchAttention(rt, shape);
+  if (only === undefined || only === 'stream') benchStream(rt, Number(option('stream-n') ?? 100_000_000));
   await rt.close();
 }

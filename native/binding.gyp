@@ -5,7 +5,7 @@
     {
       "target_name": "tsdpo_native",
       "sources": [
-        "src/addon.cc", "src/attention.cc", "src/gemm.cc", "src/pack.cc", "src/pool.cc",
+        "src/addon.cc", "src/attention.cc", "src/gemm.cc", "src/pack.cc", "src/pool.cc", "src/stream.cc",
         "src/kernel_avx512.cc", "src/kernel_avx2.cc", "src/kernel_scalar.cc"
       ],
       # Baseline ISA only: the SIMD micro-kernels carry function-level targets and are chosen at

@@ -1,23 +1,49 @@
 // The native kernels (native/: a Node addon built at install, AVX-512 / AVX2 code on its own
-// threads): matmul and fused attention forward / backward, working in place on the runtime's
-// shared WebAssembly memory. Node only and optional: when the addon is missing, disabled
-// (TSDPO_NATIVE=0, or `native: false` in the engine options) or on another platform, the
-// WebAssembly kernels run instead. Same arguments and semantics as fast/matmul.ts and
-// fast/attention.ts.
-import type { AttentionArgs, AttentionGradArgs } from './fast/attention.js';
+// threads): matmul, fused attention forward / backward, and the memory-bound AdamW step, sum of
+// squares, affine and embedding lookup / gradient. Each operand is handed over where it lies: a
+// byte offset into the runtime's shared WebAssembly memory (a number), or a Uint8Array holding
+// the operand from its byte 0 (a tensor the pager moved out of that memory, pager.ts). Node only
+// and optional: when the addon is missing, disabled (TSDPO_NATIVE=0, or `native: false` in the
+// engine options) or on another platform, the WebAssembly kernels run instead. Same arguments and
+// semantics as fast/matmul.ts, fast/attention.ts, fast/optim.ts, fast/elementwise.ts and
+// fast/embedding.ts; the memory-bound kernels give those kernels' bits (native/src/stream.h).
+import type { AttentionArgs } from './fast/attention.js';
 import type { MatmulArgs } from './fast/matmul.js';
+import { SUMSQ_CHUNK } from '../ref/optim.js';
 import { isNode } from './platform.js';
 import type { KernelRuntime } from './runtime.js';
 
+/**
+ * Where an operand lies: a byte offset into the runtime's memory, or a Uint8Array of its own
+ * whose bytes from 0 hold it (checked for length and alignment like an offset).
+ */
+export type Operand = number | Uint8Array;
+
+/** MatmulArgs with a, b, c anywhere (Operand). */
+export type NativeMatmulArgs = Omit<MatmulArgs, 'a' | 'b' | 'c'> & { a: Operand; b: Operand; c: Operand };
+
+/** AttentionArgs with q, k, v, mask, out, lse anywhere; mask 0 (the number) for none. */
+export type NativeAttentionArgs = Omit<AttentionArgs, 'q' | 'k' | 'v' | 'mask' | 'out' | 'lse'> & {
+  q: Operand;
+  k: Operand;
+  v: Operand;
+  mask: Operand;
+  out: Operand;
+  lse: Operand;
+};
+
+/** AttentionGradArgs with every tensor anywhere. */
+export type NativeAttentionGradArgs = NativeAttentionArgs & { dout: Operand; dq: Operand; dk: Operand; dv: Operand };
+
 /** What native/src/addon.cc exports. */
 export interface NativeAddon {
-  /** docs/kernels.md `matmul`; `heap` is a Uint8Array over the runtime's memory, a, b, c byte offsets in it. */
+  /** docs/kernels.md `matmul`; `heap` is a Uint8Array over the runtime's memory; a, b, c Operands. */
   matmul(
     heap: Uint8Array,
     threads: number,
-    a: number,
-    b: number,
-    c: number,
+    a: Operand,
+    b: Operand,
+    c: Operand,
     M: number,
     N: number,
     K: number,
@@ -38,12 +64,12 @@ export interface NativeAddon {
   attention(
     heap: Uint8Array,
     threads: number,
-    q: number,
-    k: number,
-    v: number,
-    mask: number,
-    out: number,
-    lse: number,
+    q: Operand,
+    k: Operand,
+    v: Operand,
+    mask: Operand,
+    out: Operand,
+    lse: Operand,
     B: number,
     T: number,
     S: number,
@@ -59,16 +85,16 @@ export interface NativeAddon {
   attentionGrad(
     heap: Uint8Array,
     threads: number,
-    q: number,
-    k: number,
-    v: number,
-    mask: number,
-    out: number,
-    lse: number,
-    dout: number,
-    dq: number,
-    dk: number,
-    dv: number,
+    q: Operand,
+    k: Operand,
+    v: Operand,
+    mask: Operand,
+    out: Operand,
+    lse: Operand,
+    dout: Operand,
+    dq: Operand,
+    dk: Operand,
+    dv: Operand,
     B: number,
     T: number,
     S: number,
@@ -79,6 +105,60 @@ export interface NativeAddon {
     causal: number,
     window: number,
     softcap: number,
+  ): void;
+  /** One AdamW step (fast/optim.ts adamw) over n floats; fused 1: `madd` as an FMA (the relaxed-SIMD build). */
+  adamw(
+    heap: Uint8Array,
+    threads: number,
+    p: Operand,
+    g: Operand,
+    m: Operand,
+    v: Operand,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+    fused: number,
+  ): void;
+  /** Sum of squares in float64, by chunks of `chunk` elements (assembly/optim.ts sumsq), partials in order. */
+  sumsq(heap: Uint8Array, threads: number, x: Operand, n: number, chunk: number): number;
+  /** out = x * scale + shift (fast/elementwise.ts affine); out may be x. */
+  affine(
+    heap: Uint8Array,
+    threads: number,
+    x: Operand,
+    out: Operand,
+    scale: number,
+    shift: number,
+    n: number,
+    fused: number,
+  ): void;
+  /** out[r] = weight[ids[r]] (fast/embedding.ts; bf16 1: weight holds bfloat16 bits, widened exactly). */
+  embedding(
+    heap: Uint8Array,
+    threads: number,
+    weight: Operand,
+    ids: Operand,
+    out: Operand,
+    N: number,
+    D: number,
+    V: number,
+    bf16: number,
+  ): void;
+  /** dweight[ids[r]] += dy[r] for r in order (fast/embedding.ts embeddingGrad). */
+  embeddingGrad(
+    heap: Uint8Array,
+    threads: number,
+    dy: Operand,
+    ids: Operand,
+    dweight: Operand,
+    N: number,
+    D: number,
+    V: number,
   ): void;
   /** The instruction set in use and those this CPU runs, e.g. { kernel: 'avx512', available: 'avx512,avx2,scalar' }. */
   info(): { kernel: string; available: string };
@@ -130,7 +210,7 @@ function loaded(fn: string): NativeAddon {
  * C (+)= op(A) op(B) in f32 by the native addon, with the same arguments and results (bit for
  * bit across thread counts) as fast/matmul.ts's matmulF32, on `rt.threads` threads of its own.
  */
-export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
+export function nativeMatmul(rt: KernelRuntime, p: NativeMatmulArgs): void {
   matmulWith(loaded('nativeMatmul'), rt, p, 0);
 }
 
@@ -139,11 +219,11 @@ export function nativeMatmul(rt: KernelRuntime, p: MatmulArgs): void {
  * addon widens B exactly while packing it, so C is bit for bit nativeMatmul's on the widened B,
  * without a widened copy of B in memory.
  */
-export function nativeMatmulBf16B(rt: KernelRuntime, p: MatmulArgs): void {
+export function nativeMatmulBf16B(rt: KernelRuntime, p: NativeMatmulArgs): void {
   matmulWith(loaded('nativeMatmulBf16B'), rt, p, 1);
 }
 
-function matmulWith(addon: NativeAddon, rt: KernelRuntime, p: MatmulArgs, bBf16: 0 | 1): void {
+function matmulWith(addon: NativeAddon, rt: KernelRuntime, p: NativeMatmulArgs, bBf16: 0 | 1): void {
   const { M, N, K, transA, transB } = p;
   const lda = p.lda ?? (transA ? M : K),
     ldb = p.ldb ?? (transB ? K : N),
@@ -175,7 +255,7 @@ function matmulWith(addon: NativeAddon, rt: KernelRuntime, p: MatmulArgs, bBf16:
 }
 
 /** out, lse = attention(q, k, v) by the native addon (fast/attention.ts's attentionF32). */
-export function nativeAttention(rt: KernelRuntime, a: AttentionArgs): void {
+export function nativeAttention(rt: KernelRuntime, a: NativeAttentionArgs): void {
   loaded('nativeAttention').attention(
     rt.heap().u8,
     rt.threads,
@@ -199,7 +279,7 @@ export function nativeAttention(rt: KernelRuntime, a: AttentionArgs): void {
 }
 
 /** dq, dk, dv of attention by the native addon (fast/attention.ts's attentionGradF32). */
-export function nativeAttentionGrad(rt: KernelRuntime, a: AttentionGradArgs): void {
+export function nativeAttentionGrad(rt: KernelRuntime, a: NativeAttentionGradArgs): void {
   loaded('nativeAttentionGrad').attentionGrad(
     rt.heap().u8,
     rt.threads,
@@ -224,4 +304,94 @@ export function nativeAttentionGrad(rt: KernelRuntime, a: AttentionGradArgs): vo
     a.window ?? 0,
     a.softcap ?? 0,
   );
+}
+
+/**
+ * One torch.optim.AdamW step by the native addon: p, m, v updated in place, bit for bit
+ * fast/optim.ts's adamw on this runtime's build (rt.relaxed: its `madd` is fused). p, g, m, v
+ * must not overlap.
+ */
+export function nativeAdamw(
+  rt: KernelRuntime,
+  p: Operand,
+  g: Operand,
+  m: Operand,
+  v: Operand,
+  n: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  bc1: number,
+  bc2: number,
+): void {
+  loaded('nativeAdamw').adamw(
+    rt.heap().u8,
+    rt.threads,
+    p,
+    g,
+    m,
+    v,
+    n,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weightDecay,
+    bc1,
+    bc2,
+    rt.relaxed ? 1 : 0,
+  );
+}
+
+/**
+ * Sum of x[i]^2 over n floats in float64: the total backend.ts's sumSquares adds from
+ * fast/optim.ts's sumsq partials (one per SUMSQ_CHUNK elements, summed in chunk order).
+ */
+export function nativeSumsq(rt: KernelRuntime, x: Operand, n: number): number {
+  return loaded('nativeSumsq').sumsq(rt.heap().u8, rt.threads, x, n, SUMSQ_CHUNK);
+}
+
+/** out = x * scale + shift over n floats (scale, shift rounded to float32), as fast/elementwise.ts's affine. */
+export function nativeAffine(
+  rt: KernelRuntime,
+  x: Operand,
+  out: Operand,
+  scale: number,
+  shift: number,
+  n: number,
+): void {
+  loaded('nativeAffine').affine(rt.heap().u8, rt.threads, x, out, scale, shift, n, rt.relaxed ? 1 : 0);
+}
+
+/**
+ * out[r] = weight[ids[r]]: weight [V, D] (float32, or bfloat16 bits widened exactly when bf16 is
+ * 1), ids [N] int32, out [N, D]; as fast/embedding.ts's embedding / fast/bf16.ts's embeddingBf16.
+ * An id outside [0, V) throws a RangeError naming the row and the id (nothing written).
+ */
+export function nativeEmbedding(
+  rt: KernelRuntime,
+  weight: Operand,
+  ids: Operand,
+  out: Operand,
+  N: number,
+  D: number,
+  V: number,
+  bf16: 0 | 1,
+): void {
+  loaded('nativeEmbedding').embedding(rt.heap().u8, rt.threads, weight, ids, out, N, D, V, bf16);
+}
+
+/** dweight[ids[r]] += dy[r] (dweight zeroed by the caller), as fast/embedding.ts's embeddingGrad. */
+export function nativeEmbeddingGrad(
+  rt: KernelRuntime,
+  dy: Operand,
+  ids: Operand,
+  dweight: Operand,
+  N: number,
+  D: number,
+  V: number,
+): void {
+  loaded('nativeEmbeddingGrad').embeddingGrad(rt.heap().u8, rt.threads, dy, ids, dweight, N, D, V);
 }
