@@ -54,11 +54,12 @@ struct Ops {
   void (*adamw)(const AdamwArgs&, const AdamwConsts&, int64_t, int64_t);
   void (*affine)(const float*, float*, float, float, bool, int64_t, int64_t);
   double (*sumsq)(const float*, int64_t);
+  void (*sumsq4)(const float*, int64_t, double*);
   void (*widen)(const uint16_t*, float*, int64_t);
   void (*add)(float*, const float*, int64_t);
 };
 
-#define OPS(ns) Ops{ns::adamw_range, ns::affine_range, ns::sumsq_chunk, ns::widen_row, ns::add_row}
+#define OPS(ns) Ops{ns::adamw_range, ns::affine_range, ns::sumsq_chunk, ns::sumsq_chunks4, ns::widen_row, ns::add_row}
 
 /** The loops for the instruction set of the selected matmul micro-kernel (gemm_select), as attention.cc. */
 Ops ops() {
@@ -118,7 +119,12 @@ double sumsq(const float* x, int64_t n, int64_t chunk, int threads) {
   const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<double> parts(chunks);
   const Ops o = ops();
-  parallel_for(chunks, threads, [&](int64_t c) { parts[c] = o.sumsq(x + c * chunk, std::min(chunk, n - c * chunk)); });
+  // A unit is four chunks: whole ones go through sumsq4 together, the last (short) one alone.
+  const int64_t full = n / chunk;
+  parallel_for((chunks + 3) / 4, threads, [&](int64_t u) {
+    if (4 * u + 4 <= full) return o.sumsq4(x + 4 * u * chunk, chunk, &parts[4 * u]);
+    for (int64_t c = 4 * u; c < std::min(chunks, 4 * u + 4); c++) parts[c] = o.sumsq(x + c * chunk, std::min(chunk, n - c * chunk));
+  });
   double total = 0;  // backend.ts sumSquares: the partials in chunk order
   for (const double p : parts) total += p;
   return total;

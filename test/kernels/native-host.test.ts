@@ -160,7 +160,8 @@ describe('native memory-bound kernels equal the WebAssembly kernels bit for bit'
   it('sumsq: the float64 total of the chunk partials, in chunk order', () => {
     let seed = 100;
     each((rt, where, label) => {
-      for (const n of [...LENGTHS, 3 * 65536, 3 * 65536 + 8]) {
+      // Groups of four whole chunks are summed together (stream.cc): 4, 9 and 8 + 1 tail chunks.
+      for (const n of [...LENGTHS, 3 * 65536, 3 * 65536 + 8, 4 * 65536, 9 * 65536, 8 * 65536 + 5]) {
         const x = floats(rng(seed++), n, 3);
         const at = put(rt, x);
         const chunks = fast.sumsqChunks(n),
