@@ -11,12 +11,13 @@
 //             window, softcap)                                     `attention` (mask 0: none)
 //   attentionGrad(heap, threads, q, k, v, mask, out, lse, dout, dq, dk, dv, B, T, S, H, Hkv, Dh,
 //                 scale, causal, window, softcap)                  `attention_grad`
+//   The memory-bound kernels of stream.h, the bits of the wasm kernels (fused 1: the relaxed-SIMD
+//   build's `madd` as an FMA; an id outside [0, V) throws a RangeError naming the row):
 //   adamw(heap, threads, p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2, fused)
 //   sumsq(heap, threads, x, n, chunk) -> number                    float64 sum of squares
 //   affine(heap, threads, x, out, scale, shift, n, fused)
-//   embedding(heap, threads, weight, ids, out, N, D, V, bf16)      (an id outside [0, V): RangeError)
-//   embeddingGrad(heap, threads, dy, ids, dweight, N, D, V)        (stream.h: the bits of the wasm kernels;
-//                                                                   fused 1: madd as an FMA, the relaxed build)
+//   embedding(heap, threads, weight, ids, out, N, D, V, bf16)      (bf16 1: weight holds bfloat16)
+//   embeddingGrad(heap, threads, dy, ids, dweight, N, D, V)
 //   info()        -> { kernel, available }   the instruction set in use / those this CPU runs
 //   select(name)  -> boolean                 "auto", "avx512", "avx2", "scalar" (for tests)
 #include <node_api.h>
