@@ -8,29 +8,76 @@ import type { KernelArgs, KernelTable } from '../../core/kernels.js';
 import { bf16ToF32, f32ToBf16 } from '../../io/half.js';
 import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
-import { nativeAttention, nativeAttentionGrad, nativeMatmul, nativeMatmulBf16B } from './native.js';
+import {
+  nativeAdamw,
+  nativeAffine,
+  nativeAttention,
+  nativeAttentionGrad,
+  nativeEmbedding,
+  nativeEmbeddingGrad,
+  nativeMatmul,
+  nativeMatmulBf16B,
+  nativeSumsq,
+  type Operand,
+} from './native.js';
 import { Pager, type PagedStorage } from './pager.js';
 import type { KernelRuntime } from './runtime.js';
 
-/** A matmul's operands as byte offsets into the backend's memory, flags as 0 / 1 (what the fast and native kernels take). */
-function matmulPointers(a: KernelArgs['matmul']): fast.MatmulArgs {
-  const p = (s: Storage): number => (s as CpuStorage).ptr;
+/**
+ * A matmul's operands, each as `at` gives it (a byte offset into the backend's memory for the
+ * WebAssembly kernels; for the native ones, possibly a spilled tensor's host bytes), flags as 0 / 1.
+ */
+function matmulOperands<P extends Operand>(a: KernelArgs['matmul'], at: (s: Storage) => P) {
   return {
-    a: p(a.a),
-    b: p(a.b),
-    c: p(a.c),
+    a: at(a.a),
+    b: at(a.b),
+    c: at(a.c),
     M: a.M,
     N: a.N,
     K: a.K,
-    transA: a.transA ? 1 : 0,
-    transB: a.transB ? 1 : 0,
-    accumulate: a.accumulate ? 1 : 0,
+    transA: a.transA ? (1 as const) : (0 as const),
+    transB: a.transB ? (1 as const) : (0 as const),
+    accumulate: a.accumulate ? (1 as const) : (0 as const),
     batch: a.batch,
     strideA: a.strideA,
     strideB: a.strideB,
     strideC: a.strideC,
   };
 }
+
+/** Attention's operands (the forward's; the backward adds dout, dq, dk, dv), each as `at` gives it; mask 0 for none. */
+function attentionOperands<P extends Operand>(a: KernelArgs['attention'], at: (s: Storage) => P) {
+  return {
+    q: at(a.q),
+    k: at(a.k),
+    v: at(a.v),
+    mask: a.mask === null ? 0 : at(a.mask),
+    out: at(a.out),
+    lse: at(a.lse),
+    B: a.B,
+    T: a.T,
+    S: a.S,
+    H: a.H,
+    Hkv: a.Hkv,
+    Dh: a.Dh,
+    scale: a.scale,
+    causal: a.causal,
+    window: a.window,
+    softcap: a.softcap,
+  };
+}
+
+function attentionGradOperands<P extends Operand>(a: KernelArgs['attentionGrad'], at: (s: Storage) => P) {
+  return { ...attentionOperands(a, at), dout: at(a.dout), dq: at(a.dq), dk: at(a.dk), dv: at(a.dv) };
+}
+
+/** A resident storage's byte address in the runtime memory. */
+const ptrOf = (s: Storage): number => (s as CpuStorage).ptr;
+/** Where a native kernel finds a storage: its address while resident, else its host bytes (pager.ts). */
+const operandOf = (s: Storage): Operand => {
+  const c = s as CpuStorage;
+  return c.ptr >= 0 ? c.ptr : c.host!;
+};
 
 /** A CPU tensor's memory: `ptr` is its byte address in the runtime memory while resident (pager.ts). */
 export type CpuStorage = PagedStorage;
@@ -76,7 +123,12 @@ export class CpuBackend implements Backend {
       typeof process !== 'undefined' && process.env?.TSDPO_PROFILE === '1' ? this.profiled(kernels) : kernels;
   }
 
-  /** Wraps every kernel so that its operands are resident in the WebAssembly memory while it runs. */
+  /**
+   * Wraps every kernel so that its operands are resident in the WebAssembly memory while it runs,
+   * except those that run in the native addon or on host views (inPlace): they take their operands
+   * where they lie, so a tensor that only they touch (a weight, a gradient, an optimizer state)
+   * never comes back into the WebAssembly memory once moved out.
+   */
   private resident(k: KernelTable): KernelTable {
     const out: Record<string, (a: never) => void> = {};
     for (const [name, fn] of Object.entries(k) as [string, (a: Record<string, unknown>) => void][]) {
@@ -84,10 +136,41 @@ export class CpuBackend implements Backend {
         const operands: CpuStorage[] = [];
         for (const v of Object.values(a as Record<string, unknown>))
           if (v !== null && typeof v === 'object' && (v as Storage).backend === this) operands.push(v as CpuStorage);
-        this.pager.pinned(operands, () => fn(a));
+        if (this.inPlace(name as keyof KernelArgs, a)) this.pager.inPlace(operands, () => fn(a));
+        else this.pager.pinned(operands, () => fn(a));
       };
     }
     return out as unknown as KernelTable;
+  }
+
+  /** Whether kernel `name` will run on `a` where its operands lie (the branch makeKernels takes for it). */
+  private inPlace(name: keyof KernelArgs, a: never): boolean {
+    switch (name) {
+      case 'fill':
+        return (a as KernelArgs['fill']).out.dtype !== 'bf16';
+      case 'matmul': {
+        const m = a as KernelArgs['matmul'];
+        return (
+          this.useNative && (m.b.dtype === 'bf16' ? m.a.dtype === 'f32' && m.c.dtype === 'f32' : m.a.dtype !== 'f64')
+        );
+      }
+      case 'attention':
+      case 'attentionGrad':
+        return this.useNative && (a as KernelArgs['attention']).q.dtype !== 'f64';
+      case 'adamw':
+        return this.useNative && (a as KernelArgs['adamw']).p.dtype !== 'f64';
+      case 'sumSquares':
+      case 'affine':
+        return this.useNative && (a as KernelArgs['affine']).x.dtype !== 'f64';
+      case 'embedding': {
+        const e = a as KernelArgs['embedding'];
+        return this.useNative && (e.weight.dtype === 'bf16' ? e.out.dtype === 'f32' : e.weight.dtype !== 'f64');
+      }
+      case 'embeddingGrad':
+        return this.useNative && (a as KernelArgs['embeddingGrad']).dy.dtype !== 'f64';
+      default:
+        return false;
+    }
   }
 
   /** Wraps every kernel to accumulate its wall time (and matmul / attention FLOPs). */
@@ -219,7 +302,7 @@ export class CpuBackend implements Backend {
     try {
       run();
     } catch (e) {
-      if ((e as Error).message.includes('index out of range')) check();
+      if (/index out of range|is outside \[0, V/.test((e as Error).message)) check();
       throw e;
     }
   }
@@ -229,7 +312,8 @@ export class CpuBackend implements Backend {
     if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32')
       throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
     if (this.useFast) {
-      (this.useNative ? nativeMatmulBf16B : fast.matmulBf16B)(this.rt, matmulPointers(a));
+      if (this.useNative) nativeMatmulBf16B(this.rt, matmulOperands(a, operandOf));
+      else fast.matmulBf16B(this.rt, matmulOperands(a, ptrOf));
     } else {
       this.refMatmul(a, bf16ToF32(this.bits(a.b)));
     }
@@ -262,10 +346,12 @@ export class CpuBackend implements Backend {
   /** Rows of a bf16 embedding table, widened to the f32 output. */
   private embeddingBf16(a: KernelArgs['embedding']): void {
     if (a.out.dtype !== 'f32') throw new Error(`cpu embedding: a bf16 table gathers into f32, got ${a.out.dtype}`);
-    const p = (s: Storage): number => (s as CpuStorage).ptr;
     if (this.useFast) {
       this.explained(
-        () => fast.embeddingBf16(this.rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
+        () =>
+          this.useNative
+            ? nativeEmbedding(this.rt, operandOf(a.weight), operandOf(a.ids), operandOf(a.out), a.N, a.D, a.V, 1)
+            : fast.embeddingBf16(this.rt, ptrOf(a.weight), ptrOf(a.ids), ptrOf(a.out), a.N, a.D, a.V),
         () => ref.checkIds('embedding', this.view(a.ids) as Int32Array, a.N, a.V),
       );
     } else {
@@ -281,12 +367,13 @@ export class CpuBackend implements Backend {
     const rt = this.rt;
     const v = (s: Storage): any => this.view(s); // eslint-disable-line @typescript-eslint/no-explicit-any
     const vo = (s: Storage | null): any => (s === null ? null : this.view(s)); // eslint-disable-line @typescript-eslint/no-explicit-any
-    const p = (s: Storage): number => (s as CpuStorage).ptr;
+    const p = ptrOf;
+    const o = operandOf;
     const po = (s: Storage | null): number => (s === null ? 0 : (s as CpuStorage).ptr);
     type K<N extends keyof KernelArgs> = (a: KernelArgs[N]) => void;
 
     const fill: K<'fill'> = (a) => {
-      this.view(a.out).fill(a.value);
+      (this.hostView(a.out) ?? this.view(a.out)).fill(a.value);
     };
     const copy: K<'copy'> = (a) => {
       const meta = [...a.shape, ...a.srcStrides, ...a.dstStrides];
@@ -343,9 +430,11 @@ export class CpuBackend implements Backend {
               ...a.bStrides,
             ]),
       affine: (a) =>
-        this.fastFor(a.x)
-          ? fast.affine(rt, p(a.x), p(a.out), a.scale, a.shift, a.n)
-          : ref.affine(v(a.x), v(a.out), a.scale, a.shift, a.n),
+        !this.fastFor(a.x)
+          ? ref.affine(v(a.x), v(a.out), a.scale, a.shift, a.n)
+          : this.useNative
+            ? nativeAffine(rt, o(a.x), o(a.out), a.scale, a.shift, a.n)
+            : fast.affine(rt, p(a.x), p(a.out), a.scale, a.shift, a.n),
       reduce: (a) =>
         this.fastFor(a.x)
           ? fast.reduce(rt, a.op, p(a.x), p(a.out), a.outer, a.red, a.inner)
@@ -354,7 +443,8 @@ export class CpuBackend implements Backend {
         if (a.b.dtype === 'bf16') {
           this.matmulBf16(a);
         } else if (this.fastFor(a.a)) {
-          (this.useNative ? nativeMatmul : fast.matmulF32)(rt, matmulPointers(a));
+          if (this.useNative) nativeMatmul(rt, matmulOperands(a, operandOf));
+          else fast.matmulF32(rt, matmulOperands(a, ptrOf));
         } else {
           this.refMatmul(a, this.view(a.b));
         }
@@ -383,14 +473,22 @@ export class CpuBackend implements Backend {
           ? this.embeddingBf16(a)
           : this.fastFor(a.weight)
             ? this.explained(
-                () => fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
+                () =>
+                  this.useNative
+                    ? nativeEmbedding(rt, o(a.weight), o(a.ids), o(a.out), a.N, a.D, a.V, 0)
+                    : fast.embedding(rt, p(a.weight), p(a.ids), p(a.out), a.N, a.D, a.V),
                 () => ref.checkIds('embedding', v(a.ids), a.N, a.V),
               )
             : ref.embedding(v(a.weight), v(a.ids), v(a.out), a.N, a.D, a.V),
       embeddingGrad: (a) =>
-        this.fastFor(a.dy)
-          ? fast.embeddingGrad(rt, p(a.dy), p(a.ids), p(a.dweight), a.N, a.D, a.V)
-          : ref.embeddingGrad(v(a.dy), v(a.ids), v(a.dweight), a.N, a.D, a.V),
+        !this.fastFor(a.dy)
+          ? ref.embeddingGrad(v(a.dy), v(a.ids), v(a.dweight), a.N, a.D, a.V)
+          : this.useNative
+            ? this.explained(
+                () => nativeEmbeddingGrad(rt, o(a.dy), o(a.ids), o(a.dweight), a.N, a.D, a.V),
+                () => ref.checkIds('embeddingGrad', v(a.ids), a.N, a.V),
+              )
+            : fast.embeddingGrad(rt, p(a.dy), p(a.ids), p(a.dweight), a.N, a.D, a.V),
       layerNorm: (a) =>
         this.fastFor(a.x)
           ? fast.layernorm(rt, p(a.x), po(a.w), po(a.b), p(a.out), p(a.mean), p(a.rstd), a.N, a.D, a.eps)
@@ -421,24 +519,8 @@ export class CpuBackend implements Backend {
           : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
       attention: (a) => {
         if (this.fastFor(a.q)) {
-          (this.useNative ? nativeAttention : fast.attentionF32)(rt, {
-            q: p(a.q),
-            k: p(a.k),
-            v: p(a.v),
-            mask: po(a.mask),
-            out: p(a.out),
-            lse: p(a.lse),
-            B: a.B,
-            T: a.T,
-            S: a.S,
-            H: a.H,
-            Hkv: a.Hkv,
-            Dh: a.Dh,
-            scale: a.scale,
-            causal: a.causal,
-            window: a.window,
-            softcap: a.softcap,
-          });
+          if (this.useNative) nativeAttention(rt, attentionOperands(a, operandOf));
+          else fast.attentionF32(rt, attentionOperands(a, ptrOf));
         } else {
           ref.attention(
             v(a.q),
@@ -462,28 +544,8 @@ export class CpuBackend implements Backend {
       },
       attentionGrad: (a) => {
         if (this.fastFor(a.q)) {
-          (this.useNative ? nativeAttentionGrad : fast.attentionGradF32)(rt, {
-            q: p(a.q),
-            k: p(a.k),
-            v: p(a.v),
-            mask: po(a.mask),
-            out: p(a.out),
-            lse: p(a.lse),
-            dout: p(a.dout),
-            dq: p(a.dq),
-            dk: p(a.dk),
-            dv: p(a.dv),
-            B: a.B,
-            T: a.T,
-            S: a.S,
-            H: a.H,
-            Hkv: a.Hkv,
-            Dh: a.Dh,
-            scale: a.scale,
-            causal: a.causal,
-            window: a.window,
-            softcap: a.softcap,
-          });
+          if (this.useNative) nativeAttentionGrad(rt, attentionGradOperands(a, operandOf));
+          else fast.attentionGradF32(rt, attentionGradOperands(a, ptrOf));
         } else {
           ref.attentionGrad(
             v(a.q),
@@ -509,24 +571,12 @@ export class CpuBackend implements Backend {
           );
         }
       },
-      adamw: (a) =>
-        this.fastFor(a.p)
-          ? fast.adamw(
-              rt,
-              p(a.p),
-              p(a.g),
-              p(a.m),
-              p(a.v),
-              a.n,
-              a.lr,
-              a.beta1,
-              a.beta2,
-              a.eps,
-              a.weightDecay,
-              a.bc1,
-              a.bc2,
-            )
-          : ref.adamw(v(a.p), v(a.g), v(a.m), v(a.v), a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2),
+      adamw: (a) => {
+        const args = [a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.bc1, a.bc2] as const;
+        if (!this.fastFor(a.p)) ref.adamw(v(a.p), v(a.g), v(a.m), v(a.v), ...args);
+        else if (this.useNative) nativeAdamw(rt, o(a.p), o(a.g), o(a.m), o(a.v), ...args);
+        else fast.adamw(rt, p(a.p), p(a.g), p(a.m), p(a.v), ...args);
+      },
       rmsprop: (a) =>
         this.fastFor(a.p)
           ? fast.rmsprop(rt, p(a.p), p(a.g), p(a.sq), a.n, a.lr, a.alpha, a.eps, a.weightDecay)
@@ -539,7 +589,9 @@ export class CpuBackend implements Backend {
         // Float64 partials per chunk, summed here.
         const chunks = fast.sumsqChunks(a.n);
         let total = 0;
-        if (this.fastFor(a.x)) {
+        if (this.fastFor(a.x) && this.useNative) {
+          total = nativeSumsq(rt, o(a.x), a.n);
+        } else if (this.fastFor(a.x)) {
           const at = rt.malloc(chunks * 8);
           fast.sumsq(rt, p(a.x), a.n, at);
           const parts = rt.heap().f64.subarray(at / 8, at / 8 + chunks);

@@ -129,6 +129,23 @@ export class Pager {
     }
   }
 
+  /**
+   * Runs `fn`, a kernel that takes its operands where they lie (native kernels read a spilled
+   * storage's host bytes), with them pinned: nothing is reloaded, and their last use is not
+   * updated, so that storages only such kernels touch are the first to move out under pressure
+   * (they never have to come back).
+   */
+  inPlace<T>(operands: PagedStorage[], fn: () => T): T {
+    for (const s of operands) s.pins++;
+    this.running++;
+    try {
+      return fn();
+    } finally {
+      this.running--;
+      for (const s of operands) s.pins--;
+    }
+  }
+
   /** Kernels in progress (their operands' addresses are in use). */
   private running = 0;
 
@@ -140,18 +157,37 @@ export class Pager {
    */
   evict(bytes: number): boolean {
     if (this.rt.liveBytes + bytes > this.rt.limitBytes) return this.evictOldest(bytes);
-    // Enough free memory in all but no hole that large: moving tensors down inside the memory
-    // (a memmove each) may make one without moving anything out.
+    // Enough free memory in all but no hole that large: either slide tensors down inside the memory
+    // (a memmove each) or move the cheapest run of adjacent blocks out, whichever copies less.
+    let run = this.cheapestRun(bytes);
     if (this.rt.addressLimit - this.rt.reservedBytes - HEAP_START + this.freeInside() >= bytes) {
-      const before = this.rt.largestHole();
-      this.compact();
-      this.stats.compactions++;
-      if (this.rt.largestHole() >= bytes && this.rt.largestHole() > before) return true;
+      if (run === null || this.compactionBytes() < run.cost) {
+        const before = this.rt.largestHole();
+        this.compact();
+        this.stats.compactions++;
+        if (this.rt.largestHole() >= bytes && this.rt.largestHole() > before) return true;
+        run = this.cheapestRun(bytes);
+      }
     }
-    const run = this.cheapestRun(bytes);
     if (run === null) return this.evictOldest(bytes);
-    for (const s of run) this.spill(s);
+    for (const s of run.storages) this.spill(s);
     return true;
+  }
+
+  /** Bytes a compaction would move: the movable storages above the lowest hole. */
+  private compactionBytes(): number {
+    const byPtr = new Map<number, PagedStorage>();
+    for (const s of this.resident) byPtr.set(s.ptr, s);
+    let moved = 0,
+      hole = false;
+    for (const [ptr, size, live] of this.rt.blocks()) {
+      if (!live) hole = true;
+      else if (hole) {
+        const s = byPtr.get(ptr);
+        if (s !== undefined && (s.pins === 0 || this.running === 0)) moved += size;
+      }
+    }
+    return moved;
   }
 
   /** Free bytes below the heap's top. */
@@ -191,9 +227,10 @@ export class Pager {
    * The resident storages to move out so that `bytes` contiguous bytes become free: over the heap's
    * blocks in address order, the window of adjacent free blocks and unpinned storages of at least
    * `bytes` whose storages cost least, a storage costing its bytes, up to twice that when recently
-   * used (it would come back soon). Null when no window without a pinned or runtime-owned block exists.
+   * used (it would come back soon), with that cost. Null when no window without a pinned or
+   * runtime-owned block exists.
    */
-  private cheapestRun(bytes: number): PagedStorage[] | null {
+  private cheapestRun(bytes: number): { storages: PagedStorage[]; cost: number } | null {
     const byPtr = new Map<number, PagedStorage>();
     let oldest = this.clock;
     for (const s of this.resident) {
@@ -235,7 +272,7 @@ export class Pager {
     if (best === null) return null;
     const out: PagedStorage[] = [];
     for (let k = best[0]; k <= best[1]; k++) if (blocks[k].s !== undefined) out.push(blocks[k].s!);
-    return out;
+    return { storages: out, cost: bestCost };
   }
 
   private spill(s: PagedStorage): void {
