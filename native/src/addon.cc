@@ -16,6 +16,7 @@
 //   adamw(heap, threads, p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2, fused)
 //   sumsq(heap, threads, x, n, chunk) -> number                    float64 sum of squares
 //   affine(heap, threads, x, out, scale, shift, n, fused)
+//   add(heap, threads, a, b, out, n)      out = a + b (dense; out may be a or b)
 //   embedding(heap, threads, weight, ids, out, N, D, V, bf16)      (bf16 1: weight holds bfloat16)
 //   embeddingGrad(heap, threads, dy, ids, dweight, N, D, V)
 //   info()        -> { kernel, available }   the instruction set in use / those this CPU runs
@@ -275,6 +276,21 @@ napi_value Affine(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Add(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"heap", "threads", "a", "b", "out", "n"};
+  Call c(env, info, "add", names, 6);
+  if (!c.ok()) return nullptr;
+  const int64_t n = c.count(5);
+  const float* a = c.operand(2, 1, n);
+  const float* b = c.operand(3, 1, n);
+  float* out = c.operand(4, 1, n);
+  c.disjoint(2, 4, true);
+  c.disjoint(3, 4, true);
+  if (!c.ok() || n == 0) return nullptr;
+  tsdpo::add(a, b, out, n, threads_of(c[1]));
+  return nullptr;
+}
+
 /** Checks embedding's ids; false (a RangeError thrown) when one lies outside [0, V). */
 bool embedding_ids(Call& c, const int32_t* ids, int64_t N, int64_t V) {
   const int64_t r = c.ok() && ids != nullptr ? tsdpo::embedding_check(ids, N, V) : -1;
@@ -370,6 +386,7 @@ NAPI_MODULE_INIT() {
       {"adamw", nullptr, Adamw, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumsq", nullptr, Sumsq, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"affine", nullptr, Affine, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"add", nullptr, Add, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"embedding", nullptr, Embedding, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"embeddingGrad", nullptr, EmbeddingGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -57,9 +57,10 @@ struct Ops {
   void (*sumsq4)(const float*, int64_t, double*);
   void (*widen)(const uint16_t*, float*, int64_t);
   void (*add)(float*, const float*, int64_t);
+  void (*sum)(const float*, const float*, float*, int64_t, int64_t);
 };
 
-#define OPS(ns) Ops{ns::adamw_range, ns::affine_range, ns::sumsq_chunk, ns::sumsq_chunks4, ns::widen_row, ns::add_row}
+#define OPS(ns) Ops{ns::adamw_range, ns::affine_range, ns::sumsq_chunk, ns::sumsq_chunks4, ns::widen_row, ns::add_row, ns::sum_range}
 
 /** The loops for the instruction set of the selected matmul micro-kernel (gemm_select), as attention.cc. */
 Ops ops() {
@@ -134,6 +135,11 @@ void affine(const float* x, float* out, float scale, float shift, int64_t n, boo
   const Ops o = ops();
   parallel_for((n + BLOCK - 1) / BLOCK, threads,
                [&](int64_t u) { o.affine(x, out, scale, shift, fused, u * BLOCK, std::min(n, (u + 1) * BLOCK)); });
+}
+
+void add(const float* a, const float* b, float* out, int64_t n, int threads) {
+  const Ops o = ops();
+  parallel_for((n + BLOCK - 1) / BLOCK, threads, [&](int64_t u) { o.sum(a, b, out, u * BLOCK, std::min(n, (u + 1) * BLOCK)); });
 }
 
 int64_t embedding_check(const int32_t* ids, int64_t N, int64_t V) {

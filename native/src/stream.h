@@ -30,6 +30,8 @@ double sumsq(const float* x, int64_t n, int64_t chunk, int threads);
 
 /** out[i] = x[i] * scale + shift (fused when `fused`); out may be x. */
 void affine(const float* x, float* out, float scale, float shift, int64_t n, bool fused, int threads);
+/** out = a + b over n floats (out may be a or b, else disjoint from both): a `binary` add of dense operands. */
+void add(const float* a, const float* b, float* out, int64_t n, int threads);
 
 /**
  * out[r] = weight[ids[r]] (weight [V, D] float32, or bfloat16 bits widened exactly when bf16),

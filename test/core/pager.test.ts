@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { CpuBackend, type CpuStorage } from '../../src/backend/cpu/backend.js';
+import { CpuBackend, type CpuOptions, type CpuStorage } from '../../src/backend/cpu/backend.js';
 import { loadNative, nativeLoadError } from '../../src/backend/cpu/native.js';
 import { KernelRuntime } from '../../src/backend/cpu/runtime.js';
 import type { Storage } from '../../src/core/backend.js';
@@ -43,7 +43,8 @@ test('tensors five times the memory limit keep their values through kernels and 
     cpu.write(s, data[i]);
     xs.push(s);
   }
-  assert.ok(cpu.pager.stats.spills > 0, 'nothing moved out with 40 MiB under an 8 MiB limit');
+  // Allocated while the memory is full, the later ones are written where they are: outside.
+  assert.ok(xs.filter((s) => (s as CpuStorage).ptr < 0).length >= 30, 'nothing waits outside with 40 MiB under 8 MiB');
   assert.ok(rt.liveBytes <= rt.limitBytes);
   // out_i = 2 x_i + 1 for every i, then x_i + out_i: each kernel reloads what it needs.
   const outs = xs.map((x) => {
@@ -73,7 +74,7 @@ test('tensors five times the memory limit keep their values through kernels and 
     [data[xs.indexOf(spilled)][4], 7, 8, 9, data[xs.indexOf(spilled)][8]],
   );
   const st = cpu.pager.stats;
-  assert.ok(st.reloads > 0 && st.movedBytes > 40 * MiB, JSON.stringify(st));
+  assert.ok(st.spills > 0 && st.reloads > 0 && st.movedBytes > 40 * MiB, JSON.stringify(st));
   for (const s of [...xs, ...outs]) cpu.free(s);
   assert.equal(st.spilledBytes, 0);
   rt.limitBytes = 2 ** 32;
@@ -157,10 +158,10 @@ test('DPO with the memory limited to a few MiB (in bytes, or in addresses) equal
 });
 
 /** A fresh runtime with 8 MiB of heap above the threads' scratch, filled with eight 1 MiB tensors holding 0..7. */
-async function eightTensors(): Promise<{ rt: KernelRuntime; cpu: CpuBackend; xs: CpuStorage[] }> {
+async function eightTensors(opts: CpuOptions = {}): Promise<{ rt: KernelRuntime; cpu: CpuBackend; xs: CpuStorage[] }> {
   const n = MiB / 4;
   const rt = await KernelRuntime.create({ threads: 1 });
-  const cpu = new CpuBackend(rt, {});
+  const cpu = new CpuBackend(rt, opts);
   rt.addressLimit = rt.blocks().at(-1)![0] + 8 * MiB;
   const xs = Array.from({ length: 8 }, (_, i) => {
     const s = cpu.alloc('f32', n);
@@ -182,6 +183,8 @@ test('when no hole is large enough and sliding tensors down copies less than mov
   try {
     for (const k of [5, 7]) cpu.free(xs[k]); // 2 MiB free: x6 between the holes
     const big = cpu.alloc('f32', MiB / 2);
+    assert.ok(big.ptr < 0 && big.blank, 'allocated while the memory is full, a large tensor waits blank');
+    cpu.view(big); // a WebAssembly kernel needs it
     assert.equal(cpu.pager.stats.spills, 0, 'a tensor moved out although compaction (1 MiB moved) made room');
     assert.equal(cpu.pager.stats.compactions, 1);
     assert.equal(cpu.pager.stats.movedInside, MiB);
@@ -197,6 +200,7 @@ test('when sliding tensors down would copy more than moving the oldest out, it m
   try {
     for (const k of [1, 7]) cpu.free(xs[k]); // 2 MiB free; sliding would move x2..x6 (5 MiB)
     const big = cpu.alloc('f32', MiB / 2);
+    cpu.view(big);
     assert.equal(cpu.pager.stats.compactions, 0);
     assert.deepEqual(
       [0, 2, 3, 4, 5, 6].filter((k) => xs[k].ptr < 0),
@@ -229,6 +233,7 @@ test("blocks that cannot move (pinned, the runtime's own) leave holes: the cheap
     cpu.free(xs[4]!);
     cpu.readSync(xs[3]!); // x3 is the most recently used; x0 the oldest
     const big = cpu.alloc('f32', 2 * n);
+    cpu.view(big);
     const moved = [0, 3, 6, 7].filter((k) => xs[k]!.ptr < 0);
     assert.deepEqual(moved, [0], `moved ${moved.join(', ')}`);
     assert.ok(big.ptr >= 0);
@@ -254,6 +259,8 @@ test("native kernels take spilled operands where they lie: nothing comes back in
     table: data(V * D),
     dy: data(R * D),
     dtable: data(V * D),
+    acc: data(70001),
+    more: data(70001),
   };
   const ids = Int32Array.from({ length: R }, (_, i) => (i * 7) % V);
   /** Runs every kernel with a native implementation on one backend; returns its outputs and the sum of squares. */
@@ -311,6 +318,8 @@ test("native kernels take spilled operands where they lie: nothing comes back in
     k.affine({ x: st.p, out: st.scaled, n: P, scale: 0.5, shift: -1 });
     k.embedding({ weight: st.table, ids: st.ids, out: st.rows, N: R, D, V });
     k.embeddingGrad({ dy: st.dy, ids: st.ids, dweight: st.dtable, N: R, D, V });
+    // A gradient added into a leaf's (tied weights): a dense sum, large enough for the addon.
+    k.binary({ op: 'add', a: st.acc, b: st.more, out: st.acc, shape: [70001], aStrides: [1], bStrides: [1] });
     if (spillFirst) {
       assert.equal(
         cpu.pager.stats.reloads,
@@ -320,7 +329,7 @@ test("native kernels take spilled operands where they lie: nothing comes back in
       for (const [name, s] of Object.entries(st)) assert.ok((s as CpuStorage).ptr < 0, `${name} came back in`);
     }
     const result = Object.fromEntries(
-      ['c', 'p', 'm', 'v', 'scaled', 'rows', 'dtable'].map((n) => [n, cpu.readSync(st[n])]),
+      ['c', 'p', 'm', 'v', 'scaled', 'rows', 'dtable', 'acc'].map((n) => [n, cpu.readSync(st[n])]),
     );
     return { ...result, sumsq: cpu.readSync(out)[0] };
   };
@@ -333,5 +342,58 @@ test("native kernels take spilled operands where they lie: nothing comes back in
   } finally {
     await wasmRt.close();
     await nativeRt.close();
+  }
+});
+
+test('a large tensor allocated while the memory is full waits blank: written outside by a native kernel, given room by a WebAssembly one, copied by neither', async (t) => {
+  if ((await loadNative()) === null) return t.skip(nativeLoadError ?? 'native addon not loaded');
+  const { rt, cpu: nat, xs } = await eightTensors({ native: true }); // the 8 MiB are full
+  try {
+    const [M, K, N] = [64, 64, 64]; // C: 16 KiB, too small to wait blank
+    const a = nat.alloc('f32', 4 * M * K); // 64 KiB
+    assert.equal(a.blank, false);
+    const st = nat.pager.stats;
+    assert.ok(st.spills > 0, 'a small tensor takes room at once');
+    const moved = st.movedBytes;
+    const big = nat.alloc('f32', MiB / 2); // 2 MiB
+    const spills = st.spills;
+    assert.ok(big.blank && big.ptr < 0 && st.spills === spills);
+    nat.kernels.fill({ out: a, value: 0.5 });
+    nat.kernels.fill({ out: big, value: 1 });
+    assert.ok(big.ptr < 0 && !big.blank && st.movedBytes === moved, 'fill wrote it outside');
+    // C = A B with C blank: the native kernel writes it outside.
+    const c = nat.alloc('f32', (MiB / 4) * 2);
+    nat.kernels.matmul({
+      a,
+      b: big,
+      c,
+      M: 4 * M,
+      N: 2048,
+      K,
+      transA: false,
+      transB: false,
+      accumulate: false,
+      batch: 1,
+      strideA: 0,
+      strideB: 0,
+      strideC: 0,
+    });
+    assert.ok(c.ptr < 0 && st.reloads === 0);
+    assert.ok(
+      (nat.readSync(c) as Float32Array).every((x) => x === 32),
+      'A B = 0.5 x 1 x 64',
+    );
+    // A WebAssembly kernel's output allocated blank gets room without any copy in.
+    const out = nat.alloc('f32', (MiB / 4) * 2);
+    assert.ok(out.blank);
+    const reloads = st.reloads;
+    nat.kernels.unary({ op: 'neg', x: a, out: a, n: 4 * M * K }); // warm: a is resident
+    nat.kernels.unary({ op: 'neg', x: c, out, n: (MiB / 4) * 2 });
+    assert.equal(st.reloads, reloads + 1, 'only c, written before, was copied in');
+    assert.ok((nat.readSync(out) as Float32Array).every((x) => x === -32));
+    assert.ok(st.movedBytes - moved >= 2 * MiB, 'c came in');
+    for (const s of [a, big, c, out, ...xs]) nat.free(s);
+  } finally {
+    await rt.close();
   }
 });

@@ -10,6 +10,7 @@ import * as ref from '../ref/index.js';
 import * as fast from './fast/index.js';
 import {
   nativeAdamw,
+  nativeAdd,
   nativeAffine,
   nativeAttention,
   nativeAttentionGrad,
@@ -71,13 +72,11 @@ function attentionGradOperands<P extends Operand>(a: KernelArgs['attentionGrad']
   return { ...attentionOperands(a, at), dout: at(a.dout), dq: at(a.dq), dk: at(a.dk), dv: at(a.dv) };
 }
 
+/** Elements from which a dense sum runs in the native addon (below, the WebAssembly kernel's call is cheaper). */
+const NATIVE_ADD_MIN = 1 << 16;
+
 /** A resident storage's byte address in the runtime memory. */
 const ptrOf = (s: Storage): number => (s as CpuStorage).ptr;
-/** Where a native kernel finds a storage: its address while resident, else its host bytes (pager.ts). */
-const operandOf = (s: Storage): Operand => {
-  const c = s as CpuStorage;
-  return c.ptr >= 0 ? c.ptr : c.host!;
-};
 
 /** A CPU tensor's memory: `ptr` is its byte address in the runtime memory while resident (pager.ts). */
 export type CpuStorage = PagedStorage;
@@ -107,6 +106,12 @@ export class CpuBackend implements Backend {
   get spill(): Pager['stats'] {
     return this.pager.stats;
   }
+
+  /** Where a native kernel finds a storage: its address while resident, else its host bytes (pager.ts). */
+  private readonly operandOf = (s: Storage): Operand => {
+    const c = s as CpuStorage;
+    return c.ptr >= 0 ? c.ptr : this.pager.hostBytes(c);
+  };
 
   /** Time and work per kernel when profiling (TSDPO_PROFILE=1 or profile()). */
   readonly profileData = new Map<string, { calls: number; ms: number; flops: number }>();
@@ -143,6 +148,21 @@ export class CpuBackend implements Backend {
     return out as unknown as KernelTable;
   }
 
+  /**
+   * Whether a binary kernel is a large sum of dense float32 operands (a gradient added into a
+   * leaf's: tied embeddings, shared weights), which the native addon does where they lie.
+   */
+  private nativeAdd(a: KernelArgs['binary']): boolean {
+    if (!this.useNative || a.op !== 'add' || a.a.dtype !== 'f32' || a.b.dtype !== 'f32' || a.out.dtype !== 'f32')
+      return false;
+    let n = 1;
+    for (let d = a.shape.length - 1; d >= 0; d--) {
+      if (a.shape[d] !== 1 && (a.aStrides[d] !== n || a.bStrides[d] !== n)) return false;
+      n *= a.shape[d];
+    }
+    return n >= NATIVE_ADD_MIN && n === a.out.size;
+  }
+
   /** Whether kernel `name` will run on `a` where its operands lie (the branch makeKernels takes for it). */
   private inPlace(name: keyof KernelArgs, a: never): boolean {
     switch (name) {
@@ -159,6 +179,8 @@ export class CpuBackend implements Backend {
         return this.useNative && (a as KernelArgs['attention']).q.dtype !== 'f64';
       case 'adamw':
         return this.useNative && (a as KernelArgs['adamw']).p.dtype !== 'f64';
+      case 'binary':
+        return this.nativeAdd(a);
       case 'sumSquares':
       case 'affine':
         return this.useNative && (a as KernelArgs['affine']).x.dtype !== 'f64';
@@ -196,7 +218,18 @@ export class CpuBackend implements Backend {
 
   alloc(dtype: DType, size: number): CpuStorage {
     const bytes = Math.max(1, size) * BYTES[dtype];
-    const s: CpuStorage = { backend: this, dtype, size, refs: 0, ptr: -1, host: null, bytes, lastUse: 0, pins: 0 };
+    const s: CpuStorage = {
+      backend: this,
+      dtype,
+      size,
+      refs: 0,
+      ptr: -1,
+      host: null,
+      blank: false,
+      bytes,
+      lastUse: 0,
+      pins: 0,
+    };
     this.pager.place(s);
     this.live += bytes;
     if (this.live > this.peak) this.peak = this.live;
@@ -243,8 +276,8 @@ export class CpuBackend implements Backend {
 
   /** Elements [start, end) of a spilled storage, read where it lies (host memory), or null when resident. */
   private hostView(s: Storage, start = 0, end = s.size): Float32Array | Float64Array | Int32Array | Uint16Array | null {
-    const host = (s as CpuStorage).host;
-    if (host === null) return null;
+    if ((s as CpuStorage).ptr >= 0) return null;
+    const host = this.pager.hostBytes(s as CpuStorage);
     const at = host.byteOffset + start * BYTES[s.dtype],
       n = end - start;
     switch (s.dtype) {
@@ -312,7 +345,7 @@ export class CpuBackend implements Backend {
     if (a.a.dtype !== 'f32' || a.c.dtype !== 'f32')
       throw new Error(`cpu matmul: a bf16 weight multiplies f32 operands only, got ${a.a.dtype}`);
     if (this.useFast) {
-      if (this.useNative) nativeMatmulBf16B(this.rt, matmulOperands(a, operandOf));
+      if (this.useNative) nativeMatmulBf16B(this.rt, matmulOperands(a, this.operandOf));
       else fast.matmulBf16B(this.rt, matmulOperands(a, ptrOf));
     } else {
       this.refMatmul(a, bf16ToF32(this.bits(a.b)));
@@ -350,7 +383,16 @@ export class CpuBackend implements Backend {
       this.explained(
         () =>
           this.useNative
-            ? nativeEmbedding(this.rt, operandOf(a.weight), operandOf(a.ids), operandOf(a.out), a.N, a.D, a.V, 1)
+            ? nativeEmbedding(
+                this.rt,
+                this.operandOf(a.weight),
+                this.operandOf(a.ids),
+                this.operandOf(a.out),
+                a.N,
+                a.D,
+                a.V,
+                1,
+              )
             : fast.embeddingBf16(this.rt, ptrOf(a.weight), ptrOf(a.ids), ptrOf(a.out), a.N, a.D, a.V),
         () => ref.checkIds('embedding', this.view(a.ids) as Int32Array, a.N, a.V),
       );
@@ -368,7 +410,7 @@ export class CpuBackend implements Backend {
     const v = (s: Storage): any => this.view(s); // eslint-disable-line @typescript-eslint/no-explicit-any
     const vo = (s: Storage | null): any => (s === null ? null : this.view(s)); // eslint-disable-line @typescript-eslint/no-explicit-any
     const p = ptrOf;
-    const o = operandOf;
+    const o = this.operandOf;
     const po = (s: Storage | null): number => (s === null ? 0 : (s as CpuStorage).ptr);
     type K<N extends keyof KernelArgs> = (a: KernelArgs[N]) => void;
 
@@ -412,9 +454,15 @@ export class CpuBackend implements Backend {
           ? fast.unaryGrad(rt, a.op, p(a.x), p(a.dy), p(a.dx), a.n)
           : ref.unaryGrad(a.op, v(a.x), v(a.dy), v(a.dx), a.n),
       binary: (a) =>
-        this.fastFor(a.a)
-          ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides])
-          : ref.binary(a.op, v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides]),
+        this.nativeAdd(a)
+          ? nativeAdd(rt, o(a.a), o(a.b), o(a.out), a.out.size)
+          : this.fastFor(a.a)
+            ? fast.binary(rt, a.op, p(a.a), p(a.b), p(a.out), a.shape.length, [
+                ...a.shape,
+                ...a.aStrides,
+                ...a.bStrides,
+              ])
+            : ref.binary(a.op, v(a.a), v(a.b), v(a.out), a.shape.length, [...a.shape, ...a.aStrides, ...a.bStrides]),
       where: (a) =>
         this.fastFor(a.a, a.cond)
           ? fast.where(rt, p(a.cond), p(a.a), p(a.b), p(a.out), a.shape.length, [
@@ -443,7 +491,7 @@ export class CpuBackend implements Backend {
         if (a.b.dtype === 'bf16') {
           this.matmulBf16(a);
         } else if (this.fastFor(a.a)) {
-          if (this.useNative) nativeMatmul(rt, matmulOperands(a, operandOf));
+          if (this.useNative) nativeMatmul(rt, matmulOperands(a, this.operandOf));
           else fast.matmulF32(rt, matmulOperands(a, ptrOf));
         } else {
           this.refMatmul(a, this.view(a.b));
@@ -519,7 +567,7 @@ export class CpuBackend implements Backend {
           : ref.rope(v(a.x), v(a.cos), v(a.sin), v(a.out), a.B, a.T, a.H, a.Dh, a.R, a.sign),
       attention: (a) => {
         if (this.fastFor(a.q)) {
-          if (this.useNative) nativeAttention(rt, attentionOperands(a, operandOf));
+          if (this.useNative) nativeAttention(rt, attentionOperands(a, this.operandOf));
           else fast.attentionF32(rt, attentionOperands(a, ptrOf));
         } else {
           ref.attention(
@@ -544,7 +592,7 @@ export class CpuBackend implements Backend {
       },
       attentionGrad: (a) => {
         if (this.fastFor(a.q)) {
-          if (this.useNative) nativeAttentionGrad(rt, attentionGradOperands(a, operandOf));
+          if (this.useNative) nativeAttentionGrad(rt, attentionGradOperands(a, this.operandOf));
           else fast.attentionGradF32(rt, attentionGradOperands(a, ptrOf));
         } else {
           ref.attentionGrad(

@@ -137,6 +137,8 @@ export interface NativeAddon {
     n: number,
     fused: number,
   ): void;
+  /** out = a + b over n floats (dense operands; out may be a or b, else disjoint from both). */
+  add(heap: Uint8Array, threads: number, a: Operand, b: Operand, out: Operand, n: number): void;
   /** out[r] = weight[ids[r]] (fast/embedding.ts; bf16 1: weight holds bfloat16 bits, widened exactly). */
   embedding(
     heap: Uint8Array,
@@ -363,6 +365,11 @@ export function nativeAffine(
   n: number,
 ): void {
   loaded('nativeAffine').affine(rt.heap().u8, rt.threads, x, out, scale, shift, n, rt.relaxed ? 1 : 0);
+}
+
+/** out = a + b over n floats, as fast/elementwise.ts's binary add of dense operands (out may be a or b). */
+export function nativeAdd(rt: KernelRuntime, a: Operand, b: Operand, out: Operand, n: number): void {
+  loaded('nativeAdd').add(rt.heap().u8, rt.threads, a, b, out, n);
 }
 
 /**

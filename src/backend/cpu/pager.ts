@@ -13,6 +13,11 @@ export interface PagedStorage extends Storage {
   ptr: number;
   /** The storage's bytes while spilled. */
   host: Uint8Array | null;
+  /**
+   * Allocated while the memory was full and not written yet: neither resident nor in `host`
+   * (placeBlank). It gets memory where it is first needed, without copying anything.
+   */
+  blank: boolean;
   /** Bytes of data (size x element bytes, at least 1). */
   readonly bytes: number;
   /** Clock value of the last kernel that used it (least recently used moves out first). */
@@ -32,6 +37,8 @@ const HEAP_START = 1 << 20;
  * peak RSS on the 0.5B run, as fresh segments do not reuse the memory the allocator freed earlier.)
  */
 const HOST_POOL_BYTES = 2 ** 31;
+/** Storages this large are left blank rather than moving others out for them (place). */
+const MIN_BLANK_BYTES = 1 << 20;
 /** Moving out at least this much per pressure event keeps the sorting of candidates rare. */
 const MIN_EVICT_BYTES = 64 << 20;
 
@@ -70,14 +77,35 @@ export class Pager {
     rt.onPressure = (bytes) => this.evict(bytes);
   }
 
-  /** Allocates a resident storage's memory (moving others out when the memory is full). */
+  /**
+   * Allocates a storage's memory. When the memory is full, a large storage is left blank instead
+   * of moving others out for it: one that only native kernels touch (a gradient) then never takes
+   * room in the WebAssembly memory, and one that a WebAssembly kernel writes gets its room then,
+   * without a copy either way.
+   */
   place(s: PagedStorage): void {
-    s.ptr = this.rt.malloc(s.bytes);
     s.lastUse = ++this.clock;
+    const ptr = s.bytes >= MIN_BLANK_BYTES ? this.rt.tryMalloc(s.bytes) : this.rt.malloc(s.bytes);
+    if (ptr < 0) {
+      s.blank = true;
+      return;
+    }
+    s.ptr = ptr;
     this.resident.add(s);
   }
 
+  /** The host bytes of a storage outside the WebAssembly memory (a blank one gets them now). */
+  hostBytes(s: PagedStorage): Uint8Array {
+    if (s.blank) {
+      s.host = this.hostBuffer(s.bytes);
+      s.blank = false;
+      this.counted(s.bytes);
+    }
+    return s.host!;
+  }
+
   release(s: PagedStorage): void {
+    s.blank = false;
     if (s.ptr >= 0) {
       this.rt.free(s.ptr);
       this.resident.delete(s);
@@ -96,14 +124,18 @@ export class Pager {
     s.pins++; // the reload's own allocation must not pick it
     try {
       const ptr = this.rt.malloc(s.bytes);
-      this.rt.heap().u8.set(s.host!, ptr);
-      this.recycle(s.host!);
-      s.host = null;
+      if (s.blank)
+        s.blank = false; // nothing written yet: nothing to copy
+      else {
+        this.rt.heap().u8.set(s.host!, ptr);
+        this.recycle(s.host!);
+        s.host = null;
+        this.stats.spilledBytes -= s.bytes;
+        this.stats.reloads++;
+        this.stats.movedBytes += s.bytes;
+      }
       s.ptr = ptr;
       this.resident.add(s);
-      this.stats.spilledBytes -= s.bytes;
-      this.stats.reloads++;
-      this.stats.movedBytes += s.bytes;
     } finally {
       s.pins--;
     }
@@ -282,14 +314,19 @@ export class Pager {
     this.resident.delete(s);
     s.ptr = -1;
     s.host = host;
+    this.counted(s.bytes);
+    this.stats.spills++;
+    this.stats.movedBytes += s.bytes;
+  }
+
+  /** Counts `bytes` more held in host memory. */
+  private counted(bytes: number): void {
     const st = this.stats;
-    st.spilledBytes += s.bytes;
+    st.spilledBytes += bytes;
     if (st.spilledBytes > st.peakSpilledBytes) {
       st.peakSpilledBytes = st.spilledBytes;
       st.residentAtPeak = this.rt.liveBytes;
     }
-    st.spills++;
-    st.movedBytes += s.bytes;
   }
 
   private hostBuffer(bytes: number): Uint8Array {

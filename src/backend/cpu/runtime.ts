@@ -243,7 +243,7 @@ export class KernelRuntime {
   onPressure: ((bytes: number) => boolean) | null = null;
 
   /** malloc without the pressure hook: the address, or -1 when the memory is full. */
-  private tryMalloc(bytes: number): number {
+  tryMalloc(bytes: number): number {
     let size = sizeClass(bytes);
     if (this.liveBytes + size > this.limitBytes) return -1;
     const list = this.freeLists.get(size);
