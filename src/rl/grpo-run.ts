@@ -16,7 +16,7 @@ export interface RlRunOptions extends RunOptions {
   /** Replaces sampling (parity tests feed fixed completions). */
   rollout?: Rollout;
   onMicro?: RlParts['onMicro'];
-  /** Rows of logits the LM head makes at once (tests force small chunks; default 64 MiB of them). */
+  /** Rows of logits the LM head makes at once (tests force small chunks; default 256 MiB of them). */
   headChunkRows?: number;
 }
 

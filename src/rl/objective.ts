@@ -39,7 +39,7 @@ export interface RlParts {
   padId: number;
   loraDropout: number;
   rollout?: Rollout;
-  /** Rows of logits the LM head makes at once (default: 64 MiB of them; see train/chunked-head.ts). */
+  /** Rows of logits the LM head makes at once (default: 256 MiB of them; see train/chunked-head.ts). */
   headChunkRows?: number;
   /** Sees each micro-batch's advantages and per-token log-probs (parity tests). */
   onMicro?: (m: { advantages: number[]; logps: number[][] }) => void;

@@ -88,7 +88,7 @@ export interface PpoUpdateOptions {
   gradientAccumulationSteps: number;
   /** Rows per no-gradient forward of the rollout phase. */
   forwardBatch: number;
-  /** Rows of logits the LM head makes at once (default: 64 MiB of them; see train/chunked-head.ts). */
+  /** Rows of logits the LM head makes at once (default: 256 MiB of them; see train/chunked-head.ts). */
   headChunkRows?: number;
 }
 

@@ -40,7 +40,7 @@ export interface PpoRunOptions extends RunOptions {
   rewardFunction(spec: string): Promise<RewardFn>;
   /** Called after each update with the policy being trained (the demo evaluates it at chosen updates). */
   afterUpdate?(update: number, total: number, policy: CausalLM): Promise<void>;
-  /** Rows of logits the LM head makes at once (tests force small chunks; default 64 MiB of them). */
+  /** Rows of logits the LM head makes at once (tests force small chunks; default 256 MiB of them). */
   headChunkRows?: number;
 }
 

@@ -49,7 +49,7 @@ export interface LogpOptions {
    * completion tokens past the shorter completion of the pair count with this weight instead of 1.
    */
   ldAlpha?: number | null;
-  /** Rows of logits the LM head makes at once (default: 64 MiB of them; see chunked-head.ts). */
+  /** Rows of logits the LM head makes at once (default: 256 MiB of them; see chunked-head.ts). */
   headChunkRows?: number;
   /** LoRA dropout of this (training) forward; default none. */
   dropout?: LoraDropout | null;

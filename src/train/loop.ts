@@ -395,10 +395,12 @@ export async function train(cfg: TrainConfig, obj: Objective, opts: LoopOptions 
       }
       if (cfg.save_steps > 0 && step % cfg.save_steps === 0 && step < total) await checkpoint();
     }
+    // transformers' train_runtime is the training loop's: the final checkpoint (written for --resume;
+    // transformers writes one only when save_steps divides the last step) is not in it.
+    const secs = (performance.now() - runStart) / 1000;
     await checkpoint();
     if (!obj.ownStep) {
       // The run's summary, as transformers' last log line: train_loss is the mean loss of the steps run.
-      const secs = (performance.now() - runStart) / 1000;
       const summary: Record<string, number> = {
         step,
         epoch: epochOf(),

@@ -62,6 +62,8 @@ export class Pager {
   private readonly resident = new Set<PagedStorage>();
   private readonly hostPool = new Map<number, Uint8Array[]>();
   private hostPoolBytes = 0;
+  /** The pooled buffers, kept longest first. */
+  private readonly poolOrder = new Set<Uint8Array>();
   readonly stats: PagerStats = {
     spilledBytes: 0,
     peakSpilledBytes: 0,
@@ -333,6 +335,7 @@ export class Pager {
     const pooled = this.hostPool.get(bytes)?.pop();
     if (pooled !== undefined) {
       this.hostPoolBytes -= bytes;
+      this.poolOrder.delete(pooled);
       return pooled;
     }
     try {
@@ -346,12 +349,23 @@ export class Pager {
     }
   }
 
-  /** Keeps a host buffer for the next spill of its size (within HOST_POOL_BYTES). */
+  /**
+   * Keeps a host buffer for the next spill of its size; beyond HOST_POOL_BYTES the buffers kept
+   * longest go (a step frees and takes the same sizes again soon: the gradients, the activations).
+   */
   private recycle(buf: Uint8Array): void {
-    if (this.hostPoolBytes + buf.byteLength > HOST_POOL_BYTES) return;
+    if (buf.byteLength > HOST_POOL_BYTES) return;
+    for (const old of this.poolOrder) {
+      if (this.hostPoolBytes + buf.byteLength <= HOST_POOL_BYTES) break;
+      this.poolOrder.delete(old);
+      const list = this.hostPool.get(old.byteLength)!;
+      list.splice(list.indexOf(old), 1);
+      this.hostPoolBytes -= old.byteLength;
+    }
     let list = this.hostPool.get(buf.byteLength);
     if (list === undefined) this.hostPool.set(buf.byteLength, (list = []));
     list.push(buf);
+    this.poolOrder.add(buf);
     this.hostPoolBytes += buf.byteLength;
   }
 }
