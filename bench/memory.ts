@@ -8,6 +8,8 @@
 //   npm run bench:memory -- --model /tmp/qwen24 --lora [--base ../other-checkout] [--steps 2] [--no-trl]
 //   npm run bench:memory -- --model /tmp/qwen4 [--base ...]        full fine-tuning
 //   --only 'tsdpo|TRL 1.13' runs the sides of those labels only; --frozen adds a side with frozen_dtype bfloat16
+//   npm run bench:memory -- --model /tmp/qwen24 --load-only [--frozen]   loading only, in this process
+//     (bench/memory-load.ts): one JSON line of RSS, peak RSS and live bytes after each loading stage
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +42,10 @@ const model = arg('model', '');
 if (!model || !existsSync(join(model, 'config.json'))) {
   console.error('bench:memory: --model DIR (a folder from bench/make_qwen_like.py) is required');
   process.exit(2);
+}
+if (flag('load-only')) {
+  await (await import('./memory-load.js')).loadOnly(resolve(model), flag('frozen'));
+  process.exit(0);
 }
 const lora = flag('lora');
 const steps = Number(arg('steps', '2'));

@@ -6,7 +6,7 @@
       "target_name": "tsdpo_native",
       "sources": [
         "src/addon.cc", "src/attention.cc", "src/gemm.cc", "src/pack.cc", "src/pool.cc", "src/stream.cc",
-        "src/kernel_avx512.cc", "src/kernel_avx2.cc", "src/kernel_scalar.cc"
+        "src/kernel_avx512.cc", "src/kernel_avx2.cc", "src/kernel_scalar.cc", "src/trim.cc"
       ],
       # Baseline ISA only: the SIMD micro-kernels carry function-level targets and are chosen at
       # run time, so the binary loads on any CPU of the architecture. No contraction of a * b + c

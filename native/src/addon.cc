@@ -31,6 +31,7 @@
 #include "attention.h"
 #include "gemm.h"
 #include "stream.h"
+#include "trim.h"
 
 namespace {
 
@@ -392,6 +393,7 @@ NAPI_MODULE_INIT() {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"select", nullptr, Select, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"trim", nullptr, tsdpo::Trim, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
   return exports;

@@ -21,21 +21,22 @@ function halfToF32Bits(h: number): number {
   return (sign | (e << 23) | ((man & 0x3ff) << 13)) >>> 0;
 }
 
-let halfTable: Float32Array | undefined;
-/** All 65536 binary16 values as float32 (256 KiB, built on first use). */
-function table(): Float32Array {
+let halfTable: Int32Array | undefined;
+/** The float32 bit patterns of all 65536 binary16 values (256 KiB, built on first use). */
+function table(): Int32Array {
   if (!halfTable) {
-    const bits = new Uint32Array(65536);
-    for (let h = 0; h < 65536; h++) bits[h] = halfToF32Bits(h);
-    halfTable = new Float32Array(bits.buffer);
+    halfTable = new Int32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToF32Bits(h);
   }
   return halfTable;
 }
 
-/** binary16 bits (Uint16Array) -> float32 values (exact). */
+/** binary16 bits (Uint16Array) -> float32 values (exact). Bits are copied as integers: a NaN keeps
+ *  its payload whichever way the engine compiled this loop (a float copy may set the quiet bit). */
 export function f16ToF32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
-  const t = table();
-  for (let i = 0; i < src.length; i++) dst[i] = t[src[i]];
+  const t = table(),
+    out = new Int32Array(dst.buffer, dst.byteOffset, dst.length);
+  for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
   return dst;
 }
 

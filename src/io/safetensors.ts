@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { writeAll, writeFileAtomicWith } from './atomic.js';
 import { bytesOf, DTYPES, dtypeProblem, isDType, numel, type DType, type TypedData } from './dtype.js';
 import { f32ToBf16, f32ToF16 } from './half.js';
-import { rawTensor, type RawTensor } from './raw-tensor.js';
+import { rawTensor, type RangeSource, type RawTensor } from './raw-tensor.js';
 import {
   encodeHeader,
   parseHeader,
@@ -36,8 +36,13 @@ export interface TensorToWrite {
 /** Reads `len` bytes at `pos` into a new buffer of their own (so typed views are aligned). */
 function readAt(fd: number, pos: number, len: number, where: string): Uint8Array {
   const slow = Buffer.allocUnsafeSlow(len); // its own ArrayBuffer, not zero-filled: every byte is read below
-  const out = new Uint8Array(slow.buffer, slow.byteOffset, len);
-  const CHUNK = 1 << 30;
+  return readInto(fd, new Uint8Array(slow.buffer, slow.byteOffset, len), pos, where);
+}
+
+/** Fills `out` with the bytes at `pos` of the file. */
+function readInto(fd: number, out: Uint8Array, pos: number, where: string): Uint8Array {
+  const len = out.byteLength,
+    CHUNK = 1 << 30;
   for (let off = 0; off < len;) {
     const got = fs.readSync(fd, out, off, Math.min(CHUNK, len - off), pos + off);
     if (got === 0) throw new Error(`${where}: file ended at byte ${pos + off} while reading ${len} bytes at ${pos}`);
@@ -87,10 +92,10 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
     for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const pos = dataStart + e.begin,
         len = e.end - e.begin;
-      const source = opts.lazy
-        ? () => readLater(file, stat, pos, len, `${where}: tensor '${e.name}'`)
-        : readAt(fd, pos, len, `${where}: tensor '${e.name}'`);
-      tensors.set(e.name, rawTensor(e.name, e.dtype, e.shape, source, file));
+      const at = `${where}: tensor '${e.name}'`;
+      const source = opts.lazy ? () => readLater(file, stat, pos, len, at) : readAt(fd, pos, len, at);
+      const ranges = opts.lazy ? rangesLater(file, stat, pos, len, at) : undefined;
+      tensors.set(e.name, rawTensor(e.name, e.dtype, e.shape, source, file, ranges));
     }
     return { tensors, metadata };
   } finally {
@@ -99,13 +104,30 @@ export function readSafetensors(file: string, opts: ReadOptions = {}): Safetenso
 }
 
 function readLater(file: string, was: fs.Stats, pos: number, len: number, where: string): Uint8Array {
+  return withUnchanged(file, was, where, (fd) => readAt(fd, pos, len, where));
+}
+
+/** Piecewise reads of the `len` bytes at `pos` (RawTensor's chunked reads), the file opened once per pass. */
+function rangesLater(file: string, was: fs.Stats, pos: number, len: number, where: string): RangeSource {
+  return (use) =>
+    withUnchanged(file, was, where, (fd) =>
+      use((dst, at) => {
+        if (at < 0 || at + dst.byteLength > len)
+          throw new Error(`${where}: bytes [${at}, ${at + dst.byteLength}) are outside the tensor's ${len}`);
+        readInto(fd, dst, pos + at, where);
+      }),
+    );
+}
+
+/** Runs `fn` on the file opened again, after checking that it has not changed since `was`. */
+function withUnchanged<T>(file: string, was: fs.Stats, where: string, fn: (fd: number) => T): T {
   const fd = openFile(file, where);
   try {
     const now = fs.fstatSync(fd);
     if (now.size !== was.size || now.mtimeMs !== was.mtimeMs) {
       throw new Error(`${where}: the file changed since its header was read (lazy read); read it again`);
     }
-    return readAt(fd, pos, len, where);
+    return fn(fd);
   } finally {
     fs.closeSync(fd);
   }
