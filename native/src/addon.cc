@@ -17,6 +17,7 @@
 //   sumsq(heap, threads, x, n, chunk) -> number                    float64 sum of squares
 //   affine(heap, threads, x, out, scale, shift, n, fused)
 //   add(heap, threads, a, b, out, n)      out = a + b (dense; out may be a or b)
+//   trim()        returns the C heap's free memory to the system (malloc_trim; benchmarks)
 //   embedding(heap, threads, weight, ids, out, N, D, V, bf16)      (bf16 1: weight holds bfloat16)
 //   embeddingGrad(heap, threads, dy, ids, dweight, N, D, V)
 //   info()        -> { kernel, available }   the instruction set in use / those this CPU runs
