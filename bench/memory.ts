@@ -11,7 +11,7 @@
 //   npm run bench:memory -- --model /tmp/qwen24 --load-only [--frozen]   loading only, in this process
 //     (bench/memory-load.ts): one JSON line of RSS, peak RSS and live bytes after each loading stage
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +127,9 @@ function run(s: Side, i: number): Result {
   } catch {
     /* failed before writing metrics */
   }
+  // The run's folder holds GiBs (the model and a checkpoint with the optimizer state): gone before
+  // the next side, so that it neither fills the disk nor leaves the next run a page cache to evict.
+  rmSync(out, { recursive: true, force: true });
   const err = (r.stderr ?? '')
     .split('\n')
     .filter((l) => /out of memory|Error/.test(l))
@@ -155,3 +158,4 @@ sides.forEach((s, i) => {
   const r = run(s, i);
   console.log(JSON.stringify(r));
 });
+rmSync(tmp, { recursive: true, force: true });
