@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { initEngine } from '../src/engine.js';
 import { loadModel, trainAll } from '../src/models/load.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { trimHeap } from '../src/io/trim.js';
+import { trimHeap } from './trim.js';
 import type { CpuBackend } from '../src/backend/cpu/backend.js';
 
 const GIB = 2 ** 30;

@@ -75,8 +75,16 @@ function attentionGradOperands<P extends Operand>(a: KernelArgs['attentionGrad']
 /** Elements from which a dense sum runs in the native addon (below, the WebAssembly kernel's call is cheaper). */
 const NATIVE_ADD_MIN = 1 << 16;
 
-/** A resident storage's byte address in the runtime memory. */
-const ptrOf = (s: Storage): number => (s as CpuStorage).ptr;
+/**
+ * A resident storage's byte address in the runtime memory (what a WebAssembly kernel reads). The
+ * wrapper made every such kernel's operands resident (inPlace lists the kernels it does not);
+ * a storage still outside means the two disagree: an error, not a read of address -1.
+ */
+const ptrOf = (s: Storage): number => {
+  const ptr = (s as CpuStorage).ptr;
+  if (ptr < 0) throw new Error('cpu backend: a WebAssembly kernel was handed a storage outside its memory (inPlace)');
+  return ptr;
+};
 
 /** A CPU tensor's memory: `ptr` is its byte address in the runtime memory while resident (pager.ts). */
 export type CpuStorage = PagedStorage;
@@ -274,7 +282,10 @@ export class CpuBackend implements Backend {
     return new Uint16Array(this.rt.memory.buffer, 2 * (p + start), end - start);
   }
 
-  /** Elements [start, end) of a spilled storage, read where it lies (host memory), or null when resident. */
+  /**
+   * Elements [start, end) of a storage outside the WebAssembly memory, where it lies (host memory; a
+   * blank one gets its host bytes now), or null when resident.
+   */
   private hostView(s: Storage, start = 0, end = s.size): Float32Array | Float64Array | Int32Array | Uint16Array | null {
     if ((s as CpuStorage).ptr >= 0) return null;
     const host = this.pager.hostBytes(s as CpuStorage);
@@ -411,7 +422,7 @@ export class CpuBackend implements Backend {
     const vo = (s: Storage | null): any => (s === null ? null : this.view(s)); // eslint-disable-line @typescript-eslint/no-explicit-any
     const p = ptrOf;
     const o = this.operandOf;
-    const po = (s: Storage | null): number => (s === null ? 0 : (s as CpuStorage).ptr);
+    const po = (s: Storage | null): number => (s === null ? 0 : ptrOf(s));
     type K<N extends keyof KernelArgs> = (a: KernelArgs[N]) => void;
 
     const fill: K<'fill'> = (a) => {

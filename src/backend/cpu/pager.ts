@@ -15,7 +15,7 @@ export interface PagedStorage extends Storage {
   host: Uint8Array | null;
   /**
    * Allocated while the memory was full and not written yet: neither resident nor in `host`
-   * (placeBlank). It gets memory where it is first needed, without copying anything.
+   * (place). It gets memory where it is first needed, without copying anything.
    */
   blank: boolean;
   /** Bytes of data (size x element bytes, at least 1). */

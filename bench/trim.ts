@@ -1,10 +1,10 @@
-// Returning the C heap's free memory to the OS after a load (Node, glibc). Node's ArrayBuffers are
-// malloc'd; glibc keeps freed ones mapped for reuse, so the host copies of a load can stay
-// resident after they are garbage. The native addon's trim() (native/src/trim.cc) calls
-// malloc_trim(0); without the addon, or off glibc, this does nothing.
+// Returning the C heap's free memory to the OS after a load (Node, glibc), for bench:memory
+// --load-only. Node's ArrayBuffers are malloc'd; glibc keeps freed ones mapped for reuse, so the
+// host copies of a load can stay resident after they are garbage. The native addon's trim()
+// (native/src/trim.cc) calls malloc_trim(0); without the addon, or off glibc, this does nothing.
 import { requireAddon } from '#host';
 
-const ADDON = '../../../native/build/Release/tsdpo_native.node';
+const ADDON = '../../native/build/Release/tsdpo_native.node';
 
 let trim: (() => boolean) | null | undefined;
 
